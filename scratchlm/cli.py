@@ -1,0 +1,60 @@
+"""`scratchlm ...`: the command line only wires pieces together.
+
+Each sub-command lives in its own module under ``scratchlm/commands/`` exposing
+``add_arguments(parser)`` and ``run(args) -> int``; heavy imports (JAX, models) happen inside
+``run`` so that ``scratchlm --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from scratchlm.errors import ScratchlmError
+
+# command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("scratchlm.commands.demo", "run the whole pipeline on the shipped real data"),
+    "tokenize": ("scratchlm.commands.tokenize", "train a BPE/WordPiece tokenizer or encode text"),
+    "classify": ("scratchlm.commands.classify", "the embedding-bag sigmoid classifier on polarity"),
+    "word2vec": ("scratchlm.commands.word2vec", "train skip-gram / CBOW with negative sampling"),
+    "glove": ("scratchlm.commands.glove", "count co-occurrences and train GloVe"),
+    "gru-lm": ("scratchlm.commands.gru_lm", "train or sample the GRU language model"),
+    "pretrain": ("scratchlm.commands.pretrain", "masked-LM pretraining of a BERT-style encoder"),
+    "finetune": ("scratchlm.commands.finetune", "fine-tune an encoder on sequence/token tasks"),
+    "bench": ("scratchlm.commands.bench", "run the benchmarks beside their peers"),
+    "docs": ("scratchlm.commands.docs", "build the code-beside-equations site"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scratchlm", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+            continue  # command not built yet in this checkout
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except ScratchlmError as err:
+        print(f"scratchlm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"scratchlm {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

