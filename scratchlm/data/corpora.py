@@ -102,6 +102,30 @@ def load_corpus(spec: str, *, lowercase: bool = False) -> list[str]:
     return [line.lower() for line in lines] if lowercase else list(lines)
 
 
+_WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
+
+
+def word_tokens(text: str) -> list[str]:
+    """Lower-cased word tokens (letters and digits, inner apostrophes kept, punctuation dropped).
+
+    The one word-level tokenization that Word2Vec, GloVe, the GRU's word vocabulary and their gensim
+    comparisons all share, so that their scores are measured on the same tokens.
+    """
+    return _WORD.findall(text.lower())
+
+
+def load_tokenized_corpus(spec: str) -> list[list[str]]:
+    """``--corpus`` as lists of words: ``wiki``/``lee`` through :func:`word_tokens`, a file split on whitespace."""
+    if spec in ("wiki", "lee"):
+        sentences = [word_tokens(line) for line in load_corpus(spec)]
+    else:
+        sentences = [line.split() for line in read_lines(spec)]
+    sentences = [s for s in sentences if s]
+    if not sentences:
+        raise CorpusError(f"corpus {spec!r} holds no word")
+    return sentences
+
+
 # ----------------------------------------------------------------------------- small sets
 
 
