@@ -220,6 +220,8 @@ _MAGIC = re.compile(r"__[A-Z]+__")
 _SPACES = re.compile(r"[ \t\u00a0]+")
 _INTERNAL = re.compile(r"\[\[([^\[\]|]*)(?:\|([^\[\]]*))?\]\]([a-z]*)")
 _EMPTY_PARENS = re.compile(r"\(\s*[,;]?\s*\)")
+_HALF_CLOSED_LINK = re.compile(r"\[\[([^\[\]]*)\](?!\])")  # "[[a|b]" typos in the source
+_LEFTOVER_MARKUP = ("[[", "]]", "{{", "}}", "<ref", "'''")
 
 MIN_PARAGRAPH_WORDS = 5  # drop list fragments, captions and leftovers shorter than this
 
@@ -307,7 +309,9 @@ def clean_wikitext(wikitext: str, title: str = "") -> list[Paragraph]:
             continue  # table-row leftovers
         line = _EMPTY_PARENS.sub("", line)
         line = _SPACES.sub(" ", line).strip()
-        plain, links = _links_to_text(line)
+        plain, links = _links_to_text(_HALF_CLOSED_LINK.sub(r"[[\1]]", line))
+        if any(marker in plain for marker in _LEFTOVER_MARKUP):
+            continue  # markup too broken to clean without guessing
         if len(plain.split()) >= MIN_PARAGRAPH_WORDS:
             paragraphs.append(Paragraph(title, plain, links))
     return paragraphs
