@@ -1,0 +1,193 @@
+"""Fine-tuning tasks as arrays: reading the user's files, encoding sentences (and sentence pairs),
+and aligning word-level tags with WordPiece sub-tokens.
+
+Input layout (Devlin et al. 2019, §3 and Fig. 2): a single sentence is ``[CLS] A [SEP]`` with
+segment ids 0; a pair is ``[CLS] A [SEP] B [SEP]`` with segment ids 0 up to and including the first
+``[SEP]`` and 1 after it.  Pairs longer than ``max_length`` lose tokens from the longer side first
+(HuggingFace's ``longest_first``).
+
+Token classification labels the first sub-token of each word and gives the others, the special
+tokens and the padding the label ``IGNORE = -100``, which the loss skips (Devlin et al. 2019, §5.3;
+HuggingFace's ``run_ner`` does the same).  :func:`word_predictions` inverts the alignment: the
+predictions at the positions holding a label are the word-level predictions, in order.
+
+The tokenizer enters only as callables ``encode(text) -> list[int]`` (no special tokens), so this
+module needs neither a particular tokenizer nor JAX.  Words are encoded one at a time, as
+HuggingFace does for ``is_split_into_words=True``; a word the tokenizer turns into nothing (a lone
+control character) is given ``unk_id`` so that every word keeps a position and a prediction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from scratchlm.data.corpora import read_text
+from scratchlm.errors import CorpusError
+
+IGNORE = -100  # label of positions left out of the loss (HuggingFace's ignore_index)
+
+Encode = Callable[[str], list[int]]
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    cls: int
+    sep: int
+    pad: int
+    unk: int
+
+
+# ----------------------------------------------------------------------------- reading files
+
+
+def read_jsonl(path: str | Path) -> list[tuple[str, str | None, str]]:
+    """A sequence task from JSON lines: ``{"text": ..., "label": ...}``, or a pair with ``"text_pair"``.
+
+    Returns ``(text_a, text_b or None, label)`` per line; labels are kept as strings.
+    """
+    examples = []
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise CorpusError(f"{path} line {number}: not valid JSON ({err.msg} at column {err.colno})") from None
+        if not isinstance(record, dict) or "text" not in record or "label" not in record:
+            raise CorpusError(f'{path} line {number}: expected an object with "text" and "label" (and optionally "text_pair")')
+        pair = record.get("text_pair")
+        examples.append((str(record["text"]), None if pair is None else str(pair), str(record["label"])))
+    if not examples:
+        raise CorpusError(f"{path} holds no example")
+    return examples
+
+
+def read_conll(path: str | Path) -> list[tuple[list[str], list[str]]]:
+    """A token task in CoNLL columns: token first, tag last, blank line between sentences.
+
+    ``-DOCSTART-`` lines are skipped.  Returns ``(words, tags)`` per sentence.
+    """
+    sentences, words, tags = [], [], []
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        columns = line.split()
+        if not columns or columns[0] == "-DOCSTART-":
+            if words:
+                sentences.append((words, tags))
+                words, tags = [], []
+            continue
+        if len(columns) < 2:
+            raise CorpusError(f"{path} line {number}: expected 'token ... tag' columns, got {line!r}")
+        words.append(columns[0])
+        tags.append(columns[-1])
+    if words:
+        sentences.append((words, tags))
+    if not sentences:
+        raise CorpusError(f"{path} holds no sentence")
+    return sentences
+
+
+def label_vocabulary(labels: Sequence[str]) -> tuple[str, ...]:
+    """Sorted distinct labels, with ``O`` first when present (so tag id 0 is "outside")."""
+    distinct = sorted(set(labels))
+    if "O" in distinct:
+        distinct.remove("O")
+        distinct.insert(0, "O")
+    return tuple(distinct)
+
+
+# ----------------------------------------------------------------------------- encoding
+
+
+def _truncate_pair(a: list[int], b: list[int], budget: int) -> tuple[list[int], list[int]]:
+    """Drop tokens from the end of the longer side until ``len(a) + len(b) <= budget`` (longest_first)."""
+    a, b = list(a), list(b)
+    while len(a) + len(b) > budget:
+        if len(a) >= len(b):
+            a.pop()
+        else:
+            b.pop()
+    return a, b
+
+
+def encode_sequence(a: list[int], b: list[int] | None, special: SpecialIds, max_length: int) -> tuple[list[int], list[int]]:
+    """``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]`` (truncated to ``max_length``) and its segment ids."""
+    if b is None:
+        a = a[: max_length - 2]
+        return [special.cls, *a, special.sep], [0] * (len(a) + 2)
+    a, b = _truncate_pair(a, b, max_length - 3)
+    ids = [special.cls, *a, special.sep, *b, special.sep]
+    return ids, [0] * (len(a) + 2) + [1] * (len(b) + 1)
+
+
+def align_labels(words: Sequence[str], tags: Sequence[int], encode_word: Encode, special: SpecialIds,
+                 max_length: int) -> tuple[list[int], list[int]]:
+    """Sub-token ids ``[CLS] w_1 ... w_n [SEP]`` and labels: ``tags[i]`` on word i's first sub-token,
+    ``IGNORE`` on its other sub-tokens and on the special tokens.  Words past ``max_length`` are cut."""
+    ids, labels = [special.cls], [IGNORE]
+    for word, tag in zip(words, tags, strict=True):
+        pieces = encode_word(word) or [special.unk]
+        if len(ids) + len(pieces) > max_length - 1:
+            break
+        ids += pieces
+        labels += [tag] + [IGNORE] * (len(pieces) - 1)
+    return ids + [special.sep], labels + [IGNORE]
+
+
+def word_predictions(predicted: Sequence[int], labels: Sequence[int], n_words: int, outside: int = 0) -> list[int]:
+    """Invert :func:`align_labels`: predictions at the labelled positions, in order, one per word.
+
+    Words cut by truncation had no position; they are predicted ``outside`` (tag ``O``).
+    """
+    out = [int(p) for p, y in zip(predicted, labels) if y != IGNORE]
+    return out[:n_words] + [outside] * (n_words - len(out))
+
+
+def pad_batch(rows: list[list[int]], segments: list[list[int]], special: SpecialIds, length: int | None = None,
+              labels: list[list[int]] | None = None) -> dict[str, np.ndarray]:
+    """Stack encoded rows into ``input_ids``, ``attention_mask``, ``token_type_ids`` (and ``labels``),
+    right-padded to ``length`` (default: the longest row rounded up to a multiple of 8, so that a
+    few shapes serve a whole data set and the jitted step compiles few times)."""
+    longest = max(len(r) for r in rows)
+    T = length or -(-longest // 8) * 8
+    B = len(rows)
+    batch = {"input_ids": np.full((B, T), special.pad, np.int32),
+             "attention_mask": np.zeros((B, T), np.int32),
+             "token_type_ids": np.zeros((B, T), np.int32)}
+    if labels is not None:
+        batch["labels"] = np.full((B, T), IGNORE, np.int32)
+    for i, (row, seg) in enumerate(zip(rows, segments)):
+        batch["input_ids"][i, : len(row)] = row
+        batch["attention_mask"][i, : len(row)] = 1
+        batch["token_type_ids"][i, : len(seg)] = seg
+        if labels is not None:
+            batch["labels"][i, : len(labels[i])] = labels[i]
+    return batch
+
+
+def encode_sequence_task(examples: Sequence[tuple[str, str | None, int]], encode: Encode, special: SpecialIds,
+                         max_length: int = 128) -> dict[str, np.ndarray]:
+    """Sequence (or sentence-pair) classification examples as arrays; ``labels`` is ``[N]``."""
+    rows, segments = [], []
+    for a, b, _ in examples:
+        ids, seg = encode_sequence(encode(a), None if b is None else encode(b), special, max_length)
+        rows.append(ids)
+        segments.append(seg)
+    batch = pad_batch(rows, segments, special)
+    batch["labels"] = np.asarray([y for _, _, y in examples], np.int32)
+    return batch
+
+
+def encode_token_task(sentences: Sequence[tuple[Sequence[str], Sequence[int]]], encode_word: Encode,
+                      special: SpecialIds, max_length: int = 128) -> dict[str, np.ndarray]:
+    """Token classification sentences (words, tag ids) as arrays; ``labels`` is ``[N, T]`` with ``IGNORE``."""
+    rows, labels = [], []
+    for words, tags in sentences:
+        ids, y = align_labels(words, tags, encode_word, special, max_length)
+        rows.append(ids)
+        labels.append(y)
+    return pad_batch(rows, [[0] * len(r) for r in rows], special, labels=labels)
