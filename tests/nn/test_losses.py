@@ -1,0 +1,131 @@
+"""scratchlm.nn.losses: gradient checks, the document's formulas, hypothesis properties, PyTorch."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scratchlm.nn import losses as L
+from scratchlm.nn.functional import sigmoid
+from scratchlm.testing import check_grads
+
+logit = st.floats(min_value=-30, max_value=30, allow_nan=False)
+label = st.sampled_from([0.0, 1.0])
+
+
+def test_bce_grads(x64):
+    z = np.linspace(-4, 4, 9)
+    y = np.array([0, 1, 0, 1, 1, 0, 0.3, 1, 0])
+    check_grads(lambda z: L.binary_cross_entropy_with_logits(z, y), (z,))
+    check_grads(lambda z: L.bce_risk(z, y), (z,))
+    # soft labels strictly inside (0, 1), away from the 0 log 0 convention's switch at y in {0, 1}
+    check_grads(L.binary_cross_entropy_with_logits, (z, np.linspace(0.1, 0.9, 9)))
+
+
+def test_softmax_cross_entropy_grads(x64):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 4))
+    labels = np.array([[0, 3, -100], [2, -100, 1]])
+    w = np.array([0.5, 2.0, 1.0, 3.0])
+    for reduction in ("mean", "sum", "none"):
+        check_grads(lambda x: L.softmax_cross_entropy(x, labels, class_weights=w, reduction=reduction), (logits,))
+
+
+def test_bce_matches_the_documents_formula(x64):
+    """ell = -[y log yhat + (1 - y) log(1 - yhat)] with yhat = 1/(1+e^-z), evaluated in NumPy float64."""
+    z = np.array([-3.0, -0.5, 0.0, 0.7, 2.5])
+    y = np.array([1.0, 0.0, 1.0, 1.0, 0.0])
+    yhat = 1.0 / (1.0 + np.exp(-z))
+    ell = -(y * np.log(yhat) + (1 - y) * np.log(1 - yhat))
+    np.testing.assert_allclose(L.binary_cross_entropy_with_logits(z, y), ell, rtol=1e-13)
+    np.testing.assert_allclose(L.bce_risk(z, y), ell.mean(), rtol=1e-13)
+
+
+def test_bce_hand_example():
+    """z = 0 gives yhat = 1/2 and ell = log 2 whatever the label."""
+    np.testing.assert_allclose(L.binary_cross_entropy_with_logits(jnp.zeros(2), jnp.array([0.0, 1.0])), np.log(2.0), rtol=1e-7)
+
+
+@given(logit, label)
+def test_bce_nonnegative_and_gradient_is_sigma_minus_y(z, y):
+    z = jnp.float32(z)
+    ell = L.binary_cross_entropy_with_logits(z, jnp.float32(y))
+    assert np.isfinite(ell) and ell >= 0
+    if abs(z) < 15:  # log1p(e^-|z|) > 0 in float32 there; beyond, a right guess rounds to 0
+        assert ell > 0
+    g = jax.grad(L.binary_cross_entropy_with_logits)(z, jnp.float32(y))
+    np.testing.assert_allclose(g, sigmoid(z) - y, atol=2e-7)  # two roundings of values <= 1
+
+
+def test_bce_is_zero_only_for_a_perfect_prediction():
+    z = jnp.array([jnp.inf, -jnp.inf, jnp.inf, -jnp.inf])
+    y = jnp.array([1.0, 0.0, 0.0, 1.0])
+    np.testing.assert_array_equal(L.binary_cross_entropy_with_logits(z, y), [0.0, 0.0, jnp.inf, jnp.inf])
+
+
+def test_bce_no_overflow_at_large_logits():
+    ell = L.binary_cross_entropy_with_logits(jnp.array([1e4, -1e4]), jnp.array([0.0, 1.0]))
+    np.testing.assert_allclose(ell, [1e4, 1e4], rtol=1e-7)
+
+
+@given(st.lists(st.floats(-20, 20), min_size=3, max_size=3), st.integers(0, 2), st.floats(0.1, 5.0))
+def test_weighted_ce_with_equal_weights(v, k, w):
+    """w_j = 1 for all j is plain CE; w_j = c scales the document's 1/N mean by c."""
+    logits = jnp.asarray([v, v[::-1]], jnp.float32)
+    labels = jnp.array([k, (k + 1) % 3])
+    plain = L.softmax_cross_entropy(logits, labels)
+    np.testing.assert_allclose(L.softmax_cross_entropy(logits, labels, class_weights=jnp.ones(3)), plain, rtol=1e-6)
+    np.testing.assert_allclose(L.softmax_cross_entropy(logits, labels, class_weights=jnp.full(3, w)), w * plain, rtol=1e-5, atol=1e-6)
+
+
+@given(st.sampled_from([1, 3]), st.integers(0, 2**31 - 1))
+@settings(max_examples=6)
+def test_padding_never_changes_the_loss(n_pad, seed):
+    rng = np.random.default_rng(seed)
+    logits = jnp.asarray(rng.normal(size=(5, 4)), jnp.float32)
+    labels = jnp.asarray(rng.integers(0, 4, size=5))
+    padded_logits = jnp.concatenate([logits, jnp.asarray(rng.normal(0, 100, size=(n_pad, 4)), jnp.float32)])
+    padded_labels = jnp.concatenate([labels, jnp.full(n_pad, -100)])
+    for reduction in ("mean", "sum"):
+        a = L.softmax_cross_entropy(logits, labels, reduction=reduction)
+        b = L.softmax_cross_entropy(padded_logits, padded_labels, reduction=reduction)
+        np.testing.assert_array_equal(a, b)
+    g = jax.grad(lambda x: L.softmax_cross_entropy(x, padded_labels))(padded_logits)
+    np.testing.assert_array_equal(g[5:], 0.0)
+
+
+def test_class_weighted_ce_matches_the_documents_formula(x64):
+    """L = -(1/N) sum_i sum_j w_j y_ij log P(y_j|x_i), with one-hot y, computed in NumPy."""
+    rng = np.random.default_rng(4)
+    logits, labels, w = rng.normal(size=(6, 3)), np.array([0, 2, 1, 1, 0, 2]), np.array([0.2, 1.0, 3.0])
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    y = np.eye(3)[labels]
+    expected = -(w * y * log_p).sum() / 6
+    np.testing.assert_allclose(L.softmax_cross_entropy(logits, labels, class_weights=w), expected, rtol=1e-13)
+
+
+def test_softmax_cross_entropy_checks_shapes():
+    with pytest.raises(ValueError, match="labels of shape"):
+        L.softmax_cross_entropy(jnp.zeros((2, 3)), jnp.zeros((3,), jnp.int32))
+
+
+def test_all_padding_gives_zero_not_nan():
+    assert float(L.softmax_cross_entropy(jnp.zeros((2, 3)), jnp.array([-100, -100]))) == 0.0
+
+
+def test_against_pytorch(x64):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    z, y = rng.normal(0, 3, size=10), rng.integers(0, 2, size=10).astype(float)
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(torch.from_numpy(z), torch.from_numpy(y), reduction="none")
+    np.testing.assert_allclose(L.binary_cross_entropy_with_logits(z, y), ref.numpy(), rtol=1e-12)
+    logits, labels = rng.normal(size=(7, 4)), np.array([0, 3, -100, 2, 1, -100, 3])
+    ref = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels), ignore_index=-100)
+    np.testing.assert_allclose(L.softmax_cross_entropy(logits, labels), ref.item(), rtol=1e-12)
+    w = np.array([1.0, 2.0, 0.5, 4.0])
+    ref = torch.nn.functional.cross_entropy(
+        torch.from_numpy(logits), torch.from_numpy(labels), weight=torch.from_numpy(w), ignore_index=-100, reduction="sum"
+    )
+    np.testing.assert_allclose(L.softmax_cross_entropy(logits, labels, class_weights=w, reduction="sum"), ref.item(), rtol=1e-12)
