@@ -1,0 +1,404 @@
+"""BERT (Devlin et al. 2019): embeddings, the post-LN Transformer encoder, a pooler, and the task heads.
+
+The parameter pytree mirrors HuggingFace's checkpoint names, so loading is the identity on names:
+``embeddings.word_embeddings.weight`` is ``params["embeddings"]["word_embeddings"]["weight"]``,
+``encoder.layer.3.attention.self.query.weight`` is ``params["encoder"]["layer"][3]["attention"]
+["self"]["query"]["weight"]``; the masked-LM head lives under ``params["cls"]`` and a
+classification head under ``params["classifier"]``, as in ``BertForMaskedLM`` /
+``BertFor{Sequence,Token}Classification``.  Weights keep PyTorch's ``[out, in]`` layout.
+
+    config, params = from_pretrained(minilm_path())
+    out = apply(params, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}, config=config)
+    out["last_hidden_state"]  # [B, T, H]
+    out["pooler_output"]      # [B, H]
+
+Models never read files except through :func:`from_pretrained` / :func:`save_pretrained`, the
+checkpoint boundary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from scratchlm.errors import ScratchlmError
+from scratchlm.nn.attention import dense, padding_mask
+from scratchlm.nn.functional import dropout
+from scratchlm.nn.transformer import (
+    _ACTIVATIONS,
+    TransformerConfig,
+    apply_layer_norm,
+    encoder,
+    init_dense,
+    init_encoder,
+    init_layer_norm,
+)
+
+
+@dataclass(frozen=True)
+class BertConfig(TransformerConfig):
+    """BERT's shape (HuggingFace ``BertConfig`` field names) plus scratchlm's compute options."""
+
+    vocab_size: int = 30522  # bert-base-uncased WordPiece vocabulary
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2  # segment A / segment B
+    pad_token_id: int = 0
+    position_embedding_type: str = "absolute"  # "absolute" (BERT) or "none" (no position table)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.position_embedding_type not in ("absolute", "none"):
+            raise ValueError(f"position_embedding_type must be 'absolute' or 'none', got {self.position_embedding_type!r}")
+
+    @classmethod
+    def from_hf_dict(cls, d: dict, **overrides) -> "BertConfig":
+        """From a HuggingFace ``config.json`` dict; unknown keys are ignored, ``overrides`` win."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in names}
+        if d.get("scratchlm_pre_layer_norm"):
+            kwargs["pre_layer_norm"] = True
+        kwargs.pop("dtype", None)  # HF's "dtype"/"torch_dtype" is the storage dtype, not our compute dtype
+        return cls(**{**kwargs, **overrides})
+
+    def to_hf_dict(self) -> dict:
+        """The ``config.json`` HuggingFace's ``BertConfig`` reads (scratchlm-only options prefixed)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+             if f.name not in ("pre_layer_norm", "fused_attention", "dtype")}
+        d.update(model_type="bert", scratchlm_pre_layer_norm=self.pre_layer_norm)
+        return d
+
+
+# ---------------------------------------------------------------------------------------------- init
+
+
+def init(key: jax.Array, config: BertConfig) -> dict:
+    """Base-model params (embeddings, encoder, pooler), initialised as HuggingFace's ``BertModel``:
+    every weight :math:`\\sim N(0, 0.02^2)`, biases 0, layer-norm gains 1, the padding row of the
+    word embeddings 0."""
+    H, std = config.hidden_size, config.initializer_range
+    k_word, k_pos, k_type, k_enc, k_pool = jax.random.split(key, 5)
+    word = std * jax.random.normal(k_word, (config.vocab_size, H), jnp.float32)
+    embeddings = {
+        "word_embeddings": {"weight": word.at[config.pad_token_id].set(0.0)},
+        "token_type_embeddings": {"weight": std * jax.random.normal(k_type, (config.type_vocab_size, H), jnp.float32)},
+        "LayerNorm": init_layer_norm(H),
+    }
+    if config.position_embedding_type == "absolute":
+        embeddings["position_embeddings"] = {
+            "weight": std * jax.random.normal(k_pos, (config.max_position_embeddings, H), jnp.float32)}
+    return {"embeddings": embeddings, "encoder": init_encoder(k_enc, config),
+            "pooler": {"dense": init_dense(k_pool, H, H, std)}}
+
+
+def init_mlm_head(key: jax.Array, config: BertConfig) -> dict:
+    """``cls`` subtree of ``BertForMaskedLM``: transform (dense + LN) and the output bias; the decoder
+    weight is tied to the word embeddings, so it is not a parameter of its own."""
+    H = config.hidden_size
+    return {"predictions": {"transform": {"dense": init_dense(key, H, H, config.initializer_range),
+                                          "LayerNorm": init_layer_norm(H)},
+                            "bias": jnp.zeros((config.vocab_size,), jnp.float32)}}
+
+
+def init_sequence_classifier(key: jax.Array, config: BertConfig, num_labels: int) -> dict:
+    """``classifier`` of ``BertForSequenceClassification``: ``{weight [C, H], bias [C]}``."""
+    return init_dense(key, config.hidden_size, num_labels, config.initializer_range)
+
+
+def init_token_classifier(key: jax.Array, config: BertConfig, num_labels: int) -> dict:
+    """``classifier`` of ``BertForTokenClassification``: ``{weight [C, H], bias [C]}``."""
+    return init_dense(key, config.hidden_size, num_labels, config.initializer_range)
+
+
+# ------------------------------------------------------------------------------------------- forward
+
+
+def validate_batch(batch: dict, config: BertConfig) -> None:
+    """Raise :class:`ScratchlmError` for a batch the model cannot read: wrong shapes, a sequence longer
+    than the position table, ids outside the vocabulary or the token-type table.  Value checks run
+    only on concrete arrays (under ``jit`` the data pipeline is responsible for them)."""
+    if "input_ids" not in batch:
+        raise ScratchlmError(f"batch needs 'input_ids' [B, T]; got keys {sorted(batch)}")
+    ids = batch["input_ids"]
+    if ids.ndim != 2:
+        raise ScratchlmError(f"expected input_ids [B, T], got shape {tuple(ids.shape)}")
+    B, T = ids.shape
+    for name in ("attention_mask", "token_type_ids"):
+        if name in batch and batch[name] is not None and tuple(batch[name].shape) != (B, T):
+            raise ScratchlmError(f"expected {name} [B, T] = {(B, T)} like input_ids, got {tuple(batch[name].shape)}")
+    if config.position_embedding_type == "absolute" and T > config.max_position_embeddings:
+        raise ScratchlmError(f"sequence length {T} exceeds the position table ({config.max_position_embeddings} "
+                             "positions): truncate the input to max_position_embeddings tokens")
+    for name, n in (("input_ids", config.vocab_size), ("token_type_ids", config.type_vocab_size)):
+        x = batch.get(name)
+        if x is None or isinstance(x, jax.core.Tracer) or x.size == 0:
+            continue
+        lo, hi = int(np.min(x)), int(np.max(x))
+        if lo < 0 or hi >= n:
+            bad = lo if lo < 0 else hi
+            where = tuple(int(i) for i in np.argwhere(np.asarray(x) == bad)[0])
+            raise ScratchlmError(f"{name} holds {bad} at position {where}, outside [0, {n}) "
+                                 f"(the model's {'vocabulary' if name == 'input_ids' else 'token-type table'})")
+
+
+def embed(params: dict, input_ids: jax.Array, token_type_ids: jax.Array, *, config: BertConfig,
+          key: jax.Array | None = None, train: bool = False) -> jax.Array:
+    r"""BERT's input representation (Devlin et al. 2019, §3, Figure 2).
+
+    .. math::  h^{(0)}_t = \mathrm{dropout}\big(\mathrm{LN}(E^{tok}_{x_t} + E^{pos}_t + E^{type}_{s_t})\big)
+
+    Args: input_ids x [B, T]; token_type_ids s [B, T].  Returns [B, T, H] in the compute dtype.
+    """
+    B, T = input_ids.shape
+    p = params["embeddings"]
+    e = p["word_embeddings"]["weight"][input_ids] + p["token_type_embeddings"]["weight"][token_type_ids]
+    if config.position_embedding_type == "absolute":
+        e = e + p["position_embeddings"]["weight"][:T][None]  # positions 0..T-1, broadcast over B
+    h = apply_layer_norm(p["LayerNorm"], e, config.layer_norm_eps).astype(config.compute_dtype)
+    return dropout(h, config.hidden_dropout_prob, key=key, train=train)
+
+
+def apply(params: dict, batch: dict, *, config: BertConfig, key: jax.Array | None = None,
+          train: bool = False) -> dict:
+    r"""The BERT encoder: embeddings, :math:`L` Transformer layers, and the pooler.
+
+    .. math::  h^{(L)} = \mathrm{Encoder}(h^{(0)}), \qquad
+               \mathrm{pooler\_output} = \tanh(W_p\, h^{(L)}_{[CLS]} + b_p)
+
+    Args: batch {"input_ids": [B, T] int, "attention_mask": [B, T] 1/0 (default all 1),
+    "token_type_ids": [B, T] (default all 0)}; key a PRNG key, required when training with dropout.
+    Returns {"last_hidden_state": [B, T, H], "pooler_output": [B, H]} in the compute dtype.
+    """
+    validate_batch(batch, config)
+    input_ids = batch["input_ids"]
+    B, T = input_ids.shape
+    attention_mask = batch.get("attention_mask")
+    token_type_ids = batch.get("token_type_ids")
+    if token_type_ids is None:
+        token_type_ids = jnp.zeros((B, T), jnp.int32)
+    mask = padding_mask(attention_mask) if attention_mask is not None else None  # [B, 1, 1, T]
+    k_emb, k_enc = jax.random.split(key) if key is not None else (None, None)
+    h = embed(params, input_ids, token_type_ids, config=config, key=k_emb, train=train)
+    h = encoder(params["encoder"], h, mask, config=config, key=k_enc, train=train)
+    pooled = jnp.tanh(dense(params["pooler"]["dense"], h[:, 0]))
+    return {"last_hidden_state": h, "pooler_output": pooled}
+
+
+def mean_pool(last_hidden_state: jax.Array, attention_mask: jax.Array) -> jax.Array:
+    r"""Mean of the token vectors over non-padding positions (sentence-transformers' mean pooling).
+
+    .. math::  e = \frac{\sum_t m_t\, h_t}{\max(\sum_t m_t,\ 10^{-9})}
+
+    Args: last_hidden_state h [B, T, H]; attention_mask m [B, T].  Returns [B, H] float32.
+    """
+    m = attention_mask.astype(jnp.float32)[..., None]  # [B, T, 1]
+    return jnp.sum(last_hidden_state.astype(jnp.float32) * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1e-9)
+
+
+def sentence_embeddings(params: dict, batch: dict, *, config: BertConfig, normalize: bool = False) -> jax.Array:
+    """Mean-pooled sentence embeddings [B, H] (all-MiniLM-L6-v2 then L2-normalises: ``normalize=True``)."""
+    B, T = batch["input_ids"].shape
+    attention_mask = batch.get("attention_mask")
+    attention_mask = jnp.ones((B, T), jnp.int32) if attention_mask is None else attention_mask
+    e = mean_pool(apply(params, batch, config=config)["last_hidden_state"], attention_mask)
+    return e / jnp.maximum(jnp.linalg.norm(e, axis=-1, keepdims=True), 1e-12) if normalize else e
+
+
+def mlm_logits(params: dict, hidden: jax.Array, *, config: BertConfig) -> jax.Array:
+    r"""Masked-LM head of ``BertForMaskedLM`` with the decoder tied to the token embeddings (Devlin et al. 2019, §3.1).
+
+    .. math::  z = \mathrm{LN}\big(\mathrm{GELU}(W_t h + b_t)\big), \qquad
+               \mathrm{logits} = z\, (E^{tok})^\top + b
+
+    Args: params the full params (with ``cls``); hidden [..., H] (the positions to predict).
+    Returns logits [..., V] in float32 (the loss's softmax statistics need it).
+    """
+    p = params["cls"]["predictions"]
+    z = _ACTIVATIONS[config.hidden_act](dense(p["transform"]["dense"], hidden))
+    z = apply_layer_norm(p["transform"]["LayerNorm"], z, config.layer_norm_eps)
+    E = params["embeddings"]["word_embeddings"]["weight"].astype(z.dtype)  # [V, H], tied decoder
+    return jnp.einsum("...h,vh->...v", z, E, preferred_element_type=jnp.float32) + p["bias"]
+
+
+def sequence_logits(params: dict, out: dict, *, config: BertConfig, key: jax.Array | None = None,
+                    train: bool = False) -> jax.Array:
+    r"""``BertForSequenceClassification``: :math:`\mathrm{logits} = W_c\,\mathrm{dropout}(\mathrm{pooler\_output}) + b_c`.
+
+    Args: params with ``classifier``; out the dict from :func:`apply`.  Returns [B, C] float32.
+    """
+    pooled = dropout(out["pooler_output"], config.hidden_dropout_prob, key=key, train=train)
+    return dense(params["classifier"], pooled).astype(jnp.float32)
+
+
+def token_logits(params: dict, out: dict, *, config: BertConfig, key: jax.Array | None = None,
+                 train: bool = False) -> jax.Array:
+    r"""``BertForTokenClassification``: :math:`\mathrm{logits}_t = W_c\,\mathrm{dropout}(h^{(L)}_t) + b_c`.
+
+    Args: params with ``classifier``; out the dict from :func:`apply`.  Returns [B, T, C] float32.
+    """
+    h = dropout(out["last_hidden_state"], config.hidden_dropout_prob, key=key, train=train)
+    return dense(params["classifier"], h).astype(jnp.float32)
+
+
+# -------------------------------------------------------------------------------------- checkpoints
+
+# Buffers and heads a HuggingFace BERT checkpoint may carry that scratchlm has no parameter for:
+# position_ids is a constant buffer (0..511); seq_relationship is the next-sentence-prediction head,
+# which RoBERTa (Liu et al. 2019, §4.2) showed unnecessary and scratchlm does not train.
+_IGNORED = ("embeddings.position_ids", "cls.seq_relationship.weight", "cls.seq_relationship.bias")
+# Tied copies: HuggingFace may write the decoder weight (= word embeddings) and bias (= cls.predictions.bias).
+_TIED = {"cls.predictions.decoder.weight": "embeddings.word_embeddings.weight",
+         "cls.predictions.decoder.bias": "cls.predictions.bias"}
+
+
+def flatten_params(params: dict, prefix: str = "") -> dict[str, jax.Array]:
+    """``{"encoder": {"layer": [{...}]}}`` -> ``{"encoder.layer.0....weight": array}`` (HuggingFace names)."""
+    items = params.items() if isinstance(params, dict) else enumerate(params)
+    flat = {}
+    for k, v in items:
+        name = f"{prefix}{k}"
+        flat.update(flatten_params(v, name + ".") if isinstance(v, (dict, list)) else {name: v})
+    return flat
+
+
+def unflatten_params(flat: dict[str, np.ndarray]) -> dict:
+    """Inverse of :func:`flatten_params`: all-digit components become list indices."""
+    tree: dict = {}
+    for name, value in flat.items():
+        *path, leaf = name.split(".")
+        node = tree
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+
+    def listify(node):
+        if not isinstance(node, dict):
+            return node
+        node = {k: listify(v) for k, v in node.items()}
+        if node and all(k.isdigit() for k in node):
+            return [node[str(i)] for i in range(len(node))]
+        return node
+
+    return listify(tree)
+
+
+def _expected_shapes(config: BertConfig, *, mlm: bool, num_labels: int | None) -> dict[str, tuple[int, ...]]:
+    def build(key):
+        params = init(key, config)
+        if mlm:
+            params["cls"] = init_mlm_head(key, config)
+        if num_labels is not None:
+            params["classifier"] = init_sequence_classifier(key, config, num_labels)
+        return params
+
+    shapes = jax.eval_shape(build, jax.random.key(0))
+    return {name: tuple(s.shape) for name, s in flatten_params(shapes).items()}
+
+
+def from_pretrained(path: str | Path, **config_overrides) -> tuple[BertConfig, dict]:
+    """Load a HuggingFace BERT checkpoint folder (``config.json`` + ``model.safetensors``).
+
+    Tensors named ``bert.*`` (``BertFor*`` checkpoints) lose the prefix; ``cls.predictions.*`` loads
+    the masked-LM head and ``classifier.*`` a classification head when present.  Any tensor missing,
+    left over, or of the wrong shape raises :class:`ScratchlmError` naming every such tensor.
+    ``config_overrides`` set compute options (``dtype="bfloat16"``, ``fused_attention=True``, dropout).
+
+    Returns (config, params) with float32 parameters.
+    """
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    config_file, weights_file = path / "config.json", path / "model.safetensors"
+    for f in (config_file, weights_file):
+        if not f.is_file():
+            raise ScratchlmError(f"{f} not found: a pretrained folder needs config.json and model.safetensors")
+    hf = json.loads(config_file.read_text(encoding="utf-8"))
+    if hf.get("model_type", "bert") != "bert":
+        raise ScratchlmError(f"{config_file}: model_type {hf.get('model_type')!r} is not 'bert'")
+    config = BertConfig.from_hf_dict(hf, **config_overrides)
+
+    raw = load_file(str(weights_file))
+    flat = {(k[len("bert."):] if k.startswith("bert.") else k): v for k, v in raw.items()}
+    for k in _IGNORED:
+        flat.pop(k, None)
+    for copy, original in _TIED.items():
+        if copy in flat:
+            tied = flat.pop(copy)
+            if original in flat and not np.array_equal(tied, flat[original]):
+                raise ScratchlmError(f"{weights_file}: {copy} differs from {original}; scratchlm ties them "
+                                     "(an untied decoder is not supported)")
+            flat.setdefault(original, tied)
+    num_labels = flat["classifier.weight"].shape[0] if "classifier.weight" in flat else None
+    expected = _expected_shapes(config, mlm=any(k.startswith("cls.") for k in flat), num_labels=num_labels)
+
+    missing = sorted(set(expected) - set(flat))
+    unexpected = sorted(set(flat) - set(expected))
+    misshaped = [f"{k}: checkpoint {tuple(flat[k].shape)}, config expects {expected[k]}"
+                 for k in sorted(set(expected) & set(flat)) if tuple(flat[k].shape) != expected[k]]
+    problems = ([f"missing tensors: {missing}"] if missing else []) + \
+               ([f"unexpected tensors: {unexpected}"] if unexpected else []) + \
+               ([f"mis-shaped tensors: {misshaped}"] if misshaped else [])
+    if problems:
+        raise ScratchlmError(f"{weights_file} does not match {config_file}: " + "; ".join(problems))
+    params = unflatten_params({k: jnp.asarray(v, jnp.float32) for k, v in flat.items()})
+    return config, params
+
+
+def save_pretrained(path: str | Path, params: dict, config: BertConfig) -> Path:
+    """Write ``config.json`` + ``model.safetensors`` with HuggingFace's names, loadable by
+    ``transformers`` (``BertModel``; ``BertForMaskedLM`` when an MLM head is present, then with the
+    ``bert.`` prefix HuggingFace uses; ``BertForSequenceClassification`` with a classifier).
+    Returns the folder."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    heads = {"cls", "classifier"} & set(params)
+    flat = {}
+    for name, value in flatten_params(params).items():
+        head = name.split(".")[0] in heads
+        flat[name if head or not heads else f"bert.{name}"] = np.ascontiguousarray(np.asarray(value, np.float32))
+    hf = config.to_hf_dict()
+    hf["architectures"] = ["BertForMaskedLM" if "cls" in params else
+                           "BertForSequenceClassification" if "classifier" in params else "BertModel"]
+    if "classifier" in params:
+        hf["num_labels"] = int(params["classifier"]["weight"].shape[0])
+        hf["id2label"] = {str(i): f"LABEL_{i}" for i in range(hf["num_labels"])}
+        hf["label2id"] = {v: int(k) for k, v in hf["id2label"].items()}
+    tmp = path / "model.safetensors.tmp"
+    save_file(flat, str(tmp), metadata={"format": "pt"})
+    tmp.replace(path / "model.safetensors")
+    (path / "config.json").write_text(json.dumps(hf, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def count_params(params: dict) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+
+
+def flops_per_token(config: BertConfig, seq_len: int, predictions_per_seq: float | None = None) -> float:
+    r"""Training FLOPs per token, as in the PaLM paper's appendix B (Chowdhery et al. 2022).
+
+    .. math::  6N + 12\, L\, H\, T  \;+\; 6\,(H^2 + H V)\,\frac{K}{T}
+
+    :math:`N` counts the encoder layers' weights (embedding lookups cost no matmul; the pooler is
+    unused by the masked-LM loss);
+    :math:`12 L H T` is the attention scores and weighted sum, forward and backward; the masked-LM
+    transform and tied decoder run on the :math:`K` predicted positions of each sequence of
+    :math:`T` (all :math:`T` when ``predictions_per_seq`` is None).
+    """
+    H, L, V, I = config.hidden_size, config.num_hidden_layers, config.vocab_size, config.intermediate_size
+    N = L * (4 * H * H + 2 * H * I)
+    K = seq_len if predictions_per_seq is None else predictions_per_seq
+    return 6 * N + 12 * L * H * seq_len + 6 * (H * H + H * V) * K / seq_len
+
+
+__all__ = ["BertConfig", "init", "init_mlm_head", "init_sequence_classifier", "init_token_classifier", "apply",
+           "embed", "validate_batch", "mean_pool", "sentence_embeddings", "mlm_logits", "sequence_logits",
+           "token_logits", "from_pretrained", "save_pretrained", "flatten_params", "unflatten_params",
+           "count_params", "flops_per_token"]

@@ -1,0 +1,142 @@
+"""Scaled dot-product and multi-head attention (Vaswani et al. 2017, §3.2), written as the equations.
+
+Tensors keep the layout ``[B, T, h, d_k]`` (batch, position, head, head feature) throughout: it is
+the layout ``jax.nn.dot_product_attention`` and cuDNN's flash attention take, so the plain and the
+fused paths share every line except the attention itself.
+
+Masks are boolean, ``True`` where a query may attend to a key, broadcastable to ``[B, h, T, S]``;
+:func:`padding_mask` builds one from HuggingFace's ``attention_mask`` ``[B, S]``.
+
+Mixed precision: the projections run in the dtype of ``x`` (bfloat16 on request), while the scores
+:math:`QK^\\top/\\sqrt{d_k}` and the softmax statistics are always float32 (``preferred_element_type``),
+because bfloat16's 8-bit mantissa loses the small differences between large logits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from scratchlm.nn.functional import dropout, softmax
+
+
+def dense(p: dict, x: jax.Array) -> jax.Array:
+    r"""Affine map with PyTorch's weight layout, so HuggingFace tensors load without a transpose.
+
+    .. math::  y = x W^\top + b, \qquad W \in \mathbb{R}^{d_{out} \times d_{in}}
+
+    The weight is cast to the dtype of ``x`` (float32 parameters, bfloat16 compute on request).
+
+    Args: p {"weight": [d_out, d_in], "bias": [d_out]}; x [..., d_in].  Returns [..., d_out].
+    """
+    W, b = p["weight"].astype(x.dtype), p["bias"].astype(x.dtype)
+    return jnp.einsum("...i,oi->...o", x, W) + b
+
+
+def padding_mask(attention_mask: jax.Array) -> jax.Array:
+    """``[B, S]`` 1/0 attention mask (HuggingFace's convention) -> boolean ``[B, 1, 1, S]`` key mask."""
+    return (attention_mask > 0)[:, None, None, :]
+
+
+def causal_mask(T: int, S: int | None = None) -> jax.Array:
+    """Boolean ``[1, 1, T, S]`` lower-triangular mask: query :math:`t` sees keys :math:`s \\le t`."""
+    S = T if S is None else S
+    return jnp.tril(jnp.ones((T, S), dtype=bool))[None, None]
+
+
+def attention_weights(Q: jax.Array, K: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    r"""Attention weights of scaled dot-product attention (Vaswani et al. 2017, eq. 1), in float32.
+
+    .. math::  A = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}} + M\right), \qquad
+               M_{ts} = \begin{cases} 0 & \text{key } s \text{ visible to query } t \\
+                                      -\infty & \text{otherwise} \end{cases}
+
+    :math:`-\infty` is the float32 minimum, so masked weights are exactly 0 and a row whose keys are
+    all masked stays finite (uniform) instead of NaN; HuggingFace adds the same minimum.
+
+    Args: Q [B, T, h, d_k]; K [B, S, h, d_k]; mask bool, broadcastable to [B, h, T, S].
+    Returns A [B, h, T, S] float32, each row summing to 1 over the visible keys.
+    """
+    d_k = Q.shape[-1]
+    # scores in float32 whatever the compute dtype: the softmax statistics need the mantissa
+    scores = jnp.einsum("bthd,bshd->bhts", Q, K, preferred_element_type=jnp.float32) / math.sqrt(d_k)
+    if mask is not None:
+        scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+    return softmax(scores, axis=-1)
+
+
+def scaled_dot_product_attention(Q: jax.Array, K: jax.Array, V: jax.Array, mask: jax.Array | None = None, *,
+                                 dropout_rate: float = 0.0, key: jax.Array | None = None,
+                                 train: bool = False) -> jax.Array:
+    r"""Scaled dot-product attention (Vaswani et al. 2017, eq. 1), with dropout on the weights as BERT does.
+
+    .. math::  \mathrm{Attention}(Q, K, V) = \mathrm{dropout}(A)\, V, \qquad
+               A = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}} + M\right)
+
+    Args: Q [B, T, h, d_k]; K [B, S, h, d_k]; V [B, S, h, d_v]; mask bool broadcastable to
+    [B, h, T, S]; dropout_rate the drop probability of attention weights (training only).
+    Returns [B, T, h, d_v] in the dtype of V.
+    """
+    A = attention_weights(Q, K, mask)  # [B, h, T, S] float32
+    A = dropout(A, dropout_rate, key=key, train=train)
+    return jnp.einsum("bhts,bshd->bthd", A.astype(V.dtype), V)
+
+
+def fused_attention(Q: jax.Array, K: jax.Array, V: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    r"""The same :math:`\mathrm{softmax}(QK^\top/\sqrt{d_k} + M)\,V` through ``jax.nn.dot_product_attention``.
+
+    On a CUDA GPU with bfloat16/float16 inputs it asks for cuDNN's flash attention (Dao et al. 2022),
+    which never materialises the ``[B, h, T, S]`` score matrix; jax 0.10's ``implementation=None``
+    still means XLA, so cuDNN is requested by name and XLA's fused einsum path is the fallback
+    (float32, CPU, or a shape cuDNN rejects).  A padding mask is broadcast to ``[B, 1, T, S]``, the
+    bias shape cuDNN accepts, so any padding side is handled.  It has no dropout on the weights.
+
+    Args: Q [B, T, h, d_k]; K, V [B, S, h, d_k]; mask bool broadcastable to [B, h, T, S].
+    Returns [B, T, h, d_k] in the dtype of Q.
+    """
+    B, T, h, _ = Q.shape
+    S = K.shape[1]
+    if mask is not None:
+        mask = jnp.broadcast_to(mask, (B, mask.shape[1], T, S))
+    if jax.default_backend() == "gpu" and Q.dtype in (jnp.bfloat16, jnp.float16):
+        try:
+            return jax.nn.dot_product_attention(Q, K, V, mask=mask, implementation="cudnn")
+        except (NotImplementedError, ValueError, RuntimeError):
+            pass  # cuDNN rejected the shape/version: XLA below computes the same function
+    return jax.nn.dot_product_attention(Q, K, V, mask=mask, implementation="xla")
+
+
+def multi_head_attention(p: dict, x: jax.Array, mask: jax.Array | None = None, *, num_heads: int,
+                         dropout_rate: float = 0.0, key: jax.Array | None = None, train: bool = False,
+                         fused: bool = False) -> jax.Array:
+    r"""Multi-head self-attention (Vaswani et al. 2017, §3.2.2).
+
+    .. math::  \mathrm{MultiHead}(X) = \mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm{head}_h)\, W^O,
+               \qquad \mathrm{head}_i = \mathrm{Attention}(X W_i^Q, X W_i^K, X W_i^V)
+
+    The :math:`h` projections :math:`W_i^Q` are the column blocks of one ``[H, H]`` matrix, as in
+    HuggingFace's BERT, whose parameter names this mirrors: ``p["self"]["query"|"key"|"value"]`` and
+    :math:`W^O` = ``p["output"]["dense"]`` (the residual and layer norm around it live in
+    :mod:`scratchlm.nn.transformer`).
+
+    Args: p the ``attention`` subtree of one encoder layer; x [B, T, H]; mask bool broadcastable to
+    [B, h, T, T]; fused selects :func:`fused_attention` (which has no attention dropout, so it
+    refuses ``dropout_rate > 0`` when training).  Returns [B, T, H] in the dtype of x.
+    """
+    B, T, H = x.shape
+    if H % num_heads:
+        raise ValueError(f"hidden size {H} is not divisible by num_heads={num_heads}")
+    d_k = H // num_heads
+    Q = dense(p["self"]["query"], x).reshape(B, T, num_heads, d_k)  # [B, T, H] -> [B, T, h, d_k]
+    K = dense(p["self"]["key"], x).reshape(B, T, num_heads, d_k)
+    V = dense(p["self"]["value"], x).reshape(B, T, num_heads, d_k)
+    if fused:
+        if train and dropout_rate > 0.0:
+            raise ValueError("fused attention has no dropout on the attention weights: set "
+                             "attention_probs_dropout_prob=0 or use the plain path (fused_attention=False)")
+        heads = fused_attention(Q, K, V, mask)
+    else:
+        heads = scaled_dot_product_attention(Q, K, V, mask, dropout_rate=dropout_rate, key=key, train=train)
+    return dense(p["output"]["dense"], heads.reshape(B, T, H))  # concat heads: [B, T, h, d_k] -> [B, T, H]

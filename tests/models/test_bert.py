@@ -1,0 +1,231 @@
+"""scratchlm's BERT against HuggingFace ``transformers`` loaded from the same files, plus its contract and errors.
+
+Tolerances: float32 round-off is ~6e-8 relative per operation; a 6-layer MiniLM forward chains a few
+hundred of them on activations of magnitude <= ~10, so differences of ~1e-5 are round-off and 1e-4
+(the issue's bound) catches any wrong term (a missing bias or a mis-scaled softmax moves outputs by
+1e-2 or more).  Tiny random models keep |h| ~ 1 and use 1e-5.
+"""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from scratchlm.errors import ScratchlmError
+from scratchlm.models import bert
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+SENTENCES = [
+    ("The cat sat on the mat.", None),
+    ("Attention weights are a softmax over scaled dot products.", "They sum to one."),
+    ("Paris is the capital of France.", "Berlin is the capital of Germany, and it is large."),
+    ("Short.", None),
+]
+
+TINY = bert.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=24, max_position_embeddings=20, hidden_dropout_prob=0.0,
+                       attention_probs_dropout_prob=0.0)
+
+
+def _encode_minilm(texts):
+    """Ids from scratchlm's own WordPiece tokenizer when it is available, else HuggingFace's fast one."""
+    from scratchlm.data.corpora import minilm_path
+
+    try:
+        from scratchlm.tokenizers import load
+    except ImportError:
+        load = None
+    if load is not None:
+        tok = load(minilm_path() / "tokenizer.json")
+        return {k: np.asarray(v) for k, v in tok.encode_batch_for_model(texts).items()}
+    hf_tok = transformers.BertTokenizerFast.from_pretrained(str(minilm_path()))
+    firsts, seconds = [a for a, _ in texts], [b for _, b in texts]
+    enc = [hf_tok(a, b) if b is not None else hf_tok(a) for a, b in zip(firsts, seconds)]
+    T = max(len(e["input_ids"]) for e in enc)
+    pad = lambda key: np.array([e[key] + [0] * (T - len(e[key])) for e in enc], dtype=np.int32)  # noqa: E731
+    return {"input_ids": pad("input_ids"), "attention_mask": pad("attention_mask"), "token_type_ids": pad("token_type_ids")}
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    from scratchlm.data.corpora import minilm_path
+
+    path = minilm_path()
+    config, params = bert.from_pretrained(path)
+    hf = transformers.BertModel.from_pretrained(str(path)).eval()
+    batch = _encode_minilm(SENTENCES)
+    with torch.no_grad():
+        ref = hf(**{k: torch.tensor(v, dtype=torch.long) for k, v in batch.items()})
+    return config, params, batch, ref
+
+
+def test_minilm_hidden_states_equal_huggingface(minilm):
+    config, params, batch, ref = minilm
+    assert batch["token_type_ids"].max() == 1 and batch["attention_mask"].min() == 0  # pairs and padding present
+    out = jax.jit(lambda p, b: bert.apply(p, b, config=config))(params, {k: jnp.asarray(v) for k, v in batch.items()})
+    real = batch["attention_mask"].astype(bool)
+    h, h_ref = np.asarray(out["last_hidden_state"]), ref.last_hidden_state.numpy()
+    assert h.shape == h_ref.shape == (*batch["input_ids"].shape, config.hidden_size)
+    np.testing.assert_allclose(h[real], h_ref[real], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(np.asarray(out["pooler_output"]), ref.pooler_output.numpy(), atol=1e-4, rtol=0)
+
+
+def test_minilm_mean_pooled_embeddings_match_sentence_transformers_pooling(minilm):
+    config, params, batch, ref = minilm
+    e = np.asarray(bert.sentence_embeddings(params, {k: jnp.asarray(v) for k, v in batch.items()}, config=config))
+    m = torch.tensor(batch["attention_mask"], dtype=torch.float32)[..., None]
+    # sentence-transformers' Pooling(mean): sum(h * m) / clamp(sum(m), 1e-9)
+    e_ref = ((ref.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1e-9)).numpy()
+    cos = np.sum(e * e_ref, -1) / (np.linalg.norm(e, axis=-1) * np.linalg.norm(e_ref, axis=-1))
+    assert np.all(cos >= 0.99999), cos
+
+
+def _tiny_batch(seed=0, B=3, T=7):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, TINY.vocab_size, size=(B, T)).astype(np.int32)
+    mask = np.ones((B, T), np.int32)
+    mask[1, 5:] = 0
+    ids[1, 5:] = 0
+    types = np.zeros((B, T), np.int32)
+    types[:, 4:] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+def test_apply_under_jit_equals_eager():
+    params = bert.init(jax.random.key(0), TINY)
+    batch = {k: jnp.asarray(v) for k, v in _tiny_batch().items()}
+    eager = bert.apply(params, batch, config=TINY)
+    jitted = jax.jit(lambda p, b: bert.apply(p, b, config=TINY))(params, batch)
+    for name in ("last_hidden_state", "pooler_output"):  # fusion reorders float32 sums: round-off only
+        np.testing.assert_allclose(np.asarray(jitted[name]), np.asarray(eager[name]), atol=1e-5, rtol=0)
+
+
+def _torch_batch(batch):
+    return {k: torch.tensor(v, dtype=torch.long) for k, v in batch.items()}
+
+
+@pytest.mark.parametrize("head", ["mlm", "sequence", "token"])
+def test_save_pretrained_loads_in_huggingface_with_equal_outputs(tmp_path, head):
+    key = jax.random.key(0)
+    params = bert.init(key, TINY)
+    if head == "mlm":
+        params["cls"] = bert.init_mlm_head(jax.random.key(1), TINY)
+        params["cls"]["predictions"]["bias"] = 0.1 * jax.random.normal(jax.random.key(2), (TINY.vocab_size,))
+    elif head == "sequence":
+        params["classifier"] = bert.init_sequence_classifier(jax.random.key(1), TINY, 3)
+    else:
+        params["classifier"] = bert.init_token_classifier(jax.random.key(1), TINY, 5)
+    bert.save_pretrained(tmp_path, params, TINY)
+    batch = _tiny_batch()
+    jbatch = {k: jnp.asarray(v) for k, v in batch.items()}
+    out = bert.apply(params, jbatch, config=TINY)
+    hf_class = {"mlm": transformers.BertForMaskedLM, "sequence": transformers.BertForSequenceClassification,
+                "token": transformers.BertForTokenClassification}[head]
+    hf = hf_class.from_pretrained(str(tmp_path)).eval()
+    with torch.no_grad():
+        ref = hf(**_torch_batch(batch)).logits.numpy()
+    if head == "mlm":
+        logits = bert.mlm_logits(params, out["last_hidden_state"], config=TINY)
+    elif head == "sequence":
+        logits = bert.sequence_logits(params, out, config=TINY)
+    else:
+        logits = bert.token_logits(params, out, config=TINY)
+    assert logits.dtype == jnp.float32
+    real = batch["attention_mask"].astype(bool)
+    got = np.asarray(logits)
+    np.testing.assert_allclose(got[real] if head != "sequence" else got, ref[real] if head != "sequence" else ref,
+                               atol=1e-5, rtol=0)
+
+    # and back into scratchlm: the same tree, bit for bit
+    config2, params2 = bert.from_pretrained(tmp_path)
+    assert config2 == TINY
+    assert jax.tree.structure(params2) == jax.tree.structure(params)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params2)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def _corrupt_checkpoint(tmp_path, edit):
+    from safetensors.numpy import load_file, save_file
+
+    bert.save_pretrained(tmp_path, bert.init(jax.random.key(0), TINY), TINY)
+    tensors = load_file(str(tmp_path / "model.safetensors"))
+    edit(tensors)
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+
+
+def test_missing_tensor_is_named(tmp_path):
+    _corrupt_checkpoint(tmp_path, lambda t: t.pop("encoder.layer.1.attention.self.key.bias"))
+    with pytest.raises(ScratchlmError, match=r"missing tensors: \['encoder.layer.1.attention.self.key.bias'\]"):
+        bert.from_pretrained(tmp_path)
+
+
+def test_misshaped_tensor_is_named(tmp_path):
+    def edit(t):
+        t["encoder.layer.0.intermediate.dense.weight"] = np.zeros((25, 16), np.float32)
+
+    _corrupt_checkpoint(tmp_path, edit)
+    with pytest.raises(ScratchlmError, match=r"encoder.layer.0.intermediate.dense.weight: checkpoint \(25, 16\), "
+                                             r"config expects \(24, 16\)"):
+        bert.from_pretrained(tmp_path)
+
+
+def test_unexpected_tensor_is_named(tmp_path):
+    def edit(t):
+        t["encoder.layer.2.output.dense.weight"] = np.zeros((16, 24), np.float32)
+
+    _corrupt_checkpoint(tmp_path, edit)
+    with pytest.raises(ScratchlmError, match=r"unexpected tensors: \['encoder.layer.2.output.dense.weight'\]"):
+        bert.from_pretrained(tmp_path)
+
+
+def test_config_json_missing_is_clear(tmp_path):
+    _corrupt_checkpoint(tmp_path, lambda t: None)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(ScratchlmError, match="config.json"):
+        bert.from_pretrained(tmp_path)
+
+
+def test_too_long_sequence_and_out_of_range_ids_are_clear():
+    params = bert.init(jax.random.key(0), TINY)
+    long = {"input_ids": jnp.ones((1, TINY.max_position_embeddings + 1), jnp.int32)}
+    with pytest.raises(ScratchlmError, match="sequence length 21 exceeds the position table"):
+        bert.apply(params, long, config=TINY)
+    with pytest.raises(ScratchlmError, match=r"input_ids holds 50 at position \(0, 2\), outside \[0, 50\)"):
+        bert.apply(params, {"input_ids": jnp.array([[1, 2, 50]])}, config=TINY)
+    with pytest.raises(ScratchlmError, match="input_ids holds -1"):
+        bert.apply(params, {"input_ids": jnp.array([[1, -1]])}, config=TINY)
+    with pytest.raises(ScratchlmError, match="token_type_ids holds 2"):
+        bert.apply(params, {"input_ids": jnp.array([[1, 2]]), "token_type_ids": jnp.array([[0, 2]])}, config=TINY)
+    with pytest.raises(ScratchlmError, match=r"expected input_ids \[B, T\]"):
+        bert.apply(params, {"input_ids": jnp.array([1, 2])}, config=TINY)
+
+
+def test_config_roundtrips_through_huggingface_json(tmp_path):
+    cfg = bert.BertConfig(hidden_size=32, num_attention_heads=4, num_hidden_layers=1, intermediate_size=64,
+                          vocab_size=99, pre_layer_norm=True)
+    hf = transformers.BertConfig.from_dict(json.loads(json.dumps(cfg.to_hf_dict())))
+    assert (hf.hidden_size, hf.num_attention_heads, hf.vocab_size) == (32, 4, 99)
+    assert bert.BertConfig.from_hf_dict(cfg.to_hf_dict()) == cfg
+
+
+def test_bfloat16_compute_keeps_float32_params_and_float32_logits():
+    cfg32 = TINY
+    cfg16 = bert.BertConfig(**{**cfg32.__dict__, "dtype": "bfloat16"})
+    params = bert.init(jax.random.key(0), cfg32)
+    params["cls"] = bert.init_mlm_head(jax.random.key(1), cfg32)
+    batch = {k: jnp.asarray(v) for k, v in _tiny_batch().items()}
+    out32 = bert.apply(params, batch, config=cfg32)
+    out16 = bert.apply(params, batch, config=cfg16)
+    assert out16["last_hidden_state"].dtype == jnp.bfloat16
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
+    assert bert.mlm_logits(params, out16["last_hidden_state"], config=cfg16).dtype == jnp.float32
+    # bfloat16 keeps 8 mantissa bits (relative step 2^-8 = 0.4%); layer-normed outputs are O(1), so a few
+    # rounding steps through 2 layers stay below 0.1 while a wrong computation would be O(1) off
+    np.testing.assert_allclose(np.asarray(out16["last_hidden_state"], np.float32),
+                               np.asarray(out32["last_hidden_state"]), atol=0.1, rtol=0)
