@@ -1,1 +1,36 @@
+"""From-scratch tokenizers (plain Python + NumPy) that match HuggingFace ``tokenizers`` token for token.
 
+Usage (the API the models and fine-tuning code rely on)::
+
+    from scratchlm import tokenizers
+    from scratchlm.data import corpora
+
+    tok = tokenizers.load(corpora.minilm_path() / "tokenizer.json")   # any HuggingFace tokenizer.json
+    tok.no_padding()            # MiniLM's file pads to 128 and truncates at 128, as HuggingFace would
+    enc = tok.encode("Hello world", pair=None, add_special_tokens=True)
+    enc.ids, enc.tokens, enc.offsets, enc.attention_mask, enc.type_ids, enc.word_ids
+
+    tok.enable_truncation(64)                 # max_length, strategy="longest_first", direction="right"
+    tok.enable_padding()                      # length=None: pad each batch to its longest member
+    encs = tok.encode_batch(["a text", "another"], pairs=None)
+    batch = tokenizers.encodings_to_arrays(encs)   # {"input_ids", "attention_mask", "token_type_ids"}: [B, T] int32
+
+    tok.token_to_id("[MASK]"), tok.id_to_token(103), tok.get_vocab_size()
+    tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.mask_token_id, tok.unk_token_id
+    tok.decode(ids, skip_special_tokens=True); tok.save("tokenizer.json")
+
+Pairs are ``[CLS] A [SEP] B [SEP]`` with ``token_type_ids`` 0 then 1 (the file's post-processor).
+Offsets are character spans in the original text; special and padding tokens have ``(0, 0)``.
+
+Modules, one idea each: ``normalize`` (BERT's cleaning, accents, CJK; alignment to the original
+text), ``pretokenize`` (BERT's punctuation split, GPT-2's byte-level split), ``wordpiece``
+(greedy longest match; training), ``bpe`` (training with incremental pair counts; encoding by merge
+rank), ``vocab`` (word-level vocabulary), ``encoding`` (the result, special tokens, truncation,
+padding, arrays), ``tokenizer`` (the pipeline), ``hf_json`` (the file format).
+"""
+
+from scratchlm.tokenizers.encoding import Encoding, encodings_to_arrays
+from scratchlm.tokenizers.hf_json import load
+from scratchlm.tokenizers.tokenizer import AddedToken, Tokenizer
+
+__all__ = ["AddedToken", "Encoding", "Tokenizer", "encodings_to_arrays", "load"]

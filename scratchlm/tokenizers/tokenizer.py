@@ -1,0 +1,367 @@
+"""The tokenization pipeline, HuggingFace's in plain Python:
+
+    text -> added (special) tokens split out -> normalizer -> pre-tokenizer (words)
+         -> model (WordPiece / BPE, cached per word) -> truncation -> special tokens -> padding
+
+The hot path is one ``str.translate`` (normalization), one compiled regex (words) and a dictionary
+look-up per word; only texts whose normalization changes lengths (accents written as combining
+marks, CJK, control characters) pay for a per-character alignment, so offsets stay exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import regex
+
+from scratchlm.errors import ScratchlmError
+from scratchlm.tokenizers.decoders import SpaceDecoder
+from scratchlm.tokenizers.encoding import Encoding, Padding, TemplateProcessing, Truncation, default_process
+
+CACHE_CAPACITY = 200_000  # words; beyond it new words are tokenized but not cached (HuggingFace's rule)
+
+
+@dataclass(frozen=True)
+class AddedToken:
+    """A token matched in the raw text before anything else (HuggingFace's ``AddedToken``)."""
+
+    content: str
+    id: int
+    special: bool = True
+    single_word: bool = False
+    lstrip: bool = False
+    rstrip: bool = False
+    normalized: bool = False  # matched in the normalized text rather than the original
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "content": self.content, "single_word": self.single_word, "lstrip": self.lstrip,
+                "rstrip": self.rstrip, "normalized": self.normalized, "special": self.special}
+
+
+def _added_pattern(tokens: list[AddedToken]) -> regex.Pattern | None:
+    """One alternation, longest first, so the leftmost-longest token wins (HuggingFace's Aho-Corasick rule)."""
+    if not tokens:
+        return None
+    parts = []
+    for t in sorted(tokens, key=lambda t: -len(t.content)):
+        p = regex.escape(t.content)
+        if t.single_word:
+            p = rf"(?<!\w){p}(?!\w)"
+        if t.lstrip:
+            p = rf"\s*{p}"
+        if t.rstrip:
+            p = rf"{p}\s*"
+        parts.append(p)
+    return regex.compile("|".join(parts))
+
+
+class Tokenizer:
+    """A normalizer, pre-tokenizer, model, post-processor and decoder, used as HuggingFace's ``Tokenizer``.
+
+    ``encode(text, pair=None, *, add_special_tokens=True, is_pretokenized=False) -> Encoding`` and
+    ``encode_batch(texts, pairs=None, ...) -> list[Encoding]``; ``decode(ids, skip_special_tokens=True)``;
+    ``enable_truncation(max_length, ...)`` / ``no_truncation()``; ``enable_padding(length=None, ...)`` /
+    ``no_padding()``; ``token_to_id``, ``id_to_token``, ``get_vocab``, ``get_vocab_size``; ``save(path)``
+    writes a HuggingFace ``tokenizer.json``.
+    """
+
+    def __init__(self, model, *, normalizer=None, pre_tokenizer=None, post_processor: TemplateProcessing | None = None,
+                 decoder=None, added_tokens: list[AddedToken] = (), truncation: Truncation | None = None,
+                 padding: Padding | None = None):
+        self.model = model
+        self.normalizer = normalizer
+        self.pre_tokenizer = pre_tokenizer
+        self.post_processor = post_processor
+        self.decoder = decoder if decoder is not None else SpaceDecoder()
+        self.truncation = truncation
+        self.padding = padding
+        self.added_tokens: list[AddedToken] = []
+        self._cache: dict[str, tuple] = {}
+        self._set_added(list(added_tokens))
+
+    # ------------------------------------------------------------------ vocabulary
+
+    def _set_added(self, tokens: list[AddedToken]) -> None:
+        self.added_tokens = sorted(tokens, key=lambda t: t.id)
+        self._added_by_content = {t.content: t for t in self.added_tokens}
+        self._added_by_id = {t.id: t for t in self.added_tokens}
+        self._raw_pattern = _added_pattern([t for t in self.added_tokens if not t.normalized])
+        self._norm_pattern = _added_pattern([t for t in self.added_tokens if t.normalized])
+
+    def add_special_tokens(self, tokens: list[str]) -> int:
+        """Add special tokens (ids after the model's vocabulary unless the model has them); returns how many are new."""
+        new = []
+        for content in tokens:
+            if content in self._added_by_content:
+                continue
+            i = self.model.token_to_id(content)
+            if i is None:
+                i = self.get_vocab_size()
+            new.append(AddedToken(content, i, special=True))
+            self._set_added(self.added_tokens + new[-1:])
+        return len(new)
+
+    def token_to_id(self, token: str) -> int | None:
+        added = self._added_by_content.get(token)
+        return added.id if added is not None else self.model.token_to_id(token)
+
+    def id_to_token(self, i: int) -> str | None:
+        added = self._added_by_id.get(i)
+        return added.content if added is not None else self.model.id_to_token(i)
+
+    def get_vocab(self) -> dict[str, int]:
+        vocab = self.model.get_vocab()
+        vocab.update({t.content: t.id for t in self.added_tokens})
+        return vocab
+
+    def get_vocab_size(self) -> int:
+        return len(self.get_vocab())
+
+    @property
+    def cls_token_id(self) -> int | None:
+        return self._special_id("[CLS]", "<s>")
+
+    @property
+    def sep_token_id(self) -> int | None:
+        return self._special_id("[SEP]", "</s>")
+
+    @property
+    def pad_token_id(self) -> int | None:
+        if self.padding is not None:
+            return self.padding.pad_id
+        return self._special_id("[PAD]", "<pad>")
+
+    @property
+    def mask_token_id(self) -> int | None:
+        return self._special_id("[MASK]", "<mask>")
+
+    @property
+    def unk_token_id(self) -> int | None:
+        return self.token_to_id(getattr(self.model, "unk_token", None) or "[UNK]")
+
+    def _special_id(self, *names: str) -> int | None:
+        for name in names:
+            i = self.token_to_id(name)
+            if i is not None:
+                return i
+        return None
+
+    # ------------------------------------------------------------------ settings
+
+    def enable_truncation(self, max_length: int, *, stride: int = 0, strategy: str = "longest_first",
+                          direction: str = "right") -> None:
+        self.truncation = Truncation(max_length, strategy, direction, stride)
+
+    def no_truncation(self) -> None:
+        self.truncation = None
+
+    def enable_padding(self, *, length: int | None = None, direction: str = "right", pad_id: int | None = None,
+                       pad_type_id: int = 0, pad_token: str | None = None, pad_to_multiple_of: int | None = None) -> None:
+        """Pad to ``length`` (``None``: to the longest encoding of each batch).  The pad token defaults to
+        ``[PAD]`` / ``<pad>`` when the vocabulary has one, its id to that token's id."""
+        if pad_token is None:
+            pad_token = "[PAD]" if self.token_to_id("[PAD]") is not None or self.token_to_id("<pad>") is None else "<pad>"
+        if pad_id is None:
+            pad_id = self.token_to_id(pad_token) or 0
+        self.padding = Padding(length, pad_id, pad_type_id, pad_token, direction, pad_to_multiple_of)
+
+    def no_padding(self) -> None:
+        self.padding = None
+
+    # ------------------------------------------------------------------ encoding
+
+    def encode(self, text, pair=None, *, add_special_tokens: bool = True, is_pretokenized: bool = False) -> Encoding:
+        """Tokenize ``text`` (and ``pair``): ids with special tokens by default, offsets into each text.
+
+        With ``is_pretokenized=True`` the inputs are lists of words; ``word_ids`` then index those words
+        and offsets are relative to each word, as in HuggingFace.
+        """
+        first = self._encode_sequence(text, 0, is_pretokenized)
+        second = None if pair is None else self._encode_sequence(pair, 1, is_pretokenized)
+        encoding = self._post_process(first, second, add_special_tokens)
+        if self.padding is not None:
+            self.padding.apply([encoding])
+        return encoding
+
+    def encode_batch(self, texts, pairs=None, *, add_special_tokens: bool = True, is_pretokenized: bool = False) -> list[Encoding]:
+        """``encode`` for each text (and pair); with padding enabled the batch is padded together."""
+        if pairs is not None and len(pairs) != len(texts):
+            raise ScratchlmError(f"encode_batch: {len(texts)} texts but {len(pairs)} pairs")
+        out = []
+        for k, text in enumerate(texts):
+            first = self._encode_sequence(text, 0, is_pretokenized)
+            second = None if pairs is None else self._encode_sequence(pairs[k], 1, is_pretokenized)
+            out.append(self._post_process(first, second, add_special_tokens))
+        if self.padding is not None:
+            self.padding.apply(out)
+        return out
+
+    def _post_process(self, first: Encoding, second: Encoding | None, add_special_tokens: bool) -> Encoding:
+        processor = self.post_processor
+        if self.truncation is not None:
+            n_added = processor.num_special_tokens_to_add(second is not None) if processor and add_special_tokens else 0
+            if self.truncation.max_length < n_added:
+                raise ScratchlmError(
+                    f"truncation max_length {self.truncation.max_length} leaves no room for the {n_added} special tokens")
+            self.truncation.apply(first, second, self.truncation.max_length - n_added)
+        if processor is None:
+            return default_process(first, second)
+        if processor.trim_offsets:
+            for enc in (first, second):
+                if enc is not None:
+                    _trim_offsets(enc, getattr(self.pre_tokenizer, "add_prefix_space", False))
+        return processor.process(first, second, add_special_tokens)
+
+    def _encode_sequence(self, text, type_id: int, is_pretokenized: bool) -> Encoding:
+        if is_pretokenized:
+            if isinstance(text, str):
+                raise ScratchlmError("is_pretokenized=True expects a list of words, got a str")
+            words = list(text)
+        else:
+            if not isinstance(text, str):
+                raise ScratchlmError(f"encode expects a str, got {type(text).__name__}")
+            words = [text]
+        ids, tokens, offsets, word_ids = [], [], [], []
+        word_index = 0
+        for k, word in enumerate(words):
+            fixed = k if is_pretokenized else None
+            pieces = [(word, 0, None)] if self._raw_pattern is None else self._split_added(word, self._raw_pattern)
+            for piece, base, added in pieces:
+                if added is not None:
+                    ids.append(added.id)
+                    tokens.append(added.content)
+                    offsets.append((base, base + len(piece)))
+                    word_ids.append(word_index if fixed is None else fixed)
+                    word_index += 1
+                else:
+                    word_index = self._encode_piece(piece, base, word_index, fixed, ids, tokens, offsets, word_ids)
+        return Encoding.from_tokens(ids, tokens, offsets, word_ids, type_id=type_id, sequence_id=type_id)
+
+    def _split_added(self, text: str, pattern: regex.Pattern) -> list[tuple[str, int, AddedToken | None]]:
+        """``text`` cut around the added tokens it holds: ``(piece, start, token or None)``."""
+        pieces, cursor = [], 0
+        for m in pattern.finditer(text):
+            if m.start() > cursor:
+                pieces.append((text[cursor:m.start()], cursor, None))
+            pieces.append((m.group(), m.start(), self._added_by_content[m.group().strip()]))
+            cursor = m.end()
+        if cursor < len(text) or not pieces:
+            pieces.append((text[cursor:], cursor, None))
+        return pieces
+
+    def _encode_piece(self, text, base, word_index, fixed, ids, tokens, offsets, word_ids) -> int:
+        """Normalize, pre-tokenize and tokenize one stretch of text free of raw added tokens, appending to the lists."""
+        if self.normalizer is not None:
+            normalized, alignment = self.normalizer.normalize(text)
+        else:
+            normalized, alignment = text, None
+        pre = self.pre_tokenizer
+        if pre is not None and pre.add_prefix_space and normalized and not normalized.startswith(" "):
+            # The added space stands for the first character (HuggingFace aligns it there too).
+            alignment = [0] + (alignment if alignment is not None else list(range(len(normalized))))
+            normalized = " " + normalized
+        if self._norm_pattern is not None:
+            segments = self._split_added(normalized, self._norm_pattern)
+        else:
+            segments = ((normalized, 0, None),)
+        pattern = pre.pattern if pre is not None else _WHOLE_TEXT
+        cache, tokenize_word = self._cache, self._tokenize_word
+        for segment, seg_start, added in segments:
+            if added is not None:
+                s, e = seg_start, seg_start + len(segment)
+                ids.append(added.id)
+                tokens.append(added.content)
+                offsets.append((base + s, base + e) if alignment is None else (base + alignment[s], base + alignment[e - 1] + 1))
+                word_ids.append(word_index if fixed is None else fixed)
+                word_index += 1
+                continue
+            for m in pattern.finditer(segment):
+                w = m.group()
+                hit = cache.get(w)
+                if hit is None:
+                    hit = tokenize_word(w)
+                w_ids, w_tokens, w_offsets = hit
+                ids += w_ids
+                tokens += w_tokens
+                s = m.start() + seg_start
+                wid = word_index if fixed is None else fixed
+                if alignment is None:
+                    if w_offsets is None:
+                        offsets.append((base + s, base + s + len(w)))
+                        word_ids.append(wid)
+                    else:
+                        offsets += [(base + s + a, base + s + b) for a, b in w_offsets]
+                        word_ids += [wid] * len(w_ids)
+                else:
+                    if w_offsets is None:
+                        w_offsets = ((0, len(w)),)
+                    offsets += [(base + alignment[s + a], base + alignment[s + b - 1] + 1) for a, b in w_offsets]
+                    word_ids += [wid] * len(w_ids)
+                word_index += 1
+        return word_index
+
+    def _tokenize_word(self, word: str) -> tuple:
+        """The model's tokens for one word, offsets in the word's characters; cached."""
+        if self.pre_tokenizer is not None:
+            model_input, char_of = self.pre_tokenizer.transform(word)
+        else:
+            model_input, char_of = word, None
+        pieces = self.model.tokenize(model_input)
+        ids = tuple(p[0] for p in pieces)
+        tokens = tuple(p[1] for p in pieces)
+        if char_of is None:
+            offsets = tuple((p[2], p[3]) for p in pieces)
+        else:
+            offsets = tuple((char_of[p[2]], char_of[p[3] - 1] + 1) for p in pieces)
+        if offsets == ((0, len(word)),):
+            offsets = None  # the common case: one token, the whole word
+        hit = (ids, tokens, offsets)
+        if len(self._cache) < CACHE_CAPACITY:
+            self._cache[word] = hit
+        return hit
+
+    # ------------------------------------------------------------------ decoding
+
+    def decode(self, ids, *, skip_special_tokens: bool = True) -> str:
+        tokens = []
+        for i in ids:
+            i = int(i)
+            added = self._added_by_id.get(i)
+            if added is not None and added.special and skip_special_tokens:
+                continue
+            token = self.id_to_token(i)
+            if token is None:
+                raise ScratchlmError(f"decode: id {i} is not in the vocabulary (size {self.get_vocab_size()})")
+            tokens.append(token)
+        return self.decoder.decode(tokens)
+
+    def decode_batch(self, sequences, *, skip_special_tokens: bool = True) -> list[str]:
+        return [self.decode(ids, skip_special_tokens=skip_special_tokens) for ids in sequences]
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path: str | Path) -> None:
+        """Write a HuggingFace ``tokenizer.json`` (``tokenizers.Tokenizer.from_file`` reads it)."""
+        from scratchlm.tokenizers.hf_json import save
+
+        save(self, path)
+
+
+_WHOLE_TEXT = regex.compile(r"(?s).+")
+
+
+def _trim_offsets(encoding: Encoding, add_prefix_space: bool) -> None:
+    """HuggingFace's ByteLevel ``trim_offsets``: offsets leave out a token's leading / trailing spaces."""
+    for i, (token, (start, end)) in enumerate(zip(encoding.tokens, encoding.offsets)):
+        lead = len(token) - len(token.lstrip("Ġ \t\n\r\x0b\x0c"))
+        trail = len(token) - len(token.rstrip("Ġ \t\n\r\x0b\x0c"))
+        if not lead and not trail:
+            continue
+        if lead and (i == 0 or start == 0) and add_prefix_space and lead == 1:
+            lead = 0  # the space the pre-tokenizer added itself
+        if lead:
+            start = min(start + lead, end)
+        if trail and end >= trail:
+            end = max(end - trail, start)
+        encoding.offsets[i] = (start, end)
