@@ -1,0 +1,47 @@
+"""`scratchlm docs --out site/`: the static site with each module's code beside its equations.
+
+Equations are rendered at build time by KaTeX (the npm package, see ``docs/package.json``); the
+site needs no network to read.  ``--check`` then opens every page in headless Chromium and checks
+that each equation rendered, that no link is broken, and saves a screenshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("site"), help="output folder (default: site/)")
+    parser.add_argument("--katex", type=Path, default=None,
+                        help="an installed npm katex package (default: docs/node_modules/katex, or $SCRATCHLM_KATEX_DIR)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if any equation fails to render")
+    parser.add_argument("--check", action="store_true",
+                        help="open every page in headless Chromium: equations rendered, no broken link")
+    parser.add_argument("--screenshot", type=Path, default=None,
+                        help="with --check: save a PNG of this page (default: OUT/screenshot.png of the GRU page or the index)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from scratchlm.docsite import build_site
+
+    report = build_site(args.out, katex_dir=args.katex)
+    print(f"wrote {len(report.pages)} pages with {report.equations} equations (KaTeX {report.katex_version}) "
+          f"to {report.out}/; open {report.out / 'index.html'}")
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for error in report.errors:
+        print(f"equation did not render: {error}", file=sys.stderr)
+    status = 1 if args.strict and report.errors else 0
+    if args.check:
+        from scratchlm.docsite.browser import check_site
+
+        shot = args.screenshot or args.out / "screenshot.png"
+        result = check_site(args.out, screenshot=shot)
+        print(f"checked {result.pages} pages in Chromium: {result.equations} equations rendered, "
+              f"{result.links} internal links followed; screenshot {shot}")
+        for problem in result.problems:
+            print(f"problem: {problem}", file=sys.stderr)
+        status = status or (1 if result.problems else 0)
+    return status

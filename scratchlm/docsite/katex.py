@@ -1,0 +1,92 @@
+"""KaTeX from npm: render every equation at build time with Node, and bundle its CSS and fonts.
+
+Why server-side: the pages then hold finished HTML (they read offline, with JavaScript off, and
+open instantly), and a malformed equation is reported when the site is built, naming the function,
+instead of showing up as red text in someone's browser.  The KaTeX package is the npm one
+(``docs/package.json`` pins it; ``npm install --prefix docs --no-package-lock`` installs it into
+``docs/node_modules``); nothing is downloaded at run time and no third-party code lives in the repo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from scratchlm.errors import ScratchlmError
+
+INSTALL_HINT = ("install it from the repository root with `npm install --prefix docs --no-package-lock` "
+                "(docs/package.json pins katex; Node.js comes from `apt-get install nodejs npm`), "
+                "or point SCRATCHLM_KATEX_DIR at an installed katex package")
+
+# Reads [{"tex", "display"}, ...] as JSON on stdin; writes [{"html"} | {"error"}, ...] on stdout.
+# trust admits exactly the two commands the symbol links use (scratchlm/docsite/tex.py).
+_RENDER_JS = r"""
+const katex = require(process.argv[1]);
+let input = "";
+process.stdin.setEncoding("utf8");
+process.stdin.on("data", (chunk) => { input += chunk; });
+process.stdin.on("end", () => {
+  const trust = (ctx) => ctx.command === "\\htmlData" ||
+    (ctx.command === "\\href" && typeof ctx.url === "string" && ctx.url.startsWith("#"));
+  const out = JSON.parse(input).map(({tex, display}) => {
+    try {
+      return {html: katex.renderToString(tex, {displayMode: display, throwOnError: true, trust, strict: "ignore"})};
+    } catch (err) {
+      return {error: String(err.message || err)};
+    }
+  });
+  process.stdout.write(JSON.stringify({version: katex.version, out}));
+});
+"""
+
+
+def find_katex(explicit: str | os.PathLike | None = None) -> Path:
+    """The installed npm ``katex`` package folder (the one holding ``package.json`` and ``dist/``)."""
+    import scratchlm
+
+    tried = []
+    if explicit or os.environ.get("SCRATCHLM_KATEX_DIR"):
+        tried.append(Path(explicit or os.environ["SCRATCHLM_KATEX_DIR"]))
+    roots = [Path.cwd(), *Path.cwd().parents, Path(scratchlm.__file__).resolve().parents[1]]
+    for root in roots:
+        tried += [root / "docs" / "node_modules" / "katex", root / "node_modules" / "katex"]
+    for path in tried:
+        if (path / "package.json").is_file() and (path / "dist" / "katex.min.css").is_file():
+            return path
+    raise ScratchlmError(f"KaTeX (the npm package) was not found; {INSTALL_HINT}")
+
+
+def find_node() -> str:
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        raise ScratchlmError(f"Node.js is needed to render the equations and was not found on PATH; {INSTALL_HINT}")
+    return node
+
+
+def render_all(items: list[tuple[str, bool]], katex_dir: Path) -> tuple[str, list[dict]]:
+    """Render ``[(tex, display), ...]`` in one Node process; returns (KaTeX version, results)."""
+    if not items:
+        return "", []
+    payload = json.dumps([{"tex": tex, "display": display} for tex, display in items])
+    proc = subprocess.run([find_node(), "-e", _RENDER_JS, str(katex_dir / "dist" / "katex.js")],
+                          input=payload, capture_output=True, text=True, encoding="utf-8", timeout=300)
+    if proc.returncode != 0:
+        raise ScratchlmError(f"KaTeX via Node failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    result = json.loads(proc.stdout)
+    return result["version"], result["out"]
+
+
+def copy_assets(katex_dir: Path, out: Path) -> None:
+    """KaTeX's stylesheet and fonts into ``out/katex/`` (the CSS finds ``fonts/`` beside itself)."""
+    dest = out / "katex"
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    shutil.copy2(katex_dir / "dist" / "katex.min.css", dest / "katex.min.css")
+    shutil.copytree(katex_dir / "dist" / "fonts", dest / "fonts")
+    for name in ("LICENSE", "LICENSE.txt"):
+        if (katex_dir / name).is_file():
+            shutil.copy2(katex_dir / name, dest / "LICENSE.txt")
