@@ -19,6 +19,11 @@ Usage (the API the models and fine-tuning code rely on)::
     tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.mask_token_id, tok.unk_token_id
     tok.decode(ids, skip_special_tokens=True); tok.save("tokenizer.json")
 
+Word-level models use ``Vocab``::
+
+    vocab = tokenizers.Vocab.from_corpus(corpora.load_tokenized_corpus("wiki"), min_count=5, max_size=20000)
+    vocab.encode(["the", "cat"]), vocab.decode(ids), vocab.unk_id, len(vocab), vocab.save(p), Vocab.load(p)
+
 Pairs are ``[CLS] A [SEP] B [SEP]`` with ``token_type_ids`` 0 then 1 (the file's post-processor).
 Offsets are character spans in the original text; special and padding tokens have ``(0, 0)``.
 
@@ -32,5 +37,6 @@ padding, arrays), ``tokenizer`` (the pipeline), ``hf_json`` (the file format).
 from scratchlm.tokenizers.encoding import Encoding, encodings_to_arrays
 from scratchlm.tokenizers.hf_json import load
 from scratchlm.tokenizers.tokenizer import AddedToken, Tokenizer
+from scratchlm.tokenizers.vocab import Vocab
 
-__all__ = ["AddedToken", "Encoding", "Tokenizer", "encodings_to_arrays", "load"]
+__all__ = ["AddedToken", "Encoding", "Tokenizer", "Vocab", "encodings_to_arrays", "load"]

@@ -1,4 +1,4 @@
-"""Normalizers: text -> (normalized text, alignment to the original characters).
+r"""Normalizers: text -> (normalized text, alignment to the original characters).
 
 Every normalizer here is *character-wise*: it replaces each original character :math:`c_i` by a
 string :math:`n(c_i)` (possibly empty, possibly several characters), so the normalized text is
