@@ -1,0 +1,255 @@
+r"""Word–word co-occurrence counts for GloVe, streamed and memory-bounded (Pennington et al. 2014, §3).
+
+.. math::  X_{ij} = \sum_{\text{occurrences of } j \text{ at distance } 1 \le d \le \text{window from } i} \frac{1}{d}
+
+This is what the Stanford C tools ``vocab_count`` and ``cooccur`` compute, with their choices:
+
+- The vocabulary keeps words seen at least ``min_count`` times, at most ``max_size`` of them, ranked
+  by count (ties alphabetically, as ``vocab_count`` does); word ids are those ranks.
+- Out-of-vocabulary tokens are dropped *before* windowing, so distances count in-vocabulary words
+  only (``cooccur`` skips an unknown word before it enters its history buffer).
+- Windows never cross a sentence (a line of the corpus): ``cooccur`` resets its history at a newline.
+- ``symmetric=True`` (``cooccur -symmetric 1``, the default) adds each pair in both directions;
+  ``symmetric=False`` counts only context words to the *left* of the centre word:
+  :math:`X_{ij}` sums :math:`1/d` over occurrences of ``j`` at ``d`` words left of ``i``.
+  (``cooccur`` stores that left-only count with the context word first, which only swaps the
+  roles of :math:`W` and :math:`\tilde W` in training.)
+
+How it scales: the corpus is streamed in chunks of tokens; each chunk's pairs are built with NumPy
+from shifted id arrays (one shift per distance d), packed into integer keys ``((i·V + j) << b) | d``
+and sorted (NumPy's vectorised sort of plain integers is ~10× faster than an argsort), then reduced
+to sorted unique ``i·V + j`` keys with their summed :math:`1/d` weights.  Sorted partial counts are
+merged pairwise (a binary-counter schedule, so the total merge work is O(nnz log chunks)).
+
+Memory ceiling: one chunk's buffers take about ``_BYTES_PER_PAIR`` bytes per pair and a chunk holds
+``max_memory_mb · 2^20 / (_BYTES_PER_PAIR · pairs per token)`` tokens, so the partial buffers stay
+under ``max_memory_mb``.  The merged counts themselves take 16 bytes per distinct pair (int64 key,
+float64 value) and a merge briefly holds its inputs, its output and the merge positions, so the
+peak is about ``max_memory_mb`` MiB + 64 bytes × nnz: beyond the ceiling, only the output's own size
+(which ``cooccur`` instead spills to overflow files on disk).  A dense V×V matrix is never allocated.
+Nothing here imports JAX.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scratchlm.errors import CorpusError, ScratchlmError
+
+# One pair's footprint while a chunk is counted: its packed int64 key in the per-distance piece, in
+# the concatenated array and in the sorted copy, plus the boolean masks and reduced outputs.
+_BYTES_PER_PAIR = 40
+_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Cooccurrence:
+    """Sparse co-occurrence matrix in COO form, rows sorted by ``(i, j)``.
+
+    Fields: ``words`` [V] (id -> word), ``counts`` [V] int64 corpus frequencies, ``i``, ``j`` [N] int32
+    ids of the centre and context word, ``x`` [N] float64 :math:`X_{ij} > 0`; and the counting settings.
+    """
+
+    words: tuple[str, ...]
+    counts: np.ndarray
+    i: np.ndarray
+    j: np.ndarray
+    x: np.ndarray
+    window: int
+    symmetric: bool
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.words)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.x.size)
+
+    def save(self, path: str | Path) -> None:
+        """Write an ``.npz`` of plain arrays (no pickle); words as one UTF-8, newline-joined byte array."""
+        if any("\n" in w for w in self.words):
+            raise ScratchlmError("a vocabulary word contains a newline; it cannot be saved")
+        np.savez(
+            Path(path),
+            version=np.int64(_FORMAT_VERSION),
+            words_utf8=np.frombuffer("\n".join(self.words).encode("utf-8"), dtype=np.uint8),
+            counts=self.counts, i=self.i, j=self.j, x=self.x,
+            window=np.int64(self.window), symmetric=np.bool_(self.symmetric),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Cooccurrence:
+        """Read what :meth:`save` wrote (``allow_pickle=False``); a malformed file is a clear error."""
+        path = Path(path)
+        if not path.exists():
+            raise ScratchlmError(f"co-occurrence file {path} does not exist")
+        with np.load(path, allow_pickle=False) as data:
+            missing = {"version", "words_utf8", "counts", "i", "j", "x", "window", "symmetric"} - set(data.files)
+            if missing:
+                raise ScratchlmError(f"{path} is not a scratchlm co-occurrence file: it lacks {sorted(missing)}")
+            if int(data["version"]) != _FORMAT_VERSION:
+                raise ScratchlmError(f"{path}: co-occurrence format version {int(data['version'])}, expected {_FORMAT_VERSION}")
+            text = data["words_utf8"].tobytes().decode("utf-8")
+            result = cls(
+                words=tuple(text.split("\n")) if text else (),
+                counts=data["counts"], i=data["i"], j=data["j"], x=data["x"],
+                window=int(data["window"]), symmetric=bool(data["symmetric"]),
+            )
+        V, N = result.vocab_size, result.nnz
+        if result.counts.shape != (V,) or result.i.shape != (N,) or result.j.shape != (N,):
+            raise ScratchlmError(f"{path}: inconsistent shapes (V={V}, counts {result.counts.shape}, "
+                                 f"i {result.i.shape}, j {result.j.shape}, x {result.x.shape})")
+        return result
+
+
+def build_vocabulary(sentences: Iterable[Sequence[str]], *, min_count: int = 5,
+                     max_size: int | None = None) -> tuple[tuple[str, ...], np.ndarray]:
+    """Words with count >= ``min_count``, ranked by count then alphabetically, cut to ``max_size``.
+
+    Returns ``(words, counts)``: the id of a word is its rank (``vocab_count``'s order).
+    """
+    if min_count < 1:
+        raise ScratchlmError(f"min_count must be >= 1, got {min_count}")
+    if max_size is not None and max_size < 1:
+        raise ScratchlmError(f"max_size must be >= 1 or None, got {max_size}")
+    counter: collections.Counter[str] = collections.Counter()
+    for sentence in sentences:
+        counter.update(sentence)
+    if not counter:
+        raise CorpusError("the corpus is empty: no word to count")
+    ranked = sorted((item for item in counter.items() if item[1] >= min_count), key=lambda wc: (-wc[1], wc[0]))
+    ranked = ranked[:max_size]
+    if not ranked:
+        raise CorpusError(f"no word occurs at least min_count={min_count} times "
+                          f"(the most frequent occurs {counter.most_common(1)[0][1]} times); lower --min-count")
+    return tuple(w for w, _ in ranked), np.array([c for _, c in ranked], dtype=np.int64)
+
+
+def count_cooccurrences(sentences: Sequence[Sequence[str]], *, window: int = 15, symmetric: bool = True,
+                        min_count: int = 5, max_size: int | None = None,
+                        max_memory_mb: float = 512.0) -> Cooccurrence:
+    """Vocabulary and distance-weighted co-occurrence counts of a tokenized corpus (see module docstring).
+
+    Args: sentences: a re-iterable of token sequences (read twice: vocabulary, then counting);
+    window: context words on each side (``cooccur -window-size``); symmetric: both sides or left only;
+    min_count / max_size: vocabulary bounds; max_memory_mb: ceiling for one chunk's buffers.
+    """
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ScratchlmError(f"window must be a positive integer (context words on each side), got {window!r}")
+    if not max_memory_mb > 0:
+        raise ScratchlmError(f"max_memory_mb must be positive, got {max_memory_mb}")
+    words, counts = build_vocabulary(sentences, min_count=min_count, max_size=max_size)
+    index = {w: k for k, w in enumerate(words)}
+    pairs_per_token = window * (2 if symmetric else 1)
+    tokens_per_chunk = max(1, int(max_memory_mb * 2**20 / (_BYTES_PER_PAIR * pairs_per_token)))
+    keys, x = count_id_pairs(_id_chunks(sentences, index, tokens_per_chunk), vocab_size=len(words),
+                             window=window, symmetric=symmetric)
+    if keys.size == 0:
+        raise CorpusError(f"no two in-vocabulary words ({len(words)} words with min_count={min_count}) "
+                          f"co-occur within a window of {window} inside one sentence; lower --min-count "
+                          f"or give a larger corpus")
+    V = len(words)
+    return Cooccurrence(words=words, counts=counts, i=(keys // V).astype(np.int32),
+                        j=(keys % V).astype(np.int32), x=x, window=int(window), symmetric=bool(symmetric))
+
+
+def _id_chunks(sentences: Iterable[Sequence[str]], index: dict[str, int],
+               tokens_per_chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(ids, sentence_ids)`` int64 arrays of at most ``tokens_per_chunk`` in-vocabulary tokens."""
+    ids: list[int] = []
+    sentence_ids: list[int] = []
+    for s, sentence in enumerate(sentences):
+        kept = [index[w] for w in sentence if w in index]
+        ids.extend(kept)
+        sentence_ids.extend([s] * len(kept))
+        while len(ids) >= tokens_per_chunk:
+            yield (np.array(ids[:tokens_per_chunk], dtype=np.int64),
+                   np.array(sentence_ids[:tokens_per_chunk], dtype=np.int64))
+            del ids[:tokens_per_chunk], sentence_ids[:tokens_per_chunk]
+    if ids:
+        yield np.array(ids, dtype=np.int64), np.array(sentence_ids, dtype=np.int64)
+
+
+def count_id_pairs(chunks: Iterable[tuple[np.ndarray, np.ndarray]], *, vocab_size: int, window: int,
+                   symmetric: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique keys ``i·V + j`` (int64) and their :math:`X_{ij}` (float64) from streamed id chunks.
+
+    Each chunk is ``(ids, sentence_ids)``; the last ``window`` tokens of a chunk are carried into the
+    next as left context only, so every pair is counted exactly once, at its right-hand token.
+    """
+    V = int(vocab_size)
+    shift = int(window).bit_length()  # bits that hold the distance d in a packed key
+    if V > 1 and (V * V) >= 2 ** (62 - shift):
+        raise ScratchlmError(f"vocabulary of {V} words too large for 64-bit pair keys with window {window}")
+    runs: list[tuple[np.ndarray, np.ndarray]] = []
+    carry_ids = carry_sids = np.zeros(0, dtype=np.int64)
+    for ids, sentence_ids in chunks:
+        all_ids = np.concatenate([carry_ids, ids])
+        all_sids = np.concatenate([carry_sids, sentence_ids])
+        runs.append(_count_chunk(all_ids, all_sids, first=carry_ids.size, V=V, window=window,
+                                 symmetric=symmetric, shift=shift))
+        carry_ids, carry_sids = all_ids[-window:], all_sids[-window:]
+        # Binary-counter merging: merge while the newest run is at least half its predecessor.
+        while len(runs) > 1 and 2 * runs[-1][0].size >= runs[-2][0].size:
+            b = runs.pop()
+            runs.append(_merge(runs.pop(), b))
+    while len(runs) > 1:
+        b = runs.pop()
+        runs.append(_merge(runs.pop(), b))
+    if not runs:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    return runs[0]
+
+
+def _count_chunk(ids: np.ndarray, sids: np.ndarray, *, first: int, V: int, window: int, symmetric: bool,
+                 shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs whose right-hand token is at position >= ``first``, reduced to sorted unique keys."""
+    n = ids.size
+    pieces = []
+    for d in range(1, window + 1):
+        s = max(first, d)
+        if s >= n:
+            break
+        centre, context = ids[s:], ids[s - d : n - d]  # context is d tokens left of centre
+        same = sids[s:] == sids[s - d : n - d]  # windows stop at sentence boundaries
+        centre, context = centre[same], context[same]
+        pieces.append(((centre * V + context) << shift) | d)
+        if symmetric:
+            pieces.append(((context * V + centre) << shift) | d)
+    packed = np.sort(np.concatenate(pieces)) if pieces else np.zeros(0, dtype=np.int64)
+    del pieces
+    if packed.size == 0:
+        return packed, np.zeros(0, dtype=np.float64)
+    # Runs of equal packed keys: same pair at the same distance d, worth count / d.
+    starts = np.flatnonzero(np.concatenate([[True], packed[1:] != packed[:-1]]))
+    n_same = np.diff(np.append(starts, packed.size))
+    packed = packed[starts]
+    weights = n_same / (packed & ((1 << shift) - 1))
+    return _sum_sorted(packed >> shift, weights)
+
+
+def _sum_sorted(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum the values of equal adjacent keys (``keys`` sorted)."""
+    if keys.size == 0:
+        return keys, values
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    return keys[starts], np.add.reduceat(values, starts)
+
+
+def _merge(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Merge two sorted unique-key runs in O(n log n) searches, without a full re-sort."""
+    (ka, va), (kb, vb) = a, b
+    keys = np.empty(ka.size + kb.size, dtype=np.int64)
+    values = np.empty(keys.size, dtype=np.float64)
+    # A key of a goes before equal keys of b; each run's own order is kept.
+    pos_a = np.arange(ka.size) + np.searchsorted(kb, ka, side="left")
+    pos_b = np.arange(kb.size) + np.searchsorted(ka, kb, side="right")
+    keys[pos_a], values[pos_a] = ka, va
+    keys[pos_b], values[pos_b] = kb, vb
+    return _sum_sorted(keys, values)
