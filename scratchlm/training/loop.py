@@ -45,11 +45,14 @@ class TrainState:
     opt_state: Any
     step: jax.Array  # int32 scalar: the number of updates applied so far
     key: jax.Array  # the run's PRNG key; step t uses fold_in(key, t)
+    # State a loss hands from one step to the next (the GRU LM's hidden state under truncated BPTT,
+    # see make_train_step(carry=True)); checkpointed with the rest, so a resume continues it exactly.
+    carry: Any = None
 
 
-def init_train_state(params: Any, optimizer: optax.GradientTransformation, key: jax.Array) -> TrainState:
-    """A fresh state at step 0 (``key`` may be a typed key or raw ``uint32[2]``)."""
-    return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), key=key)
+def init_train_state(params: Any, optimizer: optax.GradientTransformation, key: jax.Array, carry: Any = None) -> TrainState:
+    """A fresh state at step 0 (``key`` may be a typed key or raw ``uint32[2]``; ``carry`` the initial carried state)."""
+    return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), key=key, carry=carry)
 
 
 # ----------------------------------------------------------------------------- optimizer
@@ -169,6 +172,7 @@ def make_train_step(
     optimizer: optax.GradientTransformation,
     *,
     trainable: Any = None,
+    carry: bool = False,
 ) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
     r"""``step(state, batch) -> (state, metrics)``, jitted once, the incoming state donated.
 
@@ -180,6 +184,11 @@ def make_train_step(
     same ``trainable`` mask as to :func:`make_optimizer` to keep frozen leaves bit-for-bit
     unchanged (they are passed through, not added to a zero update) and to skip their gradients.
     Donation means the ``state`` given to ``step`` must not be used afterwards.
+
+    With ``carry=True`` the loss also reads and returns state carried between steps:
+    ``loss_fn(params, batch, key, carry) -> (loss, (metrics, new_carry))`` gets ``state.carry`` and
+    its ``new_carry`` becomes the next step's (truncated BPTT's hidden state), so the batches stay a
+    deterministic function of the step and the carried state is checkpointed with the rest.
     """
 
     def step(state: TrainState, batch: Any) -> tuple[TrainState, dict]:
@@ -187,7 +196,11 @@ def make_train_step(
         params = state.params
         if trainable is not None:
             params = jax.tree.map(lambda p, t: p if t else jax.lax.stop_gradient(p), params, trainable)
-        (loss, metrics), g = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, k_t)
+        if carry:
+            (loss, (metrics, new_carry)), g = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, k_t, state.carry)
+        else:
+            (loss, metrics), g = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, k_t)
+            new_carry = state.carry
         updates, opt_state = optimizer.update(g, state.opt_state, state.params)
         if trainable is None:
             new_params = optax.apply_updates(state.params, updates)
@@ -196,7 +209,7 @@ def make_train_step(
                 lambda p, u, t: (p + u).astype(p.dtype) if t else p, state.params, updates, trainable
             )
         metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(g)}
-        return state.replace(params=new_params, opt_state=opt_state, step=state.step + 1), metrics
+        return state.replace(params=new_params, opt_state=opt_state, step=state.step + 1, carry=new_carry), metrics
 
     return jax.jit(step, donate_argnums=0)
 
