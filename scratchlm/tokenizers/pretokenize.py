@@ -50,6 +50,16 @@ def bytes_to_unicode() -> dict[int, str]:
 
 
 @functools.cache
+def _latin1_to_byte_chars() -> dict[int, str]:
+    return {b: c for b, c in bytes_to_unicode().items()}
+
+
+def to_byte_chars(text: str) -> str:
+    """``text``'s UTF-8 bytes written with GPT-2's byte characters (one C-speed pass: bytes -> Latin-1 -> map)."""
+    return text.encode("utf-8").decode("latin-1").translate(_latin1_to_byte_chars())
+
+
+@functools.cache
 def unicode_to_bytes() -> dict[str, int]:
     return {c: b for b, c in bytes_to_unicode().items()}
 
@@ -106,15 +116,15 @@ class ByteLevel(PreTokenizer):
     def pattern(self) -> regex.Pattern:
         return _BYTE_LEVEL_SPLIT if self.use_regex else _WHOLE
 
-    def transform(self, word: str) -> tuple[str, list[int]]:
+    def transform(self, word: str) -> tuple[str, list[int] | None]:
         """The word's UTF-8 bytes as GPT-2 characters, each aligned to the character it encodes."""
-        table = bytes_to_unicode()
-        out, alignment = [], []
+        mapped = to_byte_chars(word)
+        if len(mapped) == len(word):  # ASCII: one byte per character
+            return mapped, None
+        alignment = []
         for i, ch in enumerate(word):
-            b = ch.encode("utf-8")
-            out.extend(table[x] for x in b)
-            alignment.extend([i] * len(b))
-        return "".join(out), alignment
+            alignment.extend([i] * len(ch.encode("utf-8")))
+        return mapped, alignment
 
     def to_json(self) -> dict:
         return {"type": "ByteLevel", "add_prefix_space": self.add_prefix_space,
