@@ -302,8 +302,8 @@ def _text(text: str, ctx: DocContext, link_params: bool) -> str:
     if link_params and ctx.params:
         names = "|".join(re.escape(p) for p in sorted(ctx.params, key=len, reverse=True))
         parts = re.split(rf"(?<![\w.])({names})(?![\w(])", text)
-        return "".join(_param_link(p, ctx) if k % 2 else _cite(html.escape(p, quote=False)) for k, p in enumerate(parts))
-    return _cite(html.escape(text, quote=False))
+        return "".join(_param_link(p, ctx) if k % 2 else _cite(html.escape(p)) for k, p in enumerate(parts))
+    return _cite(html.escape(text))
 
 
 def _cite(escaped: str) -> str:

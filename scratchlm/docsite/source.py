@@ -12,7 +12,6 @@ import html
 import importlib.util
 import io
 import keyword
-import re
 import tokenize
 import warnings
 from dataclasses import dataclass, field
@@ -36,7 +35,6 @@ class Section:
     doc: str | None  # the cleaned docstring
     lines: list[int]  # 1-based source lines shown in the code column (docstring lines removed)
     params: list[str] = field(default_factory=list)  # argument names, linked in the Args line
-    identifiers: set[str] = field(default_factory=set)  # names the code of this section uses
 
 
 @dataclass
@@ -80,20 +78,6 @@ def discover(package: str = "scratchlm") -> list[Module]:
             continue
         modules.append(parse_module(".".join(parts), path, source))
     return sorted(modules, key=lambda m: m.name)
-
-
-def _names(node: ast.AST) -> set[str]:
-    names = set()
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Name):
-            names.add(sub.id)
-        elif isinstance(sub, ast.arg):
-            names.add(sub.arg)
-        elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(sub.name)
-        elif isinstance(sub, ast.alias):
-            names.add((sub.asname or sub.name).split(".")[0])
-    return names - BUILTINS - {"self", "cls"}
 
 
 def _docstring_lines(node: ast.AST) -> set[int]:
@@ -144,8 +128,7 @@ def parse_module(name: str, path: Path, source: str) -> Module:
     except SyntaxError as err:
         code = Section("L1", "code", "", "", None, list(range(1, len(lines) + 1)))
         return Module(name, path, source, [code], error=f"{type(err).__name__}: {err}")
-    sections: list[Section] = [Section("module", "module", name, "", ast.get_docstring(tree), [],
-                                       identifiers=_names(tree))]
+    sections: list[Section] = [Section("module", "module", name, "", ast.get_docstring(tree), [])]
     hidden = _docstring_lines(tree)
     defs: list[tuple[int, int, ast.AST, str | None]] = []  # (start, end, node, class name)
     for node in tree.body:
@@ -167,10 +150,7 @@ def parse_module(name: str, path: Path, source: str) -> Module:
         while shown and not lines[shown[0] - 1].strip():
             shown.pop(0)
         if shown:
-            idents = set()
-            for n in shown:
-                idents.update(t for t in _line_names(lines[n - 1]))
-            sections.append(Section(f"L{shown[0]}", "code", "", "", None, shown, identifiers=idents))
+            sections.append(Section(f"L{shown[0]}", "code", "", "", None, shown))
 
     for start, end, node, owner in defs:
         glue(start)
@@ -180,18 +160,11 @@ def parse_module(name: str, path: Path, source: str) -> Module:
         shown = [n for n in range(start, end + 1) if n not in doc_lines]
         while shown and not lines[shown[-1] - 1].strip():
             shown.pop()
-        idents = _names(node) if kind != "class" else _names(ast.Module(
-            body=[b for b in node.body if not isinstance(b, (ast.FunctionDef, ast.AsyncFunctionDef))], type_ignores=[]))
         sections.append(Section(qualname, kind, qualname, _signature(node, lines), ast.get_docstring(node),
-                                shown, params=_params(node), identifiers=idents))
+                                shown, params=_params(node)))
         cursor = end + 1
     glue(len(lines) + 1)
     return Module(name, path, source, sections)
-
-
-def _line_names(line: str) -> list[str]:
-    return [w for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", line.split("#")[0])
-            if not keyword.iskeyword(w)]
 
 
 def highlight(source: str) -> list[list[tuple[str, str]]]:
@@ -269,7 +242,7 @@ def render_line(pieces: list[tuple[str, str]], take_ids: Callable[[str], list[st
     """
     out = []
     for cls, text in pieces:
-        esc = html.escape(text, quote=False)
+        esc = html.escape(text)  # quotes too: no attribute-like text survives in the page
         if cls == "n" and text in symbols:
             ids = take_ids(text)
             extra = "".join(f'<span id="{html.escape(i)}"></span>' for i in ids[1:])

@@ -6,7 +6,7 @@ A docstring's equation names its quantities (:math:`v_c`, :math:`u_o^\top`, :mat
 equation).  :func:`link_symbols` finds the symbol atoms of a TeX string, guesses the identifiers
 each could be spelled as in Python, and wraps every atom whose spelling occurs in the code as
 
-    ``\href{#SECTION--ident}{\htmlData{sym=ident}{ATOM}}``
+    ``{\href{#SECTION--ident}{\htmlData{sym=ident}{ATOM}}}``
 
 so that KaTeX (with ``trust`` allowing exactly these two commands) renders a link to the first use of
 the variable in the code and a ``data-sym`` attribute the page uses to highlight every use on hover.
@@ -80,8 +80,11 @@ def _plain(token: str) -> str:
     if token.startswith("{") and token.endswith("}"):
         token = token[1:-1]
     token = token.strip()
+    wrapped = re.fullmatch(r"\\(?:mathrm|text|textrm|operatorname)\{([A-Za-z0-9]+)\}", token)
+    if wrapped:  # x_{\mathrm{max}} -> x_max
+        return wrapped.group(1)
     m = _COMMAND.fullmatch(token)
-    if m and m.group(1) in GREEK:
+    if m and (m.group(1) in GREEK or m.group(1) in ("max", "min")):  # x_{\max} -> x_max
         return m.group(1)
     return re.sub(r"[^A-Za-z0-9]", "", token) if re.fullmatch(r"[A-Za-z0-9 ,]+", token) else ""
 
@@ -151,9 +154,12 @@ def link_symbols(tex: str, resolve: Callable[[Iterable[str]], str | None], *, se
                 continue
         elif c.isalpha():
             base, i = c, i + 1
-        elif c in "_^":  # a script of something that is not a symbol (\sum_{k}, )_j): copy as is
+        elif c in "_^":  # a script of something that is not a symbol (\sum_{k=1}^{K}, (x/x_{\max})^\alpha)
             j = _token_end(tex, i + 1)
-            out.append(tex[i:j])
+            token = tex[i + 1:j].strip()
+            inner, inner_linked = link_symbols(token[1:-1] if token.startswith("{") else token, resolve, section=section)
+            linked |= inner_linked
+            out.append(f"{c}{{{inner}}}")
             i = j
             continue
         else:
@@ -175,7 +181,8 @@ def link_symbols(tex: str, resolve: Callable[[Iterable[str]], str | None], *, se
             out.append(atom)
         else:
             linked.add(ident)
-            out.append(rf"\href{{#{section}--{ident}}}{{\htmlData{{sym={ident}}}{{{atom}}}}}")
+            # braced, so that an argument-taking command before it (\sqrt m, \frac ab) still gets one argument
+            out.append(rf"{{\href{{#{section}--{ident}}}{{\htmlData{{sym={ident}}}{{{atom}}}}}}}")
     return "".join(out), linked
 
 

@@ -1,0 +1,238 @@
+"""`scratchlm bench`: every benchmark beside its peer, on whatever device JAX sees, in one table.
+
+Each suite is a script ``benchmarks/<suite>.py`` of the repository (not installed with the package)
+that prints one JSON line with its ``figures`` (see ``benchmarks/common.py``).  Each runs in its own
+Python process, so that one benchmark's JAX settings, memory or crash cannot touch the next; the
+flags ``--quick`` and ``--no-peers`` are passed to the scripts that accept them.  A suite whose
+script is not written yet is reported as "not available".
+
+    scratchlm bench                                   # every suite, peers included
+    scratchlm bench --suite gru,word2vec --quick --json bench.json --plot ratios.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from scratchlm.errors import ScratchlmError
+
+SUITES = ("tokenizers", "word2vec", "glove", "gru", "encoder", "finetune")
+NOT_SUITES = {"common", "__init__"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", default=None,
+                        help=f"comma-separated suites (default: {','.join(SUITES)} and any other benchmarks/*.py)")
+    parser.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
+                        help="time the peer implementations in the same run (default: yes)")
+    parser.add_argument("--quick", action="store_true", help="the small settings, for a smoke run")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write every result to this JSON file")
+    parser.add_argument("--plot", type=Path, default=None, metavar="PNG", help="draw the ratios as a bar chart")
+    parser.add_argument("--benchmarks", type=Path, default=None, metavar="DIR",
+                        help="the benchmarks/ folder (default: found from the current directory upwards)")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed to one suite")
+
+
+def find_benchmarks(explicit: Path | None = None) -> Path:
+    """The repository's ``benchmarks/`` folder: given, or found from the current directory upwards."""
+    import scratchlm
+
+    if explicit is not None:
+        if not explicit.is_dir():
+            raise ScratchlmError(f"--benchmarks {explicit}: no such folder")
+        return explicit.resolve()
+    tried = [Path.cwd(), *Path.cwd().parents, Path(scratchlm.__file__).resolve().parents[1]]
+    for root in tried:
+        if (root / "benchmarks" / "common.py").is_file():
+            return (root / "benchmarks").resolve()
+    raise ScratchlmError("no benchmarks/ folder found (it ships with the scratchlm repository, not the package): "
+                         "run `scratchlm bench` inside a checkout of the repository, or pass --benchmarks DIR")
+
+
+def available_suites(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.glob("*.py") if p.stem not in NOT_SUITES and not p.stem.startswith("_"))
+
+
+def supported_flags(script: Path) -> set[str]:
+    """The standard flags a script's argument parser declares (read from its source, not by running it)."""
+    text = script.read_text(encoding="utf-8")
+    return {flag for flag in ("--quick", "--no-peers") if re.search(rf"""["']{flag}["']""", text)}
+
+
+def run_suite(folder: Path, suite: str, *, quick: bool, peers: bool, timeout: float) -> dict:
+    """Run one benchmark script; returns ``{"suite", "status", "seconds", "flags", "result" | "error"}``."""
+    script = folder / f"{suite}.py"
+    if not script.is_file():
+        return {"suite": suite, "status": "not available", "seconds": 0.0, "flags": []}
+    flags = supported_flags(script)
+    argv = [f for f, wanted in (("--quick", quick), ("--no-peers", not peers)) if wanted and f in flags]
+    ignored = [f for f, wanted in (("--quick", quick), ("--no-peers", not peers)) if wanted and f not in flags]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(folder.parent), *filter(None, [env.get("PYTHONPATH")])])
+    started = time.perf_counter()
+    try:
+        # stderr streams through (progress bars, warnings); stdout carries the one JSON line.
+        proc = subprocess.run([sys.executable, str(script), *argv], cwd=folder.parent, env=env, stdout=subprocess.PIPE,
+                              stderr=None, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"suite": suite, "status": "failed", "seconds": round(time.perf_counter() - started, 2),
+                "flags": argv, "error": f"timed out after {timeout:g} s"}
+    seconds = round(time.perf_counter() - started, 2)
+    entry = {"suite": suite, "seconds": seconds, "flags": argv, "flags_not_supported": ignored}
+    result = _last_json(proc.stdout)
+    if proc.returncode != 0 or result is None:
+        tail = proc.stdout.strip().splitlines()[-3:]
+        why = f"exit status {proc.returncode}" if proc.returncode != 0 else "printed no JSON line with figures"
+        return {**entry, "status": "failed", "error": why + (": " + " | ".join(tail) if tail else "")}
+    return {**entry, "status": "ok", "result": result}
+
+
+def _last_json(stdout: str) -> dict | None:
+    for line in reversed(stdout.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict) and isinstance(value.get("figures"), list):
+                return value
+    return None
+
+
+def rows_of(entries: list[dict]) -> list[dict]:
+    """One row per figure (and one per suite that did not run), for the table, the JSON and the plot."""
+    rows = []
+    for e in entries:
+        if e["status"] != "ok":
+            rows.append({"suite": e["suite"], "figure": e["status"], "unit": "", "scratchlm": None, "peer": None,
+                         "peer_name": None, "ratio": None, "higher_is_better": None, "device": "",
+                         "note": e.get("error", "")})
+            continue
+        device = e["result"].get("device", "")
+        for f in e["result"]["figures"]:
+            rows.append({"suite": e["suite"], "figure": f.get("figure", "?"), "unit": f.get("unit", ""),
+                         "scratchlm": f.get("scratchlm"), "peer": f.get("peer"), "peer_name": f.get("peer_name"),
+                         "ratio": f.get("ratio"), "higher_is_better": f.get("higher_is_better"), "device": device})
+    return rows
+
+
+def _num(x) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if isinstance(x, (int, float)):
+        if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-3):
+            return f"{x:.3g}"
+        return f"{x:,.4g}" if abs(x) >= 1000 else f"{x:.4g}"
+    return str(x)
+
+
+def table(rows: list[dict]) -> str:
+    head = ["suite", "figure", "unit", "scratchlm", "peer", "ratio", "device"]
+    body = []
+    for r in rows:
+        if r["scratchlm"] is None and r["higher_is_better"] is None:  # a suite that did not run
+            body.append([r["suite"], r["figure"], "", "", "", "", r.get("note", "")[:80]])
+            continue
+        peer = _num(r["peer"]) + (f" ({r['peer_name']})" if r["peer_name"] and r["peer"] is not None else "")
+        arrow = {True: " ↑", False: " ↓"}.get(r["higher_is_better"], "")
+        ratio = _num(r["ratio"]) + (arrow if r["ratio"] is not None else "")
+        body.append([r["suite"], r["figure"], r["unit"] or "", _num(r["scratchlm"]), peer, ratio, r["device"]])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    lines = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(b) for b in body]
+    return "\n".join(lines) + "\n(ratio = scratchlm / peer; ↑ higher is better, ↓ lower is better)"
+
+
+def plot(rows: list[dict], path: Path, *, title: str) -> None:
+    """Horizontal bars of scratchlm / peer per figure on a log axis; green where scratchlm is ahead."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = [r for r in rows if isinstance(r["ratio"], (int, float)) and r["ratio"] > 0]
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.42 * max(len(bars), 1)), dpi=110)
+    if bars:
+        labels = [f"{r['suite']}: {r['figure']}" for r in bars]
+        ratios = [r["ratio"] for r in bars]
+        ahead = [(q >= 1) == (r["higher_is_better"] is not False) for q, r in zip(ratios, bars)]
+        y = range(len(bars))
+        ax.barh(y, [math.log10(q) for q in ratios], left=0, color=["#3a8a4a" if a else "#c0503a" for a in ahead])
+        ax.set_yticks(list(y), labels)
+        ax.invert_yaxis()
+        ax.axvline(0, color="black", linewidth=0.8)
+        lim = max(0.3, max(abs(math.log10(q)) for q in ratios) * 1.25)
+        ax.set_xlim(-lim, lim)
+        ticks = [math.log10(t) for t in (1e-3, 1e-2, 0.1, 0.25, 0.5, 1, 2, 4, 10, 100, 1000) if abs(math.log10(t)) <= lim]
+        ax.set_xticks(ticks, [f"{10 ** t:.3g}×" for t in ticks])
+        for k, (q, r) in enumerate(zip(ratios, bars)):
+            ax.text(math.log10(q), k, f" {q:.3g}{' ↑' if r['higher_is_better'] else ' ↓'} ", va="center",
+                    ha="left" if q >= 1 else "right", fontsize=8)
+        ax.set_xlabel("scratchlm / peer (log scale; ↑ higher is better, ↓ lower is better; green: scratchlm ahead)")
+    else:
+        ax.text(0.5, 0.5, "no figure with a peer to compare", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _device(folder: Path, entries: list[dict]) -> str:
+    devices = sorted({e["result"].get("device", "") for e in entries if e["status"] == "ok"} - {""})
+    if devices:
+        return "; ".join(devices)
+    # No suite ran: ask JAX in a child process (never here: on a GPU the parent would hold its memory).
+    proc = subprocess.run([sys.executable, "-c", "from benchmarks.common import device_description as d; print(d())"],
+                          cwd=folder.parent, capture_output=True, text=True, timeout=300)
+    return proc.stdout.strip() or "unknown"
+
+
+def run(args: argparse.Namespace) -> int:
+    folder = find_benchmarks(args.benchmarks)
+    present = available_suites(folder)
+    if args.suite:
+        suites = [s.strip() for s in args.suite.split(",") if s.strip()]
+    else:
+        suites = list(SUITES) + [s for s in present if s not in SUITES]
+    entries = []
+    for suite in suites:
+        print(f"== {suite} ==", file=sys.stderr, flush=True)
+        entry = run_suite(folder, suite, quick=args.quick, peers=args.peers, timeout=args.timeout)
+        print(f"{suite}: {entry['status']} ({entry['seconds']:.1f} s)"
+              + (f": {entry['error']}" if entry.get("error") else ""), file=sys.stderr, flush=True)
+        entries.append(entry)
+    try:
+        jax_version = importlib.metadata.version("jax")
+    except importlib.metadata.PackageNotFoundError:
+        jax_version = "not installed"
+    device = _device(folder, entries)
+    date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    rows = rows_of(entries)
+    print(table(rows))
+    print(f"\ndevice: {device}; jax {jax_version}; python {platform.python_version()}; {date}"
+          + ("; --quick" if args.quick else "") + ("" if args.peers else "; peers not run"))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "date": date, "jax": jax_version, "device": device, "python": platform.python_version(),
+            "quick": args.quick, "peers": args.peers, "suites": entries, "rows": rows,
+        }, indent=2, default=str) + "\n")
+        print(f"results written to {args.json}")
+    if args.plot:
+        plot(rows, args.plot, title=f"scratchlm vs peers — {device} — jax {jax_version} — {date[:10]}")
+        print(f"ratios plotted to {args.plot}")
+    return 1 if any(e["status"] == "failed" for e in entries) else 0

@@ -1,0 +1,112 @@
+"""`scratchlm bench` over fake benchmark scripts: flags passed where declared, table, JSON, plot, failures."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from scratchlm.cli import main
+from scratchlm.commands import bench
+from scratchlm.errors import ScratchlmError
+
+# A benchmark following benchmarks/common.py's protocol, without JAX so the test stays fast.
+FAST = textwrap.dedent('''
+    import argparse, json, sys
+
+    def main(argv=None):
+        p = argparse.ArgumentParser()
+        p.add_argument("--quick", action="store_true")
+        p.add_argument("--no-peers", action="store_true")
+        a = p.parse_args(argv)
+        peer = None if a.no_peers else 100.0
+        figures = [
+            {"figure": "words/s", "unit": "words/s", "scratchlm": 200.0, "peer": peer, "peer_name": "gensim 4",
+             "ratio": None if peer is None else 200.0 / peer, "higher_is_better": True},
+            {"figure": "step time", "unit": "s", "scratchlm": 0.5, "peer": None if peer is None else 0.25,
+             "peer_name": "torch", "ratio": None if peer is None else 2.0, "higher_is_better": False},
+        ]
+        out = {"benchmark": "fast", "device": "cpu: fake", "jax": "0.0", "date": "2026-01-01",
+               "figures": figures, "argv": sys.argv[1:]}
+        print("warming up...")
+        print(json.dumps(out))
+        return out
+
+    if __name__ == "__main__":
+        main()
+''')
+# Declares neither flag: passing --quick would make argparse exit 2.
+PLAIN = textwrap.dedent('''
+    import argparse, json
+    argparse.ArgumentParser().parse_args()
+    print(json.dumps({"benchmark": "plain", "device": "cpu: fake", "figures": [
+        {"figure": "tokens/s", "unit": "tokens/s", "scratchlm": 3.0, "peer": 4.0, "peer_name": "hf",
+         "ratio": 0.75, "higher_is_better": True}]}))
+''')
+BROKEN = "raise SystemExit('no GPU here')\n"
+COMMON = "def device_description():\n    return 'fake: device'\n"
+
+
+@pytest.fixture
+def bench_dir(tmp_path):
+    folder = tmp_path / "repo" / "benchmarks"
+    folder.mkdir(parents=True)
+    for name, text in {"__init__": "", "common": COMMON, "fast": FAST, "plain": PLAIN, "broken": BROKEN}.items():
+        (folder / f"{name}.py").write_text(text)
+    return folder
+
+
+def test_table_json_and_plot(bench_dir, tmp_path, capsys):
+    out_json, out_png = tmp_path / "r" / "bench.json", tmp_path / "r" / "ratios.png"
+    status = main(["bench", "--benchmarks", str(bench_dir), "--suite", "fast,plain,broken,encoder", "--quick",
+                   "--json", str(out_json), "--plot", str(out_png)])
+    assert status == 1  # one suite failed
+    printed = capsys.readouterr().out
+    lines = printed.splitlines()
+    assert lines[0].split() == ["suite", "figure", "unit", "scratchlm", "peer", "ratio", "device"]
+    fast_row = next(line for line in lines if line.startswith("fast") and "words/s" in line)
+    assert "200" in fast_row and "100 (gensim 4)" in fast_row and "2 ↑" in fast_row and "cpu: fake" in fast_row
+    assert any(line.startswith("encoder") and "not available" in line for line in lines)
+    assert any(line.startswith("broken") and "failed" in line and "exit status 1" in line for line in lines)
+    assert "device: cpu: fake; jax " in printed
+
+    saved = json.loads(out_json.read_text())
+    assert {k: saved[k] for k in ("device", "quick", "peers")} == {"device": "cpu: fake", "quick": True, "peers": True}
+    assert saved["jax"] and saved["date"][:4].isdigit()
+    by_suite = {e["suite"]: e for e in saved["suites"]}
+    assert by_suite["fast"]["result"]["argv"] == ["--quick"]  # declared flag passed ...
+    assert by_suite["plain"]["status"] == "ok" and by_suite["plain"]["flags_not_supported"] == ["--quick"]  # ... undeclared not
+    assert by_suite["encoder"]["status"] == "not available" and by_suite["broken"]["status"] == "failed"
+    ratios = [(r["suite"], r["figure"], r["ratio"]) for r in saved["rows"] if r["ratio"] is not None]
+    assert ratios == [("fast", "words/s", 2.0), ("fast", "step time", 2.0), ("plain", "tokens/s", 0.75)]
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_peers_and_discovery_from_the_working_directory(bench_dir, monkeypatch, capsys):
+    (bench_dir / "broken.py").unlink()
+    (bench_dir / "plain.py").unlink()
+    nested = bench_dir.parent / "some" / "where"
+    nested.mkdir(parents=True)
+    monkeypatch.chdir(nested)
+    assert main(["bench", "--no-peers"]) == 0  # every default suite: the missing ones are "not available"
+    printed = capsys.readouterr().out
+    for suite in bench.SUITES:
+        assert any(line.startswith(suite) and "not available" in line for line in printed.splitlines())
+    fast_row = next(line for line in printed.splitlines() if line.startswith("fast") and "words/s" in line)
+    assert "gensim" not in fast_row and "—" in fast_row and "peers not run" in printed
+
+
+def test_device_asked_in_a_child_when_no_suite_ran(bench_dir, capsys):
+    assert main(["bench", "--benchmarks", str(bench_dir), "--suite", "glove"]) == 0
+    assert "device: fake: device;" in capsys.readouterr().out
+
+
+def test_missing_benchmarks_folder_is_a_clear_error(tmp_path, monkeypatch):
+    import scratchlm
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(scratchlm, "__file__", str(tmp_path / "site-packages" / "scratchlm" / "__init__.py"))
+    with pytest.raises(ScratchlmError, match="no benchmarks/ folder found"):
+        bench.find_benchmarks()
+    assert main(["bench", "--benchmarks", str(tmp_path / "nope")]) == 2
