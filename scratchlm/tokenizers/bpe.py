@@ -129,16 +129,56 @@ class BPE:
 # ----------------------------------------------------------------------------- training
 
 
+def merge_pair(words: list[list[int]], counts: list[int], positions: Iterable[int], pair: tuple[int, int], new: int,
+               pair_counts: dict[tuple[int, int], int]) -> dict[tuple[int, int], set[int]]:
+    """Replace each occurrence of ``pair`` by ``new`` in the words at ``positions`` (left to right, not
+    overlapping) and update the neighbouring pair counts; returns the pairs gained, with their words.
+
+    The merged pair's own count is left as it is, as HuggingFace leaves it (its heap entry is gone).
+    """
+    a, b = pair
+    gained: dict[tuple[int, int], set[int]] = {}
+    for w in positions:
+        symbols, n = words[w], counts[w]
+        if a not in symbols:
+            continue
+        i = 0
+        while i < len(symbols) - 1:
+            if symbols[i] == a and symbols[i + 1] == b:
+                if i > 0:
+                    x = symbols[i - 1]
+                    pair_counts[(x, a)] -= n
+                    p = (x, new)
+                    pair_counts[p] = pair_counts.get(p, 0) + n
+                    gained.setdefault(p, set()).add(w)
+                symbols[i:i + 2] = [new]
+                if i < len(symbols) - 1:
+                    y = symbols[i + 1]
+                    pair_counts[(b, y)] -= n
+                    p = (new, y)
+                    pair_counts[p] = pair_counts.get(p, 0) + n
+                    gained.setdefault(p, set()).add(w)
+            i += 1
+    return gained
+
+
 def learn_merges(word_counts: dict[str, int], vocab_size: int, *, special_tokens: Iterable[str] = (),
                  initial_alphabet: Iterable[str] = (), limit_alphabet: int | None = None, min_frequency: int = 0,
-                 continuing_subword_prefix: str | None = None, end_of_word_suffix: str | None = None
-                 ) -> tuple[list[str], list[tuple[str, str]]]:
-    """Learn BPE merges from word counts; returns ``(id_to_token, merges)`` (HuggingFace's ``BpeTrainer``).
+                 continuing_subword_prefix: str | None = None, end_of_word_suffix: str | None = None,
+                 score: str = "frequency") -> tuple[list[str], list[tuple[str, str]]]:
+    r"""Learn BPE merges from word counts; returns ``(id_to_token, merges)`` (HuggingFace's ``BpeTrainer``).
 
     The vocabulary is: the special tokens, the alphabet (characters of the words plus
     ``initial_alphabet``, sorted by code point; ``limit_alphabet`` keeps the most frequent), the
-    prefixed / suffixed characters in order of first appearance, then one token per merge.
+    prefixed / suffixed characters in order of first appearance (HuggingFace numbers them in its
+    hash-map order, which changes from run to run), then one token per merge.
+
+    ``score="likelihood"`` picks instead the pair maximising the WordPiece likelihood gain
+    :math:`c(a, b) / (c(a)\, c(b))` (Schuster & Nakajima 2012; Wu et al. 2016), with :math:`c(a)` the
+    corpus count of symbol :math:`a`; it rescans all pairs per merge, so it is meant for small corpora.
     """
+    if score not in ("frequency", "likelihood"):
+        raise ScratchlmError(f"score must be 'frequency' or 'likelihood', got {score!r}")
     if not word_counts:
         raise CorpusError("cannot train BPE on an empty corpus (no word after pre-tokenization)")
     id_to_token: list[str] = []
@@ -197,7 +237,30 @@ def learn_merges(word_counts: dict[str, int], vocab_size: int, *, special_tokens
                 where[pair] = {w}
             else:
                 s.add(w)
-    # Max-heap on count, then min-heap on the pair: entries (-count, pair, sequence number, words).
+    n_prefix = len(continuing_subword_prefix or "")
+
+    def merged_token(pair: tuple[int, int]) -> int:
+        part_b = id_to_token[pair[1]]
+        if continuing_subword_prefix and part_b.startswith(continuing_subword_prefix):
+            part_b = part_b[n_prefix:]
+        return add(id_to_token[pair[0]] + part_b)
+
+    if score == "likelihood":
+        merges = _likelihood_merges(words, counts, pair_counts, where, merged_token, lambda: len(token_to_id),
+                                    vocab_size, min_frequency)
+    else:
+        merges = _frequency_merges(words, counts, pair_counts, where, merged_token, lambda: len(token_to_id),
+                                   vocab_size, min_frequency)
+
+    # A pair merged twice keeps its last rank (HuggingFace's merge table is keyed by pair).
+    last_rank = {pair: r for r, (pair, _) in enumerate(merges)}
+    ordered = [pair for r, (pair, _) in enumerate(merges) if last_rank[pair] == r]
+    return id_to_token, [(id_to_token[a], id_to_token[b]) for a, b in ordered]
+
+
+def _frequency_merges(words, counts, pair_counts, where, merged_token, vocab_len, vocab_size, min_frequency):
+    """HuggingFace's merge loop: a max-heap on (count, then smallest pair), lazily re-validated."""
+    # Entries (-count, pair, sequence number, words holding the pair when the entry was made).
     seq = 0
     heap = []
     for pair, positions in where.items():
@@ -205,10 +268,8 @@ def learn_merges(word_counts: dict[str, int], vocab_size: int, *, special_tokens
             heap.append((-pair_counts[pair], pair, seq, positions))
             seq += 1
     heapq.heapify(heap)
-
-    n_prefix = len(continuing_subword_prefix or "")
     merges: list[tuple[tuple[int, int], int]] = []
-    while len(token_to_id) < vocab_size and heap:
+    while vocab_len() < vocab_size and heap:
         neg, pair, _, positions = heapq.heappop(heap)
         current = pair_counts[pair]
         if -neg != current:
@@ -217,45 +278,45 @@ def learn_merges(word_counts: dict[str, int], vocab_size: int, *, special_tokens
             continue
         if current < 1 or min_frequency > current:
             break
-        a, b = pair
-        part_b = id_to_token[b]
-        if continuing_subword_prefix and part_b.startswith(continuing_subword_prefix):
-            part_b = part_b[n_prefix:]
-        new = add(id_to_token[a] + part_b)
+        new = merged_token(pair)
         merges.append((pair, new))
-
-        gained: dict[tuple[int, int], set[int]] = {}
-        for w in positions:
-            symbols, n = words[w], counts[w]
-            if a not in symbols:
-                continue
-            i = 0
-            while i < len(symbols) - 1:
-                if symbols[i] == a and symbols[i + 1] == b:
-                    if i > 0:
-                        x = symbols[i - 1]
-                        pair_counts[(x, a)] -= n
-                        p = (x, new)
-                        pair_counts[p] = pair_counts.get(p, 0) + n
-                        gained.setdefault(p, set()).add(w)
-                    symbols[i:i + 2] = [new]
-                    if i < len(symbols) - 1:
-                        y = symbols[i + 1]
-                        pair_counts[(b, y)] -= n
-                        p = (new, y)
-                        pair_counts[p] = pair_counts.get(p, 0) + n
-                        gained.setdefault(p, set()).add(w)
-                i += 1
-        for p, ws in gained.items():
+        for p, ws in merge_pair(words, counts, positions, pair, new, pair_counts).items():
             c = pair_counts[p]
             if c > 0:
                 heapq.heappush(heap, (-c, p, seq, ws))
                 seq += 1
+    return merges
 
-    # A pair merged twice keeps its last rank (HuggingFace's merge table is keyed by pair).
-    last_rank = {pair: r for r, (pair, _) in enumerate(merges)}
-    ordered = [pair for r, (pair, _) in enumerate(merges) if last_rank[pair] == r]
-    return id_to_token, [(id_to_token[a], id_to_token[b]) for a, b in ordered]
+
+def _likelihood_merges(words, counts, pair_counts, where, merged_token, vocab_len, vocab_size, min_frequency):
+    """WordPiece's rule: merge the pair of highest c(ab) / (c(a) c(b)); exact counts, recounted per touched word."""
+    symbol_counts: Counter = Counter()
+    for symbols, n in zip(words, counts):
+        for t in symbols:
+            symbol_counts[t] += n
+    merges: list[tuple[tuple[int, int], int]] = []
+    while vocab_len() < vocab_size:
+        candidates = [(c / (symbol_counts[a] * symbol_counts[b]), -a, -b) for (a, b), c in pair_counts.items()
+                      if c > 0 and c >= min_frequency]
+        if not candidates:
+            break
+        _, a, b = max(candidates)
+        pair = (-a, -b)
+        new = merged_token(pair)
+        merges.append((pair, new))
+        for w in list(where[pair]):
+            symbols, n = words[w], counts[w]
+            for p in zip(symbols, symbols[1:]):
+                pair_counts[p] -= n
+            for t in symbols:
+                symbol_counts[t] -= n
+            merge_pair(words, counts, (w,), pair, new, dict.fromkeys(zip(symbols, symbols[1:]), 0))  # counts redone below
+            for p in zip(symbols, symbols[1:]):
+                pair_counts[p] = pair_counts.get(p, 0) + n
+                where.setdefault(p, set()).add(w)
+            for t in symbols:
+                symbol_counts[t] += n
+    return merges
 
 
 def train(texts: Iterable[str], vocab_size: int, *, byte_level: bool = True, special_tokens: Iterable[str] = (),

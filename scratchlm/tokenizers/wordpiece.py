@@ -91,3 +91,39 @@ class WordPiece:
         return cls(spec["vocab"], unk_token=spec.get("unk_token", "[UNK]"),
                    continuing_subword_prefix=spec.get("continuing_subword_prefix", "##"),
                    max_input_chars_per_word=spec.get("max_input_chars_per_word", 100))
+
+
+def train(texts, vocab_size: int, *, special_tokens=(), lowercase: bool = True, min_frequency: int = 0,
+          limit_alphabet: int | None = None, score: str = "frequency", unk_token: str = "[UNK]"):
+    """Train a BERT-style WordPiece tokenizer on ``texts``; returns a :class:`~scratchlm.tokenizers.Tokenizer`.
+
+    BERT's pipeline (``BertNormalizer`` with ``lowercase``, ``BertPreTokenizer``, WordPiece decoder, and
+    ``[CLS] A [SEP]`` / ``[CLS] A [SEP] B [SEP]`` when ``[CLS]`` and ``[SEP]`` are among the special
+    tokens); the vocabulary is learnt by :func:`scratchlm.tokenizers.bpe.learn_merges` with ``##``
+    continuations, HuggingFace ``WordPieceTrainer``'s defaults otherwise (no special tokens: pass
+    ``special_tokens=("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")`` for a BERT vocabulary; without
+    ``[UNK]`` a word with an unseen character cannot be encoded).
+    """
+    from collections import Counter
+
+    from scratchlm.tokenizers.bpe import learn_merges
+    from scratchlm.tokenizers.decoders import WordPieceDecoder
+    from scratchlm.tokenizers.encoding import TemplateProcessing
+    from scratchlm.tokenizers.normalize import BertNormalizer
+    from scratchlm.tokenizers.pretokenize import BertPreTokenizer
+    from scratchlm.tokenizers.tokenizer import AddedToken, Tokenizer
+
+    special_tokens = list(dict.fromkeys(special_tokens))
+    normalizer, pre = BertNormalizer(lowercase=lowercase), BertPreTokenizer()
+    words: Counter = Counter()
+    for text in texts:
+        words.update(pre.pattern.findall(normalizer.normalize_str(text)))
+    id_to_token, _ = learn_merges(dict(words), vocab_size, special_tokens=special_tokens, limit_alphabet=limit_alphabet,
+                                  min_frequency=min_frequency, continuing_subword_prefix="##", score=score)
+    vocab = {t: i for i, t in enumerate(id_to_token)}
+    post = None
+    if "[CLS]" in vocab and "[SEP]" in vocab:
+        post = TemplateProcessing.bert("[CLS]", vocab["[CLS]"], "[SEP]", vocab["[SEP]"])
+    added = [AddedToken(t, vocab[t], special=True) for t in special_tokens]
+    return Tokenizer(WordPiece(vocab, unk_token=unk_token), normalizer=normalizer, pre_tokenizer=pre,
+                     post_processor=post, decoder=WordPieceDecoder(), added_tokens=added)
