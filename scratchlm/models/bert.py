@@ -138,10 +138,11 @@ def validate_batch(batch: dict, config: BertConfig) -> None:
         x = batch.get(name)
         if x is None or isinstance(x, jax.core.Tracer) or x.size == 0:
             continue
-        lo, hi = int(np.min(x)), int(np.max(x))
+        x = np.asarray(x)  # host copy: jnp methods called while tracing would return tracers
+        lo, hi = int(x.min()), int(x.max())
         if lo < 0 or hi >= n:
             bad = lo if lo < 0 else hi
-            where = tuple(int(i) for i in np.argwhere(np.asarray(x) == bad)[0])
+            where = tuple(int(i) for i in np.argwhere(x == bad)[0])
             raise ScratchlmError(f"{name} holds {bad} at position {where}, outside [0, {n}) "
                                  f"(the model's {'vocabulary' if name == 'input_ids' else 'token-type table'})")
 
@@ -216,13 +217,14 @@ def mlm_logits(params: dict, hidden: jax.Array, *, config: BertConfig) -> jax.Ar
                \mathrm{logits} = z\, (E^{tok})^\top + b
 
     Args: params the full params (with ``cls``); hidden [..., H] (the positions to predict).
-    Returns logits [..., V] in float32 (the loss's softmax statistics need it).
+    Returns logits [..., V] in float32 or wider (the loss's softmax statistics need it).
     """
     p = params["cls"]["predictions"]
     z = _ACTIVATIONS[config.hidden_act](dense(p["transform"]["dense"], hidden))
     z = apply_layer_norm(p["transform"]["LayerNorm"], z, config.layer_norm_eps)
     E = params["embeddings"]["word_embeddings"]["weight"].astype(z.dtype)  # [V, H], tied decoder
-    return jnp.einsum("...h,vh->...v", z, E, preferred_element_type=jnp.float32) + p["bias"]
+    logits_dtype = jnp.promote_types(z.dtype, jnp.float32)
+    return jnp.einsum("...h,vh->...v", z, E, preferred_element_type=logits_dtype) + p["bias"].astype(logits_dtype)
 
 
 def sequence_logits(params: dict, out: dict, *, config: BertConfig, key: jax.Array | None = None,
@@ -232,7 +234,7 @@ def sequence_logits(params: dict, out: dict, *, config: BertConfig, key: jax.Arr
     Args: params with ``classifier``; out the dict from :func:`apply`.  Returns [B, C] float32.
     """
     pooled = dropout(out["pooler_output"], config.hidden_dropout_prob, key=key, train=train)
-    return dense(params["classifier"], pooled).astype(jnp.float32)
+    return dense(params["classifier"], pooled).astype(jnp.promote_types(pooled.dtype, jnp.float32))
 
 
 def token_logits(params: dict, out: dict, *, config: BertConfig, key: jax.Array | None = None,
@@ -242,7 +244,7 @@ def token_logits(params: dict, out: dict, *, config: BertConfig, key: jax.Array 
     Args: params with ``classifier``; out the dict from :func:`apply`.  Returns [B, T, C] float32.
     """
     h = dropout(out["last_hidden_state"], config.hidden_dropout_prob, key=key, train=train)
-    return dense(params["classifier"], h).astype(jnp.float32)
+    return dense(params["classifier"], h).astype(jnp.promote_types(h.dtype, jnp.float32))
 
 
 # -------------------------------------------------------------------------------------- checkpoints

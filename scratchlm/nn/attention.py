@@ -53,17 +53,18 @@ def attention_weights(Q: jax.Array, K: jax.Array, mask: jax.Array | None = None)
                M_{ts} = \begin{cases} 0 & \text{key } s \text{ visible to query } t \\
                                       -\infty & \text{otherwise} \end{cases}
 
-    :math:`-\infty` is the float32 minimum, so masked weights are exactly 0 and a row whose keys are
+    :math:`-\infty` is the dtype's minimum, so masked weights are exactly 0 and a row whose keys are
     all masked stays finite (uniform) instead of NaN; HuggingFace adds the same minimum.
 
     Args: Q [B, T, h, d_k]; K [B, S, h, d_k]; mask bool, broadcastable to [B, h, T, S].
-    Returns A [B, h, T, S] float32, each row summing to 1 over the visible keys.
+    Returns A [B, h, T, S] float32 (float64 for float64 inputs), each row summing to 1 over the visible keys.
     """
     d_k = Q.shape[-1]
     # scores in float32 whatever the compute dtype: the softmax statistics need the mantissa
-    scores = jnp.einsum("bthd,bshd->bhts", Q, K, preferred_element_type=jnp.float32) / math.sqrt(d_k)
+    stats_dtype = jnp.promote_types(Q.dtype, jnp.float32)  # float64 stays float64 (gradient checks)
+    scores = jnp.einsum("bthd,bshd->bhts", Q, K, preferred_element_type=stats_dtype) / math.sqrt(d_k)
     if mask is not None:
-        scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+        scores = jnp.where(mask, scores, jnp.finfo(stats_dtype).min)
     return softmax(scores, axis=-1)
 
 

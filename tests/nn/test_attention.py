@@ -1,0 +1,136 @@
+"""Scaled dot-product and multi-head attention: the docstring's equation recomputed in NumPy, the
+weights' invariants, the fused kernel against the plain equations, and a float64 gradient check.
+
+Tolerances: float32 attention on O(1) inputs with at most 8 keys rounds at ~1e-7 relative per
+operation, so 1e-5 absolute is round-off with margin; a wrong scale (1/d_k instead of 1/sqrt(d_k))
+or a leaked masked key moves outputs by >= 1e-2.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scratchlm.nn import attention
+from scratchlm.testing import check_grads
+
+# jitted once per shape: eager dispatch compiles each primitive separately and is slower on 2 cores
+_weights = jax.jit(attention.attention_weights)
+_plain = jax.jit(attention.scaled_dot_product_attention)
+_fused = jax.jit(attention.fused_attention)
+_mha = jax.jit(attention.multi_head_attention, static_argnames=("num_heads", "dropout_rate", "train", "fused"))
+
+SHAPES = [(1, 1, 1, 1, 2), (2, 3, 5, 2, 4), (2, 6, 6, 3, 2), (1, 4, 8, 1, 8)]  # (B, T, S, h, d_k)
+
+
+def _qkv_mask(seed, B, T, S, h, d_k):
+    rng = np.random.default_rng(seed)
+    Q, K, V = (rng.standard_normal((B, n, h, d_k)).astype(np.float32) for n in (T, S, S))
+    keep = rng.random((B, S)) < 0.7
+    keep[:, 0] = True  # at least one visible key per row, as every real sequence has [CLS]
+    return Q, K, V, keep
+
+
+def _numpy_attention(Q, K, V, keep):
+    """softmax(Q K^T / sqrt(d_k) + M) V with M = -inf on masked keys, in float64 NumPy, head by head."""
+    B, T, h, d_k = Q.shape
+    out = np.zeros((B, T, h, V.shape[-1]))
+    for b in range(B):
+        for i in range(h):
+            e = Q[b, :, i].astype(np.float64) @ K[b, :, i].T.astype(np.float64) / math.sqrt(d_k)  # [T, S]
+            e = np.where(keep[b][None, :], e, -np.inf)
+            A = np.exp(e - e.max(-1, keepdims=True))
+            A /= A.sum(-1, keepdims=True)
+            out[b, :, i] = A @ V[b, :, i]
+    return out
+
+
+@settings(max_examples=12)
+@given(shape=st.sampled_from(SHAPES), seed=st.integers(0, 2**16))
+def test_weights_sum_to_one_over_visible_keys_and_are_zero_on_masked(shape, seed):
+    Q, K, _, keep = _qkv_mask(seed, *shape)
+    A = np.asarray(_weights(jnp.asarray(Q), jnp.asarray(K), attention.padding_mask(jnp.asarray(keep))))
+    B, T, S, h, _ = shape
+    assert A.shape == (B, h, T, S) and A.dtype == np.float32
+    masked = np.broadcast_to(~keep[:, None, None, :], A.shape)
+    assert np.all(A[masked] == 0.0)  # exactly: exp(float32 min - max) underflows to 0
+    np.testing.assert_allclose(A.sum(-1), 1.0, atol=1e-6)
+
+
+@settings(max_examples=12)
+@given(shape=st.sampled_from(SHAPES), seed=st.integers(0, 2**16))
+def test_plain_attention_equals_its_equation_in_numpy(shape, seed):
+    Q, K, V, keep = _qkv_mask(seed, *shape)
+    out = _plain(*map(jnp.asarray, (Q, K, V)), attention.padding_mask(jnp.asarray(keep)))
+    np.testing.assert_allclose(np.asarray(out), _numpy_attention(Q, K, V, keep), atol=1e-5, rtol=0)
+
+
+@settings(max_examples=12)
+@given(shape=st.sampled_from(SHAPES), seed=st.integers(0, 2**16), causal=st.booleans())
+def test_fused_attention_equals_plain(shape, seed, causal):
+    B, T, S, h, d_k = shape
+    Q, K, V, keep = map(jnp.asarray, _qkv_mask(seed, B, T, S, h, d_k))
+    mask = attention.padding_mask(keep)
+    if causal:
+        mask = mask & attention.causal_mask(T, S)
+        mask = mask.at[..., 0].set(True)  # keep key 0 visible: a row with no visible key has no softmax
+    plain = _plain(Q, K, V, mask)
+    fused = _fused(Q, K, V, mask)
+    np.testing.assert_allclose(np.asarray(fused), np.asarray(plain), atol=1e-5, rtol=0)
+
+
+def test_causal_mask_hides_the_future():
+    Q, K, V, _ = map(jnp.asarray, _qkv_mask(0, 1, 6, 6, 2, 4))
+    mask = attention.causal_mask(6)
+    out = attention.scaled_dot_product_attention(Q, K, V, mask)
+    out2 = attention.scaled_dot_product_attention(Q, K.at[:, 4:].set(7.0), V.at[:, 4:].set(-3.0), mask)
+    np.testing.assert_array_equal(np.asarray(out[:, :4]), np.asarray(out2[:, :4]))
+    assert not np.allclose(np.asarray(out[:, 4:]), np.asarray(out2[:, 4:]))
+
+
+def _mha_params(key, H):
+    ks = jax.random.split(key, 4)
+    lin = lambda k: {"weight": 0.5 * jax.random.normal(k, (H, H)), "bias": 0.1 * jax.random.normal(jax.random.fold_in(k, 1), (H,))}  # noqa: E731
+    return {"self": {"query": lin(ks[0]), "key": lin(ks[1]), "value": lin(ks[2])}, "output": {"dense": lin(ks[3])}}
+
+
+def test_multi_head_attention_equals_per_head_equation():
+    H, h = 6, 3
+    p = jax.tree.map(np.asarray, _mha_params(jax.random.key(0), H))
+    x = np.random.default_rng(1).standard_normal((2, 5, H)).astype(np.float32)
+    keep = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], bool)
+    out = _mha(jax.tree.map(jnp.asarray, p), jnp.asarray(x), attention.padding_mask(jnp.asarray(keep)),
+                                         num_heads=h)
+    lin = lambda q, z: z @ q["weight"].T + q["bias"]  # noqa: E731
+    split = lambda z: z.reshape(2, 5, h, H // h)  # noqa: E731
+    heads = _numpy_attention(split(lin(p["self"]["query"], x)), split(lin(p["self"]["key"], x)),
+                             split(lin(p["self"]["value"], x)), keep)
+    np.testing.assert_allclose(np.asarray(out), lin(p["output"]["dense"], heads.reshape(2, 5, H)), atol=1e-5, rtol=0)
+
+
+def test_fused_refuses_attention_dropout_in_training():
+    p = _mha_params(jax.random.key(0), 4)
+    with pytest.raises(ValueError, match="fused attention has no dropout"):
+        attention.multi_head_attention(p, jnp.ones((1, 3, 4)), None, num_heads=2, dropout_rate=0.1,
+                                       key=jax.random.key(1), train=True, fused=True)
+
+
+def test_bfloat16_inputs_keep_float32_softmax_statistics():
+    Q, K, V, keep = map(jnp.asarray, _qkv_mask(0, 2, 3, 5, 2, 4))
+    A = attention.attention_weights(Q.astype(jnp.bfloat16), K.astype(jnp.bfloat16), attention.padding_mask(keep))
+    assert A.dtype == jnp.float32
+    out = attention.scaled_dot_product_attention(*(t.astype(jnp.bfloat16) for t in (Q, K, V)), attention.padding_mask(keep))
+    assert out.dtype == jnp.bfloat16
+    # bfloat16 rounds inputs and A V at 2^-8 relative; outputs are convex combinations of O(1) values
+    np.testing.assert_allclose(np.asarray(out, np.float32), _numpy_attention(*map(np.asarray, (Q, K, V, keep))), atol=5e-2)
+
+
+def test_multi_head_attention_gradients_float64(x64):
+    p = _mha_params(jax.random.key(0), 4)
+    x = jax.random.normal(jax.random.key(1), (2, 3, 4))
+    mask = attention.padding_mask(jnp.array([[1, 1, 1], [1, 1, 0]]))
+    check_grads(lambda p, x: attention.multi_head_attention(p, x, mask, num_heads=2), (p, x))

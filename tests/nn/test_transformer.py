@@ -1,0 +1,162 @@
+"""The encoder layer and stack: its equations recomputed in NumPy (post-LN and pre-LN), float64
+gradient checks on a tiny encoder (2 layers, 2 heads), and the invariants of the math.
+
+Tolerances: float32 on O(1) activations through <= 2 layers rounds at ~1e-6; 1e-5 leaves margin
+and a wrong term (a residual, a layer norm in the wrong place) changes outputs at O(0.1).
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import erf
+
+from scratchlm.models import bert
+from scratchlm.nn import transformer
+from scratchlm.nn.attention import padding_mask
+from scratchlm.testing import check_grads
+
+CFG = transformer.TransformerConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=12,
+                                    hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, initializer_range=0.3)
+BERT = bert.BertConfig(**{f.name: getattr(CFG, f.name) for f in dataclasses.fields(CFG)}, vocab_size=30,
+                       max_position_embeddings=16)
+
+_encoder = jax.jit(transformer.encoder, static_argnames=("config", "train"))
+_apply = jax.jit(bert.apply, static_argnames=("config", "train"))
+
+
+def _x_mask(seed, B=2, T=5):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((B, T, CFG.hidden_size)).astype(np.float32)
+    keep = np.ones((B, T), bool)
+    keep[-1, T - 2:] = False
+    return x, keep
+
+
+def _np_layer(p, x, keep, pre_ln):
+    """One encoder layer from the equations (Vaswani et al. 2017; Xiong et al. 2020), float64 NumPy."""
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), p)
+    lin = lambda q, z: z @ q["weight"].T + q["bias"]  # noqa: E731
+    ln = lambda q, z: q["weight"] * (z - z.mean(-1, keepdims=True)) / np.sqrt(z.var(-1, keepdims=True) + 1e-12) + q["bias"]  # noqa: E731
+    gelu = lambda z: 0.5 * z * (1 + erf(z / np.sqrt(2)))  # noqa: E731
+    B, T, H = x.shape
+    h, d = CFG.num_attention_heads, H // CFG.num_attention_heads
+
+    def mha(z):
+        a = p["attention"]
+        Q, K, V = (lin(a["self"][n], z).reshape(B, T, h, d).transpose(0, 2, 1, 3) for n in ("query", "key", "value"))
+        e = np.where(keep[:, None, None, :], Q @ K.transpose(0, 1, 3, 2) / np.sqrt(d), -np.inf)
+        A = np.exp(e - e.max(-1, keepdims=True))
+        A /= A.sum(-1, keepdims=True)
+        return lin(a["output"]["dense"], (A @ V).transpose(0, 2, 1, 3).reshape(B, T, H))
+
+    ffn = lambda z: lin(p["output"]["dense"], gelu(lin(p["intermediate"]["dense"], z)))  # noqa: E731
+    ln1, ln2 = p["attention"]["output"]["LayerNorm"], p["output"]["LayerNorm"]
+    if pre_ln:
+        u = x + mha(ln(ln1, x))
+        return u + ffn(ln(ln2, u))
+    u = ln(ln1, x + mha(x))
+    return ln(ln2, u + ffn(u))
+
+
+@pytest.mark.parametrize("pre_ln", [False, True])
+def test_encoder_equals_its_equations_in_numpy(pre_ln):
+    cfg = dataclasses.replace(CFG, pre_layer_norm=pre_ln)
+    params = transformer.init_encoder(jax.random.key(0), cfg)
+    params = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.key(1), a.shape), params)  # non-trivial LN
+    x, keep = _x_mask(0)
+    out = _encoder(params, jnp.asarray(x), padding_mask(jnp.asarray(keep)), config=cfg)
+    ref = x.astype(np.float64)
+    for p_l in params["layer"]:
+        ref = _np_layer(p_l, ref, keep, pre_ln)
+    if pre_ln:
+        q = jax.tree.map(np.asarray, params["LayerNorm"])
+        ref = q["weight"] * (ref - ref.mean(-1, keepdims=True)) / np.sqrt(ref.var(-1, keepdims=True) + 1e-12) + q["bias"]
+    np.testing.assert_allclose(np.asarray(out), ref, atol=1e-5, rtol=0)
+
+
+def test_tiny_bert_gradients_float64(x64):
+    cfg = dataclasses.replace(BERT, dtype="float64", vocab_size=8, max_position_embeddings=6, hidden_size=4,
+                              intermediate_size=6)
+    params = bert.init(jax.random.key(0), cfg)  # 2 layers, 2 heads: ~420 numbers, every one checked
+    batch = {"input_ids": jnp.array([[1, 5, 3, 2], [1, 7, 2, 0]]), "attention_mask": jnp.array([[1, 1, 1, 1], [1, 1, 1, 0]]),
+             "token_type_ids": jnp.array([[0, 0, 1, 1], [0, 0, 0, 0]])}
+
+    def f(params):
+        out = bert.apply(params, batch, config=cfg)
+        return jnp.concatenate([out["last_hidden_state"].reshape(-1), out["pooler_output"].reshape(-1)])
+
+    check_grads(f, (params,))
+
+
+def test_pre_ln_encoder_gradients_float64(x64):
+    cfg = dataclasses.replace(CFG, dtype="float64", pre_layer_norm=True, hidden_size=4, intermediate_size=6)
+    params = transformer.init_encoder(jax.random.key(0), cfg)
+    params = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.key(1), a.shape, a.dtype), params)
+    x = jax.random.normal(jax.random.key(2), (2, 3, 4))
+    mask = padding_mask(jnp.array([[1, 1, 1], [1, 1, 0]]))
+    check_grads(lambda params, x: transformer.encoder(params, x, mask, config=cfg), (params, x))
+
+
+@settings(max_examples=8)
+@given(seed=st.integers(0, 2**16), perm_seed=st.integers(0, 2**16))
+def test_without_position_embeddings_bert_is_permutation_equivariant(seed, perm_seed):
+    cfg = dataclasses.replace(BERT, position_embedding_type="none")
+    params = bert.init(jax.random.key(seed % 7), cfg)
+    rng = np.random.default_rng(seed)
+    T = 6
+    batch = {"input_ids": rng.integers(0, cfg.vocab_size, (2, T)).astype(np.int32),
+             "attention_mask": (rng.random((2, T)) < 0.8).astype(np.int32),
+             "token_type_ids": rng.integers(0, 2, (2, T)).astype(np.int32)}
+    batch["attention_mask"][:, 0] = 1
+    perm = np.random.default_rng(perm_seed).permutation(T)
+    out = _apply(params, {k: jnp.asarray(v) for k, v in batch.items()}, config=cfg)["last_hidden_state"]
+    out_p = _apply(params, {k: jnp.asarray(v[:, perm]) for k, v in batch.items()}, config=cfg)["last_hidden_state"]
+    np.testing.assert_allclose(np.asarray(out_p), np.asarray(out)[:, perm], atol=1e-5, rtol=0)
+
+
+@settings(max_examples=6)
+@given(seed=st.integers(0, 2**16), extra=st.sampled_from([1, 3]), pre_ln=st.booleans())
+def test_appending_padding_never_changes_real_positions(seed, extra, pre_ln):
+    cfg = dataclasses.replace(BERT, pre_layer_norm=pre_ln)
+    params = bert.init(jax.random.key(seed % 5), cfg)
+    rng = np.random.default_rng(seed)
+    lengths = np.array([5, 3])
+    ids = rng.integers(1, cfg.vocab_size, (2, 5)).astype(np.int32) * (np.arange(5) < lengths[:, None])
+    mask = (np.arange(5) < lengths[:, None]).astype(np.int32)
+    padded_ids = np.pad(ids, ((0, 0), (0, extra)), constant_values=cfg.pad_token_id)
+    padded_mask = np.pad(mask, ((0, 0), (0, extra)))
+    out = _apply(params, {"input_ids": jnp.asarray(ids), "attention_mask": jnp.asarray(mask)}, config=cfg)
+    out_p = _apply(params, {"input_ids": jnp.asarray(padded_ids), "attention_mask": jnp.asarray(padded_mask)}, config=cfg)
+    real = mask.astype(bool)
+    np.testing.assert_allclose(np.asarray(out_p["last_hidden_state"])[:, :5][real],
+                               np.asarray(out["last_hidden_state"])[real], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.asarray(out_p["pooler_output"]), np.asarray(out["pooler_output"]), atol=1e-5, rtol=0)
+
+
+def test_fused_encoder_equals_plain():
+    params = transformer.init_encoder(jax.random.key(0), CFG)
+    x, keep = _x_mask(1)
+    plain = _encoder(params, jnp.asarray(x), padding_mask(jnp.asarray(keep)), config=CFG)
+    fused = _encoder(params, jnp.asarray(x), padding_mask(jnp.asarray(keep)), config=dataclasses.replace(CFG, fused_attention=True))
+    np.testing.assert_allclose(np.asarray(fused), np.asarray(plain), atol=1e-5, rtol=0)
+
+
+def test_dropout_is_keyed_and_off_at_inference():
+    cfg = dataclasses.replace(CFG, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    params = transformer.init_encoder(jax.random.key(0), cfg)
+    x, keep = map(jnp.asarray, _x_mask(2))
+    mask = padding_mask(keep)
+    a = _encoder(params, x, mask, config=cfg, key=jax.random.key(1), train=True)
+    b = _encoder(params, x, mask, config=cfg, key=jax.random.key(1), train=True)
+    c = _encoder(params, x, mask, config=cfg, key=jax.random.key(2), train=True)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not np.allclose(np.asarray(a), np.asarray(c))
+    np.testing.assert_array_equal(np.asarray(_encoder(params, x, mask, config=cfg)),
+                                  np.asarray(_encoder(params, x, mask, config=dataclasses.replace(cfg, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))))
+    with pytest.raises(ValueError, match="needs a PRNG key"):
+        transformer.encoder(params, x, mask, config=cfg, train=True)
