@@ -215,10 +215,13 @@ def test_build_toy_package(toy_package, tmp_path):
     katex_dir, _ = _katex_or_skip()
     from scratchlm.docsite import build_site
 
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "notes.html").write_text("mine")  # a folder the build did not write is not cleaned
     report = build_site(tmp_path / "site", package=toy_package)
     site = report.out
     assert {p.name for p in report.pages} == {"index.html", "toylm.html", "toylm.broken.html",
                                               "toylm.embeddings.word2vec.html"}
+    assert (site / "notes.html").read_text() == "mine"
     assert (site / "katex" / "katex.min.css").is_file() and list((site / "katex" / "fonts").glob("*.woff2"))
     # the one malformed equation is reported by module:function and shown as KaTeX's error node
     assert len(report.errors) == 1 and report.errors[0].startswith("toylm.broken:bad:")
@@ -233,7 +236,11 @@ def test_build_toy_package(toy_package, tmp_path):
     index = (site / "index.html").read_text()
     word2vec = index[index.index('id="topic-word2vec"'):index.index('id="topic-glove"')]
     assert 'href="toylm.embeddings.word2vec.html"' in word2vec and "negative_sampling_loss" in word2vec
+    (site / "notes.html").unlink()
     assert _static_link_problems(site) == []
+    (tmp_path / "toylm" / "broken.py").unlink()  # a module removed since the last build: its stale page goes
+    build_site(site, package=toy_package)
+    assert not (site / "toylm.broken.html").exists() and (site / "index.html").is_file()
 
 
 @pytest.fixture(scope="module")

@@ -180,7 +180,8 @@ def plot(rows: list[dict], path: Path, *, title: str) -> None:
         for k, (q, r) in enumerate(zip(ratios, bars)):
             ax.text(math.log10(q), k, f" {q:.3g}{' ↑' if r['higher_is_better'] else ' ↓'} ", va="center",
                     ha="left" if q >= 1 else "right", fontsize=8)
-        ax.set_xlabel("scratchlm / peer (log scale; ↑ higher is better, ↓ lower is better; green: scratchlm ahead)")
+        ax.set_xlabel("scratchlm / peer, log scale (↑ higher is better, ↓ lower is better; green: scratchlm ahead)",
+                      fontsize=8)
     else:
         ax.text(0.5, 0.5, "no figure with a peer to compare", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()

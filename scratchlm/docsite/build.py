@@ -21,6 +21,7 @@ from scratchlm.docsite.tex import make_resolver
 from scratchlm.docsite.topics import TOPICS, topics_of
 
 STATIC = Path(__file__).parent / "static"
+MARKER = ".scratchlm-docs"
 
 
 @dataclass
@@ -68,11 +69,13 @@ def build_site(out: str | Path, *, package: str = "scratchlm", katex_dir: str | 
             # KaTeX's own error node, so that the page shows the source and a checker can find it.
             rendered.append(f'<span class="katex-error" title="{html.escape(r["error"])}">{html.escape(raw)}</span>')
 
-    if out.exists():
+    ours = (out / MARKER).is_file()  # only a folder an earlier build wrote is cleaned, never any other
+    if ours:
         for old in out.glob("*.html"):
             old.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    katex.copy_assets(katex_path, out)
+    (out / MARKER).write_text("written by `scratchlm docs`; its pages are replaced by the next build\n")
+    katex.copy_assets(katex_path, out, replace=ours)
     for name in ("site.css", "site.js"):
         shutil.copy2(STATIC / name, out / name)
 

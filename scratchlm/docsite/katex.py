@@ -79,14 +79,17 @@ def render_all(items: list[tuple[str, bool]], katex_dir: Path) -> tuple[str, lis
     return result["version"], result["out"]
 
 
-def copy_assets(katex_dir: Path, out: Path) -> None:
-    """KaTeX's stylesheet and fonts into ``out/katex/`` (the CSS finds ``fonts/`` beside itself)."""
+def copy_assets(katex_dir: Path, out: Path, *, replace: bool) -> None:
+    """KaTeX's stylesheet and fonts into ``out/katex/`` (the CSS finds ``fonts/`` beside itself).
+
+    ``replace``: the folder is one an earlier build wrote, so its old ``katex/`` may be removed first.
+    """
     dest = out / "katex"
-    if dest.exists():
+    if replace and dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
+    dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(katex_dir / "dist" / "katex.min.css", dest / "katex.min.css")
-    shutil.copytree(katex_dir / "dist" / "fonts", dest / "fonts")
+    shutil.copytree(katex_dir / "dist" / "fonts", dest / "fonts", dirs_exist_ok=True)
     for name in ("LICENSE", "LICENSE.txt"):
         if (katex_dir / name).is_file():
             shutil.copy2(katex_dir / name, dest / "LICENSE.txt")
