@@ -38,22 +38,18 @@ TINY = bert.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_a
 
 
 def _encode_minilm(texts):
-    """Ids from scratchlm's own WordPiece tokenizer when it is available, else HuggingFace's fast one."""
+    """A right-padded batch of single sentences and pairs, tokenized by scratchlm's own WordPiece tokenizer."""
+    from scratchlm import tokenizers
     from scratchlm.data.corpora import minilm_path
 
-    try:
-        from scratchlm.tokenizers import load
-    except ImportError:
-        load = None
-    if load is not None:
-        tok = load(minilm_path() / "tokenizer.json")
-        return {k: np.asarray(v) for k, v in tok.encode_batch_for_model(texts).items()}
-    hf_tok = transformers.BertTokenizerFast.from_pretrained(str(minilm_path()))
-    firsts, seconds = [a for a, _ in texts], [b for _, b in texts]
-    enc = [hf_tok(a, b) if b is not None else hf_tok(a) for a, b in zip(firsts, seconds)]
-    T = max(len(e["input_ids"]) for e in enc)
-    pad = lambda key: np.array([e[key] + [0] * (T - len(e[key])) for e in enc], dtype=np.int32)  # noqa: E731
-    return {"input_ids": pad("input_ids"), "attention_mask": pad("attention_mask"), "token_type_ids": pad("token_type_ids")}
+    tok = tokenizers.load(minilm_path() / "tokenizer.json")
+    tok.no_padding()  # one sentence at a time here; the batch is padded below with the pad id 0
+    encs = [tok.encode(a, pair=b) for a, b in texts]
+    T = max(len(e.ids) for e in encs)
+    pad = lambda rows: np.array([list(r) + [0] * (T - len(r)) for r in rows], dtype=np.int32)  # noqa: E731
+    assert tok.pad_token_id == 0
+    return {"input_ids": pad(e.ids for e in encs), "attention_mask": pad(e.attention_mask for e in encs),
+            "token_type_ids": pad(e.type_ids for e in encs)}
 
 
 @pytest.fixture(scope="module")
