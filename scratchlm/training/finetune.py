@@ -1,0 +1,446 @@
+r"""Fine-tuning a pretrained encoder on a sequence or token classification task (Devlin et al. 2019, §4, §5.3).
+
+The recipe of design document 004 §3.2, step by step:
+
+1. **Pretrained model and data**: ``params`` from :func:`scratchlm.models.bert.from_pretrained` (or a
+   scratchlm pretraining checkpoint), the task as arrays from :mod:`scratchlm.data.tasks`.
+2. **Task layer and loss** (:func:`init_classifier`, :func:`logits`, :func:`loss`): a linear layer on
+   the pooled ``[CLS]`` vector (sequence) or on every token (token classification), with
+   softmax cross-entropy; or a single logit with binary cross-entropy (``head="sigmoid"``)
+   for a binary sequence task (document 004 §4.1).  Fine-tuning minimises the empirical risk
+
+   .. math::  \hat\theta = \arg\min_\theta \mathcal{L}(M_\theta, D)
+              = \arg\min_\theta -\frac{1}{N}\sum_{i=1}^{N} \log p_\theta(y_i \mid x_i)
+
+   starting from the pretrained :math:`\theta`.
+3. **Hyper-parameters**: AdamW (Loshchilov & Hutter 2019) with decoupled weight decay that skips
+   biases and layer-norm parameters, linear warm-up then linear decay (BERT's schedule), dropout,
+   and a freezing policy (:func:`trainable_mask`).
+4. **Training with validation**: the shared loop (:mod:`scratchlm.training.loop`) evaluates the dev
+   set every epoch; early stopping keeps the best dev checkpoint and restores it.
+5. **Test**: :func:`evaluate` on held-out data — accuracy/P/R/F1 for sequences, entity-level
+   P/R/F1 (:mod:`scratchlm.training.seqeval`) for tokens.
+
+Small data sets (the 200 polarity sentences) are scored by k-fold cross-validation
+(:func:`cross_validate`): every example is predicted exactly once, by the model of the one fold
+that held it out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from scratchlm.data.tasks import IGNORE, word_predictions
+from scratchlm.models import bert
+from scratchlm.nn.losses import binary_cross_entropy_with_logits, softmax_cross_entropy
+from scratchlm.training import loop, seqeval
+
+FREEZE_POLICIES = ("none", "embeddings", "encoder", "all-but-top-N")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """One fine-tuning run.  Defaults are Devlin et al. (2019), appendix A.3, where it gives them."""
+
+    task: str  # "sequence" or "token"
+    num_labels: int
+    head: str = "softmax"  # "softmax" (C logits) or "sigmoid" (one logit; binary sequence tasks)
+    freeze: str = "none"  # none | embeddings | encoder | all-but-top-N (N an integer, e.g. all-but-top-2)
+    learning_rate: float = 5e-5  # appendix A.3 searches {5e-5, 3e-5, 2e-5}
+    epochs: int = 3  # appendix A.3 searches {2, 3, 4}
+    batch_size: int = 16  # appendix A.3 searches {16, 32}
+    warmup_ratio: float = 0.1  # BERT warms up over the first 10% of steps
+    weight_decay: float = 0.01  # BERT's AdamW decay
+    dropout: float | None = None  # None keeps the pretrained config's 0.1 (appendix A.3)
+    class_weights: tuple[float, ...] | None = None  # w_j of the weighted cross-entropy (sequence tasks)
+    patience: int | None = None  # epochs without a better dev metric before stopping; None: never stop
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.task not in ("sequence", "token"):
+            raise ValueError(f"task must be 'sequence' or 'token', got {self.task!r}")
+        if self.head not in ("softmax", "sigmoid"):
+            raise ValueError(f"head must be 'softmax' or 'sigmoid', got {self.head!r}")
+        if self.head == "sigmoid" and (self.task != "sequence" or self.num_labels != 2):
+            raise ValueError("the sigmoid head is for binary sequence tasks (num_labels == 2)")
+        parse_freeze(self.freeze)
+
+    @property
+    def outputs(self) -> int:
+        """Width of the classifier: one logit for the sigmoid head, C otherwise."""
+        return 1 if self.head == "sigmoid" else self.num_labels
+
+    @property
+    def metric(self) -> str:
+        """The dev metric early stopping watches (higher is better)."""
+        return "entity_f1" if self.task == "token" else "accuracy"
+
+
+def parse_freeze(freeze: str) -> int | None:
+    """``"all-but-top-3"`` -> 3; the other policies -> None.  Unknown policies raise ValueError."""
+    if freeze in ("none", "embeddings", "encoder"):
+        return None
+    prefix = "all-but-top-"
+    if freeze.startswith(prefix) and freeze[len(prefix):].isdigit():
+        return int(freeze[len(prefix):])
+    raise ValueError(f"freeze must be one of none, embeddings, encoder, all-but-top-N (N an integer), got {freeze!r}")
+
+
+def trainable_mask(params: dict, freeze: str) -> dict:
+    """A bool pytree shaped like ``params``: True where the optimiser may change the parameter.
+
+    - ``none``: everything trains.
+    - ``embeddings``: the embedding tables and their layer norm are frozen.
+    - ``encoder``: embeddings and every Transformer layer are frozen; only the pooler (the first
+      layer of ``BertForSequenceClassification``'s head) and the classifier train — "only the top
+      layer" of document 004 §3.2.
+    - ``all-but-top-N``: embeddings and all but the top N Transformer layers are frozen.
+    """
+    top = parse_freeze(freeze)
+    L = len(params["encoder"]["layer"])
+    if top is not None and top > L:
+        raise ValueError(f"{freeze}: the model has only {L} layers")
+
+    def mark(tree, value):
+        return jax.tree.map(lambda _: value, tree)
+
+    mask = mark(params, True)
+    if freeze == "none":
+        return mask
+    mask["embeddings"] = mark(params["embeddings"], False)
+    if freeze == "encoder":
+        mask["encoder"] = mark(params["encoder"], False)
+    elif top is not None:
+        mask["encoder"] = {**mask["encoder"],
+                           "layer": [mark(layer, l >= L - top) for l, layer in enumerate(params["encoder"]["layer"])]}
+    return mask
+
+
+def with_dropout(bert_config: bert.BertConfig, rate: float | None) -> bert.BertConfig:
+    """The encoder config with hidden and attention dropout set to ``rate`` (unchanged when None)."""
+    if rate is None:
+        return bert_config
+    return dataclasses.replace(bert_config, hidden_dropout_prob=rate, attention_probs_dropout_prob=rate)
+
+
+def init_classifier(key: jax.Array, params: dict, bert_config: bert.BertConfig, config: FinetuneConfig) -> dict:
+    """``params`` with a fresh ``classifier`` head (:math:`W \\sim N(0, 0.02^2)`, :math:`b = 0`)."""
+    init = bert.init_token_classifier if config.task == "token" else bert.init_sequence_classifier
+    return {**params, "classifier": init(key, bert_config, config.outputs)}
+
+
+def logits(params: dict, batch: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig,
+           key: jax.Array | None = None, train: bool = False) -> jax.Array:
+    """Classifier logits: [B, C] (sequence; [B, 1] for the sigmoid head) or [B, T, C] (token)."""
+    k_enc, k_head = jax.random.split(key) if key is not None else (None, None)
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    out = bert.apply(params, inputs, config=bert_config, key=k_enc, train=train)
+    head = bert.token_logits if config.task == "token" else bert.sequence_logits
+    return head(params, out, config=bert_config, key=k_head, train=train)
+
+
+def loss(params: dict, batch: dict, key: jax.Array | None, *, bert_config: bert.BertConfig, config: FinetuneConfig,
+         train: bool = True) -> tuple[jax.Array, dict]:
+    r"""The task loss and metrics of one batch.
+
+    Softmax head: :math:`-\frac{1}{N}\sum_i w_{y_i}\log\mathrm{softmax}(z_i)_{y_i}` over the N
+    labelled positions (tokens labelled ``IGNORE`` add nothing).  Sigmoid head:
+    :math:`-\frac{1}{N}\sum_i [y_i\log\sigma(z_i) + (1-y_i)\log\sigma(-z_i)]` (document 004 §4.1).
+    """
+    z = logits(params, batch, bert_config=bert_config, config=config, key=key, train=train)
+    y = batch["labels"]
+    if config.head == "sigmoid":
+        ell = jnp.mean(binary_cross_entropy_with_logits(z[:, 0], y))
+        correct, count = jnp.sum((z[:, 0] > 0) == (y == 1)), y.shape[0]
+    else:
+        w = None if config.class_weights is None else jnp.asarray(config.class_weights, jnp.float32)
+        ell = softmax_cross_entropy(z, y, class_weights=w, ignore_index=IGNORE)
+        keep = y != IGNORE
+        correct, count = jnp.sum((jnp.argmax(z, -1) == y) & keep), jnp.sum(keep)
+    return ell, {"loss": ell, "accuracy": correct / jnp.maximum(count, 1)}
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def bucket_length(n: int, multiple: int = 32) -> int:
+    """Round a sequence length up to a multiple of 32, so that few shapes are ever compiled."""
+    return max(multiple, -(-n // multiple) * multiple)
+
+
+def take(data: dict, index: np.ndarray) -> dict:
+    """Rows ``index`` of every array of ``data``, trimmed to their bucketed longest length."""
+    T = bucket_length(int(data["attention_mask"][index].sum(1).max()))
+    return {k: (v[index, :T] if v.ndim == 2 else v[index]) for k, v in data.items()}
+
+
+def train_batch(data: dict, step: int, batch_size: int, seed: int) -> dict:
+    """Training batch number ``step``: a deterministic function of the step (so resuming continues).
+
+    Each epoch draws a fresh permutation from ``(seed, epoch)``; the ``N mod B`` examples left over
+    in an epoch are skipped in that epoch only (a fixed batch shape keeps one compiled step).
+    """
+    N = len(data["labels"])
+    B = min(batch_size, N)
+    per_epoch = N // B
+    epoch, i = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(N)
+    return take(data, np.sort(order[i * B:(i + 1) * B]))
+
+
+def steps_per_epoch(data: dict, batch_size: int) -> int:
+    N = len(data["labels"])
+    return N // min(batch_size, N)
+
+
+def predict(params: dict, data: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig,
+            batch_size: int = 64, forward: Callable | None = None) -> np.ndarray:
+    """Class predictions: [N] (sequence) or [N, T] (token, over ``data``'s full width).
+
+    The last batch is filled up with copies of row 0 (and their outputs dropped) so every batch
+    has the same size and the forward pass compiles once per length bucket.
+    """
+    forward = forward or forward_program(bert_config, config)
+    N = len(data["labels"])
+    width = data["input_ids"].shape[1]
+    out = []
+    for start in range(0, N, batch_size):
+        index = np.arange(start, min(start + batch_size, N))
+        filled = np.concatenate([index, np.zeros(batch_size - len(index), int)]) if N > batch_size else index
+        batch = take(data, filled)
+        z = np.asarray(forward(params, {k: v for k, v in batch.items() if k != "labels"}))[: len(index)]
+        if config.head == "sigmoid":
+            pred = (z[:, 0] > 0).astype(np.int64)
+        else:
+            pred = z.argmax(-1)
+        if config.task == "token":
+            pred = np.pad(pred, ((0, 0), (0, width - pred.shape[1])))
+        out.append(pred)
+    return np.concatenate(out)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def sequence_metrics(y: np.ndarray, y_hat: np.ndarray, num_labels: int) -> dict:
+    r"""Accuracy and P/R/F1: of the positive class (label 1) when binary, macro-averaged otherwise.
+
+    .. math::  P = \frac{TP}{TP + FP}, \quad R = \frac{TP}{TP + FN}, \quad F_1 = \frac{2PR}{P + R}
+    """
+    y, y_hat = np.asarray(y), np.asarray(y_hat)
+    classes = [1] if num_labels == 2 else list(range(num_labels))
+    P, R, F = [], [], []
+    for c in classes:
+        tp = int(np.sum((y_hat == c) & (y == c)))
+        p = tp / max(int(np.sum(y_hat == c)), 1)
+        r = tp / max(int(np.sum(y == c)), 1)
+        P.append(p)
+        R.append(r)
+        F.append(2 * p * r / (p + r) if p + r else 0.0)
+    return {"accuracy": float(np.mean(y == y_hat)), "precision": float(np.mean(P)),
+            "recall": float(np.mean(R)), "f1": float(np.mean(F))}
+
+
+def word_tags(data: dict, predicted: np.ndarray, n_words: list[int], tags: tuple[str, ...]) -> tuple[list, list]:
+    """Word-level gold and predicted tag strings, sentence by sentence (first sub-token of each word)."""
+    y_true, y_pred = [], []
+    for labels, pred, n in zip(data["labels"], predicted, n_words):
+        y_true.append([tags[t] for t in word_predictions(labels, labels, n)])
+        y_pred.append([tags[t] for t in word_predictions(pred, labels, n)])
+    return y_true, y_pred
+
+
+def evaluate(params: dict, data: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig,
+             tags: tuple[str, ...] | None = None, n_words: list[int] | None = None,
+             forward: Callable | None = None) -> dict:
+    """Dev/test metrics: ``accuracy, precision, recall, f1`` (sequence) or entity-level
+    ``entity_precision, entity_recall, entity_f1`` and token ``accuracy`` (token)."""
+    predicted = predict(params, data, bert_config=bert_config, config=config, forward=forward)
+    if config.task == "sequence":
+        return sequence_metrics(data["labels"], predicted, config.num_labels)
+    y_true, y_pred = word_tags(data, predicted, n_words, tags)
+    scores = seqeval.entity_scores(y_true, y_pred)["micro"]
+    flat_t = [t for s in y_true for t in s]
+    flat_p = [p for s in y_pred for p in s]
+    return {"entity_precision": scores["precision"], "entity_recall": scores["recall"],
+            "entity_f1": scores["f1"], "accuracy": float(np.mean([a == b for a, b in zip(flat_t, flat_p)]))}
+
+
+# ----------------------------------------------------------------------------- cross-validation
+
+
+def kfold_splits(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified k folds: ``[(train_index, test_index), ...]``; every example is in exactly one test fold.
+
+    Each class's examples are shuffled with ``seed`` and dealt round-robin to the folds, so each
+    fold keeps the class proportions (as scikit-learn's ``StratifiedKFold(shuffle=True)`` aims to).
+    """
+    labels = np.asarray(labels)
+    if not 2 <= k <= len(labels):
+        raise ValueError(f"k must be in [2, {len(labels)}], got {k}")
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(labels), int)
+    offset = 0
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        fold_of[members] = (np.arange(len(members)) + offset) % k
+        offset += len(members)  # continue the deal where the last class stopped: folds stay equal in size
+    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(k)]
+
+
+def dev_split(labels: np.ndarray, index: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out a stratified ``fraction`` of ``index`` as the dev set for early stopping: (train, dev)."""
+    k = max(2, round(1 / fraction))
+    train, dev = kfold_splits(np.asarray(labels)[index], k, seed)[0]
+    return index[train], index[dev]
+
+
+def subset(data: dict, index: np.ndarray) -> dict:
+    return {k: v[index] for k, v in data.items()}
+
+
+# ----------------------------------------------------------------------------- training
+
+
+_PROGRAMS: dict = {}
+
+
+def programs(params: dict, bert_config: bert.BertConfig, config: FinetuneConfig, total_steps: int):
+    """The jitted train step (with its ``.optimizer``) and jitted forward pass for a run.
+
+    They depend on the shapes, the encoder config, the hyper-parameters and the number of steps,
+    not on the data or the seed, so k folds of equal size share one compilation (compiling
+    MiniLM's step costs more than a few epochs of the 200 polarity sentences on a CPU).
+    """
+    cache_key = (bert_config, dataclasses.replace(config, seed=0, patience=None, epochs=1), total_steps,
+                 jax.tree.structure(params), tuple(np.shape(x) for x in jax.tree.leaves(params)))
+    if cache_key not in _PROGRAMS:
+        if len(_PROGRAMS) >= 8:
+            _PROGRAMS.pop(next(iter(_PROGRAMS)))
+        run_config = with_dropout(bert_config, config.dropout)
+        trainable = trainable_mask(params, config.freeze)
+        optimizer = loop.make_optimizer(name="adamw", learning_rate=config.learning_rate, total_steps=total_steps,
+                                        warmup_steps=int(config.warmup_ratio * total_steps), schedule="linear",
+                                        weight_decay=config.weight_decay, trainable=trainable)
+        loss_fn = lambda p, b, k: loss(p, b, k, bert_config=run_config, config=config)  # noqa: E731
+        step_fn = loop.make_train_step(loss_fn, optimizer, trainable=trainable)
+        _PROGRAMS[cache_key] = _Step(step_fn, optimizer)
+    return _PROGRAMS[cache_key], forward_program(bert_config, config)
+
+
+@functools.cache
+def _forward(bert_config: bert.BertConfig, task: str, head: str, num_labels: int) -> Callable:
+    config = FinetuneConfig(task=task, num_labels=num_labels, head=head)
+    return jax.jit(lambda p, b: logits(p, b, bert_config=bert_config, config=config))
+
+
+def forward_program(bert_config: bert.BertConfig, config: FinetuneConfig) -> Callable:
+    """The jitted inference forward pass ``(params, batch) -> logits``, shared by every run alike."""
+    return _forward(bert_config, config.task, config.head, config.num_labels)
+
+
+@dataclass(frozen=True)
+class _Step:
+    step: Callable
+    optimizer: object
+
+    def __call__(self, state, batch):
+        return self.step(state, batch)
+
+
+@dataclass
+class FitResult:
+    params: dict  # the best dev checkpoint's params (the last ones without a dev set)
+    history: list[dict]  # one dict per epoch: {"step", "epoch", dev metrics...}
+    best_step: int | None
+    best_metric: float | None
+    seconds_per_epoch: float  # steady-state training time of one epoch (first epoch's compile excluded)
+    stopped_early: bool
+
+
+def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertConfig, config: FinetuneConfig,
+        dev_eval: Callable[[dict], dict] | None = None, checkpoint_dir: str | Path | None = None,
+        metrics_path: str | Path | None = None, progress: bool | None = False) -> FitResult:
+    """Fine-tune ``params`` (which already hold a ``classifier``) on ``train``; evaluate ``dev`` every epoch.
+
+    ``dev_eval(params) -> metrics`` overrides the default dev evaluation (:func:`evaluate`);
+    early stopping watches ``config.metric`` with ``config.patience`` epochs and the best
+    epoch's params are returned.  ``checkpoint_dir`` makes the run resumable (the loop's
+    checkpoints, one per epoch).
+    """
+    per_epoch = steps_per_epoch(train, config.batch_size)
+    step_fn, forward = programs(params, bert_config, config, config.epochs * per_epoch)
+    # The step donates its state; copying keeps the caller's params (often shared by k folds) alive.
+    state = loop.init_train_state(jax.tree.map(jnp.copy, params), step_fn.optimizer, jax.random.key(config.seed))
+    if dev is not None and dev_eval is None:
+        dev_eval = lambda p: evaluate(p, dev, bert_config=bert_config, config=config, forward=forward)  # noqa: E731
+    epoch_ends: list[float] = []
+
+    def timed_eval(p):
+        epoch_ends.append(time.perf_counter())
+        scores = dev_eval(p)
+        epoch_ends.append(time.perf_counter())
+        return scores
+
+    watching = dev_eval is not None
+    result = loop.train(
+        state, step_fn, lambda t: train_batch(train, t, config.batch_size, config.seed),
+        config=loop.LoopConfig(steps=config.epochs * per_epoch, eval_every=per_epoch if watching else 0, log_every=max(1, per_epoch // 4),
+                               checkpoint_dir=checkpoint_dir, checkpoint_every=per_epoch, keep_checkpoints=1,
+                               early_stopping_metric=config.metric if watching else None,
+                               early_stopping_mode="max", patience=config.patience or 0,
+                               metrics_path=metrics_path, progress=progress),
+        eval_fn=timed_eval if watching else None)
+    # Epoch k's training time is from the end of evaluation k-1 to the start of evaluation k.
+    spans = [epoch_ends[i] - epoch_ends[i - 1] for i in range(2, len(epoch_ends), 2)]
+    history = [{**h, "epoch": h["step"] // per_epoch} for h in result.history]
+    return FitResult(params=result.state.params, history=history, best_step=result.best_step,
+                     best_metric=result.best_metric, seconds_per_epoch=float(np.median(spans)) if spans else float("nan"),
+                     stopped_early=result.stopped_early)
+
+
+def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig, folds: int,
+                   dev_fraction: float = 0.1, key: jax.Array, fold_dir: Callable[[int], Path | None] = lambda f: None,
+                   done: Callable[[int], dict | None] = lambda f: None, on_fold: Callable[[int, dict], None] = lambda f, r: None,
+                   progress: bool | None = False) -> dict:
+    """k-fold cross-validation of a sequence task: every example predicted once, by a model that never saw it.
+
+    For fold f: a fresh classifier (key ``fold_in(key, f)``) on the pretrained ``params``,
+    trained on the other folds minus a stratified ``dev_fraction`` held out for early stopping,
+    then used to predict fold f.  ``done(f)`` may return a finished fold's record (resuming);
+    ``on_fold(f, record)`` receives each new one.  Returns the pooled metrics over all N
+    examples, the predictions and the per-fold records.
+    """
+    labels = data["labels"]
+    predictions = np.full(len(labels), -1)
+    records = []
+    for f, (train_index, test_index) in enumerate(kfold_splits(labels, folds, config.seed)):
+        record = done(f)
+        if record is None:
+            fit_index, dev_index = dev_split(labels, train_index, dev_fraction, config.seed + f)
+            start = init_classifier(jax.random.fold_in(key, f), params, bert_config, config)
+            directory = fold_dir(f)
+            result = fit(start, subset(data, fit_index), subset(data, dev_index), bert_config=bert_config,
+                         config=config, checkpoint_dir=directory and directory / "checkpoints",
+                         metrics_path=directory and directory / "metrics.jsonl", progress=progress)
+            predicted = predict(result.params, subset(data, test_index), bert_config=bert_config, config=config,
+                                forward=forward_program(bert_config, config))
+            record = {"fold": f, "test_index": test_index.tolist(), "predictions": predicted.tolist(),
+                      "test": sequence_metrics(labels[test_index], predicted, config.num_labels),
+                      "history": result.history, "best_step": result.best_step,
+                      "seconds_per_epoch": result.seconds_per_epoch, "stopped_early": result.stopped_early}
+            on_fold(f, record)
+        predictions[np.asarray(record["test_index"])] = record["predictions"]
+        records.append(record)
+    assert (predictions >= 0).all(), "every example is in exactly one test fold"
+    return {**sequence_metrics(labels, predictions, config.num_labels), "predictions": predictions.tolist(),
+            "folds": records}
