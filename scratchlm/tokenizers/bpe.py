@@ -321,7 +321,7 @@ def _likelihood_merges(words, counts, pair_counts, where, merged_token, vocab_le
 
 def train(texts: Iterable[str], vocab_size: int, *, byte_level: bool = True, special_tokens: Iterable[str] = (),
           min_frequency: int = 0, limit_alphabet: int | None = None):
-    """Train a BPE tokenizer on ``texts``; returns a :class:`~scratchlm.tokenizers.Tokenizer`.
+    r"""Train a BPE tokenizer on ``texts``; returns a :class:`~scratchlm.tokenizers.Tokenizer`.
 
     ``byte_level=True``: GPT-2's byte-level pre-tokenizer (no prefix space, so ``decode(encode(s)) == s``)
     with all 256 byte symbols in the alphabet, as HuggingFace's ``ByteLevelBPETokenizer`` trains.

@@ -41,11 +41,6 @@ class Encoding:
         n = len(ids)
         return cls(list(ids), list(tokens), list(offsets), [type_id] * n, [1] * n, [0] * n, list(word_ids), [sequence_id] * n)
 
-    @classmethod
-    def special(cls, ids, tokens, type_id: int) -> "Encoding":
-        n = len(ids)
-        return cls(list(ids), list(tokens), [(0, 0)] * n, [type_id] * n, [1] * n, [1] * n, [None] * n, [None] * n)
-
     def _fields(self):
         return (self.ids, self.tokens, self.offsets, self.type_ids, self.attention_mask,
                 self.special_tokens_mask, self.word_ids, self.sequence_ids)
@@ -105,17 +100,31 @@ class TemplateProcessing:
 
     def process(self, first: Encoding, second: Encoding | None, add_special_tokens: bool) -> Encoding:
         template = self.single if second is None else self.pair
-        parts = []
+        out = Encoding()
         for piece, type_id in template:
             if piece in ("A", "B"):
-                enc = first if piece == "A" else second
-                enc.type_ids[:] = [type_id] * len(enc)
-                enc.sequence_ids[:] = [0 if piece == "A" else 1] * len(enc)
-                parts.append(enc)
+                enc, sequence_id = (first, 0) if piece == "A" else (second, 1)
+                n = len(enc)
+                out.ids += enc.ids
+                out.tokens += enc.tokens
+                out.offsets += enc.offsets
+                out.type_ids += [type_id] * n
+                out.attention_mask += enc.attention_mask
+                out.special_tokens_mask += enc.special_tokens_mask
+                out.word_ids += enc.word_ids
+                out.sequence_ids += [sequence_id] * n
             elif add_special_tokens:
                 ids, tokens = self.special_tokens[piece]
-                parts.append(Encoding.special(ids, tokens, type_id))
-        return Encoding.merge(parts)
+                n = len(ids)
+                out.ids += ids
+                out.tokens += tokens
+                out.offsets += [(0, 0)] * n
+                out.type_ids += [type_id] * n
+                out.attention_mask += [1] * n
+                out.special_tokens_mask += [1] * n
+                out.word_ids += [None] * n
+                out.sequence_ids += [None] * n
+        return out
 
     def to_json(self) -> dict:
         def pieces(template):

@@ -276,29 +276,22 @@ class Tokenizer:
                 word_ids.append(word_index if fixed is None else fixed)
                 word_index += 1
                 continue
-            for m in pattern.finditer(segment):
-                w = m.group()
-                hit = cache.get(w)
-                if hit is None:
-                    hit = tokenize_word(w)
-                w_ids, w_tokens, w_offsets = hit
-                ids += w_ids
-                tokens += w_tokens
-                s = m.start() + seg_start
-                wid = word_index if fixed is None else fixed
-                if alignment is None:
-                    if w_offsets is None:
-                        offsets.append((base + s, base + s + len(w)))
-                        word_ids.append(wid)
-                    else:
-                        offsets += [(base + s + a, base + s + b) for a, b in w_offsets]
-                        word_ids += [wid] * len(w_ids)
-                else:
-                    if w_offsets is None:
-                        w_offsets = ((0, len(w)),)
-                    offsets += [(base + alignment[s + a], base + alignment[s + b - 1] + 1) for a, b in w_offsets]
-                    word_ids += [wid] * len(w_ids)
-                word_index += 1
+            # Whole-list comprehensions rather than a loop body per word: this is the hot path.
+            matches = list(pattern.finditer(segment))
+            hits = [cache.get(w) or tokenize_word(w) for w in [m.group() for m in matches]]
+            starts = [m.start() + seg_start for m in matches]
+            ids += [i for h in hits for i in h[0]]
+            tokens += [t for h in hits for t in h[1]]
+            if alignment is None:
+                offsets += [(base + s + a, base + s + b) for h, s in zip(hits, starts) for a, b in h[2]]
+            else:
+                offsets += [(base + alignment[s + a], base + alignment[s + b - 1] + 1)
+                            for h, s in zip(hits, starts) for a, b in h[2]]
+            if fixed is None:
+                word_ids += [k for k, h in enumerate(hits, start=word_index) for _ in h[0]]
+            else:
+                word_ids += [fixed] * sum(len(h[0]) for h in hits)
+            word_index += len(hits)
         return word_index
 
     def _tokenize_word(self, word: str) -> tuple:
@@ -314,8 +307,6 @@ class Tokenizer:
             offsets = tuple((p[2], p[3]) for p in pieces)
         else:
             offsets = tuple((char_of[p[2]], char_of[p[3] - 1] + 1) for p in pieces)
-        if offsets == ((0, len(word)),):
-            offsets = None  # the common case: one token, the whole word
         hit = (ids, tokens, offsets)
         if len(self._cache) < CACHE_CAPACITY:
             self._cache[word] = hit

@@ -93,6 +93,33 @@ class WordPiece:
                    max_input_chars_per_word=spec.get("max_input_chars_per_word", 100))
 
 
+def bert_pipeline(model: WordPiece, *, lowercase: bool = True, special_tokens=()):
+    """A :class:`~scratchlm.tokenizers.Tokenizer` around ``model`` with BERT's normalizer, pre-tokenizer,
+    decoder and, when the vocabulary has ``[CLS]`` and ``[SEP]``, BERT's ``[CLS] A [SEP] B [SEP]``."""
+    from scratchlm.tokenizers.decoders import WordPieceDecoder
+    from scratchlm.tokenizers.encoding import TemplateProcessing
+    from scratchlm.tokenizers.normalize import BertNormalizer
+    from scratchlm.tokenizers.pretokenize import BertPreTokenizer
+    from scratchlm.tokenizers.tokenizer import AddedToken, Tokenizer
+
+    vocab = model.vocab
+    post = None
+    if "[CLS]" in vocab and "[SEP]" in vocab:
+        post = TemplateProcessing.bert("[CLS]", vocab["[CLS]"], "[SEP]", vocab["[SEP]"])
+    added = [AddedToken(t, vocab[t], special=True) for t in special_tokens if t in vocab]
+    return Tokenizer(model, normalizer=BertNormalizer(lowercase=lowercase), pre_tokenizer=BertPreTokenizer(),
+                     post_processor=post, decoder=WordPieceDecoder(), added_tokens=added)
+
+
+def from_vocab_file(path, *, lowercase: bool = True):
+    """BERT's tokenizer from its ``vocab.txt`` (what ``transformers.BertTokenizerFast(vocab_file=...)`` builds)."""
+    model = WordPiece.from_vocab_file(path)
+    return bert_pipeline(model, lowercase=lowercase, special_tokens=BERT_SPECIAL_TOKENS)
+
+
+BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
 def train(texts, vocab_size: int, *, special_tokens=(), lowercase: bool = True, min_frequency: int = 0,
           limit_alphabet: int | None = None, score: str = "frequency", unk_token: str = "[UNK]"):
     """Train a BERT-style WordPiece tokenizer on ``texts``; returns a :class:`~scratchlm.tokenizers.Tokenizer`.
@@ -107,23 +134,15 @@ def train(texts, vocab_size: int, *, special_tokens=(), lowercase: bool = True, 
     from collections import Counter
 
     from scratchlm.tokenizers.bpe import learn_merges
-    from scratchlm.tokenizers.decoders import WordPieceDecoder
-    from scratchlm.tokenizers.encoding import TemplateProcessing
     from scratchlm.tokenizers.normalize import BertNormalizer
     from scratchlm.tokenizers.pretokenize import BertPreTokenizer
-    from scratchlm.tokenizers.tokenizer import AddedToken, Tokenizer
 
     special_tokens = list(dict.fromkeys(special_tokens))
-    normalizer, pre = BertNormalizer(lowercase=lowercase), BertPreTokenizer()
+    normalizer, pattern = BertNormalizer(lowercase=lowercase), BertPreTokenizer.pattern
     words: Counter = Counter()
     for text in texts:
-        words.update(pre.pattern.findall(normalizer.normalize_str(text)))
+        words.update(pattern.findall(normalizer.normalize_str(text)))
     id_to_token, _ = learn_merges(dict(words), vocab_size, special_tokens=special_tokens, limit_alphabet=limit_alphabet,
                                   min_frequency=min_frequency, continuing_subword_prefix="##", score=score)
-    vocab = {t: i for i, t in enumerate(id_to_token)}
-    post = None
-    if "[CLS]" in vocab and "[SEP]" in vocab:
-        post = TemplateProcessing.bert("[CLS]", vocab["[CLS]"], "[SEP]", vocab["[SEP]"])
-    added = [AddedToken(t, vocab[t], special=True) for t in special_tokens]
-    return Tokenizer(WordPiece(vocab, unk_token=unk_token), normalizer=normalizer, pre_tokenizer=pre,
-                     post_processor=post, decoder=WordPieceDecoder(), added_tokens=added)
+    model = WordPiece({t: i for i, t in enumerate(id_to_token)}, unk_token=unk_token)
+    return bert_pipeline(model, lowercase=lowercase, special_tokens=special_tokens)
