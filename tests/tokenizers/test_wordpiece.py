@@ -127,12 +127,12 @@ def test_trained_wordpiece_round_trips_through_huggingface(tmp_path):
 
 
 def test_likelihood_rule_prefers_rare_pairs():
-    """Word counts ab:10, xy:20, x:200, y:200.  Symbols a, x, y, ##b, ##y (5) and one merge (vocab 6).
+    """Word counts ab:10, xy:20, x:200, y:200.  Alphabet a, b, x, y, then ##b, ##y (6) and one merge (vocab 7).
     Frequency: c(x,##y) = 20 > c(a,##b) = 10, so xy.  Likelihood: c(a,##b)/(c(a) c(##b)) = 10/(10*10) = 0.1
     beats c(x,##y)/(c(x) c(##y)) = 20/(220*20) = 0.0045, so ab."""
     from scratchlm.tokenizers.bpe import learn_merges
 
     counts = {"ab": 10, "xy": 20, "x": 200, "y": 200}
-    _, freq = learn_merges(counts, 6, continuing_subword_prefix="##")
-    _, like = learn_merges(counts, 6, continuing_subword_prefix="##", score="likelihood")
+    _, freq = learn_merges(counts, 7, continuing_subword_prefix="##")
+    _, like = learn_merges(counts, 7, continuing_subword_prefix="##", score="likelihood")
     assert freq == [("x", "##y")] and like == [("a", "##b")]
