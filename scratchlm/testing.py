@@ -148,7 +148,7 @@ def check_closed_form_grad(
     """
     with jax.enable_x64(True):
         args64 = _to_f64(tuple(args))
-        g_ad = jax.grad(f, argnums=argnums)(*args64)
+        g_ad = jax.jit(jax.grad(f, argnums=argnums))(*args64)  # one compilation, not op-by-op dispatch
         g_cf = grad_fn(*args64)
         paths_ad, tree_ad = jax.tree_util.tree_flatten_with_path(g_ad)
         leaves_cf, tree_cf = jax.tree.flatten(g_cf)
