@@ -392,6 +392,8 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
         return scores
 
     watching = dev_eval is not None
+    if checkpoint_dir is not None:
+        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)  # the loop writes best.msgpack before any checkpoint
     result = loop.train(
         state, step_fn, lambda t: train_batch(train, t, config.batch_size, config.seed),
         config=loop.LoopConfig(steps=config.epochs * per_epoch, eval_every=per_epoch if watching else 0, log_every=max(1, per_epoch // 4),
@@ -410,14 +412,14 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
 
 def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig, folds: int,
                    dev_fraction: float = 0.1, key: jax.Array, fold_dir: Callable[[int], Path | None] = lambda f: None,
-                   done: Callable[[int], dict | None] = lambda f: None, on_fold: Callable[[int, dict], None] = lambda f, r: None,
+                   done: Callable[[int], dict | None] = lambda f: None, on_fold: Callable[[int, dict, dict], None] = lambda f, r, p: None,
                    progress: bool | None = False) -> dict:
     """k-fold cross-validation of a sequence task: every example predicted once, by a model that never saw it.
 
     For fold f: a fresh classifier (key ``fold_in(key, f)``) on the pretrained ``params``,
     trained on the other folds minus a stratified ``dev_fraction`` held out for early stopping,
     then used to predict fold f.  ``done(f)`` may return a finished fold's record (resuming);
-    ``on_fold(f, record)`` receives each new one.  Returns the pooled metrics over all N
+    ``on_fold(f, record, params)`` receives each new one with the fold's best params.  Returns the pooled metrics over all N
     examples, the predictions and the per-fold records.
     """
     labels = data["labels"]
@@ -436,9 +438,9 @@ def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, co
                                 forward=forward_program(bert_config, config))
             record = {"fold": f, "test_index": test_index.tolist(), "predictions": predicted.tolist(),
                       "test": sequence_metrics(labels[test_index], predicted, config.num_labels),
-                      "history": result.history, "best_step": result.best_step,
+                      "history": result.history, "best_step": result.best_step, "best_dev": result.best_metric,
                       "seconds_per_epoch": result.seconds_per_epoch, "stopped_early": result.stopped_early}
-            on_fold(f, record)
+            on_fold(f, record, result.params)
         predictions[np.asarray(record["test_index"])] = record["predictions"]
         records.append(record)
     assert (predictions >= 0).all(), "every example is in exactly one test fold"
