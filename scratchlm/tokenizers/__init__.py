@@ -34,9 +34,10 @@ rank), ``vocab`` (word-level vocabulary), ``encoding`` (the result, special toke
 padding, arrays), ``tokenizer`` (the pipeline), ``hf_json`` (the file format).
 """
 
+from scratchlm.errors import ScratchlmError
 from scratchlm.tokenizers.encoding import Encoding, encodings_to_arrays
 from scratchlm.tokenizers.hf_json import load
 from scratchlm.tokenizers.tokenizer import AddedToken, Tokenizer
 from scratchlm.tokenizers.vocab import Vocab
 
-__all__ = ["AddedToken", "Encoding", "Tokenizer", "Vocab", "encodings_to_arrays", "load"]
+__all__ = ["AddedToken", "Encoding", "ScratchlmError", "Tokenizer", "Vocab", "encodings_to_arrays", "load"]
