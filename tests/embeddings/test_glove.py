@@ -1,5 +1,7 @@
 """GloVe (scratchlm/embeddings/glove.py): f, the objective and its gradients, the AdaGrad step, training."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -294,3 +296,24 @@ def test_output_vectors():
     params = glove.init(jax.random.key(0), 3, glove.GloveConfig(dim=2))
     np.testing.assert_array_equal(glove.vectors(params), params["W"] + params["W_tilde"])
     np.testing.assert_array_equal(glove.vectors(params, output="word"), params["W"])
+
+
+def test_command_writes_vectors_gensim_loads(tmp_path):
+    """`scratchlm glove` end to end on a tiny corpus file: both vector files and metrics.json."""
+    from gensim.models import KeyedVectors
+
+    from scratchlm.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    sentences, _, _ = planted_corpus(n=300)
+    corpus.write_text("\n".join(" ".join(s) for s in sentences) + "\n")
+    out = tmp_path / "out"
+    assert main(["glove", "--corpus", str(corpus), "--dim", "8", "--window", "3", "--min-count", "1",
+                 "--epochs", "2", "--batch-size", "64", "--out", str(out), "--save-cooccurrence"]) == 0
+    kv = KeyedVectors.load_word2vec_format(str(out / "vectors.txt"))
+    glove_kv = KeyedVectors.load_word2vec_format(str(out / "vectors.glove.txt"), no_header=True)
+    assert kv.vector_size == 8 and len(kv) == 44 and list(kv.index_to_key) == list(glove_kv.index_to_key)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["nonzeros"] > 0 and metrics["epochs_run"] == 2 and np.isfinite(metrics["final_cost"])
+    assert (out / "cooccurrence.npz").exists()
+    assert main(["glove", "--corpus", str(corpus), "--window", "0", "--out", str(out)]) == 2  # a clear error

@@ -1,0 +1,120 @@
+"""`scratchlm glove`: count co-occurrences and train GloVe, then write and score the vectors.
+
+Defaults are the Stanford tool's ``demo.sh`` for a small corpus (dim 100, window 15, min_count 5,
+x_max 10, 50 epochs), not the paper's x_max = 100, which leaves a corpus this small barely trained
+(most X_ij fall far below 100, so f(X_ij) is tiny).  Writes ``DIR/vectors.txt`` (word2vec text,
+loadable by gensim), ``DIR/vectors.glove.txt`` (GloVe text) and ``DIR/metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", default="wiki", help="'wiki' (cleaned Wikipedia sample), 'lee', or a text file (one sentence a line)")
+    parser.add_argument("--dim", type=int, default=100)
+    parser.add_argument("--window", type=int, default=15, help="context words on each side (glove's cooccur -window-size)")
+    parser.add_argument("--left-only", action="store_true", help="count only context to the left (cooccur -symmetric 0)")
+    parser.add_argument("--min-count", type=int, default=5)
+    parser.add_argument("--max-size", type=int, default=None, help="keep at most this many words")
+    parser.add_argument("--x-max", type=float, default=10.0, help="f's cutoff: 10 as glove's demo.sh (the paper: 100)")
+    parser.add_argument("--alpha", type=float, default=0.75, help="f's exponent (paper: 3/4)")
+    parser.add_argument("--learning-rate", type=float, default=0.05, help="AdaGrad's eta (paper and glove.c: 0.05)")
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=65536, help="non-zeros per AdaGrad minibatch")
+    parser.add_argument("--output", choices=("sum", "word"), default="sum", help="sum: W + W~ (glove.c -model 2); word: W only")
+    parser.add_argument("--max-memory-mb", type=float, default=512.0, help="ceiling for the counting buffers")
+    parser.add_argument("--restrict", type=int, default=30000, help="evaluate over the N most frequent words")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-cooccurrence", action="store_true", help="also write DIR/cooccurrence.npz")
+    parser.add_argument("--checkpoint-dir", type=Path, default=None, help="checkpoint every epoch; resume from here")
+    parser.add_argument("--out", type=Path, default=Path("glove-out"))
+
+
+def train_and_write(sentences, *, out: Path, dim: int = 100, window: int = 15, symmetric: bool = True,
+                    min_count: int = 5, max_size: int | None = None, x_max: float = 10.0, alpha: float = 0.75,
+                    learning_rate: float = 0.05, epochs: int = 50, batch_size: int = 65536, output: str = "sum",
+                    max_memory_mb: float = 512.0, restrict: int = 30000, seed: int = 0,
+                    save_cooccurrence: bool = False, checkpoint_dir: Path | None = None,
+                    progress: bool | None = None) -> dict:
+    """Count, train, write the two vector files and metrics.json under ``out``; return the metrics."""
+    import jax
+    import numpy as np
+
+    from scratchlm.embeddings import glove
+    from scratchlm.embeddings.cooccurrence import count_cooccurrences
+    from scratchlm.embeddings.evaluate import standard_scores
+    from scratchlm.embeddings.formats import WordVectors, save_glove, save_word2vec
+    from scratchlm.errors import ScratchlmError
+
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    cooc = count_cooccurrences(sentences, window=window, symmetric=symmetric, min_count=min_count,
+                               max_size=max_size, max_memory_mb=max_memory_mb)
+    cooc_seconds = time.perf_counter() - t0
+    if save_cooccurrence:
+        cooc.save(out / "cooccurrence.npz")
+    config = glove.GloveConfig(dim=dim, x_max=x_max, alpha=alpha, learning_rate=learning_rate, epochs=epochs,
+                               batch_size=batch_size, output=output)
+    result = glove.train(cooc.i, cooc.j, cooc.x, cooc.vocab_size, config=config, key=jax.random.key(seed),
+                         checkpoint_dir=checkpoint_dir, metrics_path=out / "train_metrics.jsonl", progress=progress)
+    wv = WordVectors(cooc.words, np.asarray(glove.vectors(result.params, output=output)))
+    save_word2vec(wv, out / "vectors.txt")
+    save_glove(wv, out / "vectors.glove.txt")
+    metrics = {
+        "cooccurrence_seconds": cooc_seconds, "nonzeros": cooc.nnz, "vocab_size": cooc.vocab_size,
+        "seconds_per_epoch": result.seconds_per_epoch, "compile_seconds": result.compile_seconds,
+        "epochs_run": len(result.costs), "final_cost": result.costs[-1] if result.costs else None,
+        "cost_definition": "J / nnz (glove.c prints half of this)", "update": result.update,
+        "device": str(jax.devices()[0]),
+        "settings": {"dim": dim, "window": window, "symmetric": symmetric, "min_count": min_count,
+                     "max_size": max_size, "x_max": x_max, "alpha": alpha, "learning_rate": learning_rate,
+                     "epochs": epochs, "batch_size": batch_size, "output": output, "seed": seed},
+    }
+    try:
+        metrics.update(standard_scores(wv, restrict_vocab=restrict))
+    except ScratchlmError as err:  # a tiny corpus may hold no evaluation pair at all
+        metrics["evaluation_error"] = str(err)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def run(args: argparse.Namespace) -> int:
+    from scratchlm.data.corpora import load_tokenized_corpus
+
+    metrics = train_and_write(
+        load_tokenized_corpus(args.corpus), out=args.out, dim=args.dim, window=args.window,
+        symmetric=not args.left_only, min_count=args.min_count, max_size=args.max_size, x_max=args.x_max,
+        alpha=args.alpha, learning_rate=args.learning_rate, epochs=args.epochs, batch_size=args.batch_size,
+        output=args.output, max_memory_mb=args.max_memory_mb, restrict=args.restrict, seed=args.seed,
+        save_cooccurrence=args.save_cooccurrence, checkpoint_dir=args.checkpoint_dir)
+    print(_summary(metrics))
+    print(f"wrote {args.out}/vectors.txt, vectors.glove.txt, metrics.json")
+    return 0
+
+
+def _summary(m: dict) -> str:
+    head = (f"{m['nonzeros'] / 1e6:.2f}M non-zeros counted in {m['cooccurrence_seconds']:.1f} s; "
+            f"{m['epochs_run']} epochs at {m['seconds_per_epoch']:.2f} s/epoch, cost {m['final_cost']:.4f}; ")
+    if "evaluation_error" in m:
+        return head + f"not evaluated ({m['evaluation_error']})"
+    return head + (f"analogy {m['analogy_accuracy']:.3f}, WordSim-353 {m['wordsim353_spearman']:.3f}, "
+                   f"SimLex-999 {m['simlex999_spearman']:.3f}")
+
+
+def demo_step(ctx) -> dict:
+    """GloVe on the cleaned Wikipedia sample: ~60-90 s on 2 CPU cores (25 epochs), seconds with ``quick``."""
+    from scratchlm.data.corpora import load_tokenized_corpus
+
+    sentences = load_tokenized_corpus("wiki")
+    if ctx.quick:
+        settings = dict(dim=50, window=10, epochs=5, batch_size=16384)
+        sentences = sentences[:800]
+    else:
+        settings = dict(dim=100, window=15, epochs=25)
+    metrics = train_and_write(sentences, out=ctx.out, seed=ctx.seed, progress=False, **settings)
+    return {"result": _summary(metrics), **{k: v for k, v in metrics.items() if k != "settings"}}
