@@ -1,0 +1,200 @@
+"""Fine-tuning MiniLM: scratchlm vs HuggingFace ``transformers`` (PyTorch) on the same data, batches and settings.
+
+Both sides get the same folds / splits, the same batches in the same order (``finetune.train_batch``),
+the same initial classifier weights, AdamW with decay 0.01 skipping biases and LayerNorm, linear
+warm-up (10%) then linear decay, dropout 0.1, and keep the best dev epoch.  Only the dropout masks
+differ (two different random number generators); that is what the several seeds average over.
+
+Figures: polarity accuracy by k-fold cross-validation (every sentence predicted once), entity F1 on
+the silver NER test split, and training seconds per epoch (steady state, compilation excluded) for
+both tasks.  Run: ``python -m benchmarks.finetune [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+from benchmarks.common import figure, report
+
+
+def _hf_model(kind: str, num_labels: int, classifier: dict):
+    import torch
+    from transformers import BertForSequenceClassification, BertForTokenClassification
+
+    from scratchlm.data import corpora
+
+    cls = BertForTokenClassification if kind == "token" else BertForSequenceClassification
+    model = cls.from_pretrained(str(corpora.minilm_path()), num_labels=num_labels)
+    with torch.no_grad():  # the same initial head as scratchlm's run
+        model.classifier.weight.copy_(torch.from_numpy(np.asarray(classifier["weight"])))
+        model.classifier.bias.copy_(torch.from_numpy(np.asarray(classifier["bias"])))
+    return model
+
+
+def _hf_predict(model, data: dict, kind: str, batch_size: int = 64) -> np.ndarray:
+    import torch
+
+    from scratchlm.training import finetune as ft
+
+    model.eval()
+    N, width = len(data["labels"]), data["input_ids"].shape[1]
+    out = []
+    with torch.no_grad():
+        for start in range(0, N, batch_size):
+            b = ft.take(data, np.arange(start, min(start + batch_size, N)))
+            z = model(input_ids=torch.from_numpy(b["input_ids"]).long(),
+                      attention_mask=torch.from_numpy(b["attention_mask"]).long(),
+                      token_type_ids=torch.from_numpy(b["token_type_ids"]).long()).logits.numpy()
+            pred = z.argmax(-1)
+            out.append(np.pad(pred, ((0, 0), (0, width - pred.shape[1]))) if kind == "token" else pred)
+    return np.concatenate(out)
+
+
+def hf_fit(classifier: dict, train: dict, dev_eval, config) -> tuple[object, float]:
+    """The HuggingFace side of one run: returns (best model, steady-state seconds per epoch)."""
+    import copy
+
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    from scratchlm.training import finetune as ft
+
+    torch.manual_seed(config.seed)
+    model = _hf_model(config.task, config.num_labels, classifier)
+    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate, eps=1e-8)
+    per_epoch = ft.steps_per_epoch(train, config.batch_size)
+    total = config.epochs * per_epoch
+    schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
+    best, best_state, times = -1.0, None, []
+    for epoch in range(config.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        for i in range(per_epoch):
+            b = {k: torch.from_numpy(v).long() for k, v in
+                 ft.train_batch(train, epoch * per_epoch + i, config.batch_size, config.seed).items()}
+            loss = model(**b).loss
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+        times.append(time.perf_counter() - t0)
+        score = dev_eval(model)
+        if score > best:
+            best, best_state = score, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    return model, float(np.median(times[1:] if len(times) > 1 else times))
+
+
+def polarity(seed: int, args, pretrained, bert_config, tok) -> dict:
+    import jax
+
+    from scratchlm.commands.finetune import encode, load_task
+    from scratchlm.training import finetune as ft
+
+    config = ft.FinetuneConfig(task="sequence", num_labels=2, learning_rate=args.lr, epochs=args.epochs,
+                               batch_size=args.batch, seed=seed)
+    data = encode(load_task("polarity", None), tok, args.max_length)
+    labels = data["labels"]
+    ours, theirs = np.full(len(labels), -1), np.full(len(labels), -1)
+    t_ours, t_hf = [], []
+    for f, (train_index, test_index) in enumerate(ft.kfold_splits(labels, args.folds, seed)):
+        fit_index, dev_index = ft.dev_split(labels, train_index, 0.1, seed + f)
+        train, dev, test = (ft.subset(data, i) for i in (fit_index, dev_index, test_index))
+        start = ft.init_classifier(jax.random.fold_in(jax.random.key(seed), f), pretrained, bert_config, config)
+        result = ft.fit(start, train, dev, bert_config=bert_config, config=config)
+        ours[test_index] = ft.predict(result.params, test, bert_config=bert_config, config=config)
+        t_ours.append(result.seconds_per_epoch)
+        dev_acc = lambda m: float(np.mean(_hf_predict(m, dev, "sequence") == dev["labels"]))  # noqa: E731
+        model, seconds = hf_fit(start["classifier"], train, dev_acc, config)
+        theirs[test_index] = _hf_predict(model, test, "sequence")
+        t_hf.append(seconds)
+    return {"ours": float(np.mean(ours == labels)), "hf": float(np.mean(theirs == labels)),
+            "ours_s": float(np.median(t_ours)), "hf_s": float(np.median(t_hf))}
+
+
+def ner(seed: int, args, pretrained, bert_config, tok) -> dict:
+    import jax
+
+    from scratchlm.commands.finetune import encode, load_task
+    from scratchlm.training import finetune as ft
+    from scratchlm.training import seqeval
+
+    task = load_task("wikiner", None)
+    task["splits"] = {"train": task["splits"]["train"][: args.ner_train], "dev": task["splits"]["dev"][: args.ner_eval],
+                      "test": task["splits"]["test"][: args.ner_eval]}
+    names = task["labels"]
+    data = encode(task, tok, args.max_length)
+    config = ft.FinetuneConfig(task="token", num_labels=len(names), learning_rate=args.lr, epochs=args.epochs,
+                               batch_size=args.batch, seed=seed)
+    (train, _), (dev, dev_words), (test, test_words) = data["train"], data["dev"], data["test"]
+    start = ft.init_classifier(jax.random.key(seed), pretrained, bert_config, config)
+    result = ft.fit(start, train, None, bert_config=bert_config, config=config,
+                    dev_eval=lambda p: ft.evaluate(p, dev, bert_config=bert_config, config=config, tags=names,
+                                                   n_words=dev_words))
+
+    def f1(predicted, split, words):
+        return seqeval.entity_f1(*ft.word_tags(split, predicted, words, names))
+
+    ours = f1(ft.predict(result.params, test, bert_config=bert_config, config=config), test, test_words)
+    model, seconds = hf_fit(start["classifier"], train, lambda m: f1(_hf_predict(m, dev, "token"), dev, dev_words), config)
+    theirs = f1(_hf_predict(model, test, "token"), test, test_words)
+    return {"ours": ours, "hf": theirs, "ours_s": result.seconds_per_epoch, "hf_s": seconds}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--ner-train", type=int, default=800, help="silver NER training sentences used")
+    parser.add_argument("--ner-eval", type=int, default=200, help="dev and test sentences used")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 2 folds, 2 epochs, 160 NER sentences")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.folds, args.epochs, args.ner_train, args.ner_eval = 1, 2, 2, 160, 80
+    import torch
+    import transformers
+
+    from scratchlm.commands.finetune import load_init
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    bert_config, pretrained, tok = load_init("minilm")
+    runs = {"polarity": [], "ner": []}
+    for seed in range(args.seeds):
+        runs["polarity"].append(polarity(seed, args, pretrained, bert_config, tok))
+        runs["ner"].append(ner(seed, args, pretrained, bert_config, tok))
+
+    def mean(task, k):
+        return float(np.mean([r[k] for r in runs[task]]))
+
+    def std(task, k):
+        return float(statistics.stdev([r[k] for r in runs[task]])) if len(runs[task]) > 1 else 0.0
+
+    peer = f"transformers {transformers.__version__} (torch {torch.__version__})"
+    figures = [
+        figure("polarity k-fold accuracy", mean("polarity", "ours"), mean("polarity", "hf"), unit="accuracy", peer_name=peer),
+        figure("silver-NER entity F1", mean("ner", "ours"), mean("ner", "hf"), unit="F1", peer_name=peer),
+        figure("polarity seconds per epoch", mean("polarity", "ours_s"), mean("polarity", "hf_s"), unit="s",
+               peer_name=peer, higher_is_better=False),
+        figure("silver-NER seconds per epoch", mean("ner", "ours_s"), mean("ner", "hf_s"), unit="s",
+               peer_name=peer, higher_is_better=False),
+    ]
+    return report("finetune", figures, settings=vars(args),
+                  std={"polarity_accuracy": {"scratchlm": std("polarity", "ours"), "peer": std("polarity", "hf")},
+                       "ner_entity_f1": {"scratchlm": std("ner", "ours"), "peer": std("ner", "hf")}},
+                  runs=runs)
+
+
+if __name__ == "__main__":
+    main()
