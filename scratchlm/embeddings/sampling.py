@@ -1,0 +1,154 @@
+r"""What Word2Vec samples: the vocabulary, frequent-word subsampling, the noise distribution, the window.
+
+Host side (NumPy, once per run): :func:`build_vocab` (words seen at least ``min_count`` times, most
+frequent first), :func:`encode` (the corpus as one int32 id array plus each token's sentence
+number), :func:`keep_probability` and :func:`noise_table`.
+
+Device side (JAX, inside the jitted training step): :func:`subsample` (one epoch's kept tokens,
+compacted so that windows span kept words only, as in the C tool), :func:`reduced_windows`,
+:func:`context_positions` and :func:`draw_negatives`.  Nothing here loops in Python over tokens
+during training.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from scratchlm.errors import CorpusError
+
+NOISE_POWER = 0.75  # Mikolov et al. 2013b, §2.2: U(w)^{3/4} "outperformed significantly" the unigram
+NOISE_TABLE_SIZE = 1 << 23  # 8M entries (32 MiB): a word of noise probability p gets p·2^23 ± 1 slots
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """``words`` [V] most frequent first (ties in order of first appearance, as gensim), ``counts`` [V] int64."""
+
+    words: tuple[str, ...]
+    counts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+
+def build_vocab(sentences: Iterable[Sequence[str]], min_count: int = 5) -> Vocab:
+    """Count words and keep those seen at least ``min_count`` times, sorted by descending count."""
+    counter: collections.Counter[str] = collections.Counter()
+    for sentence in sentences:
+        counter.update(sentence)
+    if not counter:
+        raise CorpusError("the corpus holds no word")
+    kept = [(w, c) for w, c in counter.items() if c >= min_count]
+    if not kept:
+        top = counter.most_common(1)[0]
+        raise CorpusError(f"no word occurs min_count={min_count} times (the most frequent, {top[0]!r}, occurs "
+                          f"{top[1]} times); lower --min-count or use a larger corpus")
+    kept.sort(key=lambda wc: -wc[1])  # stable: ties keep first-appearance order
+    return Vocab(tuple(w for w, _ in kept), np.array([c for _, c in kept], dtype=np.int64))
+
+
+def encode(sentences: Iterable[Sequence[str]], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """The corpus as ``ids`` [N] int32 and ``sentence`` [N] int32, out-of-vocabulary words dropped first.
+
+    Dropping before windowing is what the C tool and gensim do: a window counts in-vocabulary words.
+    """
+    index = {w: i for i, w in enumerate(vocab.words)}
+    ids, sentence = [], []
+    for s, words in enumerate(sentences):
+        row = [index[w] for w in words if w in index]
+        ids.extend(row)
+        sentence.extend([s] * len(row))
+    if not ids:
+        raise CorpusError("no in-vocabulary word in the corpus")
+    return np.asarray(ids, dtype=np.int32), np.asarray(sentence, dtype=np.int32)
+
+
+def keep_probability(counts: np.ndarray, sample: float) -> np.ndarray:
+    r"""Probability of keeping each occurrence of a word when subsampling frequent words.
+
+    The C tool's formula (gensim's too), with :math:`f(w)` the word's share of the in-vocabulary tokens:
+
+    .. math::  P_\text{keep}(w) = \min\Big(1,\ \big(\sqrt{f(w)/t} + 1\big)\,\frac{t}{f(w)}\Big)
+
+    The paper (Mikolov et al. 2013b, eq. 5) writes the discard probability :math:`1 - \sqrt{t/f(w)}`,
+    i.e. :math:`P_\text{keep} = \sqrt{t/f}`; the C formula keeps a little more (the extra :math:`t/f`).
+    ``sample=0`` keeps every word.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    if sample <= 0:
+        return np.ones(len(counts), dtype=np.float32)
+    f = counts / counts.sum()
+    t = sample
+    return np.minimum(1.0, (np.sqrt(f / t) + 1.0) * t / f).astype(np.float32)
+
+
+def noise_probabilities(counts: np.ndarray, power: float = NOISE_POWER) -> np.ndarray:
+    r"""The noise distribution :math:`P_n(w) = U(w)^{3/4} / \sum_{w'} U(w')^{3/4}` (Mikolov et al. 2013b, §2.2)."""
+    weights = np.asarray(counts, dtype=np.float64) ** power
+    return weights / weights.sum()
+
+
+def noise_table(counts: np.ndarray, size: int = NOISE_TABLE_SIZE, power: float = NOISE_POWER) -> np.ndarray:
+    """A table of word ids in which word ``w`` fills a share :math:`P_n(w)` of the slots (the C tool's
+    ``InitUnigramTable``), so that a uniform slot index draws from :math:`P_n` with one gather.
+
+    Slot ``i`` holds the word whose cumulative-probability interval contains ``(i + 1/2) / size``, so
+    each word gets ``P_n(w)·size`` slots up to rounding (±1).
+    """
+    cumulative = np.cumsum(noise_probabilities(counts, power))
+    slots = (np.arange(size, dtype=np.float64) + 0.5) / size
+    return np.minimum(np.searchsorted(cumulative, slots, side="right"), len(counts) - 1).astype(np.int32)
+
+
+# ----------------------------------------------------------------------------- on the device
+
+
+def subsample(key: jax.Array, ids: jax.Array, sentence: jax.Array, p_keep: jax.Array):
+    """One epoch's kept tokens, moved to the front: ``(ids [N], sentence [N], n_kept)``.
+
+    Each token survives with probability ``p_keep[id]``.  The survivors are compacted in order, so
+    the window then spans kept words only, as in the C tool (which removes discarded words from the
+    sentence before windowing).  Slots from ``n_kept`` on are padding (sentence ``-1``).
+    """
+    N = ids.shape[0]
+    keep = jax.random.uniform(key, (N,)) < p_keep[ids]
+    (where,) = jnp.nonzero(keep, size=N, fill_value=N)
+    ids_pad = jnp.concatenate([ids, jnp.zeros((1,), ids.dtype)])
+    sentence_pad = jnp.concatenate([sentence, jnp.full((1,), -1, sentence.dtype)])
+    return ids_pad[where], sentence_pad[where], keep.sum(dtype=jnp.int32)
+
+
+def reduced_windows(key: jax.Array, shape: tuple[int, ...], window: int) -> jax.Array:
+    r"""The dynamic window: :math:`b \sim \mathcal U\{1, \dots, \text{window}\}` per centre word (the C
+    tool's ``b = next_random % window``, i.e. a reduced window ``window - b``), so a context word at
+    distance :math:`d` is used with probability :math:`(\text{window} - d + 1)/\text{window}`."""
+    return jax.random.randint(key, shape, 1, window + 1)
+
+
+def context_positions(centre: jax.Array, b: jax.Array, sentence: jax.Array, n: jax.Array, window: int):
+    """Context positions ``[B, 2·window]`` of centres ``[B]`` and which of them are real.
+
+    Offsets are ``-window..-1, 1..window``; slot ``(i, j)`` is real when its distance is within the
+    reduced window ``b[i]``, it lies inside ``[0, n)`` and in the same sentence as the centre, and the
+    centre itself is real (``centre < n``).  Positions are clipped into range so that masked slots can
+    still be gathered.
+    """
+    offsets = jnp.concatenate([jnp.arange(-window, 0), jnp.arange(1, window + 1)])  # [2W]
+    position = centre[:, None] + offsets[None, :]  # [B, 2W]
+    inside = (position >= 0) & (position < n)
+    position = jnp.clip(position, 0, sentence.shape[0] - 1)
+    centre_clipped = jnp.clip(centre, 0, sentence.shape[0] - 1)
+    mask = (inside & (jnp.abs(offsets)[None, :] <= b[:, None])
+            & (sentence[position] == sentence[centre_clipped][:, None]) & (centre < n)[:, None])
+    return position, mask
+
+
+def draw_negatives(key: jax.Array, table: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Noise words drawn from :math:`P_n` through the table: one uniform slot and one gather each."""
+    return table[jax.random.randint(key, shape, 0, table.shape[0])]

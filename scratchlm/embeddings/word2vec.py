@@ -1,0 +1,307 @@
+r"""Word2Vec: skip-gram and CBOW with negative sampling (Mikolov et al. 2013a, 2013b), as the C tool trains them.
+
+Two tables: input vectors ``v`` [V, D] (the word vectors kept at the end) and output vectors ``u``
+[V, D], initialised as the C tool does: ``v`` uniform in :math:`\pm 0.5/D`, ``u`` zero.  One pair
+(input word ``c``, output word ``o``) with ``K`` noise words :math:`w_k \sim P_n` costs
+
+.. math::  \ell = -\log\sigma(u_o^\top v_c) - \sum_{k=1}^{K} \log\sigma(-u_{w_k}^\top v_c)
+
+and plain SGD with a rate decaying linearly from ``alpha`` to ``min_alpha`` over all words of all
+epochs.  What follows the C tool / gensim, and where we choose otherwise:
+
+- **Pair orientation (skip-gram).** The C tool, for a centre word and a context word, trains the
+  *context* word's input vector against the *centre* word's output vector and its noise words (the
+  paper's pair, swapped).  We do the same: :math:`v_c` is the context word, :math:`u_o` the centre.
+- **Negatives.** The C tool draws ``K`` noise words per (centre, context) pair.  We draw ``K`` per
+  centre word and share them across that centre's context words: each pair still sees ``K``
+  independent draws from :math:`P_n` (the expected update is unchanged), and the output rows are
+  gathered once per centre instead of once per pair — a 2·window-fold saving in memory traffic that
+  is what makes the CPU path as fast as gensim's.  A noise word equal to the target is skipped, as
+  in the C tool.
+- **CBOW** averages the context vectors, :math:`h = \frac{1}{|C|}\sum_{j\in C} v_j`, and (as the C
+  tool and gensim do) adds the full error :math:`-\alpha\,\partial\ell/\partial h` to *every*
+  context vector rather than the :math:`1/|C|` share the exact gradient would give.
+- **Sigmoid.** Exact :math:`\sigma` in float32 instead of the C tool's 1000-entry table clipped at
+  ±6 (the table is a scalar-CPU speed trick; the difference is below its resolution).
+- **Batching.** gensim applies each pair's update at once (Hogwild across threads).  We compute
+  ``batch_size`` centre words' updates from the same parameters and apply them by scatter-add of
+  the gradient rows (never a dense [V, D] gradient).  The centres of one step are spread evenly
+  over the epoch (positions ``t, t+S, t+2S, …``) so that one step's rows come from unrelated
+  sentences.  A word occurring ``m`` times in one step receives the sum of its ``m`` row updates,
+  as sequential SGD would apply them (without the saturation of σ in between); with
+  ``normalize_duplicates=True`` each row's summed update is divided by :math:`\sqrt m`, which keeps
+  very frequent words stable under large batches (the GPU path).
+- Pair generation, subsampling and negative sampling happen on the device inside the jitted step
+  (see :mod:`scratchlm.embeddings.sampling`); ``steps_per_call`` steps run in one ``lax.fori_loop``
+  per dispatch, so Python never feeds the device pair by pair.
+- **Reproducibility.** Every random draw comes from ``jax.random`` keys folded from one seed (the
+  epoch, then the step), so a run is bit-reproducible on a given device and backend — which gensim
+  and the C tool are not with more than one thread.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from scratchlm.embeddings import sampling
+from scratchlm.embeddings.formats import WordVectors
+from scratchlm.errors import NonFiniteLossError, ScratchlmError
+
+
+@dataclass(frozen=True)
+class Word2VecConfig:
+    model: str = "skipgram"  # or "cbow"
+    dim: int = 100  # the C tool's and gensim's default size
+    window: int = 5  # maximum reduced window (gensim default)
+    negative: int = 5  # K noise words (Mikolov et al. 2013b: 5-20 for small data)
+    min_count: int = 5  # gensim default
+    sample: float = 1e-3  # subsampling threshold t (the C tool's and gensim's default)
+    epochs: int = 5  # gensim default
+    alpha: float = 0.025  # gensim's default for both models
+    min_alpha: float = 1e-4  # gensim default
+    batch_size: int = 512  # centre words per step (CPU: moderate; GPU: 16k+ with normalize_duplicates)
+    steps_per_call: int = 256  # jitted steps per dispatch
+    normalize_duplicates: bool = False  # divide a row's summed update by sqrt(#occurrences in the step)
+
+    def __post_init__(self):
+        if self.model not in ("skipgram", "cbow"):
+            raise ScratchlmError(f"model must be 'skipgram' or 'cbow', got {self.model!r}")
+        for name in ("dim", "window", "negative", "min_count", "epochs", "batch_size", "steps_per_call"):
+            if getattr(self, name) <= 0:
+                raise ScratchlmError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.sample < 0 or self.alpha <= 0 or self.min_alpha < 0:
+            raise ScratchlmError("sample and min_alpha must be >= 0 and alpha > 0")
+
+
+def init(key: jax.Array, vocab_size: int, config: Word2VecConfig) -> dict[str, jax.Array]:
+    r"""``{"v": U(-0.5/D, 0.5/D) [V, D], "u": 0 [V, D]}``, the C tool's initialisation."""
+    D = config.dim
+    v = jax.random.uniform(key, (vocab_size, D), jnp.float32, -0.5 / D, 0.5 / D)
+    return {"v": v, "u": jnp.zeros((vocab_size, D), jnp.float32)}
+
+
+# ----------------------------------------------------------------------------- the loss, for one pair
+
+
+def negative_sampling_loss(v_c: jax.Array, u_o: jax.Array, u_neg: jax.Array) -> jax.Array:
+    r"""Negative-sampling loss of one pair (Mikolov et al. 2013b, eq. 4, negated).
+
+    .. math::  \ell = -\log\sigma(u_o^\top v_c) - \sum_{k=1}^{K} \log\sigma(-u_k^\top v_c)
+
+    Args: v_c [D] input vector; u_o [D] output vector of the true word; u_neg [K, D] noise vectors.
+    """
+    return -jax.nn.log_sigmoid(u_o @ v_c) - jnp.sum(jax.nn.log_sigmoid(-(u_neg @ v_c)))
+
+
+def negative_sampling_grads(v_c: jax.Array, u_o: jax.Array, u_neg: jax.Array):
+    r"""The closed-form gradient of :func:`negative_sampling_loss`, which the training step applies.
+
+    .. math::
+        \frac{\partial\ell}{\partial v_c} = (\sigma(u_o^\top v_c) - 1)\,u_o + \sum_k \sigma(u_k^\top v_c)\,u_k,\quad
+        \frac{\partial\ell}{\partial u_o} = (\sigma(u_o^\top v_c) - 1)\,v_c,\quad
+        \frac{\partial\ell}{\partial u_k} = \sigma(u_k^\top v_c)\,v_c
+
+    Returns: (d v_c [D], d u_o [D], d u_neg [K, D]).
+    """
+    g_o = jax.nn.sigmoid(u_o @ v_c) - 1.0
+    g_k = jax.nn.sigmoid(u_neg @ v_c)  # [K]
+    return g_o * u_o + g_k @ u_neg, g_o * v_c, g_k[:, None] * v_c[None, :]
+
+
+# ----------------------------------------------------------------------------- batched sparse updates
+
+
+def _rows(table, ids):
+    """table[ids]; ids are valid by construction, and skipping XLA's bounds handling halves a CPU gather."""
+    return table.at[ids].get(mode="promise_in_bounds")
+
+
+def _scatter(table, rows, grads, alpha, normalize_duplicates):
+    """table[rows] -= alpha · grads (duplicates summed); optionally each row's sum / sqrt(multiplicity)."""
+    rows, grads = rows.reshape(-1), grads.reshape(-1, table.shape[1])
+    if normalize_duplicates:
+        m = jnp.zeros(table.shape[0], jnp.float32).at[rows].add(1.0)
+        grads = grads * jax.lax.rsqrt(m[rows])[:, None]
+    return table.at[rows].add(-alpha * grads, mode="promise_in_bounds")
+
+
+def skipgram_update(params, context, context_mask, target, noise, alpha, *, normalize_duplicates=False):
+    r"""One batched skip-gram SGD step, the closed form of :func:`negative_sampling_grads` summed over pairs.
+
+    For centre ``i`` with output words :math:`o_i` (the centre word, C orientation) and noise words
+    :math:`w_{ik}`, and its context words :math:`c_{ij}` (real where ``context_mask``):
+
+    .. math::
+        g_{ijk} = \big(\sigma(u_{ik}^\top v_{c_{ij}}) - y_k\big)\,m_{ij}\,n_{ik},\quad y_0 = 1,\ y_{k>0} = 0
+
+        v_{c_{ij}} \mathrel{-}= \alpha \sum_k g_{ijk}\,u_{ik},\qquad u_{ik} \mathrel{-}= \alpha \sum_j g_{ijk}\,v_{c_{ij}}
+
+    where :math:`u_{i0} = u_{o_i}`, :math:`u_{ik} = u_{w_{ik}}`, and :math:`n_{ik} = 0` for a noise word
+    equal to the target.  Args: context [B, J] ids; context_mask [B, J]; target [B]; noise [B, K].
+    Returns (params, summed loss, number of pairs).
+    """
+    v, u = params["v"], params["u"]
+    out = jnp.concatenate([target[:, None], noise], axis=1)  # [B, K+1]
+    out_mask = jnp.concatenate([jnp.ones_like(target[:, None], bool), noise != target[:, None]], axis=1)
+    v_c = _rows(v, context)  # [B, J, D]
+    u_out = _rows(u, out)  # [B, K+1, D]
+    s = jnp.einsum("bjd,bkd->bjk", v_c, u_out)  # [B, J, K+1]
+    y = jnp.zeros(out.shape[1], s.dtype).at[0].set(1.0)
+    weight = context_mask[:, :, None] & out_mask[:, None, :]
+    g = jnp.where(weight, jax.nn.sigmoid(s) - y, 0.0)
+    loss = -jnp.sum(jnp.where(weight, jax.nn.log_sigmoid(jnp.where(y > 0, s, -s)), 0.0))
+    # broadcast-and-sum rather than einsum: XLA:CPU fuses these into one loop, its batched dots of
+    # tiny matrices are 2-3x slower
+    d_v = jnp.einsum("bjk,bkd->bjd", g, u_out)  # [B, J, D]
+    d_u = jnp.einsum("bjk,bjd->bkd", g, v_c)  # [B, K+1, D]
+    params = {"v": _scatter(v, context, d_v, alpha, normalize_duplicates),
+              "u": _scatter(u, out, d_u, alpha, normalize_duplicates)}
+    return params, loss, jnp.sum(context_mask)
+
+
+def cbow_update(params, context, context_mask, target, noise, alpha, *, normalize_duplicates=False):
+    r"""One batched CBOW SGD step: the mean context vector predicts the centre word (gensim ``cbow_mean=1``).
+
+    .. math::
+        h_i = \frac{1}{|C_i|}\sum_{j \in C_i} v_{c_{ij}},\quad
+        g_{ik} = \big(\sigma(u_{ik}^\top h_i) - y_k\big)\,n_{ik}
+
+        u_{ik} \mathrel{-}= \alpha\, g_{ik}\, h_i,\qquad
+        v_{c_{ij}} \mathrel{-}= \alpha \sum_k g_{ik}\, u_{ik}\quad (j \in C_i;\ \text{the C tool's rule, no } 1/|C_i|)
+
+    Centres without a context word are skipped.  Args and returns as :func:`skipgram_update`.
+    """
+    v, u = params["v"], params["u"]
+    out = jnp.concatenate([target[:, None], noise], axis=1)  # [B, K+1]
+    count = jnp.sum(context_mask, axis=1)  # [B]
+    out_mask = jnp.concatenate([jnp.ones_like(target[:, None], bool), noise != target[:, None]], axis=1) & (count > 0)[:, None]
+    v_c = _rows(v, context)  # [B, J, D]
+    h = jnp.einsum("bj,bjd->bd", context_mask.astype(v.dtype), v_c) / jnp.maximum(count, 1)[:, None]  # [B, D]
+    u_out = _rows(u, out)  # [B, K+1, D]
+    s = jnp.einsum("bd,bkd->bk", h, u_out)  # [B, K+1]
+    y = jnp.zeros(out.shape[1], s.dtype).at[0].set(1.0)
+    g = jnp.where(out_mask, jax.nn.sigmoid(s) - y, 0.0)
+    loss = -jnp.sum(jnp.where(out_mask, jax.nn.log_sigmoid(jnp.where(y > 0, s, -s)), 0.0))
+    d_h = jnp.einsum("bk,bkd->bd", g, u_out)  # [B, D]
+    d_v = jnp.where(context_mask[:, :, None], d_h[:, None, :], 0.0)  # [B, J, D]
+    d_u = g[:, :, None] * h[:, None, :]  # [B, K+1, D]
+    params = {"v": _scatter(v, context, d_v, alpha, normalize_duplicates),
+              "u": _scatter(u, out, d_u, alpha, normalize_duplicates)}
+    return params, loss, jnp.sum(count > 0)
+
+
+# ----------------------------------------------------------------------------- training on the device
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """What lives on the device: ``ids`` [N] int32, ``sentence`` [N] int32, ``p_keep`` [V], noise ``table`` [T]."""
+
+    ids: jax.Array
+    sentence: jax.Array
+    p_keep: jax.Array
+    table: jax.Array
+
+
+def make_corpus(ids: np.ndarray, sentence: np.ndarray, counts: np.ndarray, sample: float) -> Corpus:
+    return Corpus(jnp.asarray(ids, jnp.int32), jnp.asarray(sentence, jnp.int32),
+                  jnp.asarray(sampling.keep_probability(counts, sample)), jnp.asarray(sampling.noise_table(counts)))
+
+
+@partial(jax.jit, static_argnames=())
+def epoch_tokens(key, ids, sentence, p_keep):
+    """The epoch's subsampled, compacted corpus (see :func:`sampling.subsample`)."""
+    return sampling.subsample(key, ids, sentence, p_keep)
+
+
+@partial(jax.jit, static_argnames=("config",), donate_argnums=(0,))
+def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_start, t_stop, steps_in_epoch, *, config):
+    """Steps ``t_start .. t_stop-1`` of one epoch in one dispatch; returns (params, summed loss, pairs).
+
+    Step ``t`` takes centres at positions ``t + j·S`` (``j < batch_size``, ``S`` = steps in the epoch)
+    of the compacted corpus; its learning rate is the linear decay at progress ``(epoch + t/S)/epochs``.
+    """
+    B, W, K = config.batch_size, config.window, config.negative
+    update = skipgram_update if config.model == "skipgram" else cbow_update
+
+    def step(t, carry):
+        params, loss, pairs = carry
+        k_window, k_noise = jax.random.split(jax.random.fold_in(key, t))
+        centre = t + jnp.arange(B, dtype=jnp.int32) * steps_in_epoch  # [B]
+        b = sampling.reduced_windows(k_window, (B,), W)
+        position, mask = sampling.context_positions(centre, b, kept_sentence, n_kept, W)  # [B, 2W]
+        target = kept_ids[jnp.clip(centre, 0, kept_ids.shape[0] - 1)]  # [B]
+        noise = sampling.draw_negatives(k_noise, table, (B, K))  # [B, K]
+        progress = (epoch + t / steps_in_epoch) / config.epochs
+        alpha = config.alpha - (config.alpha - config.min_alpha) * progress
+        params, step_loss, step_pairs = update(params, kept_ids[position], mask, target, noise, alpha,
+                                               normalize_duplicates=config.normalize_duplicates)
+        return params, loss + step_loss, pairs + step_pairs
+
+    zero = jnp.zeros((), jnp.float32)
+    return jax.lax.fori_loop(t_start, t_stop, step, (params, zero, jnp.zeros((), jnp.int32)))
+
+
+@dataclass(frozen=True)
+class Progress:
+    epoch: int
+    step: int  # next step within the epoch
+    steps_in_epoch: int
+    loss: float  # mean loss per pair since the last report
+    words_done: int  # corpus tokens (in-vocabulary, before subsampling) processed so far
+    seconds: float
+
+
+def train(params, corpus: Corpus, config: Word2VecConfig, *, key: jax.Array, start_epoch: int = 0,
+          start_step: int = 0, callback: Callable[[dict, Progress], None] | None = None):
+    """Train from (``start_epoch``, ``start_step``) to the end; ``callback(params, progress)`` after each dispatch.
+
+    Resuming from a checkpoint taken at (epoch, step) with the same key gives the same result as an
+    uninterrupted run: each epoch's subsampling key is ``fold_in(key, epoch)`` and each step's key is
+    folded from it with the step number.
+    """
+    N = int(corpus.ids.shape[0])
+    started = time.perf_counter()
+    last_loss = float("nan")
+    for epoch in range(start_epoch, config.epochs):
+        k_keep, k_steps = jax.random.split(jax.random.fold_in(key, epoch))
+        kept_ids, kept_sentence, n_kept = epoch_tokens(k_keep, corpus.ids, corpus.sentence, corpus.p_keep)
+        S = max(1, math.ceil(int(n_kept) / config.batch_size))
+        t = start_step if epoch == start_epoch else 0
+        while t < S:
+            t_stop = min(S, t + config.steps_per_call)
+            params, loss, pairs = run_steps(params, kept_ids, kept_sentence, n_kept, corpus.table, k_steps,
+                                            epoch, t, t_stop, S, config=config)
+            last_loss = float(loss) / max(int(pairs), 1)
+            if not math.isfinite(last_loss):
+                raise NonFiniteLossError(f"word2vec loss became {last_loss} in epoch {epoch}, steps {t}..{t_stop}; "
+                                         f"lower --alpha or --batch")
+            t = t_stop
+            if callback is not None:
+                callback(params, Progress(epoch, t, S, last_loss, int(N * (epoch + t / S)), time.perf_counter() - started))
+    return params, last_loss
+
+
+def fit(sentences: Sequence[Sequence[str]], config: Word2VecConfig, *, key: jax.Array,
+        callback: Callable[[dict, Progress], None] | None = None):
+    """Vocabulary, encoding, init and training in one call: returns ``(WordVectors, vocab, final loss)``."""
+    vocab = sampling.build_vocab(sentences, config.min_count)
+    ids, sentence = sampling.encode(sentences, vocab)
+    k_init, k_train = jax.random.split(key)
+    params = init(k_init, len(vocab), config)
+    params, loss = train(params, make_corpus(ids, sentence, vocab.counts, config.sample), config,
+                         key=k_train, callback=callback)
+    return word_vectors(params, vocab), vocab, loss
+
+
+def word_vectors(params, vocab: sampling.Vocab) -> WordVectors:
+    """The input vectors ``v`` as the model's word vectors (what the C tool writes)."""
+    return WordVectors(vocab.words, np.asarray(params["v"]))

@@ -1,0 +1,123 @@
+"""sampling.py: vocabulary, the subsampling formula, the noise distribution and the dynamic window.
+
+Statistical tests fix their PRNG seed and bound each empirical frequency by 5 binomial standard
+deviations, sqrt(p(1-p)/n): a correct sampler fails such a bound with probability < 1e-6 per check.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from scratchlm.embeddings import sampling
+from scratchlm.errors import CorpusError
+
+
+def test_vocab_order_min_count_and_encoding():
+    sentences = [["b", "a", "c", "a"], ["c", "b", "d", "a"], ["e"]]
+    vocab = sampling.build_vocab(sentences, min_count=2)
+    assert vocab.words == ("a", "b", "c")  # a:3, then b:2 and c:2 in first-appearance order
+    assert vocab.counts.tolist() == [3, 2, 2]
+    ids, sentence = sampling.encode(sentences, vocab)
+    assert ids.tolist() == [1, 0, 2, 0, 2, 1, 0]  # d and e dropped before windowing
+    assert sentence.tolist() == [0, 0, 0, 0, 1, 1, 1]
+
+
+def test_vocab_bad_inputs():
+    with pytest.raises(CorpusError, match="no word"):
+        sampling.build_vocab([[], []])
+    with pytest.raises(CorpusError, match="min_count=3"):
+        sampling.build_vocab([["a", "b", "a"]], min_count=3)
+
+
+def test_keep_probability_worked_example():
+    """counts (64, 36), t = 0.04: f = (0.64, 0.36); keep = (sqrt(f/t) + 1) t/f = (4+1)·0.04/0.64 = 0.3125
+    and (3+1)·0.04/0.36 = 4/9.  counts (1, 1), t = 0.5: (1+1)·0.5/0.5 = 2, capped at 1."""
+    np.testing.assert_allclose(sampling.keep_probability(np.array([64, 36]), 0.04), [0.3125, 4 / 9], rtol=1e-6)
+    assert (sampling.keep_probability(np.array([1, 1]), 0.5) == 1).all()
+    assert (sampling.keep_probability(np.array([90, 9, 1]), 0.0) == 1).all()
+
+
+def test_subsample_keep_rates_match_formula():
+    rng = np.random.default_rng(0)
+    counts = np.array([20_000, 8_000, 3_000, 1_000, 300])
+    ids = rng.permutation(np.repeat(np.arange(5), counts)).astype(np.int32)
+    sentence = np.arange(len(ids), dtype=np.int32) // 7
+    p = sampling.keep_probability(counts, 1e-2)
+    kept_ids, kept_sentence, n = sampling.subsample(jax.random.key(0), jnp.asarray(ids), jnp.asarray(sentence), jnp.asarray(p))
+    n = int(n)
+    kept_ids, kept_sentence = np.asarray(kept_ids), np.asarray(kept_sentence)
+    rate = np.bincount(kept_ids[:n], minlength=5) / counts
+    assert (np.abs(rate - p) <= 5 * np.sqrt(p * (1 - p) / counts) + 1e-9).all()
+    assert (kept_sentence[n:] == -1).all()
+    assert (np.diff(kept_sentence[:n]) >= 0).all()  # order kept, so windows run along the text
+
+
+def test_noise_table_shares():
+    counts = np.array([1000, 300, 50, 7, 1])
+    table = sampling.noise_table(counts, size=1 << 16)
+    p = counts ** 0.75 / np.sum(counts ** 0.75)
+    assert (np.abs(np.bincount(table, minlength=5) - p * (1 << 16)) <= 1).all()
+
+
+def test_negative_draws_follow_unigram_to_the_three_quarters():
+    counts = np.array([5000, 1200, 300, 40, 3])
+    table = jnp.asarray(sampling.noise_table(counts))
+    n = 400_000
+    draws = np.asarray(sampling.draw_negatives(jax.random.key(1), table, (n,)))
+    p = counts ** 0.75 / np.sum(counts ** 0.75)
+    freq = np.bincount(draws, minlength=5) / n
+    assert (np.abs(freq - p) <= 5 * np.sqrt(p * (1 - p) / n)).all()
+    assert np.abs(freq - counts / counts.sum()).max() > 0.05  # and clearly not the plain unigram
+
+
+def test_reduced_window_is_uniform():
+    W, n = 5, 200_000
+    b = np.asarray(sampling.reduced_windows(jax.random.key(2), (n,), W))
+    assert b.min() == 1 and b.max() == W
+    freq = np.bincount(b, minlength=W + 1)[1:] / n
+    assert (np.abs(freq - 1 / W) <= 5 * np.sqrt(0.2 * 0.8 / n)).all()
+
+
+def test_dynamic_window_pair_counts_match_expectation():
+    """One sentence of n tokens: a context at distance d is used with probability (W - d + 1)/W, so
+    E[#pairs at distance d] = 2 (n - d)(W - d + 1)/W; each is a sum of 2(n-d) Bernoulli draws."""
+    W, n = 4, 5_000
+    sentence = jnp.zeros(n, jnp.int32)
+    centre = jnp.arange(n)
+    b = sampling.reduced_windows(jax.random.key(3), (n,), W)
+    position, mask = sampling.context_positions(centre, b, sentence, jnp.int32(n), W)
+    distance = np.abs(np.asarray(position) - np.arange(n)[:, None])[np.asarray(mask)]
+    for d in range(1, W + 1):
+        q = (W - d + 1) / W
+        trials = 2 * (n - d)
+        assert abs(np.sum(distance == d) - trials * q) <= 5 * np.sqrt(trials * q * (1 - q)) + 1e-9
+
+
+_CAPACITY = 120  # every example padded to this length, so each window size compiles once
+
+
+@jax.jit(static_argnames="W")
+def _pairs(key, sentence_padded, n, W):
+    b = sampling.reduced_windows(key, (_CAPACITY,), W)
+    return (b,) + sampling.context_positions(jnp.arange(_CAPACITY), b, sentence_padded, n, W)
+
+
+@settings(max_examples=20)
+@given(st.lists(st.integers(1, 9), min_size=1, max_size=12), st.sampled_from([1, 3, 5]), st.integers(0, 2**31 - 1))
+def test_every_pair_is_within_window_and_sentence(lengths, W, seed):
+    sentence = np.repeat(np.arange(len(lengths)), lengths).astype(np.int32)
+    n = len(sentence)
+    sentence_padded = jnp.asarray(np.concatenate([sentence, np.full(_CAPACITY - n, -1, np.int32)]))
+    b, position, mask = map(np.asarray, _pairs(jax.random.key(seed), sentence_padded, jnp.int32(n), W))
+    c, j = np.nonzero(mask)
+    p = position[c, j]
+    assert (c < n).all() and (p >= 0).all() and (p < n).all()
+    assert (p != c).all()
+    assert (np.abs(p - c) <= np.asarray(b)[c]).all()
+    assert (sentence[p] == sentence[c]).all()
+    # and every such pair is there: count them independently
+    b_np = np.asarray(b)
+    expected = sum(1 for i in range(n) for q in range(n) if q != i and abs(q - i) <= b_np[i] and sentence[q] == sentence[i])
+    assert len(p) == expected
