@@ -20,7 +20,7 @@ crates use older tables (``unicode_categories``).  They disagree on about 400 co
 non-spacing marks or format characters after those tables were made (U+0890 ARABIC POUND MARK ABOVE,
 U+1734, ...): HuggingFace keeps them, we drop them as Unicode now says.  Texts made of characters
 that existed in Unicode 3.2 with the same category today, plus emoji, normalize identically
-(tests/tokenizers/test_hf_parity.py).
+(tests/tokenizers/peers.py draws the generated text from them; test_normalize.py pins the difference).
 """
 
 from __future__ import annotations

@@ -49,14 +49,9 @@ def bytes_to_unicode() -> dict[int, str]:
     return {b: chr(c) for b, c in zip(keep, chars)}
 
 
-@functools.cache
-def _latin1_to_byte_chars() -> dict[int, str]:
-    return {b: c for b, c in bytes_to_unicode().items()}
-
-
 def to_byte_chars(text: str) -> str:
     """``text``'s UTF-8 bytes written with GPT-2's byte characters (one C-speed pass: bytes -> Latin-1 -> map)."""
-    return text.encode("utf-8").decode("latin-1").translate(_latin1_to_byte_chars())
+    return text.encode("utf-8").decode("latin-1").translate(bytes_to_unicode())
 
 
 @functools.cache
