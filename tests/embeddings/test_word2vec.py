@@ -1,0 +1,185 @@
+"""word2vec.py: closed-form gradients, the sparse update against the dense one, a planted-structure
+corpus, bit-reproducibility and resuming, bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from scratchlm.embeddings import word2vec as w2v
+from scratchlm.embeddings.evaluate import evaluate_analogies, nearest_neighbours
+from scratchlm.errors import CorpusError, ScratchlmError
+
+
+def test_closed_form_gradient_equals_autodiff(x64):
+    keys = jax.random.split(jax.random.key(0), 3)
+    v_c = jax.random.normal(keys[0], (7,), jnp.float64)
+    u_o = jax.random.normal(keys[1], (7,), jnp.float64)
+    u_neg = jax.random.normal(keys[2], (4, 7), jnp.float64)
+    auto = jax.grad(w2v.negative_sampling_loss, argnums=(0, 1, 2))(v_c, u_o, u_neg)
+    closed = w2v.negative_sampling_grads(v_c, u_o, u_neg)
+    for a, c in zip(auto, closed):
+        np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-14)  # float64 round-off of a few ops
+
+
+def test_loss_equals_its_equation_in_numpy():
+    rng = np.random.default_rng(1)
+    v_c, u_o, u_neg = rng.standard_normal(5), rng.standard_normal(5), rng.standard_normal((3, 5))
+    sig = lambda x: 1 / (1 + np.exp(-x))
+    expected = -np.log(sig(u_o @ v_c)) - np.sum(np.log(sig(-(u_neg @ v_c))))
+    got = w2v.negative_sampling_loss(*(jnp.asarray(x, jnp.float32) for x in (v_c, u_o, u_neg)))
+    assert float(got) == pytest.approx(expected, rel=1e-5)  # float32
+
+
+def _batch(V=6, D=4, B=5, J=4, K=3, seed=0):
+    """A batch with repeated rows (V is small), masked slots and a noise word equal to its target."""
+    rng = np.random.default_rng(seed)
+    params = {"v": jnp.asarray(rng.standard_normal((V, D))), "u": jnp.asarray(rng.standard_normal((V, D)))}
+    context = jnp.asarray(rng.integers(0, V, (B, J)))
+    mask = jnp.asarray(rng.random((B, J)) < 0.7).at[0].set(False)  # centre 0 has no context word
+    target = jnp.asarray(rng.integers(0, V, B))
+    noise = jnp.asarray(rng.integers(0, V, (B, K))).at[1, 0].set(target[1])
+    return params, context, mask, target, noise
+
+
+def _dense_loss(params, context, mask, target, noise, model):
+    """The batch loss as a function of the whole tables; its jax.grad is the dense [V, D] gradient."""
+    v, u = params["v"], params["u"]
+    out = jnp.concatenate([target[:, None], noise], 1)
+    out_mask = jnp.concatenate([jnp.ones_like(target[:, None], bool), noise != target[:, None]], 1)
+    sign = jnp.where(jnp.arange(out.shape[1]) == 0, 1.0, -1.0)
+    if model == "skipgram":
+        s = jnp.einsum("bjd,bkd->bjk", v[context], u[out])
+        return -jnp.sum(jnp.where(mask[:, :, None] & out_mask[:, None, :], jax.nn.log_sigmoid(sign * s), 0.0))
+    count = mask.sum(1)
+    total = jnp.einsum("bj,bjd->bd", mask.astype(v.dtype), v[context])
+    # value: the mean; gradient: as if h were the sum -- the C tool's CBOW rule (full error to each context word)
+    h = total + jax.lax.stop_gradient(total / jnp.maximum(count, 1)[:, None] - total)
+    s = jnp.einsum("bd,bkd->bk", h, u[out])
+    return -jnp.sum(jnp.where(out_mask & (count > 0)[:, None], jax.nn.log_sigmoid(sign * s), 0.0))
+
+
+@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+def test_sparse_update_equals_dense_update(x64, model):
+    params, context, mask, target, noise = _batch()
+    alpha = 0.1
+    update = w2v.skipgram_update if model == "skipgram" else w2v.cbow_update
+    sparse, loss, _ = jax.jit(update)(params, context, mask, target, noise, alpha)
+    loss_dense, grads = jax.value_and_grad(_dense_loss)(params, context, mask, target, noise, model)
+    for name in ("v", "u"):
+        np.testing.assert_allclose(sparse[name], params[name] - alpha * grads[name], rtol=1e-12, atol=1e-12)
+    assert float(loss) == pytest.approx(float(loss_dense), rel=1e-12)
+
+
+def test_init_is_the_c_tools():
+    config = w2v.Word2VecConfig(dim=50)
+    params = w2v.init(jax.random.key(0), 300, config)
+    assert params["v"].shape == params["u"].shape == (300, 50)
+    assert float(jnp.abs(params["v"]).max()) <= 0.5 / 50 and float(jnp.abs(params["v"]).max()) > 0.45 / 50
+    assert not params["u"].any()
+
+
+# ----------------------------------------------------------------------------- planted structure
+
+TOPICS, ROLES, FILLERS = 4, 2, 4
+
+
+def planted_corpus(n_sentences=3000, seed=0):
+    """Word x{i}_{j} (topic i, role j) appears with topic-i fillers t{i}_* and role-j fillers r{j}_*.
+
+    So x{i}_{j}'s contexts are (topic i) + (role j): analogies x{i}_0 : x{i}_1 :: x{k}_0 : x{k}_1
+    hold by construction, and the fillers of one topic (of one role) are interchangeable.
+    """
+    rng = np.random.default_rng(seed)
+    sentences = []
+    for _ in range(n_sentences):
+        i, j = rng.integers(TOPICS), rng.integers(ROLES)
+        words = [f"x{i}_{j}"] + [f"t{i}_{f}" for f in rng.choice(FILLERS, 2, replace=False)]
+        words += [f"r{j}_{f}" for f in rng.choice(FILLERS, 2, replace=False)]
+        sentences.append([words[p] for p in rng.permutation(5)])
+    return sentences
+
+
+PLANTED_CONFIG = dict(dim=16, window=4, negative=5, min_count=1, sample=0.0, epochs=4, alpha=0.025,
+                      batch_size=64, steps_per_call=64)
+
+
+@pytest.fixture(scope="module", params=["skipgram", "cbow"])
+def planted(request):
+    config = w2v.Word2VecConfig(model=request.param, **PLANTED_CONFIG)
+    wv, vocab, loss = w2v.fit(planted_corpus(), config, key=jax.random.key(0))
+    return wv, loss
+
+
+def test_planted_groups_are_nearest_neighbours(planted):
+    wv, loss = planted
+    assert np.isfinite(loss)
+    for group, size in (("t", TOPICS), ("r", ROLES)):
+        for g in range(size):
+            members = {f"{group}{g}_{f}" for f in range(FILLERS)}
+            for word in members:
+                top = {w for w, _ in nearest_neighbours(wv, word, k=FILLERS - 1)}
+                assert top == members - {word}, (word, top)
+
+
+def test_planted_analogies_are_solved(planted):
+    wv, _ = planted
+    questions = [(f"x{i}_0", f"x{i}_1", f"x{k}_0", f"x{k}_1") for i in range(TOPICS) for k in range(TOPICS) if i != k]
+    questions += [(f"x{i}_0", f"x{k}_0", f"x{i}_1", f"x{k}_1") for i in range(TOPICS) for k in range(TOPICS) if i != k]
+    result = evaluate_analogies(wv, questions)
+    # all 24 by construction; allow one miss for the finite, randomly ordered corpus
+    assert result.answered == len(questions) and result.correct >= len(questions) - 1
+
+
+# ----------------------------------------------------------------------------- reproducibility, resume
+
+
+def _small_run(key, callback=None):
+    sentences = planted_corpus(400, seed=1)
+    config = w2v.Word2VecConfig(dim=8, min_count=1, sample=1e-2, epochs=2, batch_size=16, steps_per_call=8)
+    from scratchlm.embeddings import sampling
+
+    vocab = sampling.build_vocab(sentences, config.min_count)
+    corpus = w2v.make_corpus(*sampling.encode(sentences, vocab), vocab.counts, config.sample)
+    params = w2v.init(jax.random.key(7), len(vocab), config)
+    return config, corpus, params
+
+
+def test_bit_reproducible_and_resumable():
+    config, corpus, params0 = _small_run(None)
+    copy = lambda p: jax.tree.map(lambda x: jnp.array(x, copy=True), p)
+    a, _ = w2v.train(copy(params0), corpus, config, key=jax.random.key(3))
+    b, _ = w2v.train(copy(params0), corpus, config, key=jax.random.key(3))
+    c, _ = w2v.train(copy(params0), corpus, config, key=jax.random.key(4))
+    for name in ("v", "u"):
+        np.testing.assert_array_equal(np.asarray(a[name]), np.asarray(b[name]))
+    assert not np.array_equal(np.asarray(a["v"]), np.asarray(c["v"]))
+
+    saved = {}
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(params, progress):
+        if progress.epoch == 1 and "params" not in saved:
+            saved.update(params={k: np.array(x) for k, x in params.items()}, epoch=progress.epoch, step=progress.step)
+            raise Stop
+
+    with pytest.raises(Stop):
+        w2v.train(copy(params0), corpus, config, key=jax.random.key(3), callback=interrupt)
+    assert 0 < saved["step"]
+    resumed, _ = w2v.train(jax.tree.map(jnp.asarray, saved["params"]), corpus, config, key=jax.random.key(3),
+                           start_epoch=saved["epoch"], start_step=saved["step"])
+    for name in ("v", "u"):
+        np.testing.assert_array_equal(np.asarray(resumed[name]), np.asarray(a[name]))
+
+
+def test_bad_inputs():
+    with pytest.raises(ScratchlmError, match="dim must be positive"):
+        w2v.Word2VecConfig(dim=0)
+    with pytest.raises(ScratchlmError, match="model must be"):
+        w2v.Word2VecConfig(model="glove")
+    with pytest.raises(CorpusError, match="no word"):
+        w2v.fit([], w2v.Word2VecConfig(), key=jax.random.key(0))
+    with pytest.raises(CorpusError, match="min_count=5"):
+        w2v.fit([["a", "b"], ["a"]], w2v.Word2VecConfig(), key=jax.random.key(0))
