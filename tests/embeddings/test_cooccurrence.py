@@ -34,7 +34,7 @@ corpora = st.lists(st.lists(st.sampled_from("abcdefgh"), max_size=14), min_size=
     lambda s: sum(map(len, s)) >= 2)
 
 
-@settings(max_examples=60)
+@settings(max_examples=40)
 @given(corpus=corpora, window=st.integers(1, 6), symmetric=st.booleans(), min_count=st.integers(1, 3),
        max_memory_mb=st.sampled_from([1e-6, 2e-4, 64.0]))
 def test_counts_equal_brute_force(corpus, window, symmetric, min_count, max_memory_mb):

@@ -1,6 +1,7 @@
 """GloVe (scratchlm/embeddings/glove.py): f, the objective and its gradients, the AdaGrad step, training."""
 
 import json
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -135,7 +136,7 @@ def test_padding_entries_change_nothing():
     zeros = jnp.zeros(8, jnp.int32)
     batch = (zeros, zeros, jnp.zeros(8), jnp.zeros(8))  # what prepare_entries pads with: f = 0
     for update in (glove.dense_update, glove.row_update):
-        p, s, cost = update(params, state, batch, optimizer=optimizer)
+        p, s, cost = jax.jit(partial(update, optimizer=optimizer))(params, state, batch)
         assert float(cost) == 0.0
         jax.tree.map(np.testing.assert_array_equal, (p, s), (params, state))
 
@@ -244,12 +245,12 @@ def test_training_is_reproducible_and_resumes_bitwise(tmp_path):
     i, j, x, V = tiny_cooccurrence()
     config = glove.GloveConfig(dim=4, epochs=4, batch_size=32)
     run = lambda cfg, **kw: glove.train(i, j, x, V, config=cfg, key=jax.random.key(7), **kw)  # noqa: E731
-    a, b = run(config), run(config)
-    jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
-    assert a.costs == b.costs and len(a.costs) == 4
-    run(glove.GloveConfig(dim=4, epochs=2, batch_size=32), checkpoint_dir=tmp_path)
+    a = run(config)
+    assert len(a.costs) == 4
+    first = run(glove.GloveConfig(dim=4, epochs=2, batch_size=32), checkpoint_dir=tmp_path)
+    assert first.costs == a.costs[:2]  # same key, same numbers
     resumed = run(config, checkpoint_dir=tmp_path)
-    assert len(resumed.costs) == 2  # epochs 3 and 4 only
+    assert resumed.costs == a.costs[2:]  # epochs 3 and 4 only, continuing bit for bit
     jax.tree.map(np.testing.assert_array_equal, resumed.params, a.params)
 
 
