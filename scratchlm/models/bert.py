@@ -173,7 +173,8 @@ def apply(params: dict, batch: dict, *, config: BertConfig, key: jax.Array | Non
 
     Args: batch {"input_ids": [B, T] int, "attention_mask": [B, T] 1/0 (default all 1),
     "token_type_ids": [B, T] (default all 0)}; key a PRNG key, required when training with dropout.
-    Returns {"last_hidden_state": [B, T, H], "pooler_output": [B, H]} in the compute dtype.
+    Returns {"last_hidden_state": [B, T, H], "pooler_output": [B, H]} in the compute dtype
+    (``pooler_output`` is None for params without a ``pooler``, as in HuggingFace's MLM checkpoints).
     """
     validate_batch(batch, config)
     input_ids = batch["input_ids"]
@@ -186,7 +187,8 @@ def apply(params: dict, batch: dict, *, config: BertConfig, key: jax.Array | Non
     k_emb, k_enc = jax.random.split(key) if key is not None else (None, None)
     h = embed(params, input_ids, token_type_ids, config=config, key=k_emb, train=train)
     h = encoder(params["encoder"], h, mask, config=config, key=k_enc, train=train)
-    pooled = jnp.tanh(dense(params["pooler"]["dense"], h[:, 0]))
+    # a model saved without pooler (HuggingFace's BertForMaskedLM, scratchlm's pretraining) has none
+    pooled = jnp.tanh(dense(params["pooler"]["dense"], h[:, 0])) if "pooler" in params else None
     return {"last_hidden_state": h, "pooler_output": pooled}
 
 
@@ -289,9 +291,11 @@ def unflatten_params(flat: dict[str, np.ndarray]) -> dict:
     return listify(tree)
 
 
-def _expected_shapes(config: BertConfig, *, mlm: bool, num_labels: int | None) -> dict[str, tuple[int, ...]]:
+def _expected_shapes(config: BertConfig, *, pooler: bool, mlm: bool, num_labels: int | None) -> dict[str, tuple[int, ...]]:
     def build(key):
         params = init(key, config)
+        if not pooler:
+            del params["pooler"]
         if mlm:
             params["cls"] = init_mlm_head(key, config)
         if num_labels is not None:
@@ -306,7 +310,8 @@ def from_pretrained(path: str | Path, **config_overrides) -> tuple[BertConfig, d
     """Load a HuggingFace BERT checkpoint folder (``config.json`` + ``model.safetensors``).
 
     Tensors named ``bert.*`` (``BertFor*`` checkpoints) lose the prefix; ``cls.predictions.*`` loads
-    the masked-LM head and ``classifier.*`` a classification head when present.  Any tensor missing,
+    the masked-LM head and ``classifier.*`` a classification head when present; the pooler is
+    optional (``BertForMaskedLM`` checkpoints have none) and left out of params when absent.  Any tensor missing,
     left over, or of the wrong shape raises :class:`ScratchlmError` naming every such tensor.
     ``config_overrides`` set compute options (``dtype="bfloat16"``, ``fused_attention=True``, dropout).
 
@@ -336,7 +341,8 @@ def from_pretrained(path: str | Path, **config_overrides) -> tuple[BertConfig, d
                                      "(an untied decoder is not supported)")
             flat.setdefault(original, tied)
     num_labels = flat["classifier.weight"].shape[0] if "classifier.weight" in flat else None
-    expected = _expected_shapes(config, mlm=any(k.startswith("cls.") for k in flat), num_labels=num_labels)
+    expected = _expected_shapes(config, pooler=any(k.startswith("pooler.") for k in flat),
+                                mlm=any(k.startswith("cls.") for k in flat), num_labels=num_labels)
 
     missing = sorted(set(expected) - set(flat))
     unexpected = sorted(set(flat) - set(expected))

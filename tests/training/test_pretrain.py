@@ -1,0 +1,169 @@
+"""BERT masking statistics, the MLM loss on selected positions only, packing, and pretraining runs
+(a tiny encoder on the Wikipedia sample; continued pretraining from MiniLM through the CLI)."""
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from scratchlm.models import bert
+from scratchlm.training import pretrain as P
+
+V, MASK, CLS, SEP, PAD = 1000, 4, 2, 3, 0
+
+
+def _rows(B=64, T=128, seed=0):
+    """Packed-looking rows with [CLS] … [SEP] and right padding on every other row."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, V, (B, T)).astype(np.int32)
+    lengths = np.where(np.arange(B) % 2 == 0, T, rng.integers(20, T, B))
+    ids[:, 0] = CLS
+    ids[np.arange(B), lengths - 1] = SEP
+    ids[np.arange(T)[None, :] >= lengths[:, None]] = PAD
+    special = np.isin(ids, [CLS, SEP, PAD]).astype(np.int32)
+    return ids, special
+
+
+# jitted: eager dispatch compiles every primitive on its own, seconds per test on 2 cores
+_mask = jax.jit(P.mask_tokens, static_argnames="masking")
+_apply = jax.jit(bert.apply, static_argnames=("config", "train"))
+_logits = jax.jit(bert.mlm_logits, static_argnames="config")
+
+
+def test_masking_statistics_match_bert():
+    """Over 8 keys x 64 rows (~8,000 selections): exactly round(0.15 c) per row, never a special or
+    padding token, and 80/10/10 within 5 binomial standard deviations (sigma = sqrt(p(1-p)/n) ~ 0.005)."""
+    masking = P.MaskingConfig(mask_token_id=MASK, vocab_size=V)
+    ids, special = _rows()
+    counts = {"mask": 0, "random": 0, "same": 0}
+    selected_per_position = np.zeros(ids.shape)
+    for s in range(8):
+        masked, positions, labels, weights = map(np.asarray, _mask(jax.random.key(s), jnp.asarray(ids), jnp.asarray(special),
+                                                                   masking=masking))
+        w = weights.astype(bool)
+        c = (special == 0).sum(1)
+        np.testing.assert_array_equal(w.sum(1), np.round(0.15 * c))  # exact count per row
+        rows = np.broadcast_to(np.arange(len(ids))[:, None], positions.shape)
+        sel_rows, sel_pos = rows[w], positions[w]
+        assert len(set(zip(sel_rows, sel_pos))) == len(sel_rows)  # no position twice
+        assert not special[sel_rows, sel_pos].any()  # specials and padding never selected
+        np.testing.assert_array_equal(labels[w], ids[sel_rows, sel_pos])
+        unselected = np.ones(ids.shape, bool)
+        unselected[sel_rows, sel_pos] = False
+        np.testing.assert_array_equal(masked[unselected], ids[unselected])  # nothing else touched
+        new = masked[sel_rows, sel_pos]
+        counts["mask"] += int((new == MASK).sum())
+        counts["same"] += int((new == labels[w]).sum())
+        counts["random"] += int(((new != MASK) & (new != labels[w])).sum())
+        selected_per_position[sel_rows, sel_pos] += 1
+    n = sum(counts.values())
+    # a random token equals the original (or [MASK]) with probability ~1/V: the 10% shifts by 1e-4
+    for kind, p in (("mask", 0.8 + 0.1 / V), ("random", 0.1 * (1 - 2 / V)), ("same", 0.1 + 0.1 / V)):
+        sigma = math.sqrt(p * (1 - p) / n)
+        assert abs(counts[kind] / n - p) < 5 * sigma, (kind, counts[kind] / n, p)
+    # every candidate position is chosen with probability ~0.15: no position bias (first vs last half)
+    cand = special == 0
+    first, second = cand & (np.arange(ids.shape[1]) < 64), cand & (np.arange(ids.shape[1]) >= 64)
+    r1, r2 = selected_per_position[first].sum() / (8 * first.sum()), selected_per_position[second].sum() / (8 * second.sum())
+    assert abs(r1 - 0.15) < 0.01 and abs(r2 - 0.15) < 0.01, (r1, r2)
+
+
+TINY = bert.BertConfig(vocab_size=V, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                       max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+def test_mlm_loss_is_cross_entropy_on_selected_positions_only():
+    masking = P.MaskingConfig(mask_token_id=MASK, vocab_size=V)
+    ids, special = _rows(B=4, T=32, seed=1)
+    params = bert.init(jax.random.key(0), TINY)
+    params["cls"] = bert.init_mlm_head(jax.random.key(1), TINY)
+    batch = {"input_ids": jnp.asarray(ids), "attention_mask": jnp.asarray((ids != PAD).astype(np.int32)),
+             "special_tokens_mask": jnp.asarray(special)}
+    key = jax.random.key(7)
+    loss, metrics = jax.jit(lambda p, b, k: P.mlm_loss(p, b, k, config=TINY, masking=masking, train=False))(params, batch, key)
+    # the same masking, then the logits at every position and the NLL averaged over the selected ones
+    k_mask, _ = jax.random.split(key)
+    masked, positions, labels, weights = map(np.asarray, _mask(k_mask, batch["input_ids"], batch["special_tokens_mask"],
+                                                                masking=masking))
+    h = _apply(params, {"input_ids": jnp.asarray(masked), "attention_mask": batch["attention_mask"]}, config=TINY)
+    logits = np.asarray(_logits(params, h["last_hidden_state"], config=TINY), np.float64)  # [B, T, V]
+    logp = logits - logits.max(-1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+    rows = np.broadcast_to(np.arange(4)[:, None], positions.shape)
+    w = weights.astype(bool)
+    nll = -logp[rows[w], positions[w], labels[w]]
+    np.testing.assert_allclose(float(loss), nll.mean(), rtol=1e-5)  # float32 logits, V = 1000 terms
+    assert int(metrics["predictions"]) == w.sum()
+
+
+def test_pack_sequences_wraps_chunks_in_cls_sep():
+    rows = P.pack_sequences([[10, 11, 12], [], [13, 14, 15, 16, 17]], 5, cls_id=CLS, sep_id=SEP)
+    # stream: 10 11 12 SEP 13 14 15 16 17 SEP -> bodies of 3: [10 11 12] [SEP 13 14] [15 16 17]; tail dropped
+    np.testing.assert_array_equal(rows, [[CLS, 10, 11, 12, SEP], [CLS, SEP, 13, 14, SEP], [CLS, 15, 16, 17, SEP]])
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from scratchlm.data import corpora
+    from scratchlm.tokenizers import wordpiece
+
+    texts = corpora.load_corpus("wiki")[:400]
+    tok = wordpiece.train(texts, 600, special_tokens=wordpiece.BERT_SPECIAL_TOKENS, limit_alphabet=200)
+    cfg = bert.BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                          intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                          attention_probs_dropout_prob=0.0)
+    run = P.PretrainConfig(seq_len=32, batch_size=16, steps=120, learning_rate=3e-3, log_every=40, max_heldout_rows=64)
+    out = tmp_path_factory.mktemp("pretrain")
+    return out, P.pretrain(texts, tok, cfg, run, out=out, progress=False)
+
+
+def test_pretraining_on_wikipedia_reduces_heldout_mlm_loss(tiny_run):
+    _, m = tiny_run
+    # start: ~ln(600) = 6.4 (uniform guesses); 120 steps must cut it by half a nat (perplexity -40%)
+    assert m["heldout_mlm_loss_start"] > 6.0
+    assert m["heldout_mlm_loss_end"] < m["heldout_mlm_loss_start"] - 0.5, m
+    assert m["heldout_mlm_accuracy_end"] > m["heldout_mlm_accuracy_start"]
+    assert m["tokens_per_s"] > 0 and math.isfinite(m["final_train_loss"])
+
+
+def test_pretraining_writes_a_huggingface_loadable_model(tiny_run):
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    out, m = tiny_run
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 120
+    config, params = bert.from_pretrained(out / "model")
+    assert "cls" in params and "pooler" not in params
+    hf = transformers.BertForMaskedLM.from_pretrained(str(out / "model")).eval()
+    ids = np.array([[2, 10, 11, 4, 12, 3]], np.int32)
+    h = _apply(params, {"input_ids": jnp.asarray(ids)}, config=config)["last_hidden_state"]
+    ours = np.asarray(_logits(params, h, config=config))
+    with torch.no_grad():
+        theirs = hf(input_ids=torch.tensor(ids, dtype=torch.long)).logits.numpy()
+    np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=0)  # float32, 2 layers, logits O(10)
+
+
+def _cli_continue(init, out):
+    from scratchlm.cli import main
+
+    rc = main(["pretrain", "--corpus", "wiki", "--init", init, "--seq-len", "32", "--batch", "2", "--steps", "2",
+               "--max-docs", "40", "--lr", "1e-5", "--out", str(out)])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert math.isfinite(m["heldout_mlm_loss_end"]) and m["steps"] == 2
+    return m, *bert.from_pretrained(out / "model")
+
+
+def test_continued_pretraining_from_a_saved_model_via_cli(tiny_run, tmp_path):
+    out, _ = tiny_run
+    m, config, params = _cli_continue(str(out / "model"), tmp_path)  # the saved tokenizer.json comes along
+    assert m["model_config"]["hidden_size"] == 32 and "cls" in params
+
+
+@pytest.mark.slow  # MiniLM's train step compiles for a minute on 2 cores; the test above runs the same code
+def test_continued_pretraining_from_minilm_via_cli(tmp_path):
+    m, config, params = _cli_continue("minilm", tmp_path)
+    assert m["model_config"]["hidden_size"] == 384
+    assert "pooler" in params and "cls" in params  # MiniLM's pooler kept, a new MLM head added
