@@ -1,0 +1,191 @@
+"""`scratchlm word2vec`: train skip-gram / CBOW with negative sampling, write vectors and scores.
+
+Writes ``OUT/vectors.txt`` (word2vec text format, loadable by gensim), ``OUT/metrics.json`` (words/s,
+seconds, final loss, analogy / WordSim-353 / SimLex-999 scores) and checkpoints under
+``OUT/checkpoints`` (after every epoch and every ``--checkpoint-every`` seconds); ``--resume``
+continues from the latest one, bit-identically to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+DEMO_WORDS = ("france", "paris", "germany", "berlin", "italy", "rome", "spain", "madrid", "england", "london",
+              "king", "queen", "man", "woman", "boy", "girl", "one", "two", "three", "four", "red", "blue", "green")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", default="wiki", help="'wiki' (the cleaned Wikipedia sample), 'lee', or a file: one sentence a line, whitespace-tokenized")
+    parser.add_argument("--model", choices=("skipgram", "cbow"), default="skipgram")
+    parser.add_argument("--dim", type=int, default=100)
+    parser.add_argument("--window", type=int, default=5)
+    parser.add_argument("--negative", type=int, default=5)
+    parser.add_argument("--min-count", type=int, default=5)
+    parser.add_argument("--sample", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--alpha", type=float, default=0.025)
+    parser.add_argument("--min-alpha", type=float, default=1e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=None, help="centre words per step (default 512 on CPU, 16384 on an accelerator)")
+    parser.add_argument("--steps-per-call", type=int, default=256, help="jitted steps per dispatch")
+    parser.add_argument("--normalize-duplicates", action="store_true", default=None,
+                        help="divide a row's summed update by sqrt(its count in the step) (default: on for accelerators)")
+    parser.add_argument("--restrict-vocab", type=int, default=30_000, help="evaluate over the N most frequent words")
+    parser.add_argument("--checkpoint-every", type=float, default=60.0, help="seconds between checkpoints (0: only after each epoch)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("word2vec-out"))
+
+
+def _config(args):
+    import jax
+
+    from scratchlm.embeddings.word2vec import Word2VecConfig
+
+    accelerator = jax.devices()[0].platform != "cpu"
+    batch = args.batch or (16_384 if accelerator else 512)
+    normalize = args.normalize_duplicates if args.normalize_duplicates is not None else accelerator
+    return Word2VecConfig(model=args.model, dim=args.dim, window=args.window, negative=args.negative,
+                          min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,
+                          min_alpha=args.min_alpha, batch_size=batch, steps_per_call=args.steps_per_call,
+                          normalize_duplicates=normalize)
+
+
+def train_and_write(args, sentences=None) -> dict:
+    """The whole command: corpus -> vocabulary -> training (with checkpoints) -> vectors.txt, metrics.json."""
+    import dataclasses
+
+    import jax
+    import jax.numpy as jnp
+    from tqdm import tqdm
+
+    from scratchlm.data.corpora import load_tokenized_corpus
+    from scratchlm.embeddings import sampling, word2vec
+    from scratchlm.embeddings.evaluate import standard_scores
+    from scratchlm.embeddings.formats import save_word2vec
+    from scratchlm.errors import ScratchlmError
+    from scratchlm.training import checkpoint as ckpt
+    from scratchlm.training.loop import TrainState
+
+    started = time.perf_counter()
+    config = _config(args)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    sentences = load_tokenized_corpus(args.corpus) if sentences is None else sentences
+    raw_words = sum(len(s) for s in sentences)
+    vocab = sampling.build_vocab(sentences, config.min_count)
+    ids, sentence = sampling.encode(sentences, vocab)
+    corpus = word2vec.make_corpus(ids, sentence, vocab.counts, config.sample)
+    k_init, k_train = jax.random.split(jax.random.key(args.seed))
+    params = word2vec.init(k_init, len(vocab), config)
+
+    settings = {"config": dataclasses.asdict(config), "corpus": str(args.corpus), "seed": args.seed,
+                "vocab_size": len(vocab), "tokens": int(len(ids))}
+    ckpt_dir = out / "checkpoints"
+    start_epoch = start_step = calls = 0
+    latest = ckpt.latest_checkpoint(ckpt_dir) if args.resume else None
+    if latest is not None:
+        extra = ckpt.read_extra(latest)
+        if extra.get("settings") != json.loads(json.dumps(settings)):
+            raise ScratchlmError(f"{latest} was written with other settings ({extra.get('settings')}); "
+                                 f"use the same arguments or another --out")
+        target = TrainState(params=params, opt_state={}, step=jnp.zeros((), jnp.int32), key=k_train)
+        params = ckpt.restore_checkpoint(latest, target).params
+        start_epoch, start_step, calls = extra["epoch"], extra["step"], int(extra["calls"])
+        print(f"resuming from {latest} (epoch {start_epoch}, step {start_step})", flush=True)
+
+    total = config.epochs * len(ids)
+    bar = tqdm(total=total, unit="w", unit_scale=True, disable=args.no_progress, desc=f"word2vec {config.model}")
+    bar.update(int(len(ids) * start_epoch))
+    state = {"last_save": time.perf_counter(), "calls": calls, "done": int(len(ids) * start_epoch)}
+
+    def on_progress(params, progress):
+        state["calls"] += 1
+        words = min(progress.words_done, total)
+        bar.update(words - state["done"])
+        state["done"] = words
+        bar.set_postfix(loss=f"{progress.loss:.3f}", epoch=progress.epoch + 1)
+        epoch_end = progress.step >= progress.steps_in_epoch
+        if epoch_end or (args.checkpoint_every > 0 and time.perf_counter() - state["last_save"] >= args.checkpoint_every):
+            epoch, step = (progress.epoch + 1, 0) if epoch_end else (progress.epoch, progress.step)
+            ckpt.save_checkpoint(ckpt_dir, TrainState(params=params, opt_state={}, step=jnp.int32(state["calls"]), key=k_train),
+                                 extra={"settings": settings, "epoch": epoch, "step": step, "calls": state["calls"]})
+            state["last_save"] = time.perf_counter()
+
+    t0 = time.perf_counter()
+    params, loss = word2vec.train(params, corpus, config, key=k_train, start_epoch=start_epoch,
+                                  start_step=start_step, callback=on_progress)
+    jax.block_until_ready(params)
+    train_seconds = time.perf_counter() - t0
+    bar.close()
+    wv = word2vec.word_vectors(params, vocab)
+    save_word2vec(wv, out / "vectors.txt")
+    scores = standard_scores(wv, restrict_vocab=args.restrict_vocab)
+    trained_words = raw_words * (config.epochs - start_epoch)
+    metrics = {"model": config.model, "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
+               "raw_words": raw_words, "vocab_size": len(vocab), "epochs": config.epochs,
+               "train_seconds": train_seconds, "words_per_second": trained_words / train_seconds,
+               "final_loss": loss, **scores, "settings": settings["config"],
+               "seconds": time.perf_counter() - started}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def run(args: argparse.Namespace) -> int:
+    metrics = train_and_write(args)
+    print(f"{metrics['words_per_second']:,.0f} words/s, loss {metrics['final_loss']:.3f}, analogy "
+          f"{metrics['analogy_accuracy']:.3f}, WordSim-353 {metrics['wordsim353_spearman']:.3f}, "
+          f"SimLex-999 {metrics['simlex999_spearman']:.3f}; vectors in {args.out / 'vectors.txt'}")
+    return 0
+
+
+def _pca_plot(wv, path: Path) -> str:
+    import numpy as np
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return 'no plot: matplotlib is not installed (pip install "scratchlm[plot]")'
+    index = wv.index
+    words = [w for w in DEMO_WORDS if w in index]
+    if len(words) < 3:
+        return "no plot: too few of the chosen words are in the vocabulary"
+    x = wv.vectors[[index[w] for w in words]].astype(np.float64)
+    x = x - x.mean(0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    xy = x @ vt[:2].T  # [n, 2]: the two principal directions
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.scatter(xy[:, 0], xy[:, 1], s=12)
+    for (px, py), w in zip(xy, words):
+        ax.annotate(w, (px, py), fontsize=9, xytext=(3, 3), textcoords="offset points")
+    ax.set_title("word2vec skip-gram on the Wikipedia sample: 2-D PCA of selected words")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return f"plot: {path}"
+
+
+def demo_step(ctx) -> dict:
+    """Skip-gram on the cleaned Wikipedia sample (5 epochs, about a minute on 2 cores; a slice with --quick)."""
+    from scratchlm.data.corpora import load_tokenized_corpus
+    from scratchlm.embeddings.formats import load_word2vec
+
+    sentences = load_tokenized_corpus("wiki")
+    if ctx.quick:
+        sentences = sentences[:1500]
+    args = argparse.Namespace(corpus="wiki", model="skipgram", dim=100, window=5, negative=5,
+                              min_count=5, sample=1e-3, epochs=1 if ctx.quick else 5, alpha=0.025, min_alpha=1e-4,
+                              seed=ctx.seed, batch=None, steps_per_call=256, normalize_duplicates=None,
+                              restrict_vocab=30_000, checkpoint_every=0.0, resume=False, no_progress=True, out=ctx.out)
+    m = train_and_write(args, sentences)
+    note = _pca_plot(load_word2vec(ctx.out / "vectors.txt"), ctx.out / "pca.png")
+    result = (f"skip-gram {m['epochs']} ep: {m['words_per_second']:,.0f} words/s, analogy {m['analogy_accuracy']:.3f}, "
+              f"WordSim {m['wordsim353_spearman']:.3f}, SimLex {m['simlex999_spearman']:.3f}; {note}")
+    return {"result": result, **{k: m[k] for k in ("words_per_second", "analogy_accuracy", "wordsim353_spearman",
+                                                    "simlex999_spearman", "final_loss", "train_seconds")}}
