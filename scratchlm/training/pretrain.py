@@ -132,8 +132,9 @@ def pack_sequences(token_ids: list[list[int]], seq_len: int, *, cls_id: int, sep
 
 
 def make_batches(rows: np.ndarray, special_ids: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """HuggingFace-named arrays for packed rows: no padding, one segment, specials flagged."""
-    return {"input_ids": rows, "attention_mask": np.ones_like(rows), "token_type_ids": np.zeros_like(rows),
+    """HuggingFace-named arrays for packed rows: one segment, specials flagged, and no
+    ``attention_mask`` because nothing is padded (the fused attention kernel then runs maskless)."""
+    return {"input_ids": rows, "token_type_ids": np.zeros_like(rows),
             "special_tokens_mask": np.isin(rows, np.asarray(special_ids)).astype(np.int32)}
 
 
@@ -264,7 +265,9 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
     bert.validate_batch(train_data, model_config)
 
     masking = MaskingConfig(mask_token_id=ids["mask"], vocab_size=tokenizer.get_vocab_size())
-    key = jax.random.key(run.seed)
+    # RngBitGenerator keys: dropout masks come from the hardware generator (Philox on GPU) instead of
+    # threefry, which is slow to run on GPUs and slow to compile on CPUs
+    key = jax.random.key(run.seed, impl="rbg")
     k_init, k_head, k_train = jax.random.split(key, 3)
     params = init_params if init_params is not None else bert.init(k_init, model_config)
     # the pooler is not part of the MLM objective: without a gradient, AdamW's decay alone would move it

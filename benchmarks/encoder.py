@@ -1,0 +1,175 @@
+"""MLM training throughput of the BERT encoder: scratchlm (JAX) beside HuggingFace's BertForMaskedLM (PyTorch).
+
+    python benchmarks/encoder.py --bf16                 # BERT-base, seq 128 and 512 (GPU)
+    python benchmarks/encoder.py --quick                # tiny shapes, for a CPU
+
+Both train the same model (BERT-base: 12 layers, hidden 768, 12 heads, vocabulary 30,522) with
+AdamW on random ids, 15% of positions predicted; the figures are training tokens/s and MFU:
+
+    MFU = tokens/s x FLOPs/token / peak,  FLOPs/token = 6N + 12 L H T + 6 (H^2 + H V) K / T
+
+(PaLM, Chowdhery et al. 2022, appendix B; N the encoder's weights, K = 0.15 T predicted positions
+through the MLM head: scratchlm.models.bert.flops_per_token).  The same model FLOPs are charged to
+both (HuggingFace decodes all T positions, so its hardware FLOPs are higher).  The peak is the
+device's dense bf16 figure (scratchlm.training.pretrain.PEAK_BF16_FLOPS); on a CPU MFU is omitted.
+scratchlm's GPU path: bf16 compute with float32 parameters and softmax, cuDNN flash attention,
+the whole step jitted with the state donated, no host sync inside the timed loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+# Run as a script, Python puts benchmarks/ first on sys.path, where benchmarks/tokenizers.py would
+# shadow HuggingFace's `tokenizers` package that transformers imports: use the repository root instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+from benchmarks.common import figure, report  # noqa: E402
+
+
+def _configs(quick: bool):
+    from scratchlm.models import bert
+
+    if quick:  # a CPU-sized encoder: 2 layers, hidden 128
+        return bert.BertConfig(vocab_size=8000, hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=512, max_position_embeddings=512)
+    return bert.BertConfig()  # BERT-base (Devlin et al. 2019): 12 x 768, 12 heads, 30,522
+
+
+def bench_scratchlm(config, seq_len: int, batch: int, steps: int, bf16: bool, fused: bool) -> dict:
+    import dataclasses
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from scratchlm.models import bert
+    from scratchlm.training import pretrain as P
+    from scratchlm.training.loop import init_train_state, make_optimizer, make_train_step
+
+    cfg = dataclasses.replace(config, dtype="bfloat16" if bf16 else "float32", fused_attention=fused,
+                              attention_probs_dropout_prob=0.0 if fused else config.attention_probs_dropout_prob)
+    masking = P.MaskingConfig(mask_token_id=103, vocab_size=cfg.vocab_size)
+    key = jax.random.key(0, impl="rbg")  # dropout from the hardware generator, as in pretrain()
+    params = bert.init(key, cfg)
+    del params["pooler"]
+    params["cls"] = bert.init_mlm_head(key, cfg)
+    optimizer = make_optimizer(learning_rate=1e-4, total_steps=10**6, warmup_steps=100, weight_decay=0.01, clip_norm=1.0)
+    step = make_train_step(lambda p, b, k: P.mlm_loss(p, b, k, config=cfg, masking=masking), optimizer)
+    state = init_train_state(params, optimizer, key)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1000, cfg.vocab_size, (batch, seq_len)).astype(np.int32)
+    ids[:, 0], ids[:, -1] = 101, 102
+    data = jax.device_put(P.make_batches(ids, (101, 102, 0)))  # one batch kept on the device
+
+    t0 = time.perf_counter()
+    state, m = step(state, data)
+    jax.block_until_ready(m["loss"])
+    compile_s = time.perf_counter() - t0
+    for _ in range(2):  # settle (autotuning, allocator)
+        state, m = step(state, data)
+    jax.block_until_ready(m["loss"])
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        state, m = step(state, data)
+    jax.block_until_ready((state.params, m["loss"]))
+    seconds = time.perf_counter() - t0
+    return {"tokens_per_s": steps * batch * seq_len / seconds, "compile_seconds": compile_s,
+            "loss": float(m["loss"]), "parameters": bert.count_params(state.params)}
+
+
+def bench_huggingface(config, seq_len: int, batch: int, steps: int, bf16: bool) -> dict | None:
+    try:
+        import torch
+        import transformers
+    except ImportError:
+        return None
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    fields = {k: v for k, v in config.to_hf_dict().items() if k not in ("model_type", "scratchlm_pre_layer_norm")}
+    hf_config = transformers.BertConfig(**{**fields, "attention_probs_dropout_prob": 0.0})  # as scratchlm's fused path
+    hf_config._attn_implementation = "sdpa"  # PyTorch's fused attention (flash on GPU)
+    model = transformers.BertForMaskedLM(hf_config).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=device == "cuda")
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, config.vocab_size, (batch, seq_len), generator=g)
+    labels = torch.where(torch.rand(batch, seq_len, generator=g) < 0.15, ids, torch.full_like(ids, -100))
+    ids, labels = ids.to(device), labels.to(device)
+    autocast = torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16)
+
+    def step():
+        with autocast:
+            loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for _ in range(3):
+        loss = step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    sync()
+    seconds = time.perf_counter() - t0
+    return {"tokens_per_s": steps * batch * seq_len / seconds, "loss": float(loss.detach()),
+            "name": f"transformers {transformers.__version__} BertForMaskedLM (torch {torch.__version__}, {device}"
+                    + (", bf16 autocast" if bf16 else "") + ", sdpa)"}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seq", default=None, help="comma-separated sequence lengths (default 128,512; quick: 128)")
+    parser.add_argument("--batch", default=None, help="batch size per length, comma-separated (default: GPU 256,64; "
+                                                      "quick 8)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default GPU 20, CPU 5)")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 compute (HF: autocast)")
+    parser.add_argument("--no-fused", action="store_true", help="plain attention equations instead of the fused kernel")
+    parser.add_argument("--quick", action="store_true", help="tiny shapes (2 layers, hidden 128) for a CPU")
+    parser.add_argument("--no-peers", action="store_true", help="skip HuggingFace")
+    args = parser.parse_args(argv)
+
+    import jax
+
+    from scratchlm.training.pretrain import peak_flops
+    from scratchlm.models import bert
+
+    on_gpu = jax.devices()[0].platform == "gpu"
+    config = _configs(args.quick)
+    seqs = [int(s) for s in (args.seq or ("128" if args.quick else "128,512")).split(",")]
+    default_batch = {128: 256, 512: 64} if on_gpu else {}
+    batches = ([int(b) for b in args.batch.split(",")] if args.batch else
+               [default_batch.get(s, 8) for s in seqs])
+    if len(batches) == 1:
+        batches = batches * len(seqs)
+    steps = args.steps or (20 if on_gpu else 5)
+    peak = peak_flops()
+    figures, runs = [], []
+    for seq_len, batch in zip(seqs, batches):
+        ours = bench_scratchlm(config, seq_len, batch, steps, args.bf16, fused=not args.no_fused)
+        peer = None if args.no_peers else bench_huggingface(config, seq_len, batch, steps, args.bf16)
+        flops = bert.flops_per_token(config, seq_len, round(0.15 * seq_len))
+        peer_tps = peer["tokens_per_s"] if peer else None
+        figures.append(figure(f"MLM training tokens/s, seq {seq_len}, batch {batch}", ours["tokens_per_s"], peer_tps,
+                              unit="tokens/s", peer_name=peer["name"] if peer else None))
+        if peak:
+            figures.append(figure(f"MFU, seq {seq_len}", ours["tokens_per_s"] * flops / peak,
+                                  peer_tps * flops / peak if peer_tps else None, unit="fraction of peak bf16",
+                                  peer_name=peer["name"] if peer else None))
+        runs.append({"seq": seq_len, "batch": batch, "flops_per_token": flops, "scratchlm": ours,
+                     "huggingface": peer})
+    return report("encoder", figures, model="quick (2x128)" if args.quick else "BERT-base (12x768, 12 heads)",
+                  bf16=args.bf16, fused_attention=not args.no_fused, steps=steps, peak_flops=peak, runs=runs)
+
+
+if __name__ == "__main__":
+    main()
