@@ -170,13 +170,14 @@ def test_one_step_jacobian_closed_form(variant):
                            lambda h, x_t, params: _closed_form_jacobian(params, x_t, h, variant).T @ c, (h, x_t, params))
 
 
-@pytest.mark.parametrize("variant", gru.VARIANTS)
-def test_check_grads_through_the_scan(variant):
-    """Backpropagation through time (2 layers, bidirectional, masked) against central differences in float64."""
-    config = gru.GRUConfig(2, 3, num_layers=2, bidirectional=True, variant=variant)
+@pytest.mark.parametrize("variant, bidirectional", [("cudnn", True), ("cho", False)])
+def test_check_grads_through_the_scan(variant, bidirectional):
+    """Backpropagation through time (2 layers, masked; bidirectional for one variant, to halve the
+    compile time, the direction code being shared) against central differences in float64."""
+    config = gru.GRUConfig(2, 3, num_layers=2, bidirectional=bidirectional, variant=variant)
     params = gru.init(jax.random.key(5), config)
     rng = np.random.default_rng(5)
-    x, h0 = rng.standard_normal((2, 4, 2)), rng.standard_normal((4, 2, 3))
+    x, h0 = rng.standard_normal((2, 4, 2)), rng.standard_normal((2 * config.num_directions, 2, 3))
     mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0]], bool)
 
     @jax.jit
@@ -184,7 +185,7 @@ def test_check_grads_through_the_scan(variant):
         outputs, h_n = gru.apply(params, x, h0, mask=mask)
         return jnp.concatenate([outputs.ravel(), h_n.ravel()])
 
-    # 364 parameters: 32 random directions (max_full=0) check the whole gradient at a tenth of the cost.
+    # Up to 364 numbers: 32 random directions (max_full=0) check the whole gradient at a tenth of the cost.
     check_grads(f, (params, x, h0), max_full=0, directions=32)
 
 
@@ -202,7 +203,7 @@ def _draw(seed, variant, B=2, T=5, scale=1.0):
     return params, x, h0
 
 
-@settings(max_examples=10)
+@settings(max_examples=8)
 @given(seed=seeds, variant=st.sampled_from(gru.VARIANTS), scale=st.floats(0.5, 20.0))
 def test_state_stays_in_the_convex_hull_bound(seed, variant, scale):
     """h_t = z h_{t-1} + (1 - z) h~ with z ∈ (0,1) and |h~| ≤ 1, so |h_t| ≤ max(|h_{t-1}|, 1) elementwise."""
@@ -243,7 +244,7 @@ def test_padding_steps_change_nothing(seed, variant, pads):
 
 
 @settings(max_examples=6)
-@given(seed=seeds, variant=st.sampled_from(gru.VARIANTS), split=st.integers(1, 5))
+@given(seed=seeds, variant=st.sampled_from(gru.VARIANTS), split=st.sampled_from([2, 4]))  # chunk lengths {2, 4}: two compilations
 def test_two_chunks_with_carried_state_equal_the_whole(seed, variant, split):
     """Running x[:, :k] and then x[:, k:] from the first chunk's h_n equals one run over x (truncated BPTT's premise)."""
     params, x, h0 = _draw(seed, variant, T=6)
@@ -266,11 +267,12 @@ def test_jit_unroll_and_eager_agree():
 def test_dropout_between_layers_only_when_training():
     params = gru.init(jax.random.key(8), gru.GRUConfig(3, 4, num_layers=2))
     x = jax.random.normal(jax.random.key(9), (2, 5, 3))
-    plain = gru.apply(params, x)[0]
-    np.testing.assert_array_equal(gru.apply(params, x, dropout=0.5, key=jax.random.key(1), train=False)[0], plain)
-    dropped = gru.apply(params, x, dropout=0.5, key=jax.random.key(1), train=True)[0]
+    apply = jax.jit(gru.apply, static_argnames=("dropout", "train"))
+    plain = apply(params, x)[0]
+    np.testing.assert_array_equal(apply(params, x, dropout=0.5, key=jax.random.key(1), train=False)[0], plain)
+    dropped = apply(params, x, dropout=0.5, key=jax.random.key(1), train=True)[0]
     assert not np.allclose(dropped, plain)
-    np.testing.assert_array_equal(gru.apply(params, x, dropout=0.5, key=jax.random.key(1), train=True)[0], dropped)
+    np.testing.assert_array_equal(apply(params, x, dropout=0.5, key=jax.random.key(1), train=True)[0], dropped)
     with pytest.raises(ValueError, match="key"):
         gru.apply(params, x, dropout=0.5, train=True)
 

@@ -1,0 +1,259 @@
+"""scratchlm.models.gru_lm: truncated BPTT, the loop's carried state, sampling, the classifier head, learning on Wikipedia."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scratchlm import cli
+from scratchlm.errors import ScratchlmError
+from scratchlm.models import gru_lm
+from scratchlm.nn import gru
+from scratchlm.nn.functional import log_softmax
+from scratchlm.nn.losses import softmax_cross_entropy
+from scratchlm.training import loop
+
+CONFIG = gru_lm.GRULMConfig(vocab_size=11, embed_size=4, hidden_size=5, num_layers=2, dropout=0.0)
+# One compilation per shape, shared by the tests below (eager dispatch would recompile each scan).
+_apply = jax.jit(gru_lm.apply, static_argnames=("config",))
+_tbptt_loss = jax.jit(gru_lm.tbptt_loss, static_argnames=("config",))
+_classifier_logits = jax.jit(gru_lm.classifier_logits, static_argnames=("config",))
+
+
+@pytest.fixture(scope="module")
+def params():
+    return jax.jit(gru_lm.init, static_argnums=1)(jax.random.key(0), CONFIG)
+
+
+def test_shapes_and_tied_head(params):
+    ids = jnp.arange(12).reshape(2, 6) % 11
+    logits, h_n = _apply(params, ids, config=CONFIG)
+    assert logits.shape == (2, 6, 11) and h_n.shape == (2, 2, 5)
+    tied = gru_lm.GRULMConfig(11, 5, 5, 1, tie_embeddings=True)
+    p = gru_lm.init(jax.random.key(1), tied)
+    assert "weight" not in p["head"]
+    logits, _ = _apply(p, ids, config=tied)
+    h, _ = gru.apply(p["gru"], p["embedding"]["weight"][ids])
+    np.testing.assert_allclose(logits, h @ p["embedding"]["weight"].T + p["head"]["bias"], rtol=0, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- truncated BPTT
+
+
+def test_tbptt_windows_continue_each_stream():
+    """Window i+1 starts where window i ended, targets are inputs shifted by one, window 0 resets."""
+    ids = np.arange(103)
+    streams = gru_lm.make_streams(ids, 4)  # [4, 25]
+    np.testing.assert_array_equal(streams[1], np.arange(25, 50))
+    n = gru_lm.num_windows(streams, 6)
+    assert n == 4
+    batches = [gru_lm.tbptt_batch(streams, s, 6) for s in range(n + 1)]
+    for a, b in zip(batches, batches[1:n]):
+        np.testing.assert_array_equal(b["inputs"][:, 0], a["targets"][:, -1])
+    for b in batches:
+        np.testing.assert_array_equal(b["targets"][:, :-1], b["inputs"][:, 1:])
+    assert [float(b["reset"]) for b in batches] == [1.0, 0.0, 0.0, 0.0, 1.0]
+    np.testing.assert_array_equal(batches[n]["inputs"], batches[0]["inputs"])  # a new pass: same data, fresh state
+
+
+def test_carried_state_gives_the_full_sequence_loss_and_stops_gradients(params):
+    """Two consecutive windows, the state carried, score every token exactly as one pass over both;
+    and no gradient reaches the previous window through h0 (truncation)."""
+    rng = np.random.default_rng(0)
+    seq = rng.integers(0, 11, (3, 13))
+    full_logits, _ = _apply(params, seq[:, :-1], config=CONFIG)
+    full = softmax_cross_entropy(full_logits, seq[:, 1:])
+    key = jax.random.key(0)
+    h0 = jnp.zeros((2, 3, 5))
+    first = {"inputs": seq[:, :6], "targets": seq[:, 1:7], "reset": np.float32(1)}
+    second = {"inputs": seq[:, 6:12], "targets": seq[:, 7:13], "reset": np.float32(0)}
+    loss_1, (_, h_1) = _tbptt_loss(params, first, key, h0, config=CONFIG)
+    loss_2, (_, _) = _tbptt_loss(params, second, key, h_1, config=CONFIG)
+    np.testing.assert_allclose((loss_1 + loss_2) / 2, full, rtol=1e-6)
+    g_h = jax.jit(jax.grad(lambda h: _tbptt_loss(params, second, key, h, config=CONFIG)[0]))(h_1)
+    np.testing.assert_array_equal(g_h, 0.0)
+    # reset = 1 starts from zero whatever is carried in
+    np.testing.assert_array_equal(_tbptt_loss(params, first, key, h_1 + 5.0, config=CONFIG)[0], loss_1)
+
+
+def test_the_loop_carries_the_hidden_state(params):
+    """Through loop.make_train_step(carry=True): after each step state.carry is the h_n the loss saw,
+    i.e. the state at the end of the window under the pre-update params, started from the previous carry."""
+    streams = gru_lm.make_streams(np.random.default_rng(1).integers(0, 11, 200), 2)
+    optimizer = loop.make_optimizer(learning_rate=1e-2, total_steps=3, schedule="constant")
+    own = jax.tree.map(jnp.array, params)  # the step donates its state: keep the shared fixture's buffers alive
+    state = loop.init_train_state(own, optimizer, jax.random.key(0), carry=jnp.zeros((2, 2, 5)))
+    step = loop.make_train_step(lambda p, b, k, h: gru_lm.tbptt_loss(p, b, k, h, config=CONFIG), optimizer, carry=True)
+    h = jnp.zeros((2, 2, 5))
+    for s in range(3):
+        batch = gru_lm.tbptt_batch(streams, s, 8)
+        before = jax.tree.map(jnp.array, state.params)
+        _, want = _apply(before, batch["inputs"], h * (1 - batch["reset"]), config=CONFIG)
+        state, metrics = step(state, batch)
+        np.testing.assert_allclose(state.carry, want, rtol=0, atol=1e-6)
+        h = want
+    assert float(metrics["perplexity"]) == pytest.approx(np.exp(float(metrics["loss"])), rel=1e-5)
+
+
+def test_perplexity_is_exp_of_mean_nll(params):
+    """perplexity() over windows with the state carried equals exp(mean NLL) of one full pass, computed here."""
+    streams = np.random.default_rng(2).integers(0, 11, (3, 22))  # 21 targets a row: three windows of 7
+    logits, _ = _apply(params, streams[:, :-1], config=CONFIG)
+    log_p = np.take_along_axis(np.asarray(log_softmax(logits)), streams[:, 1:, None], axis=-1)
+    assert gru_lm.perplexity(params, streams, config=CONFIG, seq_len=7) == pytest.approx(np.exp(-log_p.mean()), rel=1e-5)
+    uniform = gru_lm.unigram_perplexity(np.arange(11), np.arange(11), 11)  # every count 1: p = 2/22
+    assert uniform == pytest.approx(11.0)
+
+
+# ----------------------------------------------------------------------------- sampling
+
+@jax.jit
+def _vmapped_sample(logits, keys, temperature, top_k, top_p):
+    return jax.vmap(lambda key: gru_lm.sample_logits(logits, key, temperature=temperature, top_k=top_k, top_p=top_p))(keys)
+
+
+def _sample(logits, keys, temperature=1.0, top_k=0, top_p=1.0):
+    """One draw per key: [1, V] logits, [N] keys -> [N, 1] token ids (settings as arrays of fixed dtype: one compilation)."""
+    return _vmapped_sample(logits, keys, jnp.float32(temperature), jnp.int32(top_k), jnp.float32(top_p))
+
+
+@settings(max_examples=8)
+@given(seed=st.integers(0, 2**31 - 1), top_k=st.integers(1, 6), top_p=st.sampled_from([0.3, 0.6, 0.95]))
+def test_samples_stay_in_the_top_k_and_the_nucleus(seed, top_k, top_p):
+    logits = jax.random.normal(jax.random.key(seed), (1, 6)) * 2
+    keys = jax.random.split(jax.random.key(seed + 1), 200)
+    p = np.asarray(jax.nn.softmax(logits[0]))
+    order = np.argsort(-p)
+    allowed_k = set(order[:top_k].tolist())
+    mass_before = np.cumsum(p[order]) - p[order]
+    allowed_p = set(order[mass_before < top_p].tolist())
+    got_k = set(np.asarray(_sample(logits, keys, top_k=top_k)).ravel().tolist())
+    got_p = set(np.asarray(_sample(logits, keys, top_p=top_p)).ravel().tolist())
+    assert got_k <= allowed_k and got_p <= allowed_p
+    assert order[0] in got_p  # the most probable token is never cut
+
+
+def test_sampling_follows_the_tempered_distribution():
+    """20,000 draws at temperature 2: each token's frequency is within 5 standard errors of softmax(l/2)
+    (s.e. = sqrt(p(1-p)/n) <= 0.0036); greedy (temperature 0), top_k=1 and a tiny top_p give the argmax."""
+    logits = jnp.array([[2.0, 1.0, 0.0, -1.0]])
+    keys = jax.random.split(jax.random.key(0), 20000)
+    draws = np.asarray(_sample(logits, keys, temperature=2.0)).ravel()
+    p = np.asarray(jax.nn.softmax(logits[0] / 2.0))
+    freq = np.bincount(draws, minlength=4) / draws.size
+    assert np.all(np.abs(freq - p) <= 5 * np.sqrt(p * (1 - p) / draws.size))
+    for kwargs in ({"temperature": 0.0}, {"top_k": 1}, {"top_p": 1e-3}):
+        assert set(np.asarray(_sample(logits, keys, **kwargs)).ravel().tolist()) == {0}
+
+
+def test_generate_is_the_greedy_rollout_and_reproducible(params):
+    """Greedy generation equals feeding back the argmax step by step with apply(); keys make sampling reproducible."""
+    prompt = np.array([[3, 1, 4], [1, 5, 9]])
+    got = gru_lm.generate(params, prompt, config=CONFIG, key=jax.random.key(0), max_new_tokens=4, temperature=0.0)
+    logits, h = _apply(params, prompt, config=CONFIG)
+    want = []
+    for _ in range(4):
+        want.append(np.argmax(logits[:, -1], -1))
+        logits, h = _apply(params, want[-1][:, None], h, config=CONFIG)
+    np.testing.assert_array_equal(got, np.stack(want, 1))
+    a = gru_lm.generate(params, prompt, config=CONFIG, key=jax.random.key(1), max_new_tokens=4, top_p=0.9)
+    b = gru_lm.generate(params, prompt, config=CONFIG, key=jax.random.key(1), max_new_tokens=4, top_p=0.9)
+    c = gru_lm.generate(params, prompt, config=CONFIG, key=jax.random.key(2), max_new_tokens=4, top_p=0.9)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+# ----------------------------------------------------------------------------- classification head
+
+
+def test_classifier_ignores_padding_and_overfits_a_tiny_set(params):
+    """Padding changes no class score; eight labelled sequences are fitted exactly through the loop."""
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 11, (8, 6))
+    lengths = np.array([6, 3, 4, 6, 2, 5, 6, 1])
+    mask = np.arange(6)[None] < lengths[:, None]
+    labels = np.array([0, 1, 0, 1, 1, 0, 1, 0])
+    head = gru_lm.init_classifier(jax.random.key(2), jax.tree.map(jnp.array, params), CONFIG, 2)  # copied: donated below
+    padded = _classifier_logits(head, np.where(mask, ids, 7), mask, config=CONFIG)
+    np.testing.assert_allclose(padded, _classifier_logits(head, ids, mask, config=CONFIG), rtol=0, atol=1e-6)
+
+    optimizer = loop.make_optimizer(learning_rate=3e-2, total_steps=150, schedule="constant")
+    state = loop.init_train_state(head, optimizer, jax.random.key(0))
+    step = loop.make_train_step(lambda p, b, k: gru_lm.classifier_loss(p, b, k, config=CONFIG), optimizer)
+    batch = {"ids": ids, "mask": mask, "labels": labels}
+    result = loop.train(state, step, lambda s: batch, config=loop.LoopConfig(steps=150, log_every=0, progress=False))
+    logits = _classifier_logits(result.state.params, ids, mask, config=CONFIG)
+    np.testing.assert_array_equal(np.argmax(logits, -1), labels)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_bad_inputs_raise_clear_errors(params):
+    with pytest.raises(ScratchlmError, match=r"out of range: \[11\] not in \[0, 11\)"):
+        gru_lm.apply(params, jnp.array([[1, 11]]), config=CONFIG)
+    with pytest.raises(ScratchlmError, match="out of range"):
+        gru_lm.generate(params, np.array([-1]), config=CONFIG, key=jax.random.key(0))
+    with pytest.raises(ScratchlmError, match="prompt is empty"):
+        gru_lm.generate(params, np.array([], np.int32), config=CONFIG, key=jax.random.key(0))
+    with pytest.raises(ScratchlmError, match="max_new_tokens"):
+        gru_lm.generate(params, np.array([1]), config=CONFIG, key=jax.random.key(0), max_new_tokens=0)
+    with pytest.raises(ScratchlmError, match="top_p"):
+        gru_lm.generate(params, np.array([1]), config=CONFIG, key=jax.random.key(0), top_p=0.0)
+    with pytest.raises(ScratchlmError, match=r"input_ids \[B, T\]"):
+        gru_lm.apply(params, jnp.array([1, 2]), config=CONFIG)
+    with pytest.raises(ScratchlmError, match="tied embeddings need"):
+        gru_lm.GRULMConfig(11, 4, 5, tie_embeddings=True)
+    with pytest.raises(ScratchlmError, match="too few"):
+        gru_lm.make_streams(np.arange(5), 4)
+
+
+def test_no_maximum_length_applies(params):
+    """A recurrent state has no positional table, so no maximum length applies: a sequence far longer than
+    any training window is scored (finite logits; chunked = whole is tests/nn/test_gru.py's property)."""
+    ids = np.random.default_rng(4).integers(0, 11, (1, 600))
+    logits, h_n = _apply(params, ids, config=CONFIG)
+    assert logits.shape == (1, 600, 11) and bool(jnp.all(jnp.isfinite(logits))) and bool(jnp.all(jnp.abs(h_n) <= 1))
+
+
+# ----------------------------------------------------------------------------- the CLI, and learning on real text
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A CI-sized pretraining run through `scratchlm gru-lm train` on the cleaned Wikipedia sample."""
+    out = tmp_path_factory.mktemp("gru_lm")
+    argv = ["gru-lm", "train", "--corpus", "wiki", "--tokenizer", "word", "--max-vocab", "1000", "--layers", "1",
+            "--embed", "32", "--hidden", "64", "--dropout", "0", "--seq-len", "32", "--batch", "32", "--steps", "300",
+            "--lr", "1e-2", "--out", str(out)]
+    assert cli.main(argv) == 0
+    return out
+
+
+def test_lm_learns_wikipedia(trained):
+    """Held-out perplexity (last 5% of the paragraphs: unseen articles) falls well below the perplexity of the
+    add-one unigram model from the same training tokens: at most 0.8 of it.  A unigram model is the best
+    any model can do without context, so beating it by 20% in 300 steps means the GRU uses the history."""
+    metrics = json.loads((trained / "metrics.json").read_text())
+    valid, unigram = metrics["valid_perplexity"], metrics["unigram_perplexity"]
+    assert valid < 0.8 * unigram, f"held-out perplexity {valid:.1f} vs unigram {unigram:.1f}"
+    assert metrics["train_perplexity"] < unigram and metrics["tokens_per_s"] > 0
+    assert sorted(p.name for p in (trained / "checkpoints").iterdir()) == ["ckpt_00000300.msgpack"]
+
+
+def test_generate_and_classify_commands(trained, capsys):
+    assert cli.main(["gru-lm", "generate", "--checkpoint", str(trained), "--prompt", "The history of",
+                     "--max-new-tokens", "5", "--samples", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("the history of ") and len(line.split()) == 8 for line in lines)
+    assert cli.main(["gru-lm", "generate", "--checkpoint", str(trained), "--prompt", "...!"]) == 2
+    assert "holds no token" in capsys.readouterr().err
+    assert cli.main(["gru-lm", "classify", "--checkpoint", str(trained), "--steps", "5"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["train_examples"] + result["test_examples"] == 200 and 0.0 <= result["test_accuracy"] <= 1.0
