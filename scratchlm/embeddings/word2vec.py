@@ -15,9 +15,8 @@ epochs.  What follows the C tool / gensim, and where we choose otherwise:
 - **Negatives.** The C tool draws ``K`` noise words per (centre, context) pair.  We draw ``K`` per
   centre word and share them across that centre's context words: each pair still sees ``K``
   independent draws from :math:`P_n` (the expected update is unchanged), and the output rows are
-  gathered once per centre instead of once per pair — a 2·window-fold saving in memory traffic that
-  is what makes the CPU path as fast as gensim's.  A noise word equal to the target is skipped, as
-  in the C tool.
+  gathered once per centre instead of once per pair (2·window times fewer output-row gathers and
+  scatters).  A noise word equal to the target is skipped, as in the C tool.
 - **CBOW** averages the context vectors, :math:`h = \frac{1}{|C|}\sum_{j\in C} v_j`, and (as the C
   tool and gensim do) adds the full error :math:`-\alpha\,\partial\ell/\partial h` to *every*
   context vector rather than the :math:`1/|C|` share the exact gradient would give.
@@ -28,9 +27,10 @@ epochs.  What follows the C tool / gensim, and where we choose otherwise:
   the gradient rows (never a dense [V, D] gradient).  The centres of one step are spread evenly
   over the epoch (positions ``t, t+S, t+2S, …``) so that one step's rows come from unrelated
   sentences.  A word occurring ``m`` times in one step receives the sum of its ``m`` row updates,
-  as sequential SGD would apply them (without the saturation of σ in between); with
-  ``normalize_duplicates=True`` each row's summed update is divided by :math:`\sqrt m`, which keeps
-  very frequent words stable under large batches (the GPU path).
+  as sequential SGD would apply them (without the saturation of σ in between).  At ``batch_size``
+  512 this matches gensim's quality on the Wikipedia sample (``benchmarks/word2vec.py``).  For the
+  much larger batches an accelerator wants, ``normalize_duplicates=True`` divides each row's summed
+  update by :math:`\sqrt m`, damping the frequent words' rows that large batches hit many times.
 - Pair generation, subsampling and negative sampling happen on the device inside the jitted step
   (see :mod:`scratchlm.embeddings.sampling`); ``steps_per_call`` steps run in one ``lax.fori_loop``
   per dispatch, so Python never feeds the device pair by pair.

@@ -1,0 +1,138 @@
+"""Word2Vec beside gensim: same corpus, same settings, one run, one JSON line.
+
+Quality and speed on the cleaned Wikipedia sample (dim 100, window 5, negative 5, min_count 5,
+sample 1e-3, 15 epochs; at 5 epochs this small sample leaves every score inside seed noise):
+seconds, words/s, analogy accuracy (3CosAdd, restrict 30,000), WordSim-353 and SimLex-999 Spearman,
+for scratchlm and gensim (``workers=2``).  ``words/s`` counts corpus tokens (before min_count and
+subsampling) times epochs over training seconds, as gensim's logs do.  scratchlm's seconds include
+its compilation; ``pipeline seconds`` add vocabulary building, encoding and the transfer to the device.
+
+``--repeat-corpus N`` adds a speed run of scratchlm alone on the sample repeated N times (a corpus
+large enough to keep an accelerator busy), timed after a warm-up epoch, for ``--speed-epochs``.
+
+    python -m benchmarks.word2vec --model skipgram            # CPU, 2 cores
+    python -m benchmarks.word2vec --model both --quick         # a smoke run
+    python -m benchmarks.word2vec --model skipgram --batch 16384 --normalize-duplicates --repeat-corpus 100   # GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from benchmarks.common import figure, report
+
+
+def _scratchlm(sentences, config, seed, *, timed_epochs_only=False):
+    import jax
+
+    from scratchlm.embeddings import sampling, word2vec
+
+    t0 = time.perf_counter()
+    vocab = sampling.build_vocab(sentences, config.min_count)
+    ids, sentence = sampling.encode(sentences, vocab)
+    corpus = word2vec.make_corpus(ids, sentence, vocab.counts, config.sample)
+    k_init, k_train = jax.random.split(jax.random.key(seed))
+    params = word2vec.init(k_init, len(vocab), config)
+    jax.block_until_ready((params, corpus.ids))
+    t1 = time.perf_counter()
+    params, loss = word2vec.train(params, corpus, config, key=k_train)
+    jax.block_until_ready(params)
+    t2 = time.perf_counter()
+    return word2vec.word_vectors(params, vocab), {"train_seconds": t2 - t1, "pipeline_seconds": t2 - t0, "loss": loss}
+
+
+def _gensim(sentences, args, sg, seed):
+    from gensim.models import Word2Vec
+
+    from scratchlm.embeddings.formats import WordVectors
+
+    model = Word2Vec(vector_size=args.dim, window=args.window, negative=args.negative, min_count=args.min_count,
+                     sample=args.sample, sg=sg, hs=0, workers=args.workers, seed=seed, alpha=args.alpha, min_alpha=1e-4)
+    t0 = time.perf_counter()
+    model.build_vocab(sentences)
+    t1 = time.perf_counter()
+    model.train(sentences, total_examples=len(sentences), epochs=args.epochs)
+    t2 = time.perf_counter()
+    return WordVectors(tuple(model.wv.index_to_key), model.wv.vectors), {"train_seconds": t2 - t1, "pipeline_seconds": t2 - t0}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 epochs on a fifth of the sample (smoke run)")
+    parser.add_argument("--model", choices=("skipgram", "cbow", "both"), default="both")
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--dim", type=int, default=100)
+    parser.add_argument("--window", type=int, default=5)
+    parser.add_argument("--negative", type=int, default=5)
+    parser.add_argument("--min-count", type=int, default=5)
+    parser.add_argument("--sample", type=float, default=1e-3)
+    parser.add_argument("--alpha", type=float, default=0.025)
+    parser.add_argument("--batch", type=int, default=512, help="scratchlm centre words per step")
+    parser.add_argument("--steps-per-call", type=int, default=256)
+    parser.add_argument("--normalize-duplicates", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="gensim threads")
+    parser.add_argument("--restrict-vocab", type=int, default=30_000)
+    parser.add_argument("--no-gensim", action="store_true")
+    parser.add_argument("--repeat-corpus", type=int, default=1, help="N > 1: also a scratchlm speed run on the sample repeated N times")
+    parser.add_argument("--speed-epochs", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.epochs = min(args.epochs, 2)
+
+    from scratchlm.data.corpora import load_tokenized_corpus
+    from scratchlm.embeddings.evaluate import standard_scores
+    from scratchlm.embeddings.word2vec import Word2VecConfig
+
+    sentences = load_tokenized_corpus("wiki")
+    if args.quick:
+        sentences = sentences[: len(sentences) // 5]
+    raw_words = sum(map(len, sentences))
+    models = ("skipgram", "cbow") if args.model == "both" else (args.model,)
+    figures, extra = [], {}
+    for name in models:
+        config = Word2VecConfig(model=name, dim=args.dim, window=args.window, negative=args.negative,
+                                min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,
+                                batch_size=args.batch, steps_per_call=args.steps_per_call,
+                                normalize_duplicates=args.normalize_duplicates)
+        wv, ours = _scratchlm(sentences, config, args.seed)
+        ours.update(standard_scores(wv, restrict_vocab=args.restrict_vocab))
+        ours["words_per_second"] = raw_words * args.epochs / ours["train_seconds"]
+        theirs = None
+        if not args.no_gensim:
+            gwv, theirs = _gensim(sentences, args, sg=int(name == "skipgram"), seed=args.seed)
+            theirs.update(standard_scores(gwv, restrict_vocab=args.restrict_vocab))
+            theirs["words_per_second"] = raw_words * args.epochs / theirs["train_seconds"]
+        peer = None if theirs is None else "gensim " + __import__("gensim").__version__ + f" (workers={args.workers})"
+        get = (lambda key: None) if theirs is None else theirs.get
+        figures += [
+            figure(f"{name} words/s", ours["words_per_second"], get("words_per_second"), unit="words/s", peer_name=peer),
+            figure(f"{name} train seconds", ours["train_seconds"], get("train_seconds"), unit="s", peer_name=peer, higher_is_better=False),
+            figure(f"{name} pipeline seconds", ours["pipeline_seconds"], get("pipeline_seconds"), unit="s", peer_name=peer, higher_is_better=False),
+            figure(f"{name} analogy accuracy", ours["analogy_accuracy"], get("analogy_accuracy"), unit="accuracy", peer_name=peer),
+            figure(f"{name} WordSim-353 Spearman", ours["wordsim353_spearman"], get("wordsim353_spearman"), unit="rho", peer_name=peer),
+            figure(f"{name} SimLex-999 Spearman", ours["simlex999_spearman"], get("simlex999_spearman"), unit="rho", peer_name=peer),
+        ]
+        if theirs is not None:
+            extra[f"{name}_differences"] = {k: ours[k] - theirs[k] for k in ("analogy_accuracy", "wordsim353_spearman", "simlex999_spearman")}
+        extra[f"{name}_final_loss"] = ours["loss"]
+
+    if args.repeat_corpus > 1:
+        import dataclasses
+
+        big = sentences * args.repeat_corpus
+        config = dataclasses.replace(config, model=models[0], epochs=args.speed_epochs)
+        _scratchlm(big, dataclasses.replace(config, epochs=1), args.seed)  # warm-up: compiles for this corpus size
+        wv, speed = _scratchlm(big, config, args.seed)
+        figures.append(figure(f"{models[0]} words/s, sample x{args.repeat_corpus}",
+                              raw_words * args.repeat_corpus * args.speed_epochs / speed["train_seconds"], None,
+                              unit="words/s", peer_name=None))
+        extra["speed_run"] = {"raw_words": raw_words * args.repeat_corpus, "epochs": args.speed_epochs, **speed}
+
+    settings = {k: v for k, v in vars(args).items()}
+    return report("word2vec", figures, settings=settings, raw_words=raw_words, **extra)
+
+
+if __name__ == "__main__":
+    main()
