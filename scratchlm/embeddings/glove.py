@@ -7,9 +7,12 @@ implemented here, is a *weighted least-squares* loss: plain squared residuals we
 :math:`f(X_{ij})`.  We follow the paper.
 
 Optimisation follows the paper (§4.2) and the Stanford C tool ``glove.c``: AdaGrad (optax) from the
-tool's initialisation, over shuffled minibatches of the non-zero entries, with sparse row updates
-(only the rows of the words in a minibatch are read and written).  See :func:`make_optimizer` for the
-exact AdaGrad arithmetic of ``glove.c`` and :func:`train` for the minibatch schedule.
+tool's initialisation, over shuffled minibatches of the non-zero entries, with sparse row updates:
+only the rows of the words in a minibatch change, each once with its summed gradient.
+:func:`row_update` reads and writes only those rows; :func:`dense_update` computes the same numbers
+with dense arrays, cheaper when the minibatch is about as large as the vocabulary.  See
+:func:`make_optimizer` for the exact AdaGrad arithmetic of ``glove.c`` and :func:`train` for the
+minibatch schedule.
 """
 
 from __future__ import annotations
