@@ -16,8 +16,8 @@ def test_closed_form_gradient_equals_autodiff(x64):
     v_c = jax.random.normal(keys[0], (7,), jnp.float64)
     u_o = jax.random.normal(keys[1], (7,), jnp.float64)
     u_neg = jax.random.normal(keys[2], (4, 7), jnp.float64)
-    auto = jax.grad(w2v.negative_sampling_loss, argnums=(0, 1, 2))(v_c, u_o, u_neg)
-    closed = w2v.negative_sampling_grads(v_c, u_o, u_neg)
+    auto = jax.jit(jax.grad(w2v.negative_sampling_loss, argnums=(0, 1, 2)))(v_c, u_o, u_neg)
+    closed = jax.jit(w2v.negative_sampling_grads)(v_c, u_o, u_neg)
     for a, c in zip(auto, closed):
         np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-14)  # float64 round-off of a few ops
 
@@ -65,7 +65,7 @@ def test_sparse_update_equals_dense_update(x64, model):
     alpha = 0.1
     update = w2v.skipgram_update if model == "skipgram" else w2v.cbow_update
     sparse, loss, _ = jax.jit(update)(params, context, mask, target, noise, alpha)
-    loss_dense, grads = jax.value_and_grad(_dense_loss)(params, context, mask, target, noise, model)
+    loss_dense, grads = jax.jit(jax.value_and_grad(_dense_loss), static_argnums=5)(params, context, mask, target, noise, model)
     for name in ("v", "u"):
         np.testing.assert_allclose(sparse[name], params[name] - alpha * grads[name], rtol=1e-12, atol=1e-12)
     assert float(loss) == pytest.approx(float(loss_dense), rel=1e-12)
@@ -192,9 +192,10 @@ def test_command_writes_vectors_gensim_loads_and_resumes(tmp_path):
 
     gensim_kv = pytest.importorskip("gensim.models.keyedvectors")
     corpus = tmp_path / "c.txt"
-    corpus.write_text("\n".join(" ".join(s) for s in planted_corpus(300, seed=2)) + "\n")
-    argv = ["word2vec", "--corpus", str(corpus), "--epochs", "2", "--dim", "8", "--min-count", "1", "--batch", "16",
-            "--steps-per-call", "4", "--checkpoint-every", "1e-9", "--no-progress", "--out", str(tmp_path / "o")]
+    # the corpus and settings of _small_run, so the jitted steps compiled there are reused
+    corpus.write_text("\n".join(" ".join(s) for s in planted_corpus(400, seed=1)) + "\n")
+    argv = ["word2vec", "--corpus", str(corpus), "--epochs", "2", "--dim", "8", "--min-count", "1", "--sample", "1e-2",
+            "--batch", "16", "--steps-per-call", "8", "--checkpoint-every", "1e-9", "--no-progress", "--out", str(tmp_path / "o")]
     assert main(argv) == 0
     full = (tmp_path / "o" / "vectors.txt").read_bytes()
     kv = gensim_kv.KeyedVectors.load_word2vec_format(str(tmp_path / "o" / "vectors.txt"))
