@@ -164,3 +164,74 @@ def test_sequence_metrics_match_scikit_learn():
             assert ours["f1"] == pytest.approx(F)
         else:  # scikit-learn's macro F1 averages per-class F1 too
             assert ours["f1"] == pytest.approx(metrics.f1_score(y, y_hat, average="macro"))
+
+
+@pytest.mark.slow  # about 60 MiniLM steps; run with -m slow (the tiny-model tests cover the same code paths)
+def test_minilm_on_polarity_folds_beats_the_majority_rate(tmp_path):
+    """2-fold cross-validation, 6 epochs at T <= 32: every sentence is predicted once by a model that
+    never saw it.  The set is balanced (majority rate 0.5); with 200 predictions a rate of 0.6 is
+    about 2.8 binomial standard deviations above chance, so 0.6 is "clearly above"."""
+    from scratchlm.commands import finetune as command
+
+    parser = __import__("argparse").ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(["--task", "polarity", "--folds", "2", "--epochs", "6", "--max-length", "32",
+                              "--batch", "16", "--lr", "1e-4", "--seed", "0", "--out", str(tmp_path)])
+    assert command.run(args) == 0
+    metrics = __import__("json").loads((tmp_path / "metrics.json").read_text())
+    assert metrics["majority_rate"] == 0.5
+    assert metrics["accuracy"] >= 0.6
+    assert (tmp_path / "report.txt").exists() and (tmp_path / "best" / "model.safetensors").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny random BERT with MiniLM's vocabulary and tokenizer, saved as `scratchlm pretrain` would."""
+    from scratchlm.data import corpora
+
+    config = bert.BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                             max_position_embeddings=64)
+    path = tmp_path_factory.mktemp("tiny") / "model"
+    bert.save_pretrained(path, bert.init(jax.random.key(0), config), config)
+    (path / "tokenizer.json").write_bytes((corpora.minilm_path() / "tokenizer.json").read_bytes())
+    return path
+
+
+def _command(argv):
+    import argparse
+
+    from scratchlm.commands import finetune as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    return command.run(parser.parse_args(argv))
+
+
+def test_command_smoke_cross_validation_on_a_jsonl_task_and_resume(tiny_checkpoint, tmp_path):
+    import json
+
+    lines = [json.dumps({"text": f"{w} film number {i}", "label": w}) for i in range(12) for w in ("good", "bad")]
+    (tmp_path / "task.jsonl").write_text("\n".join(lines) + "\n")
+    argv = ["--task", str(tmp_path / "task.jsonl"), "--init", str(tiny_checkpoint), "--folds", "2", "--epochs", "1",
+            "--batch", "4", "--max-length", "16", "--out", str(tmp_path / "run")]
+    assert _command(argv) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert {"accuracy", "f1", "per_fold", "majority_rate"} <= set(metrics) and len(metrics["per_fold"]) == 2
+    assert (tmp_path / "run" / "best" / "model.safetensors").exists() and (tmp_path / "run" / "report.txt").exists()
+    (tmp_path / "run" / "metrics.json").unlink()
+    assert _command(argv) == 0  # resumes: both folds are read back, nothing is retrained
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
+
+
+def test_command_smoke_token_task_from_conll(tiny_checkpoint, tmp_path):
+    import json
+
+    rows = ["Ada B-PER\nLovelace I-PER\nwrote O\nnotes O\n", "Paris B-LOC\nis O\nlarge O\n"] * 10
+    (tmp_path / "task.conll").write_text("\n".join(rows))
+    assert _command(["--task", str(tmp_path / "task.conll"), "--init", str(tiny_checkpoint), "--epochs", "1",
+                     "--batch", "4", "--max-length", "16", "--out", str(tmp_path / "run")]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert 0.0 <= metrics["entity_f1"] <= 1.0 and metrics["labels"] == ["O", "B-LOC", "B-PER", "I-PER"]
+    report = (tmp_path / "run" / "report.txt").read_text()
+    assert "B-PER" in report and "weighted avg" in report
+    assert (tmp_path / "run" / "curves.png").exists() and (tmp_path / "run" / "confusion.png").exists()
