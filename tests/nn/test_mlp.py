@@ -28,8 +28,8 @@ def small_problem():
 
 def test_mlp_grads(x64):
     params, x, y = small_problem()
-    check_grads(lambda p: bce_risk(mlp.apply(p, x, logits=True)[:, 0], y), (params,))
-    check_grads(lambda p, x: mlp.apply(p, x), (params, x))
+    # params and inputs in one call; the sigmoid output layer is covered by the closed-form tests below
+    check_grads(lambda p, x: bce_risk(mlp.apply(p, x, logits=True)[:, 0], y), (params, x))
 
 
 def test_word_embedding_grads(x64):
@@ -96,7 +96,7 @@ def test_glorot_bound_and_variance():
 
 
 @given(st.lists(st.integers(1, 6), min_size=2, max_size=4), st.integers(0, 1000))
-@settings(max_examples=4)  # every new shape compiles: ~1 s an example on a busy 2-core machine
+@settings(max_examples=3)  # every new shape compiles: ~1 s an example on a busy 2-core machine
 def test_shapes_range_and_vmap(sizes, seed):
     config = mlp.MLPConfig(sizes=tuple(sizes))
 
@@ -139,7 +139,7 @@ def test_dtypes_survive_float64_and_bfloat16(x64):
     params = mlp.init(jax.random.key(0), CONFIG)
     for dtype in (jnp.float64, jnp.bfloat16):
         p = jax.tree.map(lambda a: a.astype(dtype), params)
-        assert mlp.apply(p, jnp.ones((2, 3), dtype)).dtype == dtype
+        assert jax.eval_shape(mlp.apply, p, jnp.ones((2, 3), dtype)).dtype == dtype  # traced, not run: no compile
 
 
 # ---------------------------------------------------------------- the peer: PyTorch
