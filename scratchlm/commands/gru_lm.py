@@ -345,16 +345,17 @@ def demo_step(ctx) -> dict:
     from scratchlm.models import gru_lm
 
     paragraphs = corpora.wikipedia_paragraphs()
+    # Sized for 2 CPU cores: a few seconds with --quick, about a minute otherwise (the model of
+    # document 003 §5.2 at reduced width; `scratchlm gru-lm train` has the full-size defaults).
     if ctx.quick:
-        paragraphs = paragraphs[: len(paragraphs) // 8]
-        sizes = dict(embed=32, hidden=64, layers=1, max_vocab=2000, steps=60, batch=16, seq_len=32)
+        sizes = dict(embed=32, hidden=64, layers=1, max_vocab=1000, steps=120, batch=32, seq_len=32, lr=1e-2)
     else:
-        sizes = dict(embed=128, hidden=256, layers=2, max_vocab=8000, steps=600, batch=32, seq_len=32)
+        sizes = dict(embed=64, hidden=128, layers=2, max_vocab=4000, steps=400, batch=32, seq_len=32, lr=5e-3)
     n_valid = max(1, round(len(paragraphs) * 0.05))
     codec = TextCodec.build("word", paragraphs[:-n_valid], max_vocab=sizes["max_vocab"], min_count=2)
     config = gru_lm.GRULMConfig(codec.vocab_size, sizes["embed"], sizes["hidden"], sizes["layers"], dropout=0.1)
     params, metrics = train_lm(paragraphs, codec, config, out=ctx.out, seq_len=sizes["seq_len"], batch=sizes["batch"],
-                               steps=sizes["steps"], lr=3e-3, seed=ctx.seed, progress=False, eval_tokens=20000)
+                               steps=sizes["steps"], lr=sizes["lr"], seed=ctx.seed, progress=False, eval_tokens=20000)
     text = sample_text(params, config, codec, "the", key=jax.random.key(ctx.seed), max_new_tokens=25, top_p=0.9)[0]
     sentence = text.split(EOS)[0].strip()
     polarity = finetune_classifier(params, config, codec, corpora.polarity_sentences(), steps=30 if ctx.quick else 150,

@@ -107,17 +107,16 @@ def test_pack_sequences_wraps_chunks_in_cls_sep():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from scratchlm.data import corpora
-    from scratchlm.tokenizers import wordpiece
+    """The whole entry point, as a user runs it: WordPiece trained on 400 Wikipedia paragraphs, then a
+    2-layer encoder pretrained for 120 steps."""
+    from scratchlm.cli import main
 
-    texts = corpora.load_corpus("wiki")[:400]
-    tok = wordpiece.train(texts, 600, special_tokens=wordpiece.BERT_SPECIAL_TOKENS, limit_alphabet=200)
-    cfg = bert.BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                          intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
-                          attention_probs_dropout_prob=0.0)
-    run = P.PretrainConfig(seq_len=32, batch_size=16, steps=120, learning_rate=3e-3, log_every=40, max_heldout_rows=64)
     out = tmp_path_factory.mktemp("pretrain")
-    return out, P.pretrain(texts, tok, cfg, run, out=out, progress=False)
+    rc = main(["pretrain", "--corpus", "wiki", "--max-docs", "400", "--vocab-size", "600", "--layers", "2",
+               "--hidden", "32", "--heads", "2", "--seq-len", "32", "--batch", "16", "--steps", "120", "--lr", "3e-3",
+               "--dropout", "0", "--out", str(out)])
+    assert rc == 0
+    return out, json.loads((out / "metrics.json").read_text())
 
 
 def test_pretraining_on_wikipedia_reduces_heldout_mlm_loss(tiny_run):
@@ -133,7 +132,7 @@ def test_pretraining_writes_a_huggingface_loadable_model(tiny_run):
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
     out, m = tiny_run
-    assert json.loads((out / "metrics.json").read_text())["steps"] == 120
+    assert m["steps"] == 120 and m["vocab_size"] == 600
     config, params = bert.from_pretrained(out / "model")
     assert "cls" in params and "pooler" not in params
     hf = transformers.BertForMaskedLM.from_pretrained(str(out / "model")).eval()

@@ -1,0 +1,191 @@
+"""scratchlm.parallel: sharded steps equal the one-device step, sparse Word2Vec traffic, checkpoints across
+meshes, and two processes under ``jax.distributed``.
+
+The multi-device work runs in fresh processes (:mod:`tests.parallel_checks`): this pytest process
+already holds a one-device JAX.  One subprocess with 8 forced host devices makes every mesh
+measurement (module-scoped fixture); two more are the ranks of a localhost ``jax.distributed`` job.
+
+Tolerances (float32, unit round-off :math:`u = 2^{-24} \\approx 6\\times10^{-8}`):
+
+* Word2Vec: a row is written once in the sharded step, exactly as on one device, unless the word
+  occurs several times in the step; then its updates are summed in another order, which moves the
+  result by a few ulps of the row's size: ``8 u · max|table|``.
+* BERT: the sharded forward/backward sums the same terms in another order (all-reduce of partial
+  gradients, split matmuls), a relative change of :math:`O(\\sqrt{n}\\,u)` in each gradient; one
+  AdamW step moves a parameter by :math:`\\eta\\,\\hat m/(\\sqrt{\\hat v}+\\epsilon)`, at most about
+  :math:`\\eta = 10^{-3}`, so the parameters agree to :math:`10^{-3}\\cdot 10^{-4}` plus the
+  round-off of the parameters themselves (``4 u · max|θ|``); we allow ``1e-6`` absolute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec as P
+
+from scratchlm import parallel as par
+from scratchlm.errors import ScratchlmError
+
+ROOT = Path(__file__).resolve().parents[1]
+U = 2.0**-24  # float32 unit round-off
+BERT_ATOL = 1e-6  # see the module docstring
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+    return {**env, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT), **extra}
+
+
+@pytest.fixture(scope="module")
+def mesh_results(tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("parallel")
+    out = tmp / "mesh.json"
+    proc = subprocess.run([sys.executable, "-m", "tests.parallel_checks", "mesh", str(out), str(tmp / "ref.msgpack")],
+                          cwd=ROOT,
+                          env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=8"),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(out.read_text())
+
+
+# ------------------------------------------------------------------------ pure helpers (this process)
+
+
+def test_parse_mesh():
+    assert par.parse_mesh("data=8") == {"data": 8}
+    assert par.parse_mesh("data=4, model=2") == {"data": 4, "model": 2}
+    for bad in ("data", "data=0", "pipe=2", "data=2,data=2", "data=x"):
+        with pytest.raises(ScratchlmError, match="mesh"):
+            par.parse_mesh(bad)
+
+
+def test_make_mesh_on_one_device_and_too_many():
+    mesh = par.make_mesh()
+    assert dict(mesh.shape) == {"data": len(jax.devices()), "model": 1}
+    with pytest.raises(ScratchlmError, match="needs 16 devices"):
+        par.make_mesh(data=8, model=2)
+    assert par.rules_for(mesh) == par.DATA_PARALLEL_RULES and par.rules_for(mesh, embedding=True) == par.EMBEDDING_RULES
+
+
+def test_command_line_flags_build_the_mesh():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    par.add_arguments(parser)
+    assert par.setup(parser.parse_args([])) is None
+    mesh = par.setup(parser.parse_args(["--mesh", "data=1,model=1"]))
+    assert dict(mesh.shape) == {"data": 1, "model": 1}
+    with pytest.raises(ScratchlmError, match="--num-processes"):
+        par.setup(parser.parse_args(["--coordinator", "127.0.0.1:1"]))
+
+
+def test_partition_rules_by_path_and_largest_axis():
+    """Rules are searched in the leaf's path; ``Largest`` picks the largest divisible axis, else replicates."""
+    mesh = par.make_mesh()  # axis sizes 1: every split divides
+    tree = {"v": np.zeros((8, 3)), "b": np.zeros(8), "dense": {"weight": np.zeros((3, 6)), "bias": np.zeros(6)},
+            "step": np.zeros(())}
+    specs = par.partition_specs(tree, par.EMBEDDING_RULES, mesh)
+    assert specs["v"] == P("model") and specs["b"] == P("model") and specs["dense"]["weight"] == P()
+    specs = par.partition_specs(tree, par.fsdp_rules("model"), mesh)
+    assert specs["dense"]["weight"] == P(None, "model") and specs["v"] == P("model") and specs["step"] == P()
+    assert par._spec("x", (6, 4), par.fsdp_rules("model"), _FakeMesh(4)) == P(None, "model")  # 6 % 4 != 0
+    assert par._spec("x", (6, 3), par.fsdp_rules("model"), _FakeMesh(4)) == P()  # nothing divisible: replicated
+    with pytest.raises(ScratchlmError, match="does not divide"):
+        par._spec("v", (10, 3), par.EMBEDDING_RULES, _FakeMesh(4))
+
+
+class _FakeMesh:
+    def __init__(self, model: int):
+        self.shape = {"data": 1, "model": model}
+
+
+def test_process_shard_partitions_the_corpus():
+    items = list(range(10))
+    shares = [par.process_shard(items, i, 3) for i in range(3)]
+    assert sum(shares, []) == items and {len(s) for s in shares} <= {3, 4}
+    with pytest.raises(ScratchlmError):
+        par.process_shard(items, 3, 3)
+
+
+# ------------------------------------------------------------------------------ 8 forced host devices
+
+
+@pytest.mark.parametrize("name", ["skipgram_update_8x1", "skipgram_update_4x2", "cbow_update_4x2"])
+def test_word2vec_sharded_step_equals_one_device(mesh_results, name):
+    r = mesh_results[f"w2v_{name}"]
+    assert r["tables_diff"] <= 8 * U * mesh_results["w2v_scale"]
+    assert r["pairs"][0] == r["pairs"][1]
+    assert r["loss"][1] == pytest.approx(r["loss"][0], rel=1e-5)  # a sum of ~500 terms in another order
+
+
+def test_word2vec_step_never_moves_a_table(mesh_results):
+    """Every collective of the compiled 4x2 step carries less than one table shard: only the step's rows travel."""
+    r = mesh_results["w2v_skipgram_update_4x2"]
+    assert r["collectives"], "a sharded step without communication cannot be right"
+    assert any(c["op"] == "all-gather" for c in r["collectives"])  # the row changes, over data
+    largest = max(max(c["elements"]) for c in r["collectives"])
+    assert largest < r["table_shard_elements"] // 4, r["collectives"]
+
+
+@pytest.mark.parametrize("name", ["dp_8", "fsdp_4x2"])
+def test_bert_sharded_step_equals_one_device(mesh_results, name):
+    r = mesh_results[f"bert_{name}"]
+    tol = BERT_ATOL + 4 * U * mesh_results["bert_scale"]
+    assert r["params_diff"] <= tol and r["opt_diff"] <= tol
+    assert r["kept_sharding"]
+    if name == "dp_8":
+        assert r["sharded_leaves"] == 0 and r["word_shard_shape"] == [64, 16]  # replicated
+    else:
+        assert r["sharded_leaves"] > 0
+        assert r["word_shard_shape"] == [64 // 2, 16]  # [V, H] split along V, its largest axis
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_checkpoint_from_8_devices_restores_on_fewer(mesh_results, n):
+    r = mesh_results[f"restore_on_{n}"]
+    assert r["identical"] and r["step"] == 1 and r["devices"] == list(range(n))
+
+
+# -------------------------------------------------------------------------------- two processes
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_take_one_data_parallel_step(tmp_path, mesh_results):
+    """Two CPU processes, a loopback coordinator: both end with the params of the one-device step."""
+    from flax import serialization
+
+    port = _free_port()
+    outs = [tmp_path / f"rank{i}.msgpack" for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.parallel_checks", "worker", str(port), str(i), "2",
+                               str(outs[i])], cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for i in range(2)]
+    logs = []
+    try:
+        for p in procs:
+            logs.append(p.communicate(timeout=300)[0])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(log[-3000:] for log in logs)
+    got = [serialization.msgpack_restore(o.read_bytes()) for o in outs]
+    assert [(g["devices"], g["processes"]) for g in got] == [(2, 2), (2, 2)]
+    ref = jax.tree.leaves(serialization.msgpack_restore(Path(mesh_results["reference_path"]).read_bytes()))
+    a, b = jax.tree.leaves(got[0]["params"]), jax.tree.leaves(got[1]["params"])
+    assert len(a) == len(ref)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))  # the replicas agree bit for bit
+    scale = max(float(np.max(np.abs(x))) for x in ref)
+    assert max(float(np.max(np.abs(x - y))) for x, y in zip(a, ref)) <= BERT_ATOL + 4 * U * scale
