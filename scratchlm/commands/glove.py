@@ -13,6 +13,8 @@ import json
 import time
 from pathlib import Path
 
+from scratchlm import jsonio
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", default="wiki", help="'wiki' (cleaned Wikipedia sample), 'lee', or a text file (one sentence a line)")
@@ -79,7 +81,7 @@ def train_and_write(sentences, *, out: Path, dim: int = 100, window: int = 15, s
         metrics.update(standard_scores(wv, restrict_vocab=restrict))
     except ScratchlmError as err:  # a tiny corpus may hold no evaluation pair at all
         metrics["evaluation_error"] = str(err)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "metrics.json").write_text(jsonio.dumps(metrics, indent=2) + "\n")
     return metrics
 
 

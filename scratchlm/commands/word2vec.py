@@ -13,6 +13,8 @@ import json
 import time
 from pathlib import Path
 
+from scratchlm import jsonio
+
 DEMO_WORDS = ("france", "paris", "germany", "berlin", "italy", "rome", "spain", "madrid", "england", "london",
               "king", "queen", "man", "woman", "boy", "girl", "one", "two", "three", "four", "red", "blue", "green")
 
@@ -130,7 +132,7 @@ def train_and_write(args, sentences=None) -> dict:
                "train_seconds": train_seconds, "words_per_second": trained_words / train_seconds,
                "final_loss": loss, **scores, "settings": settings["config"],
                "seconds": time.perf_counter() - started}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "metrics.json").write_text(jsonio.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
