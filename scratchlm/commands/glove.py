@@ -118,5 +118,5 @@ def demo_step(ctx) -> dict:
         sentences = sentences[:800]
     else:
         settings = dict(dim=100, window=15, epochs=25)
-    metrics = train_and_write(sentences, out=ctx.out, seed=ctx.seed, progress=False, **settings)
+    metrics = train_and_write(sentences, out=ctx.out, seed=ctx.seed, progress=None, **settings)
     return {"result": _summary(metrics), **{k: v for k, v in metrics.items() if k != "settings"}}

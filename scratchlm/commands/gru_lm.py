@@ -355,7 +355,7 @@ def demo_step(ctx) -> dict:
     codec = TextCodec.build("word", paragraphs[:-n_valid], max_vocab=sizes["max_vocab"], min_count=2)
     config = gru_lm.GRULMConfig(codec.vocab_size, sizes["embed"], sizes["hidden"], sizes["layers"], dropout=0.1)
     params, metrics = train_lm(paragraphs, codec, config, out=ctx.out, seq_len=sizes["seq_len"], batch=sizes["batch"],
-                               steps=sizes["steps"], lr=sizes["lr"], seed=ctx.seed, progress=False, eval_tokens=20000)
+                               steps=sizes["steps"], lr=sizes["lr"], seed=ctx.seed, progress=None, eval_tokens=20000)
     text = sample_text(params, config, codec, "the", key=jax.random.key(ctx.seed), max_new_tokens=25, top_p=0.9)[0]
     sentence = text.split(EOS)[0].strip()
     polarity = finetune_classifier(params, config, codec, corpora.polarity_sentences(), steps=30 if ctx.quick else 150,

@@ -107,7 +107,7 @@ def demo_step(ctx) -> dict:
         heads=2, intermediate=None, seq_len=64, batch=16 if quick else 32, steps=20 if quick else 400,
         lr=1e-3, warmup=None, weight_decay=0.01, dropout=0.0, init=None, bf16=False, fused=False, pre_ln=False,
         max_docs=300 if quick else None, eval_every=0, seed=ctx.seed, out=ctx.out)
-    m = pretrain_command(args, progress=False)
+    m = pretrain_command(args, progress=None)
     return {"result": _summary(m), "heldout_mlm_loss_start": m["heldout_mlm_loss_start"],
             "heldout_mlm_loss_end": m["heldout_mlm_loss_end"], "heldout_mlm_accuracy_end": m["heldout_mlm_accuracy_end"],
             "tokens_per_s": m["tokens_per_s"], "parameters": m["parameters"], "vocab_size": m["vocab_size"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -185,7 +186,8 @@ def demo_step(ctx) -> dict:
     args = argparse.Namespace(corpus="wiki", model="skipgram", dim=100, window=5, negative=5,
                               min_count=5, sample=1e-3, epochs=1 if ctx.quick else 15, alpha=0.025, min_alpha=1e-4,
                               seed=ctx.seed, batch=None, steps_per_call=256, normalize_duplicates=None,
-                              restrict_vocab=30_000, checkpoint_every=0.0, resume=False, no_progress=True, out=ctx.out)
+                              restrict_vocab=30_000, checkpoint_every=0.0, resume=False,
+                              no_progress=not sys.stderr.isatty(), out=ctx.out)
     m = train_and_write(args, sentences)
     note = _pca_plot(load_word2vec(ctx.out / "vectors.txt"), ctx.out / "pca.png")
     result = (f"skip-gram {m['epochs']} ep: {m['words_per_second']:,.0f} words/s, analogy {m['analogy_accuracy']:.3f}, "
