@@ -12,6 +12,12 @@ partitioned program), not a speed claim.  On a machine with several GPUs/TPUs th
 sub-meshes of the real devices in one process: real scaling efficiency.
 
     python -m benchmarks.scaling [--quick] [--devices 1,2,4,8]
+    python -m benchmarks.scaling --paper        # the on-paper memory / communication table (markdown)
+
+The on-paper table (:func:`paper`) applies the sharding rules of :mod:`scratchlm.parallel` to
+Word2Vec with a 10-million-word vocabulary at dim 300 and to BERT-large, for 8 and 64 devices: the
+bytes each device holds and the bytes each device receives per step (ring collectives).  It is
+also part of the JSON line.
 """
 
 from __future__ import annotations
@@ -98,12 +104,151 @@ def measure(n: int, quick: bool) -> dict:
     return result
 
 
+# ------------------------------------------------------------------------------------------ on paper
+
+F32 = 4  # bytes
+
+
+def ring_all_reduce(nbytes: float, n: int) -> float:
+    """Bytes each device receives in a ring all-reduce of ``nbytes`` over ``n`` devices: 2 (n-1)/n · size."""
+    return 2 * (n - 1) / n * nbytes
+
+
+def all_gather(nbytes_total: float, n: int) -> float:
+    """Bytes each device receives when ``n`` devices all-gather pieces that add up to ``nbytes_total``."""
+    return (n - 1) / n * nbytes_total
+
+
+def word2vec_paper(data: int, model: int, *, V: int = 10_000_000, D: int = 300, B: int = 16_384, window: int = 5,
+                   K: int = 5) -> dict:
+    r"""Memory and traffic of :func:`scratchlm.parallel.make_sharded_word2vec_update` on a ``data x model`` mesh.
+
+    Tables :math:`v, u \in \mathbb{R}^{V\times D}` split by rows over ``model`` (replicated over
+    ``data``), plain SGD (no optimizer state, no dense gradient).  A step of ``B`` centre words
+    (global), ``J = 2·window`` context slots and ``K`` noise words, ``b = B / data`` per data shard:
+
+    * lookup: ``psum`` over ``model`` of the gathered rows, :math:`b (J + K + 1) D` floats;
+    * write: ``all_gather`` over ``data`` of the row changes, :math:`B (J + K + 1) D` floats in all.
+
+    No term grows with ``V``.  Naive data parallelism (a dense gradient all-reduce of both tables)
+    is given for contrast.
+    """
+    J = 2 * window
+    rows = J + K + 1
+    tables = 2 * V * D * F32
+    b = B / data
+    lookup = ring_all_reduce(b * rows * D * F32, model) if model > 1 else 0.0
+    write = all_gather(B * rows * D * F32, data) if data > 1 else 0.0
+    return {"model_name": "word2vec", "mesh": f"data={data},model={model}", "devices": data * model,
+            "params_per_device_bytes": tables / model, "optimizer_per_device_bytes": 0.0,
+            "gradient_per_device_bytes": 0.0, "step_buffers_bytes": 3 * b * rows * D * F32,
+            "comm_per_device_bytes": lookup + write, "dense_dp_comm_bytes": ring_all_reduce(tables, data * model),
+            "assumptions": f"V={V:,}, D={D}, float32, global batch {B} centres, J={J} context slots, K={K} noise "
+                           f"words, SGD (no optimizer state)"}
+
+
+def bert_large_leaves() -> list[tuple[str, tuple[int, ...]]]:
+    """(path, shape) of every trainable leaf of BERT-large with its MLM head, from :func:`bert.init` (no arrays)."""
+    import jax
+
+    from scratchlm import parallel as par
+    from scratchlm.models import bert
+
+    config = bert.BertConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
+    shapes = jax.eval_shape(lambda k: {**bert.init(k, config), "cls": bert.init_mlm_head(k, config)}, jax.random.key(0))
+    return [(par.path_string(p), tuple(x.shape)) for p, x in jax.tree_util.tree_flatten_with_path(shapes)[0]]
+
+
+class _PaperMesh:  # what parallel._spec reads of a mesh: the axis sizes
+    def __init__(self, data: int, model: int):
+        self.shape = {"data": data, "model": model}
+
+
+def bert_paper(data: int, model: int, leaves: list[tuple[str, tuple[int, ...]]]) -> dict:
+    r"""Memory and traffic of one AdamW step of BERT-large under :func:`scratchlm.parallel.rules_for`.
+
+    ``model = 1``: data parallelism, every device holds params, gradients and both moments
+    (16 bytes a parameter) and the gradients are all-reduced over ``data``.  ``model > 1``:
+    :func:`scratchlm.parallel.fsdp_rules` split every leaf along its largest divisible axis over
+    ``model`` (the leaf sizes below come from the real rules); per step each device gathers the
+    weights for the forward and again for the backward pass and reduce-scatters the gradients over
+    ``model`` (ZeRO-3's 3x volume), then all-reduces its gradient shard over ``data``.
+    Activations are not counted (they depend on batch and sequence length).
+    """
+    from scratchlm import parallel as par
+
+    mesh = _PaperMesh(data, model)
+    rules = par.rules_for(mesh)
+    total = sum(int(np_prod(s)) for _, s in leaves)
+    local = 0
+    for path, shape in leaves:
+        spec = par._spec(path, shape, rules, mesh)
+        split = 1
+        for axes in spec:
+            if axes is not None:
+                split *= par._axes_size(mesh, axes)
+        local += int(np_prod(shape)) // split
+    P_bytes, local_bytes = total * F32, local * F32
+    gather = 2 * all_gather(P_bytes, model) + all_gather(P_bytes, model) if model > 1 else 0.0  # fwd, bwd, RS
+    grads = ring_all_reduce(local_bytes, data) if data > 1 else 0.0
+    return {"model_name": "bert-large", "mesh": f"data={data},model={model}", "devices": data * model,
+            "strategy": "data parallel" if model == 1 else ("FSDP" if data == 1 else "FSDP x data parallel"),
+            "parameters": total, "params_per_device_bytes": local_bytes, "optimizer_per_device_bytes": 2 * local_bytes,
+            "gradient_per_device_bytes": local_bytes, "comm_per_device_bytes": gather + grads,
+            "assumptions": "float32 params, AdamW (m, v float32), gradients float32; activations not counted"}
+
+
+def np_prod(shape) -> int:
+    out = 1
+    for d in shape:
+        out *= int(d)
+    return out
+
+
+PAPER_MESHES = {"word2vec": ((8, 1), (1, 8), (64, 1), (8, 8), (1, 64)),
+                "bert-large": ((8, 1), (1, 8), (64, 1), (8, 8), (1, 64))}
+
+
+def paper() -> list[dict]:
+    """Every row of the on-paper table (see :func:`word2vec_paper`, :func:`bert_paper`)."""
+    leaves = bert_large_leaves()
+    return ([word2vec_paper(d, m) for d, m in PAPER_MESHES["word2vec"]]
+            + [bert_paper(d, m, leaves) for d, m in PAPER_MESHES["bert-large"]])
+
+
+def _gb(x: float) -> str:
+    return f"{x / 1e9:.3g} GB" if x >= 1e8 else f"{x / 1e6:.3g} MB"
+
+
+def paper_markdown(rows: list[dict]) -> str:
+    lines = ["| model | devices | mesh | strategy | params/tables per device | optimizer state | gradients | "
+             "received per device per step |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        strategy = r.get("strategy") or ("tables by rows" if r["mesh"].endswith(("model=8", "model=64")) else
+                                         "tables replicated")
+        comm = _gb(r["comm_per_device_bytes"]) if r["comm_per_device_bytes"] else "0"
+        if "dense_dp_comm_bytes" in r:
+            comm += f" (dense all-reduce would be {_gb(r['dense_dp_comm_bytes'])})"
+        lines.append(f"| {r['model_name']} | {r['devices']} | {r['mesh']} | {strategy} | "
+                     f"{_gb(r['params_per_device_bytes'])} | {_gb(r['optimizer_per_device_bytes']) if r['optimizer_per_device_bytes'] else '—'} | "
+                     f"{_gb(r['gradient_per_device_bytes']) if r['gradient_per_device_bytes'] else 'sparse rows'} | {comm} |")
+    notes = sorted({f"{r['model_name']}: {r['assumptions']}" for r in rows})
+    bert = next(r for r in rows if r["model_name"] == "bert-large")
+    notes.append(f"bert-large: {bert['parameters']:,} parameters (encoder + MLM head, no pooler)")
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
     parser.add_argument("--devices", default="1,2,4,8", help="device counts")
+    parser.add_argument("--paper", action="store_true", help="print the on-paper memory/communication table only")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.paper:
+        rows = paper()
+        print(paper_markdown(rows))
+        return {"paper": rows}
     if args.worker is not None:
         print(json.dumps(measure(args.worker, args.quick)), flush=True)
         return {}
@@ -137,7 +282,7 @@ def main(argv=None) -> dict:
             figures.append(figure(f"{model} weak-scaling efficiency, {n} devices",
                                   base[model]["step_s"] / r[model]["step_s"], None,
                                   unit="t1/tN", peer_name=None))
-    return report("scaling", figures, forced_host_devices=on_cpu, quick=args.quick, rows=rows,
+    return report("scaling", figures, forced_host_devices=on_cpu, quick=args.quick, rows=rows, paper=paper(),
                   note="weak scaling (fixed work per device); no peer: a scaling table. On CPU the devices "
                        "share the cores: overhead and correctness, not speed")
 

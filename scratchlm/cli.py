@@ -28,6 +28,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def add_parallel_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--mesh``, ``--coordinator``, ``--num-processes``, ``--process-id`` for a training command (read by
+    :func:`scratchlm.parallel.setup`); here, free of JAX, so that building the parser stays fast."""
+    group = parser.add_argument_group("several devices / hosts (scratchlm.parallel)")
+    group.add_argument("--mesh", default=None, help="device mesh, e.g. data=8 (data parallel) or data=4,model=2 "
+                       "(parameters sharded 2 ways: FSDP; embedding tables: by rows); default: one device")
+    group.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 for multi-host training")
+    group.add_argument("--num-processes", type=int, default=None, help="number of processes (one per host)")
+    group.add_argument("--process-id", type=int, default=None, help="this process's index, 0..N-1")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scratchlm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

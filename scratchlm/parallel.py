@@ -302,6 +302,59 @@ def make_sharded_word2vec_update(mesh: Mesh, update: Callable, *, normalize_dupl
     return jax.jit(step, donate_argnums=0)
 
 
+def place(tree: Any, target: Any) -> Any:
+    """Each leaf of ``tree`` on its sharding in ``target`` (a pytree of :class:`NamedSharding`); leaves already
+    there are kept as they are (no copy).  Used for a state restored from a checkpoint (host or one-device
+    arrays) that must continue on a mesh."""
+    return jax.tree.map(lambda x, s: x if getattr(x, "sharding", None) == s else _put(x, s), tree, target)
+
+
+def divisible_batch(batch_size: int, mesh: Mesh, what: str = "--batch") -> int:
+    """The batch each process feeds (``batch_size / process_count``), checking that ``data`` divides the batch."""
+    n = mesh.shape["data"]
+    if batch_size % n or batch_size % jax.process_count():
+        raise ScratchlmError(f"{what} {batch_size} must be a multiple of the mesh's data axis ({n}) and of the "
+                             f"number of processes ({jax.process_count()})")
+    return batch_size // jax.process_count()
+
+
+class MeshStep:
+    """A loop step ``step(state, local_batch) -> (state, metrics)`` that runs on ``mesh``.
+
+    Wraps a step from :func:`scratchlm.training.loop.make_train_step` for
+    :func:`scratchlm.training.loop.train` unchanged: the state keeps the shardings that ``rules``
+    give it (:func:`shard_train_step`), each process's batch becomes its slice of the global batch
+    (:func:`shard_batch`), and a state that arrives elsewhere — the loop's resume reads a checkpoint
+    into one-device arrays — is first placed on the mesh (:func:`place`), so resuming works on any
+    mesh shape.  Attributes of the wrapped step (``.optimizer``) stay reachable.
+    """
+
+    def __init__(self, step: Callable, state: Any, mesh: Mesh, rules: Sequence[Rule]):
+        self.inner, self.mesh, self.rules = step, mesh, tuple(rules)
+        self.state_shardings = shardings(state, self.rules, mesh)
+        self.sharded = shard_train_step(step, self.state_shardings, mesh)
+
+    def place(self, state: Any) -> Any:
+        return place(state, self.state_shardings)
+
+    def __call__(self, state, batch):
+        return self.sharded(self.place(state), shard_batch(batch, self.mesh))
+
+    def __getattr__(self, name):  # e.g. finetune's step.optimizer
+        return getattr(self.inner, name)
+
+
+def on_mesh(step: Callable, state: Any, mesh: Mesh | None, rules: Sequence[Rule] | None = None) -> tuple[Any, Callable]:
+    """``(state, step)`` ready for the loop on ``mesh`` (unchanged when ``mesh`` is None).
+
+    ``rules`` default to :func:`rules_for` (data parallel on ``data=N``, FSDP when ``model > 1``).
+    """
+    if mesh is None:
+        return state, step
+    wrapped = MeshStep(step, state, mesh, rules_for(mesh) if rules is None else rules)
+    return wrapped.place(state), wrapped
+
+
 # ---------------------------------------------------------------------------------------- multi-host
 
 
@@ -337,17 +390,23 @@ def process_shard(items: Sequence, index: int | None = None, count: int | None =
 
 def add_arguments(parser) -> None:
     """``--mesh``, ``--coordinator``, ``--num-processes``, ``--process-id`` for a training command."""
-    parser.add_argument("--mesh", default=None, help="device mesh, e.g. data=8 (data parallel) or data=4,model=2 "
-                        "(params sharded 2 ways, FSDP); default: one device")
-    parser.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 for multi-host training")
-    parser.add_argument("--num-processes", type=int, default=None, help="number of processes (hosts)")
-    parser.add_argument("--process-id", type=int, default=None, help="this process's index, 0..N-1")
+    from scratchlm.cli import add_parallel_arguments
+
+    add_parallel_arguments(parser)
 
 
 def setup(args) -> Mesh | None:
-    """From parsed :func:`add_arguments` flags: initialise multi-host JAX if asked, and build the mesh (or None)."""
-    if args.coordinator is not None or args.num_processes is not None:
-        initialize_distributed(args.coordinator, args.num_processes, args.process_id)
-    if args.mesh is None:
-        return None
-    return make_mesh(**parse_mesh(args.mesh))
+    """From parsed :func:`add_arguments` flags: initialise multi-host JAX if asked, and build the mesh (or None).
+
+    Call it before any other JAX call of the command.  A namespace without the flags (a demo step
+    building its own) means one device.  Multi-host without ``--mesh`` puts every device of every
+    process on ``data``.
+    """
+    coordinator, count = getattr(args, "coordinator", None), getattr(args, "num_processes", None)
+    if coordinator is not None or count is not None:
+        if not jax.distributed.is_initialized():
+            initialize_distributed(coordinator, count, getattr(args, "process_id", None))
+    spec = getattr(args, "mesh", None)
+    if spec is None:
+        return make_mesh() if jax.process_count() > 1 else None
+    return make_mesh(**parse_mesh(spec))

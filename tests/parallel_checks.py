@@ -3,13 +3,19 @@
 The pytest process has already initialised JAX with one CPU device, so these run elsewhere:
 
 * ``python -m tests.parallel_checks mesh OUT.json REF.msgpack`` — with 8 forced host devices: one
-  Word2Vec step and one tiny-BERT step on meshes 8 and 4×2 against the one-device step, the
-  collectives in the compiled Word2Vec step, and a checkpoint saved from 8 devices restored on 1
-  and on 4.  Writes the measurements (differences, collective shapes) as JSON, and the one-device
-  BERT step's params to REF (for the two-process test); the tests assert.
+  Word2Vec step on meshes 8 and 4×2 against the one-device step and the collectives of the
+  compiled step; the ``scratchlm pretrain`` command (tiny encoder, 2 steps) on one device, with
+  ``--mesh data=8`` and with ``--mesh data=4,model=2``, and the checkpoint the last one wrote from 8
+  devices restored on 1 and on 4.  Writes the measurements (differences, shard shapes, collective
+  shapes) as JSON, and the one-device step of the tiny BERT of :func:`bert_problem` to REF (for the
+  two-process test); the tests assert.
 * ``python -m tests.parallel_checks worker PORT ID N OUT.msgpack`` — process ``ID`` of ``N`` on
-  localhost: ``jax.distributed.initialize`` with a loopback coordinator, one data-parallel step of
-  the tiny BERT over the global mesh, its params (gathered to the host) written to ``OUT``.
+  localhost: the command-line flags ``--coordinator 127.0.0.1:PORT --num-processes N --process-id
+  ID`` through :func:`scratchlm.parallel.setup` (``jax.distributed.initialize``), one data-parallel
+  step of the tiny BERT over the global mesh, its params (gathered to the host) written to ``OUT``.
+
+Compile time dominates on a CPU; the subprocesses run XLA's backend at optimisation level 0
+(``tests/test_parallel.py`` sets it), for the one-device reference and the meshes alike.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import os
 import re
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -26,48 +33,71 @@ TINY = dict(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_he
             max_position_embeddings=16)
 B, T = 16, 8  # batch divisible by every data axis used (8, 4, 2)
 W2V = dict(V=4096, D=16, B=32, J=4, K=3)  # table shard (V/2 rows) far larger than a step's rows (B J)
+# `scratchlm pretrain` on a synthetic corpus, from a saved 1-layer encoder (--init: no initialisers to compile):
+# 2 steps at a constant rate, dropout and the BERT masking on (their rbg keys must give the same bits on a mesh)
+PRETRAIN = ["--seq-len", "16", "--batch", "8", "--steps", "2", "--warmup", "0", "--lr", "1e-3", "--dropout", "0.1"]
+PRETRAIN_MESHES = {"one": [], "fsdp_4x2": ["--mesh", "data=4,model=2"]}
 
 
 # ------------------------------------------------------------------------------------------ BERT
 
 
-def bert_problem():
-    """(params, optimizer, loss_fn, batch): the tiny encoder with its tied MLM head, one batch."""
+def bert_params(config, seed: int = 0) -> dict:
+    """Encoder + MLM head (no pooler) at :func:`bert.init`'s shapes, drawn with NumPy."""
     import jax
-    import jax.numpy as jnp
+
+    from scratchlm.models import bert
+
+    shapes = jax.eval_shape(lambda k: {**bert.init(k, config), "cls": bert.init_mlm_head(k, config)}, jax.random.key(0))
+    shapes.pop("pooler")  # unused by the MLM loss: its gradient would be exactly zero
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda s: (0.1 * rng.normal(size=s.shape)).astype(s.dtype), shapes)
+
+
+def bert_problem():
+    """(params, optimizer, loss_fn, batch): the tiny encoder with its tied MLM head, one batch.
+
+    The parameters are drawn with NumPy at the shapes :func:`bert.init` gives (no eager JAX
+    initialisers to compile); no dropout (the pretrain runs cover it, and it doubles the compile time).
+    """
+    import jax
 
     from scratchlm.models import bert
     from scratchlm.nn.losses import softmax_cross_entropy
     from scratchlm.training.loop import make_optimizer
 
     config = bert.BertConfig(**TINY)
-    k_enc, k_head = jax.random.split(jax.random.key(0))
-    params = {**bert.init(k_enc, config), "cls": bert.init_mlm_head(k_head, config)}
-    params.pop("pooler")  # unused by the MLM loss: its gradient would be exactly zero
+    params = bert_params(config)
+    rng = np.random.default_rng(1)
 
     def loss_fn(params, batch, key):
-        h = bert.apply(params, batch, config=config, key=key, train=True)["last_hidden_state"]  # dropout on
+        h = bert.apply(params, batch, config=config, key=key, train=False)["last_hidden_state"]
         logits = bert.mlm_logits(params, h, config=config)  # [B, T, V]
         return softmax_cross_entropy(logits, batch["labels"], ignore_index=-100), {}
 
-    rng = np.random.default_rng(0)
     ids = rng.integers(1, config.vocab_size, (B, T)).astype(np.int32)
     labels = np.where(rng.random((B, T)) < 0.3, ids, -100).astype(np.int32)
     batch = {"input_ids": ids, "attention_mask": np.ones((B, T), np.int32), "labels": labels}
     optimizer = make_optimizer(learning_rate=1e-3, total_steps=10, weight_decay=0.01, clip_norm=1.0)
-    return jax.device_get(params), optimizer, loss_fn, batch
+    return params, optimizer, loss_fn, batch
+
+
+def train_key():
+    import jax
+
+    return jax.random.key(1, impl="rbg")
 
 
 def reference_step():
-    """One step on one device (the first): params and opt_state as NumPy."""
+    """One step on one device (the first): params as NumPy."""
     import jax
 
     from scratchlm.training.loop import init_train_state, make_train_step
 
     params, optimizer, loss_fn, batch = bert_problem()
-    state = init_train_state(jax.tree.map(np.array, params), optimizer, jax.random.key(1))
+    state = init_train_state(params, optimizer, train_key())
     state, _ = make_train_step(loss_fn, optimizer)(state, batch)
-    return jax.device_get(state.params), jax.device_get(state.opt_state)
+    return jax.device_get(state.params)
 
 
 def _max_diff(a, b) -> float:
@@ -85,51 +115,67 @@ def _raw_leaves(tree) -> list[np.ndarray]:
             for x in jax.tree.leaves(tree)]
 
 
-def bert_checks(out: dict) -> None:
-    import jax
-
+def _checkpoint_state(out: Path) -> dict:
+    """The state dict of the (only) checkpoint a pretrain run wrote: params, opt_state, step, key."""
     from flax import serialization
-    from jax.sharding import PartitionSpec as P
+
+    (path,) = sorted((out / "checkpoints").glob("ckpt_*.msgpack"))
+    return serialization.msgpack_restore(path.read_bytes())["state"]
+
+
+def pretrain_checks(out: dict, tmp: Path) -> None:
+    """``scratchlm pretrain`` on one device, data parallel over 8 and FSDP over 4x2: the same two steps."""
+    import jax
+    from flax import serialization
 
     from scratchlm import parallel as par
+    from scratchlm.cli import main
     from scratchlm.training import checkpoint
-    from scratchlm.training.loop import init_train_state, make_train_step
 
-    ref_params, ref_opt = reference_step()
     with open(out["reference_path"], "wb") as f:  # for the two-process test: no second compile there
-        f.write(serialization.msgpack_serialize(serialization.to_state_dict(ref_params)))
-    out["bert_scale"] = max(float(np.max(np.abs(x))) for x in jax.tree.leaves(ref_params))
-    params, optimizer, loss_fn, batch = bert_problem()
-    step = make_train_step(loss_fn, optimizer)
-    cases = {"dp_8": ((8, 1), par.DATA_PARALLEL_RULES), "fsdp_4x2": ((4, 2), par.fsdp_rules("model"))}
-    for name, (shape, rules) in cases.items():
-        mesh = par.make_mesh(*shape)
-        state = par.shard(init_train_state(jax.tree.map(np.array, params), optimizer, jax.random.key(1)), mesh, rules)
-        specs = par.partition_specs(state.params, rules, mesh)
-        sharded_leaves = sum(1 for s in jax.tree.leaves(specs, is_leaf=lambda s: isinstance(s, P)) if any(s))
-        state_sh = par.shardings(state, rules, mesh)
-        sharded_step = par.shard_train_step(step, state_sh, mesh)
-        state, _ = sharded_step(state, par.shard_batch(batch, mesh))
-        word = state.params["embeddings"]["word_embeddings"]["weight"]
-        out[f"bert_{name}"] = {
-            "params_diff": _max_diff(ref_params, state.params), "opt_diff": _max_diff(ref_opt, state.opt_state),
-            "sharded_leaves": sharded_leaves, "word_shard_shape": list(word.addressable_shards[0].data.shape),
-            "kept_sharding": all(a.sharding == s for a, s in zip(jax.tree.leaves(state), jax.tree.leaves(state_sh))),
+        f.write(serialization.msgpack_serialize(serialization.to_state_dict(reference_step())))
+    from scratchlm.models import bert
+    from scratchlm.tokenizers import wordpiece
+
+    rng = np.random.default_rng(0)
+    words = "alpha beta gamma delta river stone north south house light green small".split()
+    texts = [" ".join(rng.choice(words, 30)) for _ in range(40)]
+    corpus = tmp / "corpus.txt"
+    corpus.write_text("".join(t + "\n" for t in texts))
+    tokenizer = wordpiece.train(texts, 60, special_tokens=wordpiece.BERT_SPECIAL_TOKENS)
+    config = bert.BertConfig(**{**TINY, "vocab_size": tokenizer.get_vocab_size()})
+    bert.save_pretrained(tmp / "init", bert_params(config), config)
+    tokenizer.save(tmp / "init" / "tokenizer.json")
+    states = {}
+    for name, flags in PRETRAIN_MESHES.items():
+        run_dir = tmp / f"pretrain_{name}"
+        argv = ["pretrain", "--corpus", str(corpus), "--init", str(tmp / "init"), *PRETRAIN, "--out", str(run_dir)]
+        assert main(argv + flags) == 0
+        states[name] = _checkpoint_state(run_dir)
+    ref = states["one"]
+    out["pretrain_scale"] = max(float(np.max(np.abs(x))) for x in jax.tree.leaves(ref["params"]))
+    for name in PRETRAIN_MESHES:
+        got = states[name]
+        out[f"pretrain_{name}"] = {
+            "params_diff": _max_diff(ref["params"], got["params"]), "opt_diff": _max_diff(ref["opt_state"], got["opt_state"]),
+            "max_first_moment": max(float(np.max(np.abs(m))) for m in jax.tree.leaves(got["opt_state"]["1"]["0"]["mu"])),
+            "step": int(got["step"]), "same_key": bool(np.array_equal(ref["key"], got["key"])),
         }
-        if name == "fsdp_4x2":  # the checkpoint is written from 8 devices holding 1/2 of every leaf each
-            saved = par.gather_to_host(state)
-            with tempfile.TemporaryDirectory() as tmp:
-                path = checkpoint.save_checkpoint(tmp, state)
-                target = init_train_state(jax.tree.map(np.array, params), optimizer, jax.random.key(1))
-                for n_dev, mesh_shape in ((1, (1, 1)), (4, (2, 2))):
-                    new_mesh = par.make_mesh(*mesh_shape, devices=jax.devices()[:n_dev])
-                    restored = par.shard(checkpoint.restore_checkpoint(path, target), new_mesh, par.fsdp_rules("model"))
-                    got = par.gather_to_host(restored)
-                    out[f"restore_on_{n_dev}"] = {
-                        "identical": all(np.array_equal(a, b) for a, b in zip(_raw_leaves(saved), _raw_leaves(got))),
-                        "devices": sorted({d.id for x in jax.tree.leaves(restored) for d in x.devices()}),
-                        "step": int(restored.step),
-                    }
+    # the checkpoint written from 8 devices (FSDP: each held 1/2 of every leaf), restored on 1 and on 4
+    saved = states["fsdp_4x2"]
+    (path,) = sorted((tmp / "pretrain_fsdp_4x2" / "checkpoints").glob("ckpt_*.msgpack"))
+    target = jax.tree.map(np.zeros_like, saved)  # the structure, shapes and dtypes only
+    for n_dev, mesh_shape in ((1, (1, 1)), (4, (2, 2))):
+        new_mesh = par.make_mesh(*mesh_shape, devices=jax.devices()[:n_dev])
+        restored = par.shard(checkpoint.restore_checkpoint(path, target), new_mesh, par.fsdp_rules("model"))
+        word = restored["params"]["embeddings"]["word_embeddings"]["weight"]
+        got = par.gather_to_host(restored)
+        out[f"restore_on_{n_dev}"] = {
+            "identical": all(np.array_equal(a, b) for a, b in zip(_raw_leaves(saved), _raw_leaves(got))),
+            "devices": sorted({d.id for x in jax.tree.leaves(restored) for d in x.devices()}),
+            "step": int(restored["step"]), "word_shard_shape": list(word.addressable_shards[0].data.shape),
+            "word_shape": list(word.shape),
+        }
 
 
 # -------------------------------------------------------------------------------------- Word2Vec
@@ -188,25 +234,29 @@ def word2vec_checks(out: dict) -> None:
 
 
 def worker(port: int, process_id: int, num_processes: int, path: str) -> None:
+    """One rank: the multi-host flags as a command parses them, then one data-parallel step of the tiny BERT."""
+    import argparse
+
     from scratchlm import parallel as par
 
-    par.initialize_distributed(f"127.0.0.1:{port}", num_processes, process_id, timeout_s=60)
+    parser = argparse.ArgumentParser()
+    par.add_arguments(parser)
+    mesh = par.setup(parser.parse_args(["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(num_processes),
+                                        "--process-id", str(process_id)]))  # no --mesh: every device on data
     import jax
     from flax import serialization
 
     from scratchlm.training.loop import init_train_state, make_train_step
 
     params, optimizer, loss_fn, batch = bert_problem()
-    mesh = par.make_mesh()  # every device of every process on the data axis
-    state = par.shard(init_train_state(params, optimizer, jax.random.key(1)), mesh, par.DATA_PARALLEL_RULES)
     local = {k: np.asarray(par.process_shard(v)) for k, v in batch.items()}  # this process's rows only
-    step = par.shard_train_step(make_train_step(loss_fn, optimizer), par.shardings(state, par.DATA_PARALLEL_RULES, mesh),
-                                mesh)
-    state, metrics = step(state, par.shard_batch(local, mesh))
+    state, step = par.on_mesh(make_train_step(loss_fn, optimizer), init_train_state(params, optimizer, train_key()), mesh)
+    state, metrics = step(state, local)
     host = par.gather_to_host(state.params)
     with open(path, "wb") as f:
         f.write(serialization.msgpack_serialize({"params": serialization.to_state_dict(host), "devices": jax.device_count(),
-                                                 "processes": jax.process_count(), "loss": float(metrics["loss"])}))
+                                                 "processes": jax.process_count(), "loss": float(metrics["loss"]),
+                                                 "mesh": list(mesh.shape.values())}))
     jax.distributed.shutdown()
 
 
@@ -219,8 +269,9 @@ def main(argv: list[str]) -> None:
         t0 = time.perf_counter()
         word2vec_checks(out)
         t1 = time.perf_counter()
-        bert_checks(out)
-        out["seconds"] = {"word2vec": t1 - t0, "bert": time.perf_counter() - t1}
+        with tempfile.TemporaryDirectory() as tmp:
+            pretrain_checks(out, Path(tmp))
+        out["seconds"] = {"word2vec": t1 - t0, "pretrain": time.perf_counter() - t1}
         with open(argv[1], "w") as f:
             json.dump(out, f)
     elif argv[0] == "worker":

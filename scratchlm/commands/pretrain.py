@@ -10,6 +10,10 @@ shape comes from the checkpoint and ``--layers/--hidden/--heads`` are ignored.  
 ``model/`` (``model.safetensors`` with HuggingFace names, ``config.json``, ``tokenizer.json``),
 ``checkpoints/`` (the loop's), ``train_log.jsonl`` and ``metrics.json`` (held-out MLM loss and
 accuracy before and after, tokens/s, MFU where the device's peak is known).
+
+``--mesh data=8`` trains data parallel over 8 devices, ``--mesh data=4,model=2`` with parameters and
+AdamW moments sharded 2 ways (FSDP); ``--coordinator HOST:PORT --num-processes N --process-id I``
+runs one process per host (see :mod:`scratchlm.parallel` for the launch on GPU clusters and TPU pods).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+
+from scratchlm.cli import add_parallel_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
+    add_parallel_arguments(parser)  # --mesh data=8 | data=4,model=2; --coordinator/--num-processes/--process-id
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +67,9 @@ def _summary(m: dict) -> str:
 
 
 def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) -> dict:
-    from scratchlm import tokenizers
+    from scratchlm import parallel, tokenizers
+
+    mesh = parallel.setup(args)  # before any other JAX call: jax.distributed.initialize comes first
     from scratchlm.data import corpora
     from scratchlm.errors import ScratchlmError
     from scratchlm.models import bert
@@ -94,7 +103,8 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
     run_config = PretrainConfig(seq_len=args.seq_len, batch_size=args.batch, steps=args.steps, learning_rate=args.lr,
                                 warmup_steps=args.warmup, weight_decay=args.weight_decay, eval_every=args.eval_every,
                                 seed=args.seed)
-    return pretrain(texts, tokenizer, config, run_config, out=args.out, init_params=init_params, progress=progress)
+    return pretrain(texts, tokenizer, config, run_config, out=args.out, init_params=init_params, progress=progress,
+                    mesh=mesh)
 
 
 def demo_step(ctx) -> dict:

@@ -13,6 +13,7 @@ The pieces, in the order data meets them:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -154,11 +155,17 @@ def batch_fn_for(data: dict[str, np.ndarray], batch_size: int, seed: int):
     return batch_fn
 
 
+@functools.cache
+def _eval_program(config: bert.BertConfig, masking: MaskingConfig):
+    """The jitted held-out loss, one per (config, masking): runs alike (on one device or a mesh) share its compilation."""
+    return jax.jit(lambda p, b, k: mlm_loss(p, b, k, config=config, masking=masking, train=False))
+
+
 def make_eval_fn(data: dict[str, np.ndarray], *, config: bert.BertConfig, masking: MaskingConfig,
                  batch_size: int, seed: int):
     """``eval_fn(params) -> {"mlm_loss", "mlm_accuracy"}`` on held-out rows with a fixed masking key,
     so every evaluation scores the same masked positions (weighted by their count)."""
-    step = jax.jit(lambda p, b, k: mlm_loss(p, b, k, config=config, masking=masking, train=False))
+    step = _eval_program(config, masking)
     key = jax.random.key(seed)
     N = len(data["input_ids"])
 
@@ -229,7 +236,7 @@ def split_documents(documents: list, fraction: float) -> tuple[list, list]:
 
 
 def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: PretrainConfig, *,
-             out: str | Path, init_params: dict | None = None, progress: bool | None = None) -> dict:
+             out: str | Path, init_params: dict | None = None, progress: bool | None = None, mesh=None) -> dict:
     """Tokenize, pack, mask and train; write ``out/model`` (HuggingFace safetensors + config.json +
     tokenizer.json) and ``out/metrics.json``.  Returns the metrics dict.
 
@@ -237,7 +244,15 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
     ``[SEP]``, ``[PAD]`` and ``[MASK]``; ``init_params`` (e.g. MiniLM's, from
     :func:`scratchlm.models.bert.from_pretrained`) continues pretraining from those weights (an MLM
     head is initialised if they carry none).
+
+    ``mesh`` (a :func:`scratchlm.parallel.make_mesh`) trains on several devices, data parallel on
+    ``data=N`` or FSDP when ``model > 1`` (:func:`scratchlm.parallel.on_mesh`); with several
+    processes each one tokenizes and feeds only its share of the training documents
+    (:func:`scratchlm.parallel.process_shard`, ``batch_size / processes`` rows a step), and process 0
+    writes the model and metrics.  Evaluation runs on one device of each process, from a host copy
+    of the params.
     """
+    from scratchlm import parallel as par
     from scratchlm.training.loop import LoopConfig, init_train_state, make_optimizer, make_train_step, train
 
     out = Path(out)
@@ -254,6 +269,10 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
         raise ScratchlmError(f"seq_len {run.seq_len} exceeds max_position_embeddings {model_config.max_position_embeddings}")
 
     train_docs, heldout_docs = split_documents(texts, run.heldout_fraction)
+    local_batch = run.batch_size if mesh is None else par.divisible_batch(run.batch_size, mesh)
+    if jax.process_count() > 1:
+        train_docs = par.process_shard(train_docs)  # this process's documents; the held-out set is shared
+    lead = jax.process_index() == 0
     tokenizer.no_padding()
     tokenizer.no_truncation()
     encode = lambda docs: [e.ids for e in tokenizer.encode_batch(docs, add_special_tokens=False)]  # noqa: E731
@@ -282,24 +301,28 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
     eval_fn = make_eval_fn(heldout_data, config=replace(model_config, dtype="float32"), masking=masking,
                            batch_size=run.batch_size, seed=run.seed + 1)
 
+    if mesh is not None:  # one evaluation program for every call: host params onto one device
+        eval_on_device = eval_fn
+        eval_fn = lambda p: eval_on_device(par.gather_to_host(p))  # noqa: E731
     before = eval_fn(params)
-    state = init_train_state(params, optimizer, k_train)
-    metrics_path = out / "train_log.jsonl"
+    state, step_fn = par.on_mesh(step_fn, init_train_state(params, optimizer, k_train), mesh)
+    metrics_path = out / ("train_log.jsonl" if lead else f"train_log.process{jax.process_index()}.jsonl")
     metrics_path.unlink(missing_ok=True)
     loop_config = LoopConfig(steps=run.steps, eval_every=run.eval_every, log_every=run.log_every,
-                             checkpoint_dir=out / "checkpoints", checkpoint_every=0, resume=False,
+                             checkpoint_dir=out / "checkpoints" if lead else None, checkpoint_every=0, resume=False,
                              metrics_path=metrics_path, progress=progress)
     t0 = time.perf_counter()
-    result = train(state, step_fn, batch_fn_for(train_data, run.batch_size, run.seed), config=loop_config,
+    result = train(state, step_fn, batch_fn_for(train_data, local_batch, run.seed), config=loop_config,
                    eval_fn=eval_fn if run.eval_every else None)
     train_seconds = time.perf_counter() - t0
     after = eval_fn(result.state.params)
 
-    final = dict(result.state.params)
+    final = dict(result.state.params if mesh is None else par.gather_to_host(result.state.params))
     if init_params is not None and "pooler" in init_params:
         final["pooler"] = init_params["pooler"]  # keep the pooler a loaded model came with
-    bert.save_pretrained(out / "model", final, model_config)
-    tokenizer.save(out / "model" / "tokenizer.json")
+    if lead:
+        bert.save_pretrained(out / "model", final, model_config)
+        tokenizer.save(out / "model" / "tokenizer.json")
 
     # throughput from the loop's logged windows, skipping the first (it holds the compilation)
     windows = [json.loads(line) for line in metrics_path.read_text().splitlines()]
@@ -316,9 +339,11 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
         "train_seconds": train_seconds, "tokens_per_s": tokens_per_s, "flops_per_token": flops,
         "mfu": tokens_per_s * flops / peak if peak else None, "peak_flops": peak,
         "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
+        "mesh": None if mesh is None else dict(mesh.shape), "processes": jax.process_count(),
         "parameters": bert.count_params(final), "model_config": model_config.to_hf_dict(),
         "vocab_size": tokenizer.get_vocab_size(), "history": result.history,
         "final_train_loss": next((w["loss"] for w in reversed(windows) if w.get("split") == "train"), math.nan),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    if lead:
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     return metrics
