@@ -250,7 +250,7 @@ def load_trained(folder: Path):
     if not (folder / "config.json").is_file() or not (folder / "params.msgpack").is_file():
         raise ScratchlmError(f"{folder} is not a `gru-lm train` output folder (config.json and params.msgpack expected)")
     config = gru_lm.GRULMConfig(**json.loads((folder / "config.json").read_text())["model"])
-    target = gru_lm.init(jax.random.key(0), config)
+    target = jax.eval_shape(lambda: gru_lm.init(jax.random.key(0), config))  # shapes only: nothing to draw
     return checkpoint.load_params(folder / "params.msgpack", target), config, TextCodec.load(folder)
 
 

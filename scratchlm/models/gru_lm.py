@@ -54,18 +54,21 @@ class GRULMConfig:
         return gru.GRUConfig(self.embed_size, self.hidden_size, self.num_layers, False, self.variant)
 
 
+@functools.partial(jax.jit, static_argnames="config")
 def init(key: jax.Array, config: GRULMConfig) -> dict:
     """``{"embedding": {"weight": [V, E]}, "gru": ..., "head": {"weight": [V, H], "bias": [V]}}``.
 
     Drawn as PyTorch draws the document's model: E ~ N(0, 1) (``nn.Embedding``), the GRU and the head
     ~ U(-1/√H, 1/√H) (``nn.GRU``, ``nn.Linear``).  A tied head has only its bias.
     """
-    k_e, k_g, k_w, k_b = jax.random.split(key, 4)
+    k_e, k_g, k_h = jax.random.split(key, 3)
     V, H = config.vocab_size, config.hidden_size
     bound = 1.0 / np.sqrt(H)
-    head = {"bias": jax.random.uniform(k_b, (V,), minval=-bound, maxval=bound)}
+    # the head's weight and bias from one draw (a random kernel per tensor would each cost a compilation)
+    u = jax.random.uniform(k_h, (V, H + 1), minval=-bound, maxval=bound)
+    head = {"bias": u[:, H]}
     if not config.tie_embeddings:
-        head["weight"] = jax.random.uniform(k_w, (V, H), minval=-bound, maxval=bound)
+        head["weight"] = u[:, :H]
     return {
         "embedding": {"weight": jax.random.normal(k_e, (V, config.embed_size))},
         "gru": gru.init(k_g, config.gru),
@@ -252,13 +255,12 @@ def generate(params: dict, prompt_ids: Any, *, config: GRULMConfig, key: jax.Arr
 # ----------------------------------------------------------------------------- classification head
 
 
+@functools.partial(jax.jit, static_argnames=("config", "num_classes"))
 def init_classifier(key: jax.Array, lm_params: dict, config: GRULMConfig, num_classes: int) -> dict:
     """A linear head on the final state over pretrained LM params: ``{"lm": lm_params, "classifier": {...}}``."""
     bound = 1.0 / np.sqrt(config.hidden_size)
-    k_w, k_b = jax.random.split(key)
-    return {"lm": lm_params, "classifier": {
-        "weight": jax.random.uniform(k_w, (num_classes, config.hidden_size), minval=-bound, maxval=bound),
-        "bias": jax.random.uniform(k_b, (num_classes,), minval=-bound, maxval=bound)}}
+    u = jax.random.uniform(key, (num_classes, config.hidden_size + 1), minval=-bound, maxval=bound)
+    return {"lm": lm_params, "classifier": {"weight": u[:, :-1], "bias": u[:, -1]}}
 
 
 def classifier_logits(params: dict, ids: jax.Array, mask: jax.Array, *, config: GRULMConfig,

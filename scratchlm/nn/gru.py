@@ -35,6 +35,7 @@ variant the two biases add up: :math:`b = b_{ih} + b_{hh}`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -81,6 +82,7 @@ def _suffix(layer: int, direction: int) -> str:
     return f"_l{layer}" + ("_reverse" if direction == 1 else "")
 
 
+@functools.partial(jax.jit, static_argnames=("config", "dtype"))
 def init(key: jax.Array, config: GRUConfig, dtype: Any = jnp.float32) -> dict:
     r"""Parameters drawn as ``torch.nn.GRU`` draws them: every entry :math:`\sim U(-1/\sqrt{H}, 1/\sqrt{H})`.
 
@@ -89,15 +91,19 @@ def init(key: jax.Array, config: GRUConfig, dtype: Any = jnp.float32) -> dict:
     """
     H = config.hidden_size
     bound = 1.0 / np.sqrt(H)
-    params: dict = {"config": config}
+    shapes = {}
     for layer in range(config.num_layers):
         D = config.input_size if layer == 0 else H * config.num_directions
         for direction in range(config.num_directions):
-            key, *ks = jax.random.split(key, 5)
             s = _suffix(layer, direction)
-            shapes = {"weight_ih": (3 * H, D), "weight_hh": (3 * H, H), "bias_ih": (3 * H,), "bias_hh": (3 * H,)}
-            for k, (name, shape) in zip(ks, shapes.items()):
-                params[name + s] = jax.random.uniform(k, shape, dtype, -bound, bound)
+            shapes.update({"weight_ih" + s: (3 * H, D), "weight_hh" + s: (3 * H, H), "bias_ih" + s: (3 * H,),
+                           "bias_hh" + s: (3 * H,)})
+    sizes = [int(np.prod(shape)) for shape in shapes.values()]
+    # One draw cut into the tensors: a random kernel per tensor would cost a compilation each (~0.3 s on CPU).
+    u = jax.random.uniform(key, (sum(sizes),), dtype, -bound, bound)
+    params: dict = {"config": config}
+    for (name, shape), chunk in zip(shapes.items(), jnp.split(u, np.cumsum(sizes)[:-1])):
+        params[name] = chunk.reshape(shape)
     return params
 
 

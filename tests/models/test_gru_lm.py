@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 
 import jax
@@ -17,31 +16,46 @@ from scratchlm.errors import ScratchlmError
 from scratchlm.models import gru_lm
 from scratchlm.nn import gru
 from scratchlm.nn.functional import log_softmax
-from scratchlm.nn.losses import softmax_cross_entropy
 from scratchlm.training import loop
 
 CONFIG = gru_lm.GRULMConfig(vocab_size=11, embed_size=4, hidden_size=5, num_layers=2, dropout=0.0)
-# One compilation per shape, shared by the tests below (eager dispatch would recompile each scan).
+# Every full pass below is [B, T] = [3, 600]: one compilation of apply serves all the tests (compiling
+# dominates their cost on CPU), and 600 steps is far beyond any training window, so each test also runs
+# a long sequence: a recurrent state has no positional table, no maximum length applies.
+B, T = 3, 600
 _apply = jax.jit(gru_lm.apply, static_argnames=("config",))
-_tbptt_loss = jax.jit(gru_lm.tbptt_loss, static_argnames=("config",))
+# the loss and its gradient with respect to the carried-in state h0, in one program
+_tbptt_loss_and_grad_h0 = jax.jit(jax.value_and_grad(gru_lm.tbptt_loss, argnums=3, has_aux=True), static_argnames=("config",))
 _classifier_logits = jax.jit(gru_lm.classifier_logits, static_argnames=("config",))
 
 
 @pytest.fixture(scope="module")
 def params():
-    return jax.jit(gru_lm.init, static_argnums=1)(jax.random.key(0), CONFIG)
+    return gru_lm.init(jax.random.key(0), CONFIG)
 
 
-def test_shapes_and_tied_head(params):
-    ids = jnp.arange(12).reshape(2, 6) % 11
+def test_shapes_no_maximum_length_and_tied_head(params):
+    """[B, T] ids give [B, T, V] logits and [L, B, H] states; T = 600 is scored with finite logits and the
+    state stays in [-1, 1] (no maximum length applies); a tied head computes h E^T + b with E the embedding."""
+    ids = np.random.default_rng(4).integers(0, 11, (B, T))
     logits, h_n = _apply(params, ids, config=CONFIG)
-    assert logits.shape == (2, 6, 11) and h_n.shape == (2, 2, 5)
+    assert logits.shape == (B, T, 11) and h_n.shape == (2, B, 5)
+    assert bool(jnp.all(jnp.isfinite(logits))) and bool(jnp.all(jnp.abs(h_n) <= 1))
     tied = gru_lm.GRULMConfig(11, 5, 5, 1, tie_embeddings=True)
-    p = gru_lm.init(jax.random.key(1), tied)
-    assert "weight" not in p["head"]
-    logits, _ = _apply(p, ids, config=tied)
-    h, _ = gru.apply(p["gru"], p["embedding"]["weight"][ids])
-    np.testing.assert_allclose(logits, h @ p["embedding"]["weight"].T + p["head"]["bias"], rtol=0, atol=1e-6)
+    assert "weight" not in jax.eval_shape(lambda: gru_lm.init(jax.random.key(1), tied))["head"]
+    rng = np.random.default_rng(1)
+    w = lambda *shape: rng.uniform(-0.5, 0.5, shape).astype(np.float32)  # noqa: E731
+    p = {"embedding": {"weight": w(11, 5)}, "head": {"bias": w(11)},
+         "gru": gru.params_from_torch({"weight_ih_l0": w(15, 5), "weight_hh_l0": w(15, 5), "bias_ih_l0": w(15),
+                                       "bias_hh_l0": w(15)})}
+
+    @jax.jit
+    def tied_and_reference(p, ids):  # one compilation for both
+        h, _ = gru.apply(p["gru"], p["embedding"]["weight"][ids])
+        return gru_lm.apply(p, ids, config=tied)[0], h @ p["embedding"]["weight"].T + p["head"]["bias"]
+
+    got, want = tied_and_reference(p, ids)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- truncated BPTT
@@ -67,33 +81,33 @@ def test_carried_state_gives_the_full_sequence_loss_and_stops_gradients(params):
     """Two consecutive windows, the state carried, score every token exactly as one pass over both;
     and no gradient reaches the previous window through h0 (truncation)."""
     rng = np.random.default_rng(0)
-    seq = rng.integers(0, 11, (3, 13))
+    seq = rng.integers(0, 11, (B, T + 1))
     full_logits, _ = _apply(params, seq[:, :-1], config=CONFIG)
-    full = softmax_cross_entropy(full_logits, seq[:, 1:])
+    full = -np.take_along_axis(np.asarray(log_softmax(full_logits)), seq[:, 1:, None], axis=-1).mean()
     key = jax.random.key(0)
-    h0 = jnp.zeros((2, 3, 5))
-    first = {"inputs": seq[:, :6], "targets": seq[:, 1:7], "reset": np.float32(1)}
-    second = {"inputs": seq[:, 6:12], "targets": seq[:, 7:13], "reset": np.float32(0)}
-    loss_1, (_, h_1) = _tbptt_loss(params, first, key, h0, config=CONFIG)
-    loss_2, (_, _) = _tbptt_loss(params, second, key, h_1, config=CONFIG)
-    np.testing.assert_allclose((loss_1 + loss_2) / 2, full, rtol=1e-6)
-    g_h = jax.jit(jax.grad(lambda h: _tbptt_loss(params, second, key, h, config=CONFIG)[0]))(h_1)
+    h0 = jnp.zeros((2, B, 5))
+    half = T // 2
+    first = {"inputs": seq[:, :half], "targets": seq[:, 1:half + 1], "reset": np.float32(1)}
+    second = {"inputs": seq[:, half:T], "targets": seq[:, half + 1:], "reset": np.float32(0)}
+    (loss_1, (_, h_1)), _ = _tbptt_loss_and_grad_h0(params, first, key, h0, config=CONFIG)
+    (loss_2, _), g_h = _tbptt_loss_and_grad_h0(params, second, key, h_1, config=CONFIG)
+    np.testing.assert_allclose((loss_1 + loss_2) / 2, full, rtol=1e-5)  # means of 900 float32 NLLs each
     np.testing.assert_array_equal(g_h, 0.0)
     # reset = 1 starts from zero whatever is carried in
-    np.testing.assert_array_equal(_tbptt_loss(params, first, key, h_1 + 5.0, config=CONFIG)[0], loss_1)
+    np.testing.assert_array_equal(_tbptt_loss_and_grad_h0(params, first, key, h_1 + 5.0, config=CONFIG)[0][0], loss_1)
 
 
 def test_the_loop_carries_the_hidden_state(params):
     """Through loop.make_train_step(carry=True): after each step state.carry is the h_n the loss saw,
     i.e. the state at the end of the window under the pre-update params, started from the previous carry."""
-    streams = gru_lm.make_streams(np.random.default_rng(1).integers(0, 11, 200), 2)
+    streams = gru_lm.make_streams(np.random.default_rng(1).integers(0, 11, B * (3 * T + 1)), B)  # 3 windows of T
     optimizer = loop.make_optimizer(learning_rate=1e-2, total_steps=3, schedule="constant")
     own = jax.tree.map(jnp.array, params)  # the step donates its state: keep the shared fixture's buffers alive
-    state = loop.init_train_state(own, optimizer, jax.random.key(0), carry=jnp.zeros((2, 2, 5)))
+    state = loop.init_train_state(own, optimizer, jax.random.key(0), carry=jnp.zeros((2, B, 5)))
     step = loop.make_train_step(lambda p, b, k, h: gru_lm.tbptt_loss(p, b, k, h, config=CONFIG), optimizer, carry=True)
-    h = jnp.zeros((2, 2, 5))
+    h = jnp.zeros((2, B, 5))
     for s in range(3):
-        batch = gru_lm.tbptt_batch(streams, s, 8)
+        batch = gru_lm.tbptt_batch(streams, s, T)
         before = jax.tree.map(jnp.array, state.params)
         _, want = _apply(before, batch["inputs"], h * (1 - batch["reset"]), config=CONFIG)
         state, metrics = step(state, batch)
@@ -104,10 +118,10 @@ def test_the_loop_carries_the_hidden_state(params):
 
 def test_perplexity_is_exp_of_mean_nll(params):
     """perplexity() over windows with the state carried equals exp(mean NLL) of one full pass, computed here."""
-    streams = np.random.default_rng(2).integers(0, 11, (3, 22))  # 21 targets a row: three windows of 7
+    streams = np.random.default_rng(2).integers(0, 11, (B, T + 1))  # T targets a row: three windows of T/3
     logits, _ = _apply(params, streams[:, :-1], config=CONFIG)
     log_p = np.take_along_axis(np.asarray(log_softmax(logits)), streams[:, 1:, None], axis=-1)
-    assert gru_lm.perplexity(params, streams, config=CONFIG, seq_len=7) == pytest.approx(np.exp(-log_p.mean()), rel=1e-5)
+    assert gru_lm.perplexity(params, streams, config=CONFIG, seq_len=T // 3) == pytest.approx(np.exp(-log_p.mean()), rel=1e-5)
     uniform = gru_lm.unigram_perplexity(np.arange(11), np.arange(11), 11)  # every count 1: p = 2/22
     assert uniform == pytest.approx(11.0)
 
@@ -120,15 +134,16 @@ def _vmapped_sample(logits, keys, temperature, top_k, top_p):
 
 
 def _sample(logits, keys, temperature=1.0, top_k=0, top_p=1.0):
-    """One draw per key: [1, V] logits, [N] keys -> [N, 1] token ids (settings as arrays of fixed dtype: one compilation)."""
+    """One draw per key: [1, V] logits, [N] keys -> [N, 1] token ids (settings as arrays of fixed dtype, and
+    the tests' shapes [1, 6] and N = 20,000 the same: one compilation)."""
     return _vmapped_sample(logits, keys, jnp.float32(temperature), jnp.int32(top_k), jnp.float32(top_p))
 
 
 @settings(max_examples=8)
 @given(seed=st.integers(0, 2**31 - 1), top_k=st.integers(1, 6), top_p=st.sampled_from([0.3, 0.6, 0.95]))
 def test_samples_stay_in_the_top_k_and_the_nucleus(seed, top_k, top_p):
-    logits = jax.random.normal(jax.random.key(seed), (1, 6)) * 2
-    keys = jax.random.split(jax.random.key(seed + 1), 200)
+    logits = jnp.asarray(2 * np.random.default_rng(seed).standard_normal((1, 6), dtype=np.float32))
+    keys = jax.random.split(jax.random.key(seed), 20000)
     p = np.asarray(jax.nn.softmax(logits[0]))
     order = np.argsort(-p)
     allowed_k = set(order[:top_k].tolist())
@@ -143,26 +158,25 @@ def test_samples_stay_in_the_top_k_and_the_nucleus(seed, top_k, top_p):
 def test_sampling_follows_the_tempered_distribution():
     """20,000 draws at temperature 2: each token's frequency is within 5 standard errors of softmax(l/2)
     (s.e. = sqrt(p(1-p)/n) <= 0.0036); greedy (temperature 0), top_k=1 and a tiny top_p give the argmax."""
-    logits = jnp.array([[2.0, 1.0, 0.0, -1.0]])
+    logits = jnp.array([[2.0, 1.0, 0.0, -1.0, -2.0, -3.0]])
     keys = jax.random.split(jax.random.key(0), 20000)
     draws = np.asarray(_sample(logits, keys, temperature=2.0)).ravel()
     p = np.asarray(jax.nn.softmax(logits[0] / 2.0))
-    freq = np.bincount(draws, minlength=4) / draws.size
+    freq = np.bincount(draws, minlength=6) / draws.size
     assert np.all(np.abs(freq - p) <= 5 * np.sqrt(p * (1 - p) / draws.size))
     for kwargs in ({"temperature": 0.0}, {"top_k": 1}, {"top_p": 1e-3}):
         assert set(np.asarray(_sample(logits, keys, **kwargs)).ravel().tolist()) == {0}
 
 
 def test_generate_is_the_greedy_rollout_and_reproducible(params):
-    """Greedy generation equals feeding back the argmax step by step with apply(); keys make sampling reproducible."""
-    prompt = np.array([[3, 1, 4], [1, 5, 9]])
-    got = gru_lm.generate(params, prompt, config=CONFIG, key=jax.random.key(0), max_new_tokens=4, temperature=0.0)
-    logits, h = _apply(params, prompt, config=CONFIG)
-    want = []
-    for _ in range(4):
-        want.append(np.argmax(logits[:, -1], -1))
-        logits, h = _apply(params, want[-1][:, None], h, config=CONFIG)
-    np.testing.assert_array_equal(got, np.stack(want, 1))
+    """Greedy generation is the argmax rollout: with prompt and continuation scored in one pass (the state
+    after the same tokens is the same), each generated token is the argmax after the token before it;
+    keys make sampling reproducible."""
+    n = 4
+    prompt = np.random.default_rng(5).integers(0, 11, (B, T - n))
+    got = gru_lm.generate(params, prompt, config=CONFIG, key=jax.random.key(0), max_new_tokens=n, temperature=0.0)
+    logits, _ = _apply(params, np.concatenate([prompt, got], axis=1), config=CONFIG)
+    np.testing.assert_array_equal(got, np.argmax(logits[:, T - n - 1 : T - 1], -1))
     a = gru_lm.generate(params, prompt, config=CONFIG, key=jax.random.key(1), max_new_tokens=4, top_p=0.9)
     b = gru_lm.generate(params, prompt, config=CONFIG, key=jax.random.key(1), max_new_tokens=4, top_p=0.9)
     c = gru_lm.generate(params, prompt, config=CONFIG, key=jax.random.key(2), max_new_tokens=4, top_p=0.9)
@@ -214,14 +228,6 @@ def test_bad_inputs_raise_clear_errors(params):
         gru_lm.make_streams(np.arange(5), 4)
 
 
-def test_no_maximum_length_applies(params):
-    """A recurrent state has no positional table, so no maximum length applies: a sequence far longer than
-    any training window is scored (finite logits; chunked = whole is tests/nn/test_gru.py's property)."""
-    ids = np.random.default_rng(4).integers(0, 11, (1, 600))
-    logits, h_n = _apply(params, ids, config=CONFIG)
-    assert logits.shape == (1, 600, 11) and bool(jnp.all(jnp.isfinite(logits))) and bool(jnp.all(jnp.abs(h_n) <= 1))
-
-
 # ----------------------------------------------------------------------------- the CLI, and learning on real text
 
 
@@ -230,8 +236,8 @@ def trained(tmp_path_factory):
     """A CI-sized pretraining run through `scratchlm gru-lm train` on the cleaned Wikipedia sample."""
     out = tmp_path_factory.mktemp("gru_lm")
     argv = ["gru-lm", "train", "--corpus", "wiki", "--tokenizer", "word", "--max-vocab", "1000", "--layers", "1",
-            "--embed", "32", "--hidden", "64", "--dropout", "0", "--seq-len", "32", "--batch", "32", "--steps", "300",
-            "--lr", "1e-2", "--out", str(out)]
+            "--embed", "32", "--hidden", "64", "--dropout", "0", "--seq-len", "32", "--batch", "32", "--steps", "200",
+            "--lr", "2e-2", "--out", str(out)]
     assert cli.main(argv) == 0
     return out
 
@@ -239,12 +245,14 @@ def trained(tmp_path_factory):
 def test_lm_learns_wikipedia(trained):
     """Held-out perplexity (last 5% of the paragraphs: unseen articles) falls well below the perplexity of the
     add-one unigram model from the same training tokens: at most 0.8 of it.  A unigram model is the best
-    any model can do without context, so beating it by 20% in 300 steps means the GRU uses the history."""
+    any model can do without context, so beating it by 20% in 200 steps means the GRU uses the history.
+    Measured (2026-11-23, CPU): held-out 42.0 vs unigram 57.4 (ratio 0.73; train-sample perplexity 47.0);
+    300 steps reach 38.9 (0.68)."""
     metrics = json.loads((trained / "metrics.json").read_text())
     valid, unigram = metrics["valid_perplexity"], metrics["unigram_perplexity"]
     assert valid < 0.8 * unigram, f"held-out perplexity {valid:.1f} vs unigram {unigram:.1f}"
     assert metrics["train_perplexity"] < unigram and metrics["tokens_per_s"] > 0
-    assert sorted(p.name for p in (trained / "checkpoints").iterdir()) == ["ckpt_00000300.msgpack"]
+    assert sorted(p.name for p in (trained / "checkpoints").iterdir()) == ["ckpt_00000200.msgpack"]
 
 
 def test_generate_and_classify_commands(trained, capsys):
