@@ -31,6 +31,13 @@ epochs.  What follows the C tool / gensim, and where we choose otherwise:
   512 this matches gensim's quality on the Wikipedia sample (``benchmarks/word2vec.py``).  For the
   much larger batches an accelerator wants, ``normalize_duplicates=True`` divides each row's summed
   update by :math:`\sqrt m`, damping the frequent words' rows that large batches hit many times.
+- **CBOW in runs.** A CBOW step takes its centres in runs of ``run_length`` consecutive words
+  (the runs spread evenly over the epoch as above).  The windows of a run overlap, so the run's input
+  rows are gathered once as one block of ``run_length + 2·window`` rows, each mean context is a
+  masked sum of shifted slices of that block, and each block row is scattered back once with the sum
+  of the updates of the centres whose window holds it: about 1 + 2·window/run_length rows gathered
+  and scattered per centre instead of 2·window (:func:`cbow_block_update`; the same arithmetic as
+  :func:`cbow_update` for the same centres).
 - Pair generation, subsampling and negative sampling happen on the device inside the jitted step
   (see :mod:`scratchlm.embeddings.sampling`); ``steps_per_call`` steps run in one ``lax.fori_loop``
   per dispatch, so Python never feeds the device pair by pair.
@@ -70,11 +77,14 @@ class Word2VecConfig:
     batch_size: int = 512  # centre words per step (CPU: moderate; GPU: 16k+ with normalize_duplicates)
     steps_per_call: int = 256  # jitted steps per dispatch
     normalize_duplicates: bool = False  # divide a row's summed update by sqrt(#occurrences in the step)
+    # CBOW: a step's centres come in runs of this many consecutive words (gcd with batch_size), whose
+    # windows share one gathered block of input rows (see cbow_block_update); 1 = fully spread centres
+    run_length: int = 32
 
     def __post_init__(self):
         if self.model not in ("skipgram", "cbow"):
             raise ScratchlmError(f"model must be 'skipgram' or 'cbow', got {self.model!r}")
-        for name in ("dim", "window", "negative", "min_count", "epochs", "batch_size", "steps_per_call"):
+        for name in ("dim", "window", "negative", "min_count", "epochs", "batch_size", "steps_per_call", "run_length"):
             if getattr(self, name) <= 0:
                 raise ScratchlmError(f"{name} must be positive, got {getattr(self, name)}")
         if self.sample < 0 or self.alpha <= 0 or self.min_alpha < 0:
@@ -124,11 +134,15 @@ def _rows(table, ids):
     return table.at[ids].get(mode="promise_in_bounds")
 
 
-def _scatter(table, rows, grads, alpha, normalize_duplicates):
-    """table[rows] -= alpha · grads (duplicates summed); optionally each row's sum / sqrt(multiplicity)."""
+def _scatter(table, rows, grads, alpha, normalize_duplicates, uses=None):
+    """table[rows] -= alpha · grads (duplicates summed); optionally each row's sum / sqrt(multiplicity).
+
+    The multiplicity counts every entry of ``rows``, or sums ``uses`` (same shape) where given.
+    """
     rows, grads = rows.reshape(-1), grads.reshape(-1, table.shape[1])
     if normalize_duplicates:
-        m = jnp.zeros(table.shape[0], jnp.float32).at[rows].add(1.0)
+        counted = 1.0 if uses is None else uses.reshape(-1).astype(jnp.float32)
+        m = jnp.maximum(jnp.zeros(table.shape[0], jnp.float32).at[rows].add(counted), 1.0)
         grads = grads * jax.lax.rsqrt(m[rows])[:, None]
     return table.at[rows].add(-alpha * grads, mode="promise_in_bounds")
 
@@ -193,9 +207,76 @@ def cbow_update(params, context, context_mask, target, noise, alpha, *, normaliz
     d_h = jnp.einsum("bk,bkd->bd", g, u_out)  # [B, D]
     d_v = jnp.where(context_mask[:, :, None], d_h[:, None, :], 0.0)  # [B, J, D]
     d_u = g[:, :, None] * h[:, None, :]  # [B, K+1, D]
-    params = {"v": _scatter(v, context, d_v, alpha, normalize_duplicates),
+    params = {"v": _scatter(v, context, d_v, alpha, normalize_duplicates, uses=context_mask),
               "u": _scatter(u, out, d_u, alpha, normalize_duplicates)}
     return params, loss, jnp.sum(count > 0)
+
+
+def _shifted(x, offset, window, run):
+    """``x[:, W + offset : W + offset + run]`` of a block ``x`` [G, run + 2W, ...]: each centre's slot at ``offset``."""
+    return jax.lax.slice_in_dim(x, window + offset, window + offset + run, axis=1)
+
+
+def _unshift(x, offset, window):
+    """The adjoint of :func:`_shifted`: ``x`` [G, run, ...] placed at block rows ``W + offset ..``, zeros elsewhere."""
+    pad = [(0, 0)] * x.ndim
+    pad[1] = (window + offset, window - offset)
+    return jnp.pad(x, pad)
+
+
+def cbow_block_update(params, block, context_mask, target, noise, alpha, *, normalize_duplicates=False):
+    r""":func:`cbow_update` for runs of consecutive centres that share one block of input rows.
+
+    Run ``g`` holds centres at positions :math:`p_g, \dots, p_g + L - 1`; ``block[g, r]`` is the word
+    at position :math:`p_g - W + r` (:math:`0 \le r < L + 2W`), so slot ``j`` (offset
+    :math:`o_j \in \{-W..-1, 1..W\}`) of centre ``l`` is block row :math:`l + W + o_j`.  With
+    :math:`m_{glj}` = ``context_mask``:
+
+    .. math::
+        h_{gl} = \frac{1}{|C_{gl}|}\sum_j m_{glj}\, v_{\text{block}[g,\,l+W+o_j]},\qquad
+        \Delta v_{\text{block}[g,r]} = -\alpha \sum_{j} m_{g,\,r-W-o_j,\,j}\; \partial\ell/\partial h_{g,\,r-W-o_j}
+
+    and the output rows as in :func:`cbow_update`.  A word at several block rows or runs gets the sum
+    of their updates, exactly as :func:`cbow_update` sums its slots.  With ``normalize_duplicates`` a
+    row's summed update is divided by :math:`\sqrt{m}`, ``m`` its number of real context uses in the
+    step (as :func:`cbow_update` counts them).
+
+    Args: block [G, L + 2W] ids; context_mask [G, L, 2W]; target [G, L]; noise [G, L, K].
+    Returns (params, summed loss, number of centres with a context).
+    """
+    v, u = params["v"], params["u"]
+    G, L, J = context_mask.shape
+    W, D = J // 2, v.shape[1]
+    offsets = [*range(-W, 0), *range(1, W + 1)]  # slot order of sampling.context_positions
+    maskf = context_mask.astype(v.dtype)
+    count = jnp.sum(maskf, axis=2)  # [G, L]
+    v_block = _rows(v, block)  # [G, L + 2W, D]
+    h = sum(maskf[:, :, j, None] * _shifted(v_block, o, W, L) for j, o in enumerate(offsets))
+    h = (h / jnp.maximum(count, 1.0)[..., None]).reshape(G * L, D)
+    target, noise = target.reshape(G * L), noise.reshape(G * L, -1)
+    out = jnp.concatenate([target[:, None], noise], axis=1)  # [B, K+1]
+    out_mask = jnp.concatenate([jnp.ones_like(target[:, None], bool), noise != target[:, None]], axis=1) & (count.reshape(-1) > 0)[:, None]
+    u_out = _rows(u, out)  # [B, K+1, D]
+    s = jnp.einsum("bd,bkd->bk", h, u_out)  # [B, K+1]
+    y = jnp.zeros(out.shape[1], s.dtype).at[0].set(1.0)
+    g = jnp.where(out_mask, jax.nn.sigmoid(s) - y, 0.0)
+    loss = -jnp.sum(jnp.where(out_mask, jax.nn.log_sigmoid(jnp.where(y > 0, s, -s)), 0.0))
+    d_h = jnp.einsum("bk,bkd->bd", g, u_out).reshape(G, L, D)
+    # each block row collects d_h of every centre whose window holds it: the adjoint of the shifts above
+    d_block = sum(_unshift(maskf[:, :, j, None] * d_h, o, W) for j, o in enumerate(offsets))  # [G, L + 2W, D]
+    d_u = g[:, :, None] * h[:, None, :]  # [B, K+1, D]
+    if normalize_duplicates:
+        uses = sum(_unshift(maskf[:, :, j], o, W) for j, o in enumerate(offsets)).reshape(-1)  # [G (L + 2W)]
+        m = jnp.maximum(jnp.zeros(v.shape[0], jnp.float32).at[block.reshape(-1)].add(uses.astype(jnp.float32)), 1.0)
+        d_block = d_block * jax.lax.rsqrt(m)[block][..., None].astype(v.dtype)
+    params = {"v": v.at[block.reshape(-1)].add(-alpha * d_block.reshape(-1, D), mode="promise_in_bounds"),
+              "u": _scatter(u, out, d_u, alpha, normalize_duplicates)}
+    return params, loss, jnp.sum(count > 0)
+
+
+def cbow_run_length(config: Word2VecConfig) -> int:
+    """Consecutive centres per run in a CBOW step: ``gcd(batch_size, run_length)``, so runs tile the batch."""
+    return math.gcd(config.batch_size, config.run_length)
 
 
 # ----------------------------------------------------------------------------- training on the device
@@ -227,23 +308,33 @@ def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_star
     """Steps ``t_start .. t_stop-1`` of one epoch in one dispatch; returns (params, summed loss, pairs).
 
     Step ``t`` takes centres at positions ``t + j·S`` (``j < batch_size``, ``S`` = steps in the epoch)
-    of the compacted corpus; its learning rate is the linear decay at progress ``(epoch + t/S)/epochs``.
+    of the compacted corpus (CBOW: runs ``t + g·S`` of ``L`` consecutive positions ``(t + g·S)·L + l``); its learning rate is the linear decay at progress ``(epoch + t/S)/epochs``.
     """
     B, W, K = config.batch_size, config.window, config.negative
-    update = skipgram_update if config.model == "skipgram" else cbow_update
+    # CBOW: G runs of L consecutive centres; skip-gram: B runs of one centre (L = 1, no shared block)
+    L = cbow_run_length(config) if config.model == "cbow" else 1
+    G = B // L
+    last = kept_ids.shape[0] - 1
 
     def step(t, carry):
         params, loss, pairs = carry
         k_window, k_noise = jax.random.split(jax.random.fold_in(key, t))
-        centre = t + jnp.arange(B, dtype=jnp.int32) * steps_in_epoch  # [B]
+        run = t + jnp.arange(G, dtype=jnp.int32) * steps_in_epoch  # [G]: the step's runs, spread over the epoch
+        centre = (run[:, None] * L + jnp.arange(L, dtype=jnp.int32)).reshape(B)  # [B]
         b = sampling.reduced_windows(k_window, (B,), W)
         position, mask = sampling.context_positions(centre, b, kept_sentence, n_kept, W)  # [B, 2W]
-        target = kept_ids[jnp.clip(centre, 0, kept_ids.shape[0] - 1)]  # [B]
+        target = kept_ids[jnp.clip(centre, 0, last)]  # [B]
         noise = sampling.draw_negatives(k_noise, table, (B, K))  # [B, K]
         progress = (epoch + t / steps_in_epoch) / config.epochs
         alpha = config.alpha - (config.alpha - config.min_alpha) * progress
-        params, step_loss, step_pairs = update(params, kept_ids[position], mask, target, noise, alpha,
-                                               normalize_duplicates=config.normalize_duplicates)
+        if config.model == "skipgram":
+            params, step_loss, step_pairs = skipgram_update(params, kept_ids[position], mask, target, noise, alpha,
+                                                            normalize_duplicates=config.normalize_duplicates)
+        else:
+            block = kept_ids[jnp.clip(run[:, None] * L - W + jnp.arange(L + 2 * W, dtype=jnp.int32), 0, last)]
+            params, step_loss, step_pairs = cbow_block_update(
+                params, block, mask.reshape(G, L, 2 * W), target.reshape(G, L), noise.reshape(G, L, K), alpha,
+                normalize_duplicates=config.normalize_duplicates)
         return params, loss + step_loss, pairs + step_pairs
 
     zero = jnp.zeros((), jnp.float32)

@@ -71,6 +71,36 @@ def test_sparse_update_equals_dense_update(x64, model):
     assert float(loss) == pytest.approx(float(loss_dense), rel=1e-12)
 
 
+@pytest.mark.parametrize("normalize_duplicates", [False, True])
+def test_cbow_block_update_equals_per_centre_update(x64, normalize_duplicates):
+    """Runs of consecutive centres sharing one block of rows: the same numbers as cbow_update on
+    explicit contexts of the same centres (sentence boundaries, the corpus end, repeated words)."""
+    from scratchlm.embeddings import sampling
+
+    rng = np.random.default_rng(2)
+    V, D, G, L, W, K, N = 7, 4, 3, 5, 2, 3, 40
+    params = {"v": jnp.asarray(rng.standard_normal((V, D))), "u": jnp.asarray(rng.standard_normal((V, D)))}
+    ids = jnp.asarray(rng.integers(0, V, N))
+    sentence = jnp.asarray(np.sort(rng.integers(0, 5, N)))
+    run = jnp.array([0, 3, 7])  # the last run reaches past n = N - 2: its tail is padding
+    centre = (run[:, None] * L + jnp.arange(L)).reshape(-1)
+    b = jnp.asarray(rng.integers(1, W + 1, G * L))
+    position, mask = sampling.context_positions(centre, b, sentence, jnp.int32(N - 2), W)
+    target = ids[jnp.clip(centre, 0, N - 1)]
+    noise = jnp.asarray(rng.integers(0, V, (G * L, K)))
+    block = ids[jnp.clip(run[:, None] * L - W + jnp.arange(L + 2 * W), 0, N - 1)]
+    alpha = 0.1
+    expected, loss, n = jax.jit(w2v.cbow_update, static_argnames="normalize_duplicates")(
+        params, ids[position], mask, target, noise, alpha, normalize_duplicates=normalize_duplicates)
+    got, loss_b, n_b = jax.jit(w2v.cbow_block_update, static_argnames="normalize_duplicates")(
+        params, block, mask.reshape(G, L, 2 * W), target.reshape(G, L), noise.reshape(G, L, K), alpha,
+        normalize_duplicates=normalize_duplicates)
+    for name in ("v", "u"):  # float64: only the order of the sums differs
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-12, atol=1e-12)
+    assert float(loss_b) == pytest.approx(float(loss), rel=1e-12) and int(n_b) == int(n)
+    assert not np.allclose(got["v"], params["v"])  # the step did update the inputs
+
+
 def test_init_is_the_c_tools():
     config = w2v.Word2VecConfig(dim=50)
     params = w2v.init(jax.random.key(0), 300, config)
