@@ -51,7 +51,7 @@ def _hf_predict(model, data: dict, kind: str, batch_size: int = 64) -> np.ndarra
                       attention_mask=torch.from_numpy(b["attention_mask"]).long(),
                       token_type_ids=torch.from_numpy(b["token_type_ids"]).long()).logits.numpy()
             pred = z.argmax(-1)
-            out.append(np.pad(pred, ((0, 0), (0, width - pred.shape[1]))) if kind == "token" else pred)
+            out.append(np.pad(pred[:, :width], ((0, 0), (0, max(width - pred.shape[1], 0)))) if kind == "token" else pred)
     return np.concatenate(out)
 
 

@@ -26,6 +26,7 @@ import shutil
 import time
 from pathlib import Path
 
+from scratchlm import jsonio
 from scratchlm.errors import ScratchlmError
 
 _PLOT_NOTE = 'note: matplotlib is not installed, so no plots were drawn: pip install "scratchlm[plot]"'
@@ -184,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
             if (record["best_dev"] or 0.0) > best["dev"]:
                 best["dev"] = record["best_dev"] or 0.0
                 save_best(params, names)
-            (fold_dir / "result.json").write_text(json.dumps(record) + "\n")
+            (fold_dir / "result.json").write_text(jsonio.dumps(record) + "\n")
             shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)  # the fold is finished
             print(f"fold {f + 1}/{folds}: test accuracy {record['test']['accuracy']:.3f}", flush=True)
 
@@ -198,9 +199,10 @@ def run(args: argparse.Namespace) -> int:
         majority = float(max(np.mean(y == c) for c in np.unique(y)))
         metrics = {"accuracy": cv["accuracy"], "f1": cv["f1"], "precision": cv["precision"], "recall": cv["recall"],
                    "majority_rate": majority, "folds": folds,
-                   "seconds_per_epoch": float(np.nanmedian([r["seconds_per_epoch"] for r in cv["folds"]])),
+                   **ft.epoch_timing(cv["folds"]),
                    "per_fold": [{k: r[k] for k in ("fold", "test", "history", "best_step", "best_dev",
-                                                    "seconds_per_epoch", "stopped_early")} for r in cv["folds"]]}
+                                                    "seconds_per_epoch", "epoch_seconds", "epoch_compiled",
+                                                    "stopped_early") if k in r} for r in cv["folds"]]}
         report = seqeval.tag_report([[names[t] for t in y]], [[names[p] for p in cv["predictions"]]])
         report = f"{folds}-fold cross-validation, every example predicted once ({len(y)} examples)\n\n{report}"
         curve_files = [out / f"fold_{f}" / "metrics.jsonl" for f in range(folds)]
@@ -224,7 +226,8 @@ def run(args: argparse.Namespace) -> int:
         test, n_words = splits["test"]
         predicted = ft.predict(result.params, test, bert_config=bert_config, config=config)
         common = {"history": result.history, "best_step": result.best_step, "stopped_early": result.stopped_early,
-                  "seconds_per_epoch": result.seconds_per_epoch}
+                  **ft.epoch_timing([{"epoch_seconds": result.epoch_seconds, "epoch_compiled": result.epoch_compiled}]),
+                  "epoch_seconds": result.epoch_seconds, "epoch_compiled": result.epoch_compiled}
         if config.task == "token":
             y_true, y_pred = ft.word_tags(test, predicted, n_words, names)
             scores = seqeval.entity_scores(y_true, y_pred)["micro"]
@@ -240,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
         curve_files = [out / "metrics.jsonl"]
     metrics = {**metrics, "task": args.task, "labels": list(names), "settings": settings,
                "wall_seconds": time.perf_counter() - started}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    (out / "metrics.json").write_text(jsonio.dumps(metrics, indent=2, default=float) + "\n")
     (out / "report.txt").write_text(report)
     plot(out, curve_files, config.metric, confusion, names)
     print(report)

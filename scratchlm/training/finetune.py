@@ -133,9 +133,22 @@ def with_dropout(bert_config: bert.BertConfig, rate: float | None) -> bert.BertC
 
 
 def init_classifier(key: jax.Array, params: dict, bert_config: bert.BertConfig, config: FinetuneConfig) -> dict:
-    """``params`` with a fresh ``classifier`` head (:math:`W \\sim N(0, 0.02^2)`, :math:`b = 0`)."""
-    init = bert.init_token_classifier if config.task == "token" else bert.init_sequence_classifier
-    return {**params, "classifier": init(key, bert_config, config.outputs)}
+    """``params`` with a fresh ``classifier`` head (:math:`W \\sim N(0, 0.02^2)`, :math:`b = 0`).
+
+    A token classifier reads every position's :math:`h^{(L)}_t`, never the pooler, so the pooler
+    is dropped (as in HuggingFace's ``BertForTokenClassification``): without a gradient, AdamW's
+    weight decay alone would shrink it and the saved model would carry a damaged, unused pooler.
+    A sequence classifier on a checkpoint without a pooler (scratchlm's MLM pretraining saves
+    none) gets a freshly initialised one.
+    """
+    if config.task == "token":
+        params = {k: v for k, v in params.items() if k != "pooler"}
+        return {**params, "classifier": bert.init_token_classifier(key, bert_config, config.outputs)}
+    if "pooler" not in params:  # a pretraining checkpoint (MLM trains no pooler): a fresh one, as HuggingFace does
+        k_pool, key = jax.random.split(key)
+        H = bert_config.hidden_size
+        params = {**params, "pooler": {"dense": bert.init_dense(k_pool, H, H, bert_config.initializer_range)}}
+    return {**params, "classifier": bert.init_sequence_classifier(key, bert_config, config.outputs)}
 
 
 def logits(params: dict, batch: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig,
@@ -178,9 +191,21 @@ def bucket_length(n: int, multiple: int = 32) -> int:
 
 
 def take(data: dict, index: np.ndarray) -> dict:
-    """Rows ``index`` of every array of ``data``, trimmed to their bucketed longest length."""
+    """Rows ``index`` of every array of ``data`` at their bucketed longest length T.
+
+    Arrays narrower than T (a data set whose longest example is short) are padded to T, with
+    attention mask 0 and label ``IGNORE``, so every batch of a bucket has one shape whatever the
+    data set: the train, dev and test sets of a run (and of different runs) share compilations.
+    """
     T = bucket_length(int(data["attention_mask"][index].sum(1).max()))
-    return {k: (v[index, :T] if v.ndim == 2 else v[index]) for k, v in data.items()}
+
+    def rows(k, v):
+        if v.ndim != 2:
+            return v[index]
+        v = v[index, :T]
+        return np.pad(v, ((0, 0), (0, T - v.shape[1])), constant_values=IGNORE if k == "labels" else 0)
+
+    return {k: rows(k, v) for k, v in data.items()}
 
 
 def train_batch(data: dict, step: int, batch_size: int, seed: int) -> dict:
@@ -206,16 +231,19 @@ def predict(params: dict, data: dict, *, bert_config: bert.BertConfig, config: F
             batch_size: int = 64, forward: Callable | None = None) -> np.ndarray:
     """Class predictions: [N] (sequence) or [N, T] (token, over ``data``'s full width).
 
-    The last batch is filled up with copies of row 0 (and their outputs dropped) so every batch
-    has the same size and the forward pass compiles once per length bucket.
+    Batches are filled up with copies of row 0 (their outputs dropped) to ``batch_size`` rows, or
+    to the next power of two (at least 8) when the whole set is smaller, so the forward pass
+    compiles once per length bucket and row count rather than once per data-set size (k folds
+    differ by one example; dev sets are small).
     """
     forward = forward or forward_program(bert_config, config)
     N = len(data["labels"])
     width = data["input_ids"].shape[1]
+    rows = batch_size if N > batch_size else max(8, 1 << max(N - 1, 0).bit_length())
     out = []
-    for start in range(0, N, batch_size):
-        index = np.arange(start, min(start + batch_size, N))
-        filled = np.concatenate([index, np.zeros(batch_size - len(index), int)]) if N > batch_size else index
+    for start in range(0, N, rows):
+        index = np.arange(start, min(start + rows, N))
+        filled = np.concatenate([index, np.zeros(rows - len(index), int)])
         batch = take(data, filled)
         z = np.asarray(forward(params, {k: v for k, v in batch.items() if k != "labels"}))[: len(index)]
         if config.head == "sigmoid":
@@ -223,7 +251,7 @@ def predict(params: dict, data: dict, *, bert_config: bert.BertConfig, config: F
         else:
             pred = z.argmax(-1)
         if config.task == "token":
-            pred = np.pad(pred, ((0, 0), (0, width - pred.shape[1])))
+            pred = np.pad(pred[:, :width], ((0, 0), (0, max(width - pred.shape[1], 0))))
         out.append(pred)
     return np.concatenate(out)
 
@@ -299,7 +327,7 @@ def kfold_splits(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray
 
 def dev_split(labels: np.ndarray, index: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Hold out a stratified ``fraction`` of ``index`` as the dev set for early stopping: (train, dev)."""
-    k = max(2, round(1 / fraction))
+    k = min(max(2, round(1 / fraction)), len(index))  # a set smaller than 1 / fraction gives one example
     train, dev = kfold_splits(np.asarray(labels)[index], k, seed)[0]
     return index[train], index[dev]
 
@@ -363,8 +391,54 @@ class FitResult:
     history: list[dict]  # one dict per epoch: {"step", "epoch", dev metrics...}
     best_step: int | None
     best_metric: float | None
-    seconds_per_epoch: float  # steady-state training time of one epoch (first epoch's compile excluded)
+    # Median training seconds of the epochs that compiled nothing (evaluation excluded); None when
+    # every epoch this call ran compiled the step (a single epoch, or a run resumed at its last
+    # epoch): those epochs' times, compilation included, are still in epoch_seconds.
+    seconds_per_epoch: float | None
     stopped_early: bool
+    epoch_seconds: list[float] = dataclasses.field(default_factory=list)  # each epoch run by this call
+    epoch_compiled: list[bool] = dataclasses.field(default_factory=list)  # whether it compiled the step
+
+
+class EpochClock:
+    """Training seconds of each epoch with evaluation excluded, and whether the epoch compiled.
+
+    ``start`` is called with every batch request (the first one starts the clock, after any
+    checkpoint was restored), ``stop`` where an epoch ends once the device has finished (the
+    loop fetches the step's metrics before evaluating), ``restart`` when training continues.
+    An epoch "compiled" when the jitted step's cache grew during it (a first call, or a new
+    length bucket): such an epoch measures XLA, not training, so it is kept out of the median.
+    """
+
+    def __init__(self, jitted: Callable):
+        self.jitted = jitted
+        self.t0: float | None = None
+        self.cached = 0
+        self.seconds: list[float] = []
+        self.compiled: list[bool] = []
+
+    def _cache_size(self) -> int:
+        size = getattr(self.jitted, "_cache_size", None)
+        return size() if size is not None else -1  # unknown: every epoch counts as compiled below
+
+    def start(self) -> None:
+        if self.t0 is None:
+            self.restart()
+
+    def restart(self) -> None:
+        self.t0, self.cached = time.perf_counter(), self._cache_size()
+
+    def stop(self, epochs: int = 1) -> None:
+        if self.t0 is None or epochs <= 0:
+            return
+        seconds, cached = time.perf_counter() - self.t0, self._cache_size()
+        self.seconds += [seconds / epochs] * epochs
+        self.compiled += [cached < 0 or cached > self.cached] * epochs
+        self.t0 = None
+
+    def steady(self) -> float | None:
+        warm = [s for s, c in zip(self.seconds, self.compiled) if not c]
+        return float(np.median(warm)) if warm else None
 
 
 def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertConfig, config: FinetuneConfig,
@@ -380,34 +454,45 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
     per_epoch = steps_per_epoch(train, config.batch_size)
     step_fn, forward = programs(params, bert_config, config, config.epochs * per_epoch)
     # The step donates its state; copying keeps the caller's params (often shared by k folds) alive.
-    state = loop.init_train_state(jax.tree.map(jnp.copy, params), step_fn.optimizer, jax.random.key(config.seed))
+    # RngBitGenerator keys, as in pretraining: dropout masks from the hardware generator instead of
+    # threefry, which is slow to compile on CPUs (it tripled a small model's step compile time) and
+    # slow to run on GPUs.
+    key = jax.random.key(config.seed, impl="rbg")
+    state = loop.init_train_state(jax.tree.map(jnp.copy, params), step_fn.optimizer, key)
     if dev is not None and dev_eval is None:
         dev_eval = lambda p: evaluate(p, dev, bert_config=bert_config, config=config, forward=forward)  # noqa: E731
-    epoch_ends: list[float] = []
+    clock = EpochClock(step_fn.step)
+    first_step: list[int] = []
+
+    def batch_fn(t):
+        clock.start()
+        if not first_step:
+            first_step.append(t)
+        return train_batch(train, t, config.batch_size, config.seed)
 
     def timed_eval(p):
-        epoch_ends.append(time.perf_counter())
+        clock.stop()  # the loop fetched this epoch's metrics just before: the device is done
         scores = dev_eval(p)
-        epoch_ends.append(time.perf_counter())
+        clock.restart()
         return scores
 
     watching = dev_eval is not None
     if checkpoint_dir is not None:
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)  # the loop writes best.msgpack before any checkpoint
     result = loop.train(
-        state, step_fn, lambda t: train_batch(train, t, config.batch_size, config.seed),
+        state, step_fn, batch_fn,
         config=loop.LoopConfig(steps=config.epochs * per_epoch, eval_every=per_epoch if watching else 0, log_every=max(1, per_epoch // 4),
                                checkpoint_dir=checkpoint_dir, checkpoint_every=per_epoch, keep_checkpoints=1,
                                early_stopping_metric=config.metric if watching else None,
                                early_stopping_mode="max", patience=config.patience or 0,
                                metrics_path=metrics_path, progress=progress),
         eval_fn=timed_eval if watching else None)
-    # Epoch k's training time is from the end of evaluation k-1 to the start of evaluation k.
-    spans = [epoch_ends[i] - epoch_ends[i - 1] for i in range(2, len(epoch_ends), 2)]
+    if not watching and first_step:  # no epoch boundaries seen: the run's mean epoch (the loop synced at its end)
+        clock.stop(epochs=(int(result.state.step) - first_step[0]) // per_epoch)
     history = [{**h, "epoch": h["step"] // per_epoch} for h in result.history]
     return FitResult(params=result.state.params, history=history, best_step=result.best_step,
-                     best_metric=result.best_metric, seconds_per_epoch=float(np.median(spans)) if spans else float("nan"),
-                     stopped_early=result.stopped_early)
+                     best_metric=result.best_metric, seconds_per_epoch=clock.steady(),
+                     stopped_early=result.stopped_early, epoch_seconds=clock.seconds, epoch_compiled=clock.compiled)
 
 
 def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig, folds: int,
@@ -439,10 +524,31 @@ def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, co
             record = {"fold": f, "test_index": test_index.tolist(), "predictions": predicted.tolist(),
                       "test": sequence_metrics(labels[test_index], predicted, config.num_labels),
                       "history": result.history, "best_step": result.best_step, "best_dev": result.best_metric,
-                      "seconds_per_epoch": result.seconds_per_epoch, "stopped_early": result.stopped_early}
+                      "seconds_per_epoch": result.seconds_per_epoch, "epoch_seconds": result.epoch_seconds,
+                      "epoch_compiled": result.epoch_compiled, "stopped_early": result.stopped_early}
             on_fold(f, record, result.params)
         predictions[np.asarray(record["test_index"])] = record["predictions"]
         records.append(record)
     assert (predictions >= 0).all(), "every example is in exactly one test fold"
     return {**sequence_metrics(labels, predictions, config.num_labels), "predictions": predictions.tolist(),
             "folds": records}
+
+
+def epoch_timing(records: list[dict]) -> dict:
+    """``seconds_per_epoch`` over runs (the k folds): the median of every epoch that compiled nothing.
+
+    When no such epoch exists (one epoch per fold with a cold cache, or folds resumed at their last
+    epoch), the median of the compiling epochs is given instead and
+    ``seconds_per_epoch_includes_compilation`` says so; ``None`` when no epoch was timed at all
+    (every fold read back from an earlier run that kept no per-epoch times).  Never NaN: metrics
+    files are strict JSON.
+    """
+    warm, cold = [], []
+    for r in records:
+        for seconds, compiled in zip(r.get("epoch_seconds", []), r.get("epoch_compiled", [])):
+            (cold if compiled else warm).append(seconds)
+        if not r.get("epoch_seconds") and r.get("seconds_per_epoch") is not None and np.isfinite(r["seconds_per_epoch"]):
+            warm.append(r["seconds_per_epoch"])  # an older record: only its steady-state median
+    timed = warm or cold
+    return {"seconds_per_epoch": float(np.median(timed)) if timed else None,
+            "seconds_per_epoch_includes_compilation": not warm and bool(cold), "epochs_timed": len(timed)}

@@ -57,21 +57,58 @@ def with_head(base_params, config, seed=1):
     return ft.init_classifier(jax.random.key(seed), base_params, TINY, config)
 
 
-def test_frozen_parameters_are_bitwise_unchanged_and_the_others_move(base_params):
-    """all-but-top-1 freezes the embeddings and layer 0; layer 1, the pooler and the classifier train."""
-    config = ft.FinetuneConfig(task="sequence", num_labels=2, freeze="all-but-top-1", learning_rate=1e-2, epochs=1,
-                               batch_size=4, warmup_ratio=0.0)
+# One set of hyper-parameters for every training test here, and for the command runs through
+# their flags: the compiled step depends on them, the head and the shapes (8 rows, length bucket
+# 32) but not on the data, so all runs of one head share one compilation, which is most of a tiny
+# model's test time.  20 epochs of one batch at 1e-2 overfit each head with room to spare (every
+# head fits its batch by about epoch 12).
+EPOCHS, LR, BATCH = 20, 1e-2, 8
+COMMAND_FLAGS = ["--epochs", str(EPOCHS), "--lr", str(LR), "--batch", str(BATCH), "--dropout", "0", "--warmup", "0",
+                 "--weight-decay", "0", "--max-length", "16"]
+# all-but-top-1 freezes the embeddings and layer 0 and trains layer 1, the pooler and the
+# classifier.  The other heads train everything ("none": every leaf must then move): the token
+# labels and the command's good/bad task hang on word identity, which the frozen random 16-wide
+# embeddings of this toy model do not expose well enough to learn in 20 steps.
+HEADS = {"sequence-softmax": ("sequence", "softmax", "none"),
+         "sequence-sigmoid": ("sequence", "sigmoid", "all-but-top-1"),
+         "token-softmax": ("token", "softmax", "none")}
+
+
+def overfit_config(name: str, **overrides) -> ft.FinetuneConfig:
+    task, head, freeze = HEADS[name]
+    return ft.FinetuneConfig(task=task, num_labels=3 if task == "token" else 2, head=head, freeze=freeze,
+                             learning_rate=LR, epochs=EPOCHS, batch_size=BATCH, dropout=0.0, warmup_ratio=0.0,
+                             weight_decay=0.0, **overrides)
+
+
+@pytest.mark.parametrize("name", list(HEADS))
+def test_each_head_overfits_one_batch_and_frozen_parameters_stay_bitwise(base_params, name):
+    """Catches the usual reasons a fine-tune does not learn (FIELD-NOTES): a wrong learning rate,
+    frozen layers by mistake, labels misaligned with sub-tokens; and proves the freezing policy:
+    every frozen leaf is bitwise unchanged, every trainable one moved."""
+    config = overfit_config(name)
+    if config.task == "token":
+        data, n_words = tiny_token_data()
+        tags = ("O", "B-X", "I-X")
+    else:
+        data, n_words, tags = tiny_sequence_data(), None, None
     params = with_head(base_params, config)
     before = leaves(params)
     mask = {jax.tree_util.keystr(p): t for p, t in jax.tree_util.tree_leaves_with_path(ft.trainable_mask(params, config.freeze))}
-    result = ft.fit(params, tiny_sequence_data(), None, bert_config=TINY, config=config)
+    result = ft.fit(params, data, None, bert_config=TINY, config=config)
     after = leaves(result.params)
-    assert any(mask.values()) and not all(mask.values())
-    for name, trainable in mask.items():
+    assert set(mask) == set(before) == set(after)
+    if config.freeze != "none":
+        assert any(mask.values()) and not all(mask.values())
+    for leaf, trainable in mask.items():
         if trainable:
-            assert not np.array_equal(before[name], after[name]), f"{name} should have moved"
+            assert not np.array_equal(before[leaf], after[leaf]), f"{leaf} should have moved"
         else:
-            assert np.array_equal(before[name], after[name]), f"{name} is frozen but changed"
+            assert np.array_equal(before[leaf], after[leaf]), f"{leaf} is frozen but changed"
+    scores = ft.evaluate(result.params, data, bert_config=TINY, config=config, tags=tags, n_words=n_words)
+    assert scores["accuracy"] == 1.0
+    if config.task == "token":
+        assert scores["entity_f1"] == 1.0 and "pooler" not in result.params  # a token head has no pooler
 
 
 @pytest.mark.parametrize("freeze,frozen", [("none", []), ("embeddings", ["embeddings"]),
@@ -97,8 +134,9 @@ def test_trainable_mask_rejects_unknown_policies(base_params):
 
 def test_early_stopping_restores_the_best_dev_checkpoint(base_params):
     """Scripted dev accuracies 0.5, 0.8, 0.6, 0.7 with patience 2: the best is epoch 2, epochs 3 and
-    4 do not beat it, so training stops after epoch 4 and returns epoch 2's params exactly."""
-    config = ft.FinetuneConfig(task="sequence", num_labels=2, learning_rate=1e-2, epochs=10, batch_size=4, patience=2)
+    4 do not beat it, so training stops after epoch 4 and returns epoch 2's params exactly.
+    (The sequence-softmax overfitting run's hyper-parameters: its compiled step is reused.)"""
+    config = overfit_config("sequence-softmax", patience=2)
     scripted = iter([0.5, 0.8, 0.6, 0.7, 0.9, 0.9])
     seen = []
 
@@ -108,31 +146,31 @@ def test_early_stopping_restores_the_best_dev_checkpoint(base_params):
 
     data = tiny_sequence_data()
     result = ft.fit(with_head(base_params, config), data, None, bert_config=TINY, config=config, dev_eval=dev_eval)
-    per_epoch = ft.steps_per_epoch(data, 4)
+    per_epoch = ft.steps_per_epoch(data, BATCH)
     assert [h["accuracy"] for h in result.history] == [0.5, 0.8, 0.6, 0.7]
     assert result.stopped_early and result.best_step == 2 * per_epoch and result.best_metric == 0.8
     for got, want in zip(jax.tree.leaves(result.params), jax.tree.leaves(seen[1])):
         np.testing.assert_array_equal(np.asarray(got), want)
     assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(seen[1]), jax.tree.leaves(seen[3])))
+    # four epochs timed, training only: a finite figure, or None when every epoch compiled
+    assert len(result.epoch_seconds) == len(result.epoch_compiled) == 4
+    assert all(s > 0 for s in result.epoch_seconds)
+    assert result.seconds_per_epoch is None or result.seconds_per_epoch > 0
 
 
-@pytest.mark.parametrize("head,task", [("softmax", "sequence"), ("sigmoid", "sequence"), ("softmax", "token")])
-def test_one_tiny_batch_is_overfit_by_each_head(base_params, head, task):
-    """Catches the usual reasons a fine-tune does not learn (FIELD-NOTES): a wrong learning rate,
-    frozen layers by mistake, labels misaligned with sub-tokens.  One batch of 8, 40 steps."""
-    num_labels = 3 if task == "token" else 2
-    config = ft.FinetuneConfig(task=task, num_labels=num_labels, head=head, learning_rate=3e-3, epochs=40,
-                               batch_size=8, dropout=0.0, warmup_ratio=0.0, weight_decay=0.0)
-    if task == "token":
-        data, n_words = tiny_token_data()
-        tags = ("O", "B-X", "I-X")
-    else:
-        data, n_words, tags = tiny_sequence_data(), None, None
-    result = ft.fit(with_head(base_params, config), data, None, bert_config=TINY, config=config)
-    scores = ft.evaluate(result.params, data, bert_config=TINY, config=config, tags=tags, n_words=n_words)
-    assert scores["accuracy"] == 1.0
-    if task == "token":
-        assert scores["entity_f1"] == 1.0
+def test_epoch_timing_is_never_nan():
+    """Folds that only compiled (one epoch each, or resumed at their last epoch) still give a time,
+    marked as including compilation; nothing timed gives None; an older NaN record is skipped."""
+    cold = [{"epoch_seconds": [3.0], "epoch_compiled": [True]}, {"epoch_seconds": [5.0], "epoch_compiled": [True]}]
+    assert ft.epoch_timing(cold) == {"seconds_per_epoch": 4.0, "seconds_per_epoch_includes_compilation": True,
+                                     "epochs_timed": 2}
+    warm = cold + [{"epoch_seconds": [9.0, 0.5, 0.7], "epoch_compiled": [True, False, False]}]
+    assert ft.epoch_timing(warm) == {"seconds_per_epoch": 0.6, "seconds_per_epoch_includes_compilation": False,
+                                     "epochs_timed": 2}
+    old = [{"seconds_per_epoch": float("nan")}, {"seconds_per_epoch": None}]
+    assert ft.epoch_timing(old) == {"seconds_per_epoch": None, "seconds_per_epoch_includes_compilation": False,
+                                    "epochs_timed": 0}
+    assert ft.epoch_timing(old + [{"seconds_per_epoch": 2.0}])["seconds_per_epoch"] == 2.0
 
 
 @settings(max_examples=30)
@@ -184,16 +222,30 @@ def test_minilm_on_polarity_folds_beats_the_majority_rate(tmp_path):
     assert (tmp_path / "report.txt").exists() and (tmp_path / "best" / "model.safetensors").exists()
 
 
+# Words of the two command tasks below; with the specials they fill TINY's 40-piece vocabulary.
+VOCAB = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]", "good", "bad", "the", "a", "film", "plot", "cast", "story",
+         "music", "ending", "was", "is", "truly", "quite", "ada", "lovelace", "alan", "turing", "grace", "hopper",
+         "wrote", "notes", "met", "in", "paris", "london", "and", "."]
+
+
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    """A tiny random BERT with MiniLM's vocabulary and tokenizer, saved as `scratchlm pretrain` would."""
+def tiny_checkpoint(tmp_path_factory, base_params):
+    """TINY's random weights saved as `scratchlm pretrain` would, with MiniLM's tokenizer.json cut
+    down to VOCAB: the command then builds the same config, shapes and hyper-parameters (its flags
+    are COMMAND_FLAGS) as the tests above, and reuses their compiled programs."""
+    import json
+
     from scratchlm.data import corpora
 
-    config = bert.BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                             max_position_embeddings=64)
+    spec = json.loads((corpora.minilm_path() / "tokenizer.json").read_text())
+    spec["model"]["vocab"] = {piece: i for i, piece in enumerate(VOCAB)}
+    for token in spec["added_tokens"]:
+        token["id"] = VOCAB.index(token["content"])
+    for name, special in spec["post_processor"]["special_tokens"].items():
+        special["ids"] = [VOCAB.index(name)]
     path = tmp_path_factory.mktemp("tiny") / "model"
-    bert.save_pretrained(path, bert.init(jax.random.key(0), config), config)
-    (path / "tokenizer.json").write_bytes((corpora.minilm_path() / "tokenizer.json").read_bytes())
+    bert.save_pretrained(path, base_params, TINY)
+    (path / "tokenizer.json").write_text(json.dumps(spec))
     return path
 
 
@@ -207,31 +259,52 @@ def _command(argv):
     return command.run(parser.parse_args(argv))
 
 
-def test_command_smoke_cross_validation_on_a_jsonl_task_and_resume(tiny_checkpoint, tmp_path):
+def _strict_json(path):
+    """metrics.json as a strict JSON reader sees it: NaN or Infinity would raise."""
     import json
 
-    lines = [json.dumps({"text": f"{w} film number {i}", "label": w}) for i in range(12) for w in ("good", "bad")]
+    def reject(constant):
+        raise ValueError(f"{path} holds {constant}, which JSON does not allow")
+
+    return json.loads(path.read_text(), parse_constant=reject)
+
+
+def test_command_cross_validation_on_a_jsonl_task_learns_and_resumes(tiny_checkpoint, tmp_path):
+    """The polarity command's path (k-fold cross-validation through `scratchlm finetune`) on a task a
+    tiny random model can learn: the label is the word good/bad.  3 folds of 24 texts, each
+    predicted by a model that never saw it; the majority rate is 0.5, and 18 of 24 right by chance
+    has probability 0.011 (binomial), so >= 0.75 is clearly above it."""
+    import json
+
+    fillers = ["film", "plot", "cast", "story", "music", "ending"]
+    lines = [json.dumps({"text": f"{w} {fillers[i % 6]} {'is' if i < 6 else 'was'} {w}", "label": w})
+             for i in range(12) for w in ("good", "bad")]
     (tmp_path / "task.jsonl").write_text("\n".join(lines) + "\n")
-    argv = ["--task", str(tmp_path / "task.jsonl"), "--init", str(tiny_checkpoint), "--folds", "2", "--epochs", "1",
-            "--batch", "4", "--max-length", "16", "--out", str(tmp_path / "run")]
+    argv = ["--task", str(tmp_path / "task.jsonl"), "--init", str(tiny_checkpoint), "--folds", "3",
+            "--freeze", "none", *COMMAND_FLAGS, "--out", str(tmp_path / "run")]
     assert _command(argv) == 0
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert {"accuracy", "f1", "per_fold", "majority_rate"} <= set(metrics) and len(metrics["per_fold"]) == 2
+    metrics = _strict_json(tmp_path / "run" / "metrics.json")
+    assert metrics["majority_rate"] == 0.5 and metrics["accuracy"] >= 0.75
+    assert {"f1", "precision", "recall"} <= set(metrics) and len(metrics["per_fold"]) == 3
+    assert metrics["seconds_per_epoch"] > 0 and metrics["epochs_timed"] > 0
     assert (tmp_path / "run" / "best" / "model.safetensors").exists() and (tmp_path / "run" / "report.txt").exists()
     (tmp_path / "run" / "metrics.json").unlink()
-    assert _command(argv) == 0  # resumes: both folds are read back, nothing is retrained
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
+    assert _command(argv) == 0  # resumes: every fold is read back, nothing is retrained
+    again = _strict_json(tmp_path / "run" / "metrics.json")
+    assert again["accuracy"] == metrics["accuracy"] and again["seconds_per_epoch"] == metrics["seconds_per_epoch"]
 
 
-def test_command_smoke_token_task_from_conll(tiny_checkpoint, tmp_path):
-    import json
-
-    rows = ["Ada B-PER\nLovelace I-PER\nwrote O\nnotes O\n", "Paris B-LOC\nis O\nlarge O\n"] * 10
+def test_command_token_task_from_conll(tiny_checkpoint, tmp_path):
+    """A CoNLL file split 80/10/10 in file order: entity-level report, per-tag report and both plots."""
+    rows = ["Ada B-PER\nLovelace I-PER\nwrote O\nnotes O\n", "Alan B-PER\nTuring I-PER\nmet O\nAda B-PER\n",
+            "Grace B-PER\nHopper I-PER\nwas O\nin O\nParis O\n", "the O\nfilm O\nwas O\ngood O\n",
+            "Turing B-PER\nwrote O\nnotes O\nin O\nLondon O\n"] * 2
     (tmp_path / "task.conll").write_text("\n".join(rows))
-    assert _command(["--task", str(tmp_path / "task.conll"), "--init", str(tiny_checkpoint), "--epochs", "1",
-                     "--batch", "4", "--max-length", "16", "--out", str(tmp_path / "run")]) == 0
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert 0.0 <= metrics["entity_f1"] <= 1.0 and metrics["labels"] == ["O", "B-LOC", "B-PER", "I-PER"]
+    assert _command(["--task", str(tmp_path / "task.conll"), "--init", str(tiny_checkpoint), "--freeze", "none",
+                     *COMMAND_FLAGS, "--out", str(tmp_path / "run")]) == 0
+    metrics = _strict_json(tmp_path / "run" / "metrics.json")
+    assert 0.0 <= metrics["entity_f1"] <= 1.0 and metrics["labels"] == ["O", "B-PER", "I-PER"]
+    assert len(metrics["history"]) == EPOCHS and metrics["seconds_per_epoch"] > 0
     report = (tmp_path / "run" / "report.txt").read_text()
-    assert "B-PER" in report and "weighted avg" in report
+    assert "PER" in report and "B-PER" in report and "weighted avg" in report
     assert (tmp_path / "run" / "curves.png").exists() and (tmp_path / "run" / "confusion.png").exists()
