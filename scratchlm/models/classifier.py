@@ -117,9 +117,12 @@ def loss_fn(params: dict, batch: tuple, key: jax.Array, *, config: ClassifierCon
     return jnp.sum(r * binary_cross_entropy_with_logits(z, y)) / n, {"accuracy": jnp.sum(r * ((z > 0) == (y > 0.5))) / n}
 
 
+_apply = jax.jit(apply, static_argnames=("config", "train"))
+
+
 def predict_proba(params: dict, ids, *, config: ClassifierConfig) -> np.ndarray:
-    """:math:`\\hat y = \\sigma(z)` for each sentence, as a NumPy array."""
-    return np.asarray(sigmoid(apply(params, jnp.asarray(ids), config=config)))
+    """:math:`\\hat y = \\sigma(z)` for each sentence, as a NumPy array (jitted: one compile per ids shape)."""
+    return np.asarray(sigmoid(_apply(params, jnp.asarray(ids), config=config)))
 
 
 # ----------------------------------------------------------------------------- data and evaluation
@@ -186,7 +189,11 @@ def _optimizer_and_step(model: ClassifierConfig, steps: int, learning_rate: floa
 
 def _fit_and_score(tokens, labels, train_idx, test_idx, *, config: CVConfig, learning_rate: float, wv,
                    shape: tuple[int, int, int, int], key, metrics_path=None) -> np.ndarray:
-    """Train on ``train_idx`` (vocabulary from those sentences only) and return σ(z) on ``test_idx``."""
+    """Train on ``train_idx`` (vocabulary from those sentences only) and return σ(z) on ``test_idx``.
+
+    ``shape`` = (V, D, N, T): table rows and width, training rows (padded with r = 0) and tokens per
+    sentence, the same for every fold, so the step and the prediction compile once.
+    """
     V, D, N, T = shape
     vocab = fold_vocab([tokens[i] for i in train_idx], min_count=config.min_count, wv=wv)
     model = ClassifierConfig(vocab_size=V, embed_dim=D, dropout=config.dropout)
@@ -205,7 +212,8 @@ def _fit_and_score(tokens, labels, train_idx, test_idx, *, config: CVConfig, lea
     tx, step = _optimizer_and_step(model, config.steps, learning_rate, config.weight_decay, config.freeze_embedding)
     loop = LoopConfig(steps=config.steps, log_every=25, metrics_path=metrics_path, progress=False)
     result = train(init_train_state(params, tx, k_train), step, lambda t: batch, config=loop)
-    return predict_proba(result.state.params, _encode_tokens([tokens[i] for i in test_idx], vocab, T), config=model)
+    # Score every sentence (one shape for every fold) and keep the held-out ones.
+    return predict_proba(result.state.params, _encode_tokens(tokens, vocab, T), config=model)[test_idx]
 
 
 def _select_learning_rate(tokens, labels, train_idx, *, config: CVConfig, wv, shape, key) -> tuple[float, dict]:
@@ -236,16 +244,18 @@ def cross_validate(texts, labels, config: CVConfig = CVConfig(), *, vectors: Wor
     """
     labels = np.asarray(labels, np.float32)
     tokens = [word_tokens(t) for t in texts]
-    # One table size, one padded length and one batch size for every fold, so the train step compiles
-    # once; they come from the whole set's word count, longest sentence and size, never from its labels.
+    # One table size, one padded length and one batch size (the largest training part) for every fold,
+    # so the train step compiles once; they come from the whole set's word count, longest sentence
+    # and size, never from its labels.
     words = {w for t in tokens for w in t}
     if vectors is not None:
         words |= set(vectors.words)
     D = config.embed_dim if vectors is None else vectors.dim
-    shape = (len(words) + 2, D, len(tokens), max(len(t) for t in tokens))
+    folds = fold_indices(len(tokens), config.folds, config.seed)
+    shape = (len(words) + 2, D, len(tokens) - min(len(f) for f in folds), max(len(t) for t in tokens))
     key = jax.random.key(config.seed)
     scores = []
-    for k, test_idx in enumerate(fold_indices(len(tokens), config.folds, config.seed)):
+    for k, test_idx in enumerate(folds):
         train_idx = np.setdiff1d(np.arange(len(tokens)), test_idx)
         k_fold = jax.random.fold_in(key, k)
         lr, inner = config.learning_rates[0], None
