@@ -33,6 +33,7 @@ TINY = dict(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_he
             max_position_embeddings=16)
 B, T = 16, 8  # batch divisible by every data axis used (8, 4, 2)
 W2V = dict(V=4096, D=16, B=32, J=4, K=3)  # table shard (V/2 rows) far larger than a step's rows (B J)
+W2V_COMMAND = dict(words=51, sentences=40)  # 51 words, all kept (min_count 1): an odd vocabulary, padded on a mesh
 # `scratchlm pretrain` on a synthetic corpus, from a saved 1-layer encoder (--init: no initialisers to compile):
 # 2 steps at a constant rate, dropout and the BERT masking on (their rbg keys must give the same bits on a mesh)
 PRETRAIN = ["--seq-len", "16", "--batch", "8", "--steps", "2", "--warmup", "0", "--lr", "1e-3", "--dropout", "0.1"]
@@ -230,6 +231,58 @@ def word2vec_checks(out: dict) -> None:
             out[f"w2v_{update.__name__}_{shape[0]}x{shape[1]}"] = record
 
 
+def word2vec_command_checks(out: dict, tmp: Path) -> None:
+    """``scratchlm word2vec`` (2 epochs) on one device and with ``--mesh data=4,model=2`` (an odd vocabulary:
+    the tables are padded), then the mesh run resumed from its epoch-1 checkpoint, on the mesh and on one device."""
+    import argparse
+    import shutil
+
+    import jax
+    from flax import serialization
+
+    from scratchlm.commands import word2vec as command
+    from scratchlm.embeddings import evaluate
+
+    # the word-similarity and analogy scores are not under test here (and their data path imports gensim:
+    # seconds); the command reads the function from its module at call time
+    evaluate.standard_scores = lambda wv, restrict_vocab: {}
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(W2V_COMMAND["words"])]
+    p = 1.0 / np.arange(1, len(words) + 1)  # Zipf-like: frequent words repeat within a step
+    sentences = [list(rng.choice(words, 12, p=p / p.sum())) for _ in range(W2V_COMMAND["sentences"])]
+
+    def run(name, mesh=None, resume=False):
+        args = argparse.Namespace(corpus="synthetic", model="skipgram", dim=16, window=2, negative=3, min_count=1,
+                                  sample=1e-3, epochs=2, alpha=0.025, min_alpha=1e-4, seed=0, batch=32,
+                                  steps_per_call=4, normalize_duplicates=False, restrict_vocab=1000,
+                                  checkpoint_every=0.0, resume=resume, no_progress=True, out=tmp / name, mesh=mesh)
+        m = command.train_and_write(args, sentences)
+        return m, [serialization.msgpack_restore(c.read_bytes())["state"]["params"]
+                   for c in sorted((tmp / name / "checkpoints").glob("ckpt_*.msgpack"))]
+
+    m_one, (_, one) = run("w2v_one")
+    m_mesh, (epoch1, mesh) = run("w2v_mesh", "data=4,model=2")
+    shutil.copytree(tmp / "w2v_mesh", tmp / "w2v_resumed")
+    shutil.copytree(tmp / "w2v_mesh", tmp / "w2v_resumed_one")
+    for name in ("w2v_resumed", "w2v_resumed_one"):  # as if killed during epoch 2: only epoch 1's checkpoint
+        sorted((tmp / name / "checkpoints").glob("ckpt_*.msgpack"))[-1].unlink()
+    _, (_, resumed) = run("w2v_resumed", "data=4,model=2", resume=True)
+    _, (_, resumed_one) = run("w2v_resumed_one", None, resume=True)
+    out["w2v_command"] = {
+        "vocab": m_one["vocab_size"], "mesh": m_mesh["mesh"], "scale": _max_abs(one),
+        "mesh_vs_one": _max_diff(one, mesh), "moved": _max_diff(one, epoch1),
+        "resumed_on_mesh_identical": all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(mesh), jax.tree.leaves(resumed))),
+        "resumed_on_one_vs_one": _max_diff(one, resumed_one), "shapes": [list(x.shape) for x in jax.tree.leaves(mesh)],
+        "steps": 2 * -(-sum(map(len, sentences)) // 32),  # an upper bound: subsampling only removes words
+    }
+
+
+def _max_abs(tree) -> float:
+    import jax
+
+    return max(float(np.max(np.abs(x))) for x in jax.tree.leaves(tree))
+
+
 # --------------------------------------------------------------------------------------- workers
 
 
@@ -270,8 +323,10 @@ def main(argv: list[str]) -> None:
         word2vec_checks(out)
         t1 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
+            word2vec_command_checks(out, Path(tmp))
+            t2 = time.perf_counter()
             pretrain_checks(out, Path(tmp))
-        out["seconds"] = {"word2vec": t1 - t0, "pretrain": time.perf_counter() - t1}
+        out["seconds"] = {"word2vec_step": t1 - t0, "word2vec_command": t2 - t1, "pretrain": time.perf_counter() - t2}
         with open(argv[1], "w") as f:
             json.dump(out, f)
     elif argv[0] == "worker":

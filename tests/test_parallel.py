@@ -180,6 +180,25 @@ def test_word2vec_step_never_moves_a_table(mesh_results):
     assert largest < r["table_shard_elements"] // 4, r["collectives"]
 
 
+def test_word2vec_command_on_a_4x2_mesh_equals_one_device_and_resumes(mesh_results):
+    """``scratchlm word2vec --mesh data=4,model=2``, 2 epochs over an odd vocabulary (the tables padded to
+    split by rows): the one-device tables to round-off; resumed from its epoch-1 checkpoint on the mesh,
+    bit for bit; resumed from it on one device, the one-device run's tables to round-off.
+
+    Each step sums a repeated word's updates in another order (see the module docstring: ``8 u`` of
+    the table's scale per step); the steps compound that weakly (a row's change feeds the next
+    gradients through ``alpha · |u| < 1``), so ``8 u · scale`` per step, times the number of steps.
+    """
+    r = mesh_results["w2v_command"]
+    assert r["mesh"] == {"data": 4, "model": 2} and r["vocab"] % 2 == 1
+    assert r["shapes"] == [[r["vocab"], 16]] * 2  # written unpadded: a checkpoint resumes on any mesh
+    tol = 8 * U * r["scale"] * r["steps"]
+    assert r["moved"] > 100 * tol  # epoch 2 changed the tables far beyond the tolerance: the check has teeth
+    assert r["mesh_vs_one"] <= tol
+    assert r["resumed_on_mesh_identical"]
+    assert r["resumed_on_one_vs_one"] <= tol
+
+
 def test_pretrain_command_on_a_4x2_mesh_equals_one_device(mesh_results):
     """``scratchlm pretrain --mesh data=4,model=2``: 2 steps (masking and dropout on) end where the
     one-device run ends, params and AdamW moments, with the same step and key."""

@@ -4,6 +4,12 @@ Writes ``OUT/vectors.txt`` (word2vec text format, loadable by gensim), ``OUT/met
 seconds, final loss, analogy / WordSim-353 / SimLex-999 scores) and checkpoints under
 ``OUT/checkpoints`` (after every epoch and every ``--checkpoint-every`` seconds); ``--resume``
 continues from the latest one, bit-identically to an uninterrupted run.
+
+``--mesh data=4,model=2`` splits the tables ``v, u`` by rows over 2 devices and each step's centre
+words over 4 (:mod:`scratchlm.parallel`; the vocabulary is padded with unused rows to a multiple of
+``model``); checkpoints hold the unpadded tables, so a run resumes on any mesh or on one device.
+With ``--coordinator/--num-processes/--process-id`` every process reads the corpus (the word ids
+are replicated; the vocabulary needs every count anyway) and process 0 writes the outputs.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import time
 from pathlib import Path
 
 from scratchlm import jsonio
+from scratchlm.cli import add_parallel_arguments
 
 DEMO_WORDS = ("france", "paris", "germany", "berlin", "italy", "rome", "spain", "madrid", "england", "london",
               "king", "queen", "man", "woman", "boy", "girl", "one", "two", "three", "four", "red", "blue", "green")
@@ -41,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("word2vec-out"))
+    add_parallel_arguments(parser)  # --mesh data=4,model=2 (tables by rows over model); multi-host flags
 
 
 def _config(args):
@@ -65,6 +73,7 @@ def train_and_write(args, sentences=None) -> dict:
     import jax.numpy as jnp
     from tqdm import tqdm
 
+    from scratchlm import parallel
     from scratchlm.data.corpora import load_tokenized_corpus
     from scratchlm.embeddings import sampling, word2vec
     from scratchlm.embeddings.evaluate import standard_scores
@@ -74,6 +83,8 @@ def train_and_write(args, sentences=None) -> dict:
     from scratchlm.training.loop import TrainState
 
     started = time.perf_counter()
+    mesh = parallel.setup(args)  # before any other JAX call
+    lead = jax.process_index() == 0
     config = _config(args)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -99,6 +110,13 @@ def train_and_write(args, sentences=None) -> dict:
         params = ckpt.restore_checkpoint(latest, target).params
         start_epoch, start_step, calls = extra["epoch"], extra["step"], int(extra["calls"])
         print(f"resuming from {latest} (epoch {start_epoch}, step {start_step})", flush=True)
+    V = len(vocab)
+    if mesh is not None:  # rows V.. are never looked up (ids < V): padding, so that `model` divides the tables
+        pad = -V % mesh.shape["model"]
+        params = {k: jnp.pad(t, ((0, pad), (0, 0))) for k, t in params.items()}
+
+    def unpadded(params):
+        return params if mesh is None else {k: t[:V] for k, t in parallel.gather_to_host(params).items()}
 
     total = config.epochs * len(ids)
     bar = tqdm(total=total, unit="w", unit_scale=True, disable=args.no_progress, desc=f"word2vec {config.model}")
@@ -112,28 +130,36 @@ def train_and_write(args, sentences=None) -> dict:
         state["done"] = words
         bar.set_postfix(loss=f"{progress.loss:.3f}", epoch=progress.epoch + 1)
         epoch_end = progress.step >= progress.steps_in_epoch
-        if epoch_end or (args.checkpoint_every > 0 and time.perf_counter() - state["last_save"] >= args.checkpoint_every):
+        # several processes gather the tables together: only at epoch ends, which every process reaches
+        timed = args.checkpoint_every > 0 and jax.process_count() == 1
+        if epoch_end or (timed and time.perf_counter() - state["last_save"] >= args.checkpoint_every):
             epoch, step = (progress.epoch + 1, 0) if epoch_end else (progress.epoch, progress.step)
-            ckpt.save_checkpoint(ckpt_dir, TrainState(params=params, opt_state={}, step=jnp.int32(state["calls"]), key=k_train),
-                                 extra={"settings": settings, "epoch": epoch, "step": step, "calls": state["calls"]})
+            host = unpadded(params)
+            if lead:
+                ckpt.save_checkpoint(ckpt_dir, TrainState(params=host, opt_state={}, step=jnp.int32(state["calls"]),
+                                                          key=k_train),
+                                     extra={"settings": settings, "epoch": epoch, "step": step, "calls": state["calls"]})
             state["last_save"] = time.perf_counter()
 
     t0 = time.perf_counter()
     params, loss = word2vec.train(params, corpus, config, key=k_train, start_epoch=start_epoch,
-                                  start_step=start_step, callback=on_progress)
+                                  start_step=start_step, callback=on_progress, mesh=mesh)
     jax.block_until_ready(params)
     train_seconds = time.perf_counter() - t0
     bar.close()
-    wv = word2vec.word_vectors(params, vocab)
-    save_word2vec(wv, out / "vectors.txt")
+    wv = word2vec.word_vectors(unpadded(params), vocab)
+    if lead:
+        save_word2vec(wv, out / "vectors.txt")
     scores = standard_scores(wv, restrict_vocab=args.restrict_vocab)
     trained_words = raw_words * (config.epochs - start_epoch)
     metrics = {"model": config.model, "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
                "raw_words": raw_words, "vocab_size": len(vocab), "epochs": config.epochs,
                "train_seconds": train_seconds, "words_per_second": trained_words / train_seconds,
                "final_loss": loss, **scores, "settings": settings["config"],
-               "seconds": time.perf_counter() - started}
-    (out / "metrics.json").write_text(jsonio.dumps(metrics, indent=2) + "\n")
+               "seconds": time.perf_counter() - started,
+               "mesh": None if mesh is None else dict(mesh.shape), "processes": jax.process_count()}
+    if lead:
+        (out / "metrics.json").write_text(jsonio.dumps(metrics, indent=2) + "\n")
     return metrics
 
 

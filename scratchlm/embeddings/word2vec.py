@@ -48,6 +48,7 @@ epochs.  What follows the C tool / gensim, and where we choose otherwise:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -303,12 +304,17 @@ def epoch_tokens(key, ids, sentence, p_keep):
     return sampling.subsample(key, ids, sentence, p_keep)
 
 
-@partial(jax.jit, static_argnames=("config",), donate_argnums=(0,))
-def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_start, t_stop, steps_in_epoch, *, config):
+@partial(jax.jit, static_argnames=("config", "mesh"), donate_argnums=(0,))
+def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_start, t_stop, steps_in_epoch, *, config,
+              mesh=None):
     """Steps ``t_start .. t_stop-1`` of one epoch in one dispatch; returns (params, summed loss, pairs).
 
     Step ``t`` takes centres at positions ``t + j·S`` (``j < batch_size``, ``S`` = steps in the epoch)
     of the compacted corpus (CBOW: runs ``t + g·S`` of ``L`` consecutive positions ``(t + g·S)·L + l``); its learning rate is the linear decay at progress ``(epoch + t/S)/epochs``.
+
+    With a ``mesh`` the tables are split by rows over its ``model`` axis and the step's centres over
+    ``data`` (:func:`scratchlm.parallel.make_sharded_word2vec_update`; CBOW through :func:`cbow_update`,
+    the same arithmetic for the same centres); the batch is drawn as on one device.
     """
     B, W, K = config.batch_size, config.window, config.negative
     # CBOW: G runs of L consecutive centres; skip-gram: B runs of one centre (L = 1, no shared block)
@@ -327,7 +333,14 @@ def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_star
         noise = sampling.draw_negatives(k_noise, table, (B, K))  # [B, K]
         progress = (epoch + t / steps_in_epoch) / config.epochs
         alpha = config.alpha - (config.alpha - config.min_alpha) * progress
-        if config.model == "skipgram":
+        if mesh is not None:  # only the step's rows travel between devices, never a table
+            from scratchlm import parallel
+
+            update = parallel.make_sharded_word2vec_update(
+                mesh, skipgram_update if config.model == "skipgram" else cbow_update,
+                normalize_duplicates=config.normalize_duplicates)
+            params, step_loss, step_pairs = update(params, kept_ids[position], mask, target, noise, alpha)
+        elif config.model == "skipgram":
             params, step_loss, step_pairs = skipgram_update(params, kept_ids[position], mask, target, noise, alpha,
                                                             normalize_duplicates=config.normalize_duplicates)
         else:
@@ -352,13 +365,25 @@ class Progress:
 
 
 def train(params, corpus: Corpus, config: Word2VecConfig, *, key: jax.Array, start_epoch: int = 0,
-          start_step: int = 0, callback: Callable[[dict, Progress], None] | None = None):
+          start_step: int = 0, callback: Callable[[dict, Progress], None] | None = None, mesh=None):
     """Train from (``start_epoch``, ``start_step``) to the end; ``callback(params, progress)`` after each dispatch.
 
     Resuming from a checkpoint taken at (epoch, step) with the same key gives the same result as an
     uninterrupted run: each epoch's subsampling key is ``fold_in(key, epoch)`` and each step's key is
     folded from it with the step number.
+
+    ``mesh`` (:func:`scratchlm.parallel.make_mesh`): the tables split by rows over ``model`` (their
+    row count must divide by it: pad them, see ``scratchlm word2vec``), each step's centres over
+    ``data``, the corpus replicated.  Equal to the one-device run up to the order in which a word's
+    updates within one step are summed.
     """
+    if mesh is not None:
+        from scratchlm import parallel
+
+        parallel.divisible_batch(config.batch_size, mesh, "batch_size")
+        params = parallel.shard(params, mesh, parallel.EMBEDDING_RULES)
+        fields = tuple(getattr(corpus, f.name) for f in dataclasses.fields(corpus))
+        corpus = Corpus(*parallel.shard(fields, mesh, ()))  # replicated on every device
     N = int(corpus.ids.shape[0])
     started = time.perf_counter()
     last_loss = float("nan")
@@ -370,7 +395,7 @@ def train(params, corpus: Corpus, config: Word2VecConfig, *, key: jax.Array, sta
         while t < S:
             t_stop = min(S, t + config.steps_per_call)
             params, loss, pairs = run_steps(params, kept_ids, kept_sentence, n_kept, corpus.table, k_steps,
-                                            epoch, t, t_stop, S, config=config)
+                                            epoch, t, t_stop, S, config=config, mesh=mesh)
             last_loss = float(loss) / max(int(pairs), 1)
             if not math.isfinite(last_loss):
                 raise NonFiniteLossError(f"word2vec loss became {last_loss} in epoch {epoch}, steps {t}..{t_stop}; "
