@@ -128,9 +128,13 @@ def paragraph_sentences(paragraph: corpora.Paragraph, common: frozenset[str] = f
         tokens = word_tokens(text[s_start:s_end], s_start)
         if not tokens:
             continue
+        # Only spans overlapping the sentence can hold its tokens (same order, so the same result):
+        # scanning the paragraph's every link for every token made the set slow to build.
+        near = lambda spans: [(a, b) for a, b in spans if a < s_end and s_start < b]  # noqa: E731
+        local_links, local_mentions = near(links), near(mentions)
         offsets = [(a, b) for _, a, b in tokens]
-        tags = bio_tags(offsets, mentions)
-        covered = [any(a <= start < b for a, b in links + mentions) for start, _ in offsets]
+        tags = bio_tags(offsets, local_mentions)
+        covered = [any(a <= start < b for a, b in local_links + local_mentions) for start, _ in offsets]
         first, first_covered = tokens[0][0], covered[0]
         unlabelled = any(tok[:1].isupper() and not c for (tok, _, _), c in zip(tokens[1:], covered[1:]))
         unlabelled |= first[:1].isupper() and not first_covered and first.lower() not in common
