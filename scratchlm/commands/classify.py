@@ -16,8 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
-# The grid nested CV chooses from in the demo: half-decade steps around the 0.01 that the
-# random-init model was first tuned with.
+# The grid nested CV chooses from (the demo, benchmarks/classifier.py): half-decade steps around the
+# 0.01 that the random-init model was first tuned with.
 LEARNING_RATES = (0.01, 0.03, 0.1)
 
 
