@@ -172,8 +172,12 @@ def make_eval_fn(data: dict[str, np.ndarray], *, config: bert.BertConfig, maskin
     def eval_fn(params) -> dict:
         totals = np.zeros(3)
         for j, start in enumerate(range(0, N, batch_size)):
-            b = {k: jnp.asarray(v[start:start + batch_size]) for k, v in data.items()}
-            loss, m = step(params, b, jax.random.fold_in(key, j))
+            b = {k: v[start:start + batch_size] for k, v in data.items()}
+            pad = batch_size - len(b["input_ids"])
+            if pad:  # a short last batch is filled with all-special rows (nothing selected, weight 0): one compilation
+                b = {k: np.concatenate([v, np.repeat(v[:1], pad, axis=0)]) for k, v in b.items()}
+                b["special_tokens_mask"][-pad:] = 1
+            loss, m = step(params, {k: jnp.asarray(v) for k, v in b.items()}, jax.random.fold_in(key, j))
             w = float(m["predictions"])
             totals += (float(loss) * w, float(m["accuracy"]) * w, w)
         return {"mlm_loss": totals[0] / totals[2], "mlm_accuracy": totals[1] / totals[2]}

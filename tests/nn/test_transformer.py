@@ -19,6 +19,7 @@ from scratchlm.models import bert
 from scratchlm.nn import transformer
 from scratchlm.nn.attention import padding_mask
 from scratchlm.testing import check_grads
+from tests.random_params import random_params
 
 CFG = transformer.TransformerConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=12,
                                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, initializer_range=0.3)
@@ -66,8 +67,7 @@ def _np_layer(p, x, keep, pre_ln):
 @pytest.mark.parametrize("pre_ln", [False, True])
 def test_encoder_equals_its_equations_in_numpy(pre_ln):
     cfg = dataclasses.replace(CFG, pre_layer_norm=pre_ln)
-    params = transformer.init_encoder(jax.random.key(0), cfg)
-    params = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.key(1), a.shape), params)  # non-trivial LN
+    params = random_params(transformer.init_encoder, cfg)  # non-trivial biases and layer norms
     x, keep = _x_mask(0)
     out = _encoder(params, jnp.asarray(x), padding_mask(jnp.asarray(keep)), config=cfg)
     ref = x.astype(np.float64)
@@ -82,7 +82,7 @@ def test_encoder_equals_its_equations_in_numpy(pre_ln):
 def test_tiny_bert_gradients_float64(x64):
     cfg = dataclasses.replace(BERT, dtype="float64", vocab_size=8, max_position_embeddings=6, hidden_size=4,
                               intermediate_size=6)
-    params = bert.init(jax.random.key(0), cfg)  # 2 layers, 2 heads: ~420 numbers, every one checked
+    params = random_params(bert.init, cfg)  # 2 layers, 2 heads: ~420 numbers, every one checked
     batch = {"input_ids": jnp.array([[1, 5, 3, 2], [1, 7, 2, 0]]), "attention_mask": jnp.array([[1, 1, 1, 1], [1, 1, 1, 0]]),
              "token_type_ids": jnp.array([[0, 0, 1, 1], [0, 0, 0, 0]])}
 
@@ -95,9 +95,8 @@ def test_tiny_bert_gradients_float64(x64):
 
 def test_pre_ln_encoder_gradients_float64(x64):
     cfg = dataclasses.replace(CFG, dtype="float64", pre_layer_norm=True, hidden_size=4, intermediate_size=6)
-    params = transformer.init_encoder(jax.random.key(0), cfg)
-    params = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.key(1), a.shape, a.dtype), params)
-    x = jax.random.normal(jax.random.key(2), (2, 3, 4))
+    params = random_params(transformer.init_encoder, cfg)
+    x = np.random.default_rng(2).standard_normal((2, 3, 4))
     mask = padding_mask(jnp.array([[1, 1, 1], [1, 1, 0]]))
     check_grads(lambda params, x: transformer.encoder(params, x, mask, config=cfg), (params, x))
 
@@ -106,7 +105,7 @@ def test_pre_ln_encoder_gradients_float64(x64):
 @given(seed=st.integers(0, 2**16), perm_seed=st.integers(0, 2**16))
 def test_without_position_embeddings_bert_is_permutation_equivariant(seed, perm_seed):
     cfg = dataclasses.replace(BERT, position_embedding_type="none")
-    params = bert.init(jax.random.key(seed % 7), cfg)
+    params = random_params(bert.init, cfg, seed=seed % 7)
     rng = np.random.default_rng(seed)
     T = 6
     batch = {"input_ids": rng.integers(0, cfg.vocab_size, (2, T)).astype(np.int32),
@@ -120,10 +119,13 @@ def test_without_position_embeddings_bert_is_permutation_equivariant(seed, perm_
 
 
 @settings(max_examples=6)
-@given(seed=st.integers(0, 2**16), extra=st.sampled_from([1, 3]), pre_ln=st.booleans())
-def test_appending_padding_never_changes_real_positions(seed, extra, pre_ln):
+@given(seed=st.integers(0, 2**16), pre_ln=st.booleans())
+def test_appending_padding_never_changes_real_positions(seed, pre_ln):
+    """Three padding positions appended (how many does not enter the math: a masked key's weight is exactly 0;
+    one length keeps it to one compilation per layer-norm placement)."""
+    extra = 3
     cfg = dataclasses.replace(BERT, pre_layer_norm=pre_ln)
-    params = bert.init(jax.random.key(seed % 5), cfg)
+    params = random_params(bert.init, cfg, seed=seed % 5)
     rng = np.random.default_rng(seed)
     lengths = np.array([5, 3])
     ids = rng.integers(1, cfg.vocab_size, (2, 5)).astype(np.int32) * (np.arange(5) < lengths[:, None])
@@ -139,7 +141,7 @@ def test_appending_padding_never_changes_real_positions(seed, extra, pre_ln):
 
 
 def test_fused_encoder_equals_plain():
-    params = transformer.init_encoder(jax.random.key(0), CFG)
+    params = random_params(transformer.init_encoder, CFG)
     x, keep = _x_mask(1)
     plain = _encoder(params, jnp.asarray(x), padding_mask(jnp.asarray(keep)), config=CFG)
     fused = _encoder(params, jnp.asarray(x), padding_mask(jnp.asarray(keep)), config=dataclasses.replace(CFG, fused_attention=True))
@@ -148,15 +150,18 @@ def test_fused_encoder_equals_plain():
 
 def test_dropout_is_keyed_and_off_at_inference():
     cfg = dataclasses.replace(CFG, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
-    params = transformer.init_encoder(jax.random.key(0), cfg)
+    params = random_params(transformer.init_encoder, cfg, seed=2)
     x, keep = map(jnp.asarray, _x_mask(2))
     mask = padding_mask(keep)
-    a = _encoder(params, x, mask, config=cfg, key=jax.random.key(1), train=True)
-    b = _encoder(params, x, mask, config=cfg, key=jax.random.key(1), train=True)
-    c = _encoder(params, x, mask, config=cfg, key=jax.random.key(2), train=True)
+    # rbg keys (the hardware generator, as pretrain() uses): threefry dropout masks compile for seconds on a CPU
+    key = lambda seed: jax.random.key(seed, impl="rbg")  # noqa: E731
+    a = _encoder(params, x, mask, config=cfg, key=key(1), train=True)
+    b = _encoder(params, x, mask, config=cfg, key=key(1), train=True)
+    c = _encoder(params, x, mask, config=cfg, key=key(2), train=True)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert not np.allclose(np.asarray(a), np.asarray(c))
+    # at inference the dropout rates change nothing: equal to CFG (rates 0), whose program the tests above compiled
     np.testing.assert_array_equal(np.asarray(_encoder(params, x, mask, config=cfg)),
-                                  np.asarray(_encoder(params, x, mask, config=dataclasses.replace(cfg, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))))
+                                  np.asarray(_encoder(params, x, mask, config=CFG)))
     with pytest.raises(ValueError, match="needs a PRNG key"):
         transformer.encoder(params, x, mask, config=cfg, train=True)
