@@ -85,7 +85,8 @@ def measure(n: int, quick: bool) -> dict:
 
     tx = make_optimizer(learning_rate=1e-4, total_steps=1000)
     mesh = par.make_mesh(n, 1, devices=devices)
-    state = par.shard(init_train_state(p, tx, jax.random.key(1)), mesh, par.DATA_PARALLEL_RULES)
+    # rbg keys, as scratchlm pretrain uses: threefry's dropout bits take minutes to compile on a CPU
+    state = par.shard(init_train_state(p, tx, jax.random.key(1, impl="rbg")), mesh, par.DATA_PARALLEL_RULES)
     ids = rng.integers(1, config.vocab_size, (Bb, T)).astype(np.int32)
     b = par.shard_batch({"input_ids": ids, "labels": np.where(rng.random((Bb, T)) < 0.15, ids, -100).astype(np.int32)},
                         mesh)

@@ -19,6 +19,10 @@ to stay sparse.
   by rows (vocabulary) over ``model``, batches over ``data``; :func:`make_sharded_word2vec_update`
   moves only the rows a step touches, never a table.
 
+**Commands.**  ``scratchlm pretrain``, ``scratchlm finetune`` and ``scratchlm word2vec`` take
+``--mesh`` and the multi-host flags (:func:`setup`); the first two wrap the shared loop's step with
+:func:`on_mesh`, word2vec runs :func:`make_sharded_word2vec_update` inside its jitted steps.
+
 **Checkpoints** are written from host arrays (:func:`gather_to_host`, then
 :func:`scratchlm.training.checkpoint.save_checkpoint` on process 0) and restored onto any mesh:
 ``restore_checkpoint(path, target)`` then :func:`shard` with the new mesh's rules.
@@ -234,8 +238,18 @@ def shard_train_step(step: Callable, state_shardings: Any, mesh: Mesh) -> Callab
     params the gradient all-reduce, for FSDP the all-gather of each weight and the reduce-scatter
     of its gradient.
     """
-    return jax.jit(lambda state, batch: step(state, batch), in_shardings=(state_shardings, batch_sharding(mesh)),
-                   out_shardings=(state_shardings, NamedSharding(mesh, P())), donate_argnums=0)
+    leaves, treedef = jax.tree.flatten(state_shardings)
+    cache_key = (step, treedef, tuple(leaves), mesh)
+    if cache_key not in _SHARDED_STEPS:  # k folds of fine-tuning, or a resumed run: one compilation
+        if len(_SHARDED_STEPS) >= 8:
+            _SHARDED_STEPS.pop(next(iter(_SHARDED_STEPS)))
+        _SHARDED_STEPS[cache_key] = jax.jit(
+            lambda state, batch: step(state, batch), in_shardings=(state_shardings, batch_sharding(mesh)),
+            out_shardings=(state_shardings, NamedSharding(mesh, P())), donate_argnums=0)
+    return _SHARDED_STEPS[cache_key]
+
+
+_SHARDED_STEPS: dict = {}
 
 
 def make_sharded_word2vec_update(mesh: Mesh, update: Callable, *, normalize_duplicates: bool = False) -> Callable:
@@ -333,12 +347,16 @@ class MeshStep:
         self.inner, self.mesh, self.rules = step, mesh, tuple(rules)
         self.state_shardings = shardings(state, self.rules, mesh)
         self.sharded = shard_train_step(step, self.state_shardings, mesh)
+        self._last = None
 
     def place(self, state: Any) -> Any:
         return place(state, self.state_shardings)
 
     def __call__(self, state, batch):
-        return self.sharded(self.place(state), shard_batch(batch, self.mesh))
+        if state is not self._last:  # the loop hands back what the step returned: nothing to check then
+            state = self.place(state)
+        self._last, metrics = self.sharded(state, shard_batch(batch, self.mesh))
+        return self._last, metrics
 
     def __getattr__(self, name):  # e.g. finetune's step.optimizer
         return getattr(self.inner, name)

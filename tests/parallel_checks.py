@@ -277,6 +277,53 @@ def word2vec_command_checks(out: dict, tmp: Path) -> None:
     }
 
 
+def finetune_checks(out: dict, tmp: Path) -> None:
+    """:func:`scratchlm.training.finetune.fit` (what ``scratchlm finetune`` runs) on a 4x2 mesh for 2 epochs,
+    and the same run interrupted during epoch 2 and resumed from its epoch-1 checkpoint on the mesh."""
+    import jax
+
+    from scratchlm import parallel as par
+    from scratchlm.models import bert
+    from scratchlm.training import finetune as ft
+
+    config = bert.BertConfig(**{**TINY, "max_position_embeddings": 32})  # rows are bucketed to 32 tokens
+    params = {k: v for k, v in bert_params(config).items() if k != "cls"}
+    rng = np.random.default_rng(2)
+
+    def examples(n):
+        ids = rng.integers(5, config.vocab_size, (n, 32)).astype(np.int32)
+        mask = (np.arange(32)[None, :] < rng.integers(8, 32, n)[:, None]).astype(np.int32)
+        return {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": np.zeros_like(ids),
+                "labels": (ids[:, 1] % 2).astype(np.int64)}
+
+    train, dev = examples(16), examples(8)  # 2 steps an epoch
+    run = ft.FinetuneConfig(task="sequence", num_labels=2, epochs=2, batch_size=8, learning_rate=1e-3)
+    start = ft.init_classifier(jax.random.key(0), params, config, run)
+    mesh = par.make_mesh(4, 2)
+    seen = []  # the params each evaluation receives (host copies): epoch 2's are the run's last
+
+    def dev_eval(p, stop=False):
+        seen.append(jax.tree.map(np.asarray, p))
+        if stop and len(seen) == 2:
+            raise KeyboardInterrupt  # killed during epoch 2's evaluation: epoch 1's checkpoint is the latest
+        return ft.evaluate(p, dev, bert_config=config, config=run)
+
+    try:
+        ft.fit(start, train, None, bert_config=config, config=run, dev_eval=lambda p: dev_eval(p, stop=True),
+               checkpoint_dir=tmp / "finetune", mesh=mesh)
+    except KeyboardInterrupt:
+        pass
+    uninterrupted = seen[1]  # the first run got through epoch 2's steps
+    seen.clear()
+    resumed = ft.fit(start, train, None, bert_config=config, config=run, dev_eval=dev_eval,
+                     checkpoint_dir=tmp / "finetune", mesh=mesh)
+    out["finetune_resume"] = {
+        "identical": all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(seen[-1]))),
+        "resumed_history_steps": [h["step"] for h in resumed.history],
+        "moved": _max_diff(start, uninterrupted),
+    }
+
+
 def _max_abs(tree) -> float:
     import jax
 
@@ -325,8 +372,11 @@ def main(argv: list[str]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             word2vec_command_checks(out, Path(tmp))
             t2 = time.perf_counter()
+            finetune_checks(out, Path(tmp))
+            t3 = time.perf_counter()
             pretrain_checks(out, Path(tmp))
-        out["seconds"] = {"word2vec_step": t1 - t0, "word2vec_command": t2 - t1, "pretrain": time.perf_counter() - t2}
+        out["seconds"] = {"word2vec_step": t1 - t0, "word2vec_command": t2 - t1, "finetune": t3 - t2,
+                          "pretrain": time.perf_counter() - t3}
         with open(argv[1], "w") as f:
             json.dump(out, f)
     elif argv[0] == "worker":

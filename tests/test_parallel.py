@@ -209,6 +209,15 @@ def test_pretrain_command_on_a_4x2_mesh_equals_one_device(mesh_results):
     assert r["step"] == 2 and r["same_key"]
 
 
+def test_finetune_resumes_on_a_mesh_bit_for_bit(mesh_results):
+    """Fine-tuning (``training.finetune.fit``, what ``scratchlm finetune`` runs) on a 4x2 mesh, killed during
+    epoch 2 and run again: the loop restores epoch 1's checkpoint as one-device arrays, the mesh step places
+    them, and epoch 2 ends on exactly the uninterrupted run's params."""
+    r = mesh_results["finetune_resume"]
+    assert r["resumed_history_steps"] == [4]  # only epoch 2 (2 steps an epoch) ran again
+    assert r["identical"] and r["moved"] > 1e-4
+
+
 @pytest.mark.parametrize("n", [1, 4])
 def test_checkpoint_from_8_devices_restores_on_fewer(mesh_results, n):
     """The checkpoint ``scratchlm pretrain --mesh data=4,model=2`` wrote from 8 devices, restored onto 1 and

@@ -16,6 +16,10 @@ pretrain`` writes in ``OUT/model``) and, ideally, its ``tokenizer.json``.
 detail), ``report.txt`` (the classification reports), ``curves.png`` and, for token tasks,
 ``confusion.png`` (with the ``plot`` extra).  Running the same command again resumes: finished
 folds are read back and an interrupted run continues from its last epoch checkpoint.
+
+``--mesh data=8`` trains data parallel, ``--mesh data=4,model=2`` with the parameters and AdamW
+moments sharded 2 ways (FSDP); a resumed run may use another mesh.  ``--coordinator HOST:PORT
+--num-processes N --process-id I``: one process per host (:mod:`scratchlm.parallel`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import time
 from pathlib import Path
 
 from scratchlm import jsonio
+from scratchlm.cli import add_parallel_arguments
 from scratchlm.errors import ScratchlmError
 
 _PLOT_NOTE = 'note: matplotlib is not installed, so no plots were drawn: pip install "scratchlm[plot]"'
@@ -51,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=128, help="sub-tokens per example, specials included")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N examples of each split")
     parser.add_argument("--fresh", action="store_true", help="ignore earlier results in --out instead of resuming")
+    add_parallel_arguments(parser)  # --mesh data=8 | data=4,model=2 (FSDP); --coordinator/--num-processes/--process-id
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -137,10 +143,12 @@ def run(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
+    from scratchlm import parallel
     from scratchlm.models import bert
     from scratchlm.training import finetune as ft
     from scratchlm.training import seqeval
 
+    mesh = parallel.setup(args)  # before any other JAX call
     out: Path = args.out
     if args.fresh and out.exists():
         for name in ("best", "checkpoints", "metrics.jsonl", "metrics.json", "report.txt"):
@@ -194,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
             return out / f"fold_{f}"
 
         cv = ft.cross_validate(pretrained, data, bert_config=bert_config, config=config, folds=folds, key=key,
-                               fold_dir=fold_dir, done=done, on_fold=on_fold, progress=None)
+                               fold_dir=fold_dir, done=done, on_fold=on_fold, progress=None, mesh=mesh)
         y = data["labels"]
         majority = float(max(np.mean(y == c) for c in np.unique(y)))
         metrics = {"accuracy": cv["accuracy"], "f1": cv["f1"], "precision": cv["precision"], "recall": cv["recall"],
@@ -221,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
         result = ft.fit(params, splits["train"][0], None, bert_config=bert_config, config=config,
                         dev_eval=lambda p: ft.evaluate(p, splits["dev"][0], bert_config=bert_config, config=config,
                                                        tags=names, n_words=splits["dev"][1]),
-                        checkpoint_dir=out / "checkpoints", metrics_path=out / "metrics.jsonl", progress=None)
+                        checkpoint_dir=out / "checkpoints", metrics_path=out / "metrics.jsonl", progress=None, mesh=mesh)
         save_best(result.params, names)
         test, n_words = splits["test"]
         predicted = ft.predict(result.params, test, bert_config=bert_config, config=config)

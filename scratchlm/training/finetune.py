@@ -443,14 +443,21 @@ class EpochClock:
 
 def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertConfig, config: FinetuneConfig,
         dev_eval: Callable[[dict], dict] | None = None, checkpoint_dir: str | Path | None = None,
-        metrics_path: str | Path | None = None, progress: bool | None = False) -> FitResult:
+        metrics_path: str | Path | None = None, progress: bool | None = False, mesh=None) -> FitResult:
     """Fine-tune ``params`` (which already hold a ``classifier``) on ``train``; evaluate ``dev`` every epoch.
 
     ``dev_eval(params) -> metrics`` overrides the default dev evaluation (:func:`evaluate`);
     early stopping watches ``config.metric`` with ``config.patience`` epochs and the best
     epoch's params are returned.  ``checkpoint_dir`` makes the run resumable (the loop's
     checkpoints, one per epoch).
+
+    ``mesh`` (:func:`scratchlm.parallel.make_mesh`): the step runs data parallel or FSDP on it
+    (:func:`scratchlm.parallel.on_mesh`, which also places a resumed state on the mesh); evaluation
+    and the returned params are host copies.  With several processes each feeds its slice of every
+    batch and keeps its own checkpoints (``checkpoint_dir/process<i>``).
     """
+    from scratchlm import parallel as par
+
     per_epoch = steps_per_epoch(train, config.batch_size)
     step_fn, forward = programs(params, bert_config, config, config.epochs * per_epoch)
     # The step donates its state; copying keeps the caller's params (often shared by k folds) alive.
@@ -459,16 +466,27 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
     # slow to run on GPUs.
     key = jax.random.key(config.seed, impl="rbg")
     state = loop.init_train_state(jax.tree.map(jnp.copy, params), step_fn.optimizer, key)
+    state, loop_step = par.on_mesh(step_fn, state, mesh)  # without a mesh: step_fn itself
     if dev is not None and dev_eval is None:
         dev_eval = lambda p: evaluate(p, dev, bert_config=bert_config, config=config, forward=forward)  # noqa: E731
-    clock = EpochClock(step_fn.step)
+    if mesh is not None:
+        par.divisible_batch(min(config.batch_size, len(train["labels"])), mesh)
+        if dev_eval is not None:  # a host copy through the one-device forward pass (compiled once for all runs)
+            on_host = dev_eval
+            dev_eval = lambda p: on_host(par.gather_to_host(p))  # noqa: E731
+        if jax.process_count() > 1 and checkpoint_dir is not None:
+            checkpoint_dir = Path(checkpoint_dir) / f"process{jax.process_index()}"
+    clock = EpochClock(step_fn.step if mesh is None else loop_step.sharded)
     first_step: list[int] = []
 
     def batch_fn(t):
         clock.start()
         if not first_step:
             first_step.append(t)
-        return train_batch(train, t, config.batch_size, config.seed)
+        batch = train_batch(train, t, config.batch_size, config.seed)
+        if mesh is not None and jax.process_count() > 1:  # this process's rows of the global batch
+            batch = {k: np.asarray(par.process_shard(v)) for k, v in batch.items()}
+        return batch
 
     def timed_eval(p):
         clock.stop()  # the loop fetched this epoch's metrics just before: the device is done
@@ -480,7 +498,7 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
     if checkpoint_dir is not None:
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)  # the loop writes best.msgpack before any checkpoint
     result = loop.train(
-        state, step_fn, batch_fn,
+        state, loop_step, batch_fn,
         config=loop.LoopConfig(steps=config.epochs * per_epoch, eval_every=per_epoch if watching else 0, log_every=max(1, per_epoch // 4),
                                checkpoint_dir=checkpoint_dir, checkpoint_every=per_epoch, keep_checkpoints=1,
                                early_stopping_metric=config.metric if watching else None,
@@ -490,7 +508,8 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
     if not watching and first_step:  # no epoch boundaries seen: the run's mean epoch (the loop synced at its end)
         clock.stop(epochs=(int(result.state.step) - first_step[0]) // per_epoch)
     history = [{**h, "epoch": h["step"] // per_epoch} for h in result.history]
-    return FitResult(params=result.state.params, history=history, best_step=result.best_step,
+    final = result.state.params if mesh is None else par.gather_to_host(result.state.params)
+    return FitResult(params=final, history=history, best_step=result.best_step,
                      best_metric=result.best_metric, seconds_per_epoch=clock.steady(),
                      stopped_early=result.stopped_early, epoch_seconds=clock.seconds, epoch_compiled=clock.compiled)
 
@@ -498,7 +517,7 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
 def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig, folds: int,
                    dev_fraction: float = 0.1, key: jax.Array, fold_dir: Callable[[int], Path | None] = lambda f: None,
                    done: Callable[[int], dict | None] = lambda f: None, on_fold: Callable[[int, dict, dict], None] = lambda f, r, p: None,
-                   progress: bool | None = False) -> dict:
+                   progress: bool | None = False, mesh=None) -> dict:
     """k-fold cross-validation of a sequence task: every example predicted once, by a model that never saw it.
 
     For fold f: a fresh classifier (key ``fold_in(key, f)``) on the pretrained ``params``,
@@ -518,7 +537,7 @@ def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, co
             directory = fold_dir(f)
             result = fit(start, subset(data, fit_index), subset(data, dev_index), bert_config=bert_config,
                          config=config, checkpoint_dir=directory and directory / "checkpoints",
-                         metrics_path=directory and directory / "metrics.jsonl", progress=progress)
+                         metrics_path=directory and directory / "metrics.jsonl", progress=progress, mesh=mesh)
             predicted = predict(result.params, subset(data, test_index), bert_config=bert_config, config=config,
                                 forward=forward_program(bert_config, config))
             record = {"fold": f, "test_index": test_index.tolist(), "predictions": predicted.tolist(),
