@@ -127,6 +127,30 @@ def test_minibatch_step_is_optax_adagrad_on_the_minibatch_gradient(update):
                                   state[0].sum_of_squares["b_tilde"][untouched])
 
 
+@pytest.mark.parametrize("update", [glove.dense_update, glove.row_update])
+def test_entrywise_accumulator_adds_each_entrys_squared_gradient(x64, update):
+    """accumulate="entry": G grows by sum_e (dJ_e)^2 over the minibatch's entries e of each row (as
+    glove.c's per-entry steps grow it) and the step is sum_e dJ_e / sqrt(G).  Reference: autodiff of
+    each entry's J_e separately, in float64 NumPy; rtol 1e-10 (float64 sums in another order)."""
+    V = 11
+    config = glove.GloveConfig(dim=6, x_max=10.0)
+    batch, x = minibatch(V=V)
+    batch = (batch[0], batch[1], jnp.asarray(np.log(x)), jnp.asarray(f_numpy(x, 10.0, 0.75)))  # float64 targets
+    params = {k: v.astype(jnp.float64) * 30 for k, v in glove.init(jax.random.key(3), V, config).items()}
+    optimizer = glove.make_optimizer(config)
+    state = optimizer.init(params)
+    new_params, new_state, _ = jax.jit(lambda p, s: update(p, s, batch, optimizer=optimizer, entrywise=True))(params, state)
+
+    i, j = np.asarray(batch[0]), np.asarray(batch[1])
+    per_entry = jax.vmap(lambda a, b, xx: jax.grad(glove.loss)(params, a[None], b[None], xx[None], config=config))(
+        jnp.asarray(i), jnp.asarray(j), jnp.asarray(x))  # each [B, ...]: one entry's gradient of J
+    for k in params:
+        g_sum = np.sum(np.asarray(per_entry[k]), axis=0)
+        acc = np.asarray(state[0].sum_of_squares[k]) + np.sum(np.asarray(per_entry[k]) ** 2, axis=0)
+        np.testing.assert_allclose(new_state[0].sum_of_squares[k], acc, rtol=1e-10)
+        np.testing.assert_allclose(new_params[k], np.asarray(params[k]) - g_sum / np.sqrt(acc), rtol=1e-10, atol=1e-12)
+
+
 def test_padding_entries_change_nothing():
     V = 5
     config = glove.GloveConfig(dim=4)
