@@ -62,21 +62,24 @@ def init(key: jax.Array, config: ClassifierConfig) -> dict:
 def embedding_from_vectors(key: jax.Array, vocab: Vocab, wv: WordVectors, *, rms: float = INIT_RMS) -> tuple[np.ndarray, int]:
     r"""An embedding table [len(vocab), D] whose rows are ``wv``'s vectors where it has the word.
 
-    .. math::  E_w = \frac{r}{\mathrm{rms}(V)}\, v(w) \ \text{ if } w \in \mathrm{wv}, \qquad
+    .. math::  E_w = \frac{r}{s}\, v(w) \ \text{ if } w \in \mathrm{wv}, \qquad
                E_w \sim \mathcal N(0, r^2) \text{ otherwise}, \qquad E_{\mathrm{pad}} = E_{\mathrm{unk}} = 0
 
-    with :math:`\mathrm{rms}(V)` the root mean square of all of ``wv``'s entries and :math:`r` the
-    random table's scale, so a pretrained and a random table differ in their directions only and the
-    same learning rate suits both.  Returns the table and how many of the vocabulary's words ``wv`` had.
+    with :math:`r` the random table's scale and :math:`s` the root mean square of the entries of
+    :math:`v(w)` over the vocabulary's counted words (count > 0: the training sentences' words, never
+    the words only a test fold holds), so a pretrained and a random table differ in their directions
+    only and the same learning rate suits both.  Returns the table and how many of the vocabulary's
+    words ``wv`` had.
     """
     D = wv.dim
     E = rms * np.asarray(jax.random.normal(key, (len(vocab), D), jnp.float32))
-    scale = rms / max(float(np.sqrt(np.mean(np.square(wv.vectors, dtype=np.float64)))), 1e-12)
     index = wv.index
     rows = [(i, index[w]) for i, w in enumerate(vocab.tokens) if w in index and w not in vocab.specials]
     if rows:
         mine, theirs = (np.array(r) for r in zip(*rows))
-        E[mine] = scale * wv.vectors[theirs]
+        counted = theirs[np.asarray(vocab.counts)[mine] > 0]
+        v = wv.vectors[counted] if len(counted) else wv.vectors[theirs]
+        E[mine] = rms / max(float(np.sqrt(np.mean(np.square(v, dtype=np.float64)))), 1e-12) * wv.vectors[theirs]
     for special in vocab.specials:
         E[vocab.token_to_id(special)] = 0.0
     return E, len(rows)

@@ -66,13 +66,14 @@ def test_rejects_unbatched_ids():
 
 
 def test_embedding_from_vectors_by_hand():
-    """Known words get r / rms(V) times their vector (rms over all of wv's entries), others N(0, r^2), specials 0."""
-    wv = WordVectors(("good", "bad", "film"), np.array([[3.0, 4.0], [-3.0, -4.0], [0.0, 5.0]], np.float32))
-    vocab = Vocab(("<pad>", "<unk>", "film", "plot", "good"), (0, 0, 2, 1, 1))
+    """Known words get r / s times their vector, s the rms of the counted (training) words' vectors, so
+    "great" (count 0: only wv knows it) does not enter s; unknown words N(0, r^2); specials 0."""
+    wv = WordVectors(("good", "bad", "film", "great"), np.array([[3.0, 4.0], [-3.0, -4.0], [0.0, 5.0], [30.0, 40.0]], np.float32))
+    vocab = Vocab(("<pad>", "<unk>", "film", "plot", "good", "great"), (0, 0, 2, 1, 1, 0))
     E, found = C.embedding_from_vectors(jax.random.key(0), vocab, wv, rms=0.1)
-    scale = 0.1 / np.sqrt((9 + 16 + 9 + 16 + 0 + 25) / 6)
-    assert found == 2 and E.shape == (5, 2)
-    np.testing.assert_allclose(E[[2, 4]], scale * np.array([[0.0, 5.0], [3.0, 4.0]]), rtol=1e-6)
+    scale = 0.1 / np.sqrt((0 + 25 + 9 + 16) / 4)  # film, good
+    assert found == 3 and E.shape == (6, 2)
+    np.testing.assert_allclose(E[[2, 4, 5]], scale * np.array([[0.0, 5.0], [3.0, 4.0], [30.0, 40.0]]), rtol=1e-6)
     assert not E[:2].any() and np.abs(E[3]).sum() > 0  # "plot": random
 
 
