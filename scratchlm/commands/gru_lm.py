@@ -251,7 +251,11 @@ def load_trained(folder: Path):
         raise ScratchlmError(f"{folder} is not a `gru-lm train` output folder (config.json and params.msgpack expected)")
     config = gru_lm.GRULMConfig(**json.loads((folder / "config.json").read_text())["model"])
     target = jax.eval_shape(lambda: gru_lm.init(jax.random.key(0), config))  # shapes only: nothing to draw
-    return checkpoint.load_params(folder / "params.msgpack", target), config, TextCodec.load(folder)
+    try:
+        params = checkpoint.load_params(folder / "params.msgpack", target)
+    except ValueError as err:  # flax names the missing or unexpected tensors
+        raise ScratchlmError(f"{folder / 'params.msgpack'} does not hold the model of its config.json: {err}") from None
+    return params, config, TextCodec.load(folder)
 
 
 def sample_text(params, config, codec: TextCodec, prompt: str, *, key, max_new_tokens: int = 40, temperature: float = 1.0,

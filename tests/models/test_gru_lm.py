@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -265,3 +266,20 @@ def test_generate_and_classify_commands(trained, capsys):
     assert cli.main(["gru-lm", "classify", "--checkpoint", str(trained), "--steps", "5"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["train_examples"] + result["test_examples"] == 200 and 0.0 <= result["test_accuracy"] <= 1.0
+
+
+def test_a_checkpoint_with_a_missing_or_misshaped_tensor_is_a_clear_error(trained, tmp_path, capsys):
+    from flax import serialization
+
+    for case in ("missing", "misshaped"):
+        folder = tmp_path / case
+        shutil.copytree(trained, folder, ignore=shutil.ignore_patterns("checkpoints"))
+        raw = serialization.msgpack_restore((folder / "params.msgpack").read_bytes())
+        if case == "missing":
+            del raw["gru"]["weight_hh_l0"]
+        else:
+            raw["head"]["bias"] = raw["head"]["bias"][:5]
+        (folder / "params.msgpack").write_bytes(serialization.msgpack_serialize(raw))
+        assert cli.main(["gru-lm", "generate", "--checkpoint", str(folder), "--prompt", "the"]) == 2
+        err = capsys.readouterr().err
+        assert ("weight_hh_l0" if case == "missing" else "['head']['bias'] as float32[5]") in err, err
