@@ -60,6 +60,19 @@ def test_weighted_loss_equals_the_risk_of_the_real_rows():
     np.testing.assert_allclose(loss, np.mean(np.logaddexp(0.0, z) - np.asarray(y[:2]) * z), rtol=1e-6)  # l = softplus(z) - y z
 
 
+def test_embedding_dropout_only_while_training():
+    """Inverted dropout on E_{x_t}: the identity at evaluation; while training, h is the masked rows' mean
+    scaled by 1/(1-p) (functional.dropout with the same key gives the mask)."""
+    from scratchlm.nn.functional import dropout
+
+    config = C.ClassifierConfig(vocab_size=7, embed_dim=3, dropout=0.5)
+    p, ids, key = params(), jnp.array([[3, 5, 2, 0]]), jax.random.key(1)
+    np.testing.assert_allclose(C._apply(p, ids, config=config), C._apply(p, ids, config=CONFIG), rtol=1e-6)
+    z = C._apply(p, ids, config=config, key=key, train=True)
+    e = dropout(jnp.take(p["embedding"], ids, axis=0), 0.5, key=key, train=True)[0, :3]  # [3 real tokens, D]
+    np.testing.assert_allclose(z, [np.asarray(e).mean(0) @ np.asarray(p["output"]["w"]) + 0.1], rtol=1e-5)
+
+
 def test_rejects_unbatched_ids():
     with pytest.raises(ValueError, match=r"ids \[B, T\]"):
         C.apply(params(), jnp.array([1, 2]), config=CONFIG)
