@@ -68,7 +68,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--min-count", type=int, default=5)
     parser.add_argument("--sample", type=float, default=1e-3)
     parser.add_argument("--alpha", type=float, default=0.025)
-    parser.add_argument("--batch", type=int, default=512, help="scratchlm centre words per step")
+    parser.add_argument("--batch", type=int, default=None, help="scratchlm centre words per step (default: the command's CPU default, 512 skip-gram, 1024 CBOW)")
     parser.add_argument("--steps-per-call", type=int, default=256)
     parser.add_argument("--normalize-duplicates", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
@@ -94,7 +94,7 @@ def main(argv=None) -> dict:
     for name in models:
         config = Word2VecConfig(model=name, dim=args.dim, window=args.window, negative=args.negative,
                                 min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,
-                                batch_size=args.batch, steps_per_call=args.steps_per_call,
+                                batch_size=args.batch or (1024 if name == "cbow" else 512), steps_per_call=args.steps_per_call,
                                 normalize_duplicates=args.normalize_duplicates)
         wv, ours = _scratchlm(sentences, config, args.seed)
         ours.update(standard_scores(wv, restrict_vocab=args.restrict_vocab))

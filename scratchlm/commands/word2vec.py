@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.025)
     parser.add_argument("--min-alpha", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch", type=int, default=None, help="centre words per step (default 512 on CPU, 16384 on an accelerator)")
+    parser.add_argument("--batch", type=int, default=None, help="centre words per step (default on CPU: 512 skip-gram, 1024 CBOW; 16384 on an accelerator)")
     parser.add_argument("--steps-per-call", type=int, default=256, help="jitted steps per dispatch")
     parser.add_argument("--normalize-duplicates", action="store_true", default=None,
                         help="divide a row's summed update by sqrt(its count in the step) (default: on for accelerators)")
@@ -57,7 +57,7 @@ def _config(args):
     from scratchlm.embeddings.word2vec import Word2VecConfig
 
     accelerator = jax.devices()[0].platform != "cpu"
-    batch = args.batch or (16_384 if accelerator else 512)
+    batch = args.batch or (16_384 if accelerator else 1024 if args.model == "cbow" else 512)
     normalize = args.normalize_duplicates if args.normalize_duplicates is not None else accelerator
     return Word2VecConfig(model=args.model, dim=args.dim, window=args.window, negative=args.negative,
                           min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,

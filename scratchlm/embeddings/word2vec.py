@@ -28,9 +28,10 @@ epochs.  What follows the C tool / gensim, and where we choose otherwise:
   over the epoch (positions ``t, t+S, t+2S, …``) so that one step's rows come from unrelated
   sentences.  A word occurring ``m`` times in one step receives the sum of its ``m`` row updates,
   as sequential SGD would apply them (without the saturation of σ in between).  At ``batch_size``
-  512 this matches gensim's quality on the Wikipedia sample (``benchmarks/word2vec.py``).  For the
-  much larger batches an accelerator wants, ``normalize_duplicates=True`` divides each row's summed
-  update by :math:`\sqrt m`, damping the frequent words' rows that large batches hit many times.
+  512 (skip-gram) and 1024 (CBOW, the command's CPU default) this matches gensim's quality on the
+  Wikipedia sample (``benchmarks/word2vec.py``).  For the much larger batches an accelerator
+  wants, ``normalize_duplicates=True`` divides each row's summed update by :math:`\sqrt m`,
+  damping the frequent words' rows that large batches hit many times.
 - **CBOW in runs.** A CBOW step takes its centres in runs of ``run_length`` consecutive words
   (the runs spread evenly over the epoch as above).  The windows of a run overlap, so the run's input
   rows are gathered once as one block of ``run_length + 2·window`` rows, each mean context is a
