@@ -169,10 +169,7 @@ def cell(a_x: jax.Array, h: jax.Array, weight_hh: jax.Array, bias_hh: jax.Array,
     H = h.shape[-1]
     a_x_r, a_x_z, a_x_n = a_x[..., :H], a_x[..., H : 2 * H], a_x[..., 2 * H :]
     if variant == "cudnn":
-        a_h = jnp.dot(h, weight_hh.T, precision=precision) + bias_hh  # [B, 3H]
-        r = jax.nn.sigmoid(a_x_r + a_h[..., :H])
-        z = jax.nn.sigmoid(a_x_z + a_h[..., H : 2 * H])
-        h_tilde = jnp.tanh(a_x_n + r * a_h[..., 2 * H :])
+        r, z, h_tilde, _ = _cudnn_gates(a_x, h, weight_hh, bias_hh, precision)
     else:
         a_h = jnp.dot(h, weight_hh[: 2 * H].T, precision=precision) + bias_hh[: 2 * H]  # [B, 2H]
         r = jax.nn.sigmoid(a_x_r + a_h[..., :H])
@@ -181,10 +178,90 @@ def cell(a_x: jax.Array, h: jax.Array, weight_hh: jax.Array, bias_hh: jax.Array,
     return z * h + (1.0 - z) * h_tilde
 
 
+def _cudnn_gates(a_x, h, weight_hh, bias_hh, precision):
+    """r_t, z_t, n_t and the recurrent part a^h_n of the cuDNN cell (the equations of :func:`cell`)."""
+    H = h.shape[-1]
+    a_h = jnp.dot(h, weight_hh.T, precision=precision) + bias_hh  # [B, 3H]
+    r = jax.nn.sigmoid(a_x[..., :H] + a_h[..., :H])
+    z = jax.nn.sigmoid(a_x[..., H : 2 * H] + a_h[..., H : 2 * H])
+    n = jnp.tanh(a_x[..., 2 * H :] + r * a_h[..., 2 * H :])
+    return r, z, n, a_h[..., 2 * H :]
+
+
+def _cudnn_forward(a_x, h0, weight_hh, bias_hh, mask, reverse, unroll, precision):
+    """The cuDNN-variant recurrence over [T, B, 3H] input projections; also returns what the backward pass reads."""
+
+    def step(h, inputs):
+        a_x_t, m_t = inputs
+        r, z, n, a_h_n = _cudnn_gates(a_x_t, h, weight_hh, bias_hh, precision)
+        h_t = z * h + (1.0 - z) * n
+        out = h_t
+        if m_t is not None:  # a padded step keeps the state and emits zeros
+            h_t, out = jnp.where(m_t[:, None], h_t, h), jnp.where(m_t[:, None], h_t, 0.0)
+        return h_t, (out, (h, r, z, n, a_h_n))
+
+    h_T, (outputs, saved) = lax.scan(step, h0, (a_x, mask), reverse=reverse, unroll=unroll)
+    return (outputs, h_T), saved
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
+def _cudnn_recurrence(a_x, h0, weight_hh, bias_hh, mask, reverse, unroll, precision):
+    return _cudnn_forward(a_x, h0, weight_hh, bias_hh, mask, reverse, unroll, precision)[0]
+
+
+def _cudnn_recurrence_fwd(a_x, h0, weight_hh, bias_hh, mask, reverse, unroll, precision):
+    out, saved = _cudnn_forward(a_x, h0, weight_hh, bias_hh, mask, reverse, unroll, precision)
+    return out, (saved, weight_hh, mask)
+
+
+def _cudnn_recurrence_bwd(reverse, unroll, precision, residuals, cotangents):
+    r"""Backpropagation through time for the cuDNN cell, the chain rule on :func:`cell`'s equations.
+
+    With :math:`g_t = \partial L / \partial h_t` (from the output and from step t+1):
+
+    .. math::
+        ar n = g (1 - z) (1 - n^2), \quad ar a_z = g (h_{t-1} - n)\, z (1 - z), \quad
+        ar a_r = ar n\, a^h_n\, r (1 - r), \
+        ar a^x = [ar a_r; ar a_z; ar n], \quad ar a^h = [ar a_r; ar a_z; r ar n], \quad
+        rac{\partial L}{\partial h_{t-1}} = g z + ar a^h U
+
+    The loop carries only :math:`\partial L/\partial h`; the recurrent weights' gradient
+    :math:`\sum_t (ar a^h_t)^	op h_{t-1}` is one matmul over all steps after it (autodiff of the
+    scan would accumulate it step by step in small matmuls: about a third of the backward time on CPU).
+    """
+    (h_prev, r, z, n, a_h_n), weight_hh, mask = residuals
+    d_outputs, d_h_T = cotangents
+
+    def step(d_h, inputs):
+        d_out_t, m_t, h, r, z, n, a_h_n = inputs
+        g = d_h + d_out_t
+        if m_t is not None:
+            g = jnp.where(m_t[:, None], g, 0.0)  # a padded step passed the state through untouched
+        d_n = g * (1.0 - z) * (1.0 - n * n)
+        d_a_z = g * (h - n) * z * (1.0 - z)
+        d_a_r = d_n * a_h_n * r * (1.0 - r)
+        d_a_x = jnp.concatenate([d_a_r, d_a_z, d_n], axis=-1)  # [B, 3H]
+        d_a_h = jnp.concatenate([d_a_r, d_a_z, r * d_n], axis=-1)  # [B, 3H]
+        d_h_prev = g * z + jnp.dot(d_a_h, weight_hh, precision=precision)
+        if m_t is not None:
+            d_h_prev = d_h_prev + jnp.where(m_t[:, None], 0.0, d_h)
+        return d_h_prev, (d_a_x, d_a_h)
+
+    d_h0, (d_a_x, d_a_h) = lax.scan(step, d_h_T, (d_outputs, mask, h_prev, r, z, n, a_h_n),
+                                    reverse=not reverse, unroll=unroll)
+    d_weight_hh = jnp.einsum("tbg,tbh->gh", d_a_h, h_prev, precision=precision)  # [3H, H], all steps at once
+    return d_a_x, d_h0, d_weight_hh, d_a_h.sum(axis=(0, 1)), None
+
+
+_cudnn_recurrence.defvjp(_cudnn_recurrence_fwd, _cudnn_recurrence_bwd)
+
+
 def _scan_direction(params, s, x, h0, mask, *, variant, reverse, unroll, precision):
     """One layer, one direction: x [T, B, D] time-major -> (outputs [T, B, H], h_T [B, H])."""
     a_x = input_projection(x, params["weight_ih" + s], params["bias_ih" + s], precision)  # [T, B, 3H]
     weight_hh, bias_hh = params["weight_hh" + s], params["bias_hh" + s]
+    if variant == "cudnn":  # the same equations, with the backward pass written out for speed
+        return _cudnn_recurrence(a_x, h0, weight_hh, bias_hh, mask, reverse, unroll, precision)
 
     def step(h, inputs):
         a_x_t, m_t = inputs

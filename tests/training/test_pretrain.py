@@ -132,6 +132,7 @@ def test_pretraining_on_wikipedia_reduces_heldout_mlm_loss(tiny_run):
     assert m["heldout_mlm_loss_end"] < m["heldout_mlm_loss_start"] - 0.5, m
     assert m["heldout_mlm_accuracy_end"] > m["heldout_mlm_accuracy_start"]
     assert m["tokens_per_s"] > 0 and math.isfinite(m["final_train_loss"])
+    assert "mfu" in m and (m["mfu"] is None) == (m["peak_flops"] is None)  # MFU where the device's peak is known
 
 
 def test_pretraining_writes_a_huggingface_loadable_model(tiny_run):
