@@ -3,15 +3,26 @@
     python benchmarks/encoder.py --bf16                 # BERT-base, seq 128 and 512 (GPU)
     python benchmarks/encoder.py --quick                # tiny shapes, for a CPU
 
-Both train the same model (BERT-base: 12 layers, hidden 768, 12 heads, vocabulary 30,522) with
-AdamW on random ids, 15% of positions predicted; the figures are training tokens/s and MFU:
+Both do the same work: the same model (BERT-base: 12 layers, hidden 768, 12 heads, vocabulary
+30,522) on the same random ids (``[CLS] … [SEP]`` rows, no padding), the same task and the same
+optimizer.  Each step masks a fresh exact 15% of the non-special tokens per row (80% ``[MASK]``, 10%
+random, 10% kept: scratchlm.training.pretrain.mask_tokens, and its transcription in PyTorch below),
+runs the encoder over the masked rows, gathers the K selected positions, decodes only those through
+the MLM head (transform, LayerNorm, tied decoder) and takes the mean cross-entropy; AdamW at 1e-4
+with 100 warmup steps, decay 0.01 off biases and LayerNorms, global-norm clip 1.0.  Both losses
+therefore start at ln V and agree within noise.  The ids are uniform on [1000, V), V' = V - 1000
+of them, so no model can beat 0.8 ln V' + 0.2 (ln 2 + ln V' / 2) = 0.9 ln V' + 0.2 ln 2 (9.40 for
+BERT-base): the 80% [MASK]ed positions carry no information, and of the 20% shown a token half show
+the label itself (the kept 10%), which at best earns p = 1/2 ("loss_floor" in the JSON).  ``--hf-all-positions`` runs HuggingFace's usual recipe instead
+(``BertForMaskedLM(labels=...)``: every one of the T positions decoded), which is more work.
+
+The figures are training tokens/s and MFU:
 
     MFU = tokens/s x FLOPs/token / peak,  FLOPs/token = 6N + 12 L H T + 6 (H^2 + H V) K / T
 
 (PaLM, Chowdhery et al. 2022, appendix B; N the encoder's weights, K = 0.15 T predicted positions
-through the MLM head: scratchlm.models.bert.flops_per_token).  The same model FLOPs are charged to
-both (HuggingFace decodes all T positions, so its hardware FLOPs are higher).  The peak is the
-device's dense bf16 figure (scratchlm.training.pretrain.PEAK_BF16_FLOPS); on a CPU MFU is omitted.
+through the MLM head: scratchlm.models.bert.flops_per_token), charged alike to both.  The peak is
+the device's dense bf16 figure (scratchlm.training.pretrain.PEAK_BF16_FLOPS); on a CPU MFU is omitted.
 scratchlm's GPU path: bf16 compute with float32 parameters and softmax, cuDNN flash attention,
 the whole step jitted with the state donated, no host sync inside the timed loop.
 """
@@ -19,6 +30,7 @@ the whole step jitted with the state donated, no host sync inside the timed loop
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -84,7 +96,8 @@ def bench_scratchlm(config, seq_len: int, batch: int, steps: int, bf16: bool, fu
             "loss": float(m["loss"]), "parameters": bert.count_params(state.params)}
 
 
-def bench_huggingface(config, seq_len: int, batch: int, steps: int, bf16: bool) -> dict | None:
+def bench_huggingface(config, seq_len: int, batch: int, steps: int, bf16: bool, fused: bool,
+                      all_positions: bool = False) -> dict | None:
     try:
         import torch
         import transformers
@@ -93,22 +106,54 @@ def bench_huggingface(config, seq_len: int, batch: int, steps: int, bf16: bool) 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     fields = {k: v for k, v in config.to_hf_dict().items() if k not in ("model_type", "scratchlm_pre_layer_norm")}
-    hf_config = transformers.BertConfig(**{**fields, "attention_probs_dropout_prob": 0.0})  # as scratchlm's fused path
+    attention_dropout = 0.0 if fused else config.attention_probs_dropout_prob  # as scratchlm's run
+    hf_config = transformers.BertConfig(**{**fields, "attention_probs_dropout_prob": attention_dropout})
     hf_config._attn_implementation = "sdpa"  # PyTorch's fused attention (flash on GPU)
     model = transformers.BertForMaskedLM(hf_config).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=device == "cuda")
+    # scratchlm's AdamW: decay off biases and LayerNorms, linear warmup from 0 over 100 steps
+    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=1e-4, fused=device == "cuda")
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, s / 100))
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, config.vocab_size, (batch, seq_len), generator=g)
-    labels = torch.where(torch.rand(batch, seq_len, generator=g) < 0.15, ids, torch.full_like(ids, -100))
-    ids, labels = ids.to(device), labels.to(device)
+    ids[:, 0], ids[:, -1] = 101, 102
+    ids = ids.to(device)
+    V, H = config.vocab_size, config.hidden_size
+    K = round(0.15 * seq_len)  # MaskingConfig.max_predictions: the slots per row
+    n = round(0.15 * (seq_len - 2))  # selected per row: 15% of the candidates ([CLS], [SEP] never)
+    special = torch.zeros(batch, seq_len, dtype=torch.bool, device=device)
+    special[:, 0] = special[:, -1] = True
+    unused = torch.arange(K, device=device)[None, :] >= n  # slots past n_b carry no label
     autocast = torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16)
 
+    def mask_tokens():
+        """scratchlm.training.pretrain.mask_tokens in PyTorch: a uniform K-subset of the candidates, 80/10/10."""
+        u = torch.rand(batch, seq_len + 2 * K, device=device)
+        _, positions = torch.where(special, -1.0, u[:, :seq_len]).topk(K, dim=1)  # [B, K]
+        labels = ids.gather(1, positions)
+        random_ids = torch.clamp((u[:, seq_len + K:] * V).long(), max=V - 1)
+        kind = u[:, seq_len:seq_len + K]
+        new = torch.where(kind < 0.8, 103, torch.where(kind < 0.9, random_ids, labels))
+        new = torch.where(unused, labels, new)
+        return ids.scatter(1, positions, new), positions, torch.where(unused, -100, labels)
+
     def step():
+        masked, positions, labels = mask_tokens()
         with autocast:
-            loss = model(input_ids=ids, labels=labels).loss
+            if all_positions:  # HuggingFace's recipe: labels at the selected positions, all T decoded
+                full = torch.full_like(ids, -100).scatter(1, positions, labels)
+                loss = model(input_ids=masked, labels=full).loss
+            else:  # the same work as scratchlm: decode the K selected positions only
+                h = model.bert(input_ids=masked).last_hidden_state  # [B, T, H]
+                h_S = h.gather(1, positions[..., None].expand(-1, -1, H))  # [B, K, H]
+                logits = model.cls(h_S).float()  # [B, K, V]; the loss in float32, as scratchlm's
+                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), labels.reshape(-1), ignore_index=-100)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        schedule.step()
         optimizer.zero_grad(set_to_none=True)
         return loss
 
@@ -121,9 +166,10 @@ def bench_huggingface(config, seq_len: int, batch: int, steps: int, bf16: bool) 
         loss = step()
     sync()
     seconds = time.perf_counter() - t0
+    recipe = "all T positions decoded" if all_positions else "K selected positions decoded, as scratchlm"
     return {"tokens_per_s": steps * batch * seq_len / seconds, "loss": float(loss.detach()),
             "name": f"transformers {transformers.__version__} BertForMaskedLM (torch {torch.__version__}, {device}"
-                    + (", bf16 autocast" if bf16 else "") + ", sdpa)"}
+                    + (", bf16 autocast" if bf16 else "") + f", sdpa; {recipe})"}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -136,6 +182,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-fused", action="store_true", help="plain attention equations instead of the fused kernel")
     parser.add_argument("--quick", action="store_true", help="tiny shapes (2 layers, hidden 128) for a CPU")
     parser.add_argument("--no-peers", action="store_true", help="skip HuggingFace")
+    parser.add_argument("--hf-all-positions", action="store_true",
+                        help="HuggingFace decodes all T positions (its usual recipe; more work than scratchlm's)")
     args = parser.parse_args(argv)
 
     import jax
@@ -156,7 +204,8 @@ def main(argv: list[str] | None = None) -> dict:
     figures, runs = [], []
     for seq_len, batch in zip(seqs, batches):
         ours = bench_scratchlm(config, seq_len, batch, steps, args.bf16, fused=not args.no_fused)
-        peer = None if args.no_peers else bench_huggingface(config, seq_len, batch, steps, args.bf16)
+        peer = None if args.no_peers else bench_huggingface(config, seq_len, batch, steps, args.bf16, not args.no_fused,
+                                                            args.hf_all_positions)
         flops = bert.flops_per_token(config, seq_len, round(0.15 * seq_len))
         peer_tps = peer["tokens_per_s"] if peer else None
         figures.append(figure(f"MLM training tokens/s, seq {seq_len}, batch {batch}", ours["tokens_per_s"], peer_tps,
@@ -168,7 +217,9 @@ def main(argv: list[str] | None = None) -> dict:
         runs.append({"seq": seq_len, "batch": batch, "flops_per_token": flops, "scratchlm": ours,
                      "huggingface": peer})
     return report("encoder", figures, model="quick (2x128)" if args.quick else "BERT-base (12x768, 12 heads)",
-                  bf16=args.bf16, fused_attention=not args.no_fused, steps=steps, peak_flops=peak, runs=runs)
+                  bf16=args.bf16, fused_attention=not args.no_fused, steps=steps, peak_flops=peak, runs=runs,
+                  hf_recipe="all positions decoded" if args.hf_all_positions else "same work as scratchlm",
+                  loss_floor=0.9 * math.log(config.vocab_size - 1000) + 0.2 * math.log(2))
 
 
 if __name__ == "__main__":
