@@ -18,6 +18,7 @@ from scratchlm.models import gru_lm
 from scratchlm.nn import gru
 from scratchlm.nn.functional import log_softmax
 from scratchlm.training import loop
+from tests.random_params import random_params
 
 CONFIG = gru_lm.GRULMConfig(vocab_size=11, embed_size=4, hidden_size=5, num_layers=2, dropout=0.0)
 # Every full pass below is [B, T] = [3, 600]: one compilation of apply serves all the tests (compiling
@@ -32,7 +33,7 @@ _classifier_logits = jax.jit(gru_lm.classifier_logits, static_argnames=("config"
 
 @pytest.fixture(scope="module")
 def params():
-    return gru_lm.init(jax.random.key(0), CONFIG)
+    return random_params(gru_lm.init, CONFIG)  # NumPy-drawn: init's own compilation is paid by the CLI run below
 
 
 def test_shapes_no_maximum_length_and_tied_head(params):
