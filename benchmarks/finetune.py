@@ -153,16 +153,19 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--max-length", type=int, default=64)
+    # The demo's recipe: on these 100-200-sentence training sets appendix A.3's lr 5e-5 at batch 16
+    # for 2 epochs left both scratchlm and HuggingFace at the majority rate (0.49 vs 0.49, 3 seeds)
+    # and NER F1 near 0, which compares nothing; batch 8, lr 1e-4, 4 epochs learns on both sides.
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--max-length", type=int, default=32)
     parser.add_argument("--ner-train", type=int, default=800, help="silver NER training sentences used")
     parser.add_argument("--ner-eval", type=int, default=200, help="dev and test sentences used")
-    parser.add_argument("--quick", action="store_true", help="1 seed, 2 folds, 2 epochs, 160 NER sentences")
+    parser.add_argument("--quick", action="store_true", help="2 seeds, 2 folds, 120 NER sentences (about 10 min on 2 CPU cores)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.seeds, args.folds, args.epochs, args.ner_train, args.ner_eval = 1, 2, 2, 160, 80
+        args.seeds, args.folds, args.ner_train, args.ner_eval = 2, 2, 120, 60
     import torch
     import transformers
 
