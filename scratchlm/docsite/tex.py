@@ -41,7 +41,7 @@ FONTS = {"mathbf", "boldsymbol", "bm", "mathit", "mathcal", "mathsf", "mathbb"}
 TEXTLIKE = {"text", "textrm", "textit", "textbf", "mathrm", "operatorname", "mathtt", "label",
             "begin", "end", "htmlData", "htmlClass", "href", "url", "tag"}
 
-_COMMAND = re.compile(r"\\([A-Za-z]+|.)")
+_COMMAND = re.compile(r"\\([A-Za-z]+|.)", re.DOTALL)
 
 
 def _group_end(tex: str, i: int) -> int:

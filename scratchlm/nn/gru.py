@@ -220,13 +220,13 @@ def _cudnn_recurrence_bwd(reverse, unroll, precision, residuals, cotangents):
     With :math:`g_t = \partial L / \partial h_t` (from the output and from step t+1):
 
     .. math::
-        ar n = g (1 - z) (1 - n^2), \quad ar a_z = g (h_{t-1} - n)\, z (1 - z), \quad
-        ar a_r = ar n\, a^h_n\, r (1 - r), \
-        ar a^x = [ar a_r; ar a_z; ar n], \quad ar a^h = [ar a_r; ar a_z; r ar n], \quad
-        rac{\partial L}{\partial h_{t-1}} = g z + ar a^h U
+        \bar n = g (1 - z) (1 - n^2), \quad \bar a_z = g (h_{t-1} - n)\, z (1 - z), \quad
+        \bar a_r = \bar n\, a^h_n\, r (1 - r), \\
+        \bar a^x = [\bar a_r; \bar a_z; \bar n], \quad \bar a^h = [\bar a_r; \bar a_z; r \bar n], \quad
+        \frac{\partial L}{\partial h_{t-1}} = g z + \bar a^h U
 
     The loop carries only :math:`\partial L/\partial h`; the recurrent weights' gradient
-    :math:`\sum_t (ar a^h_t)^	op h_{t-1}` is one matmul over all steps after it (autodiff of the
+    :math:`\sum_t (\bar a^h_t)^\top h_{t-1}` is one matmul over all steps after it (autodiff of the
     scan would accumulate it step by step in small matmuls: about a third of the backward time on CPU).
     """
     (h_prev, r, z, n, a_h_n), weight_hh, mask = residuals
