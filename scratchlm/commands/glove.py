@@ -4,6 +4,13 @@ Defaults are the Stanford tool's ``demo.sh`` for a small corpus (dim 100, window
 x_max 10, 50 epochs), not the paper's x_max = 100, which leaves a corpus this small barely trained
 (most X_ij fall far below 100, so f(X_ij) is tiny).  Writes ``DIR/vectors.txt`` (word2vec text,
 loadable by gensim), ``DIR/vectors.glove.txt`` (GloVe text) and ``DIR/metrics.json``.
+
+``--mesh data=4,model=2`` splits ``W, b, W̃, b̃`` and their AdaGrad accumulators by rows over 2
+devices and each minibatch of non-zeros over 4 (:mod:`scratchlm.parallel`; the vocabulary is padded
+with unused rows to a multiple of ``model``); a checkpoint resumes on any mesh or on one device.
+With ``--coordinator/--num-processes/--process-id`` every process reads the corpus and counts the
+same co-occurrences (the minibatches are cut from them identically) and process 0 writes the
+outputs; checkpoints are not yet supported there.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import time
 from pathlib import Path
 
 from scratchlm import jsonio
+from scratchlm.cli import add_parallel_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-cooccurrence", action="store_true", help="also write DIR/cooccurrence.npz")
     parser.add_argument("--checkpoint-dir", type=Path, default=None, help="checkpoint every epoch; resume from here")
     parser.add_argument("--out", type=Path, default=Path("glove-out"))
+    add_parallel_arguments(parser)  # --mesh data=4,model=2 (tables by rows over model); multi-host flags
 
 
 def train_and_write(sentences, *, out: Path, dim: int = 100, window: int = 15, symmetric: bool = True,
@@ -42,8 +51,10 @@ def train_and_write(sentences, *, out: Path, dim: int = 100, window: int = 15, s
                     learning_rate: float = 0.05, epochs: int = 50, batch_size: int = 65536, output: str = "sum",
                     max_memory_mb: float = 512.0, restrict: int = 30000, seed: int = 0,
                     save_cooccurrence: bool = False, checkpoint_dir: Path | None = None,
-                    progress: bool | None = None) -> dict:
-    """Count, train, write the two vector files and metrics.json under ``out``; return the metrics."""
+                    progress: bool | None = None, mesh=None) -> dict:
+    """Count, train, write the two vector files and metrics.json under ``out``; return the metrics.
+
+    ``mesh`` (:func:`scratchlm.parallel.setup`): train on it; only process 0 writes files."""
     import jax
     import numpy as np
 
@@ -53,26 +64,30 @@ def train_and_write(sentences, *, out: Path, dim: int = 100, window: int = 15, s
     from scratchlm.embeddings.formats import WordVectors, save_glove, save_word2vec
     from scratchlm.errors import ScratchlmError
 
+    lead = jax.process_index() == 0
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     cooc = count_cooccurrences(sentences, window=window, symmetric=symmetric, min_count=min_count,
                                max_size=max_size, max_memory_mb=max_memory_mb)
     cooc_seconds = time.perf_counter() - t0
-    if save_cooccurrence:
+    if save_cooccurrence and lead:
         cooc.save(out / "cooccurrence.npz")
     config = glove.GloveConfig(dim=dim, x_max=x_max, alpha=alpha, learning_rate=learning_rate, epochs=epochs,
                                batch_size=batch_size, output=output)
     result = glove.train(cooc.i, cooc.j, cooc.x, cooc.vocab_size, config=config, key=jax.random.key(seed),
-                         checkpoint_dir=checkpoint_dir, metrics_path=out / "train_metrics.jsonl", progress=progress)
+                         checkpoint_dir=checkpoint_dir, metrics_path=out / "train_metrics.jsonl" if lead else None,
+                         progress=progress if lead else False, mesh=mesh)
     wv = WordVectors(cooc.words, np.asarray(glove.vectors(result.params, output=output)))
-    save_word2vec(wv, out / "vectors.txt")
-    save_glove(wv, out / "vectors.glove.txt")
+    if lead:
+        save_word2vec(wv, out / "vectors.txt")
+        save_glove(wv, out / "vectors.glove.txt")
     metrics = {
         "cooccurrence_seconds": cooc_seconds, "nonzeros": cooc.nnz, "vocab_size": cooc.vocab_size,
         "seconds_per_epoch": result.seconds_per_epoch, "compile_seconds": result.compile_seconds,
         "epochs_run": len(result.costs), "final_cost": result.costs[-1] if result.costs else None,
         "cost_definition": "J / nnz (glove.c prints half of this)", "update": result.update,
-        "device": str(jax.devices()[0]),
+        "device": str(jax.devices()[0]), "mesh": None if mesh is None else dict(mesh.shape),
+        "processes": jax.process_count(),
         "settings": {"dim": dim, "window": window, "symmetric": symmetric, "min_count": min_count,
                      "max_size": max_size, "x_max": x_max, "alpha": alpha, "learning_rate": learning_rate,
                      "epochs": epochs, "batch_size": batch_size, "output": output, "seed": seed},
@@ -81,19 +96,22 @@ def train_and_write(sentences, *, out: Path, dim: int = 100, window: int = 15, s
         metrics.update(standard_scores(wv, restrict_vocab=restrict))
     except ScratchlmError as err:  # a tiny corpus may hold no evaluation pair at all
         metrics["evaluation_error"] = str(err)
-    (out / "metrics.json").write_text(jsonio.dumps(metrics, indent=2) + "\n")
+    if lead:
+        (out / "metrics.json").write_text(jsonio.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
 def run(args: argparse.Namespace) -> int:
+    from scratchlm import parallel
     from scratchlm.data.corpora import load_tokenized_corpus
 
+    mesh = parallel.setup(args)  # before any other JAX call
     metrics = train_and_write(
         load_tokenized_corpus(args.corpus), out=args.out, dim=args.dim, window=args.window,
         symmetric=not args.left_only, min_count=args.min_count, max_size=args.max_size, x_max=args.x_max,
         alpha=args.alpha, learning_rate=args.learning_rate, epochs=args.epochs, batch_size=args.batch_size,
         output=args.output, max_memory_mb=args.max_memory_mb, restrict=args.restrict, seed=args.seed,
-        save_cooccurrence=args.save_cooccurrence, checkpoint_dir=args.checkpoint_dir)
+        save_cooccurrence=args.save_cooccurrence, checkpoint_dir=args.checkpoint_dir, mesh=mesh)
     print(_summary(metrics))
     print(f"wrote {args.out}/vectors.txt, vectors.glove.txt, metrics.json")
     return 0

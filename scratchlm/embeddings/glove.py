@@ -37,12 +37,13 @@ import numpy as np
 import optax
 
 from scratchlm.errors import NonFiniteLossError, ScratchlmError
+from scratchlm.training.checkpoint import latest_checkpoint, restore_checkpoint
 from scratchlm.training.loop import LoopConfig, TrainState, init_train_state
 from scratchlm.training.loop import train as loop_train
 
 Params = dict[str, jax.Array]  # {"W": [V, D], "b": [V], "W_tilde": [V, D], "b_tilde": [V]}
-# Which index selects each parameter's rows: the centre word i or the context word j.
-_ROW_OF = {"W": "i", "b": "i", "W_tilde": "j", "b_tilde": "j"}
+#: Which index selects each parameter's rows: the centre word i or the context word j.
+ROW_OF = {"W": "i", "b": "i", "W_tilde": "j", "b_tilde": "j"}
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def gradients(params: Params, i: jax.Array, j: jax.Array, x_ij: jax.Array, *, co
     _, grads = entry_gradients(params["W"][i], params["b"][i], params["W_tilde"][j], params["b_tilde"][j],
                                jnp.log(x_ij), f_ij)
     rows = {"i": i, "j": j}
-    return {name: jax.ops.segment_sum(g, rows[_ROW_OF[name]], num_segments=V) for name, g in grads.items()}
+    return {name: jax.ops.segment_sum(g, rows[ROW_OF[name]], num_segments=V) for name, g in grads.items()}
 
 
 def make_optimizer(config: GloveConfig) -> optax.GradientTransformationExtraArgs:
@@ -185,14 +186,14 @@ _PIB = "promise_in_bounds"  # minibatch ids are valid by construction; skips XLA
 
 
 def _is_params(t) -> bool:
-    return isinstance(t, dict) and set(t) == set(_ROW_OF)
+    return isinstance(t, dict) and set(t) == set(ROW_OF)
 
 
 def _minibatch_terms(params: Params, batch):
     """Gather the touched rows and return :func:`entry_gradients` of the minibatch and its rows."""
     i, j, log_x, f = batch
     rows = {"i": i, "j": j}
-    p = {k: v.at[rows[_ROW_OF[k]]].get(mode=_PIB) for k, v in params.items()}
+    p = {k: v.at[rows[ROW_OF[k]]].get(mode=_PIB) for k, v in params.items()}
     cost, g = entry_gradients(p["W"], p["b"], p["W_tilde"], p["b_tilde"], log_x, f)
     return rows, cost, g
 
@@ -211,15 +212,18 @@ def dense_update(params: Params, opt_state, batch, *, optimizer: optax.GradientT
     Returns (params, opt_state, cost) with cost = :math:`\sum f\delta^2` at the parameters before the step.
     """
     rows, cost, g = _minibatch_terms(params, batch)
-    row_sums = lambda terms: {k: jnp.zeros_like(v).at[rows[_ROW_OF[k]]].add(terms[k], mode=_PIB)  # noqa: E731
+    row_sums = lambda terms: {k: jnp.zeros_like(v).at[rows[ROW_OF[k]]].add(terms[k], mode=_PIB)  # noqa: E731
                               for k, v in params.items()}
     extra = {"squared_grads": row_sums(jax.tree.map(jnp.square, g))} if entrywise else {}
     updates, opt_state = optimizer.update(row_sums(g), opt_state, params, **extra)
     return optax.apply_updates(params, updates), opt_state, jnp.sum(cost)
 
 
-def _unique_rows(r: jax.Array, size: int, fill: int):
-    """Each entry's segment (index of its row among the sorted unique rows) and those rows, padded with ``fill``."""
+def unique_rows(r: jax.Array, size: int, fill: int):
+    """Each entry's segment (index of its row among the sorted unique rows) and those rows, padded with ``fill``.
+
+    Args: r [B] row ids; size >= the number of distinct ids (``min(B, V)``).  Returns ``(segment [B], rows [size])``.
+    """
     (B,) = r.shape
     sorted_r, order = jax.lax.sort_key_val(r, jnp.arange(B, dtype=r.dtype))
     first = jnp.concatenate([jnp.ones(1, bool), sorted_r[1:] != sorted_r[:-1]])
@@ -241,14 +245,14 @@ def row_update(params: Params, opt_state, batch, *, optimizer: optax.GradientTra
     V = params["W"].shape[0]
     rows, cost, g = _minibatch_terms(params, batch)
     size = min(rows["i"].shape[0], V)
-    seg_uniq = {r: _unique_rows(ids, size, fill=V) for r, ids in rows.items()}
-    segment_sums = lambda terms: {k: jax.ops.segment_sum(v, seg_uniq[_ROW_OF[k]][0], num_segments=size)  # noqa: E731
+    seg_uniq = {r: unique_rows(ids, size, fill=V) for r, ids in rows.items()}
+    segment_sums = lambda terms: {k: jax.ops.segment_sum(v, seg_uniq[ROW_OF[k]][0], num_segments=size)  # noqa: E731
                                   for k, v in terms.items()}
     g_u = segment_sums(g)
     extra = {"squared_grads": segment_sums(jax.tree.map(jnp.square, g))} if entrywise else {}
     # Padding slots hold row V: gathered clipped (their gradient is 0), dropped on the way back.
-    gather = lambda t: {k: v.at[seg_uniq[_ROW_OF[k]][1]].get(mode="clip") for k, v in t.items()}  # noqa: E731
-    scatter = lambda t, new: {k: v.at[seg_uniq[_ROW_OF[k]][1]].set(new[k], mode="drop") for k, v in t.items()}  # noqa: E731
+    gather = lambda t: {k: v.at[seg_uniq[ROW_OF[k]][1]].get(mode="clip") for k, v in t.items()}  # noqa: E731
+    scatter = lambda t, new: {k: v.at[seg_uniq[ROW_OF[k]][1]].set(new[k], mode="drop") for k, v in t.items()}  # noqa: E731
     p_u = gather(params)
     s_u = jax.tree.map(lambda t: gather(t) if _is_params(t) else t, opt_state, is_leaf=_is_params)
     updates, s_u = optimizer.update(g_u, s_u, p_u, **extra)
@@ -260,15 +264,25 @@ def row_update(params: Params, opt_state, batch, *, optimizer: optax.GradientTra
 _UPDATES = {"dense": dense_update, "rows": row_update}
 
 
-def make_epoch_step(optimizer: optax.GradientTransformation, *, update: str, nnz: int, entrywise: bool = False):
+def make_epoch_step(optimizer: optax.GradientTransformation, *, update: str, nnz: int, entrywise: bool = False,
+                    mesh=None):
     """``epoch(state, entries) -> (state, {"loss": J / nnz})``: every minibatch once, jitted, state donated.
 
     ``state.step`` counts epochs (one loop step is one epoch); the epoch's minibatch order is a
     permutation drawn from ``fold_in(state.key, state.step)``.  The minibatches run in one
     ``lax.scan``, so an epoch is one dispatch.  ``loss`` is :math:`J / \text{nnz}` summed over the
     epoch at the parameters each minibatch saw (``glove.c`` prints half of it as its "cost").
+    With a ``mesh`` each minibatch is :func:`scratchlm.parallel.make_sharded_glove_update`'s row step
+    (``update`` must be ``"rows"``): the state split by rows over ``model``, the entries over ``data``.
     """
-    step = partial(_UPDATES[update], optimizer=optimizer, entrywise=entrywise)
+    if mesh is None:
+        step = partial(_UPDATES[update], optimizer=optimizer, entrywise=entrywise)
+    elif update == "rows":
+        from scratchlm import parallel
+
+        step = parallel.make_sharded_glove_update(mesh, optimizer, entrywise=entrywise)
+    else:
+        raise ScratchlmError(f"GloVe on a mesh takes sparse row steps (update='rows'), got update={update!r}")
 
     def epoch(state: TrainState, entries):
         n_batches = entries[0].shape[0]
@@ -313,9 +327,33 @@ class GloveResult:
     update: str  # "dense" or "rows", as chosen
 
 
+def _with_rows(tree, like, n: int):
+    """``tree``'s tables with ``like``'s row count: ``tree``'s first ``n`` rows, then ``like``'s rows from ``n`` on."""
+    return jax.tree.map(lambda t, ref: jnp.concatenate([jnp.asarray(t)[:n], jnp.asarray(ref)[n:]]), tree, like)
+
+
+def restore_rows(path: str | Path, state: TrainState, vocab_size: int) -> TrainState:
+    r"""The training state saved at ``path``, with ``state``'s number of table rows: checkpoints cross meshes.
+
+    On a mesh the tables (and their AdaGrad accumulators) carry padding rows beyond ``vocab_size``
+    so that ``model`` divides them; no id reaches them, so they keep their initial values
+    (parameters 0, accumulators :math:`4/\eta^2`), and a checkpoint written there holds them too.
+    The first ``vocab_size`` rows are read exactly; the rows after them are ``state``'s (a fresh state).
+    """
+    from flax import serialization
+
+    saved_rows = np.shape(serialization.msgpack_restore(Path(path).read_bytes())["state"]["params"]["W"])[0]
+    tables = (state.params, state.opt_state)
+    target = jax.tree.map(lambda t: np.zeros((saved_rows, *np.shape(t)[1:]), t.dtype), tables)
+    restored = restore_checkpoint(path, state.replace(params=target[0], opt_state=target[1]))
+    params, opt_state = _with_rows((restored.params, restored.opt_state), tables, vocab_size)
+    return restored.replace(params=params, opt_state=opt_state)
+
+
 def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, config: GloveConfig, key: jax.Array,
           checkpoint_dir: str | Path | None = None, metrics_path: str | Path | None = None,
-          progress: bool | None = None, on_epoch: Callable[[int, float], None] | None = None) -> GloveResult:
+          progress: bool | None = None, on_epoch: Callable[[int, float], None] | None = None,
+          mesh=None) -> GloveResult:
     r"""Minimise :math:`J` with AdaGrad over shuffled minibatches of the non-zeros (Pennington et al. §4.2).
 
     The entries are shuffled once into minibatches (:func:`prepare_entries`, as ``glove.c``'s
@@ -323,6 +361,12 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
     order).  Epochs run through the shared loop (:func:`scratchlm.training.loop.train`: JSON-lines
     metrics, progress bar, atomic checkpoints and bitwise resume); a non-finite cost stops training
     with :class:`NonFiniteLossError`.
+
+    With a ``mesh`` (:func:`scratchlm.parallel.make_mesh`) the tables and their accumulators are
+    split by rows over ``model`` (padded with unused rows to a multiple of it), each minibatch over
+    ``data`` (``batch_size`` a multiple of it), and every minibatch is a sparse row step
+    (:func:`scratchlm.parallel.make_sharded_glove_update`).  A checkpoint resumes on any mesh or on
+    one device (:func:`restore_rows`); the returned ``params`` are the unpadded tables.
 
     Args: i, j [N] ids; x_ij [N] counts > 0; vocab_size V; key: PRNG key for init, shuffle and order.
     """
@@ -337,10 +381,26 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
         raise ScratchlmError(f"word ids must lie in [0, {vocab_size})")
     k_init, k_order, k_shuffle = jax.random.split(key, 3)
     entries = prepare_entries(i, j, x_ij, config=config, seed=int(jax.random.randint(k_shuffle, (), 0, 2**31 - 1)))
-    update = config.update if config.update != "auto" else ("dense" if vocab_size <= config.batch_size else "rows")
+    dense = vocab_size <= config.batch_size and mesh is None  # a dense step on a mesh would move whole tables
+    update = config.update if config.update != "auto" else ("dense" if dense else "rows")
     optimizer = make_optimizer(config)
-    state = init_train_state(init(k_init, vocab_size, config), optimizer, k_order)
-    epoch = make_epoch_step(optimizer, update=update, nnz=x_ij.size, entrywise=config.accumulate == "entry")
+    params = init(k_init, vocab_size, config)
+    if mesh is not None:  # rows V.. are never looked up (ids < V): padding, so that `model` divides the tables
+        from scratchlm import parallel
+
+        parallel.divisible_batch(config.batch_size, mesh, "batch_size")
+        if checkpoint_dir and jax.process_count() > 1:  # the loop writes checkpoints from one process's arrays
+            raise ScratchlmError("GloVe checkpoints on several processes are not supported yet; drop --checkpoint-dir")
+        pad = -vocab_size % mesh.shape["model"]
+        params = {k: jnp.pad(v, ((0, pad),) + ((0, 0),) * (v.ndim - 1)) for k, v in params.items()}
+    state = init_train_state(params, optimizer, k_order)
+    found = latest_checkpoint(checkpoint_dir) if checkpoint_dir else None
+    if found is not None:
+        state = restore_rows(found, state, vocab_size)
+    if mesh is not None:
+        state = parallel.shard(state, mesh, parallel.EMBEDDING_RULES)
+        entries = parallel.shard(entries, mesh, ((r".*", jax.sharding.PartitionSpec(None, "data")),))  # [n_batches, B]: B over data
+    epoch = make_epoch_step(optimizer, update=update, nnz=x_ij.size, entrywise=config.accumulate == "entry", mesh=mesh)
     costs, times = [], []
 
     def timed_epoch(state, entries):
@@ -358,11 +418,15 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
             on_epoch(len(costs), cost)
         return state, metrics
 
-    loop = LoopConfig(steps=config.epochs, log_every=1, checkpoint_dir=checkpoint_dir,
+    # resumed above (restore_rows), so that a checkpoint from another mesh fits
+    loop = LoopConfig(steps=config.epochs, log_every=1, checkpoint_dir=checkpoint_dir, resume=False,
                       checkpoint_every=1 if checkpoint_dir else 0, metrics_path=metrics_path, progress=progress)
     result = loop_train(state, timed_epoch, lambda _: entries, config=loop)
+    params = result.state.params
+    if mesh is not None:
+        params = {k: jnp.asarray(v[:vocab_size]) for k, v in parallel.gather_to_host(params).items()}
     steady = times[1:] or times or [float("nan")]
-    return GloveResult(params=result.state.params, costs=tuple(costs), seconds_per_epoch=float(np.median(steady)),
+    return GloveResult(params=params, costs=tuple(costs), seconds_per_epoch=float(np.median(steady)),
                        compile_seconds=float(times[0] - np.median(steady)) if times else 0.0, update=update)
 
 

@@ -1,0 +1,277 @@
+r"""GloVe on a device mesh (scratchlm.parallel.make_sharded_glove_update, ``scratchlm glove --mesh``).
+
+The pytest process already holds a one-device JAX, so the measurements run in one fresh process
+with 8 forced host devices (``python -m tests.test_parallel_glove OUT.json``, the functions below
+whose names start with ``_``); the tests assert on the JSON it writes.  XLA's backend runs at
+optimisation level 0 there (3x faster compiles), for the one-device references and the meshes alike.
+
+Tolerances (float32, unit round-off :math:`u = 2^{-24}`).  The sharded step reads every row
+exactly (a ``psum`` of one row and zeros) and computes each entry's gradient with the same
+arithmetic as :func:`scratchlm.embeddings.glove.row_update`; only the sums change order: a row's
+entry gradients are summed per data shard, then across shards.  A row shared by :math:`n` entries
+gets a summed gradient off by :math:`\lesssim n u \sum_e |\nabla J_e|`, and AdaGrad divides it by
+:math:`\sqrt{G} \ge 2/\eta = 40` before it reaches :math:`\theta`; in both the parameters and the
+accumulators that is a few ulps of the leaf's largest value: we allow ``8 u · max|leaf|`` (measured:
+at most 1 ulp).  Over the command's steps such differences add up (a parameter's change feeds the
+next gradients through a bounded factor), so ``8 u · max|leaf|`` per step times the steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+U = 2.0**-24  # float32 unit round-off
+FAST_COMPILE = "--xla_backend_optimization_level=0"
+STEP = dict(V=4096, D=16, B=32)  # a table shard (V/2 rows) far larger than a step's rows (2B)
+COMMAND = dict(words=51, sentences=40, batch=32)  # V = 51 (odd: padded to 52 on model=2) > batch: row steps on 1 device too
+MESHES = {"8x1": ((8, 1), False), "4x2": ((4, 2), False), "4x2_entry": ((4, 2), True)}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("parallel_glove") / "out.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT),
+               XLA_FLAGS=f"--xla_force_host_platform_device_count=8 {FAST_COMPILE}")
+    proc = subprocess.run([sys.executable, "-m", "tests.test_parallel_glove", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("name", list(MESHES))
+def test_sharded_step_equals_one_device(results, name):
+    """One minibatch (repeated rows certain) on meshes 8 and 4x2, AdaGrad as the minibatch or entry variant:
+    :func:`~scratchlm.embeddings.glove.row_update`'s params and accumulators to round-off, the same cost."""
+    r = results["step"][name]
+    assert r["mesh"] == list(MESHES[name][0])
+    for leaf, (diff, scale) in r["leaves"].items():
+        assert diff <= 8 * U * scale, leaf
+    assert r["moved"] > 1e-4  # the step changed the parameters: the equality is not vacuous
+    assert r["cost"][1] == pytest.approx(r["cost"][0], rel=1e-5)  # 32 terms summed in another order
+
+
+def test_sharded_step_and_epoch_move_rows_never_a_table(results):
+    """Every collective of the compiled 4x2 step, and of the whole compiled epoch (a ``lax.scan`` over
+    minibatches, as ``glove.train`` runs it), carries at most ``min(B, V)`` rows: far below a table shard."""
+    for what in ("step", "epoch"):
+        collectives = results["collectives"][what]
+        assert {c["op"] for c in collectives} >= {"all-gather", "all-reduce"}, collectives  # ids; rows and sums
+        largest = max(max(c["elements"]) for c in collectives)
+        assert largest <= STEP["B"] * STEP["D"], collectives  # min(B, V) rows of D floats
+    assert results["collectives"]["table_shard_elements"] >= 64 * STEP["B"] * STEP["D"]  # a shard is 64x that
+
+
+def test_command_on_a_4x2_mesh_equals_one_device(results):
+    """``scratchlm glove --mesh data=4,model=2`` for 2 epochs ends on the one-device run's state to round-off;
+    the metrics name the mesh; the checkpoint holds the padded tables, their padding rows untouched.
+
+    Epoch 2 moves every parameter far beyond the tolerance (so the check has teeth); the accumulators,
+    dominated by :math:`G_0 = 1600`, move less (those of :math:`W` by ~0.15, 4x their tolerance), and
+    are in fact equal bit for bit here: a reordered sum's last bits vanish in :math:`G_0 + g^2`."""
+    r = results["command"]
+    assert r["mesh"] == {"data": 4, "model": 2} and r["vocab"] % 2 == 1
+    assert r["mesh_rows"] == r["vocab"] + 1 and r["padding_inert"]
+    for leaf, (diff, scale) in r["mesh_vs_one"].items():
+        tol = 8 * U * scale * r["steps"]
+        assert diff <= tol, leaf
+        assert r["moved"][leaf] > (100 * tol if leaf.startswith("params") else tol), leaf
+
+
+def test_checkpoint_from_the_mesh_restores_on_one_device_identically(results):
+    """:func:`~scratchlm.embeddings.glove.restore_rows` reads the mesh's epoch-2 checkpoint into a one-device
+    state: every parameter and accumulator row bit for bit, the step and the key too."""
+    r = results["command"]
+    V = r["vocab"]
+    assert r["restored_on_one_identical"] and r["restored_shapes"] == [[V, 8], [V, 8], [V], [V]] * 2  # W, W̃, b, b̃
+
+
+def test_resume_on_the_mesh_is_exact_and_on_one_device_close(results):
+    """Killed after epoch 1 (its checkpoint kept, epoch 2's deleted) and run again: on the mesh, epoch 2
+    ends bit for bit where the uninterrupted mesh run ended; on one device, on the one-device run's
+    state to round-off (the same bound as the whole run)."""
+    r = results["command"]
+    assert r["resumed_epochs"] == {"mesh": 1, "one": 1}
+    assert r["resumed_on_mesh_identical"]
+    for leaf, (diff, scale) in r["resumed_on_one_vs_one"].items():
+        assert diff <= 8 * U * scale * r["steps"], leaf
+
+
+def test_measurements_stay_fast(results):
+    """The subprocess's own timings (compiles dominate): kept small so CI runs this module in seconds."""
+    assert sum(results["seconds"].values()) < 60, results["seconds"]
+
+
+# ----------------------------------------------------------------- the subprocess (8 forced host devices)
+
+
+def _collectives(hlo: str) -> list[dict]:
+    """Every collective instruction of a compiled module: its op and the element count of each result."""
+    import re
+
+    found = []
+    for line in hlo.splitlines():
+        m = re.search(r"=\s*(\(?[^=]*?\)?)\s+(all-gather|all-reduce|all-to-all|reduce-scatter|collective-permute)"
+                      r"(-start)?\(", line)
+        if m:
+            sizes = [int(np.prod([int(d) for d in dims.split(",") if d] or [1]))
+                     for dims in re.findall(r"[a-z]+\d*\[([\d,]*)\]", m.group(1))]
+            found.append({"op": m.group(2), "elements": sizes})
+    return found
+
+
+def _leaves(tree) -> dict:
+    import jax
+
+    from scratchlm import parallel as par
+
+    return {par.path_string(p): np.asarray(x) for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _diffs(ref, got) -> dict:
+    """``{leaf: [max |ref - got|, max |ref|]}``."""
+    a, b = _leaves(ref), _leaves(got)
+    assert a.keys() == b.keys(), (a.keys(), b.keys())
+    return {k: [float(np.max(np.abs(a[k] - b[k]))), float(np.max(np.abs(a[k])))] for k in a}
+
+
+def _step_checks(out: dict) -> None:
+    import jax
+    import jax.numpy as jnp
+
+    from scratchlm import parallel as par
+    from scratchlm.embeddings import glove
+    from scratchlm.training.loop import init_train_state
+
+    V, D, B = STEP["V"], STEP["D"], STEP["B"]
+    config = glove.GloveConfig(dim=D, batch_size=B, x_max=10.0)
+    rng = np.random.default_rng(0)
+    params = jax.device_get(glove.init(jax.random.key(0), V, config))
+    x = np.exp(rng.uniform(-1, 4, B))  # counts both sides of x_max
+    # a small id range makes rows repeated within the step (the summed-gradient path) certain
+    batch = (rng.integers(0, 100, B).astype(np.int32), rng.integers(0, 100, B).astype(np.int32),
+             np.log(x).astype(np.float32), np.where(x < 10, (x / 10) ** 0.75, 1.0).astype(np.float32))
+    out["step"] = {}
+    for name, (shape, entrywise) in MESHES.items():
+        config_e = glove.GloveConfig(dim=D, batch_size=B, accumulate="entry" if entrywise else "minibatch")
+        optimizer = glove.make_optimizer(config_e)
+        opt_state = jax.device_get(optimizer.init(params))
+        ref = jax.device_get(jax.jit(lambda p, s, b: glove.row_update(p, s, b, optimizer=optimizer, entrywise=entrywise))(
+            params, opt_state, tuple(map(jnp.asarray, batch))))
+        mesh = par.make_mesh(*shape)
+        p, s = par.shard((params, opt_state), mesh, par.EMBEDDING_RULES)
+        b = par.shard_batch(batch, mesh)
+        compiled = par.make_sharded_glove_update(mesh, optimizer, entrywise=entrywise).lower(p, s, b).compile()
+        got = jax.device_get(compiled(p, s, b))
+        out["step"][name] = {"mesh": list(mesh.devices.shape), "leaves": _diffs(ref[:2], got[:2]),
+                             "cost": [float(ref[2]), float(got[2])],
+                             "moved": max(d for d, _ in _diffs(params, ref[0]).values())}
+        if name == "4x2":
+            out["collectives"] = {"step": _collectives(compiled.as_text()), "table_shard_elements": V // 2 * D}
+            optimizer = glove.make_optimizer(config)
+            state = par.shard(jax.device_get(init_train_state(params, optimizer, jax.random.key(1))), mesh,
+                              par.EMBEDDING_RULES)
+            entries = par.shard(tuple(np.stack([c, c]) for c in batch), mesh, ((r".*", par.P(None, "data")),))
+            epoch = glove.make_epoch_step(optimizer, update="rows", nnz=B, mesh=mesh).lower(state, entries).compile()
+            out["collectives"]["epoch"] = _collectives(epoch.as_text())
+
+
+def _command_checks(out: dict, tmp: Path) -> None:
+    """``scratchlm glove`` through its own flags: one device, ``--mesh data=4,model=2``, both resumed."""
+    import argparse
+    import shutil
+
+    import jax
+    from flax import serialization
+
+    from scratchlm.commands import glove as command
+    from scratchlm.embeddings import evaluate, glove
+    from scratchlm.errors import ScratchlmError
+    from scratchlm.training.loop import init_train_state
+
+    def not_scored(wv, restrict_vocab):  # the scores are not under test (and their data path imports gensim)
+        raise ScratchlmError("not evaluated in this test")
+
+    evaluate.standard_scores = not_scored  # the command reads it from its module at call time
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(COMMAND["words"])]
+    p = 1.0 / np.arange(1, len(words) + 1)  # Zipf-like: frequent words repeat within a minibatch
+    corpus = tmp / "corpus.txt"
+    corpus.write_text("".join(" ".join(rng.choice(words, 12, p=p / p.sum())) + "\n"
+                              for _ in range(COMMAND["sentences"])))
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+
+    def run(name, *flags, epochs_done=0):
+        args = parser.parse_args(["--corpus", str(corpus), "--dim", "8", "--window", "2", "--min-count", "1",
+                                  "--epochs", "2", "--batch-size", str(COMMAND["batch"]), "--out", str(tmp / name),
+                                  "--checkpoint-dir", str(tmp / name / "ck"), *flags])
+        assert command.run(args) == 0
+        m = json.loads((tmp / name / "metrics.json").read_text())
+        assert m["epochs_run"] == 2 - epochs_done
+        return m, sorted((tmp / name / "ck").glob("ckpt_*.msgpack"))
+
+    def state(path):
+        return serialization.msgpack_restore(path.read_bytes())["state"]
+
+    m_one, (_, one) = run("one")
+    m_mesh, (epoch1, mesh) = run("mesh", "--mesh", "data=4,model=2")
+    for name in ("resumed_mesh", "resumed_one"):  # as if killed during epoch 2: only epoch 1's checkpoint
+        shutil.copytree(tmp / "mesh" / "ck", tmp / name / "ck")
+        (tmp / name / "ck" / mesh.name).unlink()
+    _, (_, resumed_mesh) = run("resumed_mesh", "--mesh", "data=4,model=2", epochs_done=1)
+    _, (_, resumed_one) = run("resumed_one", epochs_done=1)
+
+    V = m_one["vocab_size"]
+    tables = lambda s: {"params": s["params"], "opt_state": s["opt_state"]}  # noqa: E731
+    unpadded = lambda s: jax.tree.map(lambda t: t[:V], tables(s))  # noqa: E731
+    one_s, mesh_s = state(one), state(mesh)
+    config = glove.GloveConfig(dim=8)
+    optimizer = glove.make_optimizer(config)
+    fresh = init_train_state(glove.init(jax.random.key(0), V, config), optimizer, jax.random.key(0))
+    restored = glove.restore_rows(mesh, fresh, V)
+    g0 = 4.0 / config.learning_rate**2
+    out["command"] = {
+        "vocab": V, "mesh": m_mesh["mesh"], "mesh_rows": int(mesh_s["params"]["W"].shape[0]),
+        "padding_inert": all(np.all(t[V:] == 0) for t in mesh_s["params"].values())
+        and all(np.all(t[V:] == g0) for t in mesh_s["opt_state"]["0"]["sum_of_squares"].values()),
+        "mesh_vs_one": _diffs(tables(one_s), unpadded(mesh_s)),
+        "moved": {k: d for k, (d, _) in _diffs(tables(one_s), unpadded(state(epoch1))).items()},
+        "steps": 2 * -(-m_one["nonzeros"] // COMMAND["batch"]),
+        "restored_on_one_identical": all(np.array_equal(a, b) for a, b in zip(
+            jax.tree.leaves(unpadded(mesh_s)), jax.tree.leaves({"params": jax.device_get(restored.params),
+                                                               "opt_state": jax.device_get(restored.opt_state)})))
+        and np.array_equal(jax.random.key_data(restored.key), mesh_s["key"]) and int(restored.step) == 2,
+        "restored_shapes": [list(x.shape) for x in jax.tree.leaves((restored.params, restored.opt_state))],
+        "resumed_epochs": {"mesh": 1, "one": 1},
+        "resumed_on_mesh_identical": all(np.array_equal(a, b) for a, b in zip(
+            jax.tree.leaves(mesh_s), jax.tree.leaves(state(resumed_mesh)))),
+        "resumed_on_one_vs_one": _diffs(tables(one_s), tables(state(resumed_one))),
+    }
+
+
+def _main(path: str) -> None:
+    import tempfile
+
+    assert "device_count=8" in os.environ.get("XLA_FLAGS", ""), "run with 8 forced host devices"
+    out: dict = {}
+    t0 = time.perf_counter()
+    _step_checks(out)
+    t1 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        _command_checks(out, Path(tmp))
+    out["seconds"] = {"step": t1 - t0, "command": time.perf_counter() - t1}
+    Path(path).write_text(json.dumps(out))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1])
