@@ -318,7 +318,8 @@ def make_sharded_word2vec_update(mesh: Mesh, update: Callable, *, normalize_dupl
 
 
 def make_sharded_glove_update(mesh: Mesh, optimizer, *, entrywise: bool = False) -> Callable:
-    r"""GloVe's AdaGrad row step over row-sharded tables: ``(params, opt_state, (i, j, log_x, f)) -> (params, opt_state, cost)``.
+    r"""GloVe's AdaGrad row step over row-sharded tables: ``(params, opt_state, (i, j, log_x, f))`` ->
+    ``(params, opt_state, cost)``.
 
     The sharded form of :func:`scratchlm.embeddings.glove.row_update` (Pennington et al. 2014, §4.2):
     ``params`` (:math:`W, b, \tilde W, \tilde b`) and the AdaGrad accumulators :math:`G` that mirror
@@ -371,8 +372,10 @@ def make_sharded_glove_update(mesh: Mesh, optimizer, *, entrywise: bool = False)
         seg = {r: jax.lax.dynamic_slice_in_dim(s, start, b) for r, (s, _) in seg_uniq.items()}  # this shard's entries
         p_e = {k: v[seg[ROW_OF[k]]] for k, v in p_u.items()}
         cost, g = entry_gradients(p_e["W"], p_e["b"], p_e["W_tilde"], p_e["b_tilde"], log_x, f)
-        row_sums = lambda terms: {k: jax.lax.psum(jax.ops.segment_sum(v, seg[ROW_OF[k]], num_segments=size), "data")  # noqa: E731
-                                  for k, v in terms.items()}
+        def row_sums(terms):  # per unique row, over the global minibatch: [size, ...]
+            return {k: jax.lax.psum(jax.ops.segment_sum(v, seg[ROW_OF[k]], num_segments=size), "data")
+                    for k, v in terms.items()}
+
         extra = {"squared_grads": row_sums(jax.tree.map(jnp.square, g))} if entrywise else {}
         updates, s_u = optimizer.update(row_sums(g), s_u, p_u, **extra)
         params = scatter(params, optax.apply_updates(p_u, updates))

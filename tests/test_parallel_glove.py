@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 U = 2.0**-24  # float32 unit round-off
 FAST_COMPILE = "--xla_backend_optimization_level=0"
 STEP = dict(V=4096, D=16, B=32)  # a table shard (V/2 rows) far larger than a step's rows (2B)
-COMMAND = dict(words=51, sentences=40, batch=32)  # V = 51 (odd: padded to 52 on model=2) > batch: row steps on 1 device too
+# V = 51 words (odd: padded to 52 on model=2), more than a batch: row steps on one device too
+COMMAND = dict(words=51, sentences=40, batch=32)
 MESHES = {"8x1": ((8, 1), False), "4x2": ((4, 2), False), "4x2_entry": ((4, 2), True)}
 
 
@@ -106,12 +108,58 @@ def test_resume_on_the_mesh_is_exact_and_on_one_device_close(results):
         assert diff <= 8 * U * scale * r["steps"], leaf
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("mesh", ["data=2", "data=1,model=2"])
+def test_two_processes_run_the_command_as_one_device(tmp_path, mesh):
+    """``scratchlm glove --mesh ... --coordinator 127.0.0.1:PORT --num-processes 2 --process-id I`` in two CPU
+    processes (one device each, collectives over gloo): the batch split across the processes, or the tables'
+    rows; process 0 writes the vectors, which equal the one-device command's to round-off (the bound of the
+    mesh test, for each of W and W̃ of the sum W + W̃).  About 20 s on 2 cores."""
+    import socket
+
+    from scratchlm.embeddings.formats import load_word2vec
+
+    corpus = _write_corpus(tmp_path / "corpus.txt")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT), XLA_FLAGS=FAST_COMPILE)
+    flags = ["--corpus", str(corpus), "--dim", "8", "--window", "2", "--min-count", "1", "--epochs", "2",
+             "--batch-size", str(COMMAND["batch"]), "--restrict", "1000"]
+    runs = {"one": [], **{f"rank{i}": ["--mesh", mesh, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                                       "--process-id", str(i)] for i in range(2)}}
+    procs = {name: subprocess.Popen([sys.executable, "-m", "scratchlm.cli", "glove", *flags, "--out",
+                                     str(tmp_path / name), *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True) for name, extra in runs.items()}
+    logs = {name: proc.communicate(timeout=300)[0] for name, proc in procs.items()}
+    assert all(proc.returncode == 0 for proc in procs.values()), {k: v[-2000:] for k, v in logs.items()}
+    assert not (tmp_path / "rank1" / "vectors.txt").exists()  # only process 0 writes
+    m = json.loads((tmp_path / "rank0" / "metrics.json").read_text())
+    assert m["processes"] == 2
+    assert m["mesh"] == ({"data": 2, "model": 1} if mesh == "data=2" else {"data": 1, "model": 2})
+    one, two = (load_word2vec(tmp_path / name / "vectors.txt") for name in ("one", "rank0"))
+    assert one.words == two.words
+    scale = float(np.max(np.abs(one.vectors)))
+    steps = 2 * -(-m["nonzeros"] // COMMAND["batch"])
+    assert float(np.max(np.abs(one.vectors - two.vectors))) <= 2 * 8 * U * scale * steps
+
+
 def test_measurements_stay_fast(results):
     """The subprocess's own timings (compiles dominate): kept small so CI runs this module in seconds."""
     assert sum(results["seconds"].values()) < 60, results["seconds"]
 
 
 # ----------------------------------------------------------------- the subprocess (8 forced host devices)
+
+
+def _write_corpus(path: Path) -> Path:
+    """40 sentences of 12 words over 51 words, Zipf-like: frequent words repeat within a minibatch."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(COMMAND["words"])]
+    p = 1.0 / np.arange(1, len(words) + 1)
+    path.write_text("".join(" ".join(rng.choice(words, 12, p=p / p.sum())) + "\n" for _ in range(COMMAND["sentences"])))
+    return path
 
 
 def _collectives(hlo: str) -> list[dict]:
@@ -165,8 +213,8 @@ def _step_checks(out: dict) -> None:
         config_e = glove.GloveConfig(dim=D, batch_size=B, accumulate="entry" if entrywise else "minibatch")
         optimizer = glove.make_optimizer(config_e)
         opt_state = jax.device_get(optimizer.init(params))
-        ref = jax.device_get(jax.jit(lambda p, s, b: glove.row_update(p, s, b, optimizer=optimizer, entrywise=entrywise))(
-            params, opt_state, tuple(map(jnp.asarray, batch))))
+        one_device = jax.jit(partial(glove.row_update, optimizer=optimizer, entrywise=entrywise))
+        ref = jax.device_get(one_device(params, opt_state, tuple(map(jnp.asarray, batch))))
         mesh = par.make_mesh(*shape)
         p, s = par.shard((params, opt_state), mesh, par.EMBEDDING_RULES)
         b = par.shard_batch(batch, mesh)
@@ -202,12 +250,7 @@ def _command_checks(out: dict, tmp: Path) -> None:
         raise ScratchlmError("not evaluated in this test")
 
     evaluate.standard_scores = not_scored  # the command reads it from its module at call time
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(COMMAND["words"])]
-    p = 1.0 / np.arange(1, len(words) + 1)  # Zipf-like: frequent words repeat within a minibatch
-    corpus = tmp / "corpus.txt"
-    corpus.write_text("".join(" ".join(rng.choice(words, 12, p=p / p.sum())) + "\n"
-                              for _ in range(COMMAND["sentences"])))
+    corpus = _write_corpus(tmp / "corpus.txt")
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
 

@@ -102,6 +102,8 @@ def train_and_write(sentences, *, out: Path, dim: int = 100, window: int = 15, s
 
 
 def run(args: argparse.Namespace) -> int:
+    import jax
+
     from scratchlm import parallel
     from scratchlm.data.corpora import load_tokenized_corpus
 
@@ -113,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         output=args.output, max_memory_mb=args.max_memory_mb, restrict=args.restrict, seed=args.seed,
         save_cooccurrence=args.save_cooccurrence, checkpoint_dir=args.checkpoint_dir, mesh=mesh)
     print(_summary(metrics))
-    print(f"wrote {args.out}/vectors.txt, vectors.glove.txt, metrics.json")
+    if jax.process_index() == 0:
+        print(f"wrote {args.out}/vectors.txt, vectors.glove.txt, metrics.json")
     return 0
 
 

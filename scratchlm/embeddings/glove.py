@@ -266,7 +266,7 @@ _UPDATES = {"dense": dense_update, "rows": row_update}
 
 def make_epoch_step(optimizer: optax.GradientTransformation, *, update: str, nnz: int, entrywise: bool = False,
                     mesh=None):
-    """``epoch(state, entries) -> (state, {"loss": J / nnz})``: every minibatch once, jitted, state donated.
+    r"""``epoch(state, entries) -> (state, {"loss": J / nnz})``: every minibatch once, jitted, state donated.
 
     ``state.step`` counts epochs (one loop step is one epoch); the epoch's minibatch order is a
     permutation drawn from ``fold_in(state.key, state.step)``.  The minibatches run in one
@@ -399,7 +399,8 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
         state = restore_rows(found, state, vocab_size)
     if mesh is not None:
         state = parallel.shard(state, mesh, parallel.EMBEDDING_RULES)
-        entries = parallel.shard(entries, mesh, ((r".*", jax.sharding.PartitionSpec(None, "data")),))  # [n_batches, B]: B over data
+        by_data = jax.sharding.PartitionSpec(None, "data")
+        entries = parallel.shard(entries, mesh, ((r".*", by_data),))  # [n_batches, B]: B over data
     epoch = make_epoch_step(optimizer, update=update, nnz=x_ij.size, entrywise=config.accumulate == "entry", mesh=mesh)
     costs, times = [], []
 
