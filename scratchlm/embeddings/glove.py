@@ -329,7 +329,7 @@ class GloveResult:
 
 def _with_rows(tree, like, n: int):
     """``tree``'s tables with ``like``'s row count: ``tree``'s first ``n`` rows, then ``like``'s rows from ``n`` on."""
-    return jax.tree.map(lambda t, ref: jnp.concatenate([jnp.asarray(t)[:n], jnp.asarray(ref)[n:]]), tree, like)
+    return jax.tree.map(lambda t, ref: jnp.asarray(np.concatenate([np.asarray(t)[:n], np.asarray(ref)[n:]])), tree, like)
 
 
 def restore_rows(path: str | Path, state: TrainState, vocab_size: int) -> TrainState:
@@ -379,18 +379,20 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
         raise ScratchlmError("co-occurrence values must be finite and > 0 (log X_ij is the target)")
     if x_ij.size and (min(np.min(i), np.min(j)) < 0 or max(np.max(i), np.max(j)) >= vocab_size):
         raise ScratchlmError(f"word ids must lie in [0, {vocab_size})")
-    k_init, k_order, k_shuffle = jax.random.split(key, 3)
-    entries = prepare_entries(i, j, x_ij, config=config, seed=int(jax.random.randint(k_shuffle, (), 0, 2**31 - 1)))
     dense = vocab_size <= config.batch_size and mesh is None  # a dense step on a mesh would move whole tables
     update = config.update if config.update != "auto" else ("dense" if dense else "rows")
     optimizer = make_optimizer(config)
-    params = init(k_init, vocab_size, config)
-    if mesh is not None:  # rows V.. are never looked up (ids < V): padding, so that `model` divides the tables
+    epoch = make_epoch_step(optimizer, update=update, nnz=x_ij.size, entrywise=config.accumulate == "entry", mesh=mesh)
+    if mesh is not None:
         from scratchlm import parallel
 
         parallel.divisible_batch(config.batch_size, mesh, "batch_size")
         if checkpoint_dir and jax.process_count() > 1:  # the loop writes checkpoints from one process's arrays
             raise ScratchlmError("GloVe checkpoints on several processes are not supported yet; drop --checkpoint-dir")
+    k_init, k_order, k_shuffle = jax.random.split(key, 3)
+    entries = prepare_entries(i, j, x_ij, config=config, seed=int(jax.random.randint(k_shuffle, (), 0, 2**31 - 1)))
+    params = init(k_init, vocab_size, config)
+    if mesh is not None:  # rows V.. are never looked up (ids < V): padding, so that `model` divides the tables
         pad = -vocab_size % mesh.shape["model"]
         params = {k: jnp.pad(v, ((0, pad),) + ((0, 0),) * (v.ndim - 1)) for k, v in params.items()}
     state = init_train_state(params, optimizer, k_order)
@@ -401,7 +403,6 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
         state = parallel.shard(state, mesh, parallel.EMBEDDING_RULES)
         by_data = jax.sharding.PartitionSpec(None, "data")
         entries = parallel.shard(entries, mesh, ((r".*", by_data),))  # [n_batches, B]: B over data
-    epoch = make_epoch_step(optimizer, update=update, nnz=x_ij.size, entrywise=config.accumulate == "entry", mesh=mesh)
     costs, times = [], []
 
     def timed_epoch(state, entries):
