@@ -8,6 +8,9 @@ loadable by gensim), ``DIR/vectors.glove.txt`` (GloVe text) and ``DIR/metrics.js
 ``--mesh data=4,model=2`` splits ``W, b, W̃, b̃`` and their AdaGrad accumulators by rows over 2
 devices and each minibatch of non-zeros over 4 (:mod:`scratchlm.parallel`; the vocabulary is padded
 with unused rows to a multiple of ``model``); a checkpoint resumes on any mesh or on one device.
+A step moves the rows its minibatch touches, at most ``min(batch, V)``: with the default
+``--batch-size`` 65,536 and a vocabulary of a few thousand words that is every row, every step, so
+on a mesh a batch well below the vocabulary keeps the traffic sparse.
 With ``--coordinator/--num-processes/--process-id`` every process reads the corpus and counts the
 same co-occurrences (the minibatches are cut from them identically) and process 0 writes the
 outputs; checkpoints are not yet supported there.
