@@ -38,16 +38,82 @@ COMMAND = dict(words=51, sentences=40, batch=32)
 MESHES = {"8x1": ((8, 1), False), "4x2": ((4, 2), False), "4x2_entry": ((4, 2), True)}
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("parallel_glove") / "out.json"
+@pytest.fixture(scope="module", autouse=True)
+def measurements(request, tmp_path_factory):
+    """Start the 8-device subprocess as the module starts (when a selected test reads its results): the
+    one-device tests run while it compiles."""
+    if not any("results" in item.fixturenames for item in request.session.items if item.module is request.module):
+        yield None
+        return
+    tmp = tmp_path_factory.mktemp("parallel_glove")
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
     env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT),
                XLA_FLAGS=f"--xla_force_host_platform_device_count=8 {FAST_COMPILE}")
-    proc = subprocess.run([sys.executable, "-m", "tests.test_parallel_glove", str(out)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    return json.loads(out.read_text())
+    with open(tmp / "out.log", "w") as log:  # a file, not a pipe that could fill up
+        proc = subprocess.Popen([sys.executable, "-m", "tests.test_parallel_glove", str(tmp / "out.json")], cwd=ROOT,
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    yield proc, tmp
+    if proc.poll() is None:  # the results' tests failed before waiting
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def results(measurements) -> dict:
+    proc, tmp = measurements
+    try:
+        proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, (tmp / "out.log").read_text()[-4000:]
+    return json.loads((tmp / "out.json").read_text())
+
+
+def test_restore_rows_trims_and_pads_both_ways(tmp_path):
+    """A checkpoint of 5 rows read into 7 (a mesh's padding) and back into 5: the 5 saved rows exact, the
+    extra rows the fresh state's (parameters 0, accumulators 4/η²), step and key as saved."""
+    import jax
+    import optax
+
+    from scratchlm.embeddings import glove
+    from scratchlm.training.checkpoint import save_checkpoint
+    from scratchlm.training.loop import TrainState
+
+    g0 = 4.0 / glove.GloveConfig().learning_rate**2
+    shapes = {"W": (3,), "b": (), "W_tilde": (3,), "b_tilde": ()}
+
+    def state(rows, params, acc, step=0):  # host arrays: no XLA computation to compile
+        return TrainState(params={k: np.full((rows, *s), params, np.float32) for k, s in shapes.items()},
+                          opt_state=(optax.ScaleByRssState(sum_of_squares={k: np.full((rows, *s), acc, np.float32)
+                                                                            for k, s in shapes.items()}),
+                                     optax.EmptyState()),
+                          step=np.int32(step), key=jax.random.key(step))
+
+    saved = state(5, 1.5, 7.0, step=3)
+    grown = glove.restore_rows(save_checkpoint(tmp_path, saved), state(7, 0.0, g0), 5)
+    for k in shapes:
+        assert np.all(grown.params[k][:5] == 1.5) and np.all(grown.params[k][5:] == 0)
+        acc = grown.opt_state[0].sum_of_squares[k]
+        assert np.all(acc[:5] == 7.0) and np.all(acc[5:] == g0)
+    assert int(grown.step) == 3 and np.array_equal(jax.random.key_data(grown.key), jax.random.key_data(saved.key))
+    shrunk = glove.restore_rows(save_checkpoint(tmp_path / "grown", grown), state(5, 0.0, g0), 5)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves((shrunk.params, shrunk.opt_state)),
+                                                    jax.tree.leaves((saved.params, saved.opt_state))))
+
+
+def test_a_dense_step_on_a_mesh_is_refused():
+    """On a mesh every minibatch is a sparse row step; a dense one would all-reduce whole tables."""
+    import jax
+
+    from scratchlm import parallel as par
+    from scratchlm.embeddings import glove
+    from scratchlm.errors import ScratchlmError
+
+    with pytest.raises(ScratchlmError, match="row steps"):
+        glove.train(np.array([0, 1]), np.array([1, 0]), np.array([2.0, 3.0]), 2, key=jax.random.key(0),
+                    config=glove.GloveConfig(dim=2, epochs=1, batch_size=2, update="dense"), mesh=par.make_mesh())
 
 
 @pytest.mark.parametrize("name", list(MESHES))
@@ -106,51 +172,6 @@ def test_resume_on_the_mesh_is_exact_and_on_one_device_close(results):
     assert r["resumed_on_mesh_identical"]
     for leaf, (diff, scale) in r["resumed_on_one_vs_one"].items():
         assert diff <= 8 * U * scale * r["steps"], leaf
-
-
-def test_restore_rows_trims_and_pads_both_ways(tmp_path):
-    """A checkpoint of 5 rows read into 7 (a mesh's padding) and back into 5: the 5 saved rows exact, the
-    extra rows the fresh state's (parameters 0, accumulators 4/η²), step and key as saved."""
-    import jax
-    import optax
-
-    from scratchlm.embeddings import glove
-    from scratchlm.training.checkpoint import save_checkpoint
-    from scratchlm.training.loop import TrainState
-
-    g0 = 4.0 / glove.GloveConfig().learning_rate**2
-    shapes = {"W": (3,), "b": (), "W_tilde": (3,), "b_tilde": ()}
-
-    def state(rows, params, acc, step=0):  # host arrays: no XLA computation to compile
-        return TrainState(params={k: np.full((rows, *s), params, np.float32) for k, s in shapes.items()},
-                          opt_state=(optax.ScaleByRssState(sum_of_squares={k: np.full((rows, *s), acc, np.float32)
-                                                                            for k, s in shapes.items()}),
-                                     optax.EmptyState()),
-                          step=np.int32(step), key=jax.random.key(step))
-
-    saved = state(5, 1.5, 7.0, step=3)
-    grown = glove.restore_rows(save_checkpoint(tmp_path, saved), state(7, 0.0, g0), 5)
-    for k in shapes:
-        assert np.all(grown.params[k][:5] == 1.5) and np.all(grown.params[k][5:] == 0)
-        acc = grown.opt_state[0].sum_of_squares[k]
-        assert np.all(acc[:5] == 7.0) and np.all(acc[5:] == g0)
-    assert int(grown.step) == 3 and np.array_equal(jax.random.key_data(grown.key), jax.random.key_data(saved.key))
-    shrunk = glove.restore_rows(save_checkpoint(tmp_path / "grown", grown), state(5, 0.0, g0), 5)
-    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves((shrunk.params, shrunk.opt_state)),
-                                                    jax.tree.leaves((saved.params, saved.opt_state))))
-
-
-def test_a_dense_step_on_a_mesh_is_refused():
-    """On a mesh every minibatch is a sparse row step; a dense one would all-reduce whole tables."""
-    import jax
-
-    from scratchlm import parallel as par
-    from scratchlm.embeddings import glove
-    from scratchlm.errors import ScratchlmError
-
-    with pytest.raises(ScratchlmError, match="row steps"):
-        glove.train(np.array([0, 1]), np.array([1, 0]), np.array([2.0, 3.0]), 2, key=jax.random.key(0),
-                    config=glove.GloveConfig(dim=2, epochs=1, batch_size=2, update="dense"), mesh=par.make_mesh())
 
 
 @pytest.mark.slow
