@@ -1,9 +1,11 @@
 """Fine-tuning MiniLM: scratchlm vs HuggingFace ``transformers`` (PyTorch) on the same data, batches and settings.
 
 Both sides get the same folds / splits, the same batches in the same order (``finetune.train_batch``),
-the same initial classifier weights, AdamW with decay 0.01 skipping biases and LayerNorm, linear
-warm-up (10%) then linear decay, dropout 0.1, and keep the best dev epoch.  Only the dropout masks
-differ (two different random number generators); that is what the several seeds average over.
+the same initial classifier weights, AdamW with decay 0.01 skipping biases and LayerNorm, the gradient
+clipped to global norm 1, linear warm-up (10%) then linear decay, dropout 0.1, and keep the best dev
+epoch.  With dropout off, a step of each from the same params and batch gives the same loss and
+params to float32 round-off (``tests/training/test_finetune.py``).  Only the dropout masks differ
+(two different random number generators); that is what the several seeds average over.
 
 Figures: polarity accuracy by k-fold cross-validation (every sentence predicted once), entity F1 on
 the silver NER test split, and training seconds per epoch (steady state, compilation excluded) for
@@ -13,8 +15,10 @@ both tasks.  Run: ``python -m benchmarks.finetune [--quick]``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -55,36 +59,58 @@ def _hf_predict(model, data: dict, kind: str, batch_size: int = 64) -> np.ndarra
     return np.concatenate(out)
 
 
+def hf_optimizer(model, config, total_steps: int):
+    """HuggingFace's side of scratchlm's optimizer: ``torch.optim.AdamW`` (eps 1e-8, betas 0.9/0.999) with
+    decay ``config.weight_decay`` on every tensor but biases and LayerNorm (``run_glue``'s groups), and
+    ``get_linear_schedule_with_warmup`` over ``total_steps``.  Returns (optimizer, schedule)."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    def decays(name):
+        return not (name.endswith("bias") or "LayerNorm" in name)
+
+    named = list(model.named_parameters())
+    optimizer = torch.optim.AdamW([{"name": "decay", "params": [p for n, p in named if decays(n)],
+                                    "weight_decay": config.weight_decay},
+                                   {"name": "no_decay", "params": [p for n, p in named if not decays(n)],
+                                    "weight_decay": 0.0}],
+                                  lr=config.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+
+
+def hf_step(model, optimizer, schedule, batch: dict, config) -> float:
+    """One training step on a batch of ``finetune.train_batch``: loss, backward, clip, AdamW, schedule."""
+    import torch
+
+    loss = model(**{k: torch.from_numpy(v).long() for k, v in batch.items()}).loss
+    loss.backward()
+    if config.clip_norm:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad()
+    return float(loss.detach())
+
+
 def hf_fit(classifier: dict, train: dict, dev_eval, config) -> tuple[object, float]:
     """The HuggingFace side of one run: returns (best model, steady-state seconds per epoch)."""
     import copy
 
     import torch
-    from transformers import get_linear_schedule_with_warmup
 
     from scratchlm.training import finetune as ft
 
     torch.manual_seed(config.seed)
     model = _hf_model(config.task, config.num_labels, classifier)
-    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate, eps=1e-8)
     per_epoch = ft.steps_per_epoch(train, config.batch_size)
-    total = config.epochs * per_epoch
-    schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
+    optimizer, schedule = hf_optimizer(model, config, config.epochs * per_epoch)
     best, best_state, times = -1.0, None, []
     for epoch in range(config.epochs):
         model.train()
         t0 = time.perf_counter()
         for i in range(per_epoch):
-            b = {k: torch.from_numpy(v).long() for k, v in
-                 ft.train_batch(train, epoch * per_epoch + i, config.batch_size, config.seed).items()}
-            loss = model(**b).loss
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
+            hf_step(model, optimizer, schedule, ft.train_batch(train, epoch * per_epoch + i, config.batch_size,
+                                                               config.seed), config)
         times.append(time.perf_counter() - t0)
         score = dev_eval(model)
         if score > best:
@@ -177,6 +203,7 @@ def main(argv=None) -> dict:
     for seed in range(args.seeds):
         runs["polarity"].append(polarity(seed, args, pretrained, bert_config, tok))
         runs["ner"].append(ner(seed, args, pretrained, bert_config, tok))
+        print(json.dumps({"seed": seed, "polarity": runs["polarity"][-1], "ner": runs["ner"][-1]}), file=sys.stderr, flush=True)
 
     def mean(task, k):
         return float(np.mean([r[k] for r in runs[task]]))

@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dropout", type=float, default=None, help="default: the checkpoint's (0.1)")
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of the steps")
+    parser.add_argument("--clip-norm", type=float, default=1.0, help="global gradient-norm clip (BERT's 1.0); 0: none")
     parser.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs")
     parser.add_argument("--class-weights", default=None, help="comma-separated w_j (sequence tasks)")
     parser.add_argument("--max-length", type=int, default=128, help="sub-tokens per example, specials included")
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     config = ft.FinetuneConfig(
         task=task["kind"], num_labels=len(names), head=args.head, freeze=args.freeze, learning_rate=args.lr,
         epochs=args.epochs, batch_size=args.batch, warmup_ratio=args.warmup, weight_decay=args.weight_decay,
-        dropout=args.dropout, patience=args.patience, seed=args.seed,
+        clip_norm=args.clip_norm or None, dropout=args.dropout, patience=args.patience, seed=args.seed,
         class_weights=tuple(float(w) for w in args.class_weights.split(",")) if args.class_weights else None)
     data = encode(task, tok, args.max_length)
     key = jax.random.key(args.seed)

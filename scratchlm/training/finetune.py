@@ -14,8 +14,9 @@ The recipe of design document 004 §3.2, step by step:
 
    starting from the pretrained :math:`\theta`.
 3. **Hyper-parameters**: AdamW (Loshchilov & Hutter 2019) with decoupled weight decay that skips
-   biases and layer-norm parameters, linear warm-up then linear decay (BERT's schedule), dropout,
-   and a freezing policy (:func:`trainable_mask`).
+   biases and layer-norm parameters, the gradient clipped to global norm 1 (as in BERT's released
+   ``optimization.py``), linear warm-up then linear decay (BERT's schedule), dropout, and a
+   freezing policy (:func:`trainable_mask`).
 4. **Training with validation**: the shared loop (:mod:`scratchlm.training.loop`) evaluates the dev
    set every epoch; early stopping keeps the best dev checkpoint and restores it.
 5. **Test**: :func:`evaluate` on held-out data — accuracy/P/R/F1 for sequences, entity-level
@@ -60,6 +61,7 @@ class FinetuneConfig:
     batch_size: int = 16  # appendix A.3 searches {16, 32}
     warmup_ratio: float = 0.1  # BERT warms up over the first 10% of steps
     weight_decay: float = 0.01  # BERT's AdamW decay
+    clip_norm: float | None = 1.0  # global gradient-norm clip of BERT's released optimization.py (HF Trainer's too)
     dropout: float | None = None  # None keeps the pretrained config's 0.1 (appendix A.3)
     class_weights: tuple[float, ...] | None = None  # w_j of the weighted cross-entropy (sequence tasks)
     patience: int | None = None  # epochs without a better dev metric before stopping; None: never stop
@@ -358,7 +360,8 @@ def programs(params: dict, bert_config: bert.BertConfig, config: FinetuneConfig,
         trainable = trainable_mask(params, config.freeze)
         optimizer = loop.make_optimizer(name="adamw", learning_rate=config.learning_rate, total_steps=total_steps,
                                         warmup_steps=int(config.warmup_ratio * total_steps), schedule="linear",
-                                        weight_decay=config.weight_decay, trainable=trainable)
+                                        weight_decay=config.weight_decay, clip_norm=config.clip_norm,
+                                        trainable=trainable)
         loss_fn = lambda p, b, k: loss(p, b, k, bert_config=run_config, config=config)  # noqa: E731
         step_fn = loop.make_train_step(loss_fn, optimizer, trainable=trainable)
         _PROGRAMS[cache_key] = _Step(step_fn, optimizer)

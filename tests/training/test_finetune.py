@@ -1,9 +1,10 @@
-"""Fine-tuning: freezing, early stopping, overfitting one tiny batch per head, k-fold bookkeeping,
-and MiniLM on the polarity folds."""
+"""Fine-tuning: freezing, early stopping, overfitting one tiny batch per head, steps equal to
+HuggingFace's, k-fold bookkeeping, and MiniLM on the polarity folds."""
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -62,6 +63,8 @@ def with_head(base_params, config, seed=1):
 # 32) but not on the data, so all runs of one head share one compilation, which is most of a tiny
 # model's test time.  20 epochs of one batch at 1e-2 overfit each head with room to spare (every
 # head fits its batch by about epoch 12).
+# Clipping keeps its default (BERT's 1.0), so the HuggingFace parity test below checks it and
+# reuses these compilations; warm-up and decay slow the command's 3-fold task below its bound.
 EPOCHS, LR, BATCH = 20, 1e-2, 8
 COMMAND_FLAGS = ["--epochs", str(EPOCHS), "--lr", str(LR), "--batch", str(BATCH), "--dropout", "0", "--warmup", "0",
                  "--weight-decay", "0", "--max-length", "16"]
@@ -109,6 +112,48 @@ def test_each_head_overfits_one_batch_and_frozen_parameters_stay_bitwise(base_pa
     assert scores["accuracy"] == 1.0
     if config.task == "token":
         assert scores["entity_f1"] == 1.0 and "pooler" not in result.params  # a token head has no pooler
+
+
+@pytest.mark.parametrize("name", ["sequence-softmax", "token-softmax"])
+def test_steps_equal_huggingface_steps_from_the_same_params_and_batch(base_params, name, tmp_path):
+    r"""scratchlm's step against the benchmark's PyTorch recipe (``benchmarks/finetune.py``: AdamW,
+    clipping, linear decay) on ``BertFor{Sequence,Token}Classification`` loaded from the same weights:
+    three steps on the same batch, dropout off; and the same tensors in AdamW's weight-decay group.
+    The token batch's gradient norm (1.7) is above the clip, so clipping is exercised.
+
+    Losses agree to float32 round-off (rtol 1e-5).  Adam's first step is :math:`\eta\, g / (|g| + \epsilon)`:
+    where :math:`|g|` is near :math:`\epsilon = 10^{-8}` a round-off :math:`\delta g` moves it by
+    :math:`\eta\,\delta g / \epsilon`, about 1e-2 :math:`\eta` for the :math:`\delta g \approx 10^{-10}` of
+    float32 sums of terms near 1e-4 (the sequence head's gradient norm is 4e-3); 1e-3 :math:`\eta` was
+    the largest difference seen, so the bound is 1e-2 :math:`\eta`.  Leaving out the clip on one side
+    moved parameters by 0.2 :math:`\eta`."""
+    pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from benchmarks import finetune as bench
+    from scratchlm.training import loop
+
+    config = overfit_config(name)
+    data = tiny_token_data()[0] if config.task == "token" else tiny_sequence_data()
+    params = with_head(base_params, config)
+    step, _ = ft.programs(params, TINY, config, EPOCHS)  # the overfitting test's compiled step
+    state = loop.init_train_state(jax.tree.map(jnp.copy, params), step.optimizer, jax.random.key(0, impl="rbg"))
+    bert.save_pretrained(tmp_path, params, TINY)
+    hf_class = transformers.BertForTokenClassification if config.task == "token" else transformers.BertForSequenceClassification
+    model = hf_class.from_pretrained(str(tmp_path), num_labels=config.num_labels, hidden_dropout_prob=0.0,
+                                     attention_probs_dropout_prob=0.0)
+    optimizer, schedule = bench.hf_optimizer(model, config, EPOCHS)
+    decayed = {n.removeprefix("bert.") for group in optimizer.param_groups if group["name"] == "decay"
+               for n, p in model.named_parameters() if any(p is q for q in group["params"])}
+    ours = {k for k, d in bert.flatten_params(loop.weight_decay_mask(params)).items() if d}
+    assert decayed == ours
+    model.train()
+    for t in range(3):
+        batch = ft.train_batch(data, t, BATCH, config.seed)
+        state, metrics = step(state, batch)
+        assert float(metrics["loss"]) == pytest.approx(bench.hf_step(model, optimizer, schedule, batch, config), rel=1e-5)
+    theirs = {k.removeprefix("bert."): v.numpy() for k, v in model.state_dict().items()}
+    for k, v in bert.flatten_params(state.params).items():
+        np.testing.assert_allclose(np.asarray(v), theirs[k], rtol=0, atol=1e-2 * LR, err_msg=k)
 
 
 @pytest.mark.parametrize("freeze,frozen", [("none", []), ("embeddings", ["embeddings"]),
