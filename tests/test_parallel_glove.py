@@ -175,35 +175,47 @@ def test_resume_on_the_mesh_is_exact_and_on_one_device_close(results):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mesh", ["data=2", "data=1,model=2"])
-def test_two_processes_run_the_command_as_one_device(tmp_path, mesh):
-    """``scratchlm glove --mesh ... --coordinator 127.0.0.1:PORT --num-processes 2 --process-id I`` in two CPU
-    processes (one device each, collectives over gloo): the batch split across the processes, or the tables'
-    rows; process 0 writes the vectors, which equal the one-device command's to round-off (the bound of the
-    mesh test, for each of W and W̃ of the sum W + W̃).  About 20 s on 2 cores."""
+@pytest.mark.parametrize("meshes", [("data=1,model=2", "data=2"), ("data=2", "data=1,model=2")])
+def test_two_processes_checkpoint_resume_and_end_as_one_device(tmp_path, meshes):
+    """``scratchlm glove --mesh M --coordinator 127.0.0.1:PORT --num-processes 2 --process-id I`` in two CPU
+    processes (one device each, collectives over gloo): epoch 1 on one mesh (rows split across the
+    processes, or the batch), its checkpoint gathered and written by process 0, then epoch 2 resumed from it
+    on the other mesh.  Process 0 alone writes the vectors, which equal the one-device command's (2 epochs)
+    to round-off: the bound of the mesh test, for each of W and W̃ of the sum W + W̃.  About 40 s on 2 cores."""
     import socket
 
     from scratchlm.embeddings.formats import load_word2vec
 
     corpus = _write_corpus(tmp_path / "corpus.txt")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
     env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT), XLA_FLAGS=FAST_COMPILE)
-    flags = ["--corpus", str(corpus), "--dim", "8", "--window", "2", "--min-count", "1", "--epochs", "2",
-             "--batch-size", str(COMMAND["batch"]), "--restrict", "1000"]
-    runs = {"one": [], **{f"rank{i}": ["--mesh", mesh, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
-                                       "--process-id", str(i)] for i in range(2)}}
-    procs = {name: subprocess.Popen([sys.executable, "-m", "scratchlm.cli", "glove", *flags, "--out",
-                                     str(tmp_path / name), *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True) for name, extra in runs.items()}
-    logs = {name: proc.communicate(timeout=300)[0] for name, proc in procs.items()}
-    assert all(proc.returncode == 0 for proc in procs.values()), {k: v[-2000:] for k, v in logs.items()}
+    flags = ["--corpus", str(corpus), "--dim", "8", "--window", "2", "--min-count", "1", "--restrict", "1000",
+             "--batch-size", str(COMMAND["batch"])]
+
+    def start(name, *extra):
+        return subprocess.Popen([sys.executable, "-m", "scratchlm.cli", "glove", *flags, "--out", str(tmp_path / name),
+                                 *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+
+    def two_processes(mesh, epochs, reference=None):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        procs = {f"rank{i}": start(f"rank{i}", "--mesh", mesh, "--epochs", str(epochs), "--checkpoint-dir",
+                                   str(tmp_path / "ck"), "--coordinator", f"127.0.0.1:{port}", "--num-processes",
+                                   "2", "--process-id", str(i)) for i in range(2)}
+        procs.update(reference or {})
+        logs = {name: proc.communicate(timeout=300)[0] for name, proc in procs.items()}
+        assert all(proc.returncode == 0 for proc in procs.values()), {k: v[-2000:] for k, v in logs.items()}
+        return json.loads((tmp_path / "rank0" / "metrics.json").read_text())
+
+    first = two_processes(meshes[0], 1, {"one": start("one", "--epochs", "2")})
+    m = two_processes(meshes[1], 2)
     assert not (tmp_path / "rank1" / "vectors.txt").exists()  # only process 0 writes
-    m = json.loads((tmp_path / "rank0" / "metrics.json").read_text())
-    assert m["processes"] == 2
-    assert m["mesh"] == ({"data": 2, "model": 1} if mesh == "data=2" else {"data": 1, "model": 2})
+    assert [p.name for p in sorted((tmp_path / "ck").glob("ckpt_*.msgpack"))] == ["ckpt_00000001.msgpack",
+                                                                                  "ckpt_00000002.msgpack"]
+    assert first["epochs_run"] == 1 and m["epochs_run"] == 1 and m["processes"] == 2  # epoch 2 resumed
+    assert m["mesh"] == dict(zip(("data", "model"), (2, 1) if meshes[1] == "data=2" else (1, 2)))
     one, two = (load_word2vec(tmp_path / name / "vectors.txt") for name in ("one", "rank0"))
     assert one.words == two.words
     scale = float(np.max(np.abs(one.vectors)))

@@ -13,7 +13,8 @@ A step moves the rows its minibatch touches, at most ``min(batch, V)``: with the
 on a mesh a batch well below the vocabulary keeps the traffic sparse.
 With ``--coordinator/--num-processes/--process-id`` every process reads the corpus and counts the
 same co-occurrences (the minibatches are cut from them identically) and process 0 writes the
-outputs; checkpoints are not yet supported there.
+outputs and the checkpoints (gathered from all processes after every epoch; to resume, every host
+must see the checkpoint directory: a shared filesystem).
 """
 
 from __future__ import annotations

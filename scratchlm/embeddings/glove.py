@@ -37,7 +37,7 @@ import numpy as np
 import optax
 
 from scratchlm.errors import NonFiniteLossError, ScratchlmError
-from scratchlm.training.checkpoint import latest_checkpoint, restore_checkpoint
+from scratchlm.training.checkpoint import latest_checkpoint, restore_checkpoint, save_checkpoint
 from scratchlm.training.loop import LoopConfig, TrainState, init_train_state
 from scratchlm.training.loop import train as loop_train
 
@@ -329,7 +329,8 @@ class GloveResult:
 
 def _with_rows(tree, like, n: int):
     """``tree``'s tables with ``like``'s row count: ``tree``'s first ``n`` rows, then ``like``'s rows from ``n`` on."""
-    return jax.tree.map(lambda t, ref: jnp.asarray(np.concatenate([np.asarray(t)[:n], np.asarray(ref)[n:]])), tree, like)
+    join = lambda t, ref: jnp.asarray(np.concatenate([np.asarray(t)[:n], np.asarray(ref)[n:]]))  # noqa: E731
+    return jax.tree.map(join, tree, like)
 
 
 def restore_rows(path: str | Path, state: TrainState, vocab_size: int) -> TrainState:
@@ -387,8 +388,6 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
         from scratchlm import parallel
 
         parallel.divisible_batch(config.batch_size, mesh, "batch_size")
-        if checkpoint_dir and jax.process_count() > 1:  # the loop writes checkpoints from one process's arrays
-            raise ScratchlmError("GloVe checkpoints on several processes are not supported yet; drop --checkpoint-dir")
     k_init, k_order, k_shuffle = jax.random.split(key, 3)
     entries = prepare_entries(i, j, x_ij, config=config, seed=int(jax.random.randint(k_shuffle, (), 0, 2**31 - 1)))
     params = init(k_init, vocab_size, config)
@@ -404,6 +403,9 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
         by_data = jax.sharding.PartitionSpec(None, "data")
         entries = parallel.shard(entries, mesh, ((r".*", by_data),))  # [n_batches, B]: B over data
     costs, times = [], []
+    # Several processes: the loop would save each process's own arrays.  Every process gathers the state
+    # after an epoch instead, process 0 writes it; a resume needs the directory shared by all hosts.
+    hosts_save = mesh is not None and jax.process_count() > 1 and checkpoint_dir is not None
 
     def timed_epoch(state, entries):
         t0 = time.perf_counter()
@@ -418,11 +420,16 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
         costs.append(cost)
         if on_epoch is not None:
             on_epoch(len(costs), cost)
+        if hosts_save:
+            host = parallel.gather_to_host(state)
+            if jax.process_index() == 0:
+                save_checkpoint(checkpoint_dir, host, extra={"data_position": int(host.step)})
         return state, metrics
 
     # resumed above (restore_rows), so that a checkpoint from another mesh fits
-    loop = LoopConfig(steps=config.epochs, log_every=1, checkpoint_dir=checkpoint_dir, resume=False,
-                      checkpoint_every=1 if checkpoint_dir else 0, metrics_path=metrics_path, progress=progress)
+    loop_dir = None if hosts_save else checkpoint_dir
+    loop = LoopConfig(steps=config.epochs, log_every=1, checkpoint_dir=loop_dir, resume=False,
+                      checkpoint_every=1 if loop_dir else 0, metrics_path=metrics_path, progress=progress)
     result = loop_train(state, timed_epoch, lambda _: entries, config=loop)
     params = result.state.params
     if mesh is not None:
