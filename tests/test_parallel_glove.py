@@ -4,6 +4,7 @@ The pytest process already holds a one-device JAX, so the measurements run in on
 with 8 forced host devices (``python -m tests.test_parallel_glove OUT.json``, the functions below
 whose names start with ``_``); the tests assert on the JSON it writes.  XLA's backend runs at
 optimisation level 0 there (3x faster compiles), for the one-device references and the meshes alike.
+The two-process runs of the command under ``jax.distributed`` (about 45 s each) are marked ``slow``.
 
 Tolerances (float32, unit round-off :math:`u = 2^{-24}`).  The sharded step reads every row
 exactly (a ``psum`` of one row and zeros) and computes each entry's gradient with the same
