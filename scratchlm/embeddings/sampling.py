@@ -6,7 +6,7 @@ number), :func:`keep_probability` and :func:`noise_table`.
 
 Device side (JAX, inside the jitted training step): :func:`subsample` (one epoch's kept tokens,
 compacted so that windows span kept words only, as in the C tool), :func:`reduced_windows`,
-:func:`context_positions` and :func:`draw_negatives`.  Nothing here loops in Python over tokens
+:func:`window_groups`, :func:`context_positions` and :func:`draw_negatives`.  Nothing here loops in Python over tokens
 during training.
 """
 
@@ -129,6 +129,20 @@ def reduced_windows(key: jax.Array, shape: tuple[int, ...], window: int) -> jax.
     tool's ``b = next_random % window``, i.e. a reduced window ``window - b``), so a context word at
     distance :math:`d` is used with probability :math:`(\text{window} - d + 1)/\text{window}`."""
     return jax.random.randint(key, shape, 1, window + 1)
+
+
+def window_groups(key: jax.Array, n_centres: int, window: int) -> jax.Array:
+    r"""The reduced windows of ``n_centres`` centres, stratified: ``[window, C]`` cells, ``C = ⌈n_centres/window⌉``.
+
+    Row ``b - 1`` holds the centres given window ``b``: cell value ``i < n_centres`` is centre ``i``,
+    ``n_centres`` an empty cell.  The centres fill a uniformly random permutation of the cells, so
+    each centre's ``b`` is :math:`\mathcal U\{1, \dots, \text{window}\}` as in :func:`reduced_windows`;
+    only the counts per ``b`` within one call are fixed (``C`` cells each), which lets the step
+    compute each row with its own static context width ``2b``.
+    """
+    C = -(-n_centres // window)
+    cell = jax.random.permutation(key, window * C)
+    return jnp.minimum(cell, n_centres).reshape(window, C)
 
 
 def context_positions(centre: jax.Array, b: jax.Array, sentence: jax.Array, n: jax.Array, window: int):

@@ -72,6 +72,28 @@ def test_sparse_update_equals_dense_update(x64, model):
 
 
 @pytest.mark.parametrize("normalize_duplicates", [False, True])
+def test_skipgram_groups_update_equals_the_padded_update(x64, normalize_duplicates):
+    """Centres in groups of context widths 2 and 4 (as the step groups them by reduced window): the
+    numbers of skipgram_update on the same slots padded to width 4 with masked slots."""
+    params, context, mask, target, noise = _batch(B=6, J=4)
+    narrow = mask.at[:3, 2:].set(False)  # centres 0-2 use slots 0-1 only: the padded layout of a width-2 group
+    groups = [(context[:3, :2], narrow[:3, :2]), (context[3:], narrow[3:])]
+    alpha = 0.1
+    expected, loss, n = jax.jit(w2v.skipgram_update, static_argnames="normalize_duplicates")(
+        params, context, narrow, target, noise, alpha, normalize_duplicates=normalize_duplicates)
+    got, loss_g, n_g = jax.jit(w2v.skipgram_groups_update, static_argnames="normalize_duplicates")(
+        params, groups, target, noise, alpha, normalize_duplicates=normalize_duplicates)
+    for name in ("v", "u"):  # float64: only the order of the sums differs
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-12, atol=1e-12)
+    assert float(loss_g) == pytest.approx(float(loss), rel=1e-12) and int(n_g) == int(n)
+
+
+def test_log_sigmoid_equals_jax_in_float32():
+    x = jnp.concatenate([jnp.linspace(-100.0, 100.0, 2001), jnp.array([-1e30, 0.0, 1e30])])
+    np.testing.assert_allclose(w2v._log_sigmoid(x), jax.nn.log_sigmoid(x), rtol=2e-6, atol=1e-7)  # a few float32 ulps
+
+
+@pytest.mark.parametrize("normalize_duplicates", [False, True])
 def test_cbow_block_update_equals_per_centre_update(x64, normalize_duplicates):
     """Runs of consecutive centres sharing one block of rows: the same numbers as cbow_update on
     explicit contexts of the same centres (sentence boundaries, the corpus end, repeated words)."""
