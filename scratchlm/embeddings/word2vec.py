@@ -370,24 +370,23 @@ def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_star
         cells = sampling.window_groups(k_window, B, W)  # [W, C]: row b-1 holds the centres of window b
         C = cells.shape[1]
         # centre j of the step sits at t + j·S; an empty cell gets position N >= n_kept, never a centre
-        centre = jnp.where(cells < B, t + cells * steps_in_epoch, last + 1)  # [W, C]
-        target = kept_ids[jnp.clip(centre, 0, last)].reshape(W * C)
+        centre = jnp.where(cells < B, t + cells * steps_in_epoch, last + 1).reshape(W * C)
+        b = jnp.repeat(jnp.arange(1, W + 1, dtype=jnp.int32), C)
+        position, mask = sampling.context_positions(centre, b, kept_sentence, n_kept, W)  # [W C, 2W]
+        context = kept_ids[position]
+        target = kept_ids[jnp.clip(centre, 0, last)]  # [W C]
         noise = sampling.draw_negatives(k_noise, table, (W * C, K))  # [W C, K]
-        if mesh is None:
-            groups = []
-            for b in range(1, W + 1):
-                position, mask = sampling.context_positions(centre[b - 1], jnp.full(C, b), kept_sentence, n_kept, b)
-                groups.append((kept_ids[position], mask))  # [C, 2b]
+        if mesh is None:  # group b: its rows, and its slots at offsets -b..-1, 1..b (columns W-b .. W+b-1)
+            groups = [(context[(b - 1) * C:b * C, W - b:W + b], mask[(b - 1) * C:b * C, W - b:W + b])
+                      for b in range(1, W + 1)]
             return skipgram_groups_update(params, groups, target, noise, alpha,
                                           normalize_duplicates=config.normalize_duplicates)
-        from scratchlm import parallel  # the same slots padded to 2W, the rows padded to divide over data
+        from scratchlm import parallel  # the padded slots; rows padded to divide over data
 
-        b = jnp.repeat(jnp.arange(1, W + 1, dtype=jnp.int32), C)
-        position, mask = sampling.context_positions(centre.reshape(W * C), b, kept_sentence, n_kept, W)  # [W C, 2W]
         pad = lambda x: jnp.pad(x, [(0, -(W * C) % mesh.shape["data"])] + [(0, 0)] * (x.ndim - 1))
         update = parallel.make_sharded_word2vec_update(mesh, skipgram_update,
                                                        normalize_duplicates=config.normalize_duplicates)
-        return update(params, pad(kept_ids[position]), pad(mask), pad(target), pad(noise), alpha)
+        return update(params, pad(context), pad(mask), pad(target), pad(noise), alpha)
 
     def cbow_step(params, k_window, k_noise, t, alpha):
         run = t + jnp.arange(G, dtype=jnp.int32) * steps_in_epoch  # [G]: the step's runs, spread over the epoch
