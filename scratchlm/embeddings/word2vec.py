@@ -168,9 +168,10 @@ def _skipgram_grads(v_c, u_out, context_mask, out_mask):
     g = jnp.where(weight, jax.nn.sigmoid(s) - y, 0.0)
     loss = -jnp.sum(jnp.where(weight, _log_sigmoid(jnp.where(y > 0, s, -s)), 0.0))
     d_v = jnp.einsum("bjk,bkd->bjd", g, u_out)  # [B, J, D]
-    # g transposed first: XLA:CPU runs "bkj,bjd" (contraction over the minor dim) as a fast small matmul,
-    # "bjk,bjd" as a loop 3x slower
-    d_u = jnp.einsum("bkj,bjd->bkd", g.transpose(0, 2, 1), v_c)  # [B, K+1, D]
+    # g transposed in memory first (the barrier keeps XLA from folding the transpose back into the dot):
+    # XLA:CPU runs "bkj,bjd" (contraction over the minor dim) as a fast small matmul, "bjk,bjd" as a
+    # loop 3x slower
+    d_u = jnp.einsum("bkj,bjd->bkd", jax.lax.optimization_barrier(g.transpose(0, 2, 1)), v_c)  # [B, K+1, D]
     return d_v, d_u, loss
 
 
@@ -349,7 +350,8 @@ def epoch_tokens(key, ids, sentence, p_keep):
 @partial(jax.jit, static_argnames=("config", "mesh"), donate_argnums=(0,))
 def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_start, t_stop, steps_in_epoch, *, config,
               mesh=None):
-    """Steps ``t_start .. t_stop-1`` of one epoch in one dispatch; returns (params, summed loss, pairs).
+    """Steps ``t_start .. t_stop-1`` (at most ``config.steps_per_call``) of one epoch in one dispatch;
+    returns (params, summed loss, pairs).
 
     Step ``t`` takes centres at positions ``t + j·S`` (``j < batch_size``, ``S`` = steps in the epoch)
     of the compacted corpus (CBOW: runs ``t + g·S`` of ``L`` consecutive positions ``(t + g·S)·L + l``);
@@ -366,16 +368,21 @@ def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_star
     G = B // L
     last = kept_ids.shape[0] - 1
 
-    def skipgram_step(params, k_window, k_noise, t, alpha):
-        cells = sampling.window_groups(k_window, B, W)  # [W, C]: row b-1 holds the centres of window b
-        C = cells.shape[1]
+    C = -(-B // W)  # skip-gram: centres per window group
+
+    def draws(t):  # step t's random draws, from fold_in(key, t) alone: a resumed run repeats them
+        k_window, k_noise = jax.random.split(jax.random.fold_in(key, t))
+        if config.model == "skipgram":  # [W, C]: row b-1 holds the centres of window b
+            return sampling.window_groups(k_window, B, W), sampling.draw_negatives(k_noise, table, (W * C, K))
+        return sampling.reduced_windows(k_window, (B,), W), sampling.draw_negatives(k_noise, table, (B, K))
+
+    def skipgram_step(params, cells, noise, t, alpha):
         # centre j of the step sits at t + j·S; an empty cell gets position N >= n_kept, never a centre
         centre = jnp.where(cells < B, t + cells * steps_in_epoch, last + 1).reshape(W * C)
         b = jnp.repeat(jnp.arange(1, W + 1, dtype=jnp.int32), C)
         position, mask = sampling.context_positions(centre, b, kept_sentence, n_kept, W)  # [W C, 2W]
         context = kept_ids[position]
-        target = kept_ids[jnp.clip(centre, 0, last)]  # [W C]
-        noise = sampling.draw_negatives(k_noise, table, (W * C, K))  # [W C, K]
+        target = kept_ids[jnp.clip(centre, 0, last)]  # [W C]; noise [W C, K]
         if mesh is None:  # group b: its rows, and its slots at offsets -b..-1, 1..b (columns W-b .. W+b-1)
             groups = [(context[(b - 1) * C:b * C, W - b:W + b], mask[(b - 1) * C:b * C, W - b:W + b])
                       for b in range(1, W + 1)]
@@ -388,13 +395,11 @@ def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_star
                                                        normalize_duplicates=config.normalize_duplicates)
         return update(params, pad(context), pad(mask), pad(target), pad(noise), alpha)
 
-    def cbow_step(params, k_window, k_noise, t, alpha):
+    def cbow_step(params, b, noise, t, alpha):
         run = t + jnp.arange(G, dtype=jnp.int32) * steps_in_epoch  # [G]: the step's runs, spread over the epoch
         centre = (run[:, None] * L + jnp.arange(L, dtype=jnp.int32)).reshape(B)  # [B]
-        b = sampling.reduced_windows(k_window, (B,), W)
         position, mask = sampling.context_positions(centre, b, kept_sentence, n_kept, W)  # [B, 2W]
-        target = kept_ids[jnp.clip(centre, 0, last)]  # [B]
-        noise = sampling.draw_negatives(k_noise, table, (B, K))  # [B, K]
+        target = kept_ids[jnp.clip(centre, 0, last)]  # [B]; noise [B, K]
         if mesh is not None:  # only the step's rows travel between devices, never a table
             from scratchlm import parallel
 
@@ -405,13 +410,15 @@ def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_star
         return cbow_block_update(params, block, mask.reshape(G, L, 2 * W), target.reshape(G, L),
                                  noise.reshape(G, L, K), alpha, normalize_duplicates=config.normalize_duplicates)
 
+    # all steps' draws at once, outside the loop: XLA:CPU's threefry loop costs per call, not per number
+    windows, noises = jax.vmap(draws)(t_start + jnp.arange(config.steps_per_call))
+
     def step(t, carry):
         params, loss, pairs = carry
-        k_window, k_noise = jax.random.split(jax.random.fold_in(key, t))
         progress = (epoch + t / steps_in_epoch) / config.epochs
         alpha = config.alpha - (config.alpha - config.min_alpha) * progress
         params, step_loss, step_pairs = (skipgram_step if config.model == "skipgram" else cbow_step)(
-            params, k_window, k_noise, t, alpha)
+            params, windows[t - t_start], noises[t - t_start], t, alpha)
         return params, loss + step_loss, pairs + step_pairs
 
     zero = jnp.zeros((), jnp.float32)
