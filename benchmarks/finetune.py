@@ -26,14 +26,15 @@ import numpy as np
 from benchmarks.common import figure, report
 
 
-def _hf_model(kind: str, num_labels: int, classifier: dict):
+def _hf_model(kind: str, num_labels: int, classifier: dict, dropout: float | None = None):
     import torch
     from transformers import BertForSequenceClassification, BertForTokenClassification
 
     from scratchlm.data import corpora
 
     cls = BertForTokenClassification if kind == "token" else BertForSequenceClassification
-    model = cls.from_pretrained(str(corpora.minilm_path()), num_labels=num_labels)
+    rates = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+    model = cls.from_pretrained(str(corpora.minilm_path()), num_labels=num_labels, **rates)
     with torch.no_grad():  # the same initial head as scratchlm's run
         model.classifier.weight.copy_(torch.from_numpy(np.asarray(classifier["weight"])))
         model.classifier.bias.copy_(torch.from_numpy(np.asarray(classifier["bias"])))
@@ -101,7 +102,7 @@ def hf_fit(classifier: dict, train: dict, dev_eval, config) -> tuple[object, flo
     from scratchlm.training import finetune as ft
 
     torch.manual_seed(config.seed)
-    model = _hf_model(config.task, config.num_labels, classifier)
+    model = _hf_model(config.task, config.num_labels, classifier, config.dropout)
     per_epoch = ft.steps_per_epoch(train, config.batch_size)
     optimizer, schedule = hf_optimizer(model, config, config.epochs * per_epoch)
     best, best_state, times = -1.0, None, []
@@ -126,7 +127,7 @@ def polarity(seed: int, args, pretrained, bert_config, tok) -> dict:
     from scratchlm.training import finetune as ft
 
     config = ft.FinetuneConfig(task="sequence", num_labels=2, learning_rate=args.lr, epochs=args.epochs,
-                               batch_size=args.batch, seed=seed)
+                               batch_size=args.batch, dropout=args.dropout, seed=seed)
     data = encode(load_task("polarity", None), tok, args.max_length)
     labels = data["labels"]
     ours, theirs = np.full(len(labels), -1), np.full(len(labels), -1)
@@ -159,7 +160,7 @@ def ner(seed: int, args, pretrained, bert_config, tok) -> dict:
     names = task["labels"]
     data = encode(task, tok, args.max_length)
     config = ft.FinetuneConfig(task="token", num_labels=len(names), learning_rate=args.lr, epochs=args.epochs,
-                               batch_size=args.batch, seed=seed)
+                               batch_size=args.batch, dropout=args.dropout, seed=seed)
     (train, _), (dev, dev_words), (test, test_words) = data["train"], data["dev"], data["test"]
     start = ft.init_classifier(jax.random.key(seed), pretrained, bert_config, config)
     result = ft.fit(start, train, None, bert_config=bert_config, config=config,
@@ -186,6 +187,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--max-length", type=int, default=32)
+    parser.add_argument("--dropout", type=float, default=None,
+                        help="default: the checkpoint's 0.1; 0 leaves the two sides equal up to float round-off")
     parser.add_argument("--ner-train", type=int, default=800, help="silver NER training sentences used")
     parser.add_argument("--ner-eval", type=int, default=200, help="dev and test sentences used")
     parser.add_argument("--quick", action="store_true", help="2 seeds, 2 folds, 120 NER sentences (about 10 min on 2 CPU cores)")
