@@ -373,19 +373,29 @@ def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_star
 
     C = -(-B // W)  # skip-gram: centres per window group
 
-    def draws(t):  # step t's random draws, from fold_in(key, t) alone: a resumed run repeats them
+    def batch(t):  # step t's ids and masks, from fold_in(key, t) alone: a resumed run repeats them
         k_window, k_noise = jax.random.split(jax.random.fold_in(key, t))
-        if config.model == "skipgram":  # [W, C]: row b-1 holds the centres of window b
-            return sampling.window_groups(k_window, B, W), sampling.draw_negatives(k_noise, table, (W * C, K))
-        return sampling.reduced_windows(k_window, (B,), W), sampling.draw_negatives(k_noise, table, (B, K))
+        block = None
+        if config.model == "skipgram":
+            cells = sampling.window_groups(k_window, B, W)  # [W, C]: row b-1 holds the centres of window b
+            # centre j of the step sits at t + j·S; an empty cell gets position N >= n_kept, never a centre
+            centre = jnp.where(cells < B, t + cells * steps_in_epoch, last + 1).reshape(W * C)
+            b = jnp.repeat(jnp.arange(1, W + 1, dtype=jnp.int32), C)
+        else:
+            run = t + jnp.arange(G, dtype=jnp.int32) * steps_in_epoch  # [G]: the step's runs, spread over the epoch
+            centre = (run[:, None] * L + jnp.arange(L, dtype=jnp.int32)).reshape(B)  # [B]
+            b = sampling.reduced_windows(k_window, (B,), W)
+            block = kept_ids[jnp.clip(run[:, None] * L - W + jnp.arange(L + 2 * W, dtype=jnp.int32), 0, last)]
+        position, mask = sampling.context_positions(centre, b, kept_sentence, n_kept, W)  # [rows, 2W]
+        noise = sampling.draw_negatives(k_noise, table, (centre.shape[0], K))  # [rows, K]
+        return kept_ids[position], mask, kept_ids[jnp.clip(centre, 0, last)], noise, block
 
-    def skipgram_step(params, cells, noise, t, alpha):
-        # centre j of the step sits at t + j·S; an empty cell gets position N >= n_kept, never a centre
-        centre = jnp.where(cells < B, t + cells * steps_in_epoch, last + 1).reshape(W * C)
-        b = jnp.repeat(jnp.arange(1, W + 1, dtype=jnp.int32), C)
-        position, mask = sampling.context_positions(centre, b, kept_sentence, n_kept, W)  # [W C, 2W]
-        context = kept_ids[position]
-        target = kept_ids[jnp.clip(centre, 0, last)]  # [W C]; noise [W C, K]
+    # every step's batch made at once, outside the loop, as arrays: XLA:CPU's threefry loop costs per
+    # call, not per number, and inside the loop XLA would fuse the masks' arithmetic into each consumer
+    # and redo it per element of [rows, 2W, D]
+    batches = jax.vmap(batch)(t_start + jnp.arange(config.steps_per_call))
+
+    def skipgram_step(params, context, mask, target, noise, alpha):
         if mesh is None:  # group b: its rows, and its slots at offsets -b..-1, 1..b (columns W-b .. W+b-1)
             groups = [(context[(b - 1) * C:b * C, W - b:W + b], mask[(b - 1) * C:b * C, W - b:W + b])
                       for b in range(1, W + 1)]
@@ -398,30 +408,25 @@ def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_star
                                                        normalize_duplicates=config.normalize_duplicates)
         return update(params, pad(context), pad(mask), pad(target), pad(noise), alpha)
 
-    def cbow_step(params, b, noise, t, alpha):
-        run = t + jnp.arange(G, dtype=jnp.int32) * steps_in_epoch  # [G]: the step's runs, spread over the epoch
-        centre = (run[:, None] * L + jnp.arange(L, dtype=jnp.int32)).reshape(B)  # [B]
-        position, mask = sampling.context_positions(centre, b, kept_sentence, n_kept, W)  # [B, 2W]
-        target = kept_ids[jnp.clip(centre, 0, last)]  # [B]; noise [B, K]
+    def cbow_step(params, context, mask, target, noise, block, alpha):
         if mesh is not None:  # only the step's rows travel between devices, never a table
             from scratchlm import parallel
 
             update = parallel.make_sharded_word2vec_update(mesh, cbow_update,
                                                            normalize_duplicates=config.normalize_duplicates)
-            return update(params, kept_ids[position], mask, target, noise, alpha)
-        block = kept_ids[jnp.clip(run[:, None] * L - W + jnp.arange(L + 2 * W, dtype=jnp.int32), 0, last)]
+            return update(params, context, mask, target, noise, alpha)
         return cbow_block_update(params, block, mask.reshape(G, L, 2 * W), target.reshape(G, L),
                                  noise.reshape(G, L, K), alpha, normalize_duplicates=config.normalize_duplicates)
-
-    # all steps' draws at once, outside the loop: XLA:CPU's threefry loop costs per call, not per number
-    windows, noises = jax.vmap(draws)(t_start + jnp.arange(config.steps_per_call))
 
     def step(t, carry):
         params, loss, pairs = carry
         progress = (epoch + t / steps_in_epoch) / config.epochs
         alpha = config.alpha - (config.alpha - config.min_alpha) * progress
-        params, step_loss, step_pairs = (skipgram_step if config.model == "skipgram" else cbow_step)(
-            params, windows[t - t_start], noises[t - t_start], t, alpha)
+        context, mask, target, noise, block = jax.tree.map(lambda x: x[t - t_start], batches)
+        if config.model == "skipgram":
+            params, step_loss, step_pairs = skipgram_step(params, context, mask, target, noise, alpha)
+        else:
+            params, step_loss, step_pairs = cbow_step(params, context, mask, target, noise, block, alpha)
         return params, loss + step_loss, pairs + step_pairs
 
     zero = jnp.zeros((), jnp.float32)
