@@ -7,12 +7,12 @@ for scratchlm and gensim (``workers=2``).  ``words/s`` counts corpus tokens (bef
 subsampling) times epochs over training seconds, as gensim's logs do.  scratchlm's seconds include
 its compilation; ``pipeline seconds`` add vocabulary building, encoding and the transfer to the device.
 
-Last run (2026-11-23, the 2 CPU cores shared with other jobs, load average 3-5 on both sides, so
-both sides slower than on idle cores): skip-gram 62.5 s (108,600 words/s) against gensim's 48.2 s
-(140,900 words/s), ratio 0.77, analogy 0.033 / 0.035, WordSim-353 0.469 / 0.454, SimLex-999
-0.218 / 0.231; CBOW 52.0 s against 11.3 s, ratio 0.22, scores within 0.004 of gensim's.  The
-skip-gram step before the window groups, the log-sigmoid and the hoisted draws took 93.4 s against
-gensim's 51.9 s (0.56) in the same conditions.
+Last run (2026-11-23, the 2 CPU cores shared with other jobs, load average 2-4 on both sides, so
+both sides slower than on idle cores, and the ratio moves with the load): skip-gram 39.5 s (171,800
+words/s) against gensim's 26.4 s (257,200 words/s), ratio 0.67, analogy 0.033 / 0.038, WordSim-353
+0.469 / 0.438, SimLex-999 0.218 / 0.212; CBOW 33.5 s against 8.3 s, ratio 0.25, scores at or above
+gensim's.  Before the window groups, the log-sigmoid and the batches built outside the step loop,
+skip-gram took 93.4 s against gensim's 51.9 s (0.56) at load 3-4.
 
 ``--repeat-corpus N`` adds a speed run of scratchlm alone on the sample repeated N times (a corpus
 large enough to keep an accelerator busy), timed after a warm-up epoch, for ``--speed-epochs``.

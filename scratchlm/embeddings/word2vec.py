@@ -30,9 +30,9 @@ epochs.  What follows the C tool / gensim, and where we choose otherwise:
   as sequential SGD would apply them (without the saturation of σ in between).  At ``batch_size``
   512 (skip-gram) and 1024 (CBOW, the command's CPU default) this matches gensim's quality on the
   Wikipedia sample (``benchmarks/word2vec.py``, 15 epochs; 2026-11-23 on the 2 CPU cores shared with
-  other jobs, load average 4-5: skip-gram 62.5 s, compilation included, against gensim's 48.2 s with
-  ``workers=2``, 0.77x its words/s, analogy 0.033 / 0.035, WordSim-353 0.469 / 0.454, SimLex-999
-  0.218 / 0.231; CBOW 52.0 s against 11.3 s, 0.22x).  XLA:CPU runs the step's ops one after another
+  other jobs, load average 2-4: skip-gram 39.5 s, compilation included, against gensim's 26.4 s with
+  ``workers=2``, 0.67x its words/s, analogy 0.033 / 0.038, WordSim-353 0.469 / 0.438, SimLex-999
+  0.218 / 0.212; CBOW 33.5 s against 8.3 s, 0.25x).  XLA:CPU runs the step's ops one after another
   on one core, where gensim keeps two busy.  For the much larger batches an accelerator wants, ``normalize_duplicates=True`` divides each row's summed update by :math:`\sqrt m`,
   damping the frequent words' rows that large batches hit many times.
 - **CBOW in runs.** A CBOW step takes its centres in runs of ``run_length`` consecutive words
@@ -49,7 +49,8 @@ epochs.  What follows the C tool / gensim, and where we choose otherwise:
   of 10 masked ones.
 - Pair generation, subsampling and negative sampling happen on the device inside the jitted step
   (see :mod:`scratchlm.embeddings.sampling`); ``steps_per_call`` steps run in one ``lax.fori_loop``
-  per dispatch, so Python never feeds the device pair by pair.
+  per dispatch, so Python never feeds the device pair by pair.  The ids, masks and draws of all the
+  dispatch's steps are built first, as arrays, and the loop runs only the updates.
 - **Reproducibility.** Every random draw comes from ``jax.random`` keys folded from one seed (the
   epoch, then the step), so a run is bit-reproducible on a given device and backend — which gensim
   and the C tool are not with more than one thread.
