@@ -39,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.025)
     parser.add_argument("--min-alpha", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch", type=int, default=None, help="centre words per step (default on CPU: 512 skip-gram, 1024 CBOW; 16384 on an accelerator)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="centre words per step (default on CPU: 512 skip-gram, 1024 CBOW; on an accelerator "
+                             "up to 16384, halved until an epoch has at least 256 steps)")
     parser.add_argument("--steps-per-call", type=int, default=256, help="jitted steps per dispatch")
     parser.add_argument("--normalize-duplicates", action="store_true", default=None,
                         help="divide a row's summed update by sqrt(its count in the step) (default: on for accelerators)")
@@ -51,13 +53,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_parallel_arguments(parser)  # --mesh data=4,model=2 (tables by rows over model); multi-host flags
 
 
-def _config(args):
+def _config(args, counts=None):
+    """The run's config; ``counts`` (the vocabulary's word counts) size an accelerator's default batch."""
     import jax
 
-    from scratchlm.embeddings.word2vec import Word2VecConfig
+    from scratchlm.embeddings.word2vec import Word2VecConfig, accelerator_batch
 
     accelerator = jax.devices()[0].platform != "cpu"
-    batch = args.batch or (16_384 if accelerator else 1024 if args.model == "cbow" else 512)
+    if args.batch:
+        batch = args.batch
+    elif accelerator:
+        batch = 16_384 if counts is None else accelerator_batch(counts, args.sample)
+    else:
+        batch = 1024 if args.model == "cbow" else 512
     normalize = args.normalize_duplicates if args.normalize_duplicates is not None else accelerator
     return Word2VecConfig(model=args.model, dim=args.dim, window=args.window, negative=args.negative,
                           min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,
@@ -91,6 +99,7 @@ def train_and_write(args, sentences=None) -> dict:
     sentences = load_tokenized_corpus(args.corpus) if sentences is None else sentences
     raw_words = sum(len(s) for s in sentences)
     vocab = sampling.build_vocab(sentences, config.min_count)
+    config = _config(args, vocab.counts)  # an accelerator's batch follows the corpus size
     ids, sentence = sampling.encode(sentences, vocab)
     corpus = word2vec.make_corpus(ids, sentence, vocab.counts, config.sample)
     k_init, k_train = jax.random.split(jax.random.key(args.seed))

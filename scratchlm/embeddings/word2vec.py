@@ -33,8 +33,11 @@ epochs.  What follows the C tool / gensim, and where we choose otherwise:
   other jobs, load average 2-4: skip-gram 39.5 s, compilation included, against gensim's 26.4 s with
   ``workers=2``, 0.67x its words/s, analogy 0.033 / 0.038, WordSim-353 0.469 / 0.438, SimLex-999
   0.218 / 0.212; CBOW 33.5 s against 8.3 s, 0.25x).  XLA:CPU runs the step's ops one after another
-  on one core, where gensim keeps two busy.  For the much larger batches an accelerator wants, ``normalize_duplicates=True`` divides each row's summed update by :math:`\sqrt m`,
-  damping the frequent words' rows that large batches hit many times.
+  on one core, where gensim keeps two busy.  For the much larger batches an accelerator wants,
+  ``normalize_duplicates=True`` divides each row's summed update by :math:`\sqrt m`, damping the
+  frequent words' rows that large batches hit many times; a large batch also needs a corpus large
+  enough to leave many steps an epoch (:func:`accelerator_batch`).  On an H100 (2026-11-23), the
+  sample repeated 100 times: skip-gram 29.8 M words/s at B = 16,384, CBOW 47.2 M, scores as B = 512.
 - **CBOW in runs.** A CBOW step takes its centres in runs of ``run_length`` consecutive words
   (the runs spread evenly over the epoch as above).  The windows of a run overlap, so the run's input
   rows are gathered once as one block of ``run_length + 2·window`` rows, each mean context is a
@@ -325,6 +328,26 @@ def cbow_block_update(params, block, context_mask, target, noise, alpha, *, norm
 def cbow_run_length(config: Word2VecConfig) -> int:
     """Consecutive centres per run in a CBOW step: ``gcd(batch_size, run_length)``, so runs tile the batch."""
     return math.gcd(config.batch_size, config.run_length)
+
+
+def accelerator_batch(counts: np.ndarray, sample: float, *, cap: int = 16_384, floor: int = 512,
+                      min_steps: int = 256) -> int:
+    """Centre words per step on an accelerator: the largest power of two up to ``cap`` that still
+    leaves ``min_steps`` steps in an epoch of the expected subsampled corpus, and at least ``floor``.
+
+    A batch computes all its updates from the same parameters, so an epoch of few large steps trains
+    less than the same words in many small ones.  Measured on an H100 (``benchmarks/RESULTS.md``): on the
+    452 k-token Wikipedia sample (about 330 k tokens kept an epoch) B = 1,024 scores as gensim does and
+    B = 4,096 (about 80 steps an epoch) falls far short (WordSim-353 .28 against .44), while on the
+    sample repeated 100 times B = 16,384 scores as B = 512 does at 3.8x its words/s.  ``counts`` are
+    the vocabulary's word counts, ``sample`` the subsampling threshold (:func:`sampling.keep_probability`).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    kept = float(np.sum(counts * sampling.keep_probability(counts, sample)))
+    batch = cap
+    while batch > floor and kept / batch < min_steps:
+        batch //= 2
+    return max(batch, floor)
 
 
 # ----------------------------------------------------------------------------- training on the device

@@ -5,6 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scratchlm.embeddings import word2vec as w2v
 from scratchlm.embeddings.evaluate import evaluate_analogies, nearest_neighbours
@@ -257,3 +259,27 @@ def test_command_writes_vectors_gensim_loads_and_resumes(tmp_path):
     checkpoints[-1].unlink()  # as if killed before the last save
     assert main(argv + ["--resume"]) == 0
     assert (tmp_path / "o" / "vectors.txt").read_bytes() == full
+
+
+@settings(max_examples=40)
+@given(n_words=st.integers(10, 3000), scale=st.floats(1.0, 5000.0), sample=st.sampled_from([0.0, 1e-3, 1e-5]))
+def test_accelerator_batch_is_the_largest_power_of_two_leaving_enough_steps(n_words, scale, sample):
+    from scratchlm.embeddings import sampling
+
+    counts = np.maximum(1, np.round(scale * 1000 / np.arange(1, n_words + 1))).astype(np.int64)  # Zipf-like
+    kept = float(np.sum(counts * sampling.keep_probability(counts, sample)))
+    B = w2v.accelerator_batch(counts, sample, cap=16_384, floor=512, min_steps=256)
+    assert B & (B - 1) == 0 and 512 <= B <= 16_384
+    assert B == 512 or kept / B >= 256  # enough steps an epoch, unless already at the floor
+    assert B == 16_384 or kept / (2 * B) < 256  # and no larger power of two would do
+
+
+def test_accelerator_batch_on_the_wikipedia_sample_sizes():
+    # The sample's vocabulary (as the command builds it) keeps about 330 k tokens an epoch: B = 1,024,
+    # the largest batch that scored as gensim on an H100; the sample repeated 100 times gets the cap.
+    from scratchlm.data.corpora import load_tokenized_corpus
+    from scratchlm.embeddings import sampling
+
+    vocab = sampling.build_vocab(load_tokenized_corpus("wiki"), 5)
+    assert w2v.accelerator_batch(vocab.counts, 1e-3) == 1024
+    assert w2v.accelerator_batch(vocab.counts * 100, 1e-3) == 16_384
