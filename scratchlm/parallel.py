@@ -32,7 +32,11 @@ its jitted steps, glove :func:`make_sharded_glove_update` inside its jitted epoc
 per TPU VM host); every process runs the *same* command and sees the *global* device list after
 :func:`initialize_distributed`; a mesh over ``jax.devices()`` then spans all hosts, and each
 process feeds only its own slice of the batch (:func:`process_shard` for the corpus,
-:func:`shard_batch` to assemble the global batch from the per-process pieces).
+:func:`shard_batch` to assemble the global batch from the per-process pieces).  Word2Vec and GloVe
+read their corpus share by share too: each process counts the words of its share and
+:func:`allgather_counts` sums them, so every process cuts the same vocabulary; each encodes (Word2Vec)
+or counts the co-occurrences of (GloVe) its share, and :func:`allgather_arrays` gathers the pieces
+(``scratchlm.commands.word2vec.read_corpus``, ``scratchlm.commands.glove.read_cooccurrences``).
 
 GPU cluster (e.g. 4 nodes × 8 GPUs, the coordinator on node 0, any free TCP port)::
 
@@ -481,6 +485,63 @@ def process_shard(items: Sequence, index: int | None = None, count: int | None =
         raise ScratchlmError(f"process index {index} outside [0, {count})")
     n = len(items)
     return items[index * n // count:(index + 1) * n // count]
+
+
+def allgather_bytes(data: bytes) -> list[bytes]:
+    """Every process's ``data``, in process order, through JAX's own collective (``process_allgather``).
+
+    The bytes travel as a uint8 array padded to the longest process's length (lengths first, as int32:
+    at most 2 GiB a process).  One process: ``[data]``, with no collective.
+    """
+    if jax.process_count() == 1:
+        return [bytes(data)]
+    from jax.experimental import multihost_utils
+
+    lengths = np.asarray(multihost_utils.process_allgather(np.array([len(data)], np.int32))).reshape(-1)
+    buffer = np.zeros(max(int(lengths.max()), 1), np.uint8)
+    buffer[: len(data)] = np.frombuffer(data, np.uint8)
+    everything = np.asarray(multihost_utils.process_allgather(buffer))  # [P, longest]
+    return [everything[p, : int(n)].tobytes() for p, n in enumerate(lengths)]
+
+
+def allgather_arrays(arrays: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Every process's dict of NumPy arrays (any dtypes and lengths), in process order.
+
+    Sent as ``.npz`` bytes and read back with ``allow_pickle=False``: int64 and float64 keep their
+    width, which a JAX array would not without x64.
+    """
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    out = []
+    for blob in allgather_bytes(buffer.getvalue()):
+        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+            out.append({k: npz[k] for k in npz.files})
+    return out
+
+
+def merge_counts(shares: Sequence[dict[str, int]]) -> dict[str, int]:
+    """Word counts of consecutive shares of a corpus, summed; a word's place is its first appearance.
+
+    Merged in share order, so ties in a vocabulary sorted by count fall as they would over the
+    whole corpus read share after share (:func:`process_shard` gives contiguous shares).
+    """
+    import collections
+
+    merged: collections.Counter[str] = collections.Counter()
+    for share in shares:
+        for word, n in share.items():
+            merged[word] += n
+    return merged
+
+
+def allgather_counts(counts: dict[str, int]) -> dict[str, int]:
+    """The word counts of every process's share of a corpus, summed (:func:`merge_counts` in process order)."""
+    import json
+
+    blobs = allgather_bytes(json.dumps(list(counts.items())).encode("utf-8"))
+    return merge_counts([dict(json.loads(blob.decode("utf-8"))) for blob in blobs])
 
 
 def add_arguments(parser) -> None:

@@ -333,8 +333,31 @@ def _max_abs(tree) -> float:
 # --------------------------------------------------------------------------------------- workers
 
 
+SHARED_CORPUS = {"sentences": 301, "min_count": 2, "window": 5}  # an odd count: unequal shares
+
+
+def shared_corpus() -> list[list[str]]:
+    from scratchlm.data.corpora import load_tokenized_corpus
+
+    return load_tokenized_corpus("wiki")[: SHARED_CORPUS["sentences"]]
+
+
+def corpus_shares(path: str) -> None:
+    """Word2Vec's ids and GloVe's counts, each process reading only its share of the sentences."""
+    from scratchlm.commands.glove import read_cooccurrences
+    from scratchlm.commands.word2vec import read_corpus
+
+    sentences = shared_corpus()
+    vocab, ids, sentence, raw_words = read_corpus(sentences, SHARED_CORPUS["min_count"])
+    cooc = read_cooccurrences(sentences, window=SHARED_CORPUS["window"], symmetric=True,
+                              min_count=SHARED_CORPUS["min_count"], max_size=None, max_memory_mb=1.0)
+    np.savez(path, words="\n".join(vocab.words), counts=vocab.counts, ids=ids, sentence=sentence, raw_words=raw_words,
+             glove_words="\n".join(cooc.words), glove_counts=cooc.counts, i=cooc.i, j=cooc.j, x=cooc.x)
+
+
 def worker(port: int, process_id: int, num_processes: int, path: str) -> None:
-    """One rank: the multi-host flags as a command parses them, then one data-parallel step of the tiny BERT."""
+    """One rank: the multi-host flags as a command parses them, one data-parallel step of the tiny BERT,
+    then the Word2Vec and GloVe corpora read share by share (:func:`corpus_shares`)."""
     import argparse
 
     from scratchlm import parallel as par
@@ -353,6 +376,7 @@ def worker(port: int, process_id: int, num_processes: int, path: str) -> None:
     state, step = par.on_mesh(make_train_step(loss_fn, optimizer), init_train_state(params, optimizer, train_key()), mesh)
     state, metrics = step(state, local)
     host = par.gather_to_host(state.params)
+    corpus_shares(path + ".corpus.npz")
     with open(path, "wb") as f:
         f.write(serialization.msgpack_serialize({"params": serialization.to_state_dict(host), "devices": jax.device_count(),
                                                  "processes": jax.process_count(), "loss": float(metrics["loss"]),

@@ -247,3 +247,32 @@ def test_two_processes_take_one_data_parallel_step(runs, mesh_results):
     assert all(np.array_equal(x, y) for x, y in zip(a, b))  # the replicas agree bit for bit
     scale = max(float(np.max(np.abs(x))) for x in ref)
     assert max(float(np.max(np.abs(x - y))) for x, y in zip(a, ref)) <= BERT_ATOL + 4 * U * scale
+
+
+def test_two_processes_each_read_a_share_of_the_corpus_and_end_with_the_whole(runs, mesh_results):
+    """Word2Vec's vocabulary, ids and sentence numbers and GloVe's co-occurrence counts, each of the two
+    processes reading and counting only its share of 301 sentences, equal one process reading them all.
+    The ids are exact (integers); the merged :math:`X_{ij}` sum the same 1/d terms in another order, a
+    float64 round-off of a few ulps of terms that number in the hundreds at most: ``rtol 1e-12``."""
+    from scratchlm.commands.glove import read_cooccurrences
+    from scratchlm.commands.word2vec import read_corpus
+    from tests.parallel_checks import SHARED_CORPUS, shared_corpus
+
+    procs = runs["workers"]
+    logs = _finish(procs, timeout=300)
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(log[-3000:] for log in logs)
+    got = [dict(np.load(str(o) + ".corpus.npz", allow_pickle=False)) for o in runs["ranks"]]
+    for key in got[0]:
+        assert np.array_equal(got[0][key], got[1][key]), key  # both processes hold the same corpus
+    sentences = shared_corpus()
+    vocab, ids, sentence, raw_words = read_corpus(sentences, SHARED_CORPUS["min_count"])
+    assert str(got[0]["words"]).split("\n") == list(vocab.words)  # ties in first-appearance order too
+    assert np.array_equal(got[0]["counts"], vocab.counts)
+    assert np.array_equal(got[0]["ids"], ids) and np.array_equal(got[0]["sentence"], sentence)
+    assert int(got[0]["raw_words"]) == raw_words == sum(map(len, sentences))
+    cooc = read_cooccurrences(sentences, window=SHARED_CORPUS["window"], symmetric=True,
+                              min_count=SHARED_CORPUS["min_count"], max_size=None, max_memory_mb=1.0)
+    assert str(got[0]["glove_words"]).split("\n") == list(cooc.words)
+    assert np.array_equal(got[0]["glove_counts"], cooc.counts)
+    assert np.array_equal(got[0]["i"], cooc.i) and np.array_equal(got[0]["j"], cooc.j)
+    np.testing.assert_allclose(got[0]["x"], cooc.x, rtol=1e-12, atol=0)

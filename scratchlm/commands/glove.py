@@ -11,9 +11,10 @@ with unused rows to a multiple of ``model``); a checkpoint resumes on any mesh o
 A step moves the rows its minibatch touches, at most ``min(batch, V)``: with the default
 ``--batch-size`` 65,536 and a vocabulary of a few thousand words that is every row, every step, so
 on a mesh a batch well below the vocabulary keeps the traffic sparse.
-With ``--coordinator/--num-processes/--process-id`` every process reads the corpus and counts the
-same co-occurrences (the minibatches are cut from them identically) and process 0 writes the
-outputs and the checkpoints (gathered from all processes after every epoch; to resume, every host
+With ``--coordinator/--num-processes/--process-id`` each process counts the co-occurrences of its
+own share of the sentences and the partial counts are gathered and merged (:func:`read_cooccurrences`;
+every process then holds the whole matrix, and the minibatches are cut from it identically), and
+process 0 writes the outputs and the checkpoints (gathered from all processes after every epoch; to resume, every host
 must see the checkpoint directory: a shared filesystem).
 """
 
@@ -50,6 +51,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_parallel_arguments(parser)  # --mesh data=4,model=2 (tables by rows over model); multi-host flags
 
 
+def read_cooccurrences(sentences, *, window: int, symmetric: bool, min_count: int, max_size: int | None,
+                       max_memory_mb: float):
+    """The corpus's :class:`~scratchlm.embeddings.cooccurrence.Cooccurrence`; with several processes,
+    each counts its own share.
+
+    Process ``p`` of ``P`` reads only its contiguous share of the sentences
+    (:func:`scratchlm.parallel.process_shard`): the word counts are summed across processes before the
+    vocabulary is cut, each process counts the pairs of its share (windows never cross a sentence,
+    so no pair spans two shares), and the sorted partial counts are gathered and merged, so every
+    process holds the whole matrix (its minibatches are cut from it identically on every process).
+    The merged :math:`X_{ij}` equal one process's up to the order of float64 additions.
+    """
+    import jax
+
+    from scratchlm import parallel
+    from scratchlm.embeddings import cooccurrence as co
+
+    if jax.process_count() == 1:
+        return co.count_cooccurrences(sentences, window=window, symmetric=symmetric, min_count=min_count,
+                                      max_size=max_size, max_memory_mb=max_memory_mb)
+    local = parallel.process_shard(sentences)
+    words, counts = co.vocabulary_from_counts(parallel.allgather_counts(co.word_counts(local)),
+                                              min_count=min_count, max_size=max_size)
+    keys, x = co.count_pairs(local, words, window=window, symmetric=symmetric, max_memory_mb=max_memory_mb)
+    parts = parallel.allgather_arrays({"keys": keys, "x": x})
+    keys, x = co.merge_pairs([(part["keys"], part["x"]) for part in parts])
+    return co.cooccurrence_from_pairs(words, counts, keys, x, window=window, symmetric=symmetric,
+                                      min_count=min_count)
+
+
 def train_and_write(sentences, *, out: Path, dim: int = 100, window: int = 15, symmetric: bool = True,
                     min_count: int = 5, max_size: int | None = None, x_max: float = 10.0, alpha: float = 0.75,
                     learning_rate: float = 0.05, epochs: int = 50, batch_size: int = 65536, output: str = "sum",
@@ -63,7 +94,6 @@ def train_and_write(sentences, *, out: Path, dim: int = 100, window: int = 15, s
     import numpy as np
 
     from scratchlm.embeddings import glove
-    from scratchlm.embeddings.cooccurrence import count_cooccurrences
     from scratchlm.embeddings.evaluate import standard_scores
     from scratchlm.embeddings.formats import WordVectors, save_glove, save_word2vec
     from scratchlm.errors import ScratchlmError
@@ -71,8 +101,8 @@ def train_and_write(sentences, *, out: Path, dim: int = 100, window: int = 15, s
     lead = jax.process_index() == 0
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    cooc = count_cooccurrences(sentences, window=window, symmetric=symmetric, min_count=min_count,
-                               max_size=max_size, max_memory_mb=max_memory_mb)
+    cooc = read_cooccurrences(sentences, window=window, symmetric=symmetric, min_count=min_count,
+                              max_size=max_size, max_memory_mb=max_memory_mb)
     cooc_seconds = time.perf_counter() - t0
     if save_cooccurrence and lead:
         cooc.save(out / "cooccurrence.npz")

@@ -8,8 +8,10 @@ continues from the latest one, bit-identically to an uninterrupted run.
 ``--mesh data=4,model=2`` splits the tables ``v, u`` by rows over 2 devices and each step's centre
 words over 4 (:mod:`scratchlm.parallel`; the vocabulary is padded with unused rows to a multiple of
 ``model``); checkpoints hold the unpadded tables, so a run resumes on any mesh or on one device.
-With ``--coordinator/--num-processes/--process-id`` every process reads the corpus (the word ids
-are replicated; the vocabulary needs every count anyway) and process 0 writes the outputs.
+With ``--coordinator/--num-processes/--process-id`` each process counts and encodes its own share
+of the sentences; the counts and the encoded ids are then gathered through JAX's collectives, so
+every device holds the corpus's word ids (4 bytes a token) for the step to draw centres from
+(:func:`read_corpus`), and process 0 writes the outputs.
 """
 
 from __future__ import annotations
@@ -73,6 +75,39 @@ def _config(args, counts=None):
                           normalize_duplicates=normalize)
 
 
+def read_corpus(sentences, min_count: int):
+    """``(vocab, ids, sentence, raw_words)`` of the corpus; with several processes, each reads its share.
+
+    Process ``p`` of ``P`` counts and encodes only its contiguous share of the sentences
+    (:func:`scratchlm.parallel.process_shard`); the counts are summed across processes before the
+    vocabulary is cut, and the encoded shares are gathered back in process order with their sentence
+    numbers offset, so every process ends with exactly the arrays one process reading the whole
+    corpus would build (the training step draws its centres from the whole corpus).
+    """
+    import jax
+    import numpy as np
+
+    from scratchlm import parallel
+    from scratchlm.embeddings import sampling
+    from scratchlm.errors import CorpusError
+
+    if jax.process_count() == 1:
+        vocab = sampling.build_vocab(sentences, min_count)
+        ids, sentence = sampling.encode(sentences, vocab)
+        return vocab, ids, sentence, sum(len(s) for s in sentences)
+    local = parallel.process_shard(sentences)
+    vocab = sampling.vocab_from_counts(parallel.allgather_counts(sampling.count_words(local)), min_count)
+    ids, sentence = sampling.encode(local, vocab, allow_empty=True)
+    shares = parallel.allgather_arrays({"ids": ids, "sentence": sentence,
+                                        "sizes": np.array([len(local), sum(len(s) for s in local)], np.int64)})
+    offsets = np.cumsum([0] + [int(share["sizes"][0]) for share in shares[:-1]])
+    ids = np.concatenate([share["ids"] for share in shares]).astype(np.int32)
+    sentence = np.concatenate([share["sentence"] + offset for share, offset in zip(shares, offsets)]).astype(np.int32)
+    if ids.size == 0:
+        raise CorpusError("no in-vocabulary word in the corpus")
+    return vocab, ids, sentence, int(sum(int(share["sizes"][1]) for share in shares))
+
+
 def train_and_write(args, sentences=None) -> dict:
     """The whole command: corpus -> vocabulary -> training (with checkpoints) -> vectors.txt, metrics.json."""
     import dataclasses
@@ -97,10 +132,8 @@ def train_and_write(args, sentences=None) -> dict:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     sentences = load_tokenized_corpus(args.corpus) if sentences is None else sentences
-    raw_words = sum(len(s) for s in sentences)
-    vocab = sampling.build_vocab(sentences, config.min_count)
+    vocab, ids, sentence, raw_words = read_corpus(sentences, config.min_count)
     config = _config(args, vocab.counts)  # an accelerator's batch follows the corpus size
-    ids, sentence = sampling.encode(sentences, vocab)
     corpus = word2vec.make_corpus(ids, sentence, vocab.counts, config.sample)
     k_init, k_train = jax.random.split(jax.random.key(args.seed))
     params = word2vec.init(k_init, len(vocab), config)
@@ -173,10 +206,13 @@ def train_and_write(args, sentences=None) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    import jax
+
     metrics = train_and_write(args)
+    written = f"vectors in {args.out / 'vectors.txt'}" if jax.process_index() == 0 else "process 0 writes the vectors"
     print(f"{metrics['words_per_second']:,.0f} words/s, loss {metrics['final_loss']:.3f}, analogy "
           f"{metrics['analogy_accuracy']:.3f}, WordSim-353 {metrics['wordsim353_spearman']:.3f}, "
-          f"SimLex-999 {metrics['simlex999_spearman']:.3f}; vectors in {args.out / 'vectors.txt'}")
+          f"SimLex-999 {metrics['simlex999_spearman']:.3f}; {written}")
     return 0
 
 

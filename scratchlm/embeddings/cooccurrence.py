@@ -108,6 +108,36 @@ class Cooccurrence:
         return result
 
 
+def word_counts(sentences: Iterable[Sequence[str]]) -> collections.Counter[str]:
+    """Each word's count over the corpus (``vocab_count``'s first pass)."""
+    counter: collections.Counter[str] = collections.Counter()
+    for sentence in sentences:
+        counter.update(sentence)
+    return counter
+
+
+def vocabulary_from_counts(counts: dict[str, int], *, min_count: int = 5,
+                           max_size: int | None = None) -> tuple[tuple[str, ...], np.ndarray]:
+    """Words with count >= ``min_count``, ranked by count then alphabetically, cut to ``max_size``.
+
+    ``counts`` is :func:`word_counts` of the corpus, or of each process's share summed
+    (:func:`scratchlm.parallel.allgather_counts`: the ranking does not depend on the order).
+    Returns ``(words, counts)``: the id of a word is its rank (``vocab_count``'s order).
+    """
+    if min_count < 1:
+        raise ScratchlmError(f"min_count must be >= 1, got {min_count}")
+    if max_size is not None and max_size < 1:
+        raise ScratchlmError(f"max_size must be >= 1 or None, got {max_size}")
+    if not counts:
+        raise CorpusError("the corpus is empty: no word to count")
+    ranked = sorted((item for item in counts.items() if item[1] >= min_count), key=lambda wc: (-wc[1], wc[0]))
+    ranked = ranked[:max_size]
+    if not ranked:
+        raise CorpusError(f"no word occurs at least min_count={min_count} times "
+                          f"(the most frequent occurs {max(counts.values())} times); lower --min-count")
+    return tuple(w for w, _ in ranked), np.array([c for _, c in ranked], dtype=np.int64)
+
+
 def build_vocabulary(sentences: Iterable[Sequence[str]], *, min_count: int = 5,
                      max_size: int | None = None) -> tuple[tuple[str, ...], np.ndarray]:
     """Words with count >= ``min_count``, ranked by count then alphabetically, cut to ``max_size``.
@@ -116,46 +146,69 @@ def build_vocabulary(sentences: Iterable[Sequence[str]], *, min_count: int = 5,
     """
     if min_count < 1:
         raise ScratchlmError(f"min_count must be >= 1, got {min_count}")
-    if max_size is not None and max_size < 1:
-        raise ScratchlmError(f"max_size must be >= 1 or None, got {max_size}")
-    counter: collections.Counter[str] = collections.Counter()
-    for sentence in sentences:
-        counter.update(sentence)
-    if not counter:
-        raise CorpusError("the corpus is empty: no word to count")
-    ranked = sorted((item for item in counter.items() if item[1] >= min_count), key=lambda wc: (-wc[1], wc[0]))
-    ranked = ranked[:max_size]
-    if not ranked:
-        raise CorpusError(f"no word occurs at least min_count={min_count} times "
-                          f"(the most frequent occurs {counter.most_common(1)[0][1]} times); lower --min-count")
-    return tuple(w for w, _ in ranked), np.array([c for _, c in ranked], dtype=np.int64)
+    return vocabulary_from_counts(word_counts(sentences), min_count=min_count, max_size=max_size)
 
 
 def count_cooccurrences(sentences: Sequence[Sequence[str]], *, window: int = 15, symmetric: bool = True,
                         min_count: int = 5, max_size: int | None = None,
-                        max_memory_mb: float = 512.0) -> Cooccurrence:
+                        max_memory_mb: float = 512.0,
+                        vocabulary: tuple[tuple[str, ...], np.ndarray] | None = None) -> Cooccurrence:
     """Vocabulary and distance-weighted co-occurrence counts of a tokenized corpus (see module docstring).
 
     Args: sentences: a re-iterable of token sequences (read twice: vocabulary, then counting);
     window: context words on each side (``cooccur -window-size``); symmetric: both sides or left only;
-    min_count / max_size: vocabulary bounds; max_memory_mb: ceiling for one chunk's buffers.
+    min_count / max_size: vocabulary bounds; max_memory_mb: ceiling for one chunk's buffers;
+    vocabulary: ``(words, counts)`` already built (then ``min_count`` / ``max_size`` are not applied).
     """
+    _check_settings(window, max_memory_mb)  # before any work
+    words, counts = (build_vocabulary(sentences, min_count=min_count, max_size=max_size)
+                     if vocabulary is None else vocabulary)
+    keys, x = count_pairs(sentences, words, window=window, symmetric=symmetric, max_memory_mb=max_memory_mb)
+    return cooccurrence_from_pairs(words, counts, keys, x, window=window, symmetric=symmetric, min_count=min_count)
+
+
+def count_pairs(sentences: Iterable[Sequence[str]], words: Sequence[str], *, window: int = 15,
+                symmetric: bool = True, max_memory_mb: float = 512.0) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique keys ``i·V + j`` (int64) and their :math:`X_{ij}` (float64) over ``words``' ids.
+
+    Pairs never cross a sentence, so the counts of a corpus are the sums of its shares' counts
+    (:func:`merge_pairs`): what processes that each read a share of the corpus combine.
+    """
+    _check_settings(window, max_memory_mb)
+    index = {w: k for k, w in enumerate(words)}
+    pairs_per_token = window * (2 if symmetric else 1)
+    tokens_per_chunk = max(1, int(max_memory_mb * 2**20 / (_BYTES_PER_PAIR * pairs_per_token)))
+    return count_id_pairs(_id_chunks(sentences, index, tokens_per_chunk), vocab_size=len(words),
+                          window=window, symmetric=symmetric)
+
+
+def _check_settings(window, max_memory_mb) -> None:
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
         raise ScratchlmError(f"window must be a positive integer (context words on each side), got {window!r}")
     if not max_memory_mb > 0:
         raise ScratchlmError(f"max_memory_mb must be positive, got {max_memory_mb}")
-    words, counts = build_vocabulary(sentences, min_count=min_count, max_size=max_size)
-    index = {w: k for k, w in enumerate(words)}
-    pairs_per_token = window * (2 if symmetric else 1)
-    tokens_per_chunk = max(1, int(max_memory_mb * 2**20 / (_BYTES_PER_PAIR * pairs_per_token)))
-    keys, x = count_id_pairs(_id_chunks(sentences, index, tokens_per_chunk), vocab_size=len(words),
-                             window=window, symmetric=symmetric)
+
+
+def merge_pairs(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Sum several :func:`count_pairs` results (sorted unique keys each) into one, merged in order."""
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    merged = (np.asarray(parts[0][0], np.int64), np.asarray(parts[0][1], np.float64))
+    for keys, x in parts[1:]:
+        merged = _merge(merged, (np.asarray(keys, np.int64), np.asarray(x, np.float64)))
+    return merged
+
+
+def cooccurrence_from_pairs(words: Sequence[str], counts: np.ndarray, keys: np.ndarray, x: np.ndarray, *,
+                            window: int, symmetric: bool, min_count: int | None = None) -> Cooccurrence:
+    """The :class:`Cooccurrence` of counted pairs; an error if no two words co-occur."""
     if keys.size == 0:
-        raise CorpusError(f"no two in-vocabulary words ({len(words)} words with min_count={min_count}) "
-                          f"co-occur within a window of {window} inside one sentence; lower --min-count "
+        raise CorpusError(f"no two in-vocabulary words ({len(words)} words"
+                          + ("" if min_count is None else f" with min_count={min_count}")
+                          + f") co-occur within a window of {window} inside one sentence; lower --min-count "
                           f"or give a larger corpus")
     V = len(words)
-    return Cooccurrence(words=words, counts=counts, i=(keys // V).astype(np.int32),
+    return Cooccurrence(words=tuple(words), counts=np.asarray(counts, np.int64), i=(keys // V).astype(np.int32),
                         j=(keys % V).astype(np.int32), x=x, window=int(window), symmetric=bool(symmetric))
 
 

@@ -1,7 +1,8 @@
 r"""What Word2Vec samples: the vocabulary, frequent-word subsampling, the noise distribution, the window.
 
 Host side (NumPy, once per run): :func:`build_vocab` (words seen at least ``min_count`` times, most
-frequent first), :func:`encode` (the corpus as one int32 id array plus each token's sentence
+frequent first; :func:`count_words` and :func:`vocab_from_counts` are its two halves, so that
+processes can merge their shards' counts in between), :func:`encode` (the corpus as one int32 id array plus each token's sentence
 number), :func:`keep_probability` and :func:`noise_table`.
 
 Device side (JAX, inside the jitted training step): :func:`subsample` (one epoch's kept tokens,
@@ -37,26 +38,42 @@ class Vocab:
         return len(self.words)
 
 
-def build_vocab(sentences: Iterable[Sequence[str]], min_count: int = 5) -> Vocab:
-    """Count words and keep those seen at least ``min_count`` times, sorted by descending count."""
+def count_words(sentences: Iterable[Sequence[str]]) -> collections.Counter[str]:
+    """Each word's count, in order of first appearance (what :func:`vocab_from_counts` breaks ties by)."""
     counter: collections.Counter[str] = collections.Counter()
     for sentence in sentences:
         counter.update(sentence)
-    if not counter:
+    return counter
+
+
+def vocab_from_counts(counts: dict[str, int], min_count: int = 5) -> Vocab:
+    """Words counted at least ``min_count`` times, sorted by descending count (ties keep the dict's order).
+
+    ``counts`` may be one process's :func:`count_words` or all processes' merged
+    (:func:`scratchlm.parallel.allgather_counts`).
+    """
+    if not counts:
         raise CorpusError("the corpus holds no word")
-    kept = [(w, c) for w, c in counter.items() if c >= min_count]
+    kept = [(w, c) for w, c in counts.items() if c >= min_count]
     if not kept:
-        top = counter.most_common(1)[0]
+        top = max(counts.items(), key=lambda wc: wc[1])
         raise CorpusError(f"no word occurs min_count={min_count} times (the most frequent, {top[0]!r}, occurs "
                           f"{top[1]} times); lower --min-count or use a larger corpus")
     kept.sort(key=lambda wc: -wc[1])  # stable: ties keep first-appearance order
     return Vocab(tuple(w for w, _ in kept), np.array([c for _, c in kept], dtype=np.int64))
 
 
-def encode(sentences: Iterable[Sequence[str]], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+def build_vocab(sentences: Iterable[Sequence[str]], min_count: int = 5) -> Vocab:
+    """Count words and keep those seen at least ``min_count`` times, sorted by descending count."""
+    return vocab_from_counts(count_words(sentences), min_count)
+
+
+def encode(sentences: Iterable[Sequence[str]], vocab: Vocab, *,
+           allow_empty: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The corpus as ``ids`` [N] int32 and ``sentence`` [N] int32, out-of-vocabulary words dropped first.
 
     Dropping before windowing is what the C tool and gensim do: a window counts in-vocabulary words.
+    ``allow_empty``: return empty arrays instead of raising (one process's shard may hold none).
     """
     index = {w: i for i, w in enumerate(vocab.words)}
     ids, sentence = [], []
@@ -64,7 +81,7 @@ def encode(sentences: Iterable[Sequence[str]], vocab: Vocab) -> tuple[np.ndarray
         row = [index[w] for w in words if w in index]
         ids.extend(row)
         sentence.extend([s] * len(row))
-    if not ids:
+    if not ids and not allow_empty:
         raise CorpusError("no in-vocabulary word in the corpus")
     return np.asarray(ids, dtype=np.int32), np.asarray(sentence, dtype=np.int32)
 

@@ -135,3 +135,26 @@ def test_every_pair_is_within_window_and_sentence(lengths, W, seed):
     b_np = np.asarray(b)
     expected = sum(1 for i in range(n) for q in range(n) if q != i and abs(q - i) <= b_np[i] and sentence[q] == sentence[i])
     assert len(p) == expected
+
+
+@settings(max_examples=30)
+@given(corpus=st.lists(st.lists(st.sampled_from("abcdefg"), max_size=9), min_size=1, max_size=8)
+       .filter(lambda s: any(s)), shares=st.integers(1, 4), min_count=st.integers(1, 3))
+def test_vocabulary_from_merged_share_counts_equals_the_whole_corpus(corpus, shares, min_count):
+    """Counts of consecutive shares summed in order give the whole corpus's vocabulary, ties included
+    (first appearance), and the shares' encodings concatenated give its ids."""
+    from scratchlm import parallel
+    from scratchlm.errors import CorpusError
+
+    parts = [parallel.process_shard(corpus, p, shares) for p in range(shares)]
+    merged = parallel.merge_counts([sampling.count_words(s) for s in parts])
+    try:
+        whole = sampling.build_vocab(corpus, min_count)
+    except CorpusError:
+        with pytest.raises(CorpusError):
+            sampling.vocab_from_counts(merged, min_count)
+        return
+    vocab = sampling.vocab_from_counts(merged, min_count)
+    assert vocab.words == whole.words and np.array_equal(vocab.counts, whole.counts)
+    ids = np.concatenate([sampling.encode(s, vocab, allow_empty=True)[0] for s in parts])
+    np.testing.assert_array_equal(ids, sampling.encode(corpus, whole)[0])
