@@ -283,3 +283,21 @@ def test_accelerator_batch_on_the_wikipedia_sample_sizes():
     vocab = sampling.build_vocab(load_tokenized_corpus("wiki"), 5)
     assert w2v.accelerator_batch(vocab.counts, 1e-3) == 1024
     assert w2v.accelerator_batch(vocab.counts * 100, 1e-3) == 16_384
+
+
+@pytest.mark.parametrize("argv, batch, normalize", [
+    ([], 512, False),  # this CPU: the command's CPU default
+    (["--model", "cbow"], 1024, False),
+    (["--batch", "1024"], 1024, False),  # the plain sum scores as gensim up to here
+    (["--batch", "4096"], 4096, True),  # damped above 2,048
+    (["--batch", "16384", "--normalize-duplicates"], 16384, True),
+])
+def test_command_batch_and_duplicate_damping_defaults(argv, batch, normalize):
+    import argparse
+
+    from scratchlm.commands import word2vec as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    config = command._config(parser.parse_args(argv))
+    assert (config.batch_size, config.normalize_duplicates) == (batch, normalize)
