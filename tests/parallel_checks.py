@@ -182,7 +182,7 @@ def pretrain_checks(out: dict, tmp: Path) -> None:
 # -------------------------------------------------------------------------------------- Word2Vec
 
 
-def _collectives(hlo: str) -> list[dict]:
+def hlo_collectives(hlo: str) -> list[dict]:
     """Every collective instruction of a compiled module: its op and the element count of each result."""
     found = []
     for line in hlo.splitlines():
@@ -225,7 +225,7 @@ def word2vec_checks(out: dict) -> None:
             record = {"tables_diff": _max_diff(ref[0], got[0]), "loss": [float(ref[1]), float(got[1])],
                       "pairs": [int(ref[2]), int(got[2])]}
             if update is w2v.skipgram_update and shape == (4, 2):
-                record["collectives"] = _collectives(compiled.as_text())
+                record["collectives"] = hlo_collectives(compiled.as_text())
                 record["table_shard_elements"] = V // 2 * D
                 record["table_elements"] = V * D
             out[f"w2v_{update.__name__}_{shape[0]}x{shape[1]}"] = record

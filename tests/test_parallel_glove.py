@@ -241,21 +241,6 @@ def _write_corpus(path: Path) -> Path:
     return path
 
 
-def _collectives(hlo: str) -> list[dict]:
-    """Every collective instruction of a compiled module: its op and the element count of each result."""
-    import re
-
-    found = []
-    for line in hlo.splitlines():
-        m = re.search(r"=\s*(\(?[^=]*?\)?)\s+(all-gather|all-reduce|all-to-all|reduce-scatter|collective-permute)"
-                      r"(-start)?\(", line)
-        if m:
-            sizes = [int(np.prod([int(d) for d in dims.split(",") if d] or [1]))
-                     for dims in re.findall(r"[a-z]+\d*\[([\d,]*)\]", m.group(1))]
-            found.append({"op": m.group(2), "elements": sizes})
-    return found
-
-
 def _leaves(tree) -> dict:
     import jax
 
@@ -278,6 +263,7 @@ def _step_checks(out: dict) -> None:
     from scratchlm import parallel as par
     from scratchlm.embeddings import glove
     from scratchlm.training.loop import init_train_state
+    from tests.parallel_checks import hlo_collectives
 
     V, D, B = STEP["V"], STEP["D"], STEP["B"]
     config = glove.GloveConfig(dim=D, batch_size=B, x_max=10.0)
@@ -303,13 +289,13 @@ def _step_checks(out: dict) -> None:
                              "cost": [float(ref[2]), float(got[2])],
                              "moved": max(d for d, _ in _diffs(params, ref[0]).values())}
         if name == "4x2":
-            out["collectives"] = {"step": _collectives(compiled.as_text()), "table_shard_elements": V // 2 * D}
+            out["collectives"] = {"step": hlo_collectives(compiled.as_text()), "table_shard_elements": V // 2 * D}
             optimizer = glove.make_optimizer(config)
             state = par.shard(jax.device_get(init_train_state(params, optimizer, jax.random.key(1))), mesh,
                               par.EMBEDDING_RULES)
             entries = par.shard(tuple(np.stack([c, c]) for c in batch), mesh, ((r".*", par.P(None, "data")),))
             epoch = glove.make_epoch_step(optimizer, update="rows", nnz=B, mesh=mesh).lower(state, entries).compile()
-            out["collectives"]["epoch"] = _collectives(epoch.as_text())
+            out["collectives"]["epoch"] = hlo_collectives(epoch.as_text())
 
 
 def _command_checks(out: dict, tmp: Path) -> None:

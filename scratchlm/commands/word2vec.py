@@ -99,7 +99,7 @@ def read_corpus(sentences, min_count: int):
         ids, sentence = sampling.encode(sentences, vocab)
         return vocab, ids, sentence, sum(len(s) for s in sentences)
     local = parallel.process_shard(sentences)
-    vocab = sampling.vocab_from_counts(parallel.allgather_counts(sampling.count_words(local)), min_count)
+    vocab = sampling.vocab_from_counts(parallel.allgather_counts(sampling.word_counts(local)), min_count)
     ids, sentence = sampling.encode(local, vocab, allow_empty=True)
     shares = parallel.allgather_arrays({"ids": ids, "sentence": sentence,
                                         "sizes": np.array([len(local), sum(len(s) for s in local)], np.int64)})
@@ -121,7 +121,7 @@ def train_and_write(args, sentences=None) -> dict:
 
     from scratchlm import parallel
     from scratchlm.data.corpora import load_tokenized_corpus
-    from scratchlm.embeddings import sampling, word2vec
+    from scratchlm.embeddings import word2vec
     from scratchlm.embeddings.evaluate import standard_scores
     from scratchlm.embeddings.formats import save_word2vec
     from scratchlm.errors import ScratchlmError
@@ -131,7 +131,7 @@ def train_and_write(args, sentences=None) -> dict:
     started = time.perf_counter()
     mesh = parallel.setup(args)  # before any other JAX call
     lead = jax.process_index() == 0
-    config = _config(args)
+    config = _config(args)  # the settings checked before the corpus is read; the batch is sized below
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     sentences = load_tokenized_corpus(args.corpus) if sentences is None else sentences

@@ -1,7 +1,7 @@
 r"""What Word2Vec samples: the vocabulary, frequent-word subsampling, the noise distribution, the window.
 
 Host side (NumPy, once per run): :func:`build_vocab` (words seen at least ``min_count`` times, most
-frequent first; :func:`count_words` and :func:`vocab_from_counts` are its two halves, so that
+frequent first; :func:`~scratchlm.embeddings.cooccurrence.word_counts` and :func:`vocab_from_counts` are its two halves, so that
 processes can merge their shards' counts in between), :func:`encode` (the corpus as one int32 id array plus each token's sentence
 number), :func:`keep_probability` and :func:`noise_table`.
 
@@ -13,7 +13,6 @@ during training.
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scratchlm.embeddings.cooccurrence import word_counts
 from scratchlm.errors import CorpusError
 
 NOISE_POWER = 0.75  # Mikolov et al. 2013b, §2.2: U(w)^{3/4} "outperformed significantly" the unigram
@@ -38,18 +38,11 @@ class Vocab:
         return len(self.words)
 
 
-def count_words(sentences: Iterable[Sequence[str]]) -> collections.Counter[str]:
-    """Each word's count, in order of first appearance (what :func:`vocab_from_counts` breaks ties by)."""
-    counter: collections.Counter[str] = collections.Counter()
-    for sentence in sentences:
-        counter.update(sentence)
-    return counter
-
-
 def vocab_from_counts(counts: dict[str, int], min_count: int = 5) -> Vocab:
     """Words counted at least ``min_count`` times, sorted by descending count (ties keep the dict's order).
 
-    ``counts`` may be one process's :func:`count_words` or all processes' merged
+    ``counts`` may be one process's :func:`~scratchlm.embeddings.cooccurrence.word_counts` (the
+    counter GloVe's vocabulary uses too, in first-appearance order) or all processes' merged
     (:func:`scratchlm.parallel.allgather_counts`).
     """
     if not counts:
@@ -65,7 +58,7 @@ def vocab_from_counts(counts: dict[str, int], min_count: int = 5) -> Vocab:
 
 def build_vocab(sentences: Iterable[Sequence[str]], min_count: int = 5) -> Vocab:
     """Count words and keep those seen at least ``min_count`` times, sorted by descending count."""
-    return vocab_from_counts(count_words(sentences), min_count)
+    return vocab_from_counts(word_counts(sentences), min_count)
 
 
 def encode(sentences: Iterable[Sequence[str]], vocab: Vocab, *,

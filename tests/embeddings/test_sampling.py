@@ -147,7 +147,7 @@ def test_vocabulary_from_merged_share_counts_equals_the_whole_corpus(corpus, sha
     from scratchlm.errors import CorpusError
 
     parts = [parallel.process_shard(corpus, p, shares) for p in range(shares)]
-    merged = parallel.merge_counts([sampling.count_words(s) for s in parts])
+    merged = parallel.merge_counts([sampling.word_counts(s) for s in parts])
     try:
         whole = sampling.build_vocab(corpus, min_count)
     except CorpusError:
