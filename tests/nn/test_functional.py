@@ -82,9 +82,11 @@ def test_dropout_mask_and_scale(rate, seed):
     x = jnp.ones((4000,))
     y = F.dropout(x, rate, key=jax.random.key(seed), train=True)
     kept = np.asarray(y) != 0
-    np.testing.assert_allclose(np.asarray(y)[kept], 1.0 / (1.0 - rate), rtol=1e-6)
-    # the kept fraction is Binomial(4000, 1 - rate)/4000: 6 standard deviations is at most 0.048
-    assert abs(kept.mean() - (1.0 - rate)) < 6 * np.sqrt(rate * (1 - rate) / 4000)
+    q = F.keep_threshold(rate) / 2**16  # the keep probability: 1 - rate on a grid of 2^-16
+    assert abs(q - (1.0 - rate)) <= 2**-17
+    np.testing.assert_allclose(np.asarray(y)[kept], 1.0 / q, rtol=1e-6)
+    # the kept fraction is Binomial(4000, q)/4000: 6 standard deviations is at most 0.048
+    assert abs(kept.mean() - q) < 6 * np.sqrt(q * (1 - q) / 4000)
     np.testing.assert_array_equal(F.dropout(x, rate, key=None, train=False), x)
 
 
@@ -132,3 +134,14 @@ def test_against_pytorch(x64):
     g, b = rng.normal(size=7), rng.normal(size=7)
     ref = torch.nn.functional.layer_norm(t, (7,), torch.from_numpy(g), torch.from_numpy(b), eps=1e-12)
     np.testing.assert_allclose(F.layer_norm(x, g, b), ref.numpy(), **tol)
+
+
+def test_dropout_bits_are_independent_halves():
+    """Two mask entries share one 32-bit word (its low and high halves): over 2·10^5 entries at p = 1/2
+    the two halves' keep decisions are uncorrelated and each is kept half the time, for an odd size too."""
+    rate, n = 0.5, 200_001
+    kept = np.asarray(F.dropout(jnp.ones(n), rate, key=jax.random.key(3), train=True)) != 0
+    low, high = kept[: (n + 1) // 2][: n // 2], kept[(n + 1) // 2:]  # entry i and entry i + ceil(n/2): one word
+    sd = np.sqrt(0.25 / (n // 2))
+    assert abs(low.mean() - 0.5) < 6 * sd and abs(high.mean() - 0.5) < 6 * sd
+    assert abs(np.corrcoef(low, high)[0, 1]) < 6 / np.sqrt(n // 2)
