@@ -82,6 +82,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch", type=int, default=None, help="scratchlm centre words per step (default: the command's CPU default, 512 skip-gram, 1024 CBOW)")
     parser.add_argument("--steps-per-call", type=int, default=256)
     parser.add_argument("--normalize-duplicates", action="store_true")
+    parser.add_argument("--noise-share", type=int, default=None,
+                        help="skip-gram centres sharing one noise set (default as the command: 8 on CPU, 1 on an accelerator)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="gensim threads")
     parser.add_argument("--restrict-vocab", type=int, default=30_000)
@@ -102,11 +104,15 @@ def main(argv=None) -> dict:
     raw_words = sum(map(len, sentences))
     models = ("skipgram", "cbow") if args.model == "both" else (args.model,)
     figures, extra = [], {}
+    import jax
+
+    on_cpu = jax.devices()[0].platform == "cpu"
     for name in models:
+        share = 1 if name == "cbow" else args.noise_share or (8 if on_cpu else 1)
         config = Word2VecConfig(model=name, dim=args.dim, window=args.window, negative=args.negative,
                                 min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,
                                 batch_size=args.batch or (1024 if name == "cbow" else 512), steps_per_call=args.steps_per_call,
-                                normalize_duplicates=args.normalize_duplicates)
+                                normalize_duplicates=args.normalize_duplicates, noise_share=share)
         wv, ours = _scratchlm(sentences, config, args.seed)
         ours.update(standard_scores(wv, restrict_vocab=args.restrict_vocab))
         ours["words_per_second"] = raw_words * args.epochs / ours["train_seconds"]

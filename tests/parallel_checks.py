@@ -234,7 +234,6 @@ def word2vec_checks(out: dict) -> None:
 def word2vec_command_checks(out: dict, tmp: Path) -> None:
     """``scratchlm word2vec`` (2 epochs) on one device and with ``--mesh data=4,model=2`` (an odd vocabulary:
     the tables are padded), then the mesh run resumed from its epoch-1 checkpoint, on the mesh and on one device."""
-    import argparse
     import shutil
 
     import jax
@@ -252,10 +251,10 @@ def word2vec_command_checks(out: dict, tmp: Path) -> None:
     sentences = [list(rng.choice(words, 12, p=p / p.sum())) for _ in range(W2V_COMMAND["sentences"])]
 
     def run(name, mesh=None, resume=False):
-        args = argparse.Namespace(corpus="synthetic", model="skipgram", dim=16, window=2, negative=3, min_count=1,
-                                  sample=1e-3, epochs=2, alpha=0.025, min_alpha=1e-4, seed=0, batch=32,
-                                  steps_per_call=4, normalize_duplicates=False, restrict_vocab=1000,
-                                  checkpoint_every=0.0, resume=resume, no_progress=True, out=tmp / name, mesh=mesh)
+        args = command.command_args(corpus="synthetic", model="skipgram", dim=16, window=2, negative=3, min_count=1,
+                                    sample=1e-3, epochs=2, seed=0, batch=32, steps_per_call=4,
+                                    normalize_duplicates=False, restrict_vocab=1000, checkpoint_every=0.0,
+                                    resume=resume, no_progress=True, out=tmp / name, mesh=mesh)
         m = command.train_and_write(args, sentences)
         return m, [serialization.msgpack_restore(c.read_bytes())["state"]["params"]
                    for c in sorted((tmp / name / "checkpoints").glob("ckpt_*.msgpack"))]

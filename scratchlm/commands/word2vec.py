@@ -45,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="centre words per step (default on CPU: 512 skip-gram, 1024 CBOW; on an accelerator "
                              "up to 16384, halved until an epoch has at least 256 steps)")
     parser.add_argument("--steps-per-call", type=int, default=256, help="jitted steps per dispatch")
+    parser.add_argument("--noise-share", type=int, default=None,
+                        help="skip-gram: centres sharing one set of noise words (default: 8 on CPU, 1 on an accelerator)")
     parser.add_argument("--normalize-duplicates", action="store_true", default=None,
                         help="divide a row's summed update by sqrt(its count in the step) (default: on for batches "
                              "above 2048)")
@@ -54,6 +56,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("word2vec-out"))
     add_parallel_arguments(parser)  # --mesh data=4,model=2 (tables by rows over model); multi-host flags
+
+
+def command_args(**overrides) -> argparse.Namespace:
+    """The command's arguments as parsed from an empty command line, with ``overrides`` (for callers
+    such as the demo that run the command in-process: every flag gets its default, none is forgotten)."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([])
+    unknown = set(overrides) - set(vars(args))
+    if unknown:
+        raise TypeError(f"not word2vec arguments: {sorted(unknown)}")
+    return argparse.Namespace(**{**vars(args), **overrides})
 
 
 def _config(args, counts=None):
@@ -72,10 +86,13 @@ def _config(args, counts=None):
     # Large batches hit a frequent word's rows many times a step: damp them.  At 1,024 and below the
     # plain sum scores as gensim (H100, the sample, 15 epochs: WordSim .459 plain vs .392 damped).
     normalize = args.normalize_duplicates if args.normalize_duplicates is not None else batch > 2048
+    # Sets of 8 centres sharing their noise words: 1.3x a CPU step, scores within seed noise (2 seeds,
+    # benchmarks/RESULTS.md); not measured on an accelerator, which keeps per-centre draws.
+    share = args.noise_share if args.noise_share is not None else (1 if accelerator or args.model == "cbow" else 8)
     return Word2VecConfig(model=args.model, dim=args.dim, window=args.window, negative=args.negative,
                           min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,
                           min_alpha=args.min_alpha, batch_size=batch, steps_per_call=args.steps_per_call,
-                          normalize_duplicates=normalize)
+                          normalize_duplicates=normalize, noise_share=share)
 
 
 def read_corpus(sentences, min_count: int):
@@ -257,11 +274,8 @@ def demo_step(ctx) -> dict:
     sentences = load_tokenized_corpus("wiki")
     if ctx.quick:
         sentences = sentences[:500]
-    args = argparse.Namespace(corpus="wiki", model="skipgram", dim=100, window=5, negative=5,
-                              min_count=5, sample=1e-3, epochs=1 if ctx.quick else 15, alpha=0.025, min_alpha=1e-4,
-                              seed=ctx.seed, batch=None, steps_per_call=256, normalize_duplicates=None,
-                              restrict_vocab=30_000, checkpoint_every=0.0, resume=False,
-                              no_progress=not sys.stderr.isatty(), out=ctx.out)
+    args = command_args(corpus="wiki", model="skipgram", epochs=1 if ctx.quick else 15, seed=ctx.seed,
+                        checkpoint_every=0.0, no_progress=not sys.stderr.isatty(), out=ctx.out)
     m = train_and_write(args, sentences)
     note = _pca_plot(load_word2vec(ctx.out / "vectors.txt"), ctx.out / "pca.png")
     result = (f"skip-gram {m['epochs']} ep: {m['words_per_second']:,.0f} words/s, analogy {m['analogy_accuracy']:.3f}, "

@@ -141,16 +141,17 @@ def reduced_windows(key: jax.Array, shape: tuple[int, ...], window: int) -> jax.
     return jax.random.randint(key, shape, 1, window + 1)
 
 
-def window_groups(key: jax.Array, n_centres: int, window: int) -> jax.Array:
+def window_groups(key: jax.Array, n_centres: int, window: int, multiple: int = 1) -> jax.Array:
     r"""The reduced windows of ``n_centres`` centres, stratified: ``[window, C]`` cells, ``C = ⌈n_centres/window⌉``.
 
     Row ``b - 1`` holds the centres given window ``b``: cell value ``i < n_centres`` is centre ``i``,
     ``n_centres`` an empty cell.  The centres fill a uniformly random permutation of the cells, so
     each centre's ``b`` is :math:`\mathcal U\{1, \dots, \text{window}\}` as in :func:`reduced_windows`;
     only the counts per ``b`` within one call are fixed (``C`` cells each), which lets the step
-    compute each row with its own static context width ``2b``.
+    compute each row with its own static context width ``2b``.  ``multiple``: ``C`` is rounded up to a
+    multiple of it (more empty cells), so that each row splits into sets of ``multiple`` cells.
     """
-    C = -(-n_centres // window)
+    C = -(-n_centres // (window * multiple)) * multiple
     cell = jax.random.permutation(key, window * C)
     return jnp.minimum(cell, n_centres).reshape(window, C)
 

@@ -90,6 +90,33 @@ def test_skipgram_groups_update_equals_the_padded_update(x64, normalize_duplicat
     assert float(loss_g) == pytest.approx(float(loss), rel=1e-12) and int(n_g) == int(n)
 
 
+@pytest.mark.parametrize("normalize_duplicates", [False, True])
+@settings(max_examples=8, deadline=None)
+@given(share=st.sampled_from([2, 3]), sets=st.integers(1, 3), seed=st.integers(0, 10**6))
+def test_shared_noise_update_equals_the_update_with_each_sets_noise_repeated(normalize_duplicates, share, sets, seed):
+    """Sets of `share` centres sharing K noise words (skipgram_shared_update): the numbers of
+    skipgram_groups_update given each centre its set's noise, over two groups of widths 2 and 4, with
+    repeated rows, masked slots and noise words equal to some centres' targets."""
+    with jax.enable_x64(True):  # float64 inside each example (hypothesis reruns the body, not a fixture)
+        _check_shared_noise_update(normalize_duplicates, share, sets, seed)
+
+
+def _check_shared_noise_update(normalize_duplicates, share, sets, seed):
+    C = share * sets  # centres per group
+    params, context, mask, target, noise = _batch(V=5, B=2 * C, J=4, seed=seed)
+    set_noise = noise[::share].at[0, 1].set(target[1])  # [2C / share, K]; a shared word equal to centre 1's target
+    narrow = mask.at[:C, 2:].set(False)
+    groups = [(context[:C, :2], narrow[:C, :2]), (context[C:], narrow[C:])]
+    alpha = 0.1
+    expected, loss, n = jax.jit(w2v.skipgram_groups_update, static_argnames="normalize_duplicates")(
+        params, groups, target, jnp.repeat(set_noise, share, axis=0), alpha, normalize_duplicates=normalize_duplicates)
+    got, loss_s, n_s = jax.jit(w2v.skipgram_shared_update, static_argnames=("share", "normalize_duplicates"))(
+        params, groups, target, set_noise, alpha, share=share, normalize_duplicates=normalize_duplicates)
+    for name in ("v", "u"):  # float64: only the order of the sums differs
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-12, atol=1e-12)
+    assert float(loss_s) == pytest.approx(float(loss), rel=1e-12) and int(n_s) == int(n)
+
+
 def test_log_sigmoid_equals_jax_in_float32():
     x = jnp.concatenate([jnp.linspace(-100.0, 100.0, 2001), jnp.array([-1e30, 0.0, 1e30])])
     np.testing.assert_allclose(w2v._log_sigmoid(x), jax.nn.log_sigmoid(x), rtol=2e-6, atol=1e-7)  # a few float32 ulps
@@ -285,14 +312,14 @@ def test_accelerator_batch_on_the_wikipedia_sample_sizes():
     assert w2v.accelerator_batch(vocab.counts * 100, 1e-3) == 16_384
 
 
-@pytest.mark.parametrize("argv, batch, normalize", [
-    ([], 512, False),  # this CPU: the command's CPU default
-    (["--model", "cbow"], 1024, False),
-    (["--batch", "1024"], 1024, False),  # the plain sum scores as gensim up to here
-    (["--batch", "4096"], 4096, True),  # damped above 2,048
-    (["--batch", "16384", "--normalize-duplicates"], 16384, True),
+@pytest.mark.parametrize("argv, batch, normalize, share", [
+    ([], 512, False, 8),  # this CPU: the command's CPU default, sets of 8 centres sharing noise words
+    (["--model", "cbow"], 1024, False, 1),
+    (["--batch", "1024"], 1024, False, 8),  # the plain sum scores as gensim up to here
+    (["--batch", "4096"], 4096, True, 8),  # damped above 2,048
+    (["--batch", "16384", "--normalize-duplicates", "--noise-share", "1"], 16384, True, 1),
 ])
-def test_command_batch_and_duplicate_damping_defaults(argv, batch, normalize):
+def test_command_batch_and_duplicate_damping_defaults(argv, batch, normalize, share):
     import argparse
 
     from scratchlm.commands import word2vec as command
@@ -300,4 +327,4 @@ def test_command_batch_and_duplicate_damping_defaults(argv, batch, normalize):
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
     config = command._config(parser.parse_args(argv))
-    assert (config.batch_size, config.normalize_duplicates) == (batch, normalize)
+    assert (config.batch_size, config.normalize_duplicates, config.noise_share) == (batch, normalize, share)
