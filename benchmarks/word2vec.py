@@ -7,12 +7,14 @@ for scratchlm and gensim (``workers=2``).  ``words/s`` counts corpus tokens (bef
 subsampling) times epochs over training seconds, as gensim's logs do.  scratchlm's seconds include
 its compilation; ``pipeline seconds`` add vocabulary building, encoding and the transfer to the device.
 
-Last run (2026-11-23, the 2 CPU cores shared with other jobs, load average 2-4 on both sides, so
-both sides slower than on idle cores, and the ratio moves with the load): skip-gram 39.5 s (171,800
-words/s) against gensim's 26.4 s (257,200 words/s), ratio 0.67, analogy 0.033 / 0.038, WordSim-353
-0.469 / 0.438, SimLex-999 0.218 / 0.212; CBOW 33.5 s against 8.3 s, ratio 0.25, scores at or above
-gensim's.  Before the window groups, the log-sigmoid and the batches built outside the step loop,
-skip-gram took 93.4 s against gensim's 51.9 s (0.56) at load 3-4.
+Last run (2026-11-23, the 2 CPU cores idle; skip-gram with noise sets of 8, the CPU default):
+skip-gram 28.0 s (242,200 words/s) against gensim's 25.5 s (265,900 words/s), ratio 0.91 (0.75 in
+another run that hour), analogy 0.034 / 0.037, WordSim-353 0.446 / 0.433, SimLex-999 0.228 / 0.211;
+CBOW 28.0 s against 7.6 s, ratio 0.27, scores at or above gensim's.  scratchlm's seconds include
+3.1-3.7 s of compilation (0.75 s with JAX's persistent cache warm: ``JAX_COMPILATION_CACHE_DIR``).
+Per-centre noise draws gave 0.68 on idle cores earlier that day; before the window groups, the
+log-sigmoid and the batches built outside the step loop, skip-gram took 93.4 s against gensim's
+51.9 s (0.56) at load 3-4.
 
 ``--repeat-corpus N`` adds a speed run of scratchlm alone on the sample repeated N times (a corpus
 large enough to keep an accelerator busy), timed after a warm-up epoch, for ``--speed-epochs``; its

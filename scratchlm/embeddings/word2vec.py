@@ -37,15 +37,15 @@ epochs.  What follows the C tool / gensim, and where we choose otherwise:
   sentences.  A word occurring ``m`` times in one step receives the sum of its ``m`` row updates,
   as sequential SGD would apply them (without the saturation of σ in between).  At ``batch_size``
   512 (skip-gram) and 1024 (CBOW, the command's CPU default) this matches gensim's quality on the
-  Wikipedia sample (``benchmarks/word2vec.py``, 15 epochs; 2026-11-23 on the 2 CPU cores shared with
-  other jobs, load average 2-4: skip-gram 39.5 s, compilation included, against gensim's 26.4 s with
-  ``workers=2``, 0.67x its words/s, analogy 0.033 / 0.038, WordSim-353 0.469 / 0.438, SimLex-999
-  0.218 / 0.212; CBOW 33.5 s against 8.3 s, 0.25x).  XLA:CPU runs the step's ops one after another
-  on one core, where gensim keeps two busy.  For the much larger batches an accelerator wants,
-  ``normalize_duplicates=True`` divides each row's summed update by :math:`\sqrt m`, damping the
-  frequent words' rows that large batches hit many times; a large batch also needs a corpus large
-  enough to leave many steps an epoch (:func:`accelerator_batch`).  On an H100 (2026-11-23), the
-  sample repeated 100 times: skip-gram 29.8 M words/s at B = 16,384, CBOW 47.2 M, scores as B = 512.
+  Wikipedia sample (``benchmarks/word2vec.py``, 15 epochs; 2026-11-23 on the 2 idle CPU cores, noise
+  sets of 8: skip-gram 28.0 s, compilation included, against gensim's 25.5 s with ``workers=2``,
+  0.91x its words/s (0.75x in another run), analogy 0.034 / 0.037, WordSim-353 0.446 / 0.433,
+  SimLex-999 0.228 / 0.211; CBOW 28.0 s against 7.6 s, 0.27x).  The small batched products of a
+  step, not its gathers and scatters, take most of its time on XLA:CPU.  For the much larger batches
+  an accelerator wants, ``normalize_duplicates=True`` divides each row's summed update by
+  :math:`\sqrt m`, damping the frequent words' rows that large batches hit many times; a large batch
+  also needs a corpus large enough to leave many steps an epoch (:func:`accelerator_batch`).  On an
+  H100 (2026-11-23), the sample repeated 100 times: skip-gram 29.8 M words/s at B = 16,384, CBOW 47.2 M, scores as B = 512.
 - **CBOW in runs.** A CBOW step takes its centres in runs of ``run_length`` consecutive words
   (the runs spread evenly over the epoch as above).  The windows of a run overlap, so the run's input
   rows are gathered once as one block of ``run_length + 2·window`` rows, each mean context is a
@@ -421,7 +421,8 @@ def cbow_block_update(params, block, context_mask, target, noise, alpha, *, norm
         w_neg = live[..., None] & (noise[:, None, :] != t[..., None])
         g_pos = jnp.where(live, jax.nn.sigmoid(s_pos) - 1.0, 0.0)
         g_neg = jnp.where(w_neg, jax.nn.sigmoid(s_neg), 0.0)
-        loss = -(jnp.sum(jnp.where(live, _log_sigmoid(s_pos), 0.0)) + jnp.sum(jnp.where(w_neg, _log_sigmoid(-s_neg), 0.0)))
+        loss = -(jnp.sum(jnp.where(live, _log_sigmoid(s_pos), 0.0))
+                 + jnp.sum(jnp.where(w_neg, _log_sigmoid(-s_neg), 0.0)))
         d_h = (g_pos[..., None] * u_t + jnp.einsum("nsk,nkd->nsd", g_neg, u_n)).reshape(G, L, D)
         d_n = jnp.einsum("nks,nsd->nkd", jax.lax.optimization_barrier(g_neg.transpose(0, 2, 1)), h_s)  # [N, K, D]
         u_rows = jnp.concatenate([t.reshape(-1), noise.reshape(-1)])
