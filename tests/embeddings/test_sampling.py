@@ -80,15 +80,18 @@ def test_reduced_window_is_uniform():
     assert (np.abs(freq - 1 / W) <= 5 * np.sqrt(0.2 * 0.8 / n)).all()
 
 
-def test_window_groups_place_every_centre_once_with_a_uniform_window():
-    """B = 12 centres, W = 5: a [5, 3] grid with 3 empty cells.  Each centre's row (its window b - 1)
-    is uniform over 5 rows: over n = 4000 draws each (centre, row) frequency is 1/5 within 5 binomial
-    standard deviations."""
+@pytest.mark.parametrize("multiple, C", [(1, 3), (2, 4)])
+def test_window_groups_place_every_centre_once_with_a_uniform_window(multiple, C):
+    """B = 12 centres, W = 5: a [5, 3] grid with 3 empty cells ([5, 4] with 8 when rows must split into
+    sets of 2).  Each centre's row (its window b - 1) is uniform over 5 rows: over n = 4000 draws each
+    (centre, row) frequency is 1/5 within 5 binomial standard deviations."""
     B, W, n = 12, 5, 4_000
-    grids = np.asarray(jax.vmap(lambda k: sampling.window_groups(k, B, W))(jax.random.split(jax.random.key(4), n)))
-    assert grids.shape == (n, W, 3)
+    keys = jax.random.split(jax.random.key(4), n)
+    grids = np.asarray(jax.vmap(lambda k: sampling.window_groups(k, B, W, multiple))(keys))
+    assert grids.shape == (n, W, C)
     flat = grids.reshape(n, -1)
-    assert (np.sort(flat, axis=1) == np.array(list(range(B)) + [B] * 3)).all()  # every centre once, the rest empty
+    empty = [B] * (W * C - B)
+    assert (np.sort(flat, axis=1) == np.array(list(range(B)) + empty)).all()  # every centre once, the rest empty
     rows = np.argmax((grids[..., None] == np.arange(B)).any(axis=2), axis=1)  # [n, B]: each centre's row
     freq = np.stack([(rows == r).mean(axis=0) for r in range(W)])  # [W, B]
     assert (np.abs(freq - 1 / W) <= 5 * np.sqrt(0.2 * 0.8 / n)).all()
