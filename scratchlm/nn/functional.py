@@ -127,7 +127,8 @@ def dropout(x: jax.Array, rate: float, *, key: jax.Array | None, train: bool) ->
     key is needed.
 
     Each mask entry costs 16 random bits, not the 32 of a float uniform: one 32-bit word gives two
-    entries, and entry ``i`` is kept when its 16 bits, read as an integer, fall below
+    entries (its low half entry ``j`` of a row of ``x``'s last axis, its high half entry
+    ``j + ceil(H/2)``), and an entry is kept when its 16 bits, read as an integer, fall below
     :math:`\mathrm{round}((1-p)\,2^{16})`.  The keep probability is therefore that threshold over
     :math:`2^{16}` (within :math:`2^{-17}` of :math:`1-p`: 0.899994 for :math:`p = 0.1`), and the
     scale divides by it, so :math:`\mathbb{E}[y_i] = x_i` holds exactly.  Half the bits make the mask
@@ -142,9 +143,11 @@ def dropout(x: jax.Array, rate: float, *, key: jax.Array | None, train: bool) ->
     if key is None:
         raise ValueError("dropout with train=True needs a PRNG key (key=...)")
     threshold = keep_threshold(rate)
-    n = x.size
-    words = jax.random.bits(key, ((n + 1) // 2,), jnp.uint32)
-    bits16 = jnp.concatenate([words & 0xFFFF, words >> 16])[:n].reshape(x.shape)
+    shape = x.shape or (1,)
+    last = shape[-1]
+    # the words keep x's leading axes, so that a mesh splitting x's rows splits the draws the same way
+    words = jax.random.bits(key, (*shape[:-1], (last + 1) // 2), jnp.uint32)
+    bits16 = jnp.concatenate([words & 0xFFFF, words >> 16], axis=-1)[..., :last].reshape(x.shape)
     return jnp.where(bits16 < threshold, x / (threshold / 2**16), jnp.zeros_like(x))
 
 

@@ -136,12 +136,23 @@ def test_against_pytorch(x64):
     np.testing.assert_allclose(F.layer_norm(x, g, b), ref.numpy(), **tol)
 
 
-def test_dropout_bits_are_independent_halves():
-    """Two mask entries share one 32-bit word (its low and high halves): over 2·10^5 entries at p = 1/2
-    the two halves' keep decisions are uncorrelated and each is kept half the time, for an odd size too."""
-    rate, n = 0.5, 200_001
-    kept = np.asarray(F.dropout(jnp.ones(n), rate, key=jax.random.key(3), train=True)) != 0
-    low, high = kept[: (n + 1) // 2][: n // 2], kept[(n + 1) // 2:]  # entry i and entry i + ceil(n/2): one word
-    sd = np.sqrt(0.25 / (n // 2))
+@pytest.mark.parametrize("shape", [(200_001,), (400, 501)])
+def test_dropout_bits_are_independent_halves(shape):
+    """Two mask entries share one 32-bit word (its low and high halves: entries j and j + ceil(H/2) of a
+    row of length H): over 2·10^5 entries at p = 1/2 the two halves' keep decisions are uncorrelated
+    and each is kept half the time, for odd lengths too."""
+    kept = np.asarray(F.dropout(jnp.ones(shape), 0.5, key=jax.random.key(3), train=True)) != 0
+    H = shape[-1]
+    low, high = kept[..., : H // 2].ravel(), kept[..., (H + 1) // 2:].ravel()  # one word each
+    sd = np.sqrt(0.25 / low.size)
     assert abs(low.mean() - 0.5) < 6 * sd and abs(high.mean() - 0.5) < 6 * sd
-    assert abs(np.corrcoef(low, high)[0, 1]) < 6 / np.sqrt(n // 2)
+    assert abs(np.corrcoef(low, high)[0, 1]) < 6 / np.sqrt(low.size)
+    assert kept.shape == shape
+
+
+def test_dropout_of_a_scalar_and_of_rows():
+    """A 0-d input and the rows of a [B, H] input: the rows' masks differ (each row has its own words)."""
+    y = F.dropout(jnp.float32(2.0), 0.5, key=jax.random.key(0), train=True)
+    assert y.shape == () and float(y) in (0.0, 2.0 / (F.keep_threshold(0.5) / 2**16))
+    rows = np.asarray(F.dropout(jnp.ones((8, 64)), 0.5, key=jax.random.key(1), train=True)) != 0
+    assert len({r.tobytes() for r in rows}) == 8
