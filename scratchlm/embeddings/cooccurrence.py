@@ -144,7 +144,7 @@ def build_vocabulary(sentences: Iterable[Sequence[str]], *, min_count: int = 5,
 
     Returns ``(words, counts)``: the id of a word is its rank (``vocab_count``'s order).
     """
-    if min_count < 1:
+    if min_count < 1:  # checked again below, but here before the pass over the corpus
         raise ScratchlmError(f"min_count must be >= 1, got {min_count}")
     return vocabulary_from_counts(word_counts(sentences), min_count=min_count, max_size=max_size)
 

@@ -196,11 +196,12 @@ def _skipgram_grads(v_c, u_out, context_mask, out_mask):
     return d_v, d_u, loss
 
 
-def _skipgram_shared_grads(v_c, u_t, u_n, context_mask, noise_ok):
+def _shared_noise_grads(v_c, u_t, u_n, context_mask, noise_ok):
     """Row gradients when the S centres of a set share their K noise words.
 
-    v_c [G, S, J, D] context rows, u_t [G, S, D] the centres' output rows, u_n [G, K, D] the set's
-    noise rows, context_mask [G, S, J], noise_ok [G, S, K] (the noise word is not that centre's word).
+    v_c [G, S, J, D] the input vectors (skip-gram: each centre's J context rows; CBOW: its mean
+    context, J = 1), u_t [G, S, D] the centres' output rows, u_n [G, K, D] the set's noise rows,
+    context_mask [G, S, J], noise_ok [G, S, K] (the noise word is not that centre's word).
     Returns (d_v [G, S, J, D], d_t [G, S, D], d_n [G, K, D], summed loss).
     """
     G, S, J, D = v_c.shape
@@ -255,7 +256,7 @@ def skipgram_shared_update(params, groups, target, noise, alpha, *, share, norma
         t = target[start:stop]
         n = noise[start // share:stop // share]  # [G, K]
         noise_ok = n[:, None, :] != t.reshape(G, share)[:, :, None]
-        d_v_g, d_t, d_n, loss_g = _skipgram_shared_grads(
+        d_v_g, d_t, d_n, loss_g = _shared_noise_grads(
             _rows(v, context).reshape(G, share, J, D), _rows(u, t).reshape(G, share, D), _rows(u, n),
             context_mask.reshape(G, share, J), noise_ok)
         rows.append(context.reshape(-1))
@@ -413,20 +414,14 @@ def cbow_block_update(params, block, context_mask, target, noise, alpha, *, norm
     else:  # sets of `share` consecutive centres share K noise words
         N = noise.shape[0]
         share = G * L // N
-        h_s, t = h.reshape(N, share, D), target.reshape(N, share)
-        live = count.reshape(N, share) > 0
-        u_t, u_n = _rows(u, t), _rows(u, noise)  # [N, share, D], [N, K, D]
-        s_pos = jnp.sum(h_s * u_t, axis=-1)  # [N, share]
-        s_neg = jnp.einsum("nsd,nkd->nsk", h_s, u_n)  # [N, share, K]
-        w_neg = live[..., None] & (noise[:, None, :] != t[..., None])
-        g_pos = jnp.where(live, jax.nn.sigmoid(s_pos) - 1.0, 0.0)
-        g_neg = jnp.where(w_neg, jax.nn.sigmoid(s_neg), 0.0)
-        loss = -(jnp.sum(jnp.where(live, _log_sigmoid(s_pos), 0.0))
-                 + jnp.sum(jnp.where(w_neg, _log_sigmoid(-s_neg), 0.0)))
-        d_h = (g_pos[..., None] * u_t + jnp.einsum("nsk,nkd->nsd", g_neg, u_n)).reshape(G, L, D)
-        d_n = jnp.einsum("nks,nsd->nkd", jax.lax.optimization_barrier(g_neg.transpose(0, 2, 1)), h_s)  # [N, K, D]
+        t = target.reshape(N, share)
+        # skip-gram's shared-noise arithmetic with one input vector per centre, its mean context
+        d_h, d_t, d_n, loss = _shared_noise_grads(
+            h.reshape(N, share, 1, D), _rows(u, t), _rows(u, noise), (count.reshape(N, share) > 0)[..., None],
+            noise[:, None, :] != t[..., None])
+        d_h = d_h.reshape(G, L, D)
         u_rows = jnp.concatenate([t.reshape(-1), noise.reshape(-1)])
-        d_u = jnp.concatenate([(g_pos[..., None] * h_s).reshape(-1, D), d_n.reshape(-1, D)])
+        d_u = jnp.concatenate([d_t.reshape(-1, D), d_n.reshape(-1, D)])
         u_uses = jnp.concatenate([jnp.ones(t.size, jnp.int32), jnp.full(noise.size, share, jnp.int32)])
     # each block row collects d_h of every centre whose window holds it: the adjoint of the shifts above
     d_block = sum(_unshift(maskf[:, :, j, None] * d_h, o, W) for j, o in enumerate(offsets))  # [G, L + 2W, D]
