@@ -531,8 +531,7 @@ def merge_counts(shares: Sequence[dict[str, int]]) -> dict[str, int]:
 
     merged: collections.Counter[str] = collections.Counter()
     for share in shares:
-        for word, n in share.items():
-            merged[word] += n
+        merged.update(share)  # adds counts; a new word goes last
     return merged
 
 
