@@ -4,6 +4,9 @@ import os
 
 # Tests run on CPU even where a GPU is present unless asked otherwise (CI has none).
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The command line keeps compiled programs in ~/.cache (scratchlm.cli.use_compile_cache); commands run
+# by the tests, in this process or in subprocesses, compile afresh and leave nothing there.
+os.environ.setdefault("JAX_ENABLE_COMPILATION_CACHE", "false")
 
 import pytest
 from hypothesis import HealthCheck, settings
