@@ -85,7 +85,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps-per-call", type=int, default=256)
     parser.add_argument("--normalize-duplicates", action="store_true")
     parser.add_argument("--noise-share", type=int, default=None,
-                        help="centres sharing one noise set (default as the command: skip-gram 8 on CPU; else 1)")
+                        help="centres sharing one noise set (default as the command: on CPU skip-gram 8, CBOW 32; else 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="gensim threads")
     parser.add_argument("--restrict-vocab", type=int, default=30_000)
@@ -110,7 +110,7 @@ def main(argv=None) -> dict:
 
     on_cpu = jax.devices()[0].platform == "cpu"
     for name in models:
-        share = args.noise_share or (8 if on_cpu and name == "skipgram" else 1)
+        share = args.noise_share or ((8 if name == "skipgram" else 32) if on_cpu else 1)
         config = Word2VecConfig(model=name, dim=args.dim, window=args.window, negative=args.negative,
                                 min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,
                                 batch_size=args.batch or (1024 if name == "cbow" else 512), steps_per_call=args.steps_per_call,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -46,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "up to 16384, halved until an epoch has at least 256 steps)")
     parser.add_argument("--steps-per-call", type=int, default=256, help="jitted steps per dispatch")
     parser.add_argument("--noise-share", type=int, default=None,
-                        help="centres sharing one set of noise words (default: skip-gram 8 on CPU; CBOW and "
-                             "accelerators 1; CBOW at 32, one set per run, trains 1.2-1.4x faster on CPU at .006 lower analogy)")
+                        help="centres sharing one set of noise words (default on CPU: skip-gram 8, CBOW 32 taken "
+                             "across its runs; on an accelerator 1)")
     parser.add_argument("--normalize-duplicates", action="store_true", default=None,
                         help="divide a row's summed update by sqrt(its count in the step) (default: on for batches "
                              "above 2048)")
@@ -87,10 +88,13 @@ def _config(args, counts=None):
     # Large batches hit a frequent word's rows many times a step: damp them.  At 1,024 and below the
     # plain sum scores as gensim (H100, the sample, 15 epochs: WordSim .459 plain vs .392 damped).
     normalize = args.normalize_duplicates if args.normalize_duplicates is not None else batch > 2048
-    # Sets of 8 skip-gram centres sharing their noise words: 1.3x a CPU step, scores within seed noise
-    # (2 seeds, benchmarks/RESULTS.md); not measured on an accelerator, which keeps per-centre draws.
-    # CBOW keeps them too: sharing cost it .006 of analogy accuracy in both seeds tried.
-    share = args.noise_share if args.noise_share is not None else (1 if accelerator or args.model == "cbow" else 8)
+    # Centres sharing their noise words (benchmarks/RESULTS.md, 2 seeds each, scores within seed noise):
+    # sets of 8 skip-gram centres, 1.3x a CPU step; sets of 32 CBOW centres taken across runs, 1.7x the
+    # whole CPU run.  Not measured on an accelerator, which keeps per-centre draws.
+    if args.noise_share is not None:
+        share = args.noise_share
+    else:
+        share = 1 if accelerator else (math.gcd(32, batch) if args.model == "cbow" else 8)
     return Word2VecConfig(model=args.model, dim=args.dim, window=args.window, negative=args.negative,
                           min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,
                           min_alpha=args.min_alpha, batch_size=batch, steps_per_call=args.steps_per_call,

@@ -22,9 +22,10 @@ epochs.  What follows the C tool / gensim, and where we choose otherwise:
   still sees ``K`` draws from :math:`P_n`, while the noise rows are gathered and scattered once per
   set and scored by one [S·J, D]·[D, K] product.  On the 2 CPU cores a step is 1.3x faster at S = 8
   and the scores stay within seed noise (``benchmarks/RESULTS.md``).  CBOW takes the same option
-  (sets of consecutive centres, :func:`cbow_block_update`) but defaults to per-centre draws: at
-  S = 32 it trained 1.2-1.4x faster on the CPU and lost about .006 of analogy accuracy in both seeds
-  tried.
+  (:func:`cbow_block_update`), its sets taken across the step's runs so that a set's centres come
+  from unrelated sentences; at S = 32 (the command's CPU default for CBOW) a whole CPU run is 1.7x
+  faster and scores as per-centre draws in both seeds tried.  Sets of *consecutive* centres, whose
+  mean contexts nearly coincide, cost .009 of analogy accuracy at S = 32.
 - **CBOW** averages the context vectors, :math:`h = \frac{1}{|C|}\sum_{j\in C} v_j`, and (as the C
   tool and gensim do) adds the full error :math:`-\alpha\,\partial\ell/\partial h` to *every*
   context vector rather than the :math:`1/|C|` share the exact gradient would give.
@@ -103,7 +104,7 @@ class Word2VecConfig:
     # windows share one gathered block of input rows (see cbow_block_update); 1 = fully spread centres
     run_length: int = 32
     # this many centres share one set of K noise words (skip-gram: of one window group, dealt at random;
-    # CBOW: consecutive centres of the step's runs); 1 = K draws per centre
+    # CBOW: one position of several runs); 1 = K draws per centre
     noise_share: int = 1
 
     def __post_init__(self):
@@ -218,7 +219,9 @@ def _shared_noise_grads(v_c, u_t, u_n, context_mask, noise_ok):
     G, S, J, D = v_c.shape
     K = u_n.shape[1]
     V = v_c.reshape(G, S * J, D)  # the set's S·J pairs against its K noise rows: one [S·J, D]·[D, K] product
-    s_pos = jnp.sum(v_c * u_t[:, :, None, :], axis=-1)  # [G, S, J]
+    # a product, not a sum of elementwise products: XLA:CPU's library fusion of that row sum ran 10x slower
+    # over CBOW's [G, S, 1, D] (0.95 of a 2.3 ms step at S = 32)
+    s_pos = jnp.einsum("gsjd,gsd->gsj", v_c, u_t)  # [G, S, J]
     s_neg = jnp.einsum("gpd,gkd->gpk", V, u_n).reshape(G, S, J, K)
     w_neg = context_mask[..., None] & noise_ok[:, :, None, :]
     g_pos = jnp.where(context_mask, jax.nn.sigmoid(s_pos) - 1.0, 0.0)
@@ -403,10 +406,11 @@ def cbow_block_update(params, block, context_mask, target, noise, alpha, *, norm
     row's summed update is divided by :math:`\sqrt{m}`, ``m`` its number of real context uses in the
     step (as :func:`cbow_update` counts them).
 
-    ``noise`` [G·L / S, K] instead of [G, L, K]: each set of S consecutive centres (in run order)
-    shares one set of K noise words, as :func:`skipgram_shared_update` does for skip-gram (the same
-    numbers as giving each centre its set's words; a shared row counts S uses for
-    ``normalize_duplicates``).
+    ``noise`` [G·L / S, K] instead of [G, L, K]: each set of S centres shares one set of K noise
+    words, as :func:`skipgram_shared_update` does for skip-gram (the same numbers as giving each centre
+    its set's words; a shared row counts S uses for ``normalize_duplicates``).  The sets are taken
+    across runs: centre ``l`` of run ``g`` is centre ``l·G + g`` in position-major order, and set ``n``
+    holds centres ``n·S .. n·S + S - 1`` of that order (for S ≤ G, one position of S runs).
 
     Args: block [G, L + 2W] ids; context_mask [G, L, 2W]; target [G, L]; noise [G, L, K] or [G·L / S, K].
     Returns (params, summed loss, number of centres with a context).
@@ -431,15 +435,20 @@ def cbow_block_update(params, block, context_mask, target, noise, alpha, *, norm
         loss = -_masked_log_sigmoid_sum(jnp.where(y > 0, s, -s), out_mask)
         d_h = jnp.einsum("bk,bkd->bd", g, u_out).reshape(G, L, D)
         u_rows, d_u, u_uses = out, g[:, :, None] * h[:, None, :], None  # d_u [B, K+1, D]
-    else:  # sets of `share` consecutive centres share K noise words
+    else:  # sets of `share` centres, taken across runs, share K noise words
         N = noise.shape[0]
         share = G * L // N
-        t = target.reshape(N, share)
+        # centres in position-major order (position l of every run, then l + 1, ...): a set holds the
+        # same position of `share` runs, centres from unrelated sentences.  Consecutive centres, whose
+        # mean contexts nearly coincide, would push a shared noise row `share` times the same way at
+        # once (analogy accuracy fell from .026-.029 to .018 at share 32 that way)
+        across = lambda x: jnp.swapaxes(x, 0, 1).reshape(N, share, *x.shape[2:])
+        t = across(target)
         # skip-gram's shared-noise arithmetic with one input vector per centre, its mean context
         d_h, d_t, d_n, loss = _shared_noise_grads(
-            h.reshape(N, share, 1, D), _rows(u, t), _rows(u, noise), (count.reshape(N, share) > 0)[..., None],
+            across(h.reshape(G, L, 1, D)), _rows(u, t), _rows(u, noise), across(count > 0)[..., None],
             noise[:, None, :] != t[..., None])
-        d_h = d_h.reshape(G, L, D)
+        d_h = jnp.swapaxes(d_h.reshape(L, G, D), 0, 1)
         u_rows = jnp.concatenate([t.reshape(-1), noise.reshape(-1)])
         d_u = jnp.concatenate([d_t.reshape(-1, D), d_n.reshape(-1, D)])
         u_uses = jnp.concatenate([jnp.ones(t.size, jnp.int32), jnp.full(noise.size, share, jnp.int32)])
@@ -573,7 +582,9 @@ def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_star
 
             update = parallel.make_sharded_word2vec_update(mesh, cbow_update,
                                                            normalize_duplicates=config.normalize_duplicates)
-            return update(params, context, mask, target, jnp.repeat(noise, share, axis=0), alpha)
+            # each centre given its set's words (sets across runs, as cbow_block_update takes them)
+            set_of = (jnp.arange(L)[None, :] * G + jnp.arange(G)[:, None]).reshape(B) // share
+            return update(params, context, mask, target, noise[set_of], alpha)
         return cbow_block_update(params, block, mask.reshape(G, L, 2 * W), target.reshape(G, L),
                                  noise.reshape(G, L, K) if share == 1 else noise, alpha,
                                  normalize_duplicates=config.normalize_duplicates)

@@ -1,6 +1,8 @@
 """word2vec.py: closed-form gradients, the sparse update against the dense one, a planted-structure
 corpus, bit-reproducibility and resuming, bad input."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -126,8 +128,8 @@ def test_log_sigmoid_equals_jax_in_float32():
 def test_cbow_block_update_equals_per_centre_update(x64, normalize_duplicates, share):
     """Runs of consecutive centres sharing one block of rows: the same numbers as cbow_update on
     explicit contexts of the same centres (sentence boundaries, the corpus end, repeated words).
-    share > 1: sets of consecutive centres (5 = one run, 3 = sets across runs) sharing their noise
-    words, against cbow_update given each centre its set's words."""
+    share > 1: sets of centres taken across runs (3 = one position of every run, 5 = sets spanning
+    two positions) sharing their noise words, against cbow_update given each centre its set's words."""
     from scratchlm.embeddings import sampling
 
     rng = np.random.default_rng(2)
@@ -142,9 +144,10 @@ def test_cbow_block_update_equals_per_centre_update(x64, normalize_duplicates, s
     target = ids[jnp.clip(centre, 0, N - 1)]
     noise = jnp.asarray(rng.integers(0, V, (G * L, K)))
     noise_in = noise.reshape(G, L, K)
-    if share > 1:
-        noise_in = noise[::share].at[0, 0].set(target[1])  # a shared word equal to centre 1's own
-        noise = jnp.repeat(noise_in, share, axis=0)
+    if share > 1:  # centre l of run g is centre l·G + g in position-major order; set = that // share
+        set_of = ((jnp.arange(L)[None, :] * G + jnp.arange(G)[:, None]) // share).reshape(-1)  # [G·L], run order
+        noise_in = noise[:G * L // share].at[set_of[1], 0].set(target[1])  # a shared word equal to centre 1's own
+        noise = noise_in[set_of]
     block = ids[jnp.clip(run[:, None] * L - W + jnp.arange(L + 2 * W), 0, N - 1)]
     alpha = 0.1
     expected, loss, n = jax.jit(w2v.cbow_update, static_argnames="normalize_duplicates")(
@@ -191,9 +194,10 @@ PLANTED_CONFIG = dict(dim=16, window=4, negative=5, min_count=1, sample=0.0, epo
                       batch_size=64, steps_per_call=64)
 
 
-@pytest.fixture(scope="module", params=["skipgram", "cbow"])
+@pytest.fixture(scope="module", params=[("skipgram", 1), ("cbow", 1), ("cbow", 8)], ids=["skipgram", "cbow", "cbow-shared-noise"])
 def planted(request):
-    config = w2v.Word2VecConfig(model=request.param, **PLANTED_CONFIG)
+    model, share = request.param
+    config = w2v.Word2VecConfig(model=model, noise_share=share, **PLANTED_CONFIG)
     wv, vocab, loss = w2v.fit(planted_corpus(), config, key=jax.random.key(0))
     return wv, loss
 
@@ -230,6 +234,22 @@ def _small_run(key, callback=None):
     corpus = w2v.make_corpus(*sampling.encode(sentences, vocab), vocab.counts, config.sample)
     params = w2v.init(jax.random.key(7), len(vocab), config)
     return config, corpus, params
+
+
+def test_cbow_shared_noise_on_a_mesh_is_the_one_device_step():
+    """With a mesh, CBOW's step runs cbow_update on each centre's set of noise words; the sets must be the
+    ones cbow_block_update takes (across runs), so both paths train the same vectors."""
+    from scratchlm import parallel
+
+    config, corpus, params0 = _small_run(None)
+    config = dataclasses.replace(config, model="cbow", run_length=4, noise_share=4)  # G = 4 runs of L = 4
+    copy = lambda p: jax.tree.map(lambda x: jnp.array(x, copy=True), p)
+    one, loss_one = w2v.train(copy(params0), corpus, config, key=jax.random.key(3))
+    mesh, loss_mesh = w2v.train(copy(params0), corpus, config, key=jax.random.key(3), mesh=parallel.make_mesh())
+    for name in ("v", "u"):  # float32: only the order of the sums differs
+        np.testing.assert_allclose(np.asarray(mesh[name]), np.asarray(one[name]), rtol=1e-5, atol=1e-6)
+    assert loss_mesh == pytest.approx(loss_one, rel=1e-5)
+    assert not np.allclose(np.asarray(one["u"]), np.asarray(params0["u"]))
 
 
 def test_bit_reproducible_and_resumable():
@@ -320,7 +340,8 @@ def test_accelerator_batch_on_the_wikipedia_sample_sizes():
 
 @pytest.mark.parametrize("argv, batch, normalize, share", [
     ([], 512, False, 8),  # this CPU: the command's CPU default, sets of 8 centres sharing noise words
-    (["--model", "cbow"], 1024, False, 1),
+    (["--model", "cbow"], 1024, False, 32),  # CBOW: sets of 32 centres across runs
+    (["--model", "cbow", "--batch", "1000"], 1000, False, 8),  # a set size that divides the batch
     (["--batch", "1024"], 1024, False, 8),  # the plain sum scores as gensim up to here
     (["--batch", "4096"], 4096, True, 8),  # damped above 2,048
     (["--batch", "16384", "--normalize-duplicates", "--noise-share", "1"], 16384, True, 1),
