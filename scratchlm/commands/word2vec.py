@@ -203,16 +203,16 @@ def train_and_write(args, sentences=None) -> dict:
         if epoch_end or (timed and time.perf_counter() - state["last_save"] >= args.checkpoint_every):
             epoch, step = (progress.epoch + 1, 0) if epoch_end else (progress.epoch, progress.step)
             host = unpadded(params)
-            if lead:
-                ckpt.save_checkpoint(ckpt_dir, TrainState(params=host, opt_state={}, step=jnp.int32(state["calls"]),
-                                                          key=k_train),
-                                     extra={"settings": settings, "epoch": epoch, "step": step, "calls": state["calls"]})
+            if lead:  # written while the next steps run (an epoch of the sample takes about as long as a write)
+                saver.save(ckpt_dir, TrainState(params=host, opt_state={}, step=jnp.int32(state["calls"]), key=k_train),
+                           extra={"settings": settings, "epoch": epoch, "step": step, "calls": state["calls"]})
             state["last_save"] = time.perf_counter()
 
     t0 = time.perf_counter()
-    params, loss = word2vec.train(params, corpus, config, key=k_train, start_epoch=start_epoch,
-                                  start_step=start_step, callback=on_progress, mesh=mesh)
-    jax.block_until_ready(params)
+    with ckpt.BackgroundSaver() as saver:  # leaving it waits for the last write, also on an error
+        params, loss = word2vec.train(params, corpus, config, key=k_train, start_epoch=start_epoch,
+                                      start_step=start_step, callback=on_progress, mesh=mesh)
+        jax.block_until_ready(params)
     train_seconds = time.perf_counter() - t0
     bar.close()
     wv = word2vec.word_vectors(unpadded(params), vocab)

@@ -9,6 +9,7 @@ only a stray ``*.tmp*`` file, never a half-written checkpoint, so the previous o
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
 from pathlib import Path
@@ -73,6 +74,43 @@ def save_checkpoint(directory: str | Path, state: Any, *, extra: dict | None = N
         for old in list_checkpoints(directory)[:-keep]:
             old.unlink(missing_ok=True)
     return path
+
+
+class BackgroundSaver:
+    """:func:`save_checkpoint` off the training thread: one write at a time, in the order asked.
+
+    :meth:`save` copies the state to host memory before it returns (the next step may donate or
+    overwrite the device buffers), then serialising, ``fsync`` and the rename run in a background
+    thread while training goes on.  A save waits for the previous one, and :meth:`wait` (or leaving
+    the ``with`` block, also on an error) for the last; a write's error is raised there.  Each
+    checkpoint is as atomic as :func:`save_checkpoint` makes it: a kill mid-write leaves the previous one.
+    """
+
+    def __init__(self):
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="scratchlm-checkpoint")
+        self._pending: concurrent.futures.Future | None = None
+
+    def save(self, directory: str | Path, state: Any, **kwargs) -> None:
+        host = jax.tree.map(lambda x: np.array(x, copy=True), jax.device_get(_keys_to_data(state)))
+        self.wait()
+        self._pending = self._pool.submit(save_checkpoint, directory, host, **kwargs)
+
+    def wait(self) -> Path | None:
+        """Block until the last save is on disk; its path (None if none was asked)."""
+        pending, self._pending = self._pending, None
+        return None if pending is None else pending.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def list_checkpoints(directory: str | Path) -> list[Path]:

@@ -104,3 +104,29 @@ def test_params_alone_round_trip(tmp_path):
     ckpt.save_params(tmp_path / "p.msgpack", params)
     back = ckpt.load_params(tmp_path / "p.msgpack", params)
     assert back["a"]["kernel"].dtype == jnp.bfloat16 and leaves_bitwise_equal(back, params)
+
+
+def test_background_saver_writes_the_state_as_it_was_when_asked_in_order(tmp_path):
+    """The state is copied before save() returns: changing it afterwards (as a donated step would) does
+    not reach the file, and the files are byte-identical to synchronous saves."""
+    states = [make_state(step, scale=step + 0.5) for step in (1, 2, 3)]
+    host = [jax.tree.map(lambda x: np.array(x), ckpt._keys_to_data(s)) for s in states]
+    with ckpt.BackgroundSaver() as saver:
+        for state in host:
+            saver.save(tmp_path / "bg", state, extra={"step": int(state.step)}, keep=2)
+            state.params["w"][...] = -1.0  # overwritten right after asking
+    for state in states:
+        ckpt.save_checkpoint(tmp_path / "sync", state, extra={"step": int(state.step)}, keep=2)
+    names = [p.name for p in ckpt.list_checkpoints(tmp_path / "bg")]
+    assert names == ["ckpt_00000002.msgpack", "ckpt_00000003.msgpack"]
+    for name in names:
+        assert (tmp_path / "bg" / name).read_bytes() == (tmp_path / "sync" / name).read_bytes()
+    assert leaves_bitwise_equal(ckpt.restore_checkpoint(tmp_path / "bg" / names[-1], make_state()), states[-1])
+
+
+def test_background_saver_raises_a_writes_error_when_waited_on(tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    with pytest.raises(OSError):
+        with ckpt.BackgroundSaver() as saver:
+            saver.save(blocker / "ckpts", make_state(1))
