@@ -7,14 +7,13 @@ for scratchlm and gensim (``workers=2``).  ``words/s`` counts corpus tokens (bef
 subsampling) times epochs over training seconds, as gensim's logs do.  scratchlm's seconds include
 its compilation; ``pipeline seconds`` add vocabulary building, encoding and the transfer to the device.
 
-Last run (2026-11-23, the 2 CPU cores idle; skip-gram with noise sets of 8, the CPU default):
-skip-gram 28.0 s (242,200 words/s) against gensim's 25.5 s (265,900 words/s), ratio 0.91 (0.75 in
-another run that hour), analogy 0.034 / 0.037, WordSim-353 0.446 / 0.433, SimLex-999 0.228 / 0.211;
-CBOW 28.0 s against 7.6 s, ratio 0.27, scores at or above gensim's.  scratchlm's seconds include
-3.1-3.7 s of compilation (0.75 s with JAX's persistent cache warm: ``JAX_COMPILATION_CACHE_DIR``).
-Per-centre noise draws gave 0.68 on idle cores earlier that day; before the window groups, the
-log-sigmoid and the batches built outside the step loop, skip-gram took 93.4 s against gensim's
-51.9 s (0.56) at load 3-4.
+Last run (2026-11-23 17:32 UTC, the 2 CPU cores, load 0.5 before it; the CPU default noise sets, 8
+for skip-gram and 32 across runs for CBOW): skip-gram 27.1 s (250,100 words/s) against gensim's
+27.5 s (247,200 words/s), ratio 1.01 (1.00 in a second run), analogy 0.030 / 0.033, WordSim-353
+0.483 / 0.453, SimLex-999 0.244 / 0.233; CBOW 11.1 s against 8.0 s, ratio 0.72 (0.71), scores above
+gensim's.  scratchlm's seconds include 3.7-5.3 s of tracing and compiling the step; ``scratchlm
+word2vec`` keeps the compiled step in ``~/.cache/scratchlm/xla`` for its next run (skip-gram 23.9 s,
+CBOW 9.8 s with it warm; ``benchmarks/RESULTS.md``).  This benchmark times the library cold.
 
 ``--repeat-corpus N`` adds a speed run of scratchlm alone on the sample repeated N times (a corpus
 large enough to keep an accelerator busy), timed after a warm-up epoch, for ``--speed-epochs``; its
