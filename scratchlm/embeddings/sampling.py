@@ -134,11 +134,28 @@ def subsample(key: jax.Array, ids: jax.Array, sentence: jax.Array, p_keep: jax.A
     return ids_pad[where], sentence_pad[where], keep.sum(dtype=jnp.int32)
 
 
+def random_words(source: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Random 32-bit words ``[*shape]`` uint32: drawn from ``source`` if it is a PRNG key, else ``source``
+    itself, already drawn (checked for shape and dtype).
+
+    Each sampler below takes either.  A training step draws all its words in one threefry call and
+    hands each sampler its slice: on XLA:CPU every threefry call is a loop of its own to compile, and
+    the step's random numbers took two thirds of its compile time as five calls.
+    """
+    if jax.dtypes.issubdtype(source.dtype, jax.dtypes.prng_key):
+        return jax.random.bits(source, shape, jnp.uint32)
+    if source.dtype != jnp.uint32 or source.shape != tuple(shape):
+        raise ValueError(f"random words must be uint32 {tuple(shape)}, got {source.dtype} {source.shape}")
+    return source
+
+
 def reduced_windows(key: jax.Array, shape: tuple[int, ...], window: int) -> jax.Array:
-    r"""The dynamic window: :math:`b \sim \mathcal U\{1, \dots, \text{window}\}` per centre word (the C
-    tool's ``b = next_random % window``, i.e. a reduced window ``window - b``), so a context word at
-    distance :math:`d` is used with probability :math:`(\text{window} - d + 1)/\text{window}`."""
-    return jax.random.randint(key, shape, 1, window + 1)
+    r"""The dynamic window: :math:`b \sim \mathcal U\{1, \dots, \text{window}\}` per centre word, as the C
+    tool draws it: ``b = next_random % window`` (a reduced window ``window - b``), here one 32-bit word
+    per centre, whose bias (``window`` / 2^32) is far below sampling noise.  A context word at distance
+    :math:`d` is used with probability :math:`(\text{window} - d + 1)/\text{window}`.
+    ``key``: a PRNG key or the words (:func:`random_words`)."""
+    return (random_words(key, shape) % jnp.uint32(window)).astype(jnp.int32) + 1
 
 
 def window_groups(key: jax.Array, n_centres: int, window: int, multiple: int = 1) -> jax.Array:
@@ -150,13 +167,13 @@ def window_groups(key: jax.Array, n_centres: int, window: int, multiple: int = 1
     only the counts per ``b`` within one call are fixed (``C`` cells each), which lets the step
     compute each row with its own static context width ``2b``.  ``multiple``: ``C`` is rounded up to a
     multiple of it (more empty cells), so that each row splits into sets of ``multiple`` cells.
+    ``key``: a PRNG key or ``window · C`` words (:func:`random_words`).
     """
     C = -(-n_centres // (window * multiple)) * multiple
     # the cells ordered by i.i.d. 32-bit keys: a uniform permutation (ties, about n²/2^33 per call,
     # keep index order), as jax.random.permutation's one round for n < 2^7 ... 2^10 is, in one threefry
     # call rather than its split and draw: the step's random numbers dominate its compile time on CPU
-    _, cell = jax.lax.sort_key_val(jax.random.bits(key, (window * C,), jnp.uint32),
-                                   jnp.arange(window * C, dtype=jnp.int32))
+    _, cell = jax.lax.sort_key_val(random_words(key, (window * C,)), jnp.arange(window * C, dtype=jnp.int32))
     return jnp.minimum(cell, n_centres).reshape(window, C)
 
 
@@ -181,15 +198,18 @@ def context_positions(centre: jax.Array, b: jax.Array, sentence: jax.Array, n: j
 def draw_negatives(key: jax.Array, table: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     """Noise words drawn from :math:`P_n` through the table: one uniform slot and one gather each.
 
-    A table of :math:`2^m` slots (the default size) takes the top ``m`` bits of one random 32-bit word
-    per draw: exactly uniform, and one threefry call where ``randint`` makes three, which on CPU
-    costs compile time in every step that draws.
+    One random 32-bit word per draw.  A table of :math:`2^m` slots (the default size) takes its top
+    ``m`` bits, exactly uniform; any other size takes the word modulo the size, as the C tool does
+    (``(next_random >> 16) % table_size``; the bias, size / 2^32, is far below sampling noise).
+    ``key``: a PRNG key or the words (:func:`random_words`).
     """
     size = table.shape[0]
+    if size >= 1 << 31:
+        raise ValueError(f"draw_negatives: a table of {size} slots; at most 2^31 - 1")
+    words = random_words(key, shape)
     m = size.bit_length() - 1
-    if size != 1 << m or m > 31:
-        return table[jax.random.randint(key, shape, 0, size)]
-    if m == 0:
-        return jnp.broadcast_to(table[0], shape)
-    slot = jax.random.bits(key, shape, jnp.uint32) >> (32 - m)
+    if size == 1 << m:
+        slot = words >> (32 - m) if m else jnp.zeros(shape, jnp.uint32)
+    else:
+        slot = words % jnp.uint32(size)
     return table[slot.astype(jnp.int32)]

@@ -536,21 +536,26 @@ def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_star
     share = config.noise_share
     C = -(-B // (W * share)) * share  # skip-gram: centres per window group, sets of `share` centres
 
+    n_window = W * C if config.model == "skipgram" else B  # random words for the windows, then the noise
+    n_sets = (W * C if config.model == "skipgram" else B) // share
+
     def batch(t):  # step t's ids and masks, from fold_in(key, t) alone: a resumed run repeats them
-        k_window, k_noise = jax.random.split(jax.random.fold_in(key, t))
+        # all the step's random words in one threefry call (each call is a loop of its own to compile)
+        words = sampling.random_words(jax.random.fold_in(key, t), (n_window + n_sets * K,))
+        w_window, w_noise = words[:n_window], words[n_window:].reshape(n_sets, K)
         block = None
         if config.model == "skipgram":
-            cells = sampling.window_groups(k_window, B, W, share)  # [W, C]: row b-1 holds the centres of window b
+            cells = sampling.window_groups(w_window, B, W, share)  # [W, C]: row b-1 holds the centres of window b
             # centre j of the step sits at t + j·S; an empty cell gets position N >= n_kept, never a centre
             centre = jnp.where(cells < B, t + cells * steps_in_epoch, last + 1).reshape(W * C)
             b = jnp.repeat(jnp.arange(1, W + 1, dtype=jnp.int32), C)
         else:
             run = t + jnp.arange(G, dtype=jnp.int32) * steps_in_epoch  # [G]: the step's runs, spread over the epoch
             centre = (run[:, None] * L + jnp.arange(L, dtype=jnp.int32)).reshape(B)  # [B]
-            b = sampling.reduced_windows(k_window, (B,), W)
+            b = sampling.reduced_windows(w_window, (B,), W)
             block = kept_ids[jnp.clip(run[:, None] * L - W + jnp.arange(L + 2 * W, dtype=jnp.int32), 0, last)]
         position, mask = sampling.context_positions(centre, b, kept_sentence, n_kept, W)  # [rows, 2W]
-        noise = sampling.draw_negatives(k_noise, table, (centre.shape[0] // share, K))  # one set per `share` rows
+        noise = sampling.draw_negatives(w_noise, table, (n_sets, K))  # one set per `share` rows
         return kept_ids[position], mask, kept_ids[jnp.clip(centre, 0, last)], noise, block
 
     # every step's batch made at once, outside the loop, as arrays: XLA:CPU's threefry loop costs per

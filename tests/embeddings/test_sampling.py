@@ -72,6 +72,33 @@ def test_negative_draws_follow_unigram_to_the_three_quarters():
     assert np.abs(freq - counts / counts.sum()).max() > 0.05  # and clearly not the plain unigram
 
 
+@pytest.mark.parametrize("size", [1 << 16, 3 * 5 * 7 * 11 * 13])  # 2^m slots: top bits; others: modulo
+def test_negative_draws_are_uniform_over_the_slots(size):
+    """Each slot of a table of `size` slots is drawn with probability 1/size: over n draws, the counts of
+    the slots in 16 equal bands are n/16 each within 5 binomial standard deviations, and every slot is in range."""
+    n = 400_000
+    slots = np.asarray(sampling.draw_negatives(jax.random.key(5), jnp.arange(size, dtype=jnp.int32), (n,)))
+    assert slots.min() >= 0 and slots.max() < size
+    bands = np.bincount(slots * 16 // size, minlength=16) / n
+    assert (np.abs(bands - 1 / 16) <= 5 * np.sqrt((1 / 16) * (15 / 16) / n)).all()
+
+
+def test_samplers_take_a_key_or_the_words_drawn_from_it():
+    """A step draws its words once and hands each sampler a slice: the same numbers as the key itself gives."""
+    key = jax.random.key(6)
+    words = jax.random.bits(key, (60,), jnp.uint32)
+    table = jnp.asarray(sampling.noise_table(np.array([50, 20, 5]), size=1 << 10))
+    np.testing.assert_array_equal(sampling.reduced_windows(words, (60,), 5), sampling.reduced_windows(key, (60,), 5))
+    key_20, words_20 = jax.random.key(7), jax.random.bits(jax.random.key(7), (20,), jnp.uint32)  # 5 rows x 4 cells
+    np.testing.assert_array_equal(sampling.window_groups(words_20, 11, 5, 2), sampling.window_groups(key_20, 11, 5, 2))
+    np.testing.assert_array_equal(sampling.draw_negatives(words.reshape(12, 5), table, (12, 5)),
+                                  sampling.draw_negatives(key, table, (12, 5)))
+    with pytest.raises(ValueError, match="uint32"):
+        sampling.reduced_windows(words[:59], (60,), 5)
+    with pytest.raises(ValueError, match="uint32"):
+        sampling.draw_negatives(words.astype(jnp.int32), table, (60,))
+
+
 def test_reduced_window_is_uniform():
     W, n = 5, 200_000
     b = np.asarray(sampling.reduced_windows(jax.random.key(2), (n,), W))
