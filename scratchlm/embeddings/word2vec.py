@@ -39,9 +39,10 @@ epochs.  What follows the C tool / gensim, and where we choose otherwise:
   as sequential SGD would apply them (without the saturation of σ in between).  At ``batch_size``
   512 (skip-gram) and 1024 (CBOW, the command's CPU default) this matches gensim's quality on the
   Wikipedia sample (``benchmarks/word2vec.py``, 15 epochs; 2026-11-23 on the 2 CPU cores, the CPU
-  default noise sets: skip-gram 27.1 s, compilation included, against gensim's 27.5 s with
-  ``workers=2``, 1.01x its words/s, analogy 0.030 / 0.033, WordSim-353 0.483 / 0.453, SimLex-999
-  0.244 / 0.233; CBOW 11.1 s against 8.0 s, 0.72x, scores above gensim's).  The small batched products of a
+  default noise sets: skip-gram 25.3 s, compilation included, against gensim's 26.2 s with
+  ``workers=2``, 1.04x its words/s, analogy 0.027 / 0.037 (seeds 0-2: 0.027-0.030), WordSim-353
+  0.443 / 0.447, SimLex-999 0.235 / 0.215; CBOW 9.2 s against 8.3 s, 0.90x, scores at or above
+  gensim's).  The small batched products of a
   step, not its gathers and scatters, take most of its time on XLA:CPU.  For the much larger batches
   an accelerator wants, ``normalize_duplicates=True`` divides each row's summed update by
   :math:`\sqrt m`, damping the frequent words' rows that large batches hit many times; a large batch
