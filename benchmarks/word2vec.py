@@ -96,6 +96,7 @@ def main(argv=None) -> dict:
     if args.quick:
         args.epochs = min(args.epochs, 2)
 
+    from scratchlm.commands.word2vec import default_noise_share
     from scratchlm.data.corpora import load_tokenized_corpus
     from scratchlm.embeddings.evaluate import standard_scores
     from scratchlm.embeddings.word2vec import Word2VecConfig
@@ -110,10 +111,11 @@ def main(argv=None) -> dict:
 
     on_cpu = jax.devices()[0].platform == "cpu"
     for name in models:
-        share = args.noise_share or ((8 if name == "skipgram" else 32) if on_cpu else 1)
+        batch = args.batch or (1024 if name == "cbow" else 512)
+        share = args.noise_share or default_noise_share(name, batch, accelerator=not on_cpu)
         config = Word2VecConfig(model=name, dim=args.dim, window=args.window, negative=args.negative,
                                 min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,
-                                batch_size=args.batch or (1024 if name == "cbow" else 512), steps_per_call=args.steps_per_call,
+                                batch_size=batch, steps_per_call=args.steps_per_call,
                                 normalize_duplicates=args.normalize_duplicates, noise_share=share)
         wv, ours = _scratchlm(sentences, config, args.seed)
         ours.update(standard_scores(wv, restrict_vocab=args.restrict_vocab))

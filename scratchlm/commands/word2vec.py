@@ -72,6 +72,18 @@ def command_args(**overrides) -> argparse.Namespace:
     return argparse.Namespace(**{**vars(args), **overrides})
 
 
+def default_noise_share(model: str, batch: int, accelerator: bool) -> int:
+    """Centres sharing one set of noise words unless ``--noise-share`` says otherwise.
+
+    On a CPU (benchmarks/RESULTS.md, 2 seeds each, scores within seed noise): sets of 8 skip-gram
+    centres, 1.3x a step; sets of 32 CBOW centres taken across runs (a divisor of the batch), 1.7x the
+    whole run.  Not measured on an accelerator, which keeps per-centre draws.
+    """
+    if accelerator:
+        return 1
+    return math.gcd(32, batch) if model == "cbow" else 8
+
+
 def _config(args, counts=None):
     """The run's config; ``counts`` (the vocabulary's word counts) size an accelerator's default batch."""
     import jax
@@ -88,13 +100,7 @@ def _config(args, counts=None):
     # Large batches hit a frequent word's rows many times a step: damp them.  At 1,024 and below the
     # plain sum scores as gensim (H100, the sample, 15 epochs: WordSim .459 plain vs .392 damped).
     normalize = args.normalize_duplicates if args.normalize_duplicates is not None else batch > 2048
-    # Centres sharing their noise words (benchmarks/RESULTS.md, 2 seeds each, scores within seed noise):
-    # sets of 8 skip-gram centres, 1.3x a CPU step; sets of 32 CBOW centres taken across runs, 1.7x the
-    # whole CPU run.  Not measured on an accelerator, which keeps per-centre draws.
-    if args.noise_share is not None:
-        share = args.noise_share
-    else:
-        share = 1 if accelerator else (math.gcd(32, batch) if args.model == "cbow" else 8)
+    share = args.noise_share if args.noise_share is not None else default_noise_share(args.model, batch, accelerator)
     return Word2VecConfig(model=args.model, dim=args.dim, window=args.window, negative=args.negative,
                           min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,
                           min_alpha=args.min_alpha, batch_size=batch, steps_per_call=args.steps_per_call,

@@ -538,7 +538,7 @@ def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_star
     C = -(-B // (W * share)) * share  # skip-gram: centres per window group, sets of `share` centres
 
     n_window = W * C if config.model == "skipgram" else B  # random words for the windows, then the noise
-    n_sets = (W * C if config.model == "skipgram" else B) // share
+    n_sets = n_window // share  # one noise set per `share` rows of the step
 
     def batch(t):  # step t's ids and masks, from fold_in(key, t) alone: a resumed run repeats them
         # all the step's random words in one threefry call (each call is a loop of its own to compile)
