@@ -30,7 +30,7 @@ from scratchlm.errors import ScratchlmError
 from scratchlm.nn import gru
 from scratchlm.nn.functional import dropout as _dropout
 from scratchlm.nn.functional import log_softmax
-from scratchlm.nn.losses import softmax_cross_entropy
+from scratchlm.nn.losses import softmax_cross_entropy, top1_correct
 
 
 @dataclass(frozen=True)
@@ -283,5 +283,5 @@ def classifier_loss(params: dict, batch: dict, key: jax.Array, *, config: GRULMC
     """Softmax cross-entropy of the labels; ``batch``: ``ids`` [B, T], ``mask`` [B, T], ``labels`` [B]."""
     logits = classifier_logits(params, batch["ids"], batch["mask"], config=config, key=key, train=True)
     loss = softmax_cross_entropy(logits, batch["labels"])
-    accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["labels"])
+    accuracy = jnp.mean(top1_correct(logits, batch["labels"]))
     return loss, {"loss": loss, "accuracy": accuracy}

@@ -26,7 +26,7 @@ import numpy as np
 
 from scratchlm.errors import CorpusError, ScratchlmError
 from scratchlm.models import bert
-from scratchlm.nn.losses import softmax_cross_entropy
+from scratchlm.nn.losses import softmax_cross_entropy, top1_correct
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def mlm_loss(params: dict, batch: dict, key: jax.Array, *, config: bert.BertConf
     logits = bert.mlm_logits(params, h_S, config=config)  # [B, K, V] float32
     targets = jnp.where(weights > 0, labels, -100)
     loss = softmax_cross_entropy(logits, targets, ignore_index=-100)
-    hits = (jnp.argmax(logits, -1) == labels) * weights
+    hits = top1_correct(logits, labels) * weights
     return loss, {"accuracy": hits.sum() / jnp.maximum(weights.sum(), 1.0), "predictions": weights.sum()}
 
 
