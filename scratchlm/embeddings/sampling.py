@@ -113,7 +113,13 @@ def noise_table(counts: np.ndarray, size: int = NOISE_TABLE_SIZE, power: float =
     """
     cumulative = np.cumsum(noise_probabilities(counts, power))
     slots = (np.arange(size, dtype=np.float64) + 0.5) / size
-    return np.minimum(np.searchsorted(cumulative, slots, side="right"), len(counts) - 1).astype(np.int32)
+    # Slot i holds #{w : cumulative[w] <= slots[i]}, capped at V - 1.  Rather than search each of the
+    # `size` slots among the V boundaries (0.4-0.6 s for 2^23 slots), search each boundary among the
+    # sorted slots: word w then fills the slots before the first slot >= cumulative[w] and from the
+    # first slot >= cumulative[w-1] on -- the same comparisons, so the same table, in about 30 ms.
+    V = len(counts)
+    ends = np.searchsorted(slots, cumulative[: V - 1], side="left")  # slots of words 0..V-2 end here
+    return np.repeat(np.arange(V, dtype=np.int32), np.diff(ends, prepend=0, append=size))
 
 
 # ----------------------------------------------------------------------------- on the device

@@ -54,6 +54,20 @@ def test_subsample_keep_rates_match_formula():
     assert (np.diff(kept_sentence[:n]) >= 0).all()  # order kept, so windows run along the text
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 10**6), min_size=1, max_size=40), st.integers(1, 5000))
+def test_noise_table_is_the_slot_search(counts, size):
+    # slot i holds the word whose cumulative-probability interval holds (i + 1/2) / size, capped at V - 1:
+    # the definition, searched slot by slot
+    counts = np.array(counts)
+    cumulative = np.cumsum(sampling.noise_probabilities(counts, sampling.NOISE_POWER))
+    slots = (np.arange(size) + 0.5) / size
+    expected = np.minimum(np.searchsorted(cumulative, slots, side="right"), len(counts) - 1)
+    table = sampling.noise_table(counts, size=size)
+    assert table.dtype == np.int32 and table.shape == (size,)
+    np.testing.assert_array_equal(table, expected)
+
+
 def test_noise_table_shares():
     counts = np.array([1000, 300, 50, 7, 1])
     table = sampling.noise_table(counts, size=1 << 16)
