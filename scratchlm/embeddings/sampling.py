@@ -116,7 +116,7 @@ def noise_table(counts: np.ndarray, size: int = NOISE_TABLE_SIZE, power: float =
     # Slot i holds #{w : cumulative[w] <= slots[i]}, capped at V - 1.  Rather than search each of the
     # `size` slots among the V boundaries (0.4-0.6 s for 2^23 slots), search each boundary among the
     # sorted slots: word w then fills the slots before the first slot >= cumulative[w] and from the
-    # first slot >= cumulative[w-1] on -- the same comparisons, so the same table, in about 30 ms.
+    # first slot >= cumulative[w-1] on -- the same comparisons, so the same table, in about 0.1 s.
     V = len(counts)
     ends = np.searchsorted(slots, cumulative[: V - 1], side="left")  # slots of words 0..V-2 end here
     return np.repeat(np.arange(V, dtype=np.int32), np.diff(ends, prepend=0, append=size))
