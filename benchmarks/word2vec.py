@@ -81,7 +81,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--min-count", type=int, default=5)
     parser.add_argument("--sample", type=float, default=1e-3)
     parser.add_argument("--alpha", type=float, default=0.025)
-    parser.add_argument("--batch", type=int, default=None, help="scratchlm centre words per step (default: the command's CPU default, 512 skip-gram, 1024 CBOW)")
+    parser.add_argument("--batch", type=int, default=None, help="scratchlm centre words per step (default: the command's CPU default, 384 skip-gram, 1024 CBOW)")
     parser.add_argument("--steps-per-call", type=int, default=256)
     parser.add_argument("--normalize-duplicates", action="store_true")
     parser.add_argument("--noise-share", type=int, default=None,
@@ -96,7 +96,7 @@ def main(argv=None) -> dict:
     if args.quick:
         args.epochs = min(args.epochs, 2)
 
-    from scratchlm.commands.word2vec import default_noise_share
+    from scratchlm.commands.word2vec import default_cpu_batch, default_noise_share
     from scratchlm.data.corpora import load_tokenized_corpus
     from scratchlm.embeddings.evaluate import standard_scores
     from scratchlm.embeddings.word2vec import Word2VecConfig
@@ -111,7 +111,7 @@ def main(argv=None) -> dict:
 
     on_cpu = jax.devices()[0].platform == "cpu"
     for name in models:
-        batch = args.batch or (1024 if name == "cbow" else 512)
+        batch = args.batch or default_cpu_batch(name)
         share = args.noise_share or default_noise_share(name, batch, accelerator=not on_cpu)
         config = Word2VecConfig(model=name, dim=args.dim, window=args.window, negative=args.negative,
                                 min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-alpha", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, default=None,
-                        help="centre words per step (default on CPU: 512 skip-gram, 1024 CBOW; on an accelerator "
+                        help="centre words per step (default on CPU: 384 skip-gram, 1024 CBOW; on an accelerator "
                              "up to 16384, halved until an epoch has at least 256 steps)")
     parser.add_argument("--steps-per-call", type=int, default=256, help="jitted steps per dispatch")
     parser.add_argument("--noise-share", type=int, default=None,
@@ -72,6 +72,17 @@ def command_args(**overrides) -> argparse.Namespace:
     return argparse.Namespace(**{**vars(args), **overrides})
 
 
+def default_cpu_batch(model: str) -> int:
+    """Centre words per step on a CPU unless ``--batch`` says otherwise: 384 skip-gram, 1,024 CBOW.
+
+    A step's centres are updated from the same parameters, which costs skip-gram analogy accuracy as
+    the batch grows (benchmarks/RESULTS.md, 2 CPU cores, 15 epochs, 3 seeds: .027-.030 at 512,
+    .031-.034 at 384, against gensim's .033-.038).  Since one threefry call draws a step's random
+    words, 384 costs about 2 % more time than 512 (19.5 against 19.05 s), not the 10-20 % it did.
+    """
+    return 1024 if model == "cbow" else 384
+
+
 def default_noise_share(model: str, batch: int, accelerator: bool) -> int:
     """Centres sharing one set of noise words unless ``--noise-share`` says otherwise.
 
@@ -96,7 +107,7 @@ def _config(args, counts=None):
     elif accelerator:
         batch = 16_384 if counts is None else accelerator_batch(counts, args.sample)
     else:
-        batch = 1024 if args.model == "cbow" else 512
+        batch = default_cpu_batch(args.model)
     # Large batches hit a frequent word's rows many times a step: damp them.  At 1,024 and below the
     # plain sum scores as gensim (H100, the sample, 15 epochs: WordSim .459 plain vs .392 damped).
     normalize = args.normalize_duplicates if args.normalize_duplicates is not None else batch > 2048

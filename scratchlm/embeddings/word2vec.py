@@ -37,11 +37,12 @@ epochs.  What follows the C tool / gensim, and where we choose otherwise:
   over the epoch (positions ``t, t+S, t+2S, …``) so that one step's rows come from unrelated
   sentences.  A word occurring ``m`` times in one step receives the sum of its ``m`` row updates,
   as sequential SGD would apply them (without the saturation of σ in between).  At ``batch_size``
-  512 (skip-gram) and 1024 (CBOW, the command's CPU default) this matches gensim's quality on the
+  384 (skip-gram) and 1024 (CBOW), the command's CPU defaults, this matches gensim's quality on the
   Wikipedia sample (``benchmarks/word2vec.py``, 15 epochs; 2026-11-23 on the 2 CPU cores, the CPU
-  default noise sets: skip-gram 25.3 s, compilation included, against gensim's 26.2 s with
-  ``workers=2``, 1.04x its words/s, analogy 0.027 / 0.037 (seeds 0-2: 0.027-0.030), WordSim-353
-  0.443 / 0.447, SimLex-999 0.235 / 0.215; CBOW 9.2 s against 8.3 s, 0.90x, scores at or above
+  default noise sets: skip-gram 19.5 and 21.2 s, compilation included, against gensim's 21.7 and
+  24.5 s with ``workers=2`` in the same runs, 1.11-1.15x its words/s, analogy 0.031 (seeds 0-2:
+  0.031-0.034) / gensim 0.037-0.038, WordSim-353 0.474 / 0.43, SimLex-999 0.226 / 0.21; at 512
+  skip-gram analogy falls to 0.027-0.030; CBOW 9.2 s against 8.3 s, 0.90x, scores at or above
   gensim's).  The small batched products of a
   step, not its gathers and scatters, take most of its time on XLA:CPU.  For the much larger batches
   an accelerator wants, ``normalize_duplicates=True`` divides each row's summed update by

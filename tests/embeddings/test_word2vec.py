@@ -339,7 +339,7 @@ def test_accelerator_batch_on_the_wikipedia_sample_sizes():
 
 
 @pytest.mark.parametrize("argv, batch, normalize, share", [
-    ([], 512, False, 8),  # this CPU: the command's CPU default, sets of 8 centres sharing noise words
+    ([], 384, False, 8),  # this CPU: the command's CPU default, sets of 8 centres sharing noise words
     (["--model", "cbow"], 1024, False, 32),  # CBOW: sets of 32 centres across runs
     (["--model", "cbow", "--batch", "1000"], 1000, False, 8),  # a set size that divides the batch
     (["--batch", "1024"], 1024, False, 8),  # the plain sum scores as gensim up to here
