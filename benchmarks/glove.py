@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--x-max", type=float, default=10.0)
     p.add_argument("--alpha", type=float, default=0.75)
     p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=65536)
+    p.add_argument("--batch-size", type=int, default=16384)
     p.add_argument("--update", choices=("auto", "dense", "rows"), default="auto")
     p.add_argument("--accumulate", choices=("entry", "minibatch"), default="minibatch",
                    help="AdaGrad accumulator: each entry's squared gradient (as glove.c) or the minibatch sum's")
@@ -94,7 +94,7 @@ def main(argv=None) -> dict:
         from scratchlm.data.corpora import load_tokenized_corpus
         from scratchlm.embeddings.cooccurrence import count_cooccurrences
 
-        sentences = load_tokenized_corpus(args.corpus)
+        sentences = load_tokenized_corpus(args.corpus, wiki_unit="article")  # as `scratchlm glove`
         count = lambda: count_cooccurrences(sentences, window=args.window, min_count=args.min_count)  # noqa: E731
         t0 = time.perf_counter()
         cooc = count()

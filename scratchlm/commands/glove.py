@@ -2,14 +2,18 @@
 
 Defaults are the Stanford tool's ``demo.sh`` for a small corpus (dim 100, window 15, min_count 5,
 x_max 10, 50 epochs), not the paper's x_max = 100, which leaves a corpus this small barely trained
-(most X_ij fall far below 100, so f(X_ij) is tiny).  Writes ``DIR/vectors.txt`` (word2vec text,
-loadable by gensim), ``DIR/vectors.glove.txt`` (GloVe text) and ``DIR/metrics.json``.
+(most X_ij fall far below 100, so f(X_ij) is tiny).  ``--corpus wiki`` gives one article a line:
+``cooccur`` resets its window only at a newline and is fed a document a line (its demo, text8, is
+one line), so the window runs across paragraphs, as it did in the C-tool run that issue 5 quotes
+(``benchmarks/glove.py`` has the evidence); Word2Vec keeps the sample's paragraphs.  Writes
+``DIR/vectors.txt`` (word2vec text, loadable by gensim), ``DIR/vectors.glove.txt`` (GloVe text) and
+``DIR/metrics.json``.
 
 ``--mesh data=4,model=2`` splits ``W, b, W̃, b̃`` and their AdaGrad accumulators by rows over 2
 devices and each minibatch of non-zeros over 4 (:mod:`scratchlm.parallel`; the vocabulary is padded
 with unused rows to a multiple of ``model``); a checkpoint resumes on any mesh or on one device.
 A step moves the rows its minibatch touches, at most ``min(batch, V)``: with the default
-``--batch-size`` 65,536 and a vocabulary of a few thousand words that is every row, every step, so
+``--batch-size`` 16,384 and a vocabulary of a few thousand words that is every row, every step, so
 on a mesh a batch well below the vocabulary keeps the traffic sparse.
 With ``--coordinator/--num-processes/--process-id`` each process counts the co-occurrences of its
 own share of the sentences and the partial counts are gathered and merged (:func:`read_cooccurrences`;
@@ -30,7 +34,8 @@ from scratchlm.cli import add_parallel_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", default="wiki", help="'wiki' (cleaned Wikipedia sample), 'lee', or a text file (one sentence a line)")
+    parser.add_argument("--corpus", default="wiki", help="'wiki' (cleaned Wikipedia sample, one article a line), 'lee', "
+                        "or a text file (one document a line: the window never crosses a newline)")
     parser.add_argument("--dim", type=int, default=100)
     parser.add_argument("--window", type=int, default=15, help="context words on each side (glove's cooccur -window-size)")
     parser.add_argument("--left-only", action="store_true", help="count only context to the left (cooccur -symmetric 0)")
@@ -40,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.75, help="f's exponent (paper: 3/4)")
     parser.add_argument("--learning-rate", type=float, default=0.05, help="AdaGrad's eta (paper and glove.c: 0.05)")
     parser.add_argument("--epochs", type=int, default=50)
-    parser.add_argument("--batch-size", type=int, default=65536, help="non-zeros per AdaGrad minibatch")
+    parser.add_argument("--batch-size", type=int, default=16384, help="non-zeros per AdaGrad minibatch")
     parser.add_argument("--output", choices=("sum", "word"), default="sum", help="sum: W + W~ (glove.c -model 2); word: W only")
     parser.add_argument("--max-memory-mb", type=float, default=512.0, help="ceiling for the counting buffers")
     parser.add_argument("--restrict", type=int, default=30000, help="evaluate over the N most frequent words")
@@ -83,7 +88,7 @@ def read_cooccurrences(sentences, *, window: int, symmetric: bool, min_count: in
 
 def train_and_write(sentences, *, out: Path, dim: int = 100, window: int = 15, symmetric: bool = True,
                     min_count: int = 5, max_size: int | None = None, x_max: float = 10.0, alpha: float = 0.75,
-                    learning_rate: float = 0.05, epochs: int = 50, batch_size: int = 65536, output: str = "sum",
+                    learning_rate: float = 0.05, epochs: int = 50, batch_size: int = 16384, output: str = "sum",
                     max_memory_mb: float = 512.0, restrict: int = 30000, seed: int = 0,
                     save_cooccurrence: bool = False, checkpoint_dir: Path | None = None,
                     progress: bool | None = None, mesh=None) -> dict:
@@ -143,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
 
     mesh = parallel.setup(args)  # before any other JAX call
     metrics = train_and_write(
-        load_tokenized_corpus(args.corpus), out=args.out, dim=args.dim, window=args.window,
+        load_tokenized_corpus(args.corpus, wiki_unit="article"), out=args.out, dim=args.dim, window=args.window,
         symmetric=not args.left_only, min_count=args.min_count, max_size=args.max_size, x_max=args.x_max,
         alpha=args.alpha, learning_rate=args.learning_rate, epochs=args.epochs, batch_size=args.batch_size,
         output=args.output, max_memory_mb=args.max_memory_mb, restrict=args.restrict, seed=args.seed,
@@ -167,11 +172,11 @@ def demo_step(ctx) -> dict:
     """GloVe on the cleaned Wikipedia sample: ~60-90 s on 2 CPU cores (25 epochs), seconds with ``quick``."""
     from scratchlm.data.corpora import load_tokenized_corpus
 
-    sentences = load_tokenized_corpus("wiki")
-    if ctx.quick:
+    if ctx.quick:  # a slice of the paragraphs: a smoke run of every stage
         settings = dict(dim=50, window=10, epochs=5, batch_size=16384)
-        sentences = sentences[:800]
+        sentences = load_tokenized_corpus("wiki")[:800]
     else:
         settings = dict(dim=100, window=15, epochs=25)
+        sentences = load_tokenized_corpus("wiki", wiki_unit="article")
     metrics = train_and_write(sentences, out=ctx.out, seed=ctx.seed, progress=None, **settings)
     return {"result": _summary(metrics), **{k: v for k, v in metrics.items() if k != "settings"}}

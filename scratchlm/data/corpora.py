@@ -124,9 +124,19 @@ def word_tokens(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def load_tokenized_corpus(spec: str) -> list[list[str]]:
-    """``--corpus`` as lists of words: ``wiki``/``lee`` through :func:`word_tokens`, a file split on whitespace."""
-    if spec in ("wiki", "lee"):
+def load_tokenized_corpus(spec: str, *, wiki_unit: str = "paragraph") -> list[list[str]]:
+    """``--corpus`` as lists of words: ``wiki``/``lee`` through :func:`word_tokens`, a file split on whitespace.
+
+    ``wiki_unit`` says what one sequence of ``wiki`` is: a ``"paragraph"`` (Word2Vec, the GRU's
+    vocabulary) or a whole ``"article"``, its paragraphs' words in order (GloVe: ``cooccur`` resets its
+    window only at a newline and is given a document a line, so its window runs across paragraphs).
+    Both hold the same tokens in the same order.  ``lee`` is already one document a line.
+    """
+    if wiki_unit not in ("paragraph", "article"):
+        raise ValueError(f"wiki_unit must be 'paragraph' or 'article', got {wiki_unit!r}")
+    if spec == "wiki" and wiki_unit == "article":
+        sentences = [[w for p in paragraphs for w in word_tokens(p.text)] for _, paragraphs in wikipedia_articles()]
+    elif spec in ("wiki", "lee"):
         sentences = [word_tokens(line) for line in load_corpus(spec)]
     else:
         sentences = [line.split() for line in read_lines(spec)]

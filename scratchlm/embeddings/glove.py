@@ -25,6 +25,7 @@ more time per epoch (``benchmarks/glove.py`` module docstring has the figures).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,8 +55,10 @@ class GloveConfig:
     learning_rate: float = 0.05  # ibid., §4.2 "initial learning rate of 0.05"; glove.c -eta 0.05
     epochs: int = 50  # ibid., §4.2: 50 iterations for vectors smaller than 300 dimensions
     # Non-zeros per minibatch (glove.c updates after every single entry).  On the Wikipedia sample
-    # (2.9M non-zeros) B = 16,384 and 65,536 reach the same cost per epoch; the larger is faster.
-    batch_size: int = 65536
+    # (3.24M non-zeros, 8,853 words) B = 16,384 scores as glove.c's loop does on the same counts and
+    # takes about the time per epoch of B = 65,536, which loses about .002 of analogy accuracy
+    # (benchmarks/glove.py has the seeds)
+    batch_size: int = 16384
     update: str = "auto"  # "dense" | "rows" | "auto" (dense when V <= batch_size): same arithmetic
     # AdaGrad's accumulator grows by the square of the minibatch's summed gradient ("minibatch") or
     # by the squares of each entry's gradient ("entry", as glove.c's per-entry steps grow it): the
@@ -205,18 +208,43 @@ def dense_update(params: Params, opt_state, batch, *, optimizer: optax.GradientT
     Rows outside the minibatch have zero gradient, which AdaGrad leaves exactly unchanged (parameters
     and accumulators), so this *is* a sparse row update, computed densely: cheaper than gathering and
     scattering the touched rows once the minibatch holds about as many entries as the vocabulary has
-    words (measured on CPU: half the time of :func:`row_update` at B = 65,536, V = 8,853).
+    words (measured on CPU at V = 8,853: half the time of :func:`row_update` at B = 65,536).
 
     Args: batch (i, j, log_x, f) each [B]; padding entries have f = 0 and so no effect; entrywise:
     pass each row's sum of squared per-entry gradients to the optimizer (see :func:`make_optimizer`).
     Returns (params, opt_state, cost) with cost = :math:`\sum f\delta^2` at the parameters before the step.
     """
     rows, cost, g = _minibatch_terms(params, batch)
-    row_sums = lambda terms: {k: jnp.zeros_like(v).at[rows[ROW_OF[k]]].add(terms[k], mode=_PIB)  # noqa: E731
-                              for k, v in params.items()}
-    extra = {"squared_grads": row_sums(jax.tree.map(jnp.square, g))} if entrywise else {}
-    updates, opt_state = optimizer.update(row_sums(g), opt_state, params, **extra)
+    terms = {"g": g, "g2": jax.tree.map(jnp.square, g)} if entrywise else {"g": g}
+    sums = _row_sums(terms, rows, params)
+    extra = {"squared_grads": sums["g2"]} if entrywise else {}
+    updates, opt_state = optimizer.update(sums["g"], opt_state, params, **extra)
     return optax.apply_updates(params, updates), opt_state, jnp.sum(cost)
+
+
+def _row_sums(terms: dict[str, Params], rows: dict[str, jax.Array], params: Params) -> dict[str, Params]:
+    """Per-row sums, as dense arrays, of per-entry terms (each a params-shaped dict of [B, ...] arrays).
+
+    The terms of one dict indexed by the same rows (``W`` and ``b`` by ``i``; ``W_tilde`` and
+    ``b_tilde`` by ``j``) go through one scatter-add, side by side as [B, D+1]: XLA:CPU's scatter
+    costs per index far more than per column (a [65,536, 101] scatter takes about what a
+    [65,536, 100] one does), so two scatters instead of four take a third off the minibatch step.
+    Wider still loses: a [65,536, 202] scatter of a term and its square took four times as long.
+    """
+    out = {}
+    for name, term in terms.items():
+        out[name] = {}
+        for r, ids in rows.items():
+            keys = [k for k in params if ROW_OF[k] == r]
+            cols = [term[k].reshape(ids.shape[0], -1) for k in keys]
+            total = jnp.zeros((params[keys[0]].shape[0], sum(c.shape[1] for c in cols)), cols[0].dtype)
+            total = total.at[ids].add(jnp.concatenate(cols, axis=1), mode=_PIB)
+            start = 0
+            for k in keys:
+                width = math.prod(params[k].shape[1:])
+                out[name][k] = total[:, start:start + width].reshape(params[k].shape)
+                start += width
+    return out
 
 
 def unique_rows(r: jax.Array, size: int, fill: int):

@@ -38,6 +38,20 @@ def test_wikipedia_sample_is_clean_and_deterministic():
     assert corpora.wikipedia_paragraphs() == [p.text for p in paragraphs]
 
 
+def test_wiki_articles_hold_the_paragraphs_words_in_order():
+    paragraphs = corpora.load_tokenized_corpus("wiki")
+    articles = corpora.load_tokenized_corpus("wiki", wiki_unit="article")
+    assert len(articles) == len(corpora.wikipedia_articles()) < len(paragraphs)
+    assert [w for a in articles for w in a] == [w for p in paragraphs for w in p]
+    # each article is its own paragraphs, joined: the unit changes where a window may run, nothing else
+    by_title = {}
+    for p in corpora.wikipedia_linked_paragraphs():
+        by_title.setdefault(p.title, []).extend(corpora.word_tokens(p.text))
+    assert articles == [by_title[title] for title, _ in corpora.wikipedia_articles()]
+    with pytest.raises(ValueError, match="wiki_unit"):
+        corpora.load_tokenized_corpus("wiki", wiki_unit="sentence")
+
+
 def test_polarity_sentences_decode_windows_1252():
     sentences = corpora.polarity_sentences()
     assert len(sentences) == 200
