@@ -19,8 +19,9 @@ entries' gradients of a row into one step, and AdaGrad's accumulator grows by th
 (``accumulate="minibatch"``, the default) or, as ``glove.c``'s per-entry steps grow it, by the sum of
 the entries' squares (``accumulate="entry"``, see :func:`make_optimizer`).  Trained on the same
 co-occurrence counts of the Wikipedia sample, ``glove.c``'s own update loop (2 threads) and both
-variants here reach the same cost and the same scores within seed noise; "entry" costs 20-45%
-more time per epoch (``benchmarks/glove.py`` module docstring has the figures).
+variants here reach the same cost and the same scores within seed noise; "entry" costs 30-60%
+more time per epoch, which makes it no faster than ``glove.c`` (``benchmarks/glove.py`` module
+docstring has the figures).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class GloveConfig:
     update: str = "auto"  # "dense" | "rows" | "auto" (dense when V <= batch_size): same arithmetic
     # AdaGrad's accumulator grows by the square of the minibatch's summed gradient ("minibatch") or
     # by the squares of each entry's gradient ("entry", as glove.c's per-entry steps grow it): the
-    # same scores on the Wikipedia sample within seed noise; "entry" is 20-45% slower per epoch
+    # same scores on the Wikipedia sample within seed noise; "entry" is 30-60% slower per epoch
     accumulate: str = "minibatch"
     output: str = "sum"  # "sum": W + W̃ (glove.c -model 2, the paper's §4.2 choice); "word": W only
 
