@@ -56,8 +56,8 @@ class GloveConfig:
     learning_rate: float = 0.05  # ibid., §4.2 "initial learning rate of 0.05"; glove.c -eta 0.05
     epochs: int = 50  # ibid., §4.2: 50 iterations for vectors smaller than 300 dimensions
     # Non-zeros per minibatch (glove.c updates after every single entry).  On the Wikipedia sample
-    # (3.24M non-zeros, 8,853 words) B = 16,384 scores as glove.c's loop does on the same counts and
-    # takes about the time per epoch of B = 65,536, which loses about .002 of analogy accuracy
+    # (3.24M non-zeros, 8,853 words) B = 16,384 scores as glove.c's loop does on the same counts;
+    # B = 65,536 is 15-25% faster per epoch but loses about .002 of analogy accuracy
     # (benchmarks/glove.py has the seeds)
     batch_size: int = 16384
     update: str = "auto"  # "dense" | "rows" | "auto" (dense when V <= batch_size): same arithmetic
