@@ -216,35 +216,30 @@ def dense_update(params: Params, opt_state, batch, *, optimizer: optax.GradientT
     Returns (params, opt_state, cost) with cost = :math:`\sum f\delta^2` at the parameters before the step.
     """
     rows, cost, g = _minibatch_terms(params, batch)
-    terms = {"g": g, "g2": jax.tree.map(jnp.square, g)} if entrywise else {"g": g}
-    sums = _row_sums(terms, rows, params)
-    extra = {"squared_grads": sums["g2"]} if entrywise else {}
-    updates, opt_state = optimizer.update(sums["g"], opt_state, params, **extra)
+    extra = {"squared_grads": _row_sums(jax.tree.map(jnp.square, g), rows, params)} if entrywise else {}
+    updates, opt_state = optimizer.update(_row_sums(g, rows, params), opt_state, params, **extra)
     return optax.apply_updates(params, updates), opt_state, jnp.sum(cost)
 
 
-def _row_sums(terms: dict[str, Params], rows: dict[str, jax.Array], params: Params) -> dict[str, Params]:
-    """Per-row sums, as dense arrays, of per-entry terms (each a params-shaped dict of [B, ...] arrays).
+def _row_sums(term: Params, rows: dict[str, jax.Array], params: Params) -> Params:
+    """Per-row sums of per-entry terms (a params-shaped dict of [B, ...] arrays), as dense arrays.
 
-    The terms of one dict indexed by the same rows (``W`` and ``b`` by ``i``; ``W_tilde`` and
-    ``b_tilde`` by ``j``) go through one scatter-add, side by side as [B, D+1]: XLA:CPU's scatter
-    costs per index far more than per column (a [65,536, 101] scatter takes about what a
-    [65,536, 100] one does), so two scatters instead of four take a third off the minibatch step.
-    Wider still loses: a [65,536, 202] scatter of a term and its square took four times as long.
+    The terms indexed by the same rows (``W`` and ``b`` by ``i``; ``W_tilde`` and ``b_tilde`` by
+    ``j``) go through one scatter-add, side by side as [B, D+1]: XLA:CPU's scatter costs per index
+    far more than per column (a [65,536, 101] scatter takes about what a [65,536, 100] one does), so
+    two scatters instead of four take a third off the minibatch step.  Wider still loses: a
+    [65,536, 202] scatter of a term and its square took four times as long.
     """
     out = {}
-    for name, term in terms.items():
-        out[name] = {}
-        for r, ids in rows.items():
-            keys = [k for k in params if ROW_OF[k] == r]
-            cols = [term[k].reshape(ids.shape[0], -1) for k in keys]
-            total = jnp.zeros((params[keys[0]].shape[0], sum(c.shape[1] for c in cols)), cols[0].dtype)
-            total = total.at[ids].add(jnp.concatenate(cols, axis=1), mode=_PIB)
-            start = 0
-            for k in keys:
-                width = math.prod(params[k].shape[1:])
-                out[name][k] = total[:, start:start + width].reshape(params[k].shape)
-                start += width
+    for r, ids in rows.items():
+        keys = [k for k in params if ROW_OF[k] == r]
+        cols = jnp.concatenate([term[k].reshape(ids.shape[0], -1) for k in keys], axis=1)
+        total = jnp.zeros((params[keys[0]].shape[0], cols.shape[1]), cols.dtype).at[ids].add(cols, mode=_PIB)
+        start = 0
+        for k in keys:
+            width = math.prod(params[k].shape[1:])
+            out[k] = total[:, start:start + width].reshape(params[k].shape)
+            start += width
     return out
 
 
