@@ -1,12 +1,15 @@
 """Shared test settings: reproducible hypothesis under JAX, and float64 enabled locally."""
 
 import os
+import tempfile
 
 # Tests run on CPU even where a GPU is present unless asked otherwise (CI has none).
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The command line keeps compiled programs in ~/.cache (scratchlm.cli.use_compile_cache); commands run
 # by the tests, in this process or in subprocesses, compile afresh and leave nothing there.
 os.environ.setdefault("JAX_ENABLE_COMPILATION_CACHE", "false")
+# ... and keep the cleaned Wikipedia sample (scratchlm.data.corpora.cache_dir) in a folder of their own.
+os.environ.setdefault("SCRATCHLM_CACHE_DIR", tempfile.mkdtemp(prefix="scratchlm-tests-cache-"))
 
 import pytest
 from hypothesis import HealthCheck, settings

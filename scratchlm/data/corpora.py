@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import bz2
 import functools
+import hashlib
 import html
 import importlib.util
+import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -346,8 +349,74 @@ def clean_wikitext(wikitext: str, title: str = "") -> list[Paragraph]:
 
 @functools.cache
 def wikipedia_articles() -> tuple[tuple[str, tuple[Paragraph, ...]], ...]:
-    """The Wikipedia sample's main-namespace, non-redirect articles as ``(title, paragraphs)``, in file order."""
+    """The Wikipedia sample's main-namespace, non-redirect articles as ``(title, paragraphs)``, in file order.
+
+    Cleaning the sample takes about 2 s (0.6 s of it bz2), which was a fifth of a short command's run;
+    the result is kept as JSON (:func:`cache_dir`, about 3.5 MB, read back in 0.2 s) under a name that
+    hashes the source file's path, size and modification time and this module's own code, so a new
+    gensim or a changed cleaner parses afresh.  A missing or unwritable cache only costs the parse.
+    """
     path = gensim_data_path("wiki")
+    cache = _articles_cache_file(path)
+    if cache is not None:
+        articles = _read_articles(cache)
+        if articles is not None:
+            return articles
+    articles = _parse_articles(path)
+    if cache is not None:
+        _write_articles(cache, articles)
+    return articles
+
+
+def cache_dir() -> Path | None:
+    """Where derived data (the cleaned Wikipedia sample) is kept between runs: ``$SCRATCHLM_CACHE_DIR``,
+    else ``$XDG_CACHE_HOME/scratchlm`` (``~/.cache/scratchlm``); ``SCRATCHLM_CACHE_DIR=`` (empty) keeps nothing."""
+    if "SCRATCHLM_CACHE_DIR" in os.environ:
+        return Path(os.environ["SCRATCHLM_CACHE_DIR"]) if os.environ["SCRATCHLM_CACHE_DIR"] else None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "scratchlm"
+
+
+def _articles_cache_file(source: Path) -> Path | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    stat = source.stat()
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(f"{source.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    return folder / "corpora" / f"wiki-articles-{digest.hexdigest()[:24]}.json"
+
+
+def _read_articles(cache: Path):
+    """The cached articles, or None when the file is absent or not what :func:`_write_articles` writes."""
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+        return tuple((title, tuple(Paragraph(title, text, tuple(Link(*span) for span in links))
+                                   for text, links in paragraphs)) for title, paragraphs in data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _write_articles(cache: Path, articles) -> None:
+    """Write atomically (a reader never sees half a file), and drop the entries older code or data left."""
+    data = [[title, [[p.text, [[link.start, link.end, link.target] for link in p.links]] for p in paragraphs]]
+            for title, paragraphs in articles]
+    partial = cache.with_name(f"{cache.name}.{os.getpid()}.partial")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+        os.replace(partial, cache)
+        for stale in cache.parent.glob("wiki-articles-*.json"):
+            if stale != cache:
+                stale.unlink(missing_ok=True)
+    except OSError:  # a read-only or full disk: the next run parses again
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _parse_articles(path: Path) -> tuple[tuple[str, tuple[Paragraph, ...]], ...]:
     articles = []
     with bz2.open(path, "rb") as stream:
         title = ns = None

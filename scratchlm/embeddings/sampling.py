@@ -112,13 +112,16 @@ def noise_table(counts: np.ndarray, size: int = NOISE_TABLE_SIZE, power: float =
     each word gets ``P_n(w)·size`` slots up to rounding (±1).
     """
     cumulative = np.cumsum(noise_probabilities(counts, power))
-    slots = (np.arange(size, dtype=np.float64) + 0.5) / size
-    # Slot i holds #{w : cumulative[w] <= slots[i]}, capped at V - 1.  Rather than search each of the
-    # `size` slots among the V boundaries (0.4-0.6 s for 2^23 slots), search each boundary among the
-    # sorted slots: word w then fills the slots before the first slot >= cumulative[w] and from the
-    # first slot >= cumulative[w-1] on -- the same comparisons, so the same table, in about 0.1 s.
+    # Slot i holds #{w : cumulative[w] <= slot_i}, slot_i = (i + 1/2) / size, capped at V - 1: word w
+    # fills the slots before ends[w] = #{i : slot_i < cumulative[w]}.  Solved for i, that count is
+    # ceil(cumulative[w]·size - 1/2); the product can round either way, so each end is checked once
+    # against the slots' own arithmetic.  Materialising the 2^23 slots to search them cost about
+    # 0.3 s on a first call (fresh pages), most of a command's set-up.
     V = len(counts)
-    ends = np.searchsorted(slots, cumulative[: V - 1], side="left")  # slots of words 0..V-2 end here
+    c = cumulative[: V - 1]
+    ends = np.clip(np.ceil(c * size - 0.5), 0, size).astype(np.int64)
+    ends += (ends < size) & ((ends + 0.5) / size < c)  # slot `ends` still lies below c[w]
+    ends -= (ends > 0) & ((ends - 0.5) / size >= c)  # slot `ends - 1` does not
     return np.repeat(np.arange(V, dtype=np.int32), np.diff(ends, prepend=0, append=size))
 
 
@@ -134,10 +137,13 @@ def subsample(key: jax.Array, ids: jax.Array, sentence: jax.Array, p_keep: jax.A
     """
     N = ids.shape[0]
     keep = jax.random.uniform(key, (N,)) < p_keep[ids]
-    (where,) = jnp.nonzero(keep, size=N, fill_value=N)
-    ids_pad = jnp.concatenate([ids, jnp.zeros((1,), ids.dtype)])
-    sentence_pad = jnp.concatenate([sentence, jnp.full((1,), -1, sentence.dtype)])
-    return ids_pad[where], sentence_pad[where], keep.sum(dtype=jnp.int32)
+    # a kept token goes to slot (kept tokens before it); the rest to N, dropped.  Scattering by a
+    # running count compiles in 0.6 s on XLA:CPU and runs 13 ms over 452 k tokens, where
+    # jnp.nonzero's compaction took 0.8 s and 26 ms
+    slot = jnp.where(keep, jnp.cumsum(keep, dtype=jnp.int32) - 1, N)
+    kept_ids = jnp.zeros(N, ids.dtype).at[slot].set(ids, mode="drop", unique_indices=True)
+    kept_sentence = jnp.full(N, -1, sentence.dtype).at[slot].set(sentence, mode="drop", unique_indices=True)
+    return kept_ids, kept_sentence, keep.sum(dtype=jnp.int32)
 
 
 def random_words(source: jax.Array, shape: tuple[int, ...]) -> jax.Array:

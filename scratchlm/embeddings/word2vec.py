@@ -508,10 +508,15 @@ def make_corpus(ids: np.ndarray, sentence: np.ndarray, counts: np.ndarray, sampl
                   jnp.asarray(sampling.keep_probability(counts, sample)), jnp.asarray(sampling.noise_table(counts)))
 
 
-@partial(jax.jit, static_argnames=())
-def epoch_tokens(key, ids, sentence, p_keep):
-    """The epoch's subsampled, compacted corpus (see :func:`sampling.subsample`)."""
-    return sampling.subsample(key, ids, sentence, p_keep)
+@jax.jit
+def epoch_tokens(key, epoch, ids, sentence, p_keep):
+    """Epoch ``epoch``'s subsampled, compacted corpus (see :func:`sampling.subsample`) and the key of its
+    steps: ``(kept_ids, kept_sentence, n_kept, step_key)``, both keys split from ``fold_in(key, epoch)``.
+
+    The keys are derived here rather than by eager calls, each of which XLA:CPU compiles as a program
+    of its own (0.3-0.4 s of a command's start for ``fold_in`` and ``split``)."""
+    k_keep, k_steps = jax.random.split(jax.random.fold_in(key, epoch))
+    return (*sampling.subsample(k_keep, ids, sentence, p_keep), k_steps)
 
 
 @partial(jax.jit, static_argnames=("config", "mesh"), donate_argnums=(0,))
@@ -645,8 +650,7 @@ def train(params, corpus: Corpus, config: Word2VecConfig, *, key: jax.Array, sta
     started = time.perf_counter()
     last_loss = float("nan")
     for epoch in range(start_epoch, config.epochs):
-        k_keep, k_steps = jax.random.split(jax.random.fold_in(key, epoch))
-        kept_ids, kept_sentence, n_kept = epoch_tokens(k_keep, corpus.ids, corpus.sentence, corpus.p_keep)
+        kept_ids, kept_sentence, n_kept, k_steps = epoch_tokens(key, epoch, corpus.ids, corpus.sentence, corpus.p_keep)
         S = max(1, math.ceil(int(n_kept) / config.batch_size))
         t = start_step if epoch == start_epoch else 0
         while t < S:

@@ -3,6 +3,7 @@
 import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +51,47 @@ def test_wiki_articles_hold_the_paragraphs_words_in_order():
     assert articles == [by_title[title] for title, _ in corpora.wikipedia_articles()]
     with pytest.raises(ValueError, match="wiki_unit"):
         corpora.load_tokenized_corpus("wiki", wiki_unit="sentence")
+
+
+def test_cleaned_sample_is_kept_and_read_back(tmp_path, monkeypatch):
+    """The cache returns exactly what the parse gave, is not used for another source or a changed
+    cleaner, replaces its stale entries, survives a corrupt file, and is off when the folder is empty."""
+    real = corpora.wikipedia_articles()  # this process's parse (or the suite's cache)
+    parses = []
+
+    def parse(path):
+        parses.append(path)
+        return real
+
+    monkeypatch.setattr(corpora, "_parse_articles", parse)
+    monkeypatch.setenv("SCRATCHLM_CACHE_DIR", str(tmp_path))
+    corpora.wikipedia_articles.cache_clear()
+    try:
+        assert corpora.wikipedia_articles() == real and len(parses) == 1
+        (written,) = (tmp_path / "corpora").glob("wiki-articles-*.json")
+        corpora.wikipedia_articles.cache_clear()
+        assert corpora.wikipedia_articles() == real and len(parses) == 1  # read back, not parsed
+        written.write_text('[["half a file"', encoding="utf-8")
+        corpora.wikipedia_articles.cache_clear()
+        assert corpora.wikipedia_articles() == real and len(parses) == 2  # parsed again, and rewritten
+        assert corpora._read_articles(written) == real
+        # another source file (a new gensim: other size or time) gets another entry; the old one goes
+        source = corpora.gensim_data_path("wiki")
+        monkeypatch.setattr(corpora, "gensim_data_path", lambda name: tmp_path / "other.bz2")
+        (tmp_path / "other.bz2").write_bytes(source.read_bytes()[:100])
+        corpora.wikipedia_articles.cache_clear()
+        corpora.wikipedia_articles()
+        assert len(parses) == 3 and [p.name for p in (tmp_path / "corpora").glob("*")] != [written.name]
+        assert len(list((tmp_path / "corpora").glob("*"))) == 1
+        # a changed cleaner (this module's code) does too
+        before = corpora._articles_cache_file(source)
+        (tmp_path / "corpora_changed.py").write_text(Path(corpora.__file__).read_text() + "\n# changed\n")
+        monkeypatch.setattr(corpora, "__file__", str(tmp_path / "corpora_changed.py"))
+        assert corpora._articles_cache_file(source) != before
+        monkeypatch.setenv("SCRATCHLM_CACHE_DIR", "")
+        assert corpora.cache_dir() is None and corpora._articles_cache_file(source) is None
+    finally:
+        corpora.wikipedia_articles.cache_clear()
 
 
 def test_polarity_sentences_decode_windows_1252():
