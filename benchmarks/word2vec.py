@@ -92,7 +92,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-gensim", action="store_true")
     parser.add_argument("--repeat-corpus", type=int, default=1, help="N > 1: also a scratchlm speed run on the sample repeated N times")
     parser.add_argument("--speed-epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads running scratchlm's step, as `scratchlm word2vec --threads` (default 1; 0: XLA's default)")
     args = parser.parse_args(argv)
+    from scratchlm.cli import limit_intra_op_threads
+
+    # before anything starts JAX's backend; gensim's threads are its own and keep every CPU
+    threads_limited = bool(args.threads) and limit_intra_op_threads(args.threads)
     if args.quick:
         args.epochs = min(args.epochs, 2)
 
@@ -158,7 +164,7 @@ def main(argv=None) -> dict:
         extra["speed_run"] = {"raw_words": raw_words * args.repeat_corpus, "epochs": args.speed_epochs, **speed}
 
     settings = {k: v for k, v in vars(args).items()}
-    return report("word2vec", figures, settings=settings, raw_words=raw_words, **extra)
+    return report("word2vec", figures, settings=settings, raw_words=raw_words, threads_limited=threads_limited, **extra)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=float, default=60.0, help="seconds between checkpoints (0: only after each epoch)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads running a step's ops (default 1: the step's ops are too small to share "
+                             "between threads, see scratchlm.cli.limit_intra_op_threads; 0: XLA's default, one "
+                             "per CPU); compiling uses every CPU either way; ignored with a GPU/TPU or a mesh")
     parser.add_argument("--out", type=Path, default=Path("word2vec-out"))
     add_parallel_arguments(parser)  # --mesh data=4,model=2 (tables by rows over model); multi-host flags
 
@@ -249,6 +253,10 @@ def train_and_write(args, sentences=None) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scratchlm.cli import limit_intra_op_threads
+
+    if args.threads and args.mesh is None and args.coordinator is None and args.num_processes is None:
+        limit_intra_op_threads(args.threads)  # before anything starts JAX's backend
     import jax
 
     metrics = train_and_write(args)
