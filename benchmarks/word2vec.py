@@ -7,14 +7,13 @@ for scratchlm and gensim (``workers=2``).  ``words/s`` counts corpus tokens (bef
 subsampling) times epochs over training seconds, as gensim's logs do.  scratchlm's seconds include
 its compilation; ``pipeline seconds`` add vocabulary building, encoding and the transfer to the device.
 
-Last run (2026-11-23 17:47 UTC, the 2 CPU cores, load 1.3 before it; the CPU default noise sets, 8
-for skip-gram and 32 across runs for CBOW): skip-gram 25.3 s (268,500 words/s) against gensim's
-26.2 s (258,900 words/s), ratio 1.04 (1.14 in a second run), analogy 0.027 / 0.037, WordSim-353
-0.443 / 0.447, SimLex-999 0.235 / 0.215; CBOW 9.2 s against 8.3 s, ratio 0.90 (0.83), scores at or
-above gensim's.  scratchlm's seconds include 2.2-3.8 s of tracing and compiling the step;
-``scratchlm word2vec`` keeps the compiled step in ``~/.cache/scratchlm/xla`` for its next run
-(skip-gram 21.8 s, CBOW 8.2 s with it warm; ``benchmarks/RESULTS.md``).  This benchmark times the
-library cold.
+Last run (2026-11-24 00:08 UTC, the 2 CPU cores; CPU default noise sets, 8 for skip-gram and 32
+across runs for CBOW; one thread running scratchlm's step, ``--threads 1`` as the command): skip-gram
+20.1 s against gensim's 20.0 s, ratio 1.00 (0.83 with XLA's default threads, same vectors), analogy
+0.031 / 0.036, WordSim-353 0.474 / 0.428, SimLex-999 0.226 / 0.212; CBOW 7.1 s against 6.0 s, ratio
+0.85, scores at or above gensim's.  scratchlm's seconds include 2.5-3.4 s of tracing and compiling
+the step; ``scratchlm word2vec`` keeps the compiled step in ``~/.cache/scratchlm/xla`` for its next
+run (``benchmarks/RESULTS.md``).  This benchmark times the library cold.
 
 ``--repeat-corpus N`` adds a speed run of scratchlm alone on the sample repeated N times (a corpus
 large enough to keep an accelerator busy), timed after a warm-up epoch, for ``--speed-epochs``; its
