@@ -68,8 +68,9 @@ def use_compile_cache(environ=os.environ) -> None:
     imports it (and changes nothing in a process that already has).
     """
     if "JAX_COMPILATION_CACHE_DIR" not in environ:
-        base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(base, "scratchlm", "xla")
+        from scratchlm.data.corpora import user_cache_home
+
+        environ["JAX_COMPILATION_CACHE_DIR"] = str(user_cache_home(environ) / "xla")
     environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 

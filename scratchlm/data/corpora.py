@@ -368,13 +368,18 @@ def wikipedia_articles() -> tuple[tuple[str, tuple[Paragraph, ...]], ...]:
     return articles
 
 
+def user_cache_home(environ=os.environ) -> Path:
+    """``$XDG_CACHE_HOME/scratchlm`` (``~/.cache/scratchlm``): the base of this data cache and of the
+    command line's compiled programs (:func:`scratchlm.cli.use_compile_cache`)."""
+    return Path(environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")) / "scratchlm"
+
+
 def cache_dir() -> Path | None:
     """Where derived data (the cleaned Wikipedia sample) is kept between runs: ``$SCRATCHLM_CACHE_DIR``,
-    else ``$XDG_CACHE_HOME/scratchlm`` (``~/.cache/scratchlm``); ``SCRATCHLM_CACHE_DIR=`` (empty) keeps nothing."""
+    else :func:`user_cache_home`; ``SCRATCHLM_CACHE_DIR=`` (empty) keeps nothing."""
     if "SCRATCHLM_CACHE_DIR" in os.environ:
         return Path(os.environ["SCRATCHLM_CACHE_DIR"]) if os.environ["SCRATCHLM_CACHE_DIR"] else None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "scratchlm"
+    return user_cache_home()
 
 
 def _articles_cache_file(source: Path) -> Path | None:
