@@ -47,8 +47,7 @@ def test_compile_cache_is_written_and_read_back_by_a_fresh_process(tmp_path):
 
 
 _THREADS_PROGRAM = """
-import collections, json, os, sys
-import pytest
+import collections, json, os
 
 from scratchlm import cli
 before = sorted(os.sched_getaffinity(0))
