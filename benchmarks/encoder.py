@@ -58,7 +58,6 @@ def bench_scratchlm(config, seq_len: int, batch: int, steps: int, bf16: bool, fu
     import dataclasses
 
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     from scratchlm.models import bert
@@ -188,8 +187,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import jax
 
-    from scratchlm.training.pretrain import peak_flops
     from scratchlm.models import bert
+    from scratchlm.training.pretrain import peak_flops
 
     on_gpu = jax.devices()[0].platform == "gpu"
     config = _configs(args.quick)

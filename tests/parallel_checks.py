@@ -61,7 +61,6 @@ def bert_problem():
     The parameters are drawn with NumPy at the shapes :func:`bert.init` gives (no eager JAX
     initialisers to compile); no dropout (the pretrain runs cover it, and it doubles the compile time).
     """
-    import jax
 
     from scratchlm.models import bert
     from scratchlm.nn.losses import softmax_cross_entropy

@@ -53,7 +53,7 @@ def _load(spec: str) -> tuple[list[str], list[int]]:
     return [t for t, _ in pairs], [y for _, y in pairs]
 
 
-def minilm_word_vectors(words) -> "WordVectors":  # noqa: F821
+def minilm_word_vectors(words) -> WordVectors:  # noqa: F821
     r"""Static word vectors from the shipped all-MiniLM-L6-v2: :math:`v(w) = \frac{1}{|P(w)|} \sum_{p \in P(w)} E_p`.
 
     :math:`P(w)` are the WordPiece pieces of ``w`` (its own uncased vocabulary) and :math:`E` the

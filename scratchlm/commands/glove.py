@@ -25,7 +25,6 @@ must see the checkpoint directory: a shared filesystem).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 

@@ -89,7 +89,7 @@ class TextCodec:
         self.kind, self.impl = kind, impl  # kind: "word" | "file"
 
     @classmethod
-    def build(cls, spec: str, paragraphs: list[str], *, max_vocab: int, min_count: int) -> "TextCodec":
+    def build(cls, spec: str, paragraphs: list[str], *, max_vocab: int, min_count: int) -> TextCodec:
         from scratchlm import tokenizers
         from scratchlm.data.corpora import word_tokens
 
@@ -105,7 +105,7 @@ class TextCodec:
         return cls("file", tok)
 
     @classmethod
-    def load(cls, folder: Path) -> "TextCodec":
+    def load(cls, folder: Path) -> TextCodec:
         from scratchlm import tokenizers
 
         if (folder / "vocab.json").is_file():

@@ -20,9 +20,9 @@ control character) is given ``unk_id`` so that every word keeps a position and a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scratchlm.docsite import docstrings, katex
-from scratchlm.docsite.source import Module, Section, discover, highlight, render_line
+from scratchlm.docsite.source import Module, discover, highlight, render_line
 from scratchlm.docsite.tex import make_resolver
 from scratchlm.docsite.topics import TOPICS, topics_of
 
@@ -212,7 +212,7 @@ def _module_page(module: Module, anchors: dict[str, set[str]], bag: docstrings.M
 <div class="code">{code}</div>
 </section>""")
     crumbs = f' <span class="sep">/</span> <span class="here">{html.escape(module.name)}</span>'
-    page = _frame(f"{module.name} — scratchlm", crumbs, f'<main class="module">\n' + "\n".join(rows) + "\n</main>")
+    page = _frame(f"{module.name} — scratchlm", crumbs, '<main class="module">\n' + "\n".join(rows) + "\n</main>")
     summary_ctx = docstrings.DocContext(section="module", where=f"{module.name} (summary)",
                                         resolve=lambda names: None, params=[], link_ref=lambda t: None, math=bag)
     summary = docstrings.render_inline(_first_sentence(module.summary), summary_ctx) if module.summary else ""

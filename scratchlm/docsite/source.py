@@ -14,9 +14,9 @@ import io
 import keyword
 import tokenize
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 BUILTINS = {"print", "len", "range", "zip", "enumerate", "isinstance", "min", "max", "sum", "int",
             "float", "str", "list", "dict", "tuple", "set", "bool", "abs", "sorted", "any", "all",

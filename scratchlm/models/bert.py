@@ -57,7 +57,7 @@ class BertConfig(TransformerConfig):
             raise ValueError(f"position_embedding_type must be 'absolute' or 'none', got {self.position_embedding_type!r}")
 
     @classmethod
-    def from_hf_dict(cls, d: dict, **overrides) -> "BertConfig":
+    def from_hf_dict(cls, d: dict, **overrides) -> BertConfig:
         """From a HuggingFace ``config.json`` dict; unknown keys are ignored, ``overrides`` win."""
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in names}

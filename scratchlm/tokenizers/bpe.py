@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 from scratchlm.errors import CorpusError, ScratchlmError
 
@@ -114,7 +114,7 @@ class BPE:
                 "merges": [list(m) for m in self.merges]}
 
     @classmethod
-    def from_json(cls, spec: dict) -> "BPE":
+    def from_json(cls, spec: dict) -> BPE:
         if spec.get("dropout") not in (None, 0, 0.0):
             raise ScratchlmError("BPE dropout is not supported by scratchlm (encoding is deterministic)")
         if spec.get("byte_fallback"):

@@ -37,7 +37,7 @@ class Encoding:
         return len(self.ids)
 
     @classmethod
-    def from_tokens(cls, ids, tokens, offsets, word_ids, *, type_id: int = 0, sequence_id: int = 0) -> "Encoding":
+    def from_tokens(cls, ids, tokens, offsets, word_ids, *, type_id: int = 0, sequence_id: int = 0) -> Encoding:
         n = len(ids)
         return cls(list(ids), list(tokens), list(offsets), [type_id] * n, [1] * n, [0] * n, list(word_ids), [sequence_id] * n)
 
@@ -63,7 +63,7 @@ class Encoding:
             values[:] = values + pad if direction == "right" else pad + values
 
     @staticmethod
-    def merge(encodings: list["Encoding"]) -> "Encoding":
+    def merge(encodings: list[Encoding]) -> Encoding:
         out = Encoding()
         for enc in encodings:
             for mine, theirs in zip(out._fields(), enc._fields()):
@@ -89,7 +89,7 @@ class TemplateProcessing:
     trim_offsets: bool = False  # only ByteLevel post-processors trim leading/trailing spaces from offsets
 
     @classmethod
-    def bert(cls, cls_token: str, cls_id: int, sep_token: str, sep_id: int) -> "TemplateProcessing":
+    def bert(cls, cls_token: str, cls_id: int, sep_token: str, sep_id: int) -> TemplateProcessing:
         return cls(single=((cls_token, 0), ("A", 0), (sep_token, 0)),
                    pair=((cls_token, 0), ("A", 0), (sep_token, 0), ("B", 1), (sep_token, 1)),
                    special_tokens={cls_token: ((cls_id,), (cls_token,)), sep_token: ((sep_id,), (sep_token,))})

@@ -26,8 +26,8 @@ that existed in Unicode 3.2 with the same category today, plus emoji, normalize 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 # Rust's char::is_whitespace (the Unicode White_Space property), which HuggingFace uses; Python's
 # str.isspace differs (it counts U+001C..U+001F as whitespace and not U+0085's neighbours alike).

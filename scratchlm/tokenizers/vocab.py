@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from scratchlm.errors import CorpusError, ScratchlmError
 
@@ -35,7 +35,7 @@ class Vocab:
 
     @classmethod
     def from_counts(cls, counts: Mapping[str, int], *, min_count: int = 1, max_size: int | None = None,
-                    specials: Iterable[str] = ("<pad>", "<unk>"), unk: str | None = "<unk>") -> "Vocab":
+                    specials: Iterable[str] = ("<pad>", "<unk>"), unk: str | None = "<unk>") -> Vocab:
         """Words with ``count >= min_count``, most frequent first (ties: alphabetical), at most ``max_size``
         of them (specials not counted), after the special tokens."""
         if min_count < 1:
@@ -51,7 +51,7 @@ class Vocab:
         return cls(specials + tuple(w for w, _ in kept), (0,) * len(specials) + tuple(c for _, c in kept), specials, unk)
 
     @classmethod
-    def from_corpus(cls, sentences: Iterable[Iterable[str]], **kwargs) -> "Vocab":
+    def from_corpus(cls, sentences: Iterable[Iterable[str]], **kwargs) -> Vocab:
         """Count the words of tokenized sentences (e.g. ``corpora.load_tokenized_corpus("wiki")``) then :meth:`from_counts`."""
         counts = Counter()
         for sentence in sentences:
@@ -95,7 +95,7 @@ class Vocab:
         Path(path).write_text(json.dumps(data, ensure_ascii=False) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, path: str | Path) -> "Vocab":
+    def load(cls, path: str | Path) -> Vocab:
         from scratchlm.data.corpora import read_text
 
         try:

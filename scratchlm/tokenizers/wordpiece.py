@@ -33,7 +33,7 @@ class WordPiece:
         self._longest = max((len(t) for t in self.vocab), default=0)
 
     @classmethod
-    def from_vocab_file(cls, path: str | Path, **kwargs) -> "WordPiece":
+    def from_vocab_file(cls, path: str | Path, **kwargs) -> WordPiece:
         """BERT's ``vocab.txt``: one token a line, the id is the line number (from 0)."""
         from scratchlm.data.corpora import read_text
 
@@ -87,7 +87,7 @@ class WordPiece:
                 "vocab": dict(sorted(self.vocab.items(), key=lambda kv: kv[1]))}
 
     @classmethod
-    def from_json(cls, spec: dict) -> "WordPiece":
+    def from_json(cls, spec: dict) -> WordPiece:
         return cls(spec["vocab"], unk_token=spec.get("unk_token", "[UNK]"),
                    continuing_subword_prefix=spec.get("continuing_subword_prefix", "##"),
                    max_input_chars_per_word=spec.get("max_input_chars_per_word", 100))

@@ -24,7 +24,7 @@ layout of scikit-learn's ``classification_report`` with three digits.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 Tags = Sequence[str]
 

@@ -2,10 +2,16 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from scratchlm.embeddings.evaluate import (cosine_similarity, evaluate_analogies, evaluate_word_pairs,
-                                           nearest_neighbours, spearman)
+from scratchlm.embeddings.evaluate import (
+    cosine_similarity,
+    evaluate_analogies,
+    evaluate_word_pairs,
+    nearest_neighbours,
+    spearman,
+)
 from scratchlm.embeddings.formats import WordVectors
 from scratchlm.errors import ScratchlmError
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 
 from scratchlm import tokenizers
 from scratchlm.data import corpora
-from scratchlm.tokenizers.normalize import BertNormalizer, NFD, Sequence, StripAccents
+from scratchlm.tokenizers.normalize import NFD, BertNormalizer, Sequence, StripAccents
 from scratchlm.tokenizers.pretokenize import BertPreTokenizer
 from tests.tokenizers.peers import texts
 
