@@ -33,7 +33,8 @@ class Encoding:
     @classmethod
     def from_tokens(cls, ids, tokens, offsets, word_ids, *, type_id: int = 0, sequence_id: int = 0) -> Encoding:
         n = len(ids)
-        return cls(list(ids), list(tokens), list(offsets), [type_id] * n, [1] * n, [0] * n, list(word_ids), [sequence_id] * n)
+        return cls(list(ids), list(tokens), list(offsets), [type_id] * n, [1] * n, [0] * n, list(word_ids),
+                   [sequence_id] * n)
 
     def _fields(self):
         return (self.ids, self.tokens, self.offsets, self.type_ids, self.attention_mask,
@@ -52,7 +53,8 @@ class Encoding:
         n = length - len(self)
         if n <= 0:
             return
-        pads = ([pad_id] * n, [pad_token] * n, [(0, 0)] * n, [pad_type_id] * n, [0] * n, [1] * n, [None] * n, [None] * n)
+        pads = ([pad_id] * n, [pad_token] * n, [(0, 0)] * n, [pad_type_id] * n, [0] * n, [1] * n, [None] * n,
+                [None] * n)
         for values, pad in zip(self._fields(), pads):
             values[:] = values + pad if direction == "right" else pad + values
 

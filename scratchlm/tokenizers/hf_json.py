@@ -65,7 +65,8 @@ def load(path: str | Path) -> Tokenizer:
     try:
         spec = json.loads(read_text(path))
     except json.JSONDecodeError as err:
-        raise ScratchlmError(f"{path} is not a tokenizer.json: invalid JSON at line {err.lineno} column {err.colno}") from None
+        raise ScratchlmError(
+            f"{path} is not a tokenizer.json: invalid JSON at line {err.lineno} column {err.colno}") from None
     if not isinstance(spec, dict) or "model" not in spec:
         raise ScratchlmError(f"{path} is not a tokenizer.json: it has no 'model' entry")
     try:

@@ -37,7 +37,8 @@ def bytes_to_unicode() -> dict[int, str]:
     The 188 printable Latin-1 bytes map to themselves; the other 68 (control characters, space,
     ...) to U+0100 onwards in byte order, so a space becomes ``Ġ`` (U+0120) and a newline ``Ċ``.
     """
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    keep = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+            + list(range(ord("®"), ord("ÿ") + 1)))
     chars = list(keep)
     extra = 0
     for b in range(256):

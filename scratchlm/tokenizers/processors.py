@@ -72,8 +72,7 @@ class TemplateProcessing:
 
     def to_json(self) -> dict:
         def pieces(template):
-            return [{"Sequence": {"id": p, "type_id": t}} if p in ("A", "B") else {"SpecialToken": {"id": p, "type_id": t}}
-                    for p, t in template]
+            return [{"Sequence" if p in ("A", "B") else "SpecialToken": {"id": p, "type_id": t}} for p, t in template]
 
         return {"type": "TemplateProcessing", "single": pieces(self.single), "pair": pieces(self.pair),
                 "special_tokens": {name: {"id": name, "ids": list(ids), "tokens": list(toks)}
@@ -165,7 +164,8 @@ class Truncation:
         if self.max_length < 0:
             raise ScratchlmError(f"truncation max_length must be >= 0, got {self.max_length}")
         if self.strategy not in ("longest_first", "only_first", "only_second"):
-            raise ScratchlmError(f"truncation strategy must be longest_first, only_first or only_second, got {self.strategy!r}")
+            raise ScratchlmError(
+                f"truncation strategy must be longest_first, only_first or only_second, got {self.strategy!r}")
         if self.direction not in ("left", "right"):
             raise ScratchlmError(f"truncation direction must be 'left' or 'right', got {self.direction!r}")
 
@@ -207,8 +207,10 @@ class Truncation:
         target.truncate(len(target) - to_remove, self.direction)
 
     def to_json(self) -> dict:
-        strategy = {"longest_first": "LongestFirst", "only_first": "OnlyFirst", "only_second": "OnlySecond"}[self.strategy]
-        return {"direction": self.direction.capitalize(), "max_length": self.max_length, "strategy": strategy, "stride": self.stride}
+        strategy = {"longest_first": "LongestFirst", "only_first": "OnlyFirst",
+                    "only_second": "OnlySecond"}[self.strategy]
+        return {"direction": self.direction.capitalize(), "max_length": self.max_length, "strategy": strategy,
+                "stride": self.stride}
 
     @classmethod
     def from_json(cls, spec: dict) -> Truncation:
@@ -235,7 +237,8 @@ class Padding:
         if self.pad_to_multiple_of and length % self.pad_to_multiple_of:
             length += self.pad_to_multiple_of - length % self.pad_to_multiple_of
         for enc in encodings:
-            enc.pad(length, pad_id=self.pad_id, pad_type_id=self.pad_type_id, pad_token=self.pad_token, direction=self.direction)
+            enc.pad(length, pad_id=self.pad_id, pad_type_id=self.pad_type_id, pad_token=self.pad_token,
+                    direction=self.direction)
 
     def to_json(self) -> dict:
         return {"strategy": "BatchLongest" if self.length is None else {"Fixed": self.length},

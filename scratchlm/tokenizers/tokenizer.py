@@ -169,11 +169,13 @@ class Tokenizer:
         self.truncation = None
 
     def enable_padding(self, *, length: int | None = None, direction: str = "right", pad_id: int | None = None,
-                       pad_type_id: int = 0, pad_token: str | None = None, pad_to_multiple_of: int | None = None) -> None:
+                       pad_type_id: int = 0, pad_token: str | None = None,
+                       pad_to_multiple_of: int | None = None) -> None:
         """Pad to ``length`` (``None``: to the longest encoding of each batch).  The pad token defaults to
         ``[PAD]`` / ``<pad>`` when the vocabulary has one, its id to that token's id."""
         if pad_token is None:
-            pad_token = "[PAD]" if self.token_to_id("[PAD]") is not None or self.token_to_id("<pad>") is None else "<pad>"
+            has_pad = self.token_to_id("[PAD]") is not None or self.token_to_id("<pad>") is None
+            pad_token = "[PAD]" if has_pad else "<pad>"
         if pad_id is None:
             pad_id = self.token_to_id(pad_token) or 0
         self.padding = Padding(length, pad_id, pad_type_id, pad_token, direction, pad_to_multiple_of)
@@ -196,7 +198,8 @@ class Tokenizer:
             self.padding.apply([encoding])
         return encoding
 
-    def encode_batch(self, texts, pairs=None, *, add_special_tokens: bool = True, is_pretokenized: bool = False) -> list[Encoding]:
+    def encode_batch(self, texts, pairs=None, *, add_special_tokens: bool = True,
+                     is_pretokenized: bool = False) -> list[Encoding]:
         """``encode`` for each text (and pair); with padding enabled the batch is padded together."""
         if pairs is not None and len(pairs) != len(texts):
             raise ScratchlmError(f"encode_batch: {len(texts)} texts but {len(pairs)} pairs")
@@ -215,7 +218,8 @@ class Tokenizer:
             n_added = processor.num_special_tokens_to_add(second is not None) if processor and add_special_tokens else 0
             if self.truncation.max_length < n_added:
                 raise ScratchlmError(
-                    f"truncation max_length {self.truncation.max_length} leaves no room for the {n_added} special tokens")
+                    f"truncation max_length {self.truncation.max_length} leaves no room for the {n_added} "
+                    "special tokens")
             self.truncation.apply(first, second, self.truncation.max_length - n_added)
         if processor is None:
             return default_process(first, second)
@@ -280,7 +284,8 @@ class Tokenizer:
                 s, e = seg_start, seg_start + len(segment)
                 ids.append(added.id)
                 tokens.append(added.content)
-                offsets.append((base + s, base + e) if alignment is None else (base + alignment[s], base + alignment[e - 1] + 1))
+                offsets.append((base + s, base + e) if alignment is None
+                               else (base + alignment[s], base + alignment[e - 1] + 1))
                 word_ids.append(word_index if fixed is None else fixed)
                 word_index += 1
                 continue

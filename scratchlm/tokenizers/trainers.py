@@ -111,7 +111,8 @@ def merge_pair(words: list[list[int]], counts: list[int], positions: Iterable[in
 
 def learn_merges(word_counts: dict[str, int], vocab_size: int, *, score: Callable[[int, int, int], float] = frequency,
                  special_tokens: Iterable[str] = (), initial_alphabet: Iterable[str] = (),
-                 limit_alphabet: int | None = None, min_frequency: int = 0, continuing_subword_prefix: str | None = None,
+                 limit_alphabet: int | None = None, min_frequency: int = 0,
+                 continuing_subword_prefix: str | None = None,
                  end_of_word_suffix: str | None = None) -> tuple[list[str], list[tuple[str, str]]]:
     r"""Learn merges from word counts by ``score`` (:func:`frequency` or :func:`likelihood`); returns
     ``(id_to_token, merges)``.  With :func:`frequency` this is HuggingFace's ``BpeTrainer`` (and, with

@@ -45,7 +45,8 @@ def test_canonical_ordering_across_characters():
 
 
 def test_pre_tokenizer_isolates_punctuation():
-    assert [w for w, _ in BertPreTokenizer().pre_tokenize_str("hello,world! a-b")] == ["hello", ",", "world", "!", "a", "-", "b"]
+    words = [w for w, _ in BertPreTokenizer().pre_tokenize_str("hello,world! a-b")]
+    assert words == ["hello", ",", "world", "!", "a", "-", "b"]
 
 
 @settings(max_examples=150)

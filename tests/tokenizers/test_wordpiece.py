@@ -64,8 +64,7 @@ def test_minilm_untruncated_pairs_on_polarity_sentences(minilm):
             _same(ours.encode(a), theirs.encode(a))
             _same(ours.encode(a, b), theirs.encode(a, b))
     finally:
-        path = corpora.minilm_path() / "tokenizer.json"
-        for fresh, tok in ((tokenizers.load(path), ours), (hf_tokenizers.Tokenizer.from_file(str(path)), theirs)):
+        for tok in (ours, theirs):
             tok.enable_truncation(128), tok.enable_padding(length=128)
 
 
@@ -85,7 +84,8 @@ def test_vocab_txt_matches_bert_tokenizer_fast():
     texts_ = [text for text, _ in corpora.polarity_sentences()] + corpora.wikipedia_paragraphs()[:300]
     pairs = texts_[::-1]
     batch = hf(texts_, pairs)
-    for a, b, ids, types, mask in zip(texts_, pairs, batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]):
+    columns = batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]
+    for a, b, ids, types, mask in zip(texts_, pairs, *columns):
         enc = ours.encode(a, b)
         assert (enc.ids, enc.type_ids, enc.attention_mask) == (ids, types, mask)
 
