@@ -3,9 +3,8 @@
 Usage (the API the models and fine-tuning code rely on)::
 
     from scratchlm import tokenizers
-    from scratchlm.data import corpora
 
-    tok = tokenizers.load(corpora.minilm_path() / "tokenizer.json")   # any HuggingFace tokenizer.json
+    tok = tokenizers.load(path)   # any HuggingFace tokenizer.json, e.g. corpora.minilm_path() / "tokenizer.json"
     tok.no_padding()            # MiniLM's file pads to 128 and truncates at 128, as HuggingFace would
     enc = tok.encode("Hello world", pair=None, add_special_tokens=True)
     enc.ids, enc.tokens, enc.offsets, enc.attention_mask, enc.type_ids, enc.word_ids
@@ -21,7 +20,7 @@ Usage (the API the models and fine-tuning code rely on)::
 
 Word-level models use ``Vocab``::
 
-    vocab = tokenizers.Vocab.from_corpus(corpora.load_tokenized_corpus("wiki"), min_count=5, max_size=20000)
+    vocab = tokenizers.Vocab.from_corpus(sentences, min_count=5, max_size=20000)   # lists of words
     vocab.encode(["the", "cat"]), vocab.decode(ids), vocab.unk_id, len(vocab), vocab.save(p), Vocab.load(p)
 
 Pairs are ``[CLS] A [SEP] B [SEP]`` with ``token_type_ids`` 0 then 1 (the file's post-processor).
