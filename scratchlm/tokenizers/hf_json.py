@@ -20,7 +20,7 @@ from pathlib import Path
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.io import read_text
-from scratchlm.tokenizers.decoders import ByteLevelDecoder, SpaceDecoder, WordPieceDecoder
+from scratchlm.tokenizers.decoders import ByteLevelDecoder, WordPieceDecoder
 from scratchlm.tokenizers.models import BPE, WordPiece
 from scratchlm.tokenizers.normalizers import NFD, BertNormalizer, Lowercase, Sequence, StripAccents
 from scratchlm.tokenizers.pre_tokenizers import BertPreTokenizer, ByteLevel, Whitespace, WhitespaceSplit
@@ -86,7 +86,7 @@ def from_json(spec: dict) -> Tokenizer:
         normalizer=optional("normalizer"),
         pre_tokenizer=optional("pre_tokenizer"),
         post_processor=optional("post_processor"),
-        decoder=optional("decoder") or SpaceDecoder(),
+        decoder=optional("decoder"),  # none: the Tokenizer joins tokens with spaces, as HuggingFace does
         added_tokens=[AddedToken.from_json(t) for t in spec.get("added_tokens") or []],
         truncation=None if spec.get("truncation") is None else Truncation.from_json(spec["truncation"]),
         padding=None if spec.get("padding") is None else Padding.from_json(spec["padding"]),
