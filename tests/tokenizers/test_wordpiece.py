@@ -126,3 +126,8 @@ def test_trained_wordpiece_round_trips_through_huggingface(tmp_path):
     for text in corpora.wikipedia_paragraphs()[300:400]:
         _same(ours.encode(text, "a second sentence"), hf.encode(text, "a second sentence"))
 
+
+
+def test_unknown_score_is_a_clear_error():
+    with pytest.raises(tokenizers.ScratchlmError, match="score must be one of frequency, likelihood"):
+        pipelines.train_bert_wordpiece(["a b"], 10, score="entropy")
