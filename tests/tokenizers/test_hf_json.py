@@ -9,6 +9,7 @@ from scratchlm import tokenizers
 from scratchlm.data import corpora
 from scratchlm.tokenizers import hf_json
 from scratchlm.tokenizers.pipelines import BERT_SPECIAL_TOKENS, train_bert_wordpiece, train_bpe
+from scratchlm.tokenizers.processors import TemplateProcessing
 
 # One written example per registered type name (models are covered by the trained files below).
 COMPONENTS = {
@@ -24,7 +25,7 @@ COMPONENTS = {
     ],
     "post_processor": [
         {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
-        tokenizers.load(corpora.minilm_path() / "tokenizer.json").to_json()["post_processor"],
+        TemplateProcessing.bert("[CLS]", 101, "[SEP]", 102).to_json(),
     ],
     "decoder": [{"type": "WordPiece", "prefix": "##", "cleanup": False},
                 {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}],
@@ -45,6 +46,7 @@ def test_component_reads_back_what_it_writes(slot, spec):
 
 
 def test_bert_processing_reads_as_bert_template():
+    """MiniLM's file writes BERT's template as a TemplateProcessing; older files say BertProcessing."""
     minilm = tokenizers.load(corpora.minilm_path() / "tokenizer.json")
     spec = {"type": "BertProcessing", "sep": ["[SEP]", 102], "cls": ["[CLS]", 101]}
     assert hf_json.read("post_processor", spec) == minilm.post_processor
