@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from scratchlm import tokenizers
     from scratchlm.data import corpora
-    from scratchlm.tokenizers import bpe
+    from scratchlm.tokenizers.pipelines import train_bpe
 
     texts = corpora.wikipedia_paragraphs()[: args.paragraphs]
     megabytes = sum(len(t.encode("utf-8")) for t in texts) / 1e6
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     ours_bpe = {}
 
     def train_ours():
-        ours_bpe["tok"] = bpe.train(texts, args.vocab_size)
+        ours_bpe["tok"] = train_bpe(texts, args.vocab_size)
 
     def train_hf():
         tok = hf.Tokenizer(hf.models.BPE())

@@ -135,14 +135,14 @@ def pretrain_checks(out: dict, tmp: Path) -> None:
     with open(out["reference_path"], "wb") as f:  # for the two-process test: no second compile there
         f.write(serialization.msgpack_serialize(serialization.to_state_dict(reference_step())))
     from scratchlm.models import bert
-    from scratchlm.tokenizers import wordpiece
+    from scratchlm.tokenizers.pipelines import BERT_SPECIAL_TOKENS, train_bert_wordpiece
 
     rng = np.random.default_rng(0)
     words = "alpha beta gamma delta river stone north south house light green small".split()
     texts = [" ".join(rng.choice(words, 30)) for _ in range(40)]
     corpus = tmp / "corpus.txt"
     corpus.write_text("".join(t + "\n" for t in texts))
-    tokenizer = wordpiece.train(texts, 60, special_tokens=wordpiece.BERT_SPECIAL_TOKENS)
+    tokenizer = train_bert_wordpiece(texts, 60, special_tokens=BERT_SPECIAL_TOKENS)
     config = bert.BertConfig(**{**TINY, "vocab_size": tokenizer.get_vocab_size()})
     bert.save_pretrained(tmp / "init", bert_params(config), config)
     tokenizer.save(tmp / "init" / "tokenizer.json")

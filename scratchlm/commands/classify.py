@@ -66,7 +66,7 @@ def minilm_word_vectors(words) -> WordVectors:  # noqa: F821
 
     from scratchlm.data.corpora import minilm_path
     from scratchlm.embeddings.formats import WordVectors
-    from scratchlm.tokenizers.wordpiece import WordPiece
+    from scratchlm.tokenizers.models import WordPiece
 
     path = minilm_path()
     E = load_file(str(path / "model.safetensors"))["embeddings.word_embeddings.weight"]  # [30522, 384]

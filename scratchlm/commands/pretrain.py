@@ -73,7 +73,7 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
     from scratchlm.data import corpora
     from scratchlm.errors import ScratchlmError
     from scratchlm.models import bert
-    from scratchlm.tokenizers import wordpiece
+    from scratchlm.tokenizers.pipelines import BERT_SPECIAL_TOKENS, train_bert_wordpiece
     from scratchlm.training.pretrain import PretrainConfig, pretrain
 
     texts = corpora.load_corpus(args.corpus)
@@ -93,8 +93,8 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
         if args.tokenizer:
             tokenizer = tokenizers.load(args.tokenizer)
         else:
-            tokenizer = wordpiece.train(texts, args.vocab_size, special_tokens=wordpiece.BERT_SPECIAL_TOKENS,
-                                        limit_alphabet=1000)
+            tokenizer = train_bert_wordpiece(texts, args.vocab_size, special_tokens=BERT_SPECIAL_TOKENS,
+                                             limit_alphabet=1000)
         config = bert.BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=args.hidden,
                                  num_hidden_layers=args.layers, num_attention_heads=args.heads,
                                  intermediate_size=args.intermediate or 4 * args.hidden,

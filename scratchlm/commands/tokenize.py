@@ -62,12 +62,13 @@ def run(args: argparse.Namespace) -> int:
 
 def train(model: str, texts, vocab_size: int, *, byte_level: bool = False, special_tokens=(), min_frequency: int = 0,
           lowercase: bool = True, score: str = "frequency"):
-    from scratchlm.tokenizers import bpe, wordpiece
+    from scratchlm.tokenizers import pipelines
 
     if model == "bpe":
-        return bpe.train(texts, vocab_size, byte_level=byte_level, special_tokens=special_tokens, min_frequency=min_frequency)
-    return wordpiece.train(texts, vocab_size, special_tokens=special_tokens, min_frequency=min_frequency,
-                           lowercase=lowercase, score=score)
+        return pipelines.train_bpe(texts, vocab_size, byte_level=byte_level, special_tokens=special_tokens,
+                                   min_frequency=min_frequency)
+    return pipelines.train_bert_wordpiece(texts, vocab_size, special_tokens=special_tokens,
+                                          min_frequency=min_frequency, lowercase=lowercase, score=score)
 
 
 def _load(spec: str) -> list[str]:
@@ -81,7 +82,7 @@ def demo_step(ctx) -> dict:
     and a WordPiece trained here (8,000 tokens; 2,000 on a 1,000-paragraph slice with ``--quick``)."""
     from scratchlm import tokenizers
     from scratchlm.data import corpora
-    from scratchlm.tokenizers import wordpiece
+    from scratchlm.tokenizers.pipelines import BERT_SPECIAL_TOKENS
 
     texts = corpora.wikipedia_paragraphs()
     vocab_size = 8000
@@ -93,7 +94,7 @@ def demo_step(ctx) -> dict:
     contenders["bpe"] = train("bpe", texts, vocab_size, byte_level=True)
     bpe_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    contenders["wordpiece"] = train("wordpiece", texts, vocab_size, special_tokens=wordpiece.BERT_SPECIAL_TOKENS)
+    contenders["wordpiece"] = train("wordpiece", texts, vocab_size, special_tokens=BERT_SPECIAL_TOKENS)
     wordpiece_seconds = time.perf_counter() - t0
     minilm = tokenizers.load(corpora.minilm_path() / "tokenizer.json")
     minilm.no_padding(), minilm.no_truncation()

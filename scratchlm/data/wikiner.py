@@ -42,6 +42,7 @@ import re
 from dataclasses import dataclass
 
 from scratchlm.data import corpora
+from scratchlm.data.wikitext import Paragraph
 
 ENTITY_TYPE = "ENT"
 TAGS = ("O", f"B-{ENTITY_TYPE}", f"I-{ENTITY_TYPE}")
@@ -110,7 +111,7 @@ def lowercase_words() -> frozenset[str]:
     return frozenset(t for p in corpora.wikipedia_paragraphs() for t in _TOKEN.findall(p) if t.islower())
 
 
-def paragraph_sentences(paragraph: corpora.Paragraph, common: frozenset[str] = frozenset()) -> list[Sentence]:
+def paragraph_sentences(paragraph: Paragraph, common: frozenset[str] = frozenset()) -> list[Sentence]:
     """The selected, BIO-tagged sentences of one paragraph (steps 1 and 2 of the module docstring).
 
     ``common`` holds the words written in lower case somewhere in the corpus; a sentence may start

@@ -3,9 +3,8 @@
 Usage (the API the models and fine-tuning code rely on)::
 
     from scratchlm import tokenizers
-    from scratchlm.data import corpora
 
-    tok = tokenizers.load(corpora.minilm_path() / "tokenizer.json")   # any HuggingFace tokenizer.json
+    tok = tokenizers.load(path)   # any HuggingFace tokenizer.json, e.g. corpora.minilm_path() / "tokenizer.json"
     tok.no_padding()            # MiniLM's file pads to 128 and truncates at 128, as HuggingFace would
     enc = tok.encode("Hello world", pair=None, add_special_tokens=True)
     enc.ids, enc.tokens, enc.offsets, enc.attention_mask, enc.type_ids, enc.word_ids
@@ -21,17 +20,26 @@ Usage (the API the models and fine-tuning code rely on)::
 
 Word-level models use ``Vocab``::
 
-    vocab = tokenizers.Vocab.from_corpus(corpora.load_tokenized_corpus("wiki"), min_count=5, max_size=20000)
+    vocab = tokenizers.Vocab.from_corpus(sentences, min_count=5, max_size=20000)   # lists of words
     vocab.encode(["the", "cat"]), vocab.decode(ids), vocab.unk_id, len(vocab), vocab.save(p), Vocab.load(p)
 
 Pairs are ``[CLS] A [SEP] B [SEP]`` with ``token_type_ids`` 0 then 1 (the file's post-processor).
 Offsets are character spans in the original text; special and padding tokens have ``(0, 0)``.
 
-Modules, one idea each: ``normalize`` (BERT's cleaning, accents, CJK; alignment to the original
-text), ``pretokenize`` (BERT's punctuation split, GPT-2's byte-level split), ``wordpiece``
-(greedy longest match; training), ``bpe`` (training with incremental pair counts; encoding by merge
-rank), ``vocab`` (word-level vocabulary), ``encoding`` (the result, special tokens, truncation,
-padding, arrays), ``tokenizer`` (the pipeline), ``hf_json`` (the file format).
+Training (``pipelines``)::
+
+    from scratchlm.tokenizers import pipelines
+    tok = pipelines.train_bert_wordpiece(texts, 8000, special_tokens=pipelines.BERT_SPECIAL_TOKENS)
+    tok = pipelines.train_bpe(texts, 8000)          # GPT-2's byte-level BPE
+
+Modules by role, in the order text flows through them: ``normalizers`` (BERT's cleaning, accents,
+CJK; alignment to the original text), ``pre_tokenizers`` (BERT's punctuation split, GPT-2's
+byte-level split), ``models`` (encode one word: ``models.bpe`` by merge rank, ``models.wordpiece`` by
+greedy longest match), ``processors`` (special tokens, truncation, padding), ``decoders`` (tokens back
+to text), ``encoding`` (the result and its arrays), ``tokenizer`` (the pipeline); ``trainers`` (one
+merge learner, the score as its parameter), ``pipelines`` (the BERT WordPiece and byte-level BPE
+tokenizers, built or trained), ``hf_json`` (the file format: a registry of component types),
+``vocab`` (word-level vocabulary).
 """
 
 from scratchlm.errors import ScratchlmError

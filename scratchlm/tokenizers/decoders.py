@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scratchlm.errors import ScratchlmError
-from scratchlm.tokenizers.pretokenize import unicode_to_bytes
+from scratchlm.tokenizers.pre_tokenizers import unicode_to_bytes
 
 # BERT's detokenization clean-up of spaces before punctuation and English contractions (per token,
 # as HuggingFace applies it).
@@ -34,6 +33,10 @@ class WordPieceDecoder:
     def to_json(self) -> dict:
         return {"type": "WordPiece", "prefix": self.prefix, "cleanup": self.cleanup}
 
+    @classmethod
+    def from_json(cls, spec: dict) -> WordPieceDecoder:
+        return cls(spec.get("prefix", "##"), spec.get("cleanup", True))
+
 
 @dataclass(frozen=True)
 class ByteLevelDecoder:
@@ -53,6 +56,10 @@ class ByteLevelDecoder:
     def to_json(self) -> dict:
         return {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
 
+    @classmethod
+    def from_json(cls, spec: dict) -> ByteLevelDecoder:
+        return cls()
+
 
 @dataclass(frozen=True)
 class SpaceDecoder:
@@ -63,14 +70,3 @@ class SpaceDecoder:
 
     def to_json(self) -> None:
         return None
-
-
-def from_json(spec: dict | None):
-    if spec is None:
-        return SpaceDecoder()
-    kind = spec.get("type")
-    if kind == "WordPiece":
-        return WordPieceDecoder(spec.get("prefix", "##"), spec.get("cleanup", True))
-    if kind == "ByteLevel":
-        return ByteLevelDecoder()
-    raise ScratchlmError(f"tokenizer.json decoder type {kind!r} is not supported by scratchlm (supported: WordPiece, ByteLevel)")

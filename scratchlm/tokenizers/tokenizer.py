@@ -10,6 +10,7 @@ marks, CJK, control characters) pay for a per-character alignment, so offsets st
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import regex
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.tokenizers.decoders import SpaceDecoder
-from scratchlm.tokenizers.encoding import Encoding, Padding, TemplateProcessing, Truncation, default_process
+from scratchlm.tokenizers.encoding import Encoding
+from scratchlm.tokenizers.processors import Padding, Truncation, default_process
 
 CACHE_CAPACITY = 200_000  # words; beyond it new words are tokenized but not cached (HuggingFace's rule)
 
@@ -37,6 +39,12 @@ class AddedToken:
     def to_json(self) -> dict:
         return {"id": self.id, "content": self.content, "single_word": self.single_word, "lstrip": self.lstrip,
                 "rstrip": self.rstrip, "normalized": self.normalized, "special": self.special}
+
+    @classmethod
+    def from_json(cls, spec: dict) -> AddedToken:
+        special = spec.get("special", False)
+        return cls(spec["content"], spec["id"], special, spec.get("single_word", False), spec.get("lstrip", False),
+                   spec.get("rstrip", False), spec.get("normalized", not special))
 
 
 def _added_pattern(tokens: list[AddedToken]) -> regex.Pattern | None:
@@ -63,10 +71,14 @@ class Tokenizer:
     ``encode_batch(texts, pairs=None, ...) -> list[Encoding]``; ``decode(ids, skip_special_tokens=True)``;
     ``enable_truncation(max_length, ...)`` / ``no_truncation()``; ``enable_padding(length=None, ...)`` /
     ``no_padding()``; ``token_to_id``, ``id_to_token``, ``get_vocab``, ``get_vocab_size``; ``save(path)``
-    writes a HuggingFace ``tokenizer.json``.
+    writes a HuggingFace ``tokenizer.json`` (``tokenizers.load`` reads one).
+
+    The components are given, never looked up: the post-processor is any object with
+    ``num_special_tokens_to_add(is_pair)`` and ``process(first, second, add_special_tokens)``
+    (``processors.TemplateProcessing``, ``processors.ByteLevelProcessing``), and each one writes its own JSON.
     """
 
-    def __init__(self, model, *, normalizer=None, pre_tokenizer=None, post_processor: TemplateProcessing | None = None,
+    def __init__(self, model, *, normalizer=None, pre_tokenizer=None, post_processor=None,
                  decoder=None, added_tokens: list[AddedToken] = (), truncation: Truncation | None = None,
                  padding: Padding | None = None):
         self.model = model
@@ -157,11 +169,13 @@ class Tokenizer:
         self.truncation = None
 
     def enable_padding(self, *, length: int | None = None, direction: str = "right", pad_id: int | None = None,
-                       pad_type_id: int = 0, pad_token: str | None = None, pad_to_multiple_of: int | None = None) -> None:
+                       pad_type_id: int = 0, pad_token: str | None = None,
+                       pad_to_multiple_of: int | None = None) -> None:
         """Pad to ``length`` (``None``: to the longest encoding of each batch).  The pad token defaults to
         ``[PAD]`` / ``<pad>`` when the vocabulary has one, its id to that token's id."""
         if pad_token is None:
-            pad_token = "[PAD]" if self.token_to_id("[PAD]") is not None or self.token_to_id("<pad>") is None else "<pad>"
+            has_pad = self.token_to_id("[PAD]") is not None or self.token_to_id("<pad>") is None
+            pad_token = "[PAD]" if has_pad else "<pad>"
         if pad_id is None:
             pad_id = self.token_to_id(pad_token) or 0
         self.padding = Padding(length, pad_id, pad_type_id, pad_token, direction, pad_to_multiple_of)
@@ -184,7 +198,8 @@ class Tokenizer:
             self.padding.apply([encoding])
         return encoding
 
-    def encode_batch(self, texts, pairs=None, *, add_special_tokens: bool = True, is_pretokenized: bool = False) -> list[Encoding]:
+    def encode_batch(self, texts, pairs=None, *, add_special_tokens: bool = True,
+                     is_pretokenized: bool = False) -> list[Encoding]:
         """``encode`` for each text (and pair); with padding enabled the batch is padded together."""
         if pairs is not None and len(pairs) != len(texts):
             raise ScratchlmError(f"encode_batch: {len(texts)} texts but {len(pairs)} pairs")
@@ -203,14 +218,11 @@ class Tokenizer:
             n_added = processor.num_special_tokens_to_add(second is not None) if processor and add_special_tokens else 0
             if self.truncation.max_length < n_added:
                 raise ScratchlmError(
-                    f"truncation max_length {self.truncation.max_length} leaves no room for the {n_added} special tokens")
+                    f"truncation max_length {self.truncation.max_length} leaves no room for the {n_added} "
+                    "special tokens")
             self.truncation.apply(first, second, self.truncation.max_length - n_added)
         if processor is None:
             return default_process(first, second)
-        if processor.trim_offsets:
-            for enc in (first, second):
-                if enc is not None:
-                    _trim_offsets(enc, getattr(self.pre_tokenizer, "add_prefix_space", False))
         return processor.process(first, second, add_special_tokens)
 
     def _encode_sequence(self, text, type_id: int, is_pretokenized: bool) -> Encoding:
@@ -272,7 +284,8 @@ class Tokenizer:
                 s, e = seg_start, seg_start + len(segment)
                 ids.append(added.id)
                 tokens.append(added.content)
-                offsets.append((base + s, base + e) if alignment is None else (base + alignment[s], base + alignment[e - 1] + 1))
+                offsets.append((base + s, base + e) if alignment is None
+                               else (base + alignment[s], base + alignment[e - 1] + 1))
                 word_ids.append(word_index if fixed is None else fixed)
                 word_index += 1
                 continue
@@ -332,27 +345,26 @@ class Tokenizer:
 
     # ------------------------------------------------------------------ files
 
+    def to_json(self) -> dict:
+        """HuggingFace's ``tokenizer.json`` layout, each component writing its own entry."""
+        def entry(component):
+            return None if component is None else component.to_json()
+
+        return {
+            "version": "1.0",
+            "truncation": entry(self.truncation),
+            "padding": entry(self.padding),
+            "added_tokens": [t.to_json() for t in self.added_tokens],
+            "normalizer": entry(self.normalizer),
+            "pre_tokenizer": entry(self.pre_tokenizer),
+            "post_processor": entry(self.post_processor),
+            "decoder": self.decoder.to_json(),
+            "model": self.model.to_json(),
+        }
+
     def save(self, path: str | Path) -> None:
         """Write a HuggingFace ``tokenizer.json`` (``tokenizers.Tokenizer.from_file`` reads it)."""
-        from scratchlm.tokenizers.hf_json import save
-
-        save(self, path)
+        Path(path).write_text(json.dumps(self.to_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
 _WHOLE_TEXT = regex.compile(r"(?s).+")
-
-
-def _trim_offsets(encoding: Encoding, add_prefix_space: bool) -> None:
-    """HuggingFace's ByteLevel ``trim_offsets``: offsets leave out a token's leading / trailing spaces."""
-    for i, (token, (start, end)) in enumerate(zip(encoding.tokens, encoding.offsets)):
-        lead = len(token) - len(token.lstrip("Ġ \t\n\r\x0b\x0c"))
-        trail = len(token) - len(token.rstrip("Ġ \t\n\r\x0b\x0c"))
-        if not lead and not trail:
-            continue
-        if lead and (i == 0 or start == 0) and add_prefix_space and lead == 1:
-            lead = 0  # the space the pre-tokenizer added itself
-        if lead:
-            start = min(start + lead, end)
-        if trail and end >= trail:
-            end = max(end - trail, start)
-        encoding.offsets[i] = (start, end)

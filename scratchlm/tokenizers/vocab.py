@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scratchlm.errors import CorpusError, ScratchlmError
+from scratchlm.io import read_text
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,6 @@ class Vocab:
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:
-        from scratchlm.data.corpora import read_text
-
         try:
             data = json.loads(read_text(path))
             return cls(tuple(data["tokens"]), tuple(data["counts"]), tuple(data["specials"]), data["unk"])

@@ -7,23 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from scratchlm.data import corpora
+from scratchlm.data import corpora, wikitext
 from scratchlm.errors import CorpusError, MissingDataError
-
-
-def test_clean_wikitext_worked_example():
-    """Templates, refs, files, categories, emphasis and headings go; anchors stay with their spans."""
-    wikitext = (
-        "{{Infobox person|name=X}}'''Ada Lovelace''' was an [[England|English]] "
-        "[[mathematician]]s<ref>Some source</ref> who worked with [[Charles Babbage]] "
-        "on the {{nowrap|Analytical Engine}}[[File:Ada.jpg|thumb|A [[portrait]]]].\n"
-        "== Life ==\n"
-        "[[Category:Mathematicians]]\n"
-    )
-    (paragraph,) = corpora.clean_wikitext(wikitext, "Ada Lovelace")
-    assert paragraph.text == "Ada Lovelace was an English mathematicians who worked with Charles Babbage on the ."
-    anchors = [(paragraph.text[l.start : l.end], l.target) for l in paragraph.links]
-    assert anchors == [("English", "England"), ("mathematicians", "Mathematician"), ("Charles Babbage", "Charles Babbage")]
 
 
 def test_wikipedia_sample_is_clean_and_deterministic():
@@ -63,7 +48,7 @@ def test_cleaned_sample_is_kept_and_read_back(tmp_path, monkeypatch):
         parses.append(path)
         return real
 
-    monkeypatch.setattr(corpora, "_parse_articles", parse)
+    monkeypatch.setattr(corpora, "parse_articles", parse)
     monkeypatch.setenv("SCRATCHLM_CACHE_DIR", str(tmp_path))
     corpora.wikipedia_articles.cache_clear()
     try:
@@ -83,10 +68,14 @@ def test_cleaned_sample_is_kept_and_read_back(tmp_path, monkeypatch):
         corpora.wikipedia_articles()
         assert len(parses) == 3 and [p.name for p in (tmp_path / "corpora").glob("*")] != [written.name]
         assert len(list((tmp_path / "corpora").glob("*"))) == 1
-        # a changed cleaner (this module's code) does too
+        # a changed cleaner (this module's code or wikitext's) does too
         before = corpora._articles_cache_file(source)
         (tmp_path / "corpora_changed.py").write_text(Path(corpora.__file__).read_text() + "\n# changed\n")
         monkeypatch.setattr(corpora, "__file__", str(tmp_path / "corpora_changed.py"))
+        assert corpora._articles_cache_file(source) != before
+        before = corpora._articles_cache_file(source)
+        (tmp_path / "wikitext_changed.py").write_text(Path(wikitext.__file__).read_text() + "\n# changed\n")
+        monkeypatch.setattr(wikitext, "__file__", str(tmp_path / "wikitext_changed.py"))
         assert corpora._articles_cache_file(source) != before
         monkeypatch.setenv("SCRATCHLM_CACHE_DIR", "")
         assert corpora.cache_dir() is None and corpora._articles_cache_file(source) is None
@@ -113,7 +102,8 @@ def test_evaluation_sets():
 
 
 def test_word_tokens():
-    assert corpora.word_tokens("Étienne's 3 cats — can't, won't_stop!") == ["étienne's", "3", "cats", "can't", "won't", "stop"]
+    tokens = corpora.word_tokens("Étienne's 3 cats — can't, won't_stop!")
+    assert tokens == ["étienne's", "3", "cats", "can't", "won't", "stop"]
 
 
 def test_non_utf8_file_names_file_and_offset(tmp_path):

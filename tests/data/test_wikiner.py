@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scratchlm.data import corpora, wikiner
+from scratchlm.data import wikiner
+from scratchlm.data.wikitext import Link, Paragraph
 
 
 def test_worked_paragraph():
@@ -13,8 +14,8 @@ def test_worked_paragraph():
     mention; a sentence with an unlinked name ("Paris") is dropped; "Dr." does not end a sentence."""
     text = ("Ada Lovelace worked with Charles Babbage on the engine. In London, Dr. Smith met the Royal "
             "Society. She visited Paris. The analytical engine used punched cards.")
-    link = lambda s, target: corpora.Link(text.index(s), text.index(s) + len(s), target)  # noqa: E731
-    paragraph = corpora.Paragraph("Ada Lovelace", text, (
+    link = lambda s, target: Link(text.index(s), text.index(s) + len(s), target)  # noqa: E731
+    paragraph = Paragraph("Ada Lovelace", text, (
         link("Charles Babbage", "Charles Babbage"), link("engine", "Analytical engine"),
         link("Dr. Smith", "John Smith"), link("Royal Society", "Royal Society"), link("London", "London"),
         link("punched cards", "Punched card")))

@@ -1,11 +1,11 @@
 """Shared fixtures for the HuggingFace comparisons: text strategies whose characters mean the same in
-Python's Unicode database and in the older tables of HuggingFace's Rust crates (see normalize.py)."""
+Python's Unicode database and in the older tables of HuggingFace's Rust crates (see normalizers.py)."""
 
 import unicodedata
 
 from hypothesis import strategies as st
 
-from scratchlm.tokenizers.normalize import WHITESPACE
+from scratchlm.tokenizers.normalizers import WHITESPACE
 
 
 def _stable(c: str) -> bool:
@@ -26,7 +26,8 @@ _RANGES = [
     (0xFB00, 0xFB06), (0xFEFF, 0xFEFF), (0xFFFD, 0xFFFD),
 ]
 _EMOJI = [chr(c) for c in range(0x1F300, 0x1F650) if unicodedata.category(chr(c)) == "So"]
-ALPHABET = sorted({chr(c) for lo, hi in _RANGES for c in range(lo, hi + 1) if _stable(chr(c))} | set(_EMOJI) | WHITESPACE)
+ALPHABET = sorted({chr(c) for lo, hi in _RANGES for c in range(lo, hi + 1) if _stable(chr(c))}
+                  | set(_EMOJI) | WHITESPACE)
 
 # Mixed-script text, with runs of one letter long enough to pass WordPiece's 100-character limit.
 texts = st.lists(

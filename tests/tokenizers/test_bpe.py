@@ -1,5 +1,6 @@
-"""Byte-level BPE (scratchlm/tokenizers/bpe.py): lossless round trip, merges equal to HuggingFace's
-``BpeTrainer`` on the same corpus, encoding equal to HuggingFace loading our file (and we theirs)."""
+"""Byte-level BPE (scratchlm/tokenizers/models/bpe.py, trained by trainers.learn_merges through
+pipelines.train_bpe): lossless round trip, merges equal to HuggingFace's ``BpeTrainer`` on the same corpus,
+encoding equal to HuggingFace loading our file (and we theirs)."""
 
 import json
 
@@ -10,31 +11,22 @@ from hypothesis import strategies as st
 from scratchlm import tokenizers
 from scratchlm.data import corpora
 from scratchlm.errors import ScratchlmError
-from scratchlm.tokenizers import bpe, hf_json
-from scratchlm.tokenizers.pretokenize import bytes_to_unicode
+from scratchlm.tokenizers.pipelines import train_bpe
+from scratchlm.tokenizers.pre_tokenizers import bytes_to_unicode
 
 hf_tokenizers = pytest.importorskip("tokenizers")
 
 
 @pytest.fixture(scope="module")
 def trained():
-    return bpe.train(corpora.wikipedia_paragraphs()[:600], 1200)
-
-
-def test_worked_example_merges():
-    """Words low:5, lower:2, newest:6, widest:3 (Sennrich et al. 2016, Fig. 1).  Pair counts: (e,s) 9,
-    (s,t) 9, (l,o) 7, (o,w) 7, (w,e) 8, ...; (e,s) and (s,t) tie at 9 and the smaller ids win: e < s, so
-    e+s first; then (es,t) has 9; then (l,o) 7 ties (o,w) 7 and l < o.  Alphabet d e i l n o r s t w (10),
-    vocabulary 13: three merges."""
-    _, merges = bpe.learn_merges({"low": 5, "lower": 2, "newest": 6, "widest": 3}, 13)
-    assert merges == [("e", "s"), ("es", "t"), ("l", "o")]
+    return train_bpe(corpora.wikipedia_paragraphs()[:600], 1200)
 
 
 def test_merges_equal_huggingface_bpe_trainer():
     """Same corpus, same byte-level pre-tokenization and initial alphabet, same vocabulary size:
     the same merges in the same order, and the same vocabulary ids."""
     texts = corpora.wikipedia_paragraphs()[:800]
-    ours = bpe.train(texts, 1500)
+    ours = train_bpe(texts, 1500)
     hf = hf_tokenizers.Tokenizer(hf_tokenizers.models.BPE())
     hf.pre_tokenizer = hf_tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
     hf.train_from_iterator(texts, hf_tokenizers.trainers.BpeTrainer(
@@ -78,8 +70,8 @@ def test_huggingface_reads_ours_and_we_read_theirs(trained, tmp_path):
 def test_gpt2_style_file_with_prefix_space_and_trimmed_offsets(tmp_path):
     """A file as GPT-2's: ByteLevel pre-tokenizer with add_prefix_space and a ByteLevel post-processor
     that trims spaces from offsets; HuggingFace reads our model and both agree on ids and offsets."""
-    ours = bpe.train(corpora.lee_corpus()[:100], 600)
-    spec = json.loads(json.dumps(hf_json.to_json(ours)))
+    ours = train_bpe(corpora.lee_corpus()[:100], 600)
+    spec = json.loads(json.dumps(ours.to_json()))
     spec["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
     spec["post_processor"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
     path = tmp_path / "gpt2ish.json"
@@ -92,13 +84,13 @@ def test_gpt2_style_file_with_prefix_space_and_trimmed_offsets(tmp_path):
 
 def test_vocab_size_below_alphabet_is_an_error():
     with pytest.raises(ScratchlmError, match="alphabet size 256"):
-        bpe.train(["hello world"], 100)
+        train_bpe(["hello world"], 100)
 
 
 def test_empty_corpus_is_an_error():
     from scratchlm.errors import CorpusError
 
     with pytest.raises(CorpusError, match="empty corpus"):
-        bpe.train([], 300)
+        train_bpe([], 300)
     with pytest.raises(CorpusError, match="empty corpus"):
-        bpe.train(["", ""], 300, byte_level=False)
+        train_bpe(["", ""], 300, byte_level=False)

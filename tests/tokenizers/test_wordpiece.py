@@ -1,4 +1,4 @@
-"""WordPiece (scratchlm/tokenizers/wordpiece.py) through the whole pipeline, against HuggingFace.
+"""WordPiece (scratchlm/tokenizers/models/wordpiece.py) in BERT's pipeline (pipelines.py), against HuggingFace.
 
 The peer is ``tokenizers.Tokenizer.from_file`` on all-MiniLM-L6-v2's ``tokenizer.json`` (and
 ``transformers.BertTokenizerFast`` on its ``vocab.txt``): ids, attention masks and type ids must be
@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from scratchlm import tokenizers
 from scratchlm.data import corpora
-from scratchlm.tokenizers import wordpiece
+from scratchlm.tokenizers import pipelines
+from scratchlm.tokenizers.models import WordPiece
 from tests.tokenizers.peers import texts
 
 hf_tokenizers = pytest.importorskip("tokenizers")
@@ -38,10 +39,10 @@ def _same(ours, theirs, *, offsets=True):
 def test_greedy_longest_match_worked_example():
     """Vocabulary {un, ##aff, ##able, ##a, [UNK]}: "unaffable" -> un + ##aff + ##able (longest first,
     not un + ##a + ...); "unx" has no match for "x" -> the whole word is [UNK]."""
-    model = wordpiece.WordPiece({"[UNK]": 0, "un": 1, "##aff": 2, "##able": 3, "##a": 4})
+    model = WordPiece({"[UNK]": 0, "un": 1, "##aff": 2, "##able": 3, "##a": 4})
     assert model.tokenize("unaffable") == [(1, "un", 0, 2), (2, "##aff", 2, 5), (3, "##able", 5, 9)]
     assert model.tokenize("unx") == [(0, "[UNK]", 0, 3)]
-    assert wordpiece.WordPiece({"[UNK]": 0, "a": 1}, max_input_chars_per_word=3).tokenize("aaaa") == [(0, "[UNK]", 0, 4)]
+    assert WordPiece({"[UNK]": 0, "a": 1}, max_input_chars_per_word=3).tokenize("aaaa") == [(0, "[UNK]", 0, 4)]
 
 
 def test_minilm_file_on_every_wikipedia_paragraph(minilm):
@@ -63,8 +64,7 @@ def test_minilm_untruncated_pairs_on_polarity_sentences(minilm):
             _same(ours.encode(a), theirs.encode(a))
             _same(ours.encode(a, b), theirs.encode(a, b))
     finally:
-        path = corpora.minilm_path() / "tokenizer.json"
-        for fresh, tok in ((tokenizers.load(path), ours), (hf_tokenizers.Tokenizer.from_file(str(path)), theirs)):
+        for tok in (ours, theirs):
             tok.enable_truncation(128), tok.enable_padding(length=128)
 
 
@@ -80,11 +80,12 @@ def test_vocab_txt_matches_bert_tokenizer_fast():
     transformers = pytest.importorskip("transformers")
     path = corpora.minilm_path() / "vocab.txt"
     hf = transformers.BertTokenizerFast(vocab=str(path))
-    ours = wordpiece.from_vocab_file(path)
+    ours = pipelines.bert_wordpiece_from_vocab(path)
     texts_ = [text for text, _ in corpora.polarity_sentences()] + corpora.wikipedia_paragraphs()[:300]
     pairs = texts_[::-1]
     batch = hf(texts_, pairs)
-    for a, b, ids, types, mask in zip(texts_, pairs, batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]):
+    columns = batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]
+    for a, b, ids, types, mask in zip(texts_, pairs, *columns):
         enc = ours.encode(a, b)
         assert (enc.ids, enc.type_ids, enc.attention_mask) == (ids, types, mask)
 
@@ -106,8 +107,8 @@ def test_training_learns_huggingface_vocabulary():
     learn the same vocabulary.  (HuggingFace numbers the ``##`` characters in hash-map order, so where two
     merges tie at the very end its vocabulary can change from run to run; this slice has no such tie.)"""
     paragraphs = corpora.wikipedia_paragraphs()[:1000]
-    special = list(wordpiece.BERT_SPECIAL_TOKENS)
-    ours = wordpiece.train(paragraphs, 2500, special_tokens=special)
+    special = list(pipelines.BERT_SPECIAL_TOKENS)
+    ours = pipelines.train_bert_wordpiece(paragraphs, 2500, special_tokens=special)
     hf = hf_tokenizers.Tokenizer(hf_tokenizers.models.WordPiece(unk_token="[UNK]"))
     hf.normalizer = hf_tokenizers.normalizers.BertNormalizer()
     hf.pre_tokenizer = hf_tokenizers.pre_tokenizers.BertPreTokenizer()
@@ -119,20 +120,14 @@ def test_training_learns_huggingface_vocabulary():
 
 def test_trained_wordpiece_round_trips_through_huggingface(tmp_path):
     paragraphs = corpora.wikipedia_paragraphs()[:300]
-    ours = wordpiece.train(paragraphs, 800, special_tokens=wordpiece.BERT_SPECIAL_TOKENS)
+    ours = pipelines.train_bert_wordpiece(paragraphs, 800, special_tokens=pipelines.BERT_SPECIAL_TOKENS)
     ours.save(tmp_path / "wp.json")
     hf = hf_tokenizers.Tokenizer.from_file(str(tmp_path / "wp.json"))
     for text in corpora.wikipedia_paragraphs()[300:400]:
         _same(ours.encode(text, "a second sentence"), hf.encode(text, "a second sentence"))
 
 
-def test_likelihood_rule_prefers_rare_pairs():
-    """Word counts ab:10, xy:20, x:200, y:200.  Alphabet a, b, x, y, then ##b, ##y (6) and one merge (vocab 7).
-    Frequency: c(x,##y) = 20 > c(a,##b) = 10, so xy.  Likelihood: c(a,##b)/(c(a) c(##b)) = 10/(10*10) = 0.1
-    beats c(x,##y)/(c(x) c(##y)) = 20/(220*20) = 0.0045, so ab."""
-    from scratchlm.tokenizers.bpe import learn_merges
 
-    counts = {"ab": 10, "xy": 20, "x": 200, "y": 200}
-    _, freq = learn_merges(counts, 7, continuing_subword_prefix="##")
-    _, like = learn_merges(counts, 7, continuing_subword_prefix="##", score="likelihood")
-    assert freq == [("x", "##y")] and like == [("a", "##b")]
+def test_unknown_score_is_a_clear_error():
+    with pytest.raises(tokenizers.ScratchlmError, match="score must be one of frequency, likelihood"):
+        pipelines.train_bert_wordpiece(["a b"], 10, score="entropy")

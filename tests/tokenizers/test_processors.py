@@ -1,4 +1,7 @@
-"""Encoding, special tokens, truncation and padding (scratchlm/tokenizers/encoding.py) against HuggingFace."""
+"""Encoding, special tokens, truncation and padding (scratchlm/tokenizers/encoding.py, processors.py) against
+HuggingFace."""
+
+import json
 
 import numpy as np
 import pytest
@@ -11,7 +14,8 @@ from scratchlm.errors import ScratchlmError
 
 hf_tokenizers = pytest.importorskip("tokenizers")
 
-WORDS = st.lists(st.sampled_from(["the", "cat", "sat", "unaffable", "on", ",", "mat", "é", "中"]), max_size=30).map(" ".join)
+WORDS = st.lists(st.sampled_from(["the", "cat", "sat", "unaffable", "on", ",", "mat", "é", "中"]),
+                 max_size=30).map(" ".join)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +30,8 @@ def pair():
        strategy=st.sampled_from(["longest_first", "only_first", "only_second"]),
        direction=st.sampled_from(["left", "right"]), pad=st.one_of(st.none(), st.integers(0, 50)),
        multiple=st.sampled_from([None, 8]), pad_left=st.booleans(), add_special=st.booleans())
-def test_truncation_and_padding_match_huggingface(pair, a, b, max_length, strategy, direction, pad, multiple, pad_left, add_special):
+def test_truncation_and_padding_match_huggingface(pair, a, b, max_length, strategy, direction, pad, multiple, pad_left,
+                                                  add_special):
     ours, hf = pair
     for tok in (ours, hf):
         tok.enable_truncation(max_length, strategy=strategy, direction=direction)
@@ -78,3 +83,23 @@ def test_pretokenized_words_like_huggingface(pair):
     words = ["Jean-Luc", "Picard", "commands", "the", "Enterprise."]
     a, b = ours.encode(words, is_pretokenized=True), hf.encode(words, is_pretokenized=True)
     assert (a.ids, a.offsets, a.word_ids) == (b.ids, b.offsets, b.word_ids)
+
+
+@pytest.mark.parametrize("pre_prefix, post_prefix", [(True, False), (False, True), (True, True)])
+def test_byte_level_trimming_follows_its_own_add_prefix_space(tmp_path, pre_prefix, post_prefix):
+    """HuggingFace's ByteLevel post-processor trims offsets with its own ``add_prefix_space``, not the
+    pre-tokenizer's: a file where the two disagree gives the same ids and offsets in both."""
+    from scratchlm.tokenizers.pipelines import train_bpe
+
+    spec = train_bpe(corpora.lee_corpus()[:100], 600).to_json()
+    spec["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": pre_prefix, "trim_offsets": True,
+                             "use_regex": True}
+    spec["post_processor"] = {"type": "ByteLevel", "add_prefix_space": post_prefix, "trim_offsets": True,
+                              "use_regex": True}
+    path = tmp_path / "byte_level.json"
+    path.write_text(json.dumps(spec))
+    mine, theirs = tokenizers.load(path), hf_tokenizers.Tokenizer.from_file(str(path))
+    assert mine.to_json()["post_processor"] == spec["post_processor"]
+    for text in ["Hello world", "  two spaces", "a\nb", "end ", " lead"] + list(corpora.lee_corpus()[100:130]):
+        a, b = mine.encode(text, "and a pair"), theirs.encode(text, "and a pair")
+        assert (a.ids, a.offsets, a.type_ids) == (b.ids, b.offsets, b.type_ids)

@@ -20,7 +20,7 @@ crates use older tables (``unicode_categories``).  They disagree on about 400 co
 non-spacing marks or format characters after those tables were made (U+0890 ARABIC POUND MARK ABOVE,
 U+1734, ...): HuggingFace keeps them, we drop them as Unicode now says.  Texts made of characters
 that existed in Unicode 3.2 with the same category today, plus emoji, normalize identically
-(tests/tokenizers/peers.py draws the generated text from them; test_normalize.py pins the difference).
+(tests/tokenizers/peers.py draws the generated text from them; test_normalizers.py pins the difference).
 """
 
 from __future__ import annotations
@@ -182,6 +182,11 @@ class BertNormalizer(Normalizer):
                 "handle_chinese_chars": self.handle_chinese_chars,
                 "strip_accents": self.strip_accents, "lowercase": self.lowercase}
 
+    @classmethod
+    def from_json(cls, spec: dict) -> BertNormalizer:
+        return cls(spec.get("clean_text", True), spec.get("handle_chinese_chars", True), spec.get("strip_accents"),
+                   spec.get("lowercase", True))
+
 
 @dataclass(frozen=True, eq=False)
 class Lowercase(Normalizer):
@@ -190,6 +195,10 @@ class Lowercase(Normalizer):
 
     def to_json(self) -> dict:
         return {"type": "Lowercase"}
+
+    @classmethod
+    def from_json(cls, spec: dict) -> Lowercase:
+        return cls()
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,6 +214,10 @@ class NFD(Normalizer):
     def to_json(self) -> dict:
         return {"type": "NFKD" if self.compatibility else "NFD"}
 
+    @classmethod
+    def from_json(cls, spec: dict) -> NFD:
+        return cls(compatibility=spec["type"] == "NFKD")
+
 
 @dataclass(frozen=True, eq=False)
 class StripAccents(Normalizer):
@@ -215,6 +228,10 @@ class StripAccents(Normalizer):
 
     def to_json(self) -> dict:
         return {"type": "StripAccents"}
+
+    @classmethod
+    def from_json(cls, spec: dict) -> StripAccents:
+        return cls()
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,28 +253,7 @@ class Sequence(Normalizer):
     def to_json(self) -> dict:
         return {"type": "Sequence", "normalizers": [n.to_json() for n in self.normalizers]}
 
-
-def from_json(spec: dict | None) -> Normalizer | None:
-    """The normalizer a tokenizer.json describes (``None`` for none); unsupported kinds are an error."""
-    from scratchlm.errors import ScratchlmError
-
-    if spec is None:
-        return None
-    kind = spec.get("type")
-    if kind == "BertNormalizer":
-        return BertNormalizer(spec.get("clean_text", True), spec.get("handle_chinese_chars", True),
-                              spec.get("strip_accents"), spec.get("lowercase", True))
-    if kind == "Lowercase":
-        return Lowercase()
-    if kind in ("NFD", "NFKD"):
-        return NFD(compatibility=kind == "NFKD")
-    if kind == "StripAccents":
-        return StripAccents()
-    if kind == "Sequence":
-        return Sequence(tuple(from_json(s) for s in spec["normalizers"]))
-    raise ScratchlmError(
-        f"tokenizer.json normalizer type {kind!r} is not supported by scratchlm "
-        "(supported: BertNormalizer, Lowercase, NFD, NFKD, StripAccents, Sequence; NFC/NFKC compose "
-        "across characters and would need a different alignment)"
-    )
-
+    @classmethod
+    def from_json(cls, spec: dict, *, read: Callable[[dict], Normalizer]) -> Sequence:
+        """``read`` reads one member (``hf_json`` passes its registry's normalizer reader)."""
+        return cls(tuple(read(member) for member in spec["normalizers"]))

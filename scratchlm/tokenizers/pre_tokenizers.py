@@ -19,11 +19,10 @@ from dataclasses import dataclass
 
 import regex
 
-from scratchlm.errors import ScratchlmError
-from scratchlm.tokenizers.normalize import WHITESPACE
+from scratchlm.tokenizers.normalizers import WHITESPACE
 
 _WS = "".join(f"\\U{ord(c):08x}" for c in sorted(WHITESPACE))
-# BERT's punctuation: ASCII non-alphanumeric printables and Unicode P* (normalize.is_punctuation).
+# BERT's punctuation: ASCII non-alphanumeric printables and Unicode P* (normalizers.is_punctuation).
 _PUNCT = r"!-/:-@\[-`{-~\p{P}"
 
 # GPT-2's split: contractions, letters, digits, other symbols (each optionally after one space), and
@@ -38,7 +37,8 @@ def bytes_to_unicode() -> dict[int, str]:
     The 188 printable Latin-1 bytes map to themselves; the other 68 (control characters, space,
     ...) to U+0100 onwards in byte order, so a space becomes ``Ġ`` (U+0120) and a newline ``Ċ``.
     """
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    keep = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+            + list(range(ord("®"), ord("ÿ") + 1)))
     chars = list(keep)
     extra = 0
     for b in range(256):
@@ -75,6 +75,10 @@ class PreTokenizer:
 
     def to_json(self) -> dict:
         raise NotImplementedError
+
+    @classmethod
+    def from_json(cls, spec: dict) -> PreTokenizer:
+        return cls()
 
 
 class BertPreTokenizer(PreTokenizer):
@@ -125,24 +129,10 @@ class ByteLevel(PreTokenizer):
         return {"type": "ByteLevel", "add_prefix_space": self.add_prefix_space,
                 "trim_offsets": self.trim_offsets, "use_regex": self.use_regex}
 
+    @classmethod
+    def from_json(cls, spec: dict) -> ByteLevel:
+        return cls(spec.get("add_prefix_space", True), spec.get("use_regex", True), spec.get("trim_offsets", True))
+
 
 _BYTE_LEVEL_SPLIT = regex.compile(GPT2_PATTERN)
 _WHOLE = regex.compile(r"(?s).+")
-
-
-def from_json(spec: dict | None) -> PreTokenizer | None:
-    if spec is None:
-        return None
-    kind = spec.get("type")
-    if kind == "BertPreTokenizer":
-        return BertPreTokenizer()
-    if kind == "Whitespace":
-        return Whitespace()
-    if kind == "WhitespaceSplit":
-        return WhitespaceSplit()
-    if kind == "ByteLevel":
-        return ByteLevel(spec.get("add_prefix_space", True), spec.get("use_regex", True), spec.get("trim_offsets", True))
-    raise ScratchlmError(
-        f"tokenizer.json pre_tokenizer type {kind!r} is not supported by scratchlm "
-        "(supported: BertPreTokenizer, ByteLevel, Whitespace, WhitespaceSplit)"
-    )

@@ -1,4 +1,4 @@
-"""BERT normalization and pre-tokenization (normalize.py, pretokenize.py): worked examples, the
+"""BERT normalization and pre-tokenization (normalizers.py, pre_tokenizers.py): worked examples, the
 offsets property, and the one pinned difference from HuggingFace (Unicode table versions)."""
 
 import unicodedata
@@ -8,8 +8,8 @@ from hypothesis import given, settings
 
 from scratchlm import tokenizers
 from scratchlm.data import corpora
-from scratchlm.tokenizers.normalize import NFD, BertNormalizer, Sequence, StripAccents
-from scratchlm.tokenizers.pretokenize import BertPreTokenizer
+from scratchlm.tokenizers.normalizers import NFD, BertNormalizer, Sequence, StripAccents
+from scratchlm.tokenizers.pre_tokenizers import BertPreTokenizer
 from tests.tokenizers.peers import texts
 
 hf_tokenizers = pytest.importorskip("tokenizers")
@@ -45,7 +45,8 @@ def test_canonical_ordering_across_characters():
 
 
 def test_pre_tokenizer_isolates_punctuation():
-    assert [w for w, _ in BertPreTokenizer().pre_tokenize_str("hello,world! a-b")] == ["hello", ",", "world", "!", "a", "-", "b"]
+    words = [w for w, _ in BertPreTokenizer().pre_tokenize_str("hello,world! a-b")]
+    assert words == ["hello", ",", "world", "!", "a", "-", "b"]
 
 
 @settings(max_examples=150)

@@ -6,10 +6,12 @@ Encoding a word :math:`w = c_1 \\dots c_n`: from position :math:`i` (start 1) ta
 :math:`j + 1`; if no prefix matches, or the word is longer than ``max_input_chars_per_word``, the whole
 word becomes ``[UNK]``.
 
-Training (:func:`train`) is HuggingFace's ``WordPieceTrainer``: its BPE trainer with ``##`` on every
-non-initial symbol, merging the most *frequent* pair.  The WordPiece paper's likelihood rule — merge
-the pair maximising :math:`\\mathrm{count}(ab) / (\\mathrm{count}(a)\\,\\mathrm{count}(b))` — is the
-option ``score="likelihood"`` (FIELD-NOTES: HuggingFace's vocabulary needs the frequency rule).
+The vocabulary is learnt by :func:`scratchlm.tokenizers.trainers.learn_merges` (see
+:func:`scratchlm.tokenizers.pipelines.train_bert_wordpiece`): HuggingFace's ``WordPieceTrainer`` is its BPE
+trainer with ``##`` on every non-initial symbol, merging the most *frequent* pair; the WordPiece paper's
+likelihood rule — merge the pair maximising
+:math:`\\mathrm{count}(ab) / (\\mathrm{count}(a)\\,\\mathrm{count}(b))` — is the score
+:func:`scratchlm.tokenizers.trainers.likelihood` (FIELD-NOTES: HuggingFace's vocabulary needs the frequency rule).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scratchlm.errors import ScratchlmError
+from scratchlm.io import read_text
 
 
 class WordPiece:
@@ -35,8 +38,6 @@ class WordPiece:
     @classmethod
     def from_vocab_file(cls, path: str | Path, **kwargs) -> WordPiece:
         """BERT's ``vocab.txt``: one token a line, the id is the line number (from 0)."""
-        from scratchlm.data.corpora import read_text
-
         tokens = read_text(path).split("\n")
         if tokens and tokens[-1] == "":
             tokens.pop()
@@ -91,58 +92,3 @@ class WordPiece:
         return cls(spec["vocab"], unk_token=spec.get("unk_token", "[UNK]"),
                    continuing_subword_prefix=spec.get("continuing_subword_prefix", "##"),
                    max_input_chars_per_word=spec.get("max_input_chars_per_word", 100))
-
-
-def bert_pipeline(model: WordPiece, *, lowercase: bool = True, special_tokens=()):
-    """A :class:`~scratchlm.tokenizers.Tokenizer` around ``model`` with BERT's normalizer, pre-tokenizer,
-    decoder and, when the vocabulary has ``[CLS]`` and ``[SEP]``, BERT's ``[CLS] A [SEP] B [SEP]``."""
-    from scratchlm.tokenizers.decoders import WordPieceDecoder
-    from scratchlm.tokenizers.encoding import TemplateProcessing
-    from scratchlm.tokenizers.normalize import BertNormalizer
-    from scratchlm.tokenizers.pretokenize import BertPreTokenizer
-    from scratchlm.tokenizers.tokenizer import AddedToken, Tokenizer
-
-    vocab = model.vocab
-    post = None
-    if "[CLS]" in vocab and "[SEP]" in vocab:
-        post = TemplateProcessing.bert("[CLS]", vocab["[CLS]"], "[SEP]", vocab["[SEP]"])
-    added = [AddedToken(t, vocab[t], special=True) for t in special_tokens if t in vocab]
-    return Tokenizer(model, normalizer=BertNormalizer(lowercase=lowercase), pre_tokenizer=BertPreTokenizer(),
-                     post_processor=post, decoder=WordPieceDecoder(), added_tokens=added)
-
-
-def from_vocab_file(path, *, lowercase: bool = True):
-    """BERT's tokenizer from its ``vocab.txt`` (what ``transformers.BertTokenizerFast(vocab_file=...)`` builds)."""
-    model = WordPiece.from_vocab_file(path)
-    return bert_pipeline(model, lowercase=lowercase, special_tokens=BERT_SPECIAL_TOKENS)
-
-
-BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-
-
-def train(texts, vocab_size: int, *, special_tokens=(), lowercase: bool = True, min_frequency: int = 0,
-          limit_alphabet: int | None = None, score: str = "frequency", unk_token: str = "[UNK]"):
-    """Train a BERT-style WordPiece tokenizer on ``texts``; returns a :class:`~scratchlm.tokenizers.Tokenizer`.
-
-    BERT's pipeline (``BertNormalizer`` with ``lowercase``, ``BertPreTokenizer``, WordPiece decoder, and
-    ``[CLS] A [SEP]`` / ``[CLS] A [SEP] B [SEP]`` when ``[CLS]`` and ``[SEP]`` are among the special
-    tokens); the vocabulary is learnt by :func:`scratchlm.tokenizers.bpe.learn_merges` with ``##``
-    continuations, HuggingFace ``WordPieceTrainer``'s defaults otherwise (no special tokens: pass
-    ``special_tokens=("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")`` for a BERT vocabulary; without
-    ``[UNK]`` a word with an unseen character cannot be encoded).
-    """
-    from collections import Counter
-
-    from scratchlm.tokenizers.bpe import learn_merges
-    from scratchlm.tokenizers.normalize import BertNormalizer
-    from scratchlm.tokenizers.pretokenize import BertPreTokenizer
-
-    special_tokens = list(dict.fromkeys(special_tokens))
-    normalizer, pattern = BertNormalizer(lowercase=lowercase), BertPreTokenizer.pattern
-    words: Counter = Counter()
-    for text in texts:
-        words.update(pattern.findall(normalizer.normalize_str(text)))
-    id_to_token, _ = learn_merges(dict(words), vocab_size, special_tokens=special_tokens, limit_alphabet=limit_alphabet,
-                                  min_frequency=min_frequency, continuing_subword_prefix="##", score=score)
-    model = WordPiece({t: i for i, t in enumerate(id_to_token)}, unk_token=unk_token)
-    return bert_pipeline(model, lowercase=lowercase, special_tokens=special_tokens)

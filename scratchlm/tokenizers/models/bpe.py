@@ -1,0 +1,105 @@
+r"""The byte-pair encoding model (Sennrich et al. 2016, "Neural Machine Translation of Rare Words with
+Subword Units"; byte-level as in GPT-2, Radford et al. 2019): a vocabulary and ranked merges.
+The merges are learnt by :func:`scratchlm.tokenizers.trainers.learn_merges`.
+
+Encoding a word: split into symbols (characters, or GPT-2 bytes), then repeatedly merge the leftmost
+occurrence of the adjacent pair of lowest merge rank, until no pair has a rank; cached per word by
+the tokenizer.  Byte-level decoding is lossless (``decoders.ByteLevelDecoder``).
+"""
+
+from __future__ import annotations
+
+from scratchlm.errors import ScratchlmError
+
+
+class BPE:
+    """The BPE model: a vocabulary and ranked merges; ``tokenize(word)`` applies them."""
+
+    def __init__(self, vocab: dict[str, int], merges: list[tuple[str, str]], *, unk_token: str | None = None,
+                 continuing_subword_prefix: str | None = None, end_of_word_suffix: str | None = None,
+                 fuse_unk: bool = False, ignore_merges: bool = False):
+        self.vocab = dict(vocab)
+        self.inverse = {i: t for t, i in self.vocab.items()}
+        self.merges = [tuple(m) for m in merges]
+        self.unk_token = unk_token
+        self.prefix = continuing_subword_prefix
+        self.suffix = end_of_word_suffix
+        self.fuse_unk = fuse_unk
+        self.ignore_merges = ignore_merges
+        # (id_a, id_b) -> (rank, id_ab); the merged token drops b's continuation prefix.
+        self.ranks: dict[tuple[int, int], tuple[int, int]] = {}
+        n_prefix = len(self.prefix or "")
+        for rank, (a, b) in enumerate(self.merges):
+            merged = a + (b[n_prefix:] if self.prefix and b.startswith(self.prefix) else b)
+            for token in (a, b, merged):
+                if token not in self.vocab:
+                    raise ScratchlmError(f"BPE merge {rank} ({a!r}, {b!r}): token {token!r} is not in the vocabulary")
+            self.ranks[(self.vocab[a], self.vocab[b])] = (rank, self.vocab[merged])
+
+    def tokenize(self, word: str) -> list[tuple[int, str, int, int]]:
+        """``[(id, token, start, end), ...]`` for one word; offsets in characters of ``word``."""
+        if self.ignore_merges and word in self.vocab:
+            return [(self.vocab[word], word, 0, len(word))]
+        vocab, unk = self.vocab, self.unk_token
+        ids, spans = [], []
+        n = len(word)
+        for i, ch in enumerate(word):
+            s = ch
+            if i > 0 and self.prefix:
+                s = self.prefix + s
+            if i == n - 1 and self.suffix:
+                s = s + self.suffix
+            t = vocab.get(s)
+            if t is not None:
+                ids.append(t)
+                spans.append([i, i + 1])
+            elif unk is not None:
+                if unk not in vocab:
+                    raise ScratchlmError(f"BPE: the unknown token {unk!r} is not in the vocabulary")
+                if self.fuse_unk and ids and ids[-1] == vocab[unk] and spans[-1][1] == i:
+                    spans[-1][1] = i + 1
+                else:
+                    ids.append(vocab[unk])
+                    spans.append([i, i + 1])
+            # else: HuggingFace drops a character it cannot represent
+        ranks = self.ranks
+        while len(ids) > 1:
+            best, best_at = None, -1
+            for k in range(len(ids) - 1):
+                r = ranks.get((ids[k], ids[k + 1]))
+                if r is not None and (best is None or r[0] < best[0]):
+                    best, best_at = r, k
+            if best is None:
+                break
+            ids[best_at:best_at + 2] = [best[1]]
+            spans[best_at:best_at + 2] = [[spans[best_at][0], spans[best_at + 1][1]]]
+        inverse = self.inverse
+        return [(t, inverse[t], s, e) for t, (s, e) in zip(ids, spans)]
+
+    def token_to_id(self, token: str) -> int | None:
+        return self.vocab.get(token)
+
+    def id_to_token(self, i: int) -> str | None:
+        return self.inverse.get(i)
+
+    def get_vocab(self) -> dict[str, int]:
+        return dict(self.vocab)
+
+    def to_json(self) -> dict:
+        return {"type": "BPE", "dropout": None, "unk_token": self.unk_token,
+                "continuing_subword_prefix": self.prefix, "end_of_word_suffix": self.suffix,
+                "fuse_unk": self.fuse_unk, "byte_fallback": False, "ignore_merges": self.ignore_merges,
+                "vocab": dict(sorted(self.vocab.items(), key=lambda kv: kv[1])),
+                "merges": [list(m) for m in self.merges]}
+
+    @classmethod
+    def from_json(cls, spec: dict) -> BPE:
+        if spec.get("dropout") not in (None, 0, 0.0):
+            raise ScratchlmError("BPE dropout is not supported by scratchlm (encoding is deterministic)")
+        if spec.get("byte_fallback"):
+            raise ScratchlmError("BPE byte_fallback is not supported by scratchlm (use a byte-level pre-tokenizer)")
+        merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in spec.get("merges", [])]
+        return cls(spec["vocab"], merges, unk_token=spec.get("unk_token"),
+                   continuing_subword_prefix=spec.get("continuing_subword_prefix"),
+                   end_of_word_suffix=spec.get("end_of_word_suffix"), fuse_unk=spec.get("fuse_unk", False),
+                   ignore_merges=spec.get("ignore_merges", False))
