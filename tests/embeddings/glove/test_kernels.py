@@ -75,24 +75,24 @@ def reference_terms(params, batch):
             scatter({k: v**2 for k, v in g.items()}))
 
 
-def adagrad_bounds(theta, G, s, S, Q, B, entrywise):
-    r"""The reference AdaGrad step and its float64 round-off bounds (module docstring).
+def adagrad_bounds(theta, G, s, S, Q, B, entrywise, u=U):
+    r"""The reference AdaGrad step and its round-off bounds (module docstring); ``u``: float64's by default.
 
     :math:`\epsilon_s = 2BuS`; :math:`G' = G + s^2` with :math:`\epsilon_{G'} = 2|s|\epsilon_s + \epsilon_s^2
     + 2u G'` (entrywise: :math:`G + Q`, :math:`\epsilon_{G'} = 2BuQ + 2uG'`);
     :math:`\theta' = \theta - s/\sqrt{G'}` with :math:`\epsilon_{\theta'} = \epsilon_s/\sqrt{G'}
     + |s|\,\epsilon_{G'}/(2 G'^{3/2}) + 2u(|\theta| + |s|/\sqrt{G'})`.
     """
-    eps_s = 2 * B * U * S
+    eps_s = 2 * B * u * S
     if entrywise:
         G_new = G + Q
-        eps_G = 2 * B * U * Q + 2 * U * G_new
+        eps_G = 2 * B * u * Q + 2 * u * G_new
     else:
         G_new = G + s**2
-        eps_G = 2 * np.abs(s) * eps_s + eps_s**2 + 2 * U * G_new
+        eps_G = 2 * np.abs(s) * eps_s + eps_s**2 + 2 * u * G_new
     step = s / np.sqrt(G_new)
     theta_new = theta - step
-    eps_theta = eps_s / np.sqrt(G_new) + np.abs(s) * eps_G / (2 * G_new**1.5) + 2 * U * (np.abs(theta) + np.abs(step))
+    eps_theta = eps_s / np.sqrt(G_new) + np.abs(s) * eps_G / (2 * G_new**1.5) + 2 * u * (np.abs(theta) + np.abs(step))
     return theta_new, eps_theta, G_new, eps_G
 
 
