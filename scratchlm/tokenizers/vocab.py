@@ -44,8 +44,8 @@ class Vocab:
     @classmethod
     def from_counts(cls, counts: Mapping[str, int], *, min_count: int = 1, max_size: int | None = None,
                     specials: Iterable[str] = ("<pad>", "<unk>"), unk: str | None = "<unk>") -> Vocab:
-        """Words with ``count >= min_count``, most frequent first (ties: alphabetical), at most ``max_size``
-        of them (specials not counted), after the special tokens."""
+        """Words with ``count >= min_count`` in :func:`ranked_words`' order (most frequent first, ties by the
+        word), at most ``max_size`` of them (specials not counted), after the special tokens."""
         if max_size is not None and max_size < 0:
             raise ScratchlmError(f"max_size must be >= 0, got {max_size}")
         specials = tuple(specials)
