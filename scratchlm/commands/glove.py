@@ -37,7 +37,7 @@ from scratchlm.cli import add_parallel_arguments
 from scratchlm.embeddings.glove.config import GloveConfig
 from scratchlm.embeddings.glove.cooccurrence import CooccurrenceConfig
 
-RESTRICT = 30000  # evaluate over the 30,000 most frequent words, as gensim's evaluate_word_analogies
+RESTRICT = 30000  # score over the 30,000 most frequent words (embeddings.evaluate.standard_scores does too)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,7 @@ r"""GloVe's minibatch step over a device mesh: the tables split by rows, the min
 The row-sharded form of :func:`scratchlm.embeddings.glove.kernels.row_update`, itself the fast form
 of the objective's :func:`~scratchlm.embeddings.glove.objective.entry_gradients` summed per row:
 each device computes ``jax.vmap(entry_gradients)`` of its own entries, and the per-row sums are
-``psum`` ed over ``data``.  ``tests/embeddings/glove/test_sharded.py`` checks the per-row gradient
+``psum`` ed over ``data``.  ``tests/embeddings/glove/test_kernels.py`` checks the per-row gradient
 against the objective in float64; ``tests/test_parallel_glove.py`` checks the step on 8 host devices
 against the one-device step.  The mesh, placement and multi-host helpers are generic
 (:mod:`scratchlm.parallel`); what is GloVe's is here: its partition rules and its step.
