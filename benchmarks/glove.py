@@ -91,9 +91,11 @@ def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
     import jax
 
-    from scratchlm.embeddings import glove
+    from scratchlm.embeddings.glove import kernels
+    from scratchlm.embeddings.glove.config import GloveConfig
+    from scratchlm.training import glove
 
-    config = glove.GloveConfig(dim=args.dim, x_max=args.x_max, alpha=args.alpha, epochs=args.epochs,
+    config = GloveConfig(dim=args.dim, x_max=args.x_max, alpha=args.alpha, epochs=args.epochs,
                                batch_size=args.batch_size, update=args.update, accumulate=args.accumulate)
     extra: dict = {"settings": vars(args)}
     if args.synthetic_nnz:
@@ -102,7 +104,7 @@ def main(argv=None) -> dict:
         extra["problem"] = f"synthetic: {nnz} random non-zeros over {V} words"
     else:
         from scratchlm.data.corpora import load_tokenized_corpus
-        from scratchlm.embeddings.cooccurrence import count_cooccurrences
+        from scratchlm.embeddings.glove.cooccurrence import count_cooccurrences
 
         sentences = load_tokenized_corpus(args.corpus, wiki_unit="article")  # as `scratchlm glove`
         count = lambda: count_cooccurrences(sentences, window=args.window, min_count=args.min_count)  # noqa: E731
@@ -130,7 +132,7 @@ def main(argv=None) -> dict:
         from scratchlm.embeddings.evaluate import standard_scores
         from scratchlm.embeddings.formats import WordVectors
 
-        wv = WordVectors(cooc.words, np.asarray(glove.vectors(result.params)))
+        wv = WordVectors(cooc.words, np.asarray(kernels.vectors(result.params)))
         scores = standard_scores(wv, restrict_vocab=30_000)
         extra["scores"] = scores
         figures += [figure(name, scores[name], C_SCORES[name], unit="", peer_name=C_TOOL) for name in C_SCORES]

@@ -342,8 +342,8 @@ def shared_corpus() -> list[list[str]]:
 
 def corpus_shares(path: str) -> None:
     """Word2Vec's ids and GloVe's counts, each process reading only its share of the sentences."""
-    from scratchlm.commands.glove import read_cooccurrences
     from scratchlm.commands.word2vec import read_corpus
+    from scratchlm.embeddings.glove.cooccurrence import read_cooccurrences
 
     sentences = shared_corpus()
     vocab, ids, sentence, raw_words = read_corpus(sentences, SHARED_CORPUS["min_count"])

@@ -254,8 +254,8 @@ def test_two_processes_each_read_a_share_of_the_corpus_and_end_with_the_whole(ru
     processes reading and counting only its share of 301 sentences, equal one process reading them all.
     The ids are exact (integers); the merged :math:`X_{ij}` sum the same 1/d terms in another order, a
     float64 round-off of a few ulps of terms that number in the hundreds at most: ``rtol 1e-12``."""
-    from scratchlm.commands.glove import read_cooccurrences
     from scratchlm.commands.word2vec import read_corpus
+    from scratchlm.embeddings.glove.cooccurrence import read_cooccurrences
     from tests.parallel_checks import SHARED_CORPUS, shared_corpus
 
     procs = runs["workers"]

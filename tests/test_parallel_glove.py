@@ -1,4 +1,4 @@
-r"""GloVe on a device mesh (scratchlm.parallel.make_sharded_glove_update, ``scratchlm glove --mesh``).
+r"""GloVe on a device mesh (scratchlm.embeddings.glove.sharded.make_sharded_glove_update, ``scratchlm glove --mesh``).
 
 The pytest process already holds a one-device JAX, so the measurements run in one fresh process
 with 8 forced host devices (``python -m tests.test_parallel_glove OUT.json``, the functions below
@@ -6,15 +6,30 @@ whose names start with ``_``); the tests assert on the JSON it writes.  XLA's ba
 optimisation level 0 there (3x faster compiles), for the one-device references and the meshes alike.
 The two-process runs of the command under ``jax.distributed`` (about 45 s each) are marked ``slow``.
 
-Tolerances (float32, unit round-off :math:`u = 2^{-24}`).  The sharded step reads every row
-exactly (a ``psum`` of one row and zeros) and computes each entry's gradient with the same
-arithmetic as :func:`scratchlm.embeddings.glove.row_update`; only the sums change order: a row's
-entry gradients are summed per data shard, then across shards.  A row shared by :math:`n` entries
-gets a summed gradient off by :math:`\lesssim n u \sum_e |\nabla J_e|`, and AdaGrad divides it by
-:math:`\sqrt{G} \ge 2/\eta = 40` before it reaches :math:`\theta`; in both the parameters and the
-accumulators that is a few ulps of the leaf's largest value: we allow ``8 u · max|leaf|`` (measured:
-at most 1 ulp).  Over the command's steps such differences add up (a parameter's change feeds the
-next gradients through a bounded factor), so ``8 u · max|leaf|`` per step times the steps.
+Tolerances (float32, unit round-off :math:`u = 2^{-24}`), derived from the arithmetic.  The sharded
+step reads every row exactly (a ``psum`` of one row and zeros) and computes each entry's terms with
+the same function as :func:`scratchlm.embeddings.glove.kernels.row_update` (``jax.vmap`` of
+:func:`~scratchlm.embeddings.glove.objective.entry_gradients`); only the sums change order: a row's
+:math:`n \le B` entry terms are summed per data shard, then across shards.
+
+*One step.*  A sum of :math:`n` terms in any order is within :math:`(n-1)\,u \sum_e |g_e|` of the exact
+sum, so each of the two steps is within the bounds of
+``tests/embeddings/glove/test_kernels.py:adagrad_bounds`` of the exact step (:math:`2BuS` on a row's
+sum, :math:`S = \sum_e |g_e|`, propagated through :math:`G' = G + s^2` and
+:math:`\theta' = \theta - s/\sqrt{G'}`, plus two roundings of each result), and the two steps within
+twice that.  The step test computes these bounds element by element from the minibatch's own terms.
+The cost is a sum of :math:`B = 32` non-negative terms, so each order is within :math:`(B-1)u` of the
+exact sum, relatively: ``rel = 2 B u``.
+
+*Several steps* (the command, 2 epochs).  Each step adds a fresh difference of at most
+(number of summed terms :math:`B`) × :math:`u` × (the magnitude of what is summed) to every leaf, twice
+over for the two runs, and the bound sums these over the steps (:func:`command_tolerance`): for a
+parameter ``2 B u · max|leaf|`` a step; for an accumulator :math:`G' = G + s^2` one rounding of
+:math:`G'` plus :math:`B u` of the summed squares, ``2 (u · max G + B u · (max G - G_0))`` a step, since
+the squares a step adds are at most what all steps added, :math:`\max G - G_0`.  It assumes the
+differences already made are not amplified from step to step (AdaGrad on GloVe's objective, convex in
+each of :math:`W` and :math:`\tilde W`, contracts them on this problem); that assumption, not a
+measurement, is what the multi-step bound rests on.
 """
 
 from __future__ import annotations
@@ -37,6 +52,17 @@ STEP = dict(V=4096, D=16, B=32)  # a table shard (V/2 rows) far larger than a st
 # V = 51 words (odd: padded to 52 on model=2), more than a batch: row steps on one device too
 COMMAND = dict(words=51, sentences=40, batch=32)
 MESHES = {"8x1": ((8, 1), False), "4x2": ((4, 2), False), "4x2_entry": ((4, 2), True)}
+
+
+def command_tolerance(leaf: str, scale: float, steps: int) -> float:
+    """The bound on a leaf's difference after ``steps`` row steps of ``COMMAND["batch"]`` entries (module docstring)."""
+    from scratchlm.embeddings.glove.config import GloveConfig
+
+    B = COMMAND["batch"]
+    if leaf.startswith("params"):
+        return 2 * B * U * scale * steps
+    g0 = 4.0 / GloveConfig().learning_rate**2  # G_0 = 4 / eta^2 (kernels.make_optimizer), the command's default eta
+    return 2 * (U * scale + B * U * (scale - g0)) * steps
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -69,7 +95,9 @@ def results(measurements) -> dict:
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, (tmp / "out.log").read_text()[-4000:]
-    return json.loads((tmp / "out.json").read_text())
+    out = json.loads((tmp / "out.json").read_text())
+    print(f"8-device subprocess seconds (reported, not asserted): {out['seconds']}")
+    return out
 
 
 def test_restore_rows_trims_and_pads_both_ways(tmp_path):
@@ -78,11 +106,12 @@ def test_restore_rows_trims_and_pads_both_ways(tmp_path):
     import jax
     import optax
 
-    from scratchlm.embeddings import glove
+    from scratchlm.embeddings.glove.config import GloveConfig
+    from scratchlm.training import glove
     from scratchlm.training.checkpoint import save_checkpoint
     from scratchlm.training.loop import TrainState
 
-    g0 = 4.0 / glove.GloveConfig().learning_rate**2
+    g0 = 4.0 / GloveConfig().learning_rate**2
     shapes = {"W": (3,), "b": (), "W_tilde": (3,), "b_tilde": ()}
 
     def state(rows, params, acc, step=0):  # host arrays: no XLA computation to compile
@@ -109,29 +138,31 @@ def test_a_dense_step_on_a_mesh_is_refused():
     import jax
 
     from scratchlm import parallel as par
-    from scratchlm.embeddings import glove
+    from scratchlm.embeddings.glove.config import GloveConfig
     from scratchlm.errors import ScratchlmError
+    from scratchlm.training import glove
 
     with pytest.raises(ScratchlmError, match="row steps"):
         glove.train(np.array([0, 1]), np.array([1, 0]), np.array([2.0, 3.0]), 2, key=jax.random.key(0),
-                    config=glove.GloveConfig(dim=2, epochs=1, batch_size=2, update="dense"), mesh=par.make_mesh())
+                    config=GloveConfig(dim=2, epochs=1, batch_size=2, update="dense"), mesh=par.make_mesh())
 
 
 @pytest.mark.parametrize("name", list(MESHES))
 def test_sharded_step_equals_one_device(results, name):
     """One minibatch (repeated rows certain) on meshes 8 and 4x2, AdaGrad as the minibatch or entry variant:
-    :func:`~scratchlm.embeddings.glove.row_update`'s params and accumulators to round-off, the same cost."""
+    :func:`~scratchlm.embeddings.glove.kernels.row_update`'s params and accumulators, every element within
+    twice its derived round-off bound (module docstring), the same cost."""
     r = results["step"][name]
     assert r["mesh"] == list(MESHES[name][0])
-    for leaf, (diff, scale) in r["leaves"].items():
-        assert diff <= 8 * U * scale, leaf
+    for leaf, (excess, diff, bound) in r["leaves"].items():
+        assert excess <= 0, (leaf, diff, bound)
     assert r["moved"] > 1e-4  # the step changed the parameters: the equality is not vacuous
-    assert r["cost"][1] == pytest.approx(r["cost"][0], rel=1e-5)  # 32 terms summed in another order
+    assert r["cost"][1] == pytest.approx(r["cost"][0], rel=2 * STEP["B"] * U)
 
 
 def test_sharded_step_and_epoch_move_rows_never_a_table(results):
     """Every collective of the compiled 4x2 step, and of the whole compiled epoch (a ``lax.scan`` over
-    minibatches, as ``glove.train`` runs it), carries at most ``min(B, V)`` rows: far below a table shard."""
+    minibatches, as ``training.glove.train`` runs it), carries at most ``min(B, V)`` rows: far below a table shard."""
     for what in ("step", "epoch"):
         collectives = results["collectives"][what]
         assert {c["op"] for c in collectives} >= {"all-gather", "all-reduce"}, collectives  # ids; rows and sums
@@ -144,20 +175,19 @@ def test_command_on_a_4x2_mesh_equals_one_device(results):
     """``scratchlm glove --mesh data=4,model=2`` for 2 epochs ends on the one-device run's state to round-off;
     the metrics name the mesh; the checkpoint holds the padded tables, their padding rows untouched.
 
-    Epoch 2 moves every parameter far beyond the tolerance (so the check has teeth); the accumulators,
-    dominated by :math:`G_0 = 1600`, move less (those of :math:`W` by ~0.15, 4x their tolerance), and
-    are in fact equal bit for bit here: a reordered sum's last bits vanish in :math:`G_0 + g^2`."""
+    Tolerance: :func:`command_tolerance` (module docstring).  Epoch 2 moves every leaf beyond it, so the
+    check has teeth."""
     r = results["command"]
     assert r["mesh"] == {"data": 4, "model": 2} and r["vocab"] % 2 == 1
     assert r["mesh_rows"] == r["vocab"] + 1 and r["padding_inert"]
     for leaf, (diff, scale) in r["mesh_vs_one"].items():
-        tol = 8 * U * scale * r["steps"]
+        tol = command_tolerance(leaf, scale, r["steps"])
         assert diff <= tol, leaf
-        assert r["moved"][leaf] > (100 * tol if leaf.startswith("params") else tol), leaf
+        assert r["moved"][leaf] > tol, leaf
 
 
 def test_checkpoint_from_the_mesh_restores_on_one_device_identically(results):
-    """:func:`~scratchlm.embeddings.glove.restore_rows` reads the mesh's epoch-2 checkpoint into a one-device
+    """:func:`~scratchlm.training.glove.restore_rows` reads the mesh's epoch-2 checkpoint into a one-device
     state: every parameter and accumulator row bit for bit, the step and the key too."""
     r = results["command"]
     V = r["vocab"]
@@ -172,7 +202,7 @@ def test_resume_on_the_mesh_is_exact_and_on_one_device_close(results):
     assert r["resumed_epochs"] == {"mesh": 1, "one": 1}
     assert r["resumed_on_mesh_identical"]
     for leaf, (diff, scale) in r["resumed_on_one_vs_one"].items():
-        assert diff <= 8 * U * scale * r["steps"], leaf
+        assert diff <= command_tolerance(leaf, scale, r["steps"]), leaf
 
 
 @pytest.mark.slow
@@ -221,12 +251,7 @@ def test_two_processes_checkpoint_resume_and_end_as_one_device(tmp_path, meshes)
     assert one.words == two.words
     scale = float(np.max(np.abs(one.vectors)))
     steps = 2 * -(-m["nonzeros"] // COMMAND["batch"])
-    assert float(np.max(np.abs(one.vectors - two.vectors))) <= 2 * 8 * U * scale * steps
-
-
-def test_measurements_stay_fast(results):
-    """The subprocess's own timings (compiles dominate): kept small so CI runs this module in seconds."""
-    assert sum(results["seconds"].values()) < 60, results["seconds"]
+    assert float(np.max(np.abs(one.vectors - two.vectors))) <= 2 * command_tolerance("params", scale, steps)
 
 
 # ----------------------------------------------------------------- the subprocess (8 forced host devices)
@@ -261,40 +286,54 @@ def _step_checks(out: dict) -> None:
     import jax.numpy as jnp
 
     from scratchlm import parallel as par
-    from scratchlm.embeddings import glove
+    from scratchlm.embeddings.glove import kernels
+    from scratchlm.embeddings.glove.config import GloveConfig
+    from scratchlm.embeddings.glove.sharded import PARTITION_RULES, make_sharded_glove_update
     from scratchlm.training.loop import init_train_state
+    from tests.embeddings.glove.test_kernels import adagrad_bounds, reference_terms
     from tests.parallel_checks import hlo_collectives
 
     V, D, B = STEP["V"], STEP["D"], STEP["B"]
-    config = glove.GloveConfig(dim=D, batch_size=B, x_max=10.0)
+    config = GloveConfig(dim=D, batch_size=B, x_max=10.0)
     rng = np.random.default_rng(0)
-    params = jax.device_get(glove.init(jax.random.key(0), V, config))
+    params = jax.device_get(kernels.init(jax.random.key(0), V, config))
     x = np.exp(rng.uniform(-1, 4, B))  # counts both sides of x_max
     # a small id range makes rows repeated within the step (the summed-gradient path) certain
     batch = (rng.integers(0, 100, B).astype(np.int32), rng.integers(0, 100, B).astype(np.int32),
              np.log(x).astype(np.float32), np.where(x < 10, (x / 10) ** 0.75, 1.0).astype(np.float32))
     out["step"] = {}
     for name, (shape, entrywise) in MESHES.items():
-        config_e = glove.GloveConfig(dim=D, batch_size=B, accumulate="entry" if entrywise else "minibatch")
-        optimizer = glove.make_optimizer(config_e)
+        config_e = GloveConfig(dim=D, batch_size=B, accumulate="entry" if entrywise else "minibatch")
+        optimizer = kernels.make_optimizer(config_e)
         opt_state = jax.device_get(optimizer.init(params))
-        one_device = jax.jit(partial(glove.row_update, optimizer=optimizer, entrywise=entrywise))
+        one_device = jax.jit(partial(kernels.row_update, optimizer=optimizer, entrywise=entrywise))
         ref = jax.device_get(one_device(params, opt_state, tuple(map(jnp.asarray, batch))))
         mesh = par.make_mesh(*shape)
-        p, s = par.shard((params, opt_state), mesh, par.EMBEDDING_RULES)
+        p, s = par.shard((params, opt_state), mesh, PARTITION_RULES)
         b = par.shard_batch(batch, mesh)
-        compiled = par.make_sharded_glove_update(mesh, optimizer, entrywise=entrywise).lower(p, s, b).compile()
+        compiled = make_sharded_glove_update(mesh, optimizer, entrywise=entrywise).lower(p, s, b).compile()
         got = jax.device_get(compiled(p, s, b))
-        out["step"][name] = {"mesh": list(mesh.devices.shape), "leaves": _diffs(ref[:2], got[:2]),
+        _, row_sum, S, Q = reference_terms(params, batch)  # per element: s, sum |g_e|, sum g_e^2
+        leaves = {}
+        for k in params:
+            G = np.asarray(opt_state[0].sum_of_squares[k], np.float64)
+            _, eps_theta, _, eps_G = adagrad_bounds(np.asarray(params[k], np.float64), G, row_sum[k], S[k], Q[k], B,
+                                                    entrywise, u=U)
+            for where, a, c, eps in (("params", ref[0][k], got[0][k], eps_theta),
+                                     ("accumulator", ref[1][0].sum_of_squares[k], got[1][0].sum_of_squares[k], eps_G)):
+                diff = np.abs(np.asarray(a, np.float64) - np.asarray(c, np.float64))
+                leaves[f"{where}/{k}"] = [float(np.max(diff - 2 * eps)), float(np.max(diff)), float(np.max(2 * eps))]
+        out["step"][name] = {"mesh": list(mesh.devices.shape), "leaves": leaves,
                              "cost": [float(ref[2]), float(got[2])],
                              "moved": max(d for d, _ in _diffs(params, ref[0]).values())}
         if name == "4x2":
             out["collectives"] = {"step": hlo_collectives(compiled.as_text()), "table_shard_elements": V // 2 * D}
-            optimizer = glove.make_optimizer(config)
+            optimizer = kernels.make_optimizer(config)
             state = par.shard(jax.device_get(init_train_state(params, optimizer, jax.random.key(1))), mesh,
-                              par.EMBEDDING_RULES)
+                              PARTITION_RULES)
             entries = par.shard(tuple(np.stack([c, c]) for c in batch), mesh, ((r".*", par.P(None, "data")),))
-            epoch = glove.make_epoch_step(optimizer, update="rows", nnz=B, mesh=mesh).lower(state, entries).compile()
+            step = make_sharded_glove_update(mesh, optimizer)
+            epoch = kernels.make_epoch_step(step, nnz=B).lower(state, entries).compile()
             out["collectives"]["epoch"] = hlo_collectives(epoch.as_text())
 
 
@@ -307,8 +346,11 @@ def _command_checks(out: dict, tmp: Path) -> None:
     from flax import serialization
 
     from scratchlm.commands import glove as command
-    from scratchlm.embeddings import evaluate, glove
+    from scratchlm.embeddings import evaluate
+    from scratchlm.embeddings.glove import kernels
+    from scratchlm.embeddings.glove.config import GloveConfig
     from scratchlm.errors import ScratchlmError
+    from scratchlm.training import glove
     from scratchlm.training.loop import init_train_state
 
     def not_scored(wv, restrict_vocab):  # the scores are not under test (and their data path imports gensim)
@@ -343,9 +385,9 @@ def _command_checks(out: dict, tmp: Path) -> None:
     tables = lambda s: {"params": s["params"], "opt_state": s["opt_state"]}  # noqa: E731
     unpadded = lambda s: jax.tree.map(lambda t: t[:V], tables(s))  # noqa: E731
     one_s, mesh_s = state(one), state(mesh)
-    config = glove.GloveConfig(dim=8)
-    optimizer = glove.make_optimizer(config)
-    fresh = init_train_state(glove.init(jax.random.key(0), V, config), optimizer, jax.random.key(0))
+    config = GloveConfig(dim=8)
+    optimizer = kernels.make_optimizer(config)
+    fresh = init_train_state(kernels.init(jax.random.key(0), V, config), optimizer, jax.random.key(0))
     restored = glove.restore_rows(mesh, fresh, V)
     g0 = 4.0 / config.learning_rate**2
     out["command"] = {

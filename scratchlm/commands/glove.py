@@ -10,44 +10,59 @@ one line), so the window runs across paragraphs, as it did in the C-tool run tha
 ``DIR/metrics.json``.
 
 ``--mesh data=4,model=2`` splits ``W, b, W̃, b̃`` and their AdaGrad accumulators by rows over 2
-devices and each minibatch of non-zeros over 4 (:mod:`scratchlm.parallel`; the vocabulary is padded
+devices and each minibatch of non-zeros over 4 (:mod:`scratchlm.embeddings.glove.sharded`; the vocabulary is padded
 with unused rows to a multiple of ``model``); a checkpoint resumes on any mesh or on one device.
 A step moves the rows its minibatch touches, at most ``min(batch, V)``: with the default
 ``--batch-size`` 16,384 and a vocabulary of a few thousand words that is every row, every step, so
 on a mesh a batch well below the vocabulary keeps the traffic sparse.
 With ``--coordinator/--num-processes/--process-id`` each process counts the co-occurrences of its
-own share of the sentences and the partial counts are gathered and merged (:func:`read_cooccurrences`;
+own share of the sentences and the partial counts are gathered and merged
+(:func:`scratchlm.embeddings.glove.cooccurrence.read_cooccurrences`;
 every process then holds the whole matrix, and the minibatches are cut from it identically), and
-process 0 writes the outputs and the checkpoints (gathered from all processes after every epoch; to resume, every host
-must see the checkpoint directory: a shared filesystem).
+process 0 writes the outputs and the checkpoints (gathered from all processes after every epoch; to
+resume, every host must see the checkpoint directory: a shared filesystem).
+
+A thin command: flags -> :class:`~scratchlm.embeddings.glove.config.GloveConfig` and
+:class:`~scratchlm.embeddings.glove.cooccurrence.CooccurrenceConfig` (every default read from them)
+-> :func:`scratchlm.training.glove.train_on_corpus` -> the vector files and metrics written here.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from scratchlm import jsonio
 from scratchlm.cli import add_parallel_arguments
+from scratchlm.embeddings.glove.config import GloveConfig
+from scratchlm.embeddings.glove.cooccurrence import CooccurrenceConfig
+
+RESTRICT = 30000  # score over the 30,000 most frequent words (embeddings.evaluate.standard_scores does too)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", default="wiki", help="'wiki' (cleaned Wikipedia sample, one article a line), 'lee', "
-                        "or a text file (one document a line: the window never crosses a newline)")
-    parser.add_argument("--dim", type=int, default=100)
-    parser.add_argument("--window", type=int, default=15, help="context words on each side (glove's cooccur -window-size)")
-    parser.add_argument("--left-only", action="store_true", help="count only context to the left (cooccur -symmetric 0)")
-    parser.add_argument("--min-count", type=int, default=5)
-    parser.add_argument("--max-size", type=int, default=None, help="keep at most this many words")
-    parser.add_argument("--x-max", type=float, default=10.0, help="f's cutoff: 10 as glove's demo.sh (the paper: 100)")
-    parser.add_argument("--alpha", type=float, default=0.75, help="f's exponent (paper: 3/4)")
-    parser.add_argument("--learning-rate", type=float, default=0.05, help="AdaGrad's eta (paper and glove.c: 0.05)")
-    parser.add_argument("--epochs", type=int, default=50)
-    parser.add_argument("--batch-size", type=int, default=16384, help="non-zeros per AdaGrad minibatch")
-    parser.add_argument("--output", choices=("sum", "word"), default="sum", help="sum: W + W~ (glove.c -model 2); word: W only")
-    parser.add_argument("--max-memory-mb", type=float, default=512.0, help="ceiling for the counting buffers")
-    parser.add_argument("--restrict", type=int, default=30000, help="evaluate over the N most frequent words")
+    G, C = GloveConfig, CooccurrenceConfig
+    parser.add_argument("--corpus", default="wiki", help="'wiki' (cleaned Wikipedia sample, one article a line), "
+                        "'lee', or a text file (one document a line: the window never crosses a newline)")
+    parser.add_argument("--dim", type=int, default=G.dim)
+    parser.add_argument("--window", type=int, default=C.window,
+                        help="context words on each side (glove's cooccur -window-size)")
+    parser.add_argument("--left-only", action="store_true", default=not C.symmetric,
+                        help="count only context to the left (cooccur -symmetric 0)")
+    parser.add_argument("--min-count", type=int, default=C.min_count)
+    parser.add_argument("--max-size", type=int, default=C.max_size, help="keep at most this many words")
+    parser.add_argument("--x-max", type=float, default=G.x_max,
+                        help="f's cutoff: 10 as glove's demo.sh (the paper: 100)")
+    parser.add_argument("--alpha", type=float, default=G.alpha, help="f's exponent (paper: 3/4)")
+    parser.add_argument("--learning-rate", type=float, default=G.learning_rate,
+                        help="AdaGrad's eta (paper and glove.c: 0.05)")
+    parser.add_argument("--epochs", type=int, default=G.epochs)
+    parser.add_argument("--batch-size", type=int, default=G.batch_size, help="non-zeros per AdaGrad minibatch")
+    parser.add_argument("--output", choices=("sum", "word"), default=G.output,
+                        help="sum: W + W~ (glove.c -model 2); word: W only")
+    parser.add_argument("--max-memory-mb", type=float, default=C.max_memory_mb,
+                        help="ceiling for the counting buffers")
+    parser.add_argument("--restrict", type=int, default=RESTRICT, help="evaluate over the N most frequent words")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-cooccurrence", action="store_true", help="also write DIR/cooccurrence.npz")
     parser.add_argument("--checkpoint-dir", type=Path, default=None, help="checkpoint every epoch; resume from here")
@@ -55,80 +70,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_parallel_arguments(parser)  # --mesh data=4,model=2 (tables by rows over model); multi-host flags
 
 
-def read_cooccurrences(sentences, *, window: int, symmetric: bool, min_count: int, max_size: int | None,
-                       max_memory_mb: float):
-    """The corpus's :class:`~scratchlm.embeddings.cooccurrence.Cooccurrence`; with several processes,
-    each counts its own share.
-
-    Process ``p`` of ``P`` reads only its contiguous share of the sentences
-    (:func:`scratchlm.parallel.process_shard`): the word counts are summed across processes before the
-    vocabulary is cut, each process counts the pairs of its share (windows never cross a sentence,
-    so no pair spans two shares), and the sorted partial counts are gathered and merged, so every
-    process holds the whole matrix (its minibatches are cut from it identically on every process).
-    The merged :math:`X_{ij}` equal one process's up to the order of float64 additions.
-    """
-    import jax
-
-    from scratchlm import parallel
-    from scratchlm.embeddings import cooccurrence as co
-
-    if jax.process_count() == 1:
-        return co.count_cooccurrences(sentences, window=window, symmetric=symmetric, min_count=min_count,
-                                      max_size=max_size, max_memory_mb=max_memory_mb)
-    local = parallel.process_shard(sentences)
-    words, counts = co.vocabulary_from_counts(parallel.allgather_counts(co.word_counts(local)),
-                                              min_count=min_count, max_size=max_size)
-    keys, x = co.count_pairs(local, words, window=window, symmetric=symmetric, max_memory_mb=max_memory_mb)
-    parts = parallel.allgather_arrays({"keys": keys, "x": x})
-    keys, x = co.merge_pairs([(part["keys"], part["x"]) for part in parts])
-    return co.cooccurrence_from_pairs(words, counts, keys, x, window=window, symmetric=symmetric,
-                                      min_count=min_count)
-
-
-def train_and_write(sentences, *, out: Path, dim: int = 100, window: int = 15, symmetric: bool = True,
-                    min_count: int = 5, max_size: int | None = None, x_max: float = 10.0, alpha: float = 0.75,
-                    learning_rate: float = 0.05, epochs: int = 50, batch_size: int = 16384, output: str = "sum",
-                    max_memory_mb: float = 512.0, restrict: int = 30000, seed: int = 0,
+def train_and_write(sentences, *, out: Path, config: GloveConfig | None = None,
+                    counting: CooccurrenceConfig | None = None, restrict: int = RESTRICT, seed: int = 0,
                     save_cooccurrence: bool = False, checkpoint_dir: Path | None = None,
                     progress: bool | None = None, mesh=None) -> dict:
-    """Count, train, write the two vector files and metrics.json under ``out``; return the metrics.
+    """:func:`scratchlm.training.glove.train_on_corpus`, then the two vector files and metrics.json under ``out``.
 
-    ``mesh`` (:func:`scratchlm.parallel.setup`): train on it; only process 0 writes files."""
+    Returns the metrics.  ``mesh`` (:func:`scratchlm.parallel.setup`): train on it; only process 0 writes files."""
     import jax
-    import numpy as np
 
-    from scratchlm.embeddings import glove
     from scratchlm.embeddings.evaluate import standard_scores
-    from scratchlm.embeddings.formats import WordVectors, save_glove, save_word2vec
+    from scratchlm.embeddings.formats import save_glove, save_word2vec
     from scratchlm.errors import ScratchlmError
+    from scratchlm.training.glove import train_on_corpus
 
+    config, counting = config or GloveConfig(), counting or CooccurrenceConfig()
     lead = jax.process_index() == 0
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    cooc = read_cooccurrences(sentences, window=window, symmetric=symmetric, min_count=min_count,
-                              max_size=max_size, max_memory_mb=max_memory_mb)
-    cooc_seconds = time.perf_counter() - t0
-    if save_cooccurrence and lead:
-        cooc.save(out / "cooccurrence.npz")
-    config = glove.GloveConfig(dim=dim, x_max=x_max, alpha=alpha, learning_rate=learning_rate, epochs=epochs,
-                               batch_size=batch_size, output=output)
-    result = glove.train(cooc.i, cooc.j, cooc.x, cooc.vocab_size, config=config, key=jax.random.key(seed),
-                         checkpoint_dir=checkpoint_dir, metrics_path=out / "train_metrics.jsonl" if lead else None,
-                         progress=progress if lead else False, mesh=mesh)
-    wv = WordVectors(cooc.words, np.asarray(glove.vectors(result.params, output=output)))
+    run = train_on_corpus(sentences, config=config, counting=counting, key=jax.random.key(seed),
+                          checkpoint_dir=checkpoint_dir, metrics_path=out / "train_metrics.jsonl" if lead else None,
+                          progress=progress if lead else False, mesh=mesh)
+    cooc, result, wv = run.cooccurrence, run.result, run.vectors
     if lead:
+        if save_cooccurrence:
+            cooc.save(out / "cooccurrence.npz")
         save_word2vec(wv, out / "vectors.txt")
         save_glove(wv, out / "vectors.glove.txt")
     metrics = {
-        "cooccurrence_seconds": cooc_seconds, "nonzeros": cooc.nnz, "vocab_size": cooc.vocab_size,
+        "cooccurrence_seconds": run.cooccurrence_seconds, "nonzeros": cooc.nnz, "vocab_size": cooc.vocab_size,
         "seconds_per_epoch": result.seconds_per_epoch, "compile_seconds": result.compile_seconds,
         "epochs_run": len(result.costs), "final_cost": result.costs[-1] if result.costs else None,
         "cost_definition": "J / nnz (glove.c prints half of this)", "update": result.update,
         "device": str(jax.devices()[0]), "mesh": None if mesh is None else dict(mesh.shape),
         "processes": jax.process_count(),
-        "settings": {"dim": dim, "window": window, "symmetric": symmetric, "min_count": min_count,
-                     "max_size": max_size, "x_max": x_max, "alpha": alpha, "learning_rate": learning_rate,
-                     "epochs": epochs, "batch_size": batch_size, "output": output, "seed": seed},
+        "settings": {"dim": config.dim, "window": counting.window, "symmetric": counting.symmetric,
+                     "min_count": counting.min_count, "max_size": counting.max_size, "x_max": config.x_max,
+                     "alpha": config.alpha, "learning_rate": config.learning_rate, "epochs": config.epochs,
+                     "batch_size": config.batch_size, "output": config.output, "seed": seed},
     }
     try:
         metrics.update(standard_scores(wv, restrict_vocab=restrict))
@@ -146,12 +124,14 @@ def run(args: argparse.Namespace) -> int:
     from scratchlm.data.corpora import load_tokenized_corpus
 
     mesh = parallel.setup(args)  # before any other JAX call
+    config = GloveConfig(dim=args.dim, x_max=args.x_max, alpha=args.alpha, learning_rate=args.learning_rate,
+                         epochs=args.epochs, batch_size=args.batch_size, output=args.output)
+    counting = CooccurrenceConfig(window=args.window, symmetric=not args.left_only, min_count=args.min_count,
+                                  max_size=args.max_size, max_memory_mb=args.max_memory_mb)
     metrics = train_and_write(
-        load_tokenized_corpus(args.corpus, wiki_unit="article"), out=args.out, dim=args.dim, window=args.window,
-        symmetric=not args.left_only, min_count=args.min_count, max_size=args.max_size, x_max=args.x_max,
-        alpha=args.alpha, learning_rate=args.learning_rate, epochs=args.epochs, batch_size=args.batch_size,
-        output=args.output, max_memory_mb=args.max_memory_mb, restrict=args.restrict, seed=args.seed,
-        save_cooccurrence=args.save_cooccurrence, checkpoint_dir=args.checkpoint_dir, mesh=mesh)
+        load_tokenized_corpus(args.corpus, wiki_unit="article"), out=args.out, config=config, counting=counting,
+        restrict=args.restrict, seed=args.seed, save_cooccurrence=args.save_cooccurrence,
+        checkpoint_dir=args.checkpoint_dir, mesh=mesh)
     print(_summary(metrics))
     if jax.process_index() == 0:
         print(f"wrote {args.out}/vectors.txt, vectors.glove.txt, metrics.json")
@@ -172,10 +152,10 @@ def demo_step(ctx) -> dict:
     from scratchlm.data.corpora import load_tokenized_corpus
 
     if ctx.quick:  # a slice of the paragraphs: a smoke run of every stage
-        settings = dict(dim=50, window=10, epochs=5, batch_size=16384)
+        config, counting = GloveConfig(dim=50, epochs=5, batch_size=16384), CooccurrenceConfig(window=10)
         sentences = load_tokenized_corpus("wiki")[:800]
     else:
-        settings = dict(dim=100, window=15, epochs=25)
+        config, counting = GloveConfig(dim=100, epochs=25), CooccurrenceConfig(window=15)
         sentences = load_tokenized_corpus("wiki", wiki_unit="article")
-    metrics = train_and_write(sentences, out=ctx.out, seed=ctx.seed, progress=None, **settings)
+    metrics = train_and_write(sentences, out=ctx.out, config=config, counting=counting, seed=ctx.seed, progress=None)
     return {"result": _summary(metrics), **{k: v for k, v in metrics.items() if k != "settings"}}

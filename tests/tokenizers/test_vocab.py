@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from scratchlm.errors import CorpusError, ScratchlmError
 from scratchlm.tokenizers import Vocab
+from scratchlm.tokenizers.vocab import build_vocabulary, ranked_words, vocabulary_from_counts, word_counts
 
 
 def test_worked_example():
@@ -60,3 +61,30 @@ def test_lee_vocabulary():
 
     vocab = Vocab.from_corpus(corpora.load_tokenized_corpus("lee"), min_count=2, max_size=500)
     assert len(vocab) == 502 and vocab.tokens[2] == "the"
+
+
+def test_one_ranking_rule_count_then_word():
+    """ranked_words: count descending, ties by the word in code-point order ("B" < "a" < "b"), whatever the
+    order the counts arrive in; Vocab.from_counts and GloVe's vocabulary_from_counts both follow it."""
+    counts = {"b": 2, "a": 2, "B": 2, "c": 5, "d": 1}
+    assert ranked_words(counts) == [("c", 5), ("B", 2), ("a", 2), ("b", 2), ("d", 1)]
+    assert ranked_words(dict(reversed(counts.items()))) == ranked_words(counts)
+    assert ranked_words(counts, min_count=2, max_size=3, exclude=("c",)) == [("B", 2), ("a", 2), ("b", 2)]
+    assert Vocab.from_counts(counts, specials=(), unk=None).tokens == ("c", "B", "a", "b", "d")
+    words, n = vocabulary_from_counts(counts, min_count=2)
+    assert words == ("c", "B", "a", "b") and n.tolist() == [5, 2, 2, 2] and n.dtype == "int64"
+
+
+def test_glove_vocabulary_order_min_count_and_max_size():
+    sentences = [["b", "a", "c", "a", "b", "d", "e", "e"]]
+    assert word_counts(sentences) == {"a": 2, "b": 2, "c": 1, "d": 1, "e": 2}
+    words, counts = build_vocabulary(sentences, min_count=1)
+    assert words == ("a", "b", "e", "c", "d") and counts.tolist() == [2, 2, 2, 1, 1]  # count, then alphabet
+    assert build_vocabulary(sentences, min_count=2)[0] == ("a", "b", "e")
+    assert build_vocabulary(sentences, min_count=1, max_size=2)[0] == ("a", "b")
+    with pytest.raises(CorpusError, match="empty"):
+        vocabulary_from_counts({})
+    with pytest.raises(CorpusError, match="min_count=3"):
+        vocabulary_from_counts({"a": 2}, min_count=3)
+    with pytest.raises(ScratchlmError, match="max_size"):
+        vocabulary_from_counts({"a": 2}, max_size=0)

@@ -1,4 +1,4 @@
-"""Co-occurrence counting (scratchlm/embeddings/cooccurrence.py) against a brute-force double loop."""
+"""Co-occurrence counting (scratchlm/embeddings/glove/cooccurrence.py) against a brute-force double loop."""
 
 import collections
 import tracemalloc
@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchlm.embeddings.cooccurrence import Cooccurrence, build_vocabulary, count_cooccurrences
+from scratchlm.embeddings.glove.cooccurrence import Cooccurrence, count_cooccurrences
 from scratchlm.errors import CorpusError, ScratchlmError
+from scratchlm.tokenizers.vocab import build_vocabulary
 
 
 def brute_force(sentences, words, window, symmetric):
@@ -85,14 +86,6 @@ def test_left_only_counts_context_left_of_centre():
     assert as_dict(c) == {(b, a): 1.0}
 
 
-def test_vocabulary_order_min_count_and_max_size():
-    sentences = [["b", "a", "c", "a", "b", "d", "e", "e"]]
-    words, counts = build_vocabulary(sentences, min_count=1)
-    assert words == ("a", "b", "e", "c", "d") and counts.tolist() == [2, 2, 2, 1, 1]  # count, then alphabet
-    assert build_vocabulary(sentences, min_count=2)[0] == ("a", "b", "e")
-    assert build_vocabulary(sentences, min_count=1, max_size=2)[0] == ("a", "b")
-
-
 def test_memory_stays_under_the_stated_ceiling():
     """Peak traced memory <= max_memory_mb + 64 bytes per non-zero (the bound the module states),
     on a corpus whose dense V x V float64 matrix would take over 20 times the ceiling."""
@@ -155,10 +148,11 @@ def test_shares_counted_apart_and_merged_equal_the_whole(corpus, window, symmetr
     """What processes that each read a share of the sentences build (scratchlm glove on several hosts):
     the vocabulary from the summed word counts, the pairs of each share merged in order."""
     from scratchlm import parallel
-    from scratchlm.embeddings import cooccurrence as co
+    from scratchlm.embeddings.glove import cooccurrence as co
+    from scratchlm.tokenizers.vocab import vocabulary_from_counts, word_counts
 
     parts = [parallel.process_shard(corpus, p, shares) for p in range(shares)]
-    words, counts = co.vocabulary_from_counts(parallel.merge_counts([co.word_counts(s) for s in parts]), min_count=1)
+    words, counts = vocabulary_from_counts(parallel.merge_counts([word_counts(s) for s in parts]), min_count=1)
     whole_words, whole_counts = build_vocabulary(corpus, min_count=1)
     assert words == whole_words and np.array_equal(counts, whole_counts)
     merged = co.merge_pairs([co.count_pairs(s, words, window=window, symmetric=symmetric, max_memory_mb=max_memory_mb)

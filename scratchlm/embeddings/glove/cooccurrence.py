@@ -5,7 +5,8 @@ r"""Word–word co-occurrence counts for GloVe, streamed and memory-bounded (Pen
 This is what the Stanford C tools ``vocab_count`` and ``cooccur`` compute, with their choices:
 
 - The vocabulary keeps words seen at least ``min_count`` times, at most ``max_size`` of them, ranked
-  by count (ties alphabetically, as ``vocab_count`` does); word ids are those ranks.
+  by count (ties alphabetically, as ``vocab_count`` does); word ids are those ranks
+  (:func:`scratchlm.tokenizers.vocab.build_vocabulary`: counting words is vocabulary work).
 - Out-of-vocabulary tokens are dropped *before* windowing, so distances count in-vocabulary words
   only (``cooccur`` skips an unknown word before it enters its history buffer).
 - Windows never cross a sentence (a line of the corpus): ``cooccur`` resets its history at a newline.
@@ -27,12 +28,12 @@ under ``max_memory_mb``.  The merged counts themselves take 16 bytes per distinc
 float64 value) and a merge briefly holds its inputs, its output and the merge positions, so the
 peak is about ``max_memory_mb`` MiB + 64 bytes × nnz: beyond the ceiling, only the output's own size
 (which ``cooccur`` instead spills to overflow files on disk).  A dense V×V matrix is never allocated.
-Nothing here imports JAX.
+Nothing here imports JAX except :func:`read_cooccurrences`, which asks it how many processes share the
+corpus (several hosts: each counts its share, and the partial counts are gathered and merged).
 """
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +41,24 @@ from pathlib import Path
 import numpy as np
 
 from scratchlm.errors import CorpusError, ScratchlmError
+from scratchlm.tokenizers.vocab import build_vocabulary, vocabulary_from_counts, word_counts
 
 # One pair's footprint while a chunk is counted: its packed int64 key in the per-distance piece, in
 # the concatenated array and in the sorted copy, plus the boolean masks and reduced outputs.
 _BYTES_PER_PAIR = 40
 _FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CooccurrenceConfig:
+    """How :math:`X` is counted: the settings of ``cooccur`` and ``vocab_count`` (defaults: glove.c's ``demo.sh``)."""
+
+    window: int = 15  # context words on each side: demo.sh WINDOW_SIZE=15 (cooccur -window-size)
+    symmetric: bool = True  # both sides of the centre word (cooccur -symmetric 1); False: left only
+    min_count: int = 5  # demo.sh VOCAB_MIN_COUNT=5 (vocab_count -min-count)
+    max_size: int | None = None  # keep at most this many words (vocab_count -max-vocab); None: all
+    max_memory_mb: float = 512.0  # ceiling for one chunk's counting buffers (cooccur -memory is in GB)
+    # checked where they are used (count_cooccurrences), before any pass over the corpus
 
 
 @dataclass(frozen=True)
@@ -94,7 +108,8 @@ class Cooccurrence:
             if missing:
                 raise ScratchlmError(f"{path} is not a scratchlm co-occurrence file: it lacks {sorted(missing)}")
             if int(data["version"]) != _FORMAT_VERSION:
-                raise ScratchlmError(f"{path}: co-occurrence format version {int(data['version'])}, expected {_FORMAT_VERSION}")
+                raise ScratchlmError(f"{path}: co-occurrence format version {int(data['version'])}, "
+                                     f"expected {_FORMAT_VERSION}")
             text = data["words_utf8"].tobytes().decode("utf-8")
             result = cls(
                 words=tuple(text.split("\n")) if text else (),
@@ -108,50 +123,10 @@ class Cooccurrence:
         return result
 
 
-def word_counts(sentences: Iterable[Sequence[str]]) -> collections.Counter[str]:
-    """Each word's count over the corpus (``vocab_count``'s first pass)."""
-    counter: collections.Counter[str] = collections.Counter()
-    for sentence in sentences:
-        counter.update(sentence)
-    return counter
-
-
-def vocabulary_from_counts(counts: dict[str, int], *, min_count: int = 5,
-                           max_size: int | None = None) -> tuple[tuple[str, ...], np.ndarray]:
-    """Words with count >= ``min_count``, ranked by count then alphabetically, cut to ``max_size``.
-
-    ``counts`` is :func:`word_counts` of the corpus, or of each process's share summed
-    (:func:`scratchlm.parallel.allgather_counts`: the ranking does not depend on the order).
-    Returns ``(words, counts)``: the id of a word is its rank (``vocab_count``'s order).
-    """
-    if min_count < 1:
-        raise ScratchlmError(f"min_count must be >= 1, got {min_count}")
-    if max_size is not None and max_size < 1:
-        raise ScratchlmError(f"max_size must be >= 1 or None, got {max_size}")
-    if not counts:
-        raise CorpusError("the corpus is empty: no word to count")
-    ranked = sorted((item for item in counts.items() if item[1] >= min_count), key=lambda wc: (-wc[1], wc[0]))
-    ranked = ranked[:max_size]
-    if not ranked:
-        raise CorpusError(f"no word occurs at least min_count={min_count} times "
-                          f"(the most frequent occurs {max(counts.values())} times); lower --min-count")
-    return tuple(w for w, _ in ranked), np.array([c for _, c in ranked], dtype=np.int64)
-
-
-def build_vocabulary(sentences: Iterable[Sequence[str]], *, min_count: int = 5,
-                     max_size: int | None = None) -> tuple[tuple[str, ...], np.ndarray]:
-    """Words with count >= ``min_count``, ranked by count then alphabetically, cut to ``max_size``.
-
-    Returns ``(words, counts)``: the id of a word is its rank (``vocab_count``'s order).
-    """
-    if min_count < 1:  # checked again below, but here before the pass over the corpus
-        raise ScratchlmError(f"min_count must be >= 1, got {min_count}")
-    return vocabulary_from_counts(word_counts(sentences), min_count=min_count, max_size=max_size)
-
-
-def count_cooccurrences(sentences: Sequence[Sequence[str]], *, window: int = 15, symmetric: bool = True,
-                        min_count: int = 5, max_size: int | None = None,
-                        max_memory_mb: float = 512.0,
+def count_cooccurrences(sentences: Sequence[Sequence[str]], *, window: int = CooccurrenceConfig.window,
+                        symmetric: bool = CooccurrenceConfig.symmetric, min_count: int = CooccurrenceConfig.min_count,
+                        max_size: int | None = CooccurrenceConfig.max_size,
+                        max_memory_mb: float = CooccurrenceConfig.max_memory_mb,
                         vocabulary: tuple[tuple[str, ...], np.ndarray] | None = None) -> Cooccurrence:
     """Vocabulary and distance-weighted co-occurrence counts of a tokenized corpus (see module docstring).
 
@@ -167,8 +142,9 @@ def count_cooccurrences(sentences: Sequence[Sequence[str]], *, window: int = 15,
     return cooccurrence_from_pairs(words, counts, keys, x, window=window, symmetric=symmetric, min_count=min_count)
 
 
-def count_pairs(sentences: Iterable[Sequence[str]], words: Sequence[str], *, window: int = 15,
-                symmetric: bool = True, max_memory_mb: float = 512.0) -> tuple[np.ndarray, np.ndarray]:
+def count_pairs(sentences: Iterable[Sequence[str]], words: Sequence[str], *, window: int = CooccurrenceConfig.window,
+                symmetric: bool = CooccurrenceConfig.symmetric,
+                max_memory_mb: float = CooccurrenceConfig.max_memory_mb) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique keys ``i·V + j`` (int64) and their :math:`X_{ij}` (float64) over ``words``' ids.
 
     Pairs never cross a sentence, so the counts of a corpus are the sums of its shares' counts
@@ -180,6 +156,35 @@ def count_pairs(sentences: Iterable[Sequence[str]], words: Sequence[str], *, win
     tokens_per_chunk = max(1, int(max_memory_mb * 2**20 / (_BYTES_PER_PAIR * pairs_per_token)))
     return count_id_pairs(_id_chunks(sentences, index, tokens_per_chunk), vocab_size=len(words),
                           window=window, symmetric=symmetric)
+
+
+def read_cooccurrences(sentences: Sequence[Sequence[str]], *, window: int, symmetric: bool, min_count: int,
+                       max_size: int | None, max_memory_mb: float) -> Cooccurrence:
+    r"""The corpus's :class:`Cooccurrence`; with several processes, each counts its own share.
+
+    Process ``p`` of ``P`` reads only its contiguous share of the sentences
+    (:func:`scratchlm.parallel.process_shard`): the word counts are summed across processes before the
+    vocabulary is cut, each process counts the pairs of its share (windows never cross a sentence,
+    so no pair spans two shares), and the sorted partial counts are gathered and merged, so every
+    process holds the whole matrix (its minibatches are cut from it identically on every process).
+    The merged :math:`X_{ij} = \sum_p X^{(p)}_{ij}` equal one process's up to the order of float64
+    additions.
+    One process: :func:`count_cooccurrences`.
+    """
+    import jax
+
+    from scratchlm import parallel
+
+    if jax.process_count() == 1:
+        return count_cooccurrences(sentences, window=window, symmetric=symmetric, min_count=min_count,
+                                   max_size=max_size, max_memory_mb=max_memory_mb)
+    local = parallel.process_shard(sentences)
+    words, counts = vocabulary_from_counts(parallel.allgather_counts(word_counts(local)),
+                                           min_count=min_count, max_size=max_size)
+    keys, x = count_pairs(local, words, window=window, symmetric=symmetric, max_memory_mb=max_memory_mb)
+    parts = parallel.allgather_arrays({"keys": keys, "x": x})
+    keys, x = merge_pairs([(part["keys"], part["x"]) for part in parts])
+    return cooccurrence_from_pairs(words, counts, keys, x, window=window, symmetric=symmetric, min_count=min_count)
 
 
 def _check_settings(window, max_memory_mb) -> None:
