@@ -108,7 +108,7 @@ def test_a_dense_step_on_a_mesh_is_refused():
     """On a mesh every minibatch is a sparse row step; a dense one would all-reduce whole tables."""
     import jax
 
-    from scratchlm import parallel as par
+    from scratchlm import distributed as par
     from scratchlm.embeddings import glove
     from scratchlm.errors import ScratchlmError
 
@@ -244,7 +244,7 @@ def _write_corpus(path: Path) -> Path:
 def _leaves(tree) -> dict:
     import jax
 
-    from scratchlm import parallel as par
+    from scratchlm import distributed as par
 
     return {par.path_string(p): np.asarray(x) for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
@@ -260,7 +260,7 @@ def _step_checks(out: dict) -> None:
     import jax
     import jax.numpy as jnp
 
-    from scratchlm import parallel as par
+    from scratchlm import distributed as par
     from scratchlm.embeddings import glove
     from scratchlm.training.loop import init_train_state
     from tests.parallel_checks import hlo_collectives

@@ -10,7 +10,7 @@ one line), so the window runs across paragraphs, as it did in the C-tool run tha
 ``DIR/metrics.json``.
 
 ``--mesh data=4,model=2`` splits ``W, b, W̃, b̃`` and their AdaGrad accumulators by rows over 2
-devices and each minibatch of non-zeros over 4 (:mod:`scratchlm.parallel`; the vocabulary is padded
+devices and each minibatch of non-zeros over 4 (:mod:`scratchlm.distributed`; the vocabulary is padded
 with unused rows to a multiple of ``model``); a checkpoint resumes on any mesh or on one device.
 A step moves the rows its minibatch touches, at most ``min(batch, V)``: with the default
 ``--batch-size`` 16,384 and a vocabulary of a few thousand words that is every row, every step, so
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from scratchlm import jsonio
-from scratchlm.cli import add_parallel_arguments
+from scratchlm.commands.common import add_parallel_arguments, setup_parallel
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +61,7 @@ def read_cooccurrences(sentences, *, window: int, symmetric: bool, min_count: in
     each counts its own share.
 
     Process ``p`` of ``P`` reads only its contiguous share of the sentences
-    (:func:`scratchlm.parallel.process_shard`): the word counts are summed across processes before the
+    (:func:`scratchlm.distributed.process_shard`): the word counts are summed across processes before the
     vocabulary is cut, each process counts the pairs of its share (windows never cross a sentence,
     so no pair spans two shares), and the sorted partial counts are gathered and merged, so every
     process holds the whole matrix (its minibatches are cut from it identically on every process).
@@ -69,17 +69,17 @@ def read_cooccurrences(sentences, *, window: int, symmetric: bool, min_count: in
     """
     import jax
 
-    from scratchlm import parallel
+    from scratchlm import distributed
     from scratchlm.embeddings import cooccurrence as co
 
     if jax.process_count() == 1:
         return co.count_cooccurrences(sentences, window=window, symmetric=symmetric, min_count=min_count,
                                       max_size=max_size, max_memory_mb=max_memory_mb)
-    local = parallel.process_shard(sentences)
-    words, counts = co.vocabulary_from_counts(parallel.allgather_counts(co.word_counts(local)),
+    local = distributed.process_shard(sentences)
+    words, counts = co.vocabulary_from_counts(distributed.allgather_counts(co.word_counts(local)),
                                               min_count=min_count, max_size=max_size)
     keys, x = co.count_pairs(local, words, window=window, symmetric=symmetric, max_memory_mb=max_memory_mb)
-    parts = parallel.allgather_arrays({"keys": keys, "x": x})
+    parts = distributed.allgather_arrays({"keys": keys, "x": x})
     keys, x = co.merge_pairs([(part["keys"], part["x"]) for part in parts])
     return co.cooccurrence_from_pairs(words, counts, keys, x, window=window, symmetric=symmetric,
                                       min_count=min_count)
@@ -93,7 +93,7 @@ def train_and_write(sentences, *, out: Path, dim: int = 100, window: int = 15, s
                     progress: bool | None = None, mesh=None) -> dict:
     """Count, train, write the two vector files and metrics.json under ``out``; return the metrics.
 
-    ``mesh`` (:func:`scratchlm.parallel.setup`): train on it; only process 0 writes files."""
+    ``mesh`` (:func:`scratchlm.commands.common.setup_parallel`): train on it; only process 0 writes files."""
     import jax
     import numpy as np
 
@@ -142,10 +142,9 @@ def train_and_write(sentences, *, out: Path, dim: int = 100, window: int = 15, s
 def run(args: argparse.Namespace) -> int:
     import jax
 
-    from scratchlm import parallel
     from scratchlm.data.corpora import load_tokenized_corpus
 
-    mesh = parallel.setup(args)  # before any other JAX call
+    mesh = setup_parallel(args)  # before any other JAX call
     metrics = train_and_write(
         load_tokenized_corpus(args.corpus, wiki_unit="article"), out=args.out, dim=args.dim, window=args.window,
         symmetric=not args.left_only, min_count=args.min_count, max_size=args.max_size, x_max=args.x_max,

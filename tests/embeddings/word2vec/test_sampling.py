@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchlm.embeddings import sampling
+from scratchlm.embeddings.word2vec import sampling
 from scratchlm.errors import CorpusError
 
 
@@ -188,7 +188,7 @@ def test_every_pair_is_within_window_and_sentence(lengths, W, seed):
 def test_vocabulary_from_merged_share_counts_equals_the_whole_corpus(corpus, shares, min_count):
     """Counts of consecutive shares summed in order give the whole corpus's vocabulary, ties included
     (first appearance), and the shares' encodings concatenated give its ids."""
-    from scratchlm import parallel
+    from scratchlm import distributed as parallel
     from scratchlm.errors import CorpusError
 
     parts = [parallel.process_shard(corpus, p, shares) for p in range(shares)]

@@ -43,7 +43,7 @@ def vocab_from_counts(counts: dict[str, int], min_count: int = 5) -> Vocab:
 
     ``counts`` may be one process's :func:`~scratchlm.embeddings.cooccurrence.word_counts` (the
     counter GloVe's vocabulary uses too, in first-appearance order) or all processes' merged
-    (:func:`scratchlm.parallel.allgather_counts`).
+    (:func:`scratchlm.distributed.allgather_counts`).
     """
     if not counts:
         raise CorpusError("the corpus holds no word")
