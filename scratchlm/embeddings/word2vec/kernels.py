@@ -50,12 +50,13 @@ def _rows(table, ids):
 def _scatter(table, rows, grads, alpha, normalize_duplicates, uses=None):
     """table[rows] -= alpha · grads (duplicates summed); optionally each row's sum / sqrt(multiplicity).
 
-    The multiplicity counts every entry of ``rows``, or sums ``uses`` (same shape) where given.
+    The multiplicity counts every entry of ``rows``, or sums ``uses`` (same shape) where given; it is
+    counted in the table's dtype (float32 in training, float64 in the tests against the objective).
     """
     rows, grads = rows.reshape(-1), grads.reshape(-1, table.shape[1])
     if normalize_duplicates:
-        counted = 1.0 if uses is None else uses.reshape(-1).astype(jnp.float32)
-        m = jnp.maximum(jnp.zeros(table.shape[0], jnp.float32).at[rows].add(counted), 1.0)
+        counted = 1.0 if uses is None else uses.reshape(-1).astype(table.dtype)
+        m = jnp.maximum(jnp.zeros(table.shape[0], table.dtype).at[rows].add(counted), 1.0)
         grads = grads * jax.lax.rsqrt(m[rows])[:, None]
     return table.at[rows].add(-alpha * grads, mode="promise_in_bounds")
 
@@ -330,8 +331,8 @@ def cbow_block_update(params, block, context_mask, target, noise, alpha, *, norm
     d_block = _unshifted_sum((maskf[:, :, j, None] * d_h for j in range(J)), offsets, W)  # [G, L + 2W, D]
     if normalize_duplicates:
         uses = _unshifted_sum((maskf[:, :, j] for j in range(J)), offsets, W).reshape(-1)  # [G (L + 2W)]
-        m = jnp.maximum(jnp.zeros(v.shape[0], jnp.float32).at[block.reshape(-1)].add(uses.astype(jnp.float32)), 1.0)
-        d_block = d_block * jax.lax.rsqrt(m)[block][..., None].astype(v.dtype)
+        m = jnp.maximum(jnp.zeros(v.shape[0], v.dtype).at[block.reshape(-1)].add(uses.astype(v.dtype)), 1.0)
+        d_block = d_block * jax.lax.rsqrt(m)[block][..., None]
     params = {"v": v.at[block.reshape(-1)].add(-alpha * d_block.reshape(-1, D), mode="promise_in_bounds"),
               "u": _scatter(u, u_rows, d_u, alpha, normalize_duplicates, uses=u_uses)}
     return params, loss, jnp.sum(count > 0)
