@@ -73,14 +73,17 @@ class Corpus:
 
 
 def make_corpus(ids: np.ndarray, sentence: np.ndarray, counts: np.ndarray, sample: float) -> Corpus:
+    """The encoded corpus on the device, with each word's keep probability (threshold ``sample``) and the
+    noise table, both from the vocabulary's ``counts``."""
     return Corpus(jnp.asarray(ids, jnp.int32), jnp.asarray(sentence, jnp.int32),
                   jnp.asarray(sampling.keep_probability(counts, sample)), jnp.asarray(sampling.noise_table(counts)))
 
 
 @jax.jit
 def epoch_tokens(key, epoch, ids, sentence, p_keep):
-    """Epoch ``epoch``'s subsampled, compacted corpus (see :func:`sampling.subsample`) and the key of its
-    steps: ``(kept_ids, kept_sentence, n_kept, step_key)``, both keys split from ``fold_in(key, epoch)``.
+    """Epoch ``epoch``'s subsampled, compacted corpus (see
+    :func:`scratchlm.embeddings.word2vec.sampling.subsample`) and the key of its steps:
+    ``(kept_ids, kept_sentence, n_kept, step_key)``, both keys split from ``fold_in(key, epoch)``.
 
     The keys are derived here rather than by eager calls, each of which XLA:CPU compiles as a program
     of its own (0.3-0.4 s of a command's start for ``fold_in`` and ``split``)."""
@@ -97,8 +100,8 @@ def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_star
     Step ``t`` takes centres at positions ``t + j·S`` (``j < batch_size``, ``S`` = steps in the epoch)
     of the compacted corpus (CBOW: runs ``t + g·S`` of ``L`` consecutive positions ``(t + g·S)·L + l``);
     its learning rate is the linear decay at progress ``(epoch + t/S)/epochs``.  Skip-gram groups the
-    step's centres by reduced window (:func:`sampling.window_groups`) and computes each group at its
-    own width (:func:`~scratchlm.embeddings.word2vec.kernels.skipgram_groups_update`).
+    step's centres by reduced window (:func:`scratchlm.embeddings.word2vec.sampling.window_groups`) and
+    computes each group at its own width (:func:`~scratchlm.embeddings.word2vec.kernels.skipgram_groups_update`).
 
     With a ``mesh`` the tables are split by rows over its ``model`` axis and the step's centres over
     ``data`` (:func:`scratchlm.embeddings.word2vec.sharded.make_sharded_word2vec_update`; CBOW through

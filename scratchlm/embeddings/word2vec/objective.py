@@ -41,7 +41,8 @@ def negative_sampling_grads(v_c: jax.Array, u_o: jax.Array, u_neg: jax.Array, no
     r"""The closed-form gradient of :func:`negative_sampling_loss` (Rong 2014, §3.2).
 
     .. math::
-        \frac{\partial\ell}{\partial v_c} = (\sigma(u_o^\top v_c) - 1)\,u_o + \sum_k n_k\,\sigma(u_k^\top v_c)\,u_k,\quad
+        \frac{\partial\ell}{\partial v_c} = (\sigma(u_o^\top v_c) - 1)\,u_o
+            + \sum_k n_k\,\sigma(u_k^\top v_c)\,u_k,\quad
         \frac{\partial\ell}{\partial u_o} = (\sigma(u_o^\top v_c) - 1)\,v_c,\quad
         \frac{\partial\ell}{\partial u_k} = n_k\,\sigma(u_k^\top v_c)\,v_c
 

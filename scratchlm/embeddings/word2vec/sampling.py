@@ -1,9 +1,10 @@
 r"""What Word2Vec samples: the vocabulary, frequent-word subsampling, the noise distribution, the window.
 
 Host side (NumPy, once per run): :func:`build_vocab` (words seen at least ``min_count`` times, most
-frequent first; :func:`~scratchlm.embeddings.cooccurrence.word_counts` and :func:`vocab_from_counts` are its two halves, so that
-processes can merge their shards' counts in between), :func:`encode` (the corpus as one int32 id array plus each token's sentence
-number), :func:`keep_probability` and :func:`noise_table`.
+frequent first; :func:`~scratchlm.embeddings.cooccurrence.word_counts` and :func:`vocab_from_counts`
+are its two halves, so that processes can merge their shards' counts in between), :func:`encode`
+(the corpus as one int32 id array plus each token's sentence number), :func:`keep_probability` and
+:func:`noise_table`.
 
 Device side (JAX, inside the jitted training step): :func:`subsample` (one epoch's kept tokens,
 compacted so that windows span kept words only, as in the C tool), :func:`reduced_windows`,

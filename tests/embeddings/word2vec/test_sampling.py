@@ -46,7 +46,8 @@ def test_subsample_keep_rates_match_formula():
     ids = rng.permutation(np.repeat(np.arange(5), counts)).astype(np.int32)
     sentence = np.arange(len(ids), dtype=np.int32) // 7
     p = sampling.keep_probability(counts, 1e-2)
-    kept_ids, kept_sentence, n = sampling.subsample(jax.random.key(0), jnp.asarray(ids), jnp.asarray(sentence), jnp.asarray(p))
+    kept_ids, kept_sentence, n = sampling.subsample(jax.random.key(0), jnp.asarray(ids), jnp.asarray(sentence),
+                                                    jnp.asarray(p))
     n = int(n)
     kept_ids, kept_sentence = np.asarray(kept_ids), np.asarray(kept_sentence)
     rate = np.bincount(kept_ids[:n], minlength=5) / counts
@@ -178,7 +179,8 @@ def test_every_pair_is_within_window_and_sentence(lengths, W, seed):
     assert (sentence[p] == sentence[c]).all()
     # and every such pair is there: count them independently
     b_np = np.asarray(b)
-    expected = sum(1 for i in range(n) for q in range(n) if q != i and abs(q - i) <= b_np[i] and sentence[q] == sentence[i])
+    expected = sum(1 for i in range(n) for q in range(n)
+                   if q != i and abs(q - i) <= b_np[i] and sentence[q] == sentence[i])
     assert len(p) == expected
 
 
