@@ -14,7 +14,7 @@ sub-meshes of the real devices in one process: real scaling efficiency.
     python -m benchmarks.scaling [--quick] [--devices 1,2,4,8]
     python -m benchmarks.scaling --paper        # the on-paper memory / communication table (markdown)
 
-The on-paper table (:func:`paper`) applies the sharding rules of :mod:`scratchlm.parallel` to
+The on-paper table (:func:`paper`) applies the sharding rules of :mod:`scratchlm.distributed` to
 Word2Vec with a 10-million-word vocabulary at dim 300 and to BERT-large, for 8 and 64 devices: the
 bytes each device holds and the bytes each device receives per step (ring collectives).  It is
 also part of the JSON line.
@@ -38,8 +38,9 @@ def measure(n: int, quick: bool) -> dict:
     import numpy as np
 
     from benchmarks.common import time_call
-    from scratchlm import parallel as par
-    from scratchlm.embeddings import word2vec as w2v
+    from scratchlm import distributed as par
+    from scratchlm.embeddings.word2vec import kernels as w2v
+    from scratchlm.embeddings.word2vec import sharded
     from scratchlm.models import bert
     from scratchlm.nn.losses import softmax_cross_entropy
     from scratchlm.training.loop import init_train_state, make_optimizer, make_train_step
@@ -55,11 +56,11 @@ def measure(n: int, quick: bool) -> dict:
     Bw = (256 if quick else 1024) * n
     mesh = par.make_mesh(n, 1, devices=devices)
     tables = {"v": (rng.random((V, D), np.float32) - 0.5) / D, "u": np.zeros((V, D), np.float32)}
-    params = par.shard(tables, mesh, par.EMBEDDING_RULES)
+    params = par.shard(tables, mesh, sharded.RULES)
     batch = par.shard_batch((rng.integers(0, V, (Bw, J)).astype(np.int32), rng.random((Bw, J)) < 0.9,
                              rng.integers(0, V, Bw).astype(np.int32), rng.integers(0, V, (Bw, K)).astype(np.int32)),
                             mesh)
-    step = par.make_sharded_word2vec_update(mesh, w2v.skipgram_update)
+    step = sharded.make_sharded_word2vec_update(mesh, w2v.skipgram_update)
     box = [params]
 
     def w2v_step():
@@ -122,7 +123,8 @@ def all_gather(nbytes_total: float, n: int) -> float:
 
 def word2vec_paper(data: int, model: int, *, V: int = 10_000_000, D: int = 300, B: int = 16_384, window: int = 5,
                    K: int = 5) -> dict:
-    r"""Memory and traffic of :func:`scratchlm.parallel.make_sharded_word2vec_update` on a ``data x model`` mesh.
+    r"""Memory and traffic of :func:`scratchlm.embeddings.word2vec.sharded.make_sharded_word2vec_update` on a
+    ``data x model`` mesh.
 
     Tables :math:`v, u \in \mathbb{R}^{V\times D}` split by rows over ``model`` (replicated over
     ``data``), plain SGD (no optimizer state, no dense gradient).  A step of ``B`` centre words
@@ -152,7 +154,7 @@ def bert_large_leaves() -> list[tuple[str, tuple[int, ...]]]:
     """(path, shape) of every trainable leaf of BERT-large with its MLM head, from :func:`bert.init` (no arrays)."""
     import jax
 
-    from scratchlm import parallel as par
+    from scratchlm import distributed as par
     from scratchlm.models import bert
 
     config = bert.BertConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
@@ -160,34 +162,34 @@ def bert_large_leaves() -> list[tuple[str, tuple[int, ...]]]:
     return [(par.path_string(p), tuple(x.shape)) for p, x in jax.tree_util.tree_flatten_with_path(shapes)[0]]
 
 
-class _PaperMesh:  # what parallel._spec reads of a mesh: the axis sizes
+class _PaperMesh:  # what distributed.rules._spec reads of a mesh: the axis sizes
     def __init__(self, data: int, model: int):
         self.shape = {"data": data, "model": model}
 
 
 def bert_paper(data: int, model: int, leaves: list[tuple[str, tuple[int, ...]]]) -> dict:
-    r"""Memory and traffic of one AdamW step of BERT-large under :func:`scratchlm.parallel.rules_for`.
+    r"""Memory and traffic of one AdamW step of BERT-large under :func:`scratchlm.distributed.rules_for`.
 
     ``model = 1``: data parallelism, every device holds params, gradients and both moments
     (16 bytes a parameter) and the gradients are all-reduced over ``data``.  ``model > 1``:
-    :func:`scratchlm.parallel.fsdp_rules` split every leaf along its largest divisible axis over
+    :func:`scratchlm.distributed.fsdp_rules` split every leaf along its largest divisible axis over
     ``model`` (the leaf sizes below come from the real rules); per step each device gathers the
     weights for the forward and again for the backward pass and reduce-scatters the gradients over
     ``model`` (ZeRO-3's 3x volume), then all-reduces its gradient shard over ``data``.
     Activations are not counted (they depend on batch and sequence length).
     """
-    from scratchlm import parallel as par
+    from scratchlm import distributed as par
 
     mesh = _PaperMesh(data, model)
     rules = par.rules_for(mesh)
     total = sum(int(np_prod(s)) for _, s in leaves)
     local = 0
     for path, shape in leaves:
-        spec = par._spec(path, shape, rules, mesh)
+        spec = par.rules._spec(path, shape, rules, mesh)
         split = 1
         for axes in spec:
             if axes is not None:
-                split *= par._axes_size(mesh, axes)
+                split *= par.rules._axes_size(mesh, axes)
         local += int(np_prod(shape)) // split
     P_bytes, local_bytes = total * F32, local * F32
     gather = 2 * all_gather(P_bytes, model) + all_gather(P_bytes, model) if model > 1 else 0.0  # fwd, bwd, RS

@@ -38,20 +38,21 @@ from benchmarks.common import figure, report
 def _scratchlm(sentences, config, seed, *, timed_epochs_only=False):
     import jax
 
-    from scratchlm.embeddings import sampling, word2vec
+    from scratchlm.embeddings.word2vec import model, sampling
+    from scratchlm.training import word2vec
 
     t0 = time.perf_counter()
     vocab = sampling.build_vocab(sentences, config.min_count)
     ids, sentence = sampling.encode(sentences, vocab)
     corpus = word2vec.make_corpus(ids, sentence, vocab.counts, config.sample)
     k_init, k_train = jax.random.split(jax.random.key(seed))
-    params = word2vec.init(k_init, len(vocab), config)
+    params = model.init(k_init, len(vocab), config)
     jax.block_until_ready((params, corpus.ids))
     t1 = time.perf_counter()
     params, loss = word2vec.train(params, corpus, config, key=k_train)
     jax.block_until_ready(params)
     t2 = time.perf_counter()
-    return word2vec.word_vectors(params, vocab), {"train_seconds": t2 - t1, "pipeline_seconds": t2 - t0, "loss": loss}
+    return model.word_vectors(params, vocab), {"train_seconds": t2 - t1, "pipeline_seconds": t2 - t0, "loss": loss}
 
 
 def _gensim(sentences, args, sg, seed):
@@ -94,17 +95,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads running scratchlm's step, as `scratchlm word2vec --threads` (default 1; 0: XLA's default)")
     args = parser.parse_args(argv)
-    from scratchlm.cli import limit_intra_op_threads
+    from scratchlm.commands.common import limit_intra_op_threads
 
     # before anything starts JAX's backend; gensim's threads are its own and keep every CPU
     threads_limited = bool(args.threads) and limit_intra_op_threads(args.threads)
     if args.quick:
         args.epochs = min(args.epochs, 2)
 
-    from scratchlm.commands.word2vec import default_cpu_batch, default_noise_share
     from scratchlm.data.corpora import load_tokenized_corpus
     from scratchlm.embeddings.evaluate import standard_scores
-    from scratchlm.embeddings.word2vec import Word2VecConfig
+    from scratchlm.embeddings.word2vec.config import Word2VecConfig, default_cpu_batch, default_noise_share
 
     sentences = load_tokenized_corpus("wiki")
     if args.quick:

@@ -11,7 +11,7 @@ The pytest process has already initialised JAX with one CPU device, so these run
   two-process test); the tests assert.
 * ``python -m tests.parallel_checks worker PORT ID N OUT.msgpack`` — process ``ID`` of ``N`` on
   localhost: the command-line flags ``--coordinator 127.0.0.1:PORT --num-processes N --process-id
-  ID`` through :func:`scratchlm.parallel.setup` (``jax.distributed.initialize``), one data-parallel
+  ID`` through :func:`scratchlm.commands.common.setup_parallel` (``jax.distributed.initialize``), one data-parallel
   step of the tiny BERT over the global mesh, its params (gathered to the host) written to ``OUT``.
 
 Compile time dominates on a CPU; the subprocesses run XLA's backend at optimisation level 0
@@ -128,7 +128,7 @@ def pretrain_checks(out: dict, tmp: Path) -> None:
     import jax
     from flax import serialization
 
-    from scratchlm import parallel as par
+    from scratchlm import distributed as par
     from scratchlm.cli import main
     from scratchlm.training import checkpoint
 
@@ -198,8 +198,9 @@ def word2vec_checks(out: dict) -> None:
     import jax
     import jax.numpy as jnp
 
-    from scratchlm import parallel as par
-    from scratchlm.embeddings import word2vec as w2v
+    from scratchlm import distributed as par
+    from scratchlm.embeddings.word2vec import kernels as w2v
+    from scratchlm.embeddings.word2vec import sharded
 
     V, D, Bw, J, K = (W2V[k] for k in ("V", "D", "B", "J", "K"))
     rng = np.random.default_rng(0)
@@ -217,9 +218,9 @@ def word2vec_checks(out: dict) -> None:
         ref = jax.device_get(update(jax.tree.map(jnp.asarray, tables), *map(jnp.asarray, batch), 0.025))
         for shape in shapes:
             mesh = par.make_mesh(*shape)
-            params = par.shard(tables, mesh, par.EMBEDDING_RULES)
+            params = par.shard(tables, mesh, sharded.RULES)
             sharded_batch = par.shard_batch(batch, mesh)
-            compiled = par.make_sharded_word2vec_update(mesh, update).lower(params, *sharded_batch, 0.025).compile()
+            compiled = sharded.make_sharded_word2vec_update(mesh, update).lower(params, *sharded_batch, 0.025).compile()
             got = jax.device_get(compiled(params, *sharded_batch, 0.025))
             record = {"tables_diff": _max_diff(ref[0], got[0]), "loss": [float(ref[1]), float(got[1])],
                       "pairs": [int(ref[2]), int(got[2])]}
@@ -280,7 +281,7 @@ def finetune_checks(out: dict, tmp: Path) -> None:
     and the same run interrupted during epoch 2 and resumed from its epoch-1 checkpoint on the mesh."""
     import jax
 
-    from scratchlm import parallel as par
+    from scratchlm import distributed as par
     from scratchlm.models import bert
     from scratchlm.training import finetune as ft
 
@@ -342,8 +343,8 @@ def shared_corpus() -> list[list[str]]:
 
 def corpus_shares(path: str) -> None:
     """Word2Vec's ids and GloVe's counts, each process reading only its share of the sentences."""
-    from scratchlm.commands.word2vec import read_corpus
     from scratchlm.embeddings.glove.cooccurrence import read_cooccurrences
+    from scratchlm.training.word2vec import read_corpus
 
     sentences = shared_corpus()
     vocab, ids, sentence, raw_words = read_corpus(sentences, SHARED_CORPUS["min_count"])
@@ -358,12 +359,13 @@ def worker(port: int, process_id: int, num_processes: int, path: str) -> None:
     then the Word2Vec and GloVe corpora read share by share (:func:`corpus_shares`)."""
     import argparse
 
-    from scratchlm import parallel as par
+    from scratchlm import distributed as par
+    from scratchlm.commands.common import add_parallel_arguments, setup_parallel
 
     parser = argparse.ArgumentParser()
-    par.add_arguments(parser)
-    mesh = par.setup(parser.parse_args(["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(num_processes),
-                                        "--process-id", str(process_id)]))  # no --mesh: every device on data
+    add_parallel_arguments(parser)
+    mesh = setup_parallel(parser.parse_args(["--coordinator", f"127.0.0.1:{port}", "--num-processes",
+                                             str(num_processes), "--process-id", str(process_id)]))  # every device on data
     import jax
     from flax import serialization
 

@@ -1,5 +1,5 @@
-"""scratchlm.parallel: sharded steps equal the one-device step, sparse Word2Vec traffic, checkpoints across
-meshes, and two processes under ``jax.distributed``.
+"""scratchlm.distributed (and Word2Vec's sharded step): sharded steps equal the one-device step, sparse
+Word2Vec traffic, checkpoints across meshes, and two processes under ``jax.distributed``.
 
 The multi-device work runs in fresh processes (:mod:`tests.parallel_checks`): this pytest process
 already holds a one-device JAX.  One subprocess with 8 forced host devices makes every mesh
@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from scratchlm import parallel as par
+from scratchlm import distributed as par
 from scratchlm.errors import ScratchlmError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,19 +117,7 @@ def test_make_mesh_on_one_device_and_too_many():
     assert dict(mesh.shape) == {"data": len(jax.devices()), "model": 1}
     with pytest.raises(ScratchlmError, match="needs 16 devices"):
         par.make_mesh(data=8, model=2)
-    assert par.rules_for(mesh) == par.DATA_PARALLEL_RULES and par.rules_for(mesh, embedding=True) == par.EMBEDDING_RULES
-
-
-def test_command_line_flags_build_the_mesh():
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    par.add_arguments(parser)
-    assert par.setup(parser.parse_args([])) is None
-    mesh = par.setup(parser.parse_args(["--mesh", "data=1,model=1"]))
-    assert dict(mesh.shape) == {"data": 1, "model": 1}
-    with pytest.raises(ScratchlmError, match="--num-processes"):
-        par.setup(parser.parse_args(["--coordinator", "127.0.0.1:1"]))
+    assert par.rules_for(mesh) == par.DATA_PARALLEL_RULES
 
 
 def test_partition_rules_by_path_and_largest_axis():
@@ -137,14 +125,14 @@ def test_partition_rules_by_path_and_largest_axis():
     mesh = par.make_mesh()  # axis sizes 1: every split divides
     tree = {"v": np.zeros((8, 3)), "b": np.zeros(8), "dense": {"weight": np.zeros((3, 6)), "bias": np.zeros(6)},
             "step": np.zeros(())}
-    specs = par.partition_specs(tree, par.EMBEDDING_RULES, mesh)
+    specs = par.partition_specs(tree, par.row_rules(("v", "b")), mesh)
     assert specs["v"] == P("model") and specs["b"] == P("model") and specs["dense"]["weight"] == P()
     specs = par.partition_specs(tree, par.fsdp_rules("model"), mesh)
     assert specs["dense"]["weight"] == P(None, "model") and specs["v"] == P("model") and specs["step"] == P()
-    assert par._spec("x", (6, 4), par.fsdp_rules("model"), _FakeMesh(4)) == P(None, "model")  # 6 % 4 != 0
-    assert par._spec("x", (6, 3), par.fsdp_rules("model"), _FakeMesh(4)) == P()  # nothing divisible: replicated
+    assert par.rules._spec("x", (6, 4), par.fsdp_rules("model"), _FakeMesh(4)) == P(None, "model")  # 6 % 4 != 0
+    assert par.rules._spec("x", (6, 3), par.fsdp_rules("model"), _FakeMesh(4)) == P()  # nothing divisible: replicated
     with pytest.raises(ScratchlmError, match="does not divide"):
-        par._spec("v", (10, 3), par.EMBEDDING_RULES, _FakeMesh(4))
+        par.rules._spec("v", (10, 3), par.row_rules(("v",)), _FakeMesh(4))
 
 
 class _FakeMesh:
@@ -232,8 +220,8 @@ def test_checkpoint_from_8_devices_restores_on_fewer(mesh_results, n):
 
 
 def test_two_processes_take_one_data_parallel_step(runs, mesh_results):
-    """Two CPU processes, a loopback coordinator, the multi-host flags through ``parallel.setup``: both end
-    with the params of the one-device step (each fed only its half of the batch)."""
+    """Two CPU processes, a loopback coordinator, the multi-host flags through ``commands.common.setup_parallel``:
+    both end with the params of the one-device step (each fed only its half of the batch)."""
     from flax import serialization
 
     procs = runs["workers"]
@@ -254,8 +242,8 @@ def test_two_processes_each_read_a_share_of_the_corpus_and_end_with_the_whole(ru
     processes reading and counting only its share of 301 sentences, equal one process reading them all.
     The ids are exact (integers); the merged :math:`X_{ij}` sum the same 1/d terms in another order, a
     float64 round-off of a few ulps of terms that number in the hundreds at most: ``rtol 1e-12``."""
-    from scratchlm.commands.word2vec import read_corpus
     from scratchlm.embeddings.glove.cooccurrence import read_cooccurrences
+    from scratchlm.training.word2vec import read_corpus
     from tests.parallel_checks import SHARED_CORPUS, shared_corpus
 
     procs = runs["workers"]

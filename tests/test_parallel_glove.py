@@ -137,7 +137,7 @@ def test_a_dense_step_on_a_mesh_is_refused():
     """On a mesh every minibatch is a sparse row step; a dense one would all-reduce whole tables."""
     import jax
 
-    from scratchlm import parallel as par
+    from scratchlm import distributed as par
     from scratchlm.embeddings.glove.config import GloveConfig
     from scratchlm.errors import ScratchlmError
     from scratchlm.training import glove
@@ -269,7 +269,7 @@ def _write_corpus(path: Path) -> Path:
 def _leaves(tree) -> dict:
     import jax
 
-    from scratchlm import parallel as par
+    from scratchlm import distributed as par
 
     return {par.path_string(p): np.asarray(x) for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
@@ -284,8 +284,9 @@ def _diffs(ref, got) -> dict:
 def _step_checks(out: dict) -> None:
     import jax
     import jax.numpy as jnp
+    from jax.sharding import PartitionSpec as P
 
-    from scratchlm import parallel as par
+    from scratchlm import distributed as par
     from scratchlm.embeddings.glove import kernels
     from scratchlm.embeddings.glove.config import GloveConfig
     from scratchlm.embeddings.glove.sharded import PARTITION_RULES, make_sharded_glove_update
@@ -331,7 +332,7 @@ def _step_checks(out: dict) -> None:
             optimizer = kernels.make_optimizer(config)
             state = par.shard(jax.device_get(init_train_state(params, optimizer, jax.random.key(1))), mesh,
                               PARTITION_RULES)
-            entries = par.shard(tuple(np.stack([c, c]) for c in batch), mesh, ((r".*", par.P(None, "data")),))
+            entries = par.shard(tuple(np.stack([c, c]) for c in batch), mesh, ((r".*", P(None, "data")),))
             step = make_sharded_glove_update(mesh, optimizer)
             epoch = kernels.make_epoch_step(step, nnz=B).lower(state, entries).compile()
             out["collectives"]["epoch"] = hlo_collectives(epoch.as_text())

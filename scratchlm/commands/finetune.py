@@ -19,7 +19,7 @@ folds are read back and an interrupted run continues from its last epoch checkpo
 
 ``--mesh data=8`` trains data parallel, ``--mesh data=4,model=2`` with the parameters and AdamW
 moments sharded 2 ways (FSDP); a resumed run may use another mesh.  ``--coordinator HOST:PORT
---num-processes N --process-id I``: one process per host (:mod:`scratchlm.parallel`).
+--num-processes N --process-id I``: one process per host (:mod:`scratchlm.distributed`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from scratchlm import jsonio
-from scratchlm.cli import add_parallel_arguments
+from scratchlm.commands.common import add_parallel_arguments, setup_parallel
 from scratchlm.errors import ScratchlmError
 
 _PLOT_NOTE = 'note: matplotlib is not installed, so no plots were drawn: pip install "scratchlm[plot]"'
@@ -144,12 +144,11 @@ def run(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
-    from scratchlm import parallel
     from scratchlm.models import bert
     from scratchlm.training import finetune as ft
     from scratchlm.training import seqeval
 
-    mesh = parallel.setup(args)  # before any other JAX call
+    mesh = setup_parallel(args)  # before any other JAX call
     out: Path = args.out
     if args.fresh and out.exists():
         for name in ("best", "checkpoints", "metrics.jsonl", "metrics.json", "report.txt"):

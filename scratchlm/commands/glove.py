@@ -33,7 +33,7 @@ import argparse
 from pathlib import Path
 
 from scratchlm import jsonio
-from scratchlm.cli import add_parallel_arguments
+from scratchlm.commands.common import add_parallel_arguments, setup_parallel
 from scratchlm.embeddings.glove.config import GloveConfig
 from scratchlm.embeddings.glove.cooccurrence import CooccurrenceConfig
 
@@ -76,7 +76,7 @@ def train_and_write(sentences, *, out: Path, config: GloveConfig | None = None,
                     progress: bool | None = None, mesh=None) -> dict:
     """:func:`scratchlm.training.glove.train_on_corpus`, then the two vector files and metrics.json under ``out``.
 
-    Returns the metrics.  ``mesh`` (:func:`scratchlm.parallel.setup`): train on it; only process 0 writes files."""
+    ``mesh`` (:func:`scratchlm.commands.common.setup_parallel`): train on it; only process 0 writes files."""
     import jax
 
     from scratchlm.embeddings.evaluate import standard_scores
@@ -120,10 +120,9 @@ def train_and_write(sentences, *, out: Path, config: GloveConfig | None = None,
 def run(args: argparse.Namespace) -> int:
     import jax
 
-    from scratchlm import parallel
     from scratchlm.data.corpora import load_tokenized_corpus
 
-    mesh = parallel.setup(args)  # before any other JAX call
+    mesh = setup_parallel(args)  # before any other JAX call
     config = GloveConfig(dim=args.dim, x_max=args.x_max, alpha=args.alpha, learning_rate=args.learning_rate,
                          epochs=args.epochs, batch_size=args.batch_size, output=args.output)
     counting = CooccurrenceConfig(window=args.window, symmetric=not args.left_only, min_count=args.min_count,

@@ -13,7 +13,7 @@ accuracy before and after, tokens/s, MFU where the device's peak is known).
 
 ``--mesh data=8`` trains data parallel over 8 devices, ``--mesh data=4,model=2`` with parameters and
 AdamW moments sharded 2 ways (FSDP); ``--coordinator HOST:PORT --num-processes N --process-id I``
-runs one process per host (see :mod:`scratchlm.parallel` for the launch on GPU clusters and TPU pods).
+runs one process per host (see :mod:`scratchlm.distributed` for the launch on GPU clusters and TPU pods).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import argparse
 import time
 from pathlib import Path
 
-from scratchlm.cli import add_parallel_arguments
+from scratchlm.commands.common import add_parallel_arguments, setup_parallel
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,9 +67,9 @@ def _summary(m: dict) -> str:
 
 
 def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) -> dict:
-    from scratchlm import parallel, tokenizers
+    from scratchlm import tokenizers
 
-    mesh = parallel.setup(args)  # before any other JAX call: jax.distributed.initialize comes first
+    mesh = setup_parallel(args)  # before any other JAX call: jax.distributed.initialize comes first
     from scratchlm.data import corpora
     from scratchlm.errors import ScratchlmError
     from scratchlm.models import bert

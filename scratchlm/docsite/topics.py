@@ -32,7 +32,7 @@ TOPICS: tuple[Topic, ...] = (
           ("*mlp*", "*classif*", "scratchlm.nn.functional", "scratchlm.nn.losses")),
     Topic("Word2Vec", "skip-gram and CBOW with negative sampling, subsampling, the noise distribution",
           "002 §3.2", "Mikolov et al. 2013a, 2013b",
-          ("*word2vec*", "scratchlm.embeddings.sampling*", "scratchlm.embeddings.evaluat*", "scratchlm.embeddings.formats*")),
+          ("*word2vec*", "scratchlm.embeddings.evaluat*", "scratchlm.embeddings.formats*")),
     Topic("GloVe", "co-occurrence counts and the weighted least-squares loss", "002 §3.2, §4.2",
           "Pennington et al. 2014", ("*glove*", "*cooccur*")),
     Topic("GRU", "the gated recurrent unit over a sequence, the GRU language model", "003 §5.2",

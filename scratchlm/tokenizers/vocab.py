@@ -145,7 +145,7 @@ def vocabulary_from_counts(counts: Mapping[str, int], *, min_count: int = 5,
     """GloVe's vocabulary: :func:`ranked_words` of ``counts`` as ``(words, counts)``; a word's id is its rank.
 
     ``counts`` is :func:`word_counts` of the corpus, or of each process's share summed
-    (:func:`scratchlm.parallel.allgather_counts`: the ranking does not depend on the order).
+    (:func:`scratchlm.distributed.allgather_counts`: the ranking does not depend on the order).
     Returns ``words`` [V] and ``counts`` [V] int64, ranked by count descending, ties alphabetically
     (``vocab_count``'s order), at most ``max_size`` of them.
     """

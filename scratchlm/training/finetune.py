@@ -454,12 +454,12 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
     epoch's params are returned.  ``checkpoint_dir`` makes the run resumable (the loop's
     checkpoints, one per epoch).
 
-    ``mesh`` (:func:`scratchlm.parallel.make_mesh`): the step runs data parallel or FSDP on it
-    (:func:`scratchlm.parallel.on_mesh`, which also places a resumed state on the mesh); evaluation
+    ``mesh`` (:func:`scratchlm.distributed.make_mesh`): the step runs data parallel or FSDP on it
+    (:func:`scratchlm.distributed.on_mesh`, which also places a resumed state on the mesh); evaluation
     and the returned params are host copies.  With several processes each feeds its slice of every
     batch and keeps its own checkpoints (``checkpoint_dir/process<i>``).
     """
-    from scratchlm import parallel as par
+    from scratchlm import distributed as par
 
     per_epoch = steps_per_epoch(train, config.batch_size)
     step_fn, forward = programs(params, bert_config, config, config.epochs * per_epoch)

@@ -90,7 +90,7 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
     metrics, progress bar, atomic checkpoints every epoch and bitwise resume from ``checkpoint_dir``); a
     non-finite cost stops training with :class:`NonFiniteLossError`.
 
-    With a ``mesh`` (:func:`scratchlm.parallel.make_mesh`) the tables and their accumulators are
+    With a ``mesh`` (:func:`scratchlm.distributed.make_mesh`) the tables and their accumulators are
     split by rows over ``model`` (padded with unused rows to a multiple of it), each minibatch over
     ``data`` (``batch_size`` a multiple of it), and every minibatch is a sparse row step
     (:func:`scratchlm.embeddings.glove.sharded.make_sharded_glove_update`).  A checkpoint resumes on any
@@ -98,7 +98,7 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
 
     Args: i, j [N] ids; x_ij [N] counts > 0; vocab_size V; key: PRNG key for init, shuffle and order.
     """
-    from scratchlm import parallel
+    from scratchlm import distributed
     from scratchlm.embeddings.glove.sharded import PARTITION_RULES
 
     x_ij = np.asarray(x_ij)
@@ -116,7 +116,7 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
     step = minibatch_step(optimizer, update=update, entrywise=config.accumulate == "entry", mesh=mesh)
     epoch = kernels.make_epoch_step(step, nnz=x_ij.size)
     if mesh is not None:
-        parallel.divisible_batch(config.batch_size, mesh, "batch_size")
+        distributed.divisible_batch(config.batch_size, mesh, "batch_size")
     k_init, k_order, k_shuffle = jax.random.split(key, 3)
     seed = int(jax.random.randint(k_shuffle, (), 0, 2**31 - 1))
     entries = kernels.prepare_entries(i, j, x_ij, config=config, seed=seed)

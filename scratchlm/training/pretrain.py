@@ -249,14 +249,14 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
     :func:`scratchlm.models.bert.from_pretrained`) continues pretraining from those weights (an MLM
     head is initialised if they carry none).
 
-    ``mesh`` (a :func:`scratchlm.parallel.make_mesh`) trains on several devices, data parallel on
-    ``data=N`` or FSDP when ``model > 1`` (:func:`scratchlm.parallel.on_mesh`); with several
+    ``mesh`` (a :func:`scratchlm.distributed.make_mesh`) trains on several devices, data parallel on
+    ``data=N`` or FSDP when ``model > 1`` (:func:`scratchlm.distributed.on_mesh`); with several
     processes each one tokenizes and feeds only its share of the training documents
-    (:func:`scratchlm.parallel.process_shard`, ``batch_size / processes`` rows a step), and process 0
+    (:func:`scratchlm.distributed.process_shard`, ``batch_size / processes`` rows a step), and process 0
     writes the model and metrics.  Evaluation runs on one device of each process, from a host copy
     of the params.
     """
-    from scratchlm import parallel as par
+    from scratchlm import distributed as par
     from scratchlm.training.loop import LoopConfig, init_train_state, make_optimizer, make_train_step, train
 
     out = Path(out)

@@ -163,7 +163,7 @@ def read_cooccurrences(sentences: Sequence[Sequence[str]], *, window: int, symme
     r"""The corpus's :class:`Cooccurrence`; with several processes, each counts its own share.
 
     Process ``p`` of ``P`` reads only its contiguous share of the sentences
-    (:func:`scratchlm.parallel.process_shard`): the word counts are summed across processes before the
+    (:func:`scratchlm.distributed.process_shard`): the word counts are summed across processes before the
     vocabulary is cut, each process counts the pairs of its share (windows never cross a sentence,
     so no pair spans two shares), and the sorted partial counts are gathered and merged, so every
     process holds the whole matrix (its minibatches are cut from it identically on every process).
@@ -173,16 +173,16 @@ def read_cooccurrences(sentences: Sequence[Sequence[str]], *, window: int, symme
     """
     import jax
 
-    from scratchlm import parallel
+    from scratchlm import distributed
 
     if jax.process_count() == 1:
         return count_cooccurrences(sentences, window=window, symmetric=symmetric, min_count=min_count,
                                    max_size=max_size, max_memory_mb=max_memory_mb)
-    local = parallel.process_shard(sentences)
-    words, counts = vocabulary_from_counts(parallel.allgather_counts(word_counts(local)),
+    local = distributed.process_shard(sentences)
+    words, counts = vocabulary_from_counts(distributed.allgather_counts(word_counts(local)),
                                            min_count=min_count, max_size=max_size)
     keys, x = count_pairs(local, words, window=window, symmetric=symmetric, max_memory_mb=max_memory_mb)
-    parts = parallel.allgather_arrays({"keys": keys, "x": x})
+    parts = distributed.allgather_arrays({"keys": keys, "x": x})
     keys, x = merge_pairs([(part["keys"], part["x"]) for part in parts])
     return cooccurrence_from_pairs(words, counts, keys, x, window=window, symmetric=symmetric, min_count=min_count)
 

@@ -6,7 +6,7 @@ each device computes ``jax.vmap(entry_gradients)`` of its own entries, and the p
 ``psum`` ed over ``data``.  ``tests/embeddings/glove/test_kernels.py`` checks the per-row gradient
 against the objective in float64; ``tests/test_parallel_glove.py`` checks the step on 8 host devices
 against the one-device step.  The mesh, placement and multi-host helpers are generic
-(:mod:`scratchlm.parallel`); what is GloVe's is here: its partition rules and its step.
+(:mod:`scratchlm.distributed`); what is GloVe's is here: its partition rules and its step.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import optax
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
+from scratchlm.distributed.rules import partition_specs, row_rules
 from scratchlm.embeddings.glove.kernels import _is_params, unique_rows
 from scratchlm.embeddings.glove.objective import ROW_OF, entry_gradients
-from scratchlm.parallel import partition_specs
 
 #: ``W, b, W̃, b̃`` and the AdaGrad accumulators that mirror them: rows (the vocabulary) over ``model``.
-PARTITION_RULES = ((r"(^|/)(W|W_tilde|b|b_tilde)$", P("model")),)
+PARTITION_RULES = row_rules(("W", "W_tilde", "b", "b_tilde"))
 
 
 def make_sharded_glove_update(mesh: Mesh, optimizer, *, entrywise: bool = False) -> Callable:

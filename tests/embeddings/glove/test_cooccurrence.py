@@ -147,7 +147,7 @@ def test_bad_inputs():
 def test_shares_counted_apart_and_merged_equal_the_whole(corpus, window, symmetric, shares, max_memory_mb):
     """What processes that each read a share of the sentences build (scratchlm glove on several hosts):
     the vocabulary from the summed word counts, the pairs of each share merged in order."""
-    from scratchlm import parallel
+    from scratchlm import distributed as parallel
     from scratchlm.embeddings.glove import cooccurrence as co
     from scratchlm.tokenizers.vocab import vocabulary_from_counts, word_counts
 

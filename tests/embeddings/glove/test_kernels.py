@@ -160,7 +160,7 @@ def test_sharded_update_per_row_gradient_is_the_objective(x64, entrywise):
     """make_sharded_glove_update on a one-device mesh (the pytest process has one CPU device): its per-row
     gradient (segment sums over the unique rows, psum over data and model) and AdaGrad step equal the
     reference of the one-device kernels.  tests/test_parallel_glove.py runs it on 8 devices."""
-    from scratchlm import parallel
+    from scratchlm import distributed as parallel
     from scratchlm.embeddings.glove.sharded import PARTITION_RULES, make_sharded_glove_update
 
     params, G, batch = random_minibatch(seed=1)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchlm.embeddings import sampling
+from scratchlm.embeddings.word2vec import sampling
 from scratchlm.errors import CorpusError
 
 
@@ -46,7 +46,8 @@ def test_subsample_keep_rates_match_formula():
     ids = rng.permutation(np.repeat(np.arange(5), counts)).astype(np.int32)
     sentence = np.arange(len(ids), dtype=np.int32) // 7
     p = sampling.keep_probability(counts, 1e-2)
-    kept_ids, kept_sentence, n = sampling.subsample(jax.random.key(0), jnp.asarray(ids), jnp.asarray(sentence), jnp.asarray(p))
+    kept_ids, kept_sentence, n = sampling.subsample(jax.random.key(0), jnp.asarray(ids), jnp.asarray(sentence),
+                                                    jnp.asarray(p))
     n = int(n)
     kept_ids, kept_sentence = np.asarray(kept_ids), np.asarray(kept_sentence)
     rate = np.bincount(kept_ids[:n], minlength=5) / counts
@@ -178,7 +179,8 @@ def test_every_pair_is_within_window_and_sentence(lengths, W, seed):
     assert (sentence[p] == sentence[c]).all()
     # and every such pair is there: count them independently
     b_np = np.asarray(b)
-    expected = sum(1 for i in range(n) for q in range(n) if q != i and abs(q - i) <= b_np[i] and sentence[q] == sentence[i])
+    expected = sum(1 for i in range(n) for q in range(n)
+                   if q != i and abs(q - i) <= b_np[i] and sentence[q] == sentence[i])
     assert len(p) == expected
 
 
@@ -188,7 +190,7 @@ def test_every_pair_is_within_window_and_sentence(lengths, W, seed):
 def test_vocabulary_from_merged_share_counts_equals_the_whole_corpus(corpus, shares, min_count):
     """Counts of consecutive shares summed in order give the whole corpus's vocabulary, ties included
     (first appearance), and the shares' encodings concatenated give its ids."""
-    from scratchlm import parallel
+    from scratchlm import distributed as parallel
     from scratchlm.errors import CorpusError
 
     parts = [parallel.process_shard(corpus, p, shares) for p in range(shares)]

@@ -1,9 +1,10 @@
 r"""What Word2Vec samples: the vocabulary, frequent-word subsampling, the noise distribution, the window.
 
 Host side (NumPy, once per run): :func:`build_vocab` (words seen at least ``min_count`` times, most
-frequent first; :func:`~scratchlm.embeddings.cooccurrence.word_counts` and :func:`vocab_from_counts` are its two halves, so that
-processes can merge their shards' counts in between), :func:`encode` (the corpus as one int32 id array plus each token's sentence
-number), :func:`keep_probability` and :func:`noise_table`.
+frequent first; :func:`~scratchlm.tokenizers.vocab.word_counts` and :func:`vocab_from_counts`
+are its two halves, so that processes can merge their shards' counts in between), :func:`encode`
+(the corpus as one int32 id array plus each token's sentence number), :func:`keep_probability` and
+:func:`noise_table`.
 
 Device side (JAX, inside the jitted training step): :func:`subsample` (one epoch's kept tokens,
 compacted so that windows span kept words only, as in the C tool), :func:`reduced_windows`,
@@ -20,8 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scratchlm.embeddings.cooccurrence import word_counts
 from scratchlm.errors import CorpusError
+from scratchlm.tokenizers.vocab import word_counts
 
 NOISE_POWER = 0.75  # Mikolov et al. 2013b, §2.2: U(w)^{3/4} "outperformed significantly" the unigram
 NOISE_TABLE_SIZE = 1 << 23  # 8M entries (32 MiB): a word of noise probability p gets p·2^23 ± 1 slots
@@ -41,9 +42,9 @@ class Vocab:
 def vocab_from_counts(counts: dict[str, int], min_count: int = 5) -> Vocab:
     """Words counted at least ``min_count`` times, sorted by descending count (ties keep the dict's order).
 
-    ``counts`` may be one process's :func:`~scratchlm.embeddings.cooccurrence.word_counts` (the
+    ``counts`` may be one process's :func:`~scratchlm.tokenizers.vocab.word_counts` (the
     counter GloVe's vocabulary uses too, in first-appearance order) or all processes' merged
-    (:func:`scratchlm.parallel.allgather_counts`).
+    (:func:`scratchlm.distributed.allgather_counts`).
     """
     if not counts:
         raise CorpusError("the corpus holds no word")

@@ -1,0 +1,100 @@
+"""What several commands share: the multi-device flags and the mesh they select, and the CPU thread limit.
+
+Free of JAX at import time (``scratchlm --help`` builds every command's parser); JAX is imported
+inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def add_parallel_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--mesh``, ``--coordinator``, ``--num-processes``, ``--process-id`` for a training command (read by
+    :func:`setup_parallel`); free of JAX, so that building the parser stays fast."""
+    group = parser.add_argument_group("several devices / hosts (scratchlm.distributed)")
+    group.add_argument("--mesh", default=None, help="device mesh, e.g. data=8 (data parallel) or data=4,model=2 "
+                       "(parameters sharded 2 ways: FSDP; embedding tables: by rows); default: one device")
+    group.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 for multi-host training")
+    group.add_argument("--num-processes", type=int, default=None, help="number of processes (one per host)")
+    group.add_argument("--process-id", type=int, default=None, help="this process's index, 0..N-1")
+
+
+def setup_parallel(args):
+    """From parsed :func:`add_parallel_arguments` flags: initialise multi-host JAX if asked, and build the mesh
+    (or None).
+
+    Call it before any other JAX call of the command.  A namespace without the flags (a demo step
+    building its own) means one device.  Multi-host without ``--mesh`` puts every device of every
+    process on ``data``.
+    """
+    import jax
+
+    from scratchlm.distributed import initialize_distributed, make_mesh, parse_mesh
+
+    coordinator, count = getattr(args, "coordinator", None), getattr(args, "num_processes", None)
+    if coordinator is not None or count is not None:
+        if not jax.distributed.is_initialized():
+            initialize_distributed(coordinator, count, getattr(args, "process_id", None))
+    spec = getattr(args, "mesh", None)
+    if spec is None:
+        return make_mesh() if jax.process_count() > 1 else None
+    return make_mesh(**parse_mesh(spec))
+
+
+def _accelerator_plugin_installed() -> bool:
+    """Whether JAX could find a GPU or TPU here (a PJRT plugin or libtpu is installed)."""
+    from importlib import metadata, util
+
+    if util.find_spec("libtpu") is not None or util.find_spec("jax_plugins") is not None:
+        return True
+    try:
+        return any(True for _ in metadata.entry_points(group="jax_plugins"))
+    except Exception:  # a broken distribution's metadata: assume the worst
+        return True
+
+
+def limit_intra_op_threads(threads: int, environ=os.environ) -> bool:
+    """Start JAX's CPU backend with ``threads`` threads for running a program's ops; returns whether it did.
+
+    XLA:CPU sizes that pool once, from the CPU affinity mask, when the backend starts (jax-ml/jax#1539:
+    the mask is the one supported control).  So the mask is narrowed to ``threads`` CPUs while the
+    backend starts and restored right after, for every thread: compiling and the Python side keep all
+    the CPUs.  Word2Vec's step is hundreds of ops of microseconds each; spread over two threads
+    their hand-offs cost more than they save (2 vCPUs: skip-gram 1.32-1.46 ms a step with one
+    thread against 1.76-2.09 ms with two, compile time unchanged; benchmarks/RESULTS.md).
+
+    Does nothing (returns False) where it cannot help or could harm: no affinity control (not Linux),
+    ``threads`` already at or above the CPUs allowed, JAX's backend already started in this process,
+    several host devices asked for (``--xla_force_host_platform_device_count``, whose devices share
+    the pool), or a GPU/TPU that JAX may pick (unless ``JAX_PLATFORMS=cpu``), whose runtime would
+    start its own pools under the narrowed mask.
+    """
+    if not hasattr(os, "sched_setaffinity") or threads < 1:
+        return False
+    if "jax" in sys.modules:
+        from jax._src import xla_bridge
+
+        if xla_bridge.backends_are_initialized():
+            return False
+    if "xla_force_host_platform_device_count" in environ.get("XLA_FLAGS", ""):
+        return False
+    if environ.get("JAX_PLATFORMS", "").strip().lower() != "cpu" and _accelerator_plugin_installed():
+        return False
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) <= threads:
+        return False
+    os.sched_setaffinity(0, set(sorted(allowed)[:threads]))
+    try:
+        import jax
+
+        jax.devices()  # starts the backend: its pool takes the narrowed mask's size
+    finally:
+        for task in os.listdir("/proc/self/task"):  # every thread, the backend's new ones included
+            try:
+                os.sched_setaffinity(int(task), allowed)
+            except OSError:  # a thread that ended meanwhile
+                pass
+    return True

@@ -1,0 +1,78 @@
+"""Word2Vec's settings and the defaults derived from them; plain Python (no JAX), so that the command's
+flags can read their defaults from :class:`Word2VecConfig` while ``scratchlm --help`` stays instant."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scratchlm.errors import ScratchlmError
+
+
+@dataclass(frozen=True)
+class Word2VecConfig:
+    """The settings of a Word2Vec run; ``scratchlm word2vec``'s flags read their defaults from here.
+
+    ``batch_size`` and ``noise_share`` are the library's defaults; the command picks its own per
+    device (:func:`default_cpu_batch`, :func:`default_noise_share`, on an accelerator
+    :func:`scratchlm.embeddings.word2vec.model.accelerator_batch`), measured in ``benchmarks/RESULTS.md``.
+    """
+
+    model: str = "skipgram"  # or "cbow"
+    dim: int = 100  # the C tool's and gensim's default size
+    window: int = 5  # maximum reduced window (gensim default)
+    negative: int = 5  # K noise words (Mikolov et al. 2013b: 5-20 for small data)
+    min_count: int = 5  # gensim default
+    sample: float = 1e-3  # subsampling threshold t (the C tool's and gensim's default)
+    epochs: int = 5  # gensim default
+    alpha: float = 0.025  # gensim's default for both models
+    min_alpha: float = 1e-4  # gensim default
+    batch_size: int = 512  # centre words per step (CPU: moderate; GPU: 16k+ with normalize_duplicates)
+    steps_per_call: int = 256  # jitted steps per dispatch
+    normalize_duplicates: bool = False  # divide a row's summed update by sqrt(#occurrences in the step)
+    # CBOW: a step's centres come in runs of this many consecutive words (gcd with batch_size), whose
+    # windows share one gathered block of input rows (see cbow_block_update); 1 = fully spread centres
+    run_length: int = 32
+    # this many centres share one set of K noise words (skip-gram: of one window group, dealt at random;
+    # CBOW: one position of several runs); 1 = K draws per centre
+    noise_share: int = 1
+
+    def __post_init__(self):
+        if self.model not in ("skipgram", "cbow"):
+            raise ScratchlmError(f"model must be 'skipgram' or 'cbow', got {self.model!r}")
+        for name in ("dim", "window", "negative", "min_count", "epochs", "batch_size", "steps_per_call", "run_length",
+                     "noise_share"):
+            if getattr(self, name) <= 0:
+                raise ScratchlmError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.model == "cbow" and self.batch_size % self.noise_share:
+            raise ScratchlmError(f"CBOW: noise_share={self.noise_share} must divide batch_size={self.batch_size}")
+        if self.sample < 0 or self.alpha <= 0 or self.min_alpha < 0:
+            raise ScratchlmError("sample and min_alpha must be >= 0 and alpha > 0")
+
+
+def cbow_run_length(config: Word2VecConfig) -> int:
+    """Consecutive centres per run in a CBOW step: ``gcd(batch_size, run_length)``, so runs tile the batch."""
+    return math.gcd(config.batch_size, config.run_length)
+
+
+def default_cpu_batch(model: str) -> int:
+    """Centre words per step on a CPU unless ``--batch`` says otherwise: 384 skip-gram, 1,024 CBOW.
+
+    A step's centres are updated from the same parameters, which costs skip-gram analogy accuracy as
+    the batch grows (benchmarks/RESULTS.md, 2 CPU cores, 15 epochs, 3 seeds: .027-.030 at 512,
+    .031-.034 at 384, against gensim's .033-.038).  Since one threefry call draws a step's random
+    words, 384 costs about 2 % more time than 512 (19.5 against 19.05 s), not the 10-20 % it did.
+    """
+    return 1024 if model == "cbow" else 384
+
+
+def default_noise_share(model: str, batch: int, accelerator: bool) -> int:
+    """Centres sharing one set of noise words unless ``--noise-share`` says otherwise.
+
+    On a CPU (benchmarks/RESULTS.md, 2 seeds each, scores within seed noise): sets of 8 skip-gram
+    centres, 1.3x a step; sets of 32 CBOW centres taken across runs (a divisor of the batch), 1.7x the
+    whole run.  Not measured on an accelerator, which keeps per-centre draws.
+    """
+    if accelerator:
+        return 1
+    return math.gcd(32, batch) if model == "cbow" else 8

@@ -1,0 +1,63 @@
+"""scratchlm word2vec: end to end on a tiny corpus (vectors gensim loads, resume), the per-device defaults."""
+
+import pytest
+
+from tests.training.test_word2vec import FILLERS, ROLES, TOPICS, planted_corpus
+
+
+def test_command_writes_vectors_gensim_loads_and_resumes(tmp_path):
+    """`scratchlm word2vec` end to end on a tiny file corpus: vectors.txt, metrics.json, checkpoints;
+    a resume from an earlier checkpoint rewrites bit-identical vectors."""
+    from scratchlm.cli import main
+
+    gensim_kv = pytest.importorskip("gensim.models.keyedvectors")
+    corpus = tmp_path / "c.txt"
+    # the corpus and settings of _small_run, so the jitted steps compiled there are reused
+    corpus.write_text("\n".join(" ".join(s) for s in planted_corpus(400, seed=1)) + "\n")
+    argv = ["word2vec", "--corpus", str(corpus), "--epochs", "2", "--dim", "8", "--min-count", "1", "--sample", "1e-2",
+            "--batch", "16", "--steps-per-call", "8", "--checkpoint-every", "1e-9", "--no-progress",
+            "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    full = (tmp_path / "o" / "vectors.txt").read_bytes()
+    kv = gensim_kv.KeyedVectors.load_word2vec_format(str(tmp_path / "o" / "vectors.txt"))
+    assert len(kv.index_to_key) == TOPICS * ROLES + (TOPICS + ROLES) * FILLERS
+    assert "words_per_second" in (tmp_path / "o" / "metrics.json").read_text()
+    checkpoints = sorted((tmp_path / "o" / "checkpoints").iterdir())
+    checkpoints[-1].unlink()  # as if killed before the last save
+    assert main(argv + ["--resume"]) == 0
+    assert (tmp_path / "o" / "vectors.txt").read_bytes() == full
+
+
+@pytest.mark.parametrize("argv, batch, normalize, share", [
+    ([], 384, False, 8),  # this CPU: the command's CPU default, sets of 8 centres sharing noise words
+    (["--model", "cbow"], 1024, False, 32),  # CBOW: sets of 32 centres across runs
+    (["--model", "cbow", "--batch", "1000"], 1000, False, 8),  # a set size that divides the batch
+    (["--batch", "1024"], 1024, False, 8),  # the plain sum scores as gensim up to here
+    (["--batch", "4096"], 4096, True, 8),  # damped above 2,048
+    (["--batch", "16384", "--normalize-duplicates", "--noise-share", "1"], 16384, True, 1),
+])
+def test_command_batch_and_duplicate_damping_defaults(argv, batch, normalize, share):
+    import argparse
+
+    from scratchlm.commands import word2vec as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    config = command._config(parser.parse_args(argv))
+    assert (config.batch_size, config.normalize_duplicates, config.noise_share) == (batch, normalize, share)
+
+
+def test_flags_default_to_the_configs_defaults():
+    """One source for each default: the flags read Word2VecConfig's (the batch and the noise sets are the
+    command's per-device choices, above)."""
+    import dataclasses
+
+    from scratchlm.commands import word2vec as command
+    from scratchlm.embeddings.word2vec.config import Word2VecConfig
+
+    args = command.command_args()
+    config = Word2VecConfig()
+    for field in dataclasses.fields(Word2VecConfig):
+        if field.name in ("batch_size", "noise_share", "normalize_duplicates", "run_length"):
+            continue
+        assert getattr(args, field.name) == getattr(config, field.name), field.name

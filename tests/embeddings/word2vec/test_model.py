@@ -1,0 +1,49 @@
+"""model.py and config.py: the C tool's initialisation, the accelerator's batch, the settings' checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scratchlm.embeddings.word2vec import model, sampling
+from scratchlm.embeddings.word2vec.config import Word2VecConfig
+from scratchlm.errors import ScratchlmError
+
+
+def test_init_is_the_c_tools():
+    config = Word2VecConfig(dim=50)
+    params = model.init(jax.random.key(0), 300, config)
+    assert params["v"].shape == params["u"].shape == (300, 50)
+    assert float(jnp.abs(params["v"]).max()) <= 0.5 / 50 and float(jnp.abs(params["v"]).max()) > 0.45 / 50
+    assert not params["u"].any()
+
+
+def test_config_rejects_bad_settings():
+    with pytest.raises(ScratchlmError, match="dim must be positive"):
+        Word2VecConfig(dim=0)
+    with pytest.raises(ScratchlmError, match="model must be"):
+        Word2VecConfig(model="glove")
+    with pytest.raises(ScratchlmError, match="must divide batch_size"):
+        Word2VecConfig(model="cbow", batch_size=100, noise_share=8)
+
+
+@settings(max_examples=40)
+@given(n_words=st.integers(10, 3000), scale=st.floats(1.0, 5000.0), sample=st.sampled_from([0.0, 1e-3, 1e-5]))
+def test_accelerator_batch_is_the_largest_power_of_two_leaving_enough_steps(n_words, scale, sample):
+    counts = np.maximum(1, np.round(scale * 1000 / np.arange(1, n_words + 1))).astype(np.int64)  # Zipf-like
+    kept = float(np.sum(counts * sampling.keep_probability(counts, sample)))
+    B = model.accelerator_batch(counts, sample, cap=16_384, floor=512, min_steps=256)
+    assert B & (B - 1) == 0 and 512 <= B <= 16_384
+    assert B == 512 or kept / B >= 256  # enough steps an epoch, unless already at the floor
+    assert B == 16_384 or kept / (2 * B) < 256  # and no larger power of two would do
+
+
+def test_accelerator_batch_on_the_wikipedia_sample_sizes():
+    # The sample's vocabulary (as the command builds it) keeps about 330 k tokens an epoch: B = 1,024,
+    # the largest batch that scored as gensim on an H100; the sample repeated 100 times gets the cap.
+    from scratchlm.data.corpora import load_tokenized_corpus
+    vocab = sampling.build_vocab(load_tokenized_corpus("wiki"), 5)
+    assert model.accelerator_batch(vocab.counts, 1e-3) == 1024
+    assert model.accelerator_batch(vocab.counts * 100, 1e-3) == 16_384
