@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scratchlm.errors import CorpusError
-from scratchlm.tokenizers.vocab import word_counts
+from scratchlm.tokenizers.vocab import vocabulary_from_counts, word_counts
 
 NOISE_POWER = 0.75  # Mikolov et al. 2013b, §2.2: U(w)^{3/4} "outperformed significantly" the unigram
 NOISE_TABLE_SIZE = 1 << 23  # 8M entries (32 MiB): a word of noise probability p gets p·2^23 ± 1 slots
@@ -30,7 +30,8 @@ NOISE_TABLE_SIZE = 1 << 23  # 8M entries (32 MiB): a word of noise probability p
 
 @dataclass(frozen=True)
 class Vocab:
-    """``words`` [V] most frequent first (ties in order of first appearance, as gensim), ``counts`` [V] int64."""
+    """``words`` [V] most frequent first (ties by the word itself: :func:`scratchlm.tokenizers.vocab.ranked_words`),
+    ``counts`` [V] int64."""
 
     words: tuple[str, ...]
     counts: np.ndarray
@@ -40,25 +41,20 @@ class Vocab:
 
 
 def vocab_from_counts(counts: dict[str, int], min_count: int = 5) -> Vocab:
-    """Words counted at least ``min_count`` times, sorted by descending count (ties keep the dict's order).
+    """Words counted at least ``min_count`` times, most frequent first: the one vocabulary rule,
+    :func:`scratchlm.tokenizers.vocab.vocabulary_from_counts` (ties by the word itself, as GloVe's
+    ``vocab_count``; gensim and word2vec.c keep first-appearance order among equal counts instead, a
+    difference of row order only).
 
-    ``counts`` may be one process's :func:`~scratchlm.tokenizers.vocab.word_counts` (the
-    counter GloVe's vocabulary uses too, in first-appearance order) or all processes' merged
-    (:func:`scratchlm.distributed.allgather_counts`).
+    ``counts`` may be one process's :func:`~scratchlm.tokenizers.vocab.word_counts` or all processes'
+    merged (:func:`scratchlm.distributed.allgather_counts`): the ranking does not depend on which.
     """
-    if not counts:
-        raise CorpusError("the corpus holds no word")
-    kept = [(w, c) for w, c in counts.items() if c >= min_count]
-    if not kept:
-        top = max(counts.items(), key=lambda wc: wc[1])
-        raise CorpusError(f"no word occurs min_count={min_count} times (the most frequent, {top[0]!r}, occurs "
-                          f"{top[1]} times); lower --min-count or use a larger corpus")
-    kept.sort(key=lambda wc: -wc[1])  # stable: ties keep first-appearance order
-    return Vocab(tuple(w for w, _ in kept), np.array([c for _, c in kept], dtype=np.int64))
+    words, kept = vocabulary_from_counts(counts, min_count=min_count)
+    return Vocab(words, kept)
 
 
 def build_vocab(sentences: Iterable[Sequence[str]], min_count: int = 5) -> Vocab:
-    """Count words and keep those seen at least ``min_count`` times, sorted by descending count."""
+    """Count words and keep those seen at least ``min_count`` times, most frequent first."""
     return vocab_from_counts(word_counts(sentences), min_count)
 
 

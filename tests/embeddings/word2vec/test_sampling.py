@@ -16,12 +16,12 @@ from scratchlm.errors import CorpusError
 
 
 def test_vocab_order_min_count_and_encoding():
-    sentences = [["b", "a", "c", "a"], ["c", "b", "d", "a"], ["e"]]
+    sentences = [["c", "a", "b", "a"], ["b", "c", "d", "a"], ["e"]]
     vocab = sampling.build_vocab(sentences, min_count=2)
-    assert vocab.words == ("a", "b", "c")  # a:3, then b:2 and c:2 in first-appearance order
+    assert vocab.words == ("a", "b", "c")  # a:3, then b:2 and c:2 by the word (c was seen first)
     assert vocab.counts.tolist() == [3, 2, 2]
     ids, sentence = sampling.encode(sentences, vocab)
-    assert ids.tolist() == [1, 0, 2, 0, 2, 1, 0]  # d and e dropped before windowing
+    assert ids.tolist() == [2, 0, 1, 0, 1, 2, 0]  # d and e dropped before windowing
     assert sentence.tolist() == [0, 0, 0, 0, 1, 1, 1]
 
 
