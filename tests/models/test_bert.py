@@ -16,6 +16,7 @@ import pytest
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.models import bert
+from scratchlm.testing import check_grads
 from tests.random_params import random_params
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -207,6 +208,30 @@ def test_save_pretrained_loads_in_huggingface_with_equal_outputs(tmp_path, head)
     assert jax.tree.structure(params2) == jax.tree.structure(params)
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params2)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_heads_gradients_float64(x64):
+    """The masked-LM head (transform, layer norm, tied decoder, bias) and both classifiers, float64 central
+    differences on a 1-layer encoder (the encoder's own check is in tests/nn/test_transformer.py).  The
+    word embeddings receive gradient through the lookup and, tied, through the decoder: both paths count."""
+    import dataclasses
+
+    cfg = dataclasses.replace(TINY, dtype="float64", vocab_size=7, hidden_size=4, num_hidden_layers=1,
+                              intermediate_size=6, max_position_embeddings=5)
+    params = random_params(bert.init, cfg)
+    params["cls"] = random_params(bert.init_mlm_head, cfg, seed=1)
+    heads = {"sequence": random_params(bert.init_sequence_classifier, cfg, 3, seed=2),
+             "token": random_params(bert.init_token_classifier, cfg, 2, seed=3)}
+    batch = {"input_ids": jnp.array([[1, 5, 3, 2], [1, 6, 2, 0]]), "attention_mask": jnp.array([[1, 1, 1, 1], [1, 1, 1, 0]])}
+
+    def f(params, heads):
+        out = bert.apply(params, batch, config=cfg)
+        mlm = bert.mlm_logits(params, out["last_hidden_state"], config=cfg)
+        seq = bert.sequence_logits({**params, "classifier": heads["sequence"]}, out, config=cfg)
+        tok = bert.token_logits({**params, "classifier": heads["token"]}, out, config=cfg)
+        return jnp.concatenate([mlm.ravel(), seq.ravel(), tok.ravel()])
+
+    check_grads(f, (params, heads), max_full=0, directions=48)
 
 
 def _corrupt_checkpoint(tmp_path, edit):

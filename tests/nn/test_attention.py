@@ -134,3 +134,38 @@ def test_multi_head_attention_gradients_float64(x64):
     x = jax.random.normal(jax.random.key(1), (2, 3, 4))
     mask = attention.padding_mask(jnp.array([[1, 1, 1], [1, 1, 0]]))
     check_grads(lambda p, x: attention.multi_head_attention(p, x, mask, num_heads=2), (p, x))
+
+
+def test_scaled_dot_product_attention_gradients_float64(x64):
+    """Q, K and V each get their gradient through the masked softmax (the MHA check above reaches them only
+    through the shared projections)."""
+    Q, K, V, keep = _qkv_mask(3, 2, 3, 4, 2, 2)
+    mask = attention.padding_mask(jnp.asarray(keep))
+    check_grads(lambda Q, K, V: attention.scaled_dot_product_attention(Q, K, V, mask), (Q, K, V))
+
+
+@settings(max_examples=8)
+@given(shape=st.sampled_from(SHAPES), seed=st.integers(0, 2**16), perm_seed=st.integers(0, 2**16))
+def test_attention_is_invariant_to_the_order_of_the_keys(shape, seed, perm_seed):
+    """softmax(QK^T/sqrt(d_k) + M) V sums over keys s: permuting the rows of K, V and the key mask together
+    leaves every output unchanged (float32: the same terms summed in another order, ~S ulp of O(1) values)."""
+    Q, K, V, keep = _qkv_mask(seed, *shape)
+    perm = np.random.default_rng(perm_seed).permutation(shape[2])
+    out = _plain(*map(jnp.asarray, (Q, K, V)), attention.padding_mask(jnp.asarray(keep)))
+    out_p = _plain(*map(jnp.asarray, (Q, K[:, perm], V[:, perm])), attention.padding_mask(jnp.asarray(keep[:, perm])))
+    np.testing.assert_allclose(np.asarray(out_p), np.asarray(out), atol=1e-6, rtol=0)
+
+
+def test_against_pytorch_scaled_dot_product_attention(x64):
+    """torch.nn.functional.scaled_dot_product_attention (layout [B, h, T, d], boolean mask True = attend) in
+    float64: both evaluate softmax(QK^T/sqrt(d_k)) V over <= 8 keys, agreement to ~1e-15; 1e-12 catches any
+    wrong scale or leaked key.  Padding and causal masks both."""
+    torch = pytest.importorskip("torch")
+    Q, K, V, keep = (np.asarray(a, np.float64) if a.dtype != bool else a for a in _qkv_mask(4, 2, 5, 5, 2, 3))
+    to_torch = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 2, 1, 3)))  # noqa: E731
+    for mask in (attention.padding_mask(jnp.asarray(keep)),
+                 attention.padding_mask(jnp.asarray(keep)) & attention.causal_mask(5)):
+        ref = torch.nn.functional.scaled_dot_product_attention(to_torch(Q), to_torch(K), to_torch(V),
+                                                               attn_mask=torch.from_numpy(np.asarray(mask)))
+        got = attention.scaled_dot_product_attention(jnp.asarray(Q), jnp.asarray(K), jnp.asarray(V), mask)
+        np.testing.assert_allclose(np.asarray(got), ref.numpy().transpose(0, 2, 1, 3), rtol=1e-12, atol=1e-14)

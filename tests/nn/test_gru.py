@@ -172,7 +172,7 @@ def test_one_step_jacobian_closed_form(variant):
 
 
 @pytest.mark.parametrize("variant, num_layers, bidirectional", [("cudnn", 2, True), ("cho", 1, False)])
-def test_check_grads_through_the_scan(variant, num_layers, bidirectional):
+def test_check_grads_through_the_scan(x64, variant, num_layers, bidirectional):
     """Backpropagation through time (masked) against central differences in float64: 2 bidirectional
     layers for the cuDNN variant, one forward layer for Cho's cell (the stacking and direction code is
     shared by both variants; only the cell differs, and a small program compiles in half the time)."""

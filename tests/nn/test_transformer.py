@@ -168,3 +168,31 @@ def test_dropout_is_keyed_and_off_at_inference():
                                   np.asarray(_encoder(params, x, mask, config=CFG)))
     with pytest.raises(ValueError, match="needs a PRNG key"):
         transformer.encoder(params, x, mask, config=cfg, train=True)
+
+
+def test_encoder_layer_equals_huggingface_bert_layer(x64):
+    """One post-LN layer against ``transformers``' ``BertLayer`` with the same tensors (loaded by the names the
+    params mirror), in float64 with a padding mask: both evaluate the same formulas, so they agree to ~1e-15
+    relative; 1e-12 leaves margin and a wrong term is O(0.1) off.  The tiny BERT above is compared with
+    HuggingFace as a whole in tests/models/test_bert.py; this pins the layer on its own."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from transformers.models.bert.modeling_bert import BertLayer
+
+    cfg = dataclasses.replace(CFG, dtype="float64")
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), random_params(transformer.init_layer, cfg, seed=3))
+    hf_config = transformers.BertConfig(hidden_size=cfg.hidden_size, num_attention_heads=cfg.num_attention_heads,
+                                        intermediate_size=cfg.intermediate_size, hidden_act="gelu",
+                                        layer_norm_eps=cfg.layer_norm_eps, hidden_dropout_prob=0.0,
+                                        attention_probs_dropout_prob=0.0, attn_implementation="eager")
+    layer = BertLayer(hf_config).double().eval()
+    layer.load_state_dict({k: torch.from_numpy(v) for k, v in bert.flatten_params(p).items()}, strict=True)
+    x, keep = _x_mask(4)
+    x = x.astype(np.float64)
+    additive = np.where(keep, 0.0, np.finfo(np.float64).min)[:, None, None, :]  # HuggingFace's extended mask
+    with torch.no_grad():
+        ref = layer(torch.from_numpy(x), attention_mask=torch.from_numpy(additive))
+    ref = (ref[0] if isinstance(ref, tuple) else ref).numpy()
+    got = transformer.encoder_layer(jax.tree.map(jnp.asarray, p), jnp.asarray(x), padding_mask(jnp.asarray(keep)),
+                                    config=cfg)
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-12, atol=1e-12)
