@@ -54,7 +54,8 @@ class BertConfig(TransformerConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.position_embedding_type not in ("absolute", "none"):
-            raise ValueError(f"position_embedding_type must be 'absolute' or 'none', got {self.position_embedding_type!r}")
+            raise ScratchlmError("position_embedding_type must be 'absolute' or 'none', "
+                                 f"got {self.position_embedding_type!r}")
 
     @classmethod
     def from_hf_dict(cls, d: dict, **overrides) -> BertConfig:

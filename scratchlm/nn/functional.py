@@ -11,6 +11,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from scratchlm.errors import ScratchlmError
+
 
 @jax.custom_jvp
 def sigmoid(x: jax.Array) -> jax.Array:
@@ -137,7 +139,7 @@ def dropout(x: jax.Array, rate: float, *, key: jax.Array | None, train: bool) ->
     Args: x [...] any shape; rate p in [0, 1); key a PRNG key (required when training).  Returns [...].
     """
     if not 0.0 <= rate < 1.0:
-        raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+        raise ScratchlmError(f"dropout rate must be in [0, 1), got {rate}")  # a setting: the user's to fix
     if not train or rate == 0.0:
         return x
     if key is None:

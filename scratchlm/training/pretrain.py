@@ -215,20 +215,45 @@ def peak_flops(device=None) -> float | None:
 # ------------------------------------------------------------------------------------------ the run
 
 
+# The encoder `scratchlm pretrain` builds when no checkpoint is given: BERT-Mini's shape (Turc et al. 2019:
+# L = 4, H = 256, 4 heads of 64, FFN 4H), small enough to train on a CPU in minutes; a WordPiece vocabulary of
+# 8,000 pieces trained on the corpus (BERT's 30,522 covers all of Wikipedia and BooksCorpus, a sample needs far
+# fewer); a position table of 128, BERT's length for 90% of its steps (Devlin et al. 2019, appendix A.2), grown
+# to the sequence length when that is longer.  Dropout and the rest: BertConfig's (BERT's own).
+SMALL_BERT = bert.BertConfig(vocab_size=8000, num_hidden_layers=4, hidden_size=256, num_attention_heads=4,
+                             intermediate_size=1024, max_position_embeddings=128)
+
+
 @dataclass(frozen=True)
 class PretrainConfig:
     seq_len: int = 128  # Devlin et al. 2019, appendix A.2: 90% of steps at 128
-    batch_size: int = 32
-    steps: int = 1000
-    learning_rate: float = 1e-4  # BERT's Adam rate
+    batch_size: int = 32  # fits a CPU; BERT used 256
+    steps: int = 1000  # minutes for SMALL_BERT on a CPU; BERT trained 1M
+    # BERT's 1e-4 (appendix A.2) is for BERT-base over 1M steps; a small encoder trained from scratch for ~1k
+    # steps takes a larger one: 5e-4, the rate `scratchlm pretrain` has always defaulted to
+    learning_rate: float = 5e-4
     warmup_steps: int | None = None  # None: 10% of steps (BERT warms 10k of 1M; short runs need more)
     weight_decay: float = 0.01  # Devlin et al. 2019, appendix A.2
     clip_norm: float = 1.0  # the released BERT's clip_by_global_norm
-    heldout_fraction: float = 0.05
-    max_heldout_rows: int = 256
+    heldout_fraction: float = 0.05  # whole documents held out for the held-out MLM loss
+    max_heldout_rows: int = 256  # bounds the evaluation's time, not its meaning
     eval_every: int = 0  # 0: only at the start and the end
     log_every: int = 25
     seed: int = 0
+
+    def __post_init__(self):
+        """The settings come from flags: a bad one is a :class:`ScratchlmError` naming it."""
+        if self.seq_len < 3:
+            raise ScratchlmError(f"seq_len must be at least 3 ([CLS] token [SEP]), got {self.seq_len}")
+        for name in ("batch_size", "steps"):
+            if getattr(self, name) < 1:
+                raise ScratchlmError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ScratchlmError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.eval_every < 0 or (self.warmup_steps is not None and self.warmup_steps < 0):
+            raise ScratchlmError(f"eval_every and warmup_steps must be >= 0, got {self.eval_every}, {self.warmup_steps}")
+        if not 0.0 < self.heldout_fraction < 1.0:
+            raise ScratchlmError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
 
 
 def split_documents(documents: list, fraction: float) -> tuple[list, list]:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchlm.errors import ScratchlmError
 from scratchlm.nn import attention
 from scratchlm.testing import check_grads
 
@@ -114,7 +115,7 @@ def test_multi_head_attention_equals_per_head_equation():
 
 def test_fused_refuses_attention_dropout_in_training():
     p = _mha_params(jax.random.key(0), 4)
-    with pytest.raises(ValueError, match="fused attention has no dropout"):
+    with pytest.raises(ScratchlmError, match="fused attention has no dropout"):
         attention.multi_head_attention(p, jnp.ones((1, 3, 4)), None, num_heads=2, dropout_rate=0.1,
                                        key=jax.random.key(1), train=True, fused=True)
 

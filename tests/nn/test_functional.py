@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchlm.errors import ScratchlmError
 from scratchlm.nn import functional as F
 from scratchlm.testing import check_closed_form_grad, check_grads
 
@@ -166,7 +167,7 @@ def test_dropout_mask_and_scale(rate, seed):
 
 
 def test_dropout_rejects_bad_rate_and_missing_key():
-    with pytest.raises(ValueError, match="rate"):
+    with pytest.raises(ScratchlmError, match="rate"):
         F.dropout(jnp.ones(3), 1.0, key=jax.random.key(0), train=True)
     with pytest.raises(ValueError, match="key"):
         F.dropout(jnp.ones(3), 0.1, key=None, train=True)

@@ -10,6 +10,7 @@ from flax import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchlm.errors import ScratchlmError
 from scratchlm.nn import gru
 from scratchlm.testing import check_closed_form_grad, check_grads
 
@@ -309,12 +310,12 @@ def test_bad_inputs_raise_clear_errors():
         gru.apply(params, jnp.zeros((2, 5, 3)), jnp.zeros((1, 2, 4)))
     with pytest.raises(ValueError, match=r"expected mask \[2, 5\]"):
         gru.apply(params, jnp.zeros((2, 5, 3)), mask=jnp.ones((2, 4), bool))
-    with pytest.raises(ValueError, match="variant"):
+    with pytest.raises(ScratchlmError, match="variant"):
         gru.GRUConfig(3, 4, variant="keras")
     state_dict = {k: np.asarray(v) for k, v in params.items() if k != "config"}
-    with pytest.raises(ValueError, match="lacks 'bias_hh_l1'"):
+    with pytest.raises(ScratchlmError, match="lacks 'bias_hh_l1'"):
         gru.params_from_torch({k: v for k, v in state_dict.items() if k != "bias_hh_l1"})
-    with pytest.raises(ValueError, match=r"weight_hh_l1.*shape \(12, 3\)"):
+    with pytest.raises(ScratchlmError, match=r"weight_hh_l1.*shape \(12, 3\)"):
         gru.params_from_torch({**state_dict, "weight_hh_l1": np.zeros((12, 3))})
-    with pytest.raises(ValueError, match="weight_ih_l0"):
+    with pytest.raises(ScratchlmError, match="weight_ih_l0"):
         gru.params_from_torch({"weight": np.zeros(3)})

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchlm.errors import ScratchlmError
 from scratchlm.nn import mlp
 from scratchlm.nn.functional import sigmoid
 from scratchlm.nn.losses import bce_risk
@@ -131,7 +132,7 @@ def test_bad_shapes_are_reported():
     params = mlp.init(jax.random.key(0), CONFIG)
     with pytest.raises(ValueError, match=r"inputs \[\.\.\., 3\]"):
         mlp.apply(params, jnp.ones((2, 4)))
-    with pytest.raises(ValueError, match="sizes"):
+    with pytest.raises(ScratchlmError, match="sizes"):
         mlp.MLPConfig(sizes=(3,))
 
 
