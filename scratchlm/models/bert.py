@@ -232,7 +232,10 @@ def mlm_logits(params: dict, hidden: jax.Array, *, config: BertConfig) -> jax.Ar
 
 def sequence_logits(params: dict, out: dict, *, config: BertConfig, key: jax.Array | None = None,
                     train: bool = False) -> jax.Array:
-    r"""``BertForSequenceClassification``: :math:`\mathrm{logits} = W_c\,\mathrm{dropout}(\mathrm{pooler\_output}) + b_c`.
+    r"""``BertForSequenceClassification``: a linear layer on the dropped-out pooled output.
+
+    .. math::  \mathrm{logits} = W_c\,\mathrm{dropout}(\mathrm{pooler\_output}) + b_c
+
 
     Args: params with ``classifier``; out the dict from :func:`apply`.  Returns [B, C] float32.
     """
@@ -292,7 +295,8 @@ def unflatten_params(flat: dict[str, np.ndarray]) -> dict:
     return listify(tree)
 
 
-def _expected_shapes(config: BertConfig, *, pooler: bool, mlm: bool, num_labels: int | None) -> dict[str, tuple[int, ...]]:
+def _expected_shapes(config: BertConfig, *, pooler: bool, mlm: bool,
+                     num_labels: int | None) -> dict[str, tuple[int, ...]]:
     def build(key):
         params = init(key, config)
         if not pooler:

@@ -76,7 +76,8 @@ class GRUConfig:
 serialization.register_serialization_state(
     GRUConfig,
     lambda config: dataclasses.asdict(config),
-    lambda target, state: GRUConfig(**{f.name: state.get(f.name, getattr(target, f.name)) for f in dataclasses.fields(GRUConfig)}),
+    lambda target, state: GRUConfig(**{f.name: state.get(f.name, getattr(target, f.name))
+                                       for f in dataclasses.fields(GRUConfig)}),
 )
 
 
@@ -149,7 +150,8 @@ def input_projection(x: jax.Array, weight_ih: jax.Array, bias_ih: jax.Array, pre
     return jnp.einsum("tbd,gd->tbg", x, weight_ih, precision=precision) + bias_ih
 
 
-def cell(a_x: jax.Array, h: jax.Array, weight_hh: jax.Array, bias_hh: jax.Array, *, variant: str, precision=None) -> jax.Array:
+def cell(a_x: jax.Array, h: jax.Array, weight_hh: jax.Array, bias_hh: jax.Array, *, variant: str,
+         precision=None) -> jax.Array:
     r"""One GRU step given the input projection :math:`a^x_t` (see :func:`input_projection`).
 
     ``"cudnn"`` (one fused matmul for :math:`U_r, U_z, U_n`):

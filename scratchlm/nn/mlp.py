@@ -82,7 +82,8 @@ class WordEmbeddingConfig:
 
 
 def word_embedding_init(key: jax.Array, config: WordEmbeddingConfig) -> dict:
-    """``{"v": [V, d_in], "W": [d_out, d_in], "b": [d_out]}``: v ~ N(0, 1) (as ``torch.nn.Embedding``), Glorot W, zero b."""
+    """``{"v": [V, d_in], "W": [d_out, d_in], "b": [d_out]}``: v ~ N(0, 1) (as ``torch.nn.Embedding``), Glorot W,
+    zero b."""
     k_v, k_w = jax.random.split(key)
     return {
         "v": jax.random.normal(k_v, (config.vocab_size, config.input_dim), jnp.float32),

@@ -69,7 +69,8 @@ class TransformerConfig:
 
 def init_dense(key: jax.Array, d_in: int, d_out: int, std: float) -> dict:
     """``W ~ N(0, std^2)`` in PyTorch's ``[d_out, d_in]`` layout, ``b = 0`` (HuggingFace BERT's init)."""
-    return {"weight": std * jax.random.normal(key, (d_out, d_in), jnp.float32), "bias": jnp.zeros((d_out,), jnp.float32)}
+    return {"weight": std * jax.random.normal(key, (d_out, d_in), jnp.float32),
+            "bias": jnp.zeros((d_out,), jnp.float32)}
 
 
 def init_layer_norm(H: int) -> dict:

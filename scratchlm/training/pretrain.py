@@ -157,7 +157,8 @@ def batch_fn_for(data: dict[str, np.ndarray], batch_size: int, seed: int):
 
 @functools.cache
 def _eval_program(config: bert.BertConfig, masking: MaskingConfig):
-    """The jitted held-out loss, one per (config, masking): runs alike (on one device or a mesh) share its compilation."""
+    """The jitted held-out loss, one per (config, masking): runs alike (on one device or a mesh) share its
+    compilation."""
     return jax.jit(lambda p, b, k: mlm_loss(p, b, k, config=config, masking=masking, train=False))
 
 
@@ -251,7 +252,8 @@ class PretrainConfig:
         if not self.learning_rate > 0:
             raise ScratchlmError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.eval_every < 0 or (self.warmup_steps is not None and self.warmup_steps < 0):
-            raise ScratchlmError(f"eval_every and warmup_steps must be >= 0, got {self.eval_every}, {self.warmup_steps}")
+            raise ScratchlmError(f"eval_every and warmup_steps must be >= 0, "
+                                 f"got {self.eval_every}, {self.warmup_steps}")
         if not 0.0 < self.heldout_fraction < 1.0:
             raise ScratchlmError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
 
@@ -295,7 +297,8 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
         raise ScratchlmError(f"tokenizer vocabulary ({tokenizer.get_vocab_size()}) exceeds the model's "
                              f"vocab_size ({model_config.vocab_size})")
     if run.seq_len > model_config.max_position_embeddings:
-        raise ScratchlmError(f"seq_len {run.seq_len} exceeds max_position_embeddings {model_config.max_position_embeddings}")
+        raise ScratchlmError(f"seq_len {run.seq_len} exceeds max_position_embeddings "
+                             f"{model_config.max_position_embeddings}")
 
     train_docs, heldout_docs = split_documents(texts, run.heldout_fraction)
     local_batch = run.batch_size if mesh is None else par.divisible_batch(run.batch_size, mesh)
@@ -304,7 +307,10 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
     lead = jax.process_index() == 0
     tokenizer.no_padding()
     tokenizer.no_truncation()
-    encode = lambda docs: [e.ids for e in tokenizer.encode_batch(docs, add_special_tokens=False)]  # noqa: E731
+
+    def encode(docs):
+        return [e.ids for e in tokenizer.encode_batch(docs, add_special_tokens=False)]
+
     special = (ids["cls"], ids["sep"], ids["pad"])
     train_rows = pack_sequences(encode(train_docs), run.seq_len, cls_id=ids["cls"], sep_id=ids["sep"])
     heldout_rows = pack_sequences(encode(heldout_docs), run.seq_len, cls_id=ids["cls"], sep_id=ids["sep"])
@@ -332,7 +338,10 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
 
     if mesh is not None:  # one evaluation program for every call: host params onto one device
         eval_on_device = eval_fn
-        eval_fn = lambda p: eval_on_device(par.gather_to_host(p))  # noqa: E731
+
+        def eval_fn(p):
+            return eval_on_device(par.gather_to_host(p))
+
     before = eval_fn(params)
     state, step_fn = par.on_mesh(step_fn, init_train_state(params, optimizer, k_train), mesh)
     metrics_path = out / ("train_log.jsonl" if lead else f"train_log.process{jax.process_index()}.jsonl")

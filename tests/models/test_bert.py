@@ -48,7 +48,10 @@ def _encode_minilm(texts):
     tok.no_padding()  # one sentence at a time here; the batch is padded below with the pad id 0
     encs = [tok.encode(a, pair=b) for a, b in texts]
     T = max(len(e.ids) for e in encs)
-    pad = lambda rows: np.array([list(r) + [0] * (T - len(r)) for r in rows], dtype=np.int32)  # noqa: E731
+
+    def pad(rows):
+        return np.array([list(r) + [0] * (T - len(r)) for r in rows], dtype=np.int32)
+
     assert tok.pad_token_id == 0
     return {"input_ids": pad(e.ids for e in encs), "attention_mask": pad(e.attention_mask for e in encs),
             "token_type_ids": pad(e.type_ids for e in encs)}
@@ -222,7 +225,8 @@ def test_heads_gradients_float64(x64):
     params["cls"] = random_params(bert.init_mlm_head, cfg, seed=1)
     heads = {"sequence": random_params(bert.init_sequence_classifier, cfg, 3, seed=2),
              "token": random_params(bert.init_token_classifier, cfg, 2, seed=3)}
-    batch = {"input_ids": jnp.array([[1, 5, 3, 2], [1, 6, 2, 0]]), "attention_mask": jnp.array([[1, 1, 1, 1], [1, 1, 1, 0]])}
+    batch = {"input_ids": jnp.array([[1, 5, 3, 2], [1, 6, 2, 0]]),
+             "attention_mask": jnp.array([[1, 1, 1, 1], [1, 1, 1, 0]])}
 
     def f(params, heads):
         out = bert.apply(params, batch, config=cfg)
@@ -308,7 +312,8 @@ def test_bfloat16_compute_keeps_float32_params_and_float32_logits():
     out16 = _apply(params, batch, config=cfg16)
     assert out16["last_hidden_state"].dtype == jnp.bfloat16
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
-    assert jax.jit(bert.mlm_logits, static_argnames="config")(params, out16["last_hidden_state"], config=cfg16).dtype == jnp.float32
+    logits16 = jax.jit(bert.mlm_logits, static_argnames="config")(params, out16["last_hidden_state"], config=cfg16)
+    assert logits16.dtype == jnp.float32
     # bfloat16 keeps 8 mantissa bits (relative step 2^-8 = 0.4%); layer-normed outputs are O(1), so a few
     # rounding steps through 2 layers stay below 0.1 while a wrong computation would be O(1) off
     np.testing.assert_allclose(np.asarray(out16["last_hidden_state"], np.float32),

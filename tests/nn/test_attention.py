@@ -95,7 +95,11 @@ def test_causal_mask_hides_the_future():
 
 def _mha_params(key, H):
     ks = jax.random.split(key, 4)
-    lin = lambda k: {"weight": 0.5 * jax.random.normal(k, (H, H)), "bias": 0.1 * jax.random.normal(jax.random.fold_in(k, 1), (H,))}  # noqa: E731
+
+    def lin(k):
+        return {"weight": 0.5 * jax.random.normal(k, (H, H)),
+                "bias": 0.1 * jax.random.normal(jax.random.fold_in(k, 1), (H,))}
+
     return {"self": {"query": lin(ks[0]), "key": lin(ks[1]), "value": lin(ks[2])}, "output": {"dense": lin(ks[3])}}
 
 
@@ -104,10 +108,14 @@ def test_multi_head_attention_equals_per_head_equation():
     p = jax.tree.map(np.asarray, _mha_params(jax.random.key(0), H))
     x = np.random.default_rng(1).standard_normal((2, 5, H)).astype(np.float32)
     keep = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], bool)
-    out = _mha(jax.tree.map(jnp.asarray, p), jnp.asarray(x), attention.padding_mask(jnp.asarray(keep)),
-                                         num_heads=h)
-    lin = lambda q, z: z @ q["weight"].T + q["bias"]  # noqa: E731
-    split = lambda z: z.reshape(2, 5, h, H // h)  # noqa: E731
+    out = _mha(jax.tree.map(jnp.asarray, p), jnp.asarray(x), attention.padding_mask(jnp.asarray(keep)), num_heads=h)
+
+    def lin(q, z):
+        return z @ q["weight"].T + q["bias"]
+
+    def split(z):  # [B, T, H] -> [B, T, h, d_k]
+        return z.reshape(2, 5, h, H // h)
+
     heads = _numpy_attention(split(lin(p["self"]["query"], x)), split(lin(p["self"]["key"], x)),
                              split(lin(p["self"]["value"], x)), keep)
     np.testing.assert_allclose(np.asarray(out), lin(p["output"]["dense"], heads.reshape(2, 5, H)), atol=1e-5, rtol=0)
@@ -124,10 +132,12 @@ def test_bfloat16_inputs_keep_float32_softmax_statistics():
     Q, K, V, keep = map(jnp.asarray, _qkv_mask(0, 2, 3, 5, 2, 4))
     A = attention.attention_weights(Q.astype(jnp.bfloat16), K.astype(jnp.bfloat16), attention.padding_mask(keep))
     assert A.dtype == jnp.float32
-    out = attention.scaled_dot_product_attention(*(t.astype(jnp.bfloat16) for t in (Q, K, V)), attention.padding_mask(keep))
+    out = attention.scaled_dot_product_attention(*(t.astype(jnp.bfloat16) for t in (Q, K, V)),
+                                                 attention.padding_mask(keep))
     assert out.dtype == jnp.bfloat16
     # bfloat16 rounds inputs and A V at 2^-8 relative; outputs are convex combinations of O(1) values
-    np.testing.assert_allclose(np.asarray(out, np.float32), _numpy_attention(*map(np.asarray, (Q, K, V, keep))), atol=5e-2)
+    np.testing.assert_allclose(np.asarray(out, np.float32), _numpy_attention(*map(np.asarray, (Q, K, V, keep))),
+                               atol=5e-2)
 
 
 def test_multi_head_attention_gradients_float64(x64):
@@ -163,7 +173,10 @@ def test_against_pytorch_scaled_dot_product_attention(x64):
     wrong scale or leaked key.  Padding and causal masks both."""
     torch = pytest.importorskip("torch")
     Q, K, V, keep = (np.asarray(a, np.float64) if a.dtype != bool else a for a in _qkv_mask(4, 2, 5, 5, 2, 3))
-    to_torch = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 2, 1, 3)))  # noqa: E731
+
+    def to_torch(a):  # [B, T, h, d] -> [B, h, T, d]
+        return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 2, 1, 3)))
+
     for mask in (attention.padding_mask(jnp.asarray(keep)),
                  attention.padding_mask(jnp.asarray(keep)) & attention.causal_mask(5)):
         ref = torch.nn.functional.scaled_dot_product_attention(to_torch(Q), to_torch(K), to_torch(V),

@@ -49,7 +49,10 @@ def test_dropout_grads(x64):
 def test_sigmoid_and_log_sigmoid_closed_form_grads(x64):
     """sigma'(x) = sigma(x)(1 - sigma(x)); (log sigma)'(x) = sigma(-x): the docstrings' derivatives, in NumPy."""
     c = np.random.default_rng(4).normal(size=X.shape)  # a random cotangent: every element weighs in
-    s = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+
+    def s(x):
+        return 1 / (1 + np.exp(-x))
+
     check_closed_form_grad(lambda x: jnp.sum(c * F.sigmoid(x)), lambda x: c * s(x) * (1 - s(x)), (X,))
     check_closed_form_grad(lambda x: jnp.sum(c * F.log_sigmoid(x)), lambda x: c * s(-x), (X,))
 
@@ -61,8 +64,13 @@ def test_gelu_closed_form_grads(x64):
     from scipy.special import erf
 
     c = np.random.default_rng(5).normal(size=X.shape)
-    Phi = lambda x: 0.5 * (1 + erf(x / np.sqrt(2)))  # noqa: E731
-    phi = lambda x: np.exp(-x * x / 2) / np.sqrt(2 * np.pi)  # noqa: E731
+
+    def Phi(x):  # the standard normal CDF
+        return 0.5 * (1 + erf(x / np.sqrt(2)))
+
+    def phi(x):  # its density
+        return np.exp(-x * x / 2) / np.sqrt(2 * np.pi)
+
     check_closed_form_grad(lambda x: jnp.sum(c * F.gelu(x)), lambda x: c * (Phi(x) + x * phi(x)), (X,))
 
     def tanh_form(x):
@@ -236,7 +244,8 @@ def test_against_pytorch(x64):
     np.testing.assert_allclose(F.softmax(x), torch.softmax(t, -1).numpy(), **tol)
     np.testing.assert_allclose(F.log_softmax(x), torch.log_softmax(t, -1).numpy(), **tol)
     np.testing.assert_allclose(F.gelu(x), torch.nn.functional.gelu(t).numpy(), **tol)
-    np.testing.assert_allclose(F.gelu(x, approximate=True), torch.nn.functional.gelu(t, approximate="tanh").numpy(), **tol)
+    np.testing.assert_allclose(F.gelu(x, approximate=True), torch.nn.functional.gelu(t, approximate="tanh").numpy(),
+                               **tol)
     g, b = rng.normal(size=7), rng.normal(size=7)
     ref = torch.nn.functional.layer_norm(t, (7,), torch.from_numpy(g), torch.from_numpy(b), eps=1e-12)
     np.testing.assert_allclose(F.layer_norm(x, g, b), ref.numpy(), **tol)

@@ -56,7 +56,8 @@ def test_mask_equals_torch_packed_sequence():
     x = rng.standard_normal((3, 6, 5), dtype=np.float32)
     lengths = np.array([6, 2, 4])
     mask = np.arange(6)[None, :] < lengths[:, None]
-    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.tensor(x), torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.tensor(x), torch.tensor(lengths), batch_first=True,
+                                                     enforce_sorted=False)
     out_packed, h_t = module(packed)
     out_t, _ = torch.nn.utils.rnn.pad_packed_sequence(out_packed, batch_first=True, total_length=6)
     outputs, h_n = gru.apply(params, jnp.asarray(x), mask=jnp.asarray(mask))
@@ -101,7 +102,6 @@ def _sigmoid(a):
 def _numpy_cho_flipped(params, x, h0):
     """The issue's form of Cho's cell (Chung et al. 2014: h = (1 - z') h + z' h~), in NumPy, one layer,
     with W_z, U_z, b_z negated: the module docstring claims it is the same model as ours."""
-    H = h0.shape[-1]
     W, U = np.asarray(params["weight_ih_l0"], np.float64), np.asarray(params["weight_hh_l0"], np.float64)
     b = np.asarray(params["bias_ih_l0"], np.float64) + np.asarray(params["bias_hh_l0"], np.float64)
     (W_r, W_z, W_h), (U_r, U_z, U_h), (b_r, b_z, b_h) = np.split(W, 3), np.split(U, 3), np.split(b, 3)
@@ -138,7 +138,6 @@ def _closed_form_jacobian(params, x_t, h, variant):
     """
     W, U = params["weight_ih_l0"], params["weight_hh_l0"]
     b_ih, b_hh = params["bias_ih_l0"], params["bias_hh_l0"]
-    H = h.shape[-1]
     (W_r, W_z, W_n), (U_r, U_z, U_n) = jnp.split(W, 3), jnp.split(U, 3)
     (b_ir, b_iz, b_in), (b_hr, b_hz, b_hn) = jnp.split(b_ih, 3), jnp.split(b_hh, 3)
     r = jax.nn.sigmoid(W_r @ x_t + b_ir + U_r @ h + b_hr)

@@ -40,8 +40,8 @@ def test_masking_statistics_match_bert():
     counts = {"mask": 0, "random": 0, "same": 0}
     selected_per_position = np.zeros(ids.shape)
     for s in range(8):
-        masked, positions, labels, weights = map(np.asarray, _mask(jax.random.key(s), jnp.asarray(ids), jnp.asarray(special),
-                                                                   masking=masking))
+        drawn = _mask(jax.random.key(s), jnp.asarray(ids), jnp.asarray(special), masking=masking)
+        masked, positions, labels, weights = map(np.asarray, drawn)
         w = weights.astype(bool)
         c = (special == 0).sum(1)
         np.testing.assert_array_equal(w.sum(1), np.round(0.15 * c))  # exact count per row
@@ -66,7 +66,8 @@ def test_masking_statistics_match_bert():
     # every candidate position is chosen with probability ~0.15: no position bias (first vs last half)
     cand = special == 0
     first, second = cand & (np.arange(ids.shape[1]) < 64), cand & (np.arange(ids.shape[1]) >= 64)
-    r1, r2 = selected_per_position[first].sum() / (8 * first.sum()), selected_per_position[second].sum() / (8 * second.sum())
+    r1 = selected_per_position[first].sum() / (8 * first.sum())
+    r2 = selected_per_position[second].sum() / (8 * second.sum())
     assert abs(r1 - 0.15) < 0.01 and abs(r2 - 0.15) < 0.01, (r1, r2)
 
 
@@ -144,7 +145,10 @@ def test_pretraining_writes_a_huggingface_loadable_model(tiny_run):
     assert "cls" in params and "pooler" not in params
     hf = transformers.BertForMaskedLM.from_pretrained(str(out / "model")).eval()
     ids = np.array([[2, 10, 11, 4, 12, 3]], np.int32)
-    logits = jax.jit(lambda p, b: bert.mlm_logits(p, bert.apply(p, b, config=config)["last_hidden_state"], config=config))
+    @jax.jit
+    def logits(p, b):
+        return bert.mlm_logits(p, bert.apply(p, b, config=config)["last_hidden_state"], config=config)
+
     ours = np.asarray(logits(params, {"input_ids": jnp.asarray(ids)}))
     with torch.no_grad():
         theirs = hf(input_ids=torch.tensor(ids, dtype=torch.long)).logits.numpy()
