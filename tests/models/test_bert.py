@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.models import bert
@@ -115,6 +117,28 @@ def test_mean_pool_worked_example():
     h = jnp.array([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]], [[5.0, 6.0], [7.0, 8.0], [9.0, 10.0]]])
     got = np.asarray(bert.mean_pool(h, jnp.array([[1, 1, 0], [0, 0, 0]])))
     np.testing.assert_array_equal(got, [[2.0, 3.0], [0.0, 0.0]])
+
+
+@settings(max_examples=20)
+@given(st.integers(0, 2**16))
+def test_mean_pool_ignores_padded_values_and_keeps_a_constant(seed):
+    """Padded positions enter as 0 * h = 0, so any values there (here +-1e6) leave the mean bit for bit; a row
+    whose real positions all hold the vector c pools to c (n float32 additions of c, then a division by n:
+    within n + 1 ulp of c, n <= 6)."""
+    rng = np.random.default_rng(seed)
+    h = rng.standard_normal((3, 6, 4)).astype(np.float32)
+    mask = (rng.random((3, 6)) < 0.6).astype(np.int32)
+    mask[:, 0] = 1
+    garbage = np.where(mask[..., None] == 1, h, rng.choice([-1e6, 1e6], size=h.shape)).astype(np.float32)
+    pooled = np.asarray(_mean_pool(jnp.asarray(h), jnp.asarray(mask)))
+    np.testing.assert_array_equal(np.asarray(_mean_pool(jnp.asarray(garbage), jnp.asarray(mask))), pooled)
+    c = rng.standard_normal(4).astype(np.float32)
+    constant = np.where(mask[..., None] == 1, c, h).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(_mean_pool(jnp.asarray(constant), jnp.asarray(mask))),
+                               np.broadcast_to(c, (3, 4)), rtol=7 * np.finfo(np.float32).eps, atol=0)
+
+
+_mean_pool = jax.jit(bert.mean_pool)
 
 
 def test_flops_per_token_of_bert_base_by_hand():
