@@ -180,6 +180,6 @@ def test_against_pytorch_scaled_dot_product_attention(x64):
     for mask in (attention.padding_mask(jnp.asarray(keep)),
                  attention.padding_mask(jnp.asarray(keep)) & attention.causal_mask(5)):
         ref = torch.nn.functional.scaled_dot_product_attention(to_torch(Q), to_torch(K), to_torch(V),
-                                                               attn_mask=torch.from_numpy(np.asarray(mask)))
+                                                               attn_mask=torch.from_numpy(np.array(mask)))
         got = attention.scaled_dot_product_attention(jnp.asarray(Q), jnp.asarray(K), jnp.asarray(V), mask)
         np.testing.assert_allclose(np.asarray(got), ref.numpy().transpose(0, 2, 1, 3), rtol=1e-12, atol=1e-14)

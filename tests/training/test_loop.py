@@ -136,17 +136,19 @@ def test_early_stopping_restores_the_best_params(tmp_path):
     assert_trees_bitwise_equal(result.state.params, tiny.run(4).state.params)
     records = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["split"] == "eval"] == [2, 4, 6, 8]
-    # a train record every log_every = 3 steps and one for the rest at the stop, each the mean of its steps'
-    # losses: replayed here step by step from the same fresh state (the evaluations change no state)
+    # a train record at every evaluation (steps 2, 4, 6, 8) and every log_every = 3 steps, each the mean of the
+    # losses since the previous record: replayed here step by step from the same fresh state (evaluations
+    # change no state)
     train_records = [r for r in records if r["split"] == "train"]
     state, step_fn = tiny.fresh_state()
     losses = []
     for t in range(8):
         state, metrics = step_fn(state, tiny.batch_fn(t))
         losses.append(float(metrics["loss"]))
-    assert [r["step"] for r in train_records] == [3, 6, 8]
-    np.testing.assert_allclose([r["loss"] for r in train_records],
-                               [np.mean(losses[0:3]), np.mean(losses[3:6]), np.mean(losses[6:8])], rtol=1e-12)
+    ends = [2, 3, 4, 6, 8]
+    assert [r["step"] for r in train_records] == ends
+    want = [np.mean(losses[a:b]) for a, b in zip([0, *ends[:-1]], ends)]
+    np.testing.assert_allclose([r["loss"] for r in train_records], want, rtol=1e-12)
     assert all(r["steps_per_s"] > 0 for r in train_records)
 
 
