@@ -35,31 +35,36 @@ _MODEL_FLAGS = {"vocab_size": "vocab_size", "num_hidden_layers": "layers", "hidd
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    small, run = "training.pretrain.SMALL_BERT", "training.pretrain.PretrainConfig"
+    def small(field):  # where a left-out model flag's default is stated
+        return f"(default: SMALL_BERT.{field}, scratchlm.training.pretrain)"
+
+    def run(field):  # where a left-out run flag's default is stated
+        return f"(default: PretrainConfig.{field}, scratchlm.training.pretrain)"
+
     parser.add_argument("--corpus", default="wiki", help="wiki, lee, or a UTF-8 text file (one document a line)")
     parser.add_argument("--tokenizer", type=Path, default=None, help="a tokenizer.json (default: train WordPiece)")
-    parser.add_argument("--vocab-size", type=int, help=f"WordPiece vocabulary to train (default: {small})")
-    parser.add_argument("--layers", type=int, help=f"encoder layers (default: {small})")
-    parser.add_argument("--hidden", type=int, help=f"hidden size H (default: {small})")
-    parser.add_argument("--heads", type=int, help=f"attention heads (default: {small})")
+    parser.add_argument("--vocab-size", type=int, help="WordPiece vocabulary to train " + small("vocab_size"))
+    parser.add_argument("--layers", type=int, help="encoder layers " + small("num_hidden_layers"))
+    parser.add_argument("--hidden", type=int, help="hidden size H " + small("hidden_size"))
+    parser.add_argument("--heads", type=int, help="attention heads " + small("num_attention_heads"))
     parser.add_argument("--intermediate", type=int, default=None, help="feed-forward width (default 4 x hidden)")
-    parser.add_argument("--seq-len", type=int, help=f"tokens per packed row (default: {run})")
-    parser.add_argument("--batch", type=int, help=f"rows per step (default: {run})")
-    parser.add_argument("--steps", type=int, help=f"training steps (default: {run})")
-    parser.add_argument("--lr", type=float, help=f"AdamW's peak learning rate (default: {run})")
+    parser.add_argument("--seq-len", type=int, help="tokens per packed row " + run("seq_len"))
+    parser.add_argument("--batch", type=int, help="rows per step " + run("batch_size"))
+    parser.add_argument("--steps", type=int, help="training steps " + run("steps"))
+    parser.add_argument("--lr", type=float, help="AdamW's peak learning rate " + run("learning_rate"))
     parser.add_argument("--warmup", type=int, default=None, help="warmup steps (default 10%% of --steps)")
-    parser.add_argument("--weight-decay", type=float, help=f"AdamW's decoupled weight decay (default: {run})")
-    parser.add_argument("--dropout", type=float,
-                        help="hidden and attention dropout (default: models.bert.BertConfig.hidden_dropout_prob)")
+    parser.add_argument("--weight-decay", type=float, help="AdamW's decoupled weight decay " + run("weight_decay"))
+    parser.add_argument("--dropout", type=float, help="hidden and attention dropout "
+                        "(default: BertConfig.hidden_dropout_prob, scratchlm.models.bert)")
     parser.add_argument("--init", default=None, help="'minilm' or a folder with config.json + model.safetensors")
     parser.add_argument("--bf16", action="store_true", help="compute in bfloat16 (parameters stay float32)")
     parser.add_argument("--fused", action="store_true",
                         help="fused attention (cuDNN flash on GPU); sets attention dropout to 0")
     parser.add_argument("--pre-ln", action="store_true", help="pre-layer-norm encoder (new models only)")
     parser.add_argument("--max-docs", type=int, default=None, help="use only the first N documents")
-    parser.add_argument("--eval-every", type=int, help=f"held-out evaluation every N steps, 0: start and end only "
-                        f"(default: {run})")
-    parser.add_argument("--seed", type=int, help=f"(default: {run})")
+    parser.add_argument("--eval-every", type=int,
+                        help="held-out evaluation every N steps, 0: at the start and the end only " + run("eval_every"))
+    parser.add_argument("--seed", type=int, help="masking, dropout, initialisation and batch order " + run("seed"))
     parser.add_argument("--out", type=Path, required=True)
     add_parallel_arguments(parser)  # --mesh data=8 | data=4,model=2; --coordinator/--num-processes/--process-id
 
