@@ -44,7 +44,8 @@ def main(argv=None) -> dict:
                     for s in args.seeds]
             acc = [r["accuracy"] for r in runs]
             rows.append({"init": init, "mode": mode, "dim": args.dim if vectors is None else vectors.dim,
-                         "accuracies": acc, "mean": float(np.mean(acc)), "std": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
+                         "accuracies": acc, "mean": float(np.mean(acc)),
+                         "std": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
                          "chosen_lr": [[f["learning_rate"] for f in r["folds"]] for r in runs],
                          "majority": runs[0]["majority"], "seconds": time.perf_counter() - t0})
             print(f"# {init} {mode}: {np.round(acc, 3)} mean {np.mean(acc):.3f}", flush=True)

@@ -13,7 +13,8 @@ with 100 warmup steps, decay 0.01 off biases and LayerNorms, global-norm clip 1.
 therefore start at ln V and agree within noise.  The ids are uniform on [1000, V), V' = V - 1000
 of them, so no model can beat 0.8 ln V' + 0.2 (ln 2 + ln V' / 2) = 0.9 ln V' + 0.2 ln 2 (9.40 for
 BERT-base): the 80% [MASK]ed positions carry no information, and of the 20% shown a token half show
-the label itself (the kept 10%), which at best earns p = 1/2 ("loss_floor" in the JSON).  ``--hf-all-positions`` runs HuggingFace's usual recipe instead
+the label itself (the kept 10%), which at best earns p = 1/2 ("loss_floor" in the JSON).
+``--hf-all-positions`` runs HuggingFace's usual recipe instead
 (``BertForMaskedLM(labels=...)``: every one of the T positions decoded), which is more work.
 
 The figures are training tokens/s and MFU:
@@ -71,7 +72,8 @@ def bench_scratchlm(config, seq_len: int, batch: int, steps: int, bf16: bool, fu
     params = bert.init(key, cfg)
     del params["pooler"]
     params["cls"] = bert.init_mlm_head(key, cfg)
-    optimizer = make_optimizer(learning_rate=1e-4, total_steps=10**6, warmup_steps=100, weight_decay=0.01, clip_norm=1.0)
+    optimizer = make_optimizer(learning_rate=1e-4, total_steps=10**6, warmup_steps=100, weight_decay=0.01,
+                               clip_norm=1.0)
     step = make_train_step(lambda p, b, k: P.mlm_loss(p, b, k, config=cfg, masking=masking), optimizer)
     state = init_train_state(params, optimizer, key)
     rng = np.random.default_rng(0)

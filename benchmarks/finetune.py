@@ -56,7 +56,9 @@ def _hf_predict(model, data: dict, kind: str, batch_size: int = 64) -> np.ndarra
                       attention_mask=torch.from_numpy(b["attention_mask"]).long(),
                       token_type_ids=torch.from_numpy(b["token_type_ids"]).long()).logits.numpy()
             pred = z.argmax(-1)
-            out.append(np.pad(pred[:, :width], ((0, 0), (0, max(width - pred.shape[1], 0)))) if kind == "token" else pred)
+            if kind == "token":
+                pred = np.pad(pred[:, :width], ((0, 0), (0, max(width - pred.shape[1], 0))))
+            out.append(pred)
     return np.concatenate(out)
 
 
@@ -139,7 +141,10 @@ def polarity(seed: int, args, pretrained, bert_config, tok) -> dict:
         result = ft.fit(start, train, dev, bert_config=bert_config, config=config)
         ours[test_index] = ft.predict(result.params, test, bert_config=bert_config, config=config)
         t_ours.append(result.seconds_per_epoch)
-        dev_acc = lambda m: float(np.mean(_hf_predict(m, dev, "sequence") == dev["labels"]))  # noqa: E731
+
+        def dev_acc(m, dev=dev):
+            return float(np.mean(_hf_predict(m, dev, "sequence") == dev["labels"]))
+
         model, seconds = hf_fit(start["classifier"], train, dev_acc, config)
         theirs[test_index] = _hf_predict(model, test, "sequence")
         t_hf.append(seconds)
@@ -171,7 +176,8 @@ def ner(seed: int, args, pretrained, bert_config, tok) -> dict:
         return seqeval.entity_f1(*ft.word_tags(split, predicted, words, names))
 
     ours = f1(ft.predict(result.params, test, bert_config=bert_config, config=config), test, test_words)
-    model, seconds = hf_fit(start["classifier"], train, lambda m: f1(_hf_predict(m, dev, "token"), dev, dev_words), config)
+    model, seconds = hf_fit(start["classifier"], train, lambda m: f1(_hf_predict(m, dev, "token"), dev, dev_words),
+                            config)
     theirs = f1(_hf_predict(model, test, "token"), test, test_words)
     return {"ours": ours, "hf": theirs, "ours_s": result.seconds_per_epoch, "hf_s": seconds}
 
@@ -191,7 +197,8 @@ def main(argv=None) -> dict:
                         help="default: the checkpoint's 0.1; 0 leaves the two sides equal up to float round-off")
     parser.add_argument("--ner-train", type=int, default=800, help="silver NER training sentences used")
     parser.add_argument("--ner-eval", type=int, default=200, help="dev and test sentences used")
-    parser.add_argument("--quick", action="store_true", help="2 seeds, 2 folds, 120 NER sentences (about 10 min on 2 CPU cores)")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 seeds, 2 folds, 120 NER sentences (about 10 min on 2 CPU cores)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.folds, args.ner_train, args.ner_eval = 2, 2, 120, 60
@@ -206,7 +213,8 @@ def main(argv=None) -> dict:
     for seed in range(args.seeds):
         runs["polarity"].append(polarity(seed, args, pretrained, bert_config, tok))
         runs["ner"].append(ner(seed, args, pretrained, bert_config, tok))
-        print(json.dumps({"seed": seed, "polarity": runs["polarity"][-1], "ner": runs["ner"][-1]}), file=sys.stderr, flush=True)
+        print(json.dumps({"seed": seed, "polarity": runs["polarity"][-1], "ner": runs["ner"][-1]}), file=sys.stderr,
+              flush=True)
 
     def mean(task, k):
         return float(np.mean([r[k] for r in runs[task]]))
@@ -216,7 +224,8 @@ def main(argv=None) -> dict:
 
     peer = f"transformers {transformers.__version__} (torch {torch.__version__})"
     figures = [
-        figure("polarity k-fold accuracy", mean("polarity", "ours"), mean("polarity", "hf"), unit="accuracy", peer_name=peer),
+        figure("polarity k-fold accuracy", mean("polarity", "ours"), mean("polarity", "hf"), unit="accuracy",
+               peer_name=peer),
         figure("silver-NER entity F1", mean("ner", "ours"), mean("ner", "hf"), unit="F1", peer_name=peer),
         figure("polarity seconds per epoch", mean("polarity", "ours_s"), mean("polarity", "hf_s"), unit="s",
                peer_name=peer, higher_is_better=False),

@@ -83,7 +83,10 @@ def _parser() -> argparse.ArgumentParser:
 def _synthetic(nnz: int, V: int, seed: int):
     """Zipf-like word ids (rank r drawn with probability ~ 1/r, as word frequencies) and log-normal X_ij."""
     rng = np.random.default_rng(seed)
-    ranks = lambda: np.minimum(np.exp(rng.uniform(0, np.log(V), nnz)).astype(np.int64) - 1, V - 1)  # noqa: E731
+
+    def ranks():
+        return np.minimum(np.exp(rng.uniform(0, np.log(V), nnz)).astype(np.int64) - 1, V - 1)
+
     return ranks().astype(np.int32), ranks().astype(np.int32), rng.lognormal(0.0, 1.5, nnz)
 
 
@@ -107,7 +110,10 @@ def main(argv=None) -> dict:
         from scratchlm.embeddings.glove.cooccurrence import count_cooccurrences
 
         sentences = load_tokenized_corpus(args.corpus, wiki_unit="article")  # as `scratchlm glove`
-        count = lambda: count_cooccurrences(sentences, window=args.window, min_count=args.min_count)  # noqa: E731
+
+        def count():
+            return count_cooccurrences(sentences, window=args.window, min_count=args.min_count)
+
         t0 = time.perf_counter()
         cooc = count()
         extra["cooccurrence_seconds"] = time.perf_counter() - t0

@@ -47,7 +47,11 @@ def _torch_step(args, state_dict, x, g_out, g_h):
             torch.cuda.synchronize()
         return loss
 
-    name = f"torch {torch.__version__} " + (f"cuDNN {torch.backends.cudnn.version()} ({torch.cuda.get_device_name()})" if device == "cuda" else f"CPU, {torch.get_num_threads()} threads")
+    if device == "cuda":
+        where = f"cuDNN {torch.backends.cudnn.version()} ({torch.cuda.get_device_name()})"
+    else:
+        where = f"CPU, {torch.get_num_threads()} threads"
+    name = f"torch {torch.__version__} " + where
     return step, name
 
 
@@ -58,7 +62,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--seq", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--unroll", default="1", help="lax.scan unroll factor(s), comma-separated: each is timed, the best is the figure")
+    parser.add_argument("--unroll", default="1",
+                        help="lax.scan unroll factor(s), comma-separated: each is timed, the best is the figure")
     parser.add_argument("--precision", default="default", choices=["default", "high", "highest"])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-peers", action="store_true", help="time scratchlm only")
@@ -92,8 +97,10 @@ def main(argv: list[str] | None = None) -> dict:
     device_args = [jax.device_put(a) for a in (x, g_out, g_h)]
     by_unroll = {}
     for unroll in (int(u) for u in args.unroll.split(",")):
-        by_unroll[unroll] = time_call(lambda: jax.block_until_ready(grad_step(params, *device_args, unroll)),
-                                      repeats=args.repeats, warmup=2)
+        def run(unroll=unroll):
+            return jax.block_until_ready(grad_step(params, *device_args, unroll))
+
+        by_unroll[unroll] = time_call(run, repeats=args.repeats, warmup=2)
     best_unroll = min(by_unroll, key=lambda u: by_unroll[u]["median_seconds"])
     ours = by_unroll[best_unroll]
     ours_rate = 1.0 / ours["median_seconds"]

@@ -230,11 +230,12 @@ def paper_markdown(rows: list[dict]) -> str:
         strategy = r.get("strategy") or ("tables by rows" if r["mesh"].endswith(("model=8", "model=64")) else
                                          "tables replicated")
         comm = _gb(r["comm_per_device_bytes"]) if r["comm_per_device_bytes"] else "0"
+        optimizer = _gb(r["optimizer_per_device_bytes"]) if r["optimizer_per_device_bytes"] else "—"
+        gradient = _gb(r["gradient_per_device_bytes"]) if r["gradient_per_device_bytes"] else "sparse rows"
         if "dense_dp_comm_bytes" in r:
             comm += f" (dense all-reduce would be {_gb(r['dense_dp_comm_bytes'])})"
         lines.append(f"| {r['model_name']} | {r['devices']} | {r['mesh']} | {strategy} | "
-                     f"{_gb(r['params_per_device_bytes'])} | {_gb(r['optimizer_per_device_bytes']) if r['optimizer_per_device_bytes'] else '—'} | "
-                     f"{_gb(r['gradient_per_device_bytes']) if r['gradient_per_device_bytes'] else 'sparse rows'} | {comm} |")
+                     f"{_gb(r['params_per_device_bytes'])} | {optimizer} | {gradient} | {comm} |")
     notes = sorted({f"{r['model_name']}: {r['assumptions']}" for r in rows})
     bert = next(r for r in rows if r["model_name"] == "bert-large")
     notes.append(f"bert-large: {bert['parameters']:,} parameters (encoder + MLM head, no pooler)")

@@ -22,7 +22,7 @@ few steps on the sample itself to train it (see ``benchmarks/RESULTS.md``).
 
     python -m benchmarks.word2vec --model skipgram            # CPU, 2 cores
     python -m benchmarks.word2vec --model both --quick         # a smoke run
-    python -m benchmarks.word2vec --model both --batch 1024 --normalize-duplicates --steps-per-call 64   # GPU, the sample
+    python -m benchmarks.word2vec --model both --batch 1024 --normalize-duplicates --steps-per-call 64  # GPU, sample
     python -m benchmarks.word2vec --model skipgram --batch 16384 --normalize-duplicates --steps-per-call 64 \
         --no-gensim --epochs 1 --repeat-corpus 100 --speed-epochs 2   # GPU speed (H100: 29.8 M words/s)
 """
@@ -67,7 +67,8 @@ def _gensim(sentences, args, sg, seed):
     t1 = time.perf_counter()
     model.train(sentences, total_examples=len(sentences), epochs=args.epochs)
     t2 = time.perf_counter()
-    return WordVectors(tuple(model.wv.index_to_key), model.wv.vectors), {"train_seconds": t2 - t1, "pipeline_seconds": t2 - t0}
+    timings = {"train_seconds": t2 - t1, "pipeline_seconds": t2 - t0}
+    return WordVectors(tuple(model.wv.index_to_key), model.wv.vectors), timings
 
 
 def main(argv=None) -> dict:
@@ -81,19 +82,23 @@ def main(argv=None) -> dict:
     parser.add_argument("--min-count", type=int, default=5)
     parser.add_argument("--sample", type=float, default=1e-3)
     parser.add_argument("--alpha", type=float, default=0.025)
-    parser.add_argument("--batch", type=int, default=None, help="scratchlm centre words per step (default: the command's CPU default, 384 skip-gram, 1024 CBOW)")
+    parser.add_argument("--batch", type=int, default=None, help="scratchlm centre words per step "
+                        "(default: the command's CPU default, 384 skip-gram, 1024 CBOW)")
     parser.add_argument("--steps-per-call", type=int, default=256)
     parser.add_argument("--normalize-duplicates", action="store_true")
     parser.add_argument("--noise-share", type=int, default=None,
-                        help="centres sharing one noise set (default as the command: on CPU skip-gram 8, CBOW 32; else 1)")
+                        help="centres sharing one noise set "
+                             "(default as the command: on CPU skip-gram 8, CBOW 32; else 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="gensim threads")
     parser.add_argument("--restrict-vocab", type=int, default=30_000)
     parser.add_argument("--no-gensim", action="store_true")
-    parser.add_argument("--repeat-corpus", type=int, default=1, help="N > 1: also a scratchlm speed run on the sample repeated N times")
+    parser.add_argument("--repeat-corpus", type=int, default=1,
+                        help="N > 1: also a scratchlm speed run on the sample repeated N times")
     parser.add_argument("--speed-epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads running scratchlm's step, as `scratchlm word2vec --threads` (default 1; 0: XLA's default)")
+                        help="CPU threads running scratchlm's step, as `scratchlm word2vec --threads` "
+                             "(default 1; 0: XLA's default)")
     args = parser.parse_args(argv)
     from scratchlm.commands.common import limit_intra_op_threads
 
@@ -133,15 +138,18 @@ def main(argv=None) -> dict:
         peer = None if theirs is None else "gensim " + __import__("gensim").__version__ + f" (workers={args.workers})"
         get = (lambda key: None) if theirs is None else theirs.get
         figures += [
-            figure(f"{name} words/s", ours["words_per_second"], get("words_per_second"), unit="words/s", peer_name=peer),
-            figure(f"{name} train seconds", ours["train_seconds"], get("train_seconds"), unit="s", peer_name=peer, higher_is_better=False),
-            figure(f"{name} pipeline seconds", ours["pipeline_seconds"], get("pipeline_seconds"), unit="s", peer_name=peer, higher_is_better=False),
-            figure(f"{name} analogy accuracy", ours["analogy_accuracy"], get("analogy_accuracy"), unit="accuracy", peer_name=peer),
-            figure(f"{name} WordSim-353 Spearman", ours["wordsim353_spearman"], get("wordsim353_spearman"), unit="rho", peer_name=peer),
-            figure(f"{name} SimLex-999 Spearman", ours["simlex999_spearman"], get("simlex999_spearman"), unit="rho", peer_name=peer),
+            figure(f"{name} {title}", ours[key], get(key), unit=unit, peer_name=peer,
+                   **({"higher_is_better": False} if unit == "s" else {}))
+            for title, key, unit in (("words/s", "words_per_second", "words/s"),
+                                     ("train seconds", "train_seconds", "s"),
+                                     ("pipeline seconds", "pipeline_seconds", "s"),
+                                     ("analogy accuracy", "analogy_accuracy", "accuracy"),
+                                     ("WordSim-353 Spearman", "wordsim353_spearman", "rho"),
+                                     ("SimLex-999 Spearman", "simlex999_spearman", "rho"))
         ]
         if theirs is not None:
-            extra[f"{name}_differences"] = {k: ours[k] - theirs[k] for k in ("analogy_accuracy", "wordsim353_spearman", "simlex999_spearman")}
+            quality = ("analogy_accuracy", "wordsim353_spearman", "simlex999_spearman")
+            extra[f"{name}_differences"] = {k: ours[k] - theirs[k] for k in quality}
         extra[f"{name}_final_loss"] = ours["loss"]
 
     if args.repeat_corpus > 1:

@@ -50,7 +50,8 @@ def check_grads(
 ) -> None:
     r"""Assert that autodiff of ``f`` matches central finite differences, in float64.
 
-    .. math::  \frac{\partial f}{\partial \theta_k} \approx \frac{f(\theta + \epsilon e_k) - f(\theta - \epsilon e_k)}{2\epsilon},
+    .. math::  \frac{\partial f}{\partial \theta_k}
+               \approx \frac{f(\theta + \epsilon e_k) - f(\theta - \epsilon e_k)}{2\epsilon},
                \qquad \nabla f \cdot u \approx \frac{f(\theta + \epsilon u) - f(\theta - \epsilon u)}{2\epsilon}
 
     Every floating-point leaf of ``args`` is differentiated (integer leaves such as labels pass
@@ -98,7 +99,8 @@ def check_grads(
         g_ad, g_fd = (np.asarray(a) for a in both(theta, U))
         if not np.all(np.isfinite(g_ad)):
             bad = int(np.flatnonzero(~np.isfinite(g_ad))[0])
-            raise AssertionError(f"check_grads: autodiff gradient is not finite at {_describe(bad, leaves, is_float, args)}")
+            where = _describe(bad, leaves, is_float, args)
+            raise AssertionError(f"check_grads: autodiff gradient is not finite at {where}")
         g_ad_dir = g_ad if full else np.asarray(U) @ g_ad
 
     err = np.abs(g_ad_dir - g_fd)
@@ -158,7 +160,8 @@ def check_closed_form_grad(
         for (path, a), b in zip(paths_ad, leaves_cf):
             a, b = np.asarray(a), np.asarray(b)
             if a.shape != b.shape:
-                raise AssertionError(f"check_closed_form_grad: shape {b.shape} at {jax.tree_util.keystr(path)}, autodiff {a.shape}")
+                raise AssertionError(f"check_closed_form_grad: shape {b.shape} at {jax.tree_util.keystr(path)}, "
+                                     f"autodiff {a.shape}")
             excess = np.abs(a - b) - (atol + rtol * np.maximum(np.abs(a), np.abs(b)))
             i = int(np.argmax(excess)) if excess.size else 0
             if excess.size and (worst is None or excess.flat[i] > worst[0]):

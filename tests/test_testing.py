@@ -50,9 +50,15 @@ def test_float64_is_restored_afterwards():
 
 
 def test_closed_form_accepts_right_and_rejects_wrong():
-    f = lambda w, x: jnp.sum((x @ w) ** 2)  # noqa: E731
-    right = lambda w, x: 2 * jnp.outer(x, x @ w)  # noqa: E731
-    wrong = lambda w, x: jnp.outer(x, x @ w)  # noqa: E731  (missing the factor 2)
+    def f(w, x):
+        return jnp.sum((x @ w) ** 2)
+
+    def right(w, x):
+        return 2 * jnp.outer(x, x @ w)
+
+    def wrong(w, x):
+        return jnp.outer(x, x @ w)  # missing the factor 2
+
     args = (np.array([[1.0, 2.0], [0.5, -1.0]]), np.array([0.3, 0.7]))
     check_closed_form_grad(f, right, args)
     with pytest.raises(AssertionError, match="closed form"):

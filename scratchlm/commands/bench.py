@@ -150,7 +150,10 @@ def table(rows: list[dict]) -> str:
         ratio = _num(r["ratio"]) + (arrow if r["ratio"] is not None else "")
         body.append([r["suite"], r["figure"], r["unit"] or "", _num(r["scratchlm"]), peer, ratio, r["device"]])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+
+    def fmt(cells):
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
     lines = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(b) for b in body]
     return "\n".join(lines) + "\n(ratio = scratchlm / peer; ↑ higher is better, ↓ lower is better)"
 
@@ -175,7 +178,8 @@ def plot(rows: list[dict], path: Path, *, title: str) -> None:
         ax.axvline(0, color="black", linewidth=0.8)
         lim = max(0.3, max(abs(math.log10(q)) for q in ratios) * 1.25)
         ax.set_xlim(-lim, lim)
-        ticks = [math.log10(t) for t in (1e-3, 1e-2, 0.1, 0.25, 0.5, 1, 2, 4, 10, 100, 1000) if abs(math.log10(t)) <= lim]
+        candidates = (1e-3, 1e-2, 0.1, 0.25, 0.5, 1, 2, 4, 10, 100, 1000)
+        ticks = [math.log10(t) for t in candidates if abs(math.log10(t)) <= lim]
         ax.set_xticks(ticks, [f"{10 ** t:.3g}×" for t in ticks])
         for k, (q, r) in enumerate(zip(ratios, bars)):
             ax.text(math.log10(q), k, f" {q:.3g}{' ↑' if r['higher_is_better'] else ' ↓'} ", va="center",

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from scratchlm.errors import ScratchlmError
+
 # (step name, module holding its demo_step), in pipeline order.
 STEPS: list[tuple[str, str]] = [
     ("tokenizers", "scratchlm.commands.tokenize"),
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     known = dict(STEPS)
     unknown = [s for s in wanted if s not in known]
     if unknown:
-        raise SystemExit(f"scratchlm demo: unknown step(s) {unknown}; choose from {list(known)}")
+        raise ScratchlmError(f"scratchlm demo: unknown step(s) {unknown}; choose from {list(known)}")
     args.out.mkdir(parents=True, exist_ok=True)
     summary: list[dict] = []
     started = time.perf_counter()

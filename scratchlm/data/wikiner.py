@@ -131,8 +131,8 @@ def paragraph_sentences(paragraph: Paragraph, common: frozenset[str] = frozenset
             continue
         # Only spans overlapping the sentence can hold its tokens (same order, so the same result):
         # scanning the paragraph's every link for every token made the set slow to build.
-        near = lambda spans: [(a, b) for a, b in spans if a < s_end and s_start < b]  # noqa: E731
-        local_links, local_mentions = near(links), near(mentions)
+        local_links, local_mentions = ([(a, b) for a, b in spans if a < s_end and s_start < b]
+                                       for spans in (links, mentions))
         offsets = [(a, b) for _, a, b in tokens]
         tags = bio_tags(offsets, local_mentions)
         covered = [any(a <= start < b for a, b in local_links + local_mentions) for start, _ in offsets]

@@ -233,7 +233,8 @@ def check_site(site: str | Path, *, screenshot: Path | None = None, screenshot_p
             internal += 1
             path, fragment = _local_path(url)
             if not path.is_file():
-                problems.append(f"{page.name}: broken link to {path.relative_to(site) if path.is_relative_to(site) else path}")
+                shown = path.relative_to(site) if path.is_relative_to(site) else path
+                problems.append(f"{page.name}: broken link to {shown}")
             elif fragment and path.suffix == ".html" and fragment not in ids.get(path, set()):
                 problems.append(f"{page.name}: broken link to #{fragment} in {path.name}")
     equations = sum(f["katex"] for f in facts.values())

@@ -61,7 +61,7 @@ def build_site(out: str | Path, *, package: str = "scratchlm", katex_dir: str | 
             results[k] = r
     errors = []
     rendered = []
-    for (tex, display, raw, where), r in zip(bag.items, results):
+    for (_, _, raw, where), r in zip(bag.items, results):
         if "html" in r:
             rendered.append(r["html"])
         else:
@@ -170,7 +170,8 @@ def _module_page(module: Module, anchors: dict[str, set[str]], bag: docstrings.M
 
     topic_tags = "".join(f'<a class="tag" href="index.html#topic-{_slug(t.name)}">{html.escape(t.name)}</a>'
                          for t in topics_of(module.name))
-    rel = module.path.name if module.name.count(".") == 0 else "/".join(module.name.split(".")[:-1] + [module.path.name])
+    rel = (module.path.name if module.name.count(".") == 0
+           else "/".join(module.name.split(".")[:-1] + [module.path.name]))
     for s in module.sections:
         body, linked = rendered_docs[s.anchor]
         if s.kind == "module":
@@ -179,15 +180,17 @@ def _module_page(module: Module, anchors: dict[str, set[str]], bag: docstrings.M
             toc = "".join(
                 f'<li><a href="#{html.escape(x.anchor)}"><code>{html.escape(x.name)}</code></a>'
                 f'{" <span class=eq title=equations>∑</span>" if counts.get(x.anchor) else ""}</li>'
-                for x in module.sections if x.kind in ("function", "class", "method") and not x.name.split(".")[-1].startswith("_"))
+                for x in module.sections
+                if x.kind in ("function", "class", "method") and not x.name.split(".")[-1].startswith("_"))
+            tags = topic_tags and f'<div class="tags">{topic_tags}</div>'
             rows.append(f"""<section class="row module-doc" id="module">
-<div class="doc"><h1>{html.escape(module.name)}</h1>{topic_tags and f'<div class="tags">{topic_tags}</div>'}{error}{body}{_papers_html(s.doc or "")}</div>
+<div class="doc"><h1>{html.escape(module.name)}</h1>{tags}{error}{body}{_papers_html(s.doc or "")}</div>
 <div class="code toc"><div class="path">{html.escape(rel)}</div><ul>{toc}</ul></div>
 </section>""")
             continue
         wanted = {name: f"{s.anchor}--{name}" for name in linked}
 
-        def take_ids(name: str) -> list[str]:
+        def take_ids(name: str, wanted=wanted) -> list[str]:
             # The first use of a symbol in this section, and the first on the page for the module's.
             return [i for i in (wanted.pop(name, None), pending_module.pop(name, None)) if i]
 
@@ -205,7 +208,8 @@ def _module_page(module: Module, anchors: dict[str, set[str]], bag: docstrings.M
             rows.append(f'<section class="row glue" id="{html.escape(s.anchor)}"><div class="doc"></div>'
                         f'<div class="code">{code}</div></section>')
             continue
-        heading = (f'<h2 class="{s.kind}"><a class="self" href="#{html.escape(s.anchor)}">{html.escape(s.name)}</a></h2>'
+        heading = (f'<h2 class="{s.kind}"><a class="self" href="#{html.escape(s.anchor)}">'
+                   f'{html.escape(s.name)}</a></h2>'
                    f'<div class="sig"><code>{html.escape(s.signature)}</code></div>')
         rows.append(f"""<section class="row {s.kind}" id="{html.escape(s.anchor)}">
 <div class="doc">{heading}{body}{_papers_html(s.doc or "")}</div>

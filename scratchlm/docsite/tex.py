@@ -95,7 +95,8 @@ def candidates(base: str, accent: str | None, sub: str | None, sup: str | None) 
     if accent:
         bases = [f"{b}_{accent}" for b in bases] + [f"{accent}_{b}" for b in bases] + bases
     sub_p = _plain(sub) if sub else ""
-    sup_p = _plain(sup) if sup and _plain(sup) not in ("", "2", "T", "top", "1") and not sup.strip("{} ").startswith("\\top") else ""
+    plain_sup = sup and _plain(sup) not in ("", "2", "T", "top", "1") and not sup.strip("{} ").startswith("\\top")
+    sup_p = _plain(sup) if plain_sup else ""
     if sub and not sub_p and re.fullmatch(r"\{?\s*[A-Za-z]\s*-\s*1\s*\}?", sub.strip()):
         sub_p = "prev"  # h_{t-1}: the previous state
     out: list[str] = []
@@ -157,7 +158,8 @@ def link_symbols(tex: str, resolve: Callable[[Iterable[str]], str | None], *, se
         elif c in "_^":  # a script of something that is not a symbol (\sum_{k=1}^{K}, (x/x_{\max})^\alpha)
             j = _token_end(tex, i + 1)
             token = tex[i + 1:j].strip()
-            inner, inner_linked = link_symbols(token[1:-1] if token.startswith("{") else token, resolve, section=section)
+            inner, inner_linked = link_symbols(token[1:-1] if token.startswith("{") else token, resolve,
+                                               section=section)
             linked |= inner_linked
             out.append(f"{c}{{{inner}}}")
             i = j
@@ -168,7 +170,8 @@ def link_symbols(tex: str, resolve: Callable[[Iterable[str]], str | None], *, se
             continue
         # A symbol atom: collect its scripts.
         sub = sup = None
-        while i < n and tex[i] in "_^" and not (tex[i] == "_" and sub is not None) and not (tex[i] == "^" and sup is not None):
+        while (i < n and tex[i] in "_^" and not (tex[i] == "_" and sub is not None)
+               and not (tex[i] == "^" and sup is not None)):
             j = _token_end(tex, i + 1)
             if tex[i] == "_":
                 sub = tex[i + 1:j]

@@ -14,6 +14,12 @@ classification head under ``params["classifier"]``, as in ``BertForMaskedLM`` /
 
 Models never read files except through :func:`from_pretrained` / :func:`save_pretrained`, the
 checkpoint boundary.
+
+Why one module of ~430 lines: the parameter tree :func:`init` builds *is* the checkpoint's name table
+(:func:`from_pretrained` checks a file against ``init``'s shapes, :func:`save_pretrained` writes
+``init``'s names), so a change to the model's tree and a change to its loader are one change, read
+in one place.  The file is in four sections in data order: config and init, forward and heads,
+checkpoints, FLOP count.
 """
 
 from __future__ import annotations
@@ -54,7 +60,8 @@ class BertConfig(TransformerConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.position_embedding_type not in ("absolute", "none"):
-            raise ValueError(f"position_embedding_type must be 'absolute' or 'none', got {self.position_embedding_type!r}")
+            raise ScratchlmError("position_embedding_type must be 'absolute' or 'none', "
+                                 f"got {self.position_embedding_type!r}")
 
     @classmethod
     def from_hf_dict(cls, d: dict, **overrides) -> BertConfig:
@@ -231,7 +238,10 @@ def mlm_logits(params: dict, hidden: jax.Array, *, config: BertConfig) -> jax.Ar
 
 def sequence_logits(params: dict, out: dict, *, config: BertConfig, key: jax.Array | None = None,
                     train: bool = False) -> jax.Array:
-    r"""``BertForSequenceClassification``: :math:`\mathrm{logits} = W_c\,\mathrm{dropout}(\mathrm{pooler\_output}) + b_c`.
+    r"""``BertForSequenceClassification``: a linear layer on the dropped-out pooled output.
+
+    .. math::  \mathrm{logits} = W_c\,\mathrm{dropout}(\mathrm{pooler\_output}) + b_c
+
 
     Args: params with ``classifier``; out the dict from :func:`apply`.  Returns [B, C] float32.
     """
@@ -291,7 +301,8 @@ def unflatten_params(flat: dict[str, np.ndarray]) -> dict:
     return listify(tree)
 
 
-def _expected_shapes(config: BertConfig, *, pooler: bool, mlm: bool, num_labels: int | None) -> dict[str, tuple[int, ...]]:
+def _expected_shapes(config: BertConfig, *, pooler: bool, mlm: bool,
+                     num_labels: int | None) -> dict[str, tuple[int, ...]]:
     def build(key):
         params = init(key, config)
         if not pooler:
@@ -392,13 +403,21 @@ def count_params(params: dict) -> int:
 def flops_per_token(config: BertConfig, seq_len: int, predictions_per_seq: float | None = None) -> float:
     r"""Training FLOPs per token, as in the PaLM paper's appendix B (Chowdhery et al. 2022).
 
-    .. math::  6N + 12\, L\, H\, T  \;+\; 6\,(H^2 + H V)\,\frac{K}{T}
+    .. math::  6N + 12\, L\, H\, T  \;+\; 6\,(H^2 + H V)\,\frac{K}{T},
+               \qquad N = L\,(4H^2 + 2HI)
 
-    :math:`N` counts the encoder layers' weights (embedding lookups cost no matmul; the pooler is
-    unused by the masked-LM loss);
-    :math:`12 L H T` is the attention scores and weighted sum, forward and backward; the masked-LM
-    transform and tied decoder run on the :math:`K` predicted positions of each sequence of
-    :math:`T` (all :math:`T` when ``predictions_per_seq`` is None).
+    :math:`N` counts the encoder layers' weight matrices: :math:`W^Q, W^K, W^V, W^O` (:math:`4H^2`)
+    and the feed-forward :math:`W_1, W_2` (:math:`2HI`); biases and layer norms are :math:`O(H)`
+    and left out, embedding lookups are gathers (no matmul), and the pooler is unused by the
+    masked-LM loss.  A weight costs 2 FLOPs (multiply, add) per token forward and 4 backward
+    (gradients of its input and of itself): :math:`6N`.  Attention without weights, per layer and
+    token, is the scores over :math:`T` keys (:math:`2TH`) and the weighted sum of :math:`T` values
+    (:math:`2TH`), tripled for the backward pass: :math:`12LHT`, PaLM's :math:`12 L H Q T` with
+    :math:`H` heads of size :math:`Q`.  The masked-LM transform (:math:`H^2`) and tied decoder
+    (:math:`HV`) run on the :math:`K` predicted positions of each sequence of :math:`T` (all
+    :math:`T` when ``predictions_per_seq`` is None).  BERT-base at :math:`T = 128`, :math:`K = 19`:
+    509,607,936 + 14,155,776 + 21,402,360 = 545,166,072 (the count is in
+    ``tests/models/test_bert.py``).
     """
     H, L, V, I = config.hidden_size, config.num_hidden_layers, config.vocab_size, config.intermediate_size
     N = L * (4 * H * H + 2 * H * I)

@@ -19,6 +19,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from scratchlm.errors import ScratchlmError
 from scratchlm.nn.functional import dropout, softmax
 
 
@@ -124,7 +125,8 @@ def multi_head_attention(p: dict, x: jax.Array, mask: jax.Array | None = None, *
 
     Args: p the ``attention`` subtree of one encoder layer; x [B, T, H]; mask bool broadcastable to
     [B, h, T, T]; fused selects :func:`fused_attention` (which has no attention dropout, so it
-    refuses ``dropout_rate > 0`` when training).  Returns [B, T, H] in the dtype of x.
+    refuses ``dropout_rate > 0`` when training, a setting
+    the user chose: :class:`ScratchlmError`).  Returns [B, T, H] in the dtype of x.
     """
     B, T, H = x.shape
     if H % num_heads:
@@ -135,8 +137,8 @@ def multi_head_attention(p: dict, x: jax.Array, mask: jax.Array | None = None, *
     V = dense(p["self"]["value"], x).reshape(B, T, num_heads, d_k)
     if fused:
         if train and dropout_rate > 0.0:
-            raise ValueError("fused attention has no dropout on the attention weights: set "
-                             "attention_probs_dropout_prob=0 or use the plain path (fused_attention=False)")
+            raise ScratchlmError("fused attention has no dropout on the attention weights: set "
+                                 "attention_probs_dropout_prob=0 or use the plain path (fused_attention=False)")
         heads = fused_attention(Q, K, V, mask)
     else:
         heads = scaled_dot_product_attention(Q, K, V, mask, dropout_rate=dropout_rate, key=key, train=train)

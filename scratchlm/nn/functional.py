@@ -11,6 +11,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from scratchlm.errors import ScratchlmError
+
 
 @jax.custom_jvp
 def sigmoid(x: jax.Array) -> jax.Array:
@@ -87,7 +89,8 @@ def gelu(x: jax.Array, approximate: bool = False) -> jax.Array:
 
     .. math::  \mathrm{GELU}(x) = x\,\Phi(x) = \tfrac{1}{2} x \left(1 + \mathrm{erf}(x/\sqrt{2})\right)
 
-    .. math::  \mathrm{GELU}_{\tanh}(x) = \tfrac{1}{2} x \left(1 + \tanh\!\left(\sqrt{2/\pi}\,(x + 0.044715\,x^3)\right)\right)
+    .. math::  \mathrm{GELU}_{\tanh}(x) = \tfrac{1}{2} x
+               \left(1 + \tanh\!\left(\sqrt{2/\pi}\,(x + 0.044715\,x^3)\right)\right)
 
     BERT (Devlin et al. 2019) and HuggingFace's ``"gelu"`` use the exact erf form, the default here.
 
@@ -111,7 +114,8 @@ def layer_norm(x: jax.Array, gamma: jax.Array, beta: jax.Array, eps: float = 1e-
     Args: x [..., H]; gamma [H] gain; beta [H] bias.  Returns [..., H].
     """
     if x.shape[-1:] != gamma.shape or gamma.shape != beta.shape:
-        raise ValueError(f"layer_norm: expected gamma and beta of shape {x.shape[-1:]}, got {gamma.shape} and {beta.shape}")
+        raise ValueError(f"layer_norm: expected gamma and beta of shape {x.shape[-1:]}, "
+                         f"got {gamma.shape} and {beta.shape}")
     mu = jnp.mean(x, axis=-1, keepdims=True)
     sigma2 = jnp.mean(jnp.square(x - mu), axis=-1, keepdims=True)
     return gamma * (x - mu) * jax.lax.rsqrt(sigma2 + eps) + beta
@@ -137,7 +141,7 @@ def dropout(x: jax.Array, rate: float, *, key: jax.Array | None, train: bool) ->
     Args: x [...] any shape; rate p in [0, 1); key a PRNG key (required when training).  Returns [...].
     """
     if not 0.0 <= rate < 1.0:
-        raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+        raise ScratchlmError(f"dropout rate must be in [0, 1), got {rate}")  # a setting: the user's to fix
     if not train or rate == 0.0:
         return x
     if key is None:

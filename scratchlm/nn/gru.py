@@ -46,6 +46,7 @@ import numpy as np
 from flax import serialization
 from jax import lax
 
+from scratchlm.errors import ScratchlmError
 from scratchlm.nn.functional import dropout as _dropout
 
 VARIANTS = ("cho", "cudnn")
@@ -62,9 +63,9 @@ class GRUConfig:
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
-            raise ValueError(f"GRUConfig.variant must be one of {VARIANTS}, got {self.variant!r}")
+            raise ScratchlmError(f"GRUConfig.variant must be one of {VARIANTS}, got {self.variant!r}")
         if min(self.input_size, self.hidden_size, self.num_layers) < 1:
-            raise ValueError(f"GRUConfig sizes must be positive, got {self}")
+            raise ScratchlmError(f"GRUConfig sizes must be positive, got {self}")
 
     @property
     def num_directions(self) -> int:
@@ -75,7 +76,8 @@ class GRUConfig:
 serialization.register_serialization_state(
     GRUConfig,
     lambda config: dataclasses.asdict(config),
-    lambda target, state: GRUConfig(**{f.name: state.get(f.name, getattr(target, f.name)) for f in dataclasses.fields(GRUConfig)}),
+    lambda target, state: GRUConfig(**{f.name: state.get(f.name, getattr(target, f.name))
+                                       for f in dataclasses.fields(GRUConfig)}),
 )
 
 
@@ -112,11 +114,11 @@ def params_from_torch(state_dict: Mapping[str, Any], *, variant: str = "cudnn") 
     """Params from ``torch.nn.GRU(...).state_dict()`` given as NumPy arrays (or anything ``np.asarray`` takes).
 
     The layer count, directions and sizes are read from the names and shapes; a missing tensor, an
-    unexpected one or a mis-shaped one raises ``ValueError`` naming it.  PyTorch's GRU is the
+    unexpected one or a mis-shaped one raises :class:`ScratchlmError` naming it.  PyTorch's GRU is the
     ``"cudnn"`` variant; ``variant="cho"`` loads the same tensors into the reset-before cell.
     """
     if "weight_ih_l0" not in state_dict:
-        raise ValueError(f"not a torch.nn.GRU state_dict: no 'weight_ih_l0' among {sorted(state_dict)}")
+        raise ScratchlmError(f"not a torch.nn.GRU state_dict: no 'weight_ih_l0' among {sorted(state_dict)}")
     num_layers = 1 + max(int(k.split("_l")[1].split("_")[0]) for k in state_dict if k.startswith("weight_ih_l"))
     bidirectional = "weight_ih_l0_reverse" in state_dict
     three_h, D = np.shape(state_dict["weight_ih_l0"])
@@ -127,14 +129,14 @@ def params_from_torch(state_dict: Mapping[str, Any], *, variant: str = "cudnn") 
         if name == "config":
             continue
         if name not in state_dict:
-            raise ValueError(f"state_dict lacks {name!r} (expected {spec.shape})")
+            raise ScratchlmError(f"state_dict lacks {name!r} (expected {spec.shape})")
         value = np.asarray(state_dict[name], dtype=np.float32)
         if value.shape != spec.shape:
-            raise ValueError(f"state_dict[{name!r}] has shape {value.shape}, expected {spec.shape}")
+            raise ScratchlmError(f"state_dict[{name!r}] has shape {value.shape}, expected {spec.shape}")
         params[name] = jnp.asarray(value)
     extra = sorted(set(state_dict) - set(params))
     if extra:
-        raise ValueError(f"state_dict holds tensors a GRU does not have: {extra} (bias=False is not supported)")
+        raise ScratchlmError(f"state_dict holds tensors a GRU does not have: {extra} (bias=False is not supported)")
     return params
 
 
@@ -148,7 +150,8 @@ def input_projection(x: jax.Array, weight_ih: jax.Array, bias_ih: jax.Array, pre
     return jnp.einsum("tbd,gd->tbg", x, weight_ih, precision=precision) + bias_ih
 
 
-def cell(a_x: jax.Array, h: jax.Array, weight_hh: jax.Array, bias_hh: jax.Array, *, variant: str, precision=None) -> jax.Array:
+def cell(a_x: jax.Array, h: jax.Array, weight_hh: jax.Array, bias_hh: jax.Array, *, variant: str,
+         precision=None) -> jax.Array:
     r"""One GRU step given the input projection :math:`a^x_t` (see :func:`input_projection`).
 
     ``"cudnn"`` (one fused matmul for :math:`U_r, U_z, U_n`):

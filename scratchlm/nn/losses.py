@@ -68,7 +68,8 @@ def softmax_cross_entropy(
     reduction "mean" | "sum" | "none" ("none" returns [...] with 0 at ignored positions).
     """
     if labels.shape != logits.shape[:-1]:
-        raise ValueError(f"softmax_cross_entropy: logits {logits.shape} need labels of shape {logits.shape[:-1]}, got {labels.shape}")
+        raise ValueError(f"softmax_cross_entropy: logits {logits.shape} need labels of shape {logits.shape[:-1]}, "
+                         f"got {labels.shape}")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     keep = labels != ignore_index

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+from scratchlm.errors import ScratchlmError
 from scratchlm.nn.functional import sigmoid
 
 
@@ -34,7 +35,8 @@ class MLPConfig:
 
     def __post_init__(self):
         if len(self.sizes) < 2 or any(d < 1 for d in self.sizes):
-            raise ValueError(f"MLPConfig.sizes needs an input width and at least one layer width, all >= 1; got {self.sizes}")
+            raise ScratchlmError("MLPConfig.sizes needs an input width and at least one layer width, all >= 1; "
+                                 f"got {self.sizes}")
 
 
 def init(key: jax.Array, config: MLPConfig) -> dict:
@@ -80,7 +82,8 @@ class WordEmbeddingConfig:
 
 
 def word_embedding_init(key: jax.Array, config: WordEmbeddingConfig) -> dict:
-    """``{"v": [V, d_in], "W": [d_out, d_in], "b": [d_out]}``: v ~ N(0, 1) (as ``torch.nn.Embedding``), Glorot W, zero b."""
+    """``{"v": [V, d_in], "W": [d_out, d_in], "b": [d_out]}``: v ~ N(0, 1) (as ``torch.nn.Embedding``), Glorot W,
+    zero b."""
     k_v, k_w = jax.random.split(key)
     return {
         "v": jax.random.normal(k_v, (config.vocab_size, config.input_dim), jnp.float32),

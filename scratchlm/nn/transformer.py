@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+from scratchlm.errors import ScratchlmError
 from scratchlm.nn.attention import dense, multi_head_attention
 from scratchlm.nn.functional import dropout, gelu, layer_norm
 
@@ -45,13 +46,21 @@ class TransformerConfig:
     dtype: str = "float32"  # compute dtype; parameters stay float32 ("bfloat16" for mixed precision)
 
     def __post_init__(self):
+        """Settings come from flags and config.json files: a bad one is a :class:`ScratchlmError` naming it."""
+        if min(self.hidden_size, self.num_hidden_layers, self.num_attention_heads, self.intermediate_size) < 1:
+            raise ScratchlmError(f"hidden_size, num_hidden_layers, num_attention_heads and intermediate_size must "
+                                 f"be positive, got {self.hidden_size}, {self.num_hidden_layers}, "
+                                 f"{self.num_attention_heads}, {self.intermediate_size}")
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"hidden_size {self.hidden_size} must be divisible by "
-                             f"num_attention_heads {self.num_attention_heads}")
+            raise ScratchlmError(f"hidden_size {self.hidden_size} must be divisible by "
+                                 f"num_attention_heads {self.num_attention_heads}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ScratchlmError(f"{name} is a drop probability in [0, 1), got {getattr(self, name)}")
         if self.hidden_act not in _ACTIVATIONS:
-            raise ValueError(f"hidden_act {self.hidden_act!r} not supported; choose from {sorted(_ACTIVATIONS)}")
+            raise ScratchlmError(f"hidden_act {self.hidden_act!r} not supported; choose from {sorted(_ACTIVATIONS)}")
         if self.dtype not in ("float32", "bfloat16", "float16", "float64"):
-            raise ValueError(f"dtype must be float32, bfloat16, float16 or float64, got {self.dtype!r}")
+            raise ScratchlmError(f"dtype must be float32, bfloat16, float16 or float64, got {self.dtype!r}")
 
     @property
     def compute_dtype(self):
@@ -60,7 +69,8 @@ class TransformerConfig:
 
 def init_dense(key: jax.Array, d_in: int, d_out: int, std: float) -> dict:
     """``W ~ N(0, std^2)`` in PyTorch's ``[d_out, d_in]`` layout, ``b = 0`` (HuggingFace BERT's init)."""
-    return {"weight": std * jax.random.normal(key, (d_out, d_in), jnp.float32), "bias": jnp.zeros((d_out,), jnp.float32)}
+    return {"weight": std * jax.random.normal(key, (d_out, d_in), jnp.float32),
+            "bias": jnp.zeros((d_out,), jnp.float32)}
 
 
 def init_layer_norm(H: int) -> dict:

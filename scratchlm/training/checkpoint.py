@@ -134,7 +134,8 @@ def _read(path: Path) -> dict:
     except FileNotFoundError:
         raise ScratchlmError(f"checkpoint {path} does not exist") from None
     except Exception as err:  # msgpack raises several unrelated types for a damaged file
-        raise ScratchlmError(f"checkpoint {path} is damaged or not a scratchlm checkpoint ({type(err).__name__}: {err})") from None
+        raise ScratchlmError(f"checkpoint {path} is damaged or not a scratchlm checkpoint "
+                             f"({type(err).__name__}: {err})") from None
 
 
 def _dtype(x) -> np.dtype:

@@ -50,9 +50,12 @@ class TrainState:
     carry: Any = None
 
 
-def init_train_state(params: Any, optimizer: optax.GradientTransformation, key: jax.Array, carry: Any = None) -> TrainState:
-    """A fresh state at step 0 (``key`` may be a typed key or raw ``uint32[2]``; ``carry`` the initial carried state)."""
-    return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), key=key, carry=carry)
+def init_train_state(params: Any, optimizer: optax.GradientTransformation, key: jax.Array,
+                     carry: Any = None) -> TrainState:
+    """A fresh state at step 0 (``key`` may be a typed key or raw ``uint32[2]``; ``carry`` the initial carried
+    state)."""
+    return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), key=key,
+                      carry=carry)
 
 
 # ----------------------------------------------------------------------------- optimizer
@@ -111,7 +114,8 @@ def make_schedule(
     elif schedule == "linear":
         after = optax.linear_schedule(learning_rate, end_learning_rate, decay_steps)
     elif schedule == "cosine":
-        after = optax.cosine_decay_schedule(learning_rate, decay_steps, alpha=end_learning_rate / learning_rate if learning_rate else 0.0)
+        alpha = end_learning_rate / learning_rate if learning_rate else 0.0
+        after = optax.cosine_decay_schedule(learning_rate, decay_steps, alpha=alpha)
     else:
         raise ScratchlmError(f"unknown learning-rate schedule {schedule!r}; choose constant, linear or cosine")
     if warmup_steps == 0:
@@ -138,7 +142,8 @@ def make_optimizer(
 
     AdamW (Loshchilov & Hutter 2019) decouples weight decay from the gradient step:
 
-    .. math::  \theta_t = \theta_{t-1} - \eta_t \left(\frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon} + \lambda\, \theta_{t-1}\right)
+    .. math::  \theta_t = \theta_{t-1}
+               - \eta_t \left(\frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon} + \lambda\, \theta_{t-1}\right)
 
     with :math:`\lambda` applied only where :func:`weight_decay_mask` is true.  Clipping rescales
     the gradient to :math:`g \cdot \min(1, c / \lVert g \rVert_2)` (Pascanu et al. 2013).  A
@@ -360,7 +365,8 @@ def train(
                 name = cfg.early_stopping_metric
                 if name:
                     if name not in scores:
-                        raise ScratchlmError(f"early_stopping_metric {name!r} is not among eval_fn's keys {sorted(scores)}")
+                        raise ScratchlmError(f"early_stopping_metric {name!r} is not among eval_fn's keys "
+                                             f"{sorted(scores)}")
                     value = float(scores[name])
                     if loop["best_metric"] is None or better(value, loop["best_metric"]):
                         loop.update(best_metric=value, best_step=done, bad_evals=0)
@@ -370,7 +376,8 @@ def train(
                     else:
                         loop["bad_evals"] += 1
                         stopped_early = bool(cfg.patience) and loop["bad_evals"] >= cfg.patience
-            if ckpt_dir and (stopped_early or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == cfg.steps):
+            on_cadence = cfg.checkpoint_every and done % cfg.checkpoint_every == 0
+            if ckpt_dir and (stopped_early or on_cadence or done == cfg.steps):
                 save(done)
             if stopped_early:
                 break

@@ -157,7 +157,8 @@ def batch_fn_for(data: dict[str, np.ndarray], batch_size: int, seed: int):
 
 @functools.cache
 def _eval_program(config: bert.BertConfig, masking: MaskingConfig):
-    """The jitted held-out loss, one per (config, masking): runs alike (on one device or a mesh) share its compilation."""
+    """The jitted held-out loss, one per (config, masking): runs alike (on one device or a mesh) share its
+    compilation."""
     return jax.jit(lambda p, b, k: mlm_loss(p, b, k, config=config, masking=masking, train=False))
 
 
@@ -215,20 +216,46 @@ def peak_flops(device=None) -> float | None:
 # ------------------------------------------------------------------------------------------ the run
 
 
+# The encoder `scratchlm pretrain` builds when no checkpoint is given: BERT-Mini's shape (Turc et al. 2019:
+# L = 4, H = 256, 4 heads of 64, FFN 4H), small enough to train on a CPU in minutes; a WordPiece vocabulary of
+# 8,000 pieces trained on the corpus (BERT's 30,522 covers all of Wikipedia and BooksCorpus, a sample needs far
+# fewer); a position table of 128, BERT's length for 90% of its steps (Devlin et al. 2019, appendix A.2), grown
+# to the sequence length when that is longer.  Dropout and the rest: BertConfig's (BERT's own).
+SMALL_BERT = bert.BertConfig(vocab_size=8000, num_hidden_layers=4, hidden_size=256, num_attention_heads=4,
+                             intermediate_size=1024, max_position_embeddings=128)
+
+
 @dataclass(frozen=True)
 class PretrainConfig:
     seq_len: int = 128  # Devlin et al. 2019, appendix A.2: 90% of steps at 128
-    batch_size: int = 32
-    steps: int = 1000
-    learning_rate: float = 1e-4  # BERT's Adam rate
+    batch_size: int = 32  # fits a CPU; BERT used 256
+    steps: int = 1000  # minutes for SMALL_BERT on a CPU; BERT trained 1M
+    # BERT's 1e-4 (appendix A.2) is for BERT-base over 1M steps; a small encoder trained from scratch for ~1k
+    # steps takes a larger one: 5e-4, the rate `scratchlm pretrain` has always defaulted to
+    learning_rate: float = 5e-4
     warmup_steps: int | None = None  # None: 10% of steps (BERT warms 10k of 1M; short runs need more)
     weight_decay: float = 0.01  # Devlin et al. 2019, appendix A.2
     clip_norm: float = 1.0  # the released BERT's clip_by_global_norm
-    heldout_fraction: float = 0.05
-    max_heldout_rows: int = 256
+    heldout_fraction: float = 0.05  # whole documents held out for the held-out MLM loss
+    max_heldout_rows: int = 256  # bounds the evaluation's time, not its meaning
     eval_every: int = 0  # 0: only at the start and the end
     log_every: int = 25
     seed: int = 0
+
+    def __post_init__(self):
+        """The settings come from flags: a bad one is a :class:`ScratchlmError` naming it."""
+        if self.seq_len < 3:
+            raise ScratchlmError(f"seq_len must be at least 3 ([CLS] token [SEP]), got {self.seq_len}")
+        for name in ("batch_size", "steps"):
+            if getattr(self, name) < 1:
+                raise ScratchlmError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ScratchlmError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.eval_every < 0 or (self.warmup_steps is not None and self.warmup_steps < 0):
+            raise ScratchlmError(f"eval_every and warmup_steps must be >= 0, "
+                                 f"got {self.eval_every}, {self.warmup_steps}")
+        if not 0.0 < self.heldout_fraction < 1.0:
+            raise ScratchlmError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
 
 
 def split_documents(documents: list, fraction: float) -> tuple[list, list]:
@@ -270,7 +297,8 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
         raise ScratchlmError(f"tokenizer vocabulary ({tokenizer.get_vocab_size()}) exceeds the model's "
                              f"vocab_size ({model_config.vocab_size})")
     if run.seq_len > model_config.max_position_embeddings:
-        raise ScratchlmError(f"seq_len {run.seq_len} exceeds max_position_embeddings {model_config.max_position_embeddings}")
+        raise ScratchlmError(f"seq_len {run.seq_len} exceeds max_position_embeddings "
+                             f"{model_config.max_position_embeddings}")
 
     train_docs, heldout_docs = split_documents(texts, run.heldout_fraction)
     local_batch = run.batch_size if mesh is None else par.divisible_batch(run.batch_size, mesh)
@@ -279,7 +307,10 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
     lead = jax.process_index() == 0
     tokenizer.no_padding()
     tokenizer.no_truncation()
-    encode = lambda docs: [e.ids for e in tokenizer.encode_batch(docs, add_special_tokens=False)]  # noqa: E731
+
+    def encode(docs):
+        return [e.ids for e in tokenizer.encode_batch(docs, add_special_tokens=False)]
+
     special = (ids["cls"], ids["sep"], ids["pad"])
     train_rows = pack_sequences(encode(train_docs), run.seq_len, cls_id=ids["cls"], sep_id=ids["sep"])
     heldout_rows = pack_sequences(encode(heldout_docs), run.seq_len, cls_id=ids["cls"], sep_id=ids["sep"])
@@ -307,7 +338,10 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
 
     if mesh is not None:  # one evaluation program for every call: host params onto one device
         eval_on_device = eval_fn
-        eval_fn = lambda p: eval_on_device(par.gather_to_host(p))  # noqa: E731
+
+        def eval_fn(p):
+            return eval_on_device(par.gather_to_host(p))
+
     before = eval_fn(params)
     state, step_fn = par.on_mesh(step_fn, init_train_state(params, optimizer, k_train), mesh)
     metrics_path = out / ("train_log.jsonl" if lead else f"train_log.process{jax.process_index()}.jsonl")

@@ -74,7 +74,10 @@ def entity_scores(y_true: Sequence[Tags], y_pred: Sequence[Tags]) -> dict[str, d
         raise ValueError("y_true and y_pred must hold the same number of sentences and tags per sentence")
     E, E_hat = set(get_entities(list(y_true))), set(get_entities(list(y_pred)))
     hits = E & E_hat
-    by = lambda chunks: Counter(t for t, _, _ in chunks)  # noqa: E731
+
+    def by(chunks):  # chunks per entity type
+        return Counter(t for t, _, _ in chunks)
+
     n_true, n_pred, n_hit = by(E), by(E_hat), by(hits)
     out = {}
     for type_ in sorted(set(n_true) | set(n_pred)):
@@ -95,7 +98,10 @@ def _format(rows: list[tuple[str, float, float, float, int]], averages: list[tup
     """scikit-learn's / seqeval's report layout: name, precision, recall, f1-score, support."""
     width = max([len(n) for n, *_ in rows + averages] + [len("weighted avg")])
     head = f"{'':>{width}} {'precision':>9} {'recall':>9} {'f1-score':>9} {'support':>9}"
-    line = lambda n, p, r, f, s: f"{n:>{width}} {p:>9.{digits}f} {r:>9.{digits}f} {f:>9.{digits}f} {s:>9}"  # noqa: E731
+
+    def line(n, p, r, f, s):
+        return f"{n:>{width}} {p:>9.{digits}f} {r:>9.{digits}f} {f:>9.{digits}f} {s:>9}"
+
     return "\n".join([head, "", *[line(*r) for r in rows], "", *[line(*a) for a in averages]]) + "\n"
 
 

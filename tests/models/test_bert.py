@@ -13,9 +13,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.models import bert
+from scratchlm.testing import check_grads
 from tests.random_params import random_params
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -47,7 +50,10 @@ def _encode_minilm(texts):
     tok.no_padding()  # one sentence at a time here; the batch is padded below with the pad id 0
     encs = [tok.encode(a, pair=b) for a, b in texts]
     T = max(len(e.ids) for e in encs)
-    pad = lambda rows: np.array([list(r) + [0] * (T - len(r)) for r in rows], dtype=np.int32)  # noqa: E731
+
+    def pad(rows):
+        return np.array([list(r) + [0] * (T - len(r)) for r in rows], dtype=np.int32)
+
     assert tok.pad_token_id == 0
     return {"input_ids": pad(e.ids for e in encs), "attention_mask": pad(e.attention_mask for e in encs),
             "token_type_ids": pad(e.type_ids for e in encs)}
@@ -78,14 +84,104 @@ def test_minilm_hidden_states_equal_huggingface(minilm):
 
 
 def test_minilm_mean_pooled_embeddings_match_sentence_transformers_pooling(minilm):
+    """Values, not only directions: sentence-transformers' Pooling(mean), sum_t m_t h_t / clamp(sum_t m_t, 1e-9),
+    applied to HuggingFace's hidden states.
+
+    Tolerance: each of our hidden states is within 1e-4 of HuggingFace's (the test above), and a mean of
+    numbers each within 1e-4 of its reference is within 1e-4 of the reference's mean; float32 summing of
+    <= 20 terms adds ~20 ulp of values O(1), ~2e-6.  So 1e-4 + 1e-5.  A wrong denominator (the padded
+    length T, or sum m + 1) scales a padded row by T / sum m or sum m / (sum m + 1): >= 5% of values of
+    magnitude ~0.1-1 here, hundreds of times the bound.
+    """
     config, params, batch, ref = minilm
+    assert (batch["attention_mask"].sum(1) < batch["attention_mask"].shape[1]).any()  # padded rows present
     embed = jax.jit(bert.sentence_embeddings, static_argnames=("config", "normalize"))
-    e = np.asarray(embed(params, {k: jnp.asarray(v) for k, v in batch.items()}, config=config))
+    jbatch = {k: jnp.asarray(v) for k, v in batch.items()}
+    e = np.asarray(embed(params, jbatch, config=config))
     m = torch.tensor(batch["attention_mask"], dtype=torch.float32)[..., None]
-    # sentence-transformers' Pooling(mean): sum(h * m) / clamp(sum(m), 1e-9)
     e_ref = ((ref.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1e-9)).numpy()
-    cos = np.sum(e * e_ref, -1) / (np.linalg.norm(e, axis=-1) * np.linalg.norm(e_ref, axis=-1))
-    assert np.all(cos >= 0.99999), cos
+    np.testing.assert_allclose(e, e_ref, atol=1.1e-4, rtol=0)
+    # all-MiniLM-L6-v2 then divides by the L2 norm (sentence-transformers' Normalize()).  With e = e_ref + d,
+    # |d_i| <= 1.1e-4: u_i - u_ref,i = d_i / |e| - u_ref,i (e_ref . d) / |e|^2 + O(d^2), so per component
+    # |u_i - u_ref,i| <= 1.1e-4 (1 + max|u_ref| sqrt(H)) / |e| to first order
+    e_unit = np.asarray(embed(params, jbatch, config=config, normalize=True))
+    norm = np.linalg.norm(e_ref, axis=-1, keepdims=True)
+    u_ref = e_ref / norm
+    bound = 1.1e-4 * (1 + np.abs(u_ref).max() * np.sqrt(config.hidden_size)) / norm
+    assert np.all(np.abs(e_unit - u_ref) <= bound)
+
+
+def test_mean_pool_worked_example():
+    """h = [[1, 2], [3, 4], [100, 100]] with mask [1, 1, 0]: (h_0 + h_1) / 2 = [2, 3] (the padded 100s
+    neither add to the sum nor to the count); an all-padding row gives 0 / max(0, 1e-9) = 0, not NaN."""
+    h = jnp.array([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]], [[5.0, 6.0], [7.0, 8.0], [9.0, 10.0]]])
+    got = np.asarray(bert.mean_pool(h, jnp.array([[1, 1, 0], [0, 0, 0]])))
+    np.testing.assert_array_equal(got, [[2.0, 3.0], [0.0, 0.0]])
+
+
+@settings(max_examples=20)
+@given(st.integers(0, 2**16))
+def test_mean_pool_ignores_padded_values_and_keeps_a_constant(seed):
+    """Padded positions enter as 0 * h = 0, so any values there (here +-1e6) leave the mean bit for bit; a row
+    whose real positions all hold the vector c pools to c (n float32 additions of c, then a division by n:
+    within n + 1 ulp of c, n <= 6)."""
+    rng = np.random.default_rng(seed)
+    h = rng.standard_normal((3, 6, 4)).astype(np.float32)
+    mask = (rng.random((3, 6)) < 0.6).astype(np.int32)
+    mask[:, 0] = 1
+    garbage = np.where(mask[..., None] == 1, h, rng.choice([-1e6, 1e6], size=h.shape)).astype(np.float32)
+    pooled = np.asarray(_mean_pool(jnp.asarray(h), jnp.asarray(mask)))
+    np.testing.assert_array_equal(np.asarray(_mean_pool(jnp.asarray(garbage), jnp.asarray(mask))), pooled)
+    c = rng.standard_normal(4).astype(np.float32)
+    constant = np.where(mask[..., None] == 1, c, h).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(_mean_pool(jnp.asarray(constant), jnp.asarray(mask))),
+                               np.broadcast_to(c, (3, 4)), rtol=7 * np.finfo(np.float32).eps, atol=0)
+
+
+_mean_pool = jax.jit(bert.mean_pool)
+
+
+def test_flops_per_token_of_bert_base_by_hand():
+    r"""BERT-base (H = 768, L = 12, I = 3072, V = 30522) at T = 128 with K = round(0.15 T) = 19 predictions.
+
+    Weights N of the encoder layers (embedding lookups are gathers, no matmul; biases and layer norms are
+    O(H) per layer, negligible next to O(H^2), and not counted):
+      per layer  W^Q, W^K, W^V, W^O: 4 H^2 = 4 * 589,824          =  2,359,296
+                 FFN W_1, W_2:       2 H I = 2 * 768 * 3072        =  4,718,592
+                                                                 =  7,077,888
+      N = 12 * 7,077,888                                          = 84,934,656
+    A matmul costs 2 FLOPs (multiply, add) per weight per token forward and 4 backward (the gradients
+    with respect to the input and to the weight): 6N = 509,607,936.
+    Attention without weights, per layer per token: the scores q_t k_s over T keys, 2 T H, and the
+    weighted sum of T values, 2 T H; forward 4 T H, with backward 3x: 12 T H; over L layers
+      12 L H T = 12 * 12 * 768 * 128                              = 14,155,776.
+    The masked-LM head, on K of the T positions: the transform W_t (H^2) and the tied decoder E (V H),
+      6 (H^2 + V H) K / T = 6 * (589,824 + 23,440,896) * 19 / 128 = 21,402,360.
+    Total 509,607,936 + 14,155,776 + 21,402,360 = 545,166,072 (all integers below 2^53: exact in float64).
+    """
+    base = bert.BertConfig()
+    assert (base.hidden_size, base.num_hidden_layers, base.intermediate_size, base.vocab_size) == (768, 12, 3072, 30522)
+    assert bert.flops_per_token(base, 128, 19) == 545_166_072
+    # without a head term (K = 0): 6N + 12 L H T alone
+    assert bert.flops_per_token(base, 128, 0) == 509_607_936 + 14_155_776
+    # predictions_per_seq=None decodes every position: K = T, the head's 6 (H^2 + V H) in full
+    assert bert.flops_per_token(base, 128) == 509_607_936 + 14_155_776 + 6 * 24_030_720
+
+
+@pytest.mark.parametrize("cfg, T", [(bert.BertConfig(), 512), (TINY, 20),
+                                    (bert.BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                                                     intermediate_size=1536), 256)])
+def test_flops_per_token_is_the_palm_formula(cfg, T):
+    r"""PaLM, appendix B (Chowdhery et al. 2022): a model of N non-embedding parameters with L layers, H heads
+    of size Q, at sequence length T trains at 6N + 12 L H Q T FLOPs per token.  N is counted here from the
+    parameter tree ``bert.init`` builds (every weight matrix of the encoder layers), independently of the
+    closed form inside ``flops_per_token``; K = 0 leaves out the masked-LM head, which PaLM's decoder-only
+    formula has no counterpart for."""
+    shapes = jax.eval_shape(lambda: bert.init(jax.random.key(0), cfg))
+    N = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(shapes["encoder"]["layer"]) if leaf.ndim == 2)
+    n_heads, Q = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
+    palm = 6 * N + 12 * cfg.num_hidden_layers * n_heads * Q * T
+    assert bert.flops_per_token(cfg, T, 0) == palm
 
 
 def _tiny_batch(seed=0, B=3, T=7):
@@ -139,6 +235,31 @@ def test_save_pretrained_loads_in_huggingface_with_equal_outputs(tmp_path, head)
     assert jax.tree.structure(params2) == jax.tree.structure(params)
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params2)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_heads_gradients_float64(x64):
+    """The masked-LM head (transform, layer norm, tied decoder, bias) and both classifiers, float64 central
+    differences on a 1-layer encoder (the encoder's own check is in tests/nn/test_transformer.py).  The
+    word embeddings receive gradient through the lookup and, tied, through the decoder: both paths count."""
+    import dataclasses
+
+    cfg = dataclasses.replace(TINY, dtype="float64", vocab_size=7, hidden_size=4, num_hidden_layers=1,
+                              intermediate_size=6, max_position_embeddings=5)
+    params = random_params(bert.init, cfg)
+    params["cls"] = random_params(bert.init_mlm_head, cfg, seed=1)
+    heads = {"sequence": random_params(bert.init_sequence_classifier, cfg, 3, seed=2),
+             "token": random_params(bert.init_token_classifier, cfg, 2, seed=3)}
+    batch = {"input_ids": jnp.array([[1, 5, 3, 2], [1, 6, 2, 0]]),
+             "attention_mask": jnp.array([[1, 1, 1, 1], [1, 1, 1, 0]])}
+
+    def f(params, heads):
+        out = bert.apply(params, batch, config=cfg)
+        mlm = bert.mlm_logits(params, out["last_hidden_state"], config=cfg)
+        seq = bert.sequence_logits({**params, "classifier": heads["sequence"]}, out, config=cfg)
+        tok = bert.token_logits({**params, "classifier": heads["token"]}, out, config=cfg)
+        return jnp.concatenate([mlm.ravel(), seq.ravel(), tok.ravel()])
+
+    check_grads(f, (params, heads), max_full=0, directions=48)
 
 
 def _corrupt_checkpoint(tmp_path, edit):
@@ -215,7 +336,8 @@ def test_bfloat16_compute_keeps_float32_params_and_float32_logits():
     out16 = _apply(params, batch, config=cfg16)
     assert out16["last_hidden_state"].dtype == jnp.bfloat16
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
-    assert jax.jit(bert.mlm_logits, static_argnames="config")(params, out16["last_hidden_state"], config=cfg16).dtype == jnp.float32
+    logits16 = jax.jit(bert.mlm_logits, static_argnames="config")(params, out16["last_hidden_state"], config=cfg16)
+    assert logits16.dtype == jnp.float32
     # bfloat16 keeps 8 mantissa bits (relative step 2^-8 = 0.4%); layer-normed outputs are O(1), so a few
     # rounding steps through 2 layers stay below 0.1 while a wrong computation would be O(1) off
     np.testing.assert_allclose(np.asarray(out16["last_hidden_state"], np.float32),

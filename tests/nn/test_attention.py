@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchlm.errors import ScratchlmError
 from scratchlm.nn import attention
 from scratchlm.testing import check_grads
 
@@ -94,7 +95,11 @@ def test_causal_mask_hides_the_future():
 
 def _mha_params(key, H):
     ks = jax.random.split(key, 4)
-    lin = lambda k: {"weight": 0.5 * jax.random.normal(k, (H, H)), "bias": 0.1 * jax.random.normal(jax.random.fold_in(k, 1), (H,))}  # noqa: E731
+
+    def lin(k):
+        return {"weight": 0.5 * jax.random.normal(k, (H, H)),
+                "bias": 0.1 * jax.random.normal(jax.random.fold_in(k, 1), (H,))}
+
     return {"self": {"query": lin(ks[0]), "key": lin(ks[1]), "value": lin(ks[2])}, "output": {"dense": lin(ks[3])}}
 
 
@@ -103,10 +108,14 @@ def test_multi_head_attention_equals_per_head_equation():
     p = jax.tree.map(np.asarray, _mha_params(jax.random.key(0), H))
     x = np.random.default_rng(1).standard_normal((2, 5, H)).astype(np.float32)
     keep = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], bool)
-    out = _mha(jax.tree.map(jnp.asarray, p), jnp.asarray(x), attention.padding_mask(jnp.asarray(keep)),
-                                         num_heads=h)
-    lin = lambda q, z: z @ q["weight"].T + q["bias"]  # noqa: E731
-    split = lambda z: z.reshape(2, 5, h, H // h)  # noqa: E731
+    out = _mha(jax.tree.map(jnp.asarray, p), jnp.asarray(x), attention.padding_mask(jnp.asarray(keep)), num_heads=h)
+
+    def lin(q, z):
+        return z @ q["weight"].T + q["bias"]
+
+    def split(z):  # [B, T, H] -> [B, T, h, d_k]
+        return z.reshape(2, 5, h, H // h)
+
     heads = _numpy_attention(split(lin(p["self"]["query"], x)), split(lin(p["self"]["key"], x)),
                              split(lin(p["self"]["value"], x)), keep)
     np.testing.assert_allclose(np.asarray(out), lin(p["output"]["dense"], heads.reshape(2, 5, H)), atol=1e-5, rtol=0)
@@ -114,7 +123,7 @@ def test_multi_head_attention_equals_per_head_equation():
 
 def test_fused_refuses_attention_dropout_in_training():
     p = _mha_params(jax.random.key(0), 4)
-    with pytest.raises(ValueError, match="fused attention has no dropout"):
+    with pytest.raises(ScratchlmError, match="fused attention has no dropout"):
         attention.multi_head_attention(p, jnp.ones((1, 3, 4)), None, num_heads=2, dropout_rate=0.1,
                                        key=jax.random.key(1), train=True, fused=True)
 
@@ -123,10 +132,12 @@ def test_bfloat16_inputs_keep_float32_softmax_statistics():
     Q, K, V, keep = map(jnp.asarray, _qkv_mask(0, 2, 3, 5, 2, 4))
     A = attention.attention_weights(Q.astype(jnp.bfloat16), K.astype(jnp.bfloat16), attention.padding_mask(keep))
     assert A.dtype == jnp.float32
-    out = attention.scaled_dot_product_attention(*(t.astype(jnp.bfloat16) for t in (Q, K, V)), attention.padding_mask(keep))
+    out = attention.scaled_dot_product_attention(*(t.astype(jnp.bfloat16) for t in (Q, K, V)),
+                                                 attention.padding_mask(keep))
     assert out.dtype == jnp.bfloat16
     # bfloat16 rounds inputs and A V at 2^-8 relative; outputs are convex combinations of O(1) values
-    np.testing.assert_allclose(np.asarray(out, np.float32), _numpy_attention(*map(np.asarray, (Q, K, V, keep))), atol=5e-2)
+    np.testing.assert_allclose(np.asarray(out, np.float32), _numpy_attention(*map(np.asarray, (Q, K, V, keep))),
+                               atol=5e-2)
 
 
 def test_multi_head_attention_gradients_float64(x64):
@@ -134,3 +145,41 @@ def test_multi_head_attention_gradients_float64(x64):
     x = jax.random.normal(jax.random.key(1), (2, 3, 4))
     mask = attention.padding_mask(jnp.array([[1, 1, 1], [1, 1, 0]]))
     check_grads(lambda p, x: attention.multi_head_attention(p, x, mask, num_heads=2), (p, x))
+
+
+def test_scaled_dot_product_attention_gradients_float64(x64):
+    """Q, K and V each get their gradient through the masked softmax (the MHA check above reaches them only
+    through the shared projections)."""
+    Q, K, V, keep = _qkv_mask(3, 2, 3, 4, 2, 2)
+    mask = attention.padding_mask(jnp.asarray(keep))
+    check_grads(lambda Q, K, V: attention.scaled_dot_product_attention(Q, K, V, mask), (Q, K, V))
+
+
+@settings(max_examples=8)
+@given(shape=st.sampled_from(SHAPES), seed=st.integers(0, 2**16), perm_seed=st.integers(0, 2**16))
+def test_attention_is_invariant_to_the_order_of_the_keys(shape, seed, perm_seed):
+    """softmax(QK^T/sqrt(d_k) + M) V sums over keys s: permuting the rows of K, V and the key mask together
+    leaves every output unchanged (float32: the same terms summed in another order, ~S ulp of O(1) values)."""
+    Q, K, V, keep = _qkv_mask(seed, *shape)
+    perm = np.random.default_rng(perm_seed).permutation(shape[2])
+    out = _plain(*map(jnp.asarray, (Q, K, V)), attention.padding_mask(jnp.asarray(keep)))
+    out_p = _plain(*map(jnp.asarray, (Q, K[:, perm], V[:, perm])), attention.padding_mask(jnp.asarray(keep[:, perm])))
+    np.testing.assert_allclose(np.asarray(out_p), np.asarray(out), atol=1e-6, rtol=0)
+
+
+def test_against_pytorch_scaled_dot_product_attention(x64):
+    """torch.nn.functional.scaled_dot_product_attention (layout [B, h, T, d], boolean mask True = attend) in
+    float64: both evaluate softmax(QK^T/sqrt(d_k)) V over <= 8 keys, agreement to ~1e-15; 1e-12 catches any
+    wrong scale or leaked key.  Padding and causal masks both."""
+    torch = pytest.importorskip("torch")
+    Q, K, V, keep = (np.asarray(a, np.float64) if a.dtype != bool else a for a in _qkv_mask(4, 2, 5, 5, 2, 3))
+
+    def to_torch(a):  # [B, T, h, d] -> [B, h, T, d]
+        return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 2, 1, 3)))
+
+    for mask in (attention.padding_mask(jnp.asarray(keep)),
+                 attention.padding_mask(jnp.asarray(keep)) & attention.causal_mask(5)):
+        ref = torch.nn.functional.scaled_dot_product_attention(to_torch(Q), to_torch(K), to_torch(V),
+                                                               attn_mask=torch.from_numpy(np.array(mask)))
+        got = attention.scaled_dot_product_attention(jnp.asarray(Q), jnp.asarray(K), jnp.asarray(V), mask)
+        np.testing.assert_allclose(np.asarray(got), ref.numpy().transpose(0, 2, 1, 3), rtol=1e-12, atol=1e-14)

@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchlm.errors import ScratchlmError
 from scratchlm.nn import functional as F
-from scratchlm.testing import check_grads
+from scratchlm.testing import check_closed_form_grad, check_grads
 
 finite = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False, width=32)
 vectors = st.lists(st.floats(min_value=-50, max_value=50, allow_nan=False, width=32), min_size=1, max_size=8)
@@ -42,6 +43,89 @@ def test_dropout_grads(x64):
     check_grads(lambda x: F.dropout(x, 0.3, key=key, train=True), (np.arange(1.0, 9.0),))
 
 
+# ---------------------------------------------------------------- closed-form gradients (float64)
+
+
+def test_sigmoid_and_log_sigmoid_closed_form_grads(x64):
+    """sigma'(x) = sigma(x)(1 - sigma(x)); (log sigma)'(x) = sigma(-x): the docstrings' derivatives, in NumPy."""
+    c = np.random.default_rng(4).normal(size=X.shape)  # a random cotangent: every element weighs in
+
+    def s(x):
+        return 1 / (1 + np.exp(-x))
+
+    check_closed_form_grad(lambda x: jnp.sum(c * F.sigmoid(x)), lambda x: c * s(x) * (1 - s(x)), (X,))
+    check_closed_form_grad(lambda x: jnp.sum(c * F.log_sigmoid(x)), lambda x: c * s(-x), (X,))
+
+
+def test_gelu_closed_form_grads(x64):
+    r"""Hendrycks & Gimpel 2016: d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density; the tanh
+    form's derivative by the chain rule, with u = sqrt(2/pi)(x + 0.044715 x^3):
+    0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi)(1 + 3 * 0.044715 x^2)."""
+    from scipy.special import erf
+
+    c = np.random.default_rng(5).normal(size=X.shape)
+
+    def Phi(x):  # the standard normal CDF
+        return 0.5 * (1 + erf(x / np.sqrt(2)))
+
+    def phi(x):  # its density
+        return np.exp(-x * x / 2) / np.sqrt(2 * np.pi)
+
+    check_closed_form_grad(lambda x: jnp.sum(c * F.gelu(x)), lambda x: c * (Phi(x) + x * phi(x)), (X,))
+
+    def tanh_form(x):
+        k = np.sqrt(2 / np.pi)
+        t = np.tanh(k * (x + 0.044715 * x**3))
+        return c * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x))
+
+    check_closed_form_grad(lambda x: jnp.sum(c * F.gelu(x, approximate=True)), tanh_form, (X,))
+
+
+def test_softmax_closed_form_jacobian(x64):
+    """d softmax(x)_j / d x_i = p_j (delta_ij - p_i), so the gradient of c . softmax(x) is p * (c - c . p)."""
+    rng = np.random.default_rng(6)
+    x, c = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+
+    def closed_form(x):
+        p = np.exp(x - x.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        return p * (c - (c * p).sum(-1, keepdims=True))
+
+    check_closed_form_grad(lambda x: jnp.sum(c * F.softmax(x)), closed_form, (x,))
+
+
+def test_layer_norm_closed_form_grads(x64):
+    r"""With x_hat = (x - mu)/s, s = sqrt(sigma^2 + eps) and g = gamma * dL/dy, the chain rule through mu and
+    sigma^2 (Ba et al. 2016 do not print it; it is the standard one) gives
+    dL/dx = (g - mean(g) - x_hat mean(g x_hat)) / s,  dL/dgamma = sum over rows of dL/dy x_hat,
+    dL/dbeta = sum over rows of dL/dy."""
+    rng = np.random.default_rng(7)
+    x, gamma, beta, c = rng.normal(size=(3, 6)), rng.normal(size=6), rng.normal(size=6), rng.normal(size=(3, 6))
+    eps = 1e-5
+
+    def closed_form(x, gamma, beta):
+        mu, s = x.mean(-1, keepdims=True), np.sqrt(x.var(-1, keepdims=True) + eps)
+        x_hat, g = (x - mu) / s, c * gamma
+        d_x = (g - g.mean(-1, keepdims=True) - x_hat * (g * x_hat).mean(-1, keepdims=True)) / s
+        return d_x, (c * x_hat).sum(0), c.sum(0)
+
+    def f(x, gamma, beta):
+        return jnp.sum(c * F.layer_norm(x, gamma, beta, eps=eps))
+
+    for argnums in (0, 1, 2):
+        check_closed_form_grad(f, lambda *a, i=argnums: closed_form(*a)[i], (x, gamma, beta), argnums=argnums)
+
+
+def test_dropout_closed_form_grad(x64):
+    """y = m x / q with m the kept mask: dy/dx = m / q, read off the forward output (y / x, x non-zero)."""
+    x = np.arange(1.0, 41.0)
+    key = jax.random.key(2)
+    y = np.asarray(F.dropout(jnp.asarray(x), 0.3, key=key, train=True))
+    q = F.keep_threshold(0.3) / 2**16
+    assert set(np.round(y / x * q, 12)) == {0.0, 1.0}  # the mask, exactly 0 or 1
+    check_closed_form_grad(lambda x: jnp.sum(F.dropout(x, 0.3, key=key, train=True)), lambda x: y / x, (x,))
+
+
 # ---------------------------------------------------------------- properties
 
 
@@ -59,7 +143,12 @@ def test_sigmoid_symmetry_and_range(x):
 
 def test_sigmoid_extremes_have_no_nan():
     x = jnp.array([-1e4, -100.0, 0.0, 100.0, 1e4, -jnp.inf, jnp.inf])
-    assert np.all(np.isfinite(F.sigmoid(x))) and np.all(np.isfinite(jax.vmap(jax.grad(F.sigmoid))(x)))
+    grad = np.asarray(jax.vmap(jax.grad(F.sigmoid))(x))
+    assert np.all(np.isfinite(F.sigmoid(x))) and np.all(np.isfinite(grad))
+    # sigma'(x) = sigma(x)(1 - sigma(x)): 1/4 at 0, exactly 0 where sigma rounds to 0 or 1, and at +-100
+    # e^-100 (1 - e^-100) ~ 3.7e-44, a float32 subnormal that XLA:CPU flushes to 0 (either is right)
+    np.testing.assert_array_equal(grad[[0, 2, 4, 5, 6]], [0.0, 0.25, 0.0, 0.0, 0.0])
+    assert np.all((grad[[1, 3]] >= 0) & (grad[[1, 3]] <= 1e-43))
     np.testing.assert_array_equal(np.asarray(F.sigmoid(x))[[0, 2, 4]], [0.0, 0.5, 1.0])
     np.testing.assert_allclose(F.log_sigmoid(x)[:5], [-1e4, -100.0, -np.log(2.0), 0.0, 0.0], rtol=1e-7)
 
@@ -91,7 +180,7 @@ def test_dropout_mask_and_scale(rate, seed):
 
 
 def test_dropout_rejects_bad_rate_and_missing_key():
-    with pytest.raises(ValueError, match="rate"):
+    with pytest.raises(ScratchlmError, match="rate"):
         F.dropout(jnp.ones(3), 1.0, key=jax.random.key(0), train=True)
     with pytest.raises(ValueError, match="key"):
         F.dropout(jnp.ones(3), 0.1, key=None, train=True)
@@ -102,6 +191,36 @@ def test_layer_norm_normalises(x64):
     y = F.layer_norm(x, jnp.ones(16), jnp.zeros(16), eps=0.0)
     np.testing.assert_allclose(np.mean(y, -1), 0.0, atol=1e-13)
     np.testing.assert_allclose(np.var(y, -1), 1.0, rtol=1e-12)
+
+
+@given(finite)
+def test_gelu_odd_part_is_the_identity(x):
+    """Phi(x) + Phi(-x) = 1, so GELU(x) - GELU(-x) = x Phi(x) + x Phi(-x) = x, for both forms (tanh is odd too).
+    float32: |GELU(x)| <= |x|, each side rounds a few times at eps |x| each: 8 eps |x| bounds the difference,
+    plus 8 subnormal steps for x below float32's normal range (there a rounding is absolute, 2^-149)."""
+    x32 = jnp.float32(x)
+    tiny = 8 * np.finfo(np.float32).smallest_subnormal
+    for approximate in (False, True):
+        odd = float(F.gelu(x32, approximate) - F.gelu(-x32, approximate))
+        assert abs(odd - float(x32)) <= 8 * np.finfo(np.float32).eps * abs(float(x32)) + tiny, (x, approximate)
+
+
+@settings(max_examples=20)
+@given(st.lists(st.floats(-10, 10), min_size=2, max_size=8), st.floats(0.1, 10.0), st.floats(-100, 100))
+def test_layer_norm_ignores_shift_and_positive_scale(v, a, b):
+    """LN(a x + b) = LN(x) for a > 0 when eps = 0 (mu shifts by b, sigma scales by a): float64, so the
+    round-off of computing x - mu is ~|b| ulp over a sigma; rows with sigma < 1e-3 are skipped (there the
+    division amplifies it without bound)."""
+    x = np.asarray(v)
+    if x.std() < 1e-3:
+        return
+    with jax.enable_x64(True):
+        H = len(v)
+        gamma, beta = np.linspace(0.5, 2.0, H), np.linspace(-1.0, 1.0, H)
+        y = np.asarray(F.layer_norm(jnp.asarray(x), jnp.asarray(gamma), jnp.asarray(beta), eps=0.0))
+        y_ab = np.asarray(F.layer_norm(jnp.asarray(a * x + b), jnp.asarray(gamma), jnp.asarray(beta), eps=0.0))
+    bound = 64 * np.finfo(np.float64).eps * (1 + abs(b) / (a * x.std())) * np.abs(gamma).max() * np.sqrt(H)
+    np.testing.assert_allclose(y_ab, y, rtol=0, atol=bound)
 
 
 def test_layer_norm_rejects_bad_shapes():
@@ -130,7 +249,8 @@ def test_against_pytorch(x64):
     np.testing.assert_allclose(F.softmax(x), torch.softmax(t, -1).numpy(), **tol)
     np.testing.assert_allclose(F.log_softmax(x), torch.log_softmax(t, -1).numpy(), **tol)
     np.testing.assert_allclose(F.gelu(x), torch.nn.functional.gelu(t).numpy(), **tol)
-    np.testing.assert_allclose(F.gelu(x, approximate=True), torch.nn.functional.gelu(t, approximate="tanh").numpy(), **tol)
+    np.testing.assert_allclose(F.gelu(x, approximate=True), torch.nn.functional.gelu(t, approximate="tanh").numpy(),
+                               **tol)
     g, b = rng.normal(size=7), rng.normal(size=7)
     ref = torch.nn.functional.layer_norm(t, (7,), torch.from_numpy(g), torch.from_numpy(b), eps=1e-12)
     np.testing.assert_allclose(F.layer_norm(x, g, b), ref.numpy(), **tol)

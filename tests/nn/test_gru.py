@@ -10,6 +10,7 @@ from flax import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchlm.errors import ScratchlmError
 from scratchlm.nn import gru
 from scratchlm.testing import check_closed_form_grad, check_grads
 
@@ -55,7 +56,8 @@ def test_mask_equals_torch_packed_sequence():
     x = rng.standard_normal((3, 6, 5), dtype=np.float32)
     lengths = np.array([6, 2, 4])
     mask = np.arange(6)[None, :] < lengths[:, None]
-    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.tensor(x), torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.tensor(x), torch.tensor(lengths), batch_first=True,
+                                                     enforce_sorted=False)
     out_packed, h_t = module(packed)
     out_t, _ = torch.nn.utils.rnn.pad_packed_sequence(out_packed, batch_first=True, total_length=6)
     outputs, h_n = gru.apply(params, jnp.asarray(x), mask=jnp.asarray(mask))
@@ -100,7 +102,6 @@ def _sigmoid(a):
 def _numpy_cho_flipped(params, x, h0):
     """The issue's form of Cho's cell (Chung et al. 2014: h = (1 - z') h + z' h~), in NumPy, one layer,
     with W_z, U_z, b_z negated: the module docstring claims it is the same model as ours."""
-    H = h0.shape[-1]
     W, U = np.asarray(params["weight_ih_l0"], np.float64), np.asarray(params["weight_hh_l0"], np.float64)
     b = np.asarray(params["bias_ih_l0"], np.float64) + np.asarray(params["bias_hh_l0"], np.float64)
     (W_r, W_z, W_h), (U_r, U_z, U_h), (b_r, b_z, b_h) = np.split(W, 3), np.split(U, 3), np.split(b, 3)
@@ -137,7 +138,6 @@ def _closed_form_jacobian(params, x_t, h, variant):
     """
     W, U = params["weight_ih_l0"], params["weight_hh_l0"]
     b_ih, b_hh = params["bias_ih_l0"], params["bias_hh_l0"]
-    H = h.shape[-1]
     (W_r, W_z, W_n), (U_r, U_z, U_n) = jnp.split(W, 3), jnp.split(U, 3)
     (b_ir, b_iz, b_in), (b_hr, b_hz, b_hn) = jnp.split(b_ih, 3), jnp.split(b_hh, 3)
     r = jax.nn.sigmoid(W_r @ x_t + b_ir + U_r @ h + b_hr)
@@ -172,7 +172,7 @@ def test_one_step_jacobian_closed_form(variant):
 
 
 @pytest.mark.parametrize("variant, num_layers, bidirectional", [("cudnn", 2, True), ("cho", 1, False)])
-def test_check_grads_through_the_scan(variant, num_layers, bidirectional):
+def test_check_grads_through_the_scan(x64, variant, num_layers, bidirectional):
     """Backpropagation through time (masked) against central differences in float64: 2 bidirectional
     layers for the cuDNN variant, one forward layer for Cho's cell (the stacking and direction code is
     shared by both variants; only the cell differs, and a small program compiles in half the time)."""
@@ -309,12 +309,12 @@ def test_bad_inputs_raise_clear_errors():
         gru.apply(params, jnp.zeros((2, 5, 3)), jnp.zeros((1, 2, 4)))
     with pytest.raises(ValueError, match=r"expected mask \[2, 5\]"):
         gru.apply(params, jnp.zeros((2, 5, 3)), mask=jnp.ones((2, 4), bool))
-    with pytest.raises(ValueError, match="variant"):
+    with pytest.raises(ScratchlmError, match="variant"):
         gru.GRUConfig(3, 4, variant="keras")
     state_dict = {k: np.asarray(v) for k, v in params.items() if k != "config"}
-    with pytest.raises(ValueError, match="lacks 'bias_hh_l1'"):
+    with pytest.raises(ScratchlmError, match="lacks 'bias_hh_l1'"):
         gru.params_from_torch({k: v for k, v in state_dict.items() if k != "bias_hh_l1"})
-    with pytest.raises(ValueError, match=r"weight_hh_l1.*shape \(12, 3\)"):
+    with pytest.raises(ScratchlmError, match=r"weight_hh_l1.*shape \(12, 3\)"):
         gru.params_from_torch({**state_dict, "weight_hh_l1": np.zeros((12, 3))})
-    with pytest.raises(ValueError, match="weight_ih_l0"):
+    with pytest.raises(ScratchlmError, match="weight_ih_l0"):
         gru.params_from_torch({"weight": np.zeros(3)})

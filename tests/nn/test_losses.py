@@ -56,7 +56,10 @@ def test_softmax_cross_entropy_grads(x64):
     labels = np.array([[0, 3, -100], [2, -100, 1]])
     w = np.array([0.5, 2.0, 1.0, 3.0])
     for reduction in ("mean", "sum", "none"):
-        check_grads(lambda x: L.softmax_cross_entropy(x, labels, class_weights=w, reduction=reduction), (logits,))
+        def f(x, reduction=reduction):
+            return L.softmax_cross_entropy(x, labels, class_weights=w, reduction=reduction)
+
+        check_grads(f, (logits,))
 
 
 def test_bce_matches_the_documents_formula(x64):
@@ -71,7 +74,8 @@ def test_bce_matches_the_documents_formula(x64):
 
 def test_bce_hand_example():
     """z = 0 gives yhat = 1/2 and ell = log 2 whatever the label."""
-    np.testing.assert_allclose(L.binary_cross_entropy_with_logits(jnp.zeros(2), jnp.array([0.0, 1.0])), np.log(2.0), rtol=1e-7)
+    ell = L.binary_cross_entropy_with_logits(jnp.zeros(2), jnp.array([0.0, 1.0]))
+    np.testing.assert_allclose(ell, np.log(2.0), rtol=1e-7)
 
 
 @given(logit, label)
@@ -103,7 +107,8 @@ def test_weighted_ce_with_equal_weights(v, k, w):
     labels = jnp.array([k, (k + 1) % 3])
     plain = L.softmax_cross_entropy(logits, labels)
     np.testing.assert_allclose(L.softmax_cross_entropy(logits, labels, class_weights=jnp.ones(3)), plain, rtol=1e-6)
-    np.testing.assert_allclose(L.softmax_cross_entropy(logits, labels, class_weights=jnp.full(3, w)), w * plain, rtol=1e-5, atol=1e-6)
+    scaled = L.softmax_cross_entropy(logits, labels, class_weights=jnp.full(3, w))
+    np.testing.assert_allclose(scaled, w * plain, rtol=1e-5, atol=1e-6)
 
 
 @given(st.sampled_from([1, 3]), st.integers(0, 2**31 - 1))
@@ -155,16 +160,30 @@ def test_all_padding_gives_zero_not_nan():
 
 
 def test_against_pytorch(x64):
+    """Binary and softmax cross-entropy against PyTorch in float64, under every reduction.
+
+    Both sides evaluate the same float64 formula (a log-sum-exp over 4 classes, one product, a sum
+    of at most 7 terms): agreement to a few ulps, ~1e-15 relative; rtol 1e-12 leaves three orders
+    of margin, while a wrong weight, a counted ignored position or a wrong denominator moves the
+    value by more than 10% with these weights (sum_i w_{y_i} / N = 11.5 / 5 = 2.3 here).
+    """
     torch = pytest.importorskip("torch")
+    F = torch.nn.functional
     rng = np.random.default_rng(5)
     z, y = rng.normal(0, 3, size=10), rng.integers(0, 2, size=10).astype(float)
-    ref = torch.nn.functional.binary_cross_entropy_with_logits(torch.from_numpy(z), torch.from_numpy(y), reduction="none")
+    ref = F.binary_cross_entropy_with_logits(torch.from_numpy(z), torch.from_numpy(y), reduction="none")
     np.testing.assert_allclose(L.binary_cross_entropy_with_logits(z, y), ref.numpy(), rtol=1e-12)
     logits, labels = rng.normal(size=(7, 4)), np.array([0, 3, -100, 2, 1, -100, 3])
-    ref = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels), ignore_index=-100)
-    np.testing.assert_allclose(L.softmax_cross_entropy(logits, labels), ref.item(), rtol=1e-12)
     w = np.array([1.0, 2.0, 0.5, 4.0])
-    ref = torch.nn.functional.cross_entropy(
-        torch.from_numpy(logits), torch.from_numpy(labels), weight=torch.from_numpy(w), ignore_index=-100, reduction="sum"
-    )
-    np.testing.assert_allclose(L.softmax_cross_entropy(logits, labels, class_weights=w, reduction="sum"), ref.item(), rtol=1e-12)
+    t_logits, t_labels = torch.from_numpy(logits), torch.from_numpy(labels)
+    for weight in (None, w):
+        t_weight = None if weight is None else torch.from_numpy(weight)
+        for reduction in ("none", "sum", "mean"):
+            ref = F.cross_entropy(t_logits, t_labels, weight=t_weight, ignore_index=-100, reduction=reduction).numpy()
+            got = L.softmax_cross_entropy(logits, labels, class_weights=weight, reduction=reduction)
+            if reduction == "mean" and weight is not None:
+                # PyTorch's weighted mean divides by sum_i w_{y_i} over the counted positions; the
+                # document's (ours) by their number N: ours = PyTorch's * sum_i w_{y_i} / N
+                counted = labels != -100
+                ref = ref * w[labels[counted]].sum() / counted.sum()
+            np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0, err_msg=f"weight={weight}, {reduction}")

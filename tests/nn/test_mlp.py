@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchlm.errors import ScratchlmError
 from scratchlm.nn import mlp
 from scratchlm.nn.functional import sigmoid
 from scratchlm.nn.losses import bce_risk
@@ -33,7 +34,8 @@ def test_mlp_grads(x64):
 
 
 def test_word_embedding_grads(x64):
-    params = mlp.word_embedding_init(jax.random.key(1), mlp.WordEmbeddingConfig(vocab_size=5, input_dim=3, output_dim=2))
+    config = mlp.WordEmbeddingConfig(vocab_size=5, input_dim=3, output_dim=2)
+    params = mlp.word_embedding_init(jax.random.key(1), config)
     w = np.array([[0, 4, 4], [2, 1, 0]])
     check_grads(lambda p: mlp.word_embedding(p, w), (params,))
 
@@ -120,7 +122,8 @@ def test_jit_matches_eager():
 
 
 def test_word_embedding_is_the_documents_formula():
-    params = mlp.word_embedding_init(jax.random.key(2), mlp.WordEmbeddingConfig(vocab_size=4, input_dim=3, output_dim=2))
+    config = mlp.WordEmbeddingConfig(vocab_size=4, input_dim=3, output_dim=2)
+    params = mlp.word_embedding_init(jax.random.key(2), config)
     v, W, b = (np.asarray(params[k], np.float64) for k in ("v", "W", "b"))
     want = 1 / (1 + np.exp(-(v[2] @ W.T + b)))
     np.testing.assert_allclose(mlp.word_embedding(params, jnp.array(2)), want, rtol=1e-6)
@@ -131,14 +134,14 @@ def test_bad_shapes_are_reported():
     params = mlp.init(jax.random.key(0), CONFIG)
     with pytest.raises(ValueError, match=r"inputs \[\.\.\., 3\]"):
         mlp.apply(params, jnp.ones((2, 4)))
-    with pytest.raises(ValueError, match="sizes"):
+    with pytest.raises(ScratchlmError, match="sizes"):
         mlp.MLPConfig(sizes=(3,))
 
 
 def test_dtypes_survive_float64_and_bfloat16(x64):
     params = mlp.init(jax.random.key(0), CONFIG)
     for dtype in (jnp.float64, jnp.bfloat16):
-        p = jax.tree.map(lambda a: a.astype(dtype), params)
+        p = jax.tree.map(lambda a, dtype=dtype: a.astype(dtype), params)
         assert jax.eval_shape(mlp.apply, p, jnp.ones((2, 3), dtype)).dtype == dtype  # traced, not run: no compile
 
 

@@ -38,12 +38,22 @@ def _x_mask(seed, B=2, T=5):
     return x, keep
 
 
+def _np_layer_norm(q, z):
+    """Ba et al. 2016, eq. 4 with BERT's eps = 1e-12, in NumPy."""
+    return q["weight"] * (z - z.mean(-1, keepdims=True)) / np.sqrt(z.var(-1, keepdims=True) + 1e-12) + q["bias"]
+
+
 def _np_layer(p, x, keep, pre_ln):
     """One encoder layer from the equations (Vaswani et al. 2017; Xiong et al. 2020), float64 NumPy."""
     p = jax.tree.map(lambda a: np.asarray(a, np.float64), p)
-    lin = lambda q, z: z @ q["weight"].T + q["bias"]  # noqa: E731
-    ln = lambda q, z: q["weight"] * (z - z.mean(-1, keepdims=True)) / np.sqrt(z.var(-1, keepdims=True) + 1e-12) + q["bias"]  # noqa: E731
-    gelu = lambda z: 0.5 * z * (1 + erf(z / np.sqrt(2)))  # noqa: E731
+
+    def lin(q, z):
+        return z @ q["weight"].T + q["bias"]
+
+    def gelu(z):
+        return 0.5 * z * (1 + erf(z / np.sqrt(2)))
+
+    ln = _np_layer_norm
     B, T, H = x.shape
     h, d = CFG.num_attention_heads, H // CFG.num_attention_heads
 
@@ -55,7 +65,9 @@ def _np_layer(p, x, keep, pre_ln):
         A /= A.sum(-1, keepdims=True)
         return lin(a["output"]["dense"], (A @ V).transpose(0, 2, 1, 3).reshape(B, T, H))
 
-    ffn = lambda z: lin(p["output"]["dense"], gelu(lin(p["intermediate"]["dense"], z)))  # noqa: E731
+    def ffn(z):
+        return lin(p["output"]["dense"], gelu(lin(p["intermediate"]["dense"], z)))
+
     ln1, ln2 = p["attention"]["output"]["LayerNorm"], p["output"]["LayerNorm"]
     if pre_ln:
         u = x + mha(ln(ln1, x))
@@ -75,7 +87,7 @@ def test_encoder_equals_its_equations_in_numpy(pre_ln):
         ref = _np_layer(p_l, ref, keep, pre_ln)
     if pre_ln:
         q = jax.tree.map(np.asarray, params["LayerNorm"])
-        ref = q["weight"] * (ref - ref.mean(-1, keepdims=True)) / np.sqrt(ref.var(-1, keepdims=True) + 1e-12) + q["bias"]
+        ref = _np_layer_norm(q, ref)
     np.testing.assert_allclose(np.asarray(out), ref, atol=1e-5, rtol=0)
 
 
@@ -83,7 +95,8 @@ def test_tiny_bert_gradients_float64(x64):
     cfg = dataclasses.replace(BERT, dtype="float64", vocab_size=8, max_position_embeddings=6, hidden_size=4,
                               intermediate_size=6)
     params = random_params(bert.init, cfg)  # 2 layers, 2 heads: ~420 numbers, every one checked
-    batch = {"input_ids": jnp.array([[1, 5, 3, 2], [1, 7, 2, 0]]), "attention_mask": jnp.array([[1, 1, 1, 1], [1, 1, 1, 0]]),
+    batch = {"input_ids": jnp.array([[1, 5, 3, 2], [1, 7, 2, 0]]),
+             "attention_mask": jnp.array([[1, 1, 1, 1], [1, 1, 1, 0]]),
              "token_type_ids": jnp.array([[0, 0, 1, 1], [0, 0, 0, 0]])}
 
     def f(params):
@@ -136,7 +149,8 @@ def test_appending_padding_never_changes_real_positions(seed, pre_ln):
     padded_ids = np.pad(ids, ((0, 0), (0, extra)), constant_values=cfg.pad_token_id)
     padded_mask = np.pad(mask, ((0, 0), (0, extra)))
     out = _apply(params, {"input_ids": jnp.asarray(ids), "attention_mask": jnp.asarray(mask)}, config=cfg)
-    out_p = _apply(params, {"input_ids": jnp.asarray(padded_ids), "attention_mask": jnp.asarray(padded_mask)}, config=cfg)
+    padded = {"input_ids": jnp.asarray(padded_ids), "attention_mask": jnp.asarray(padded_mask)}
+    out_p = _apply(params, padded, config=cfg)
     real = mask.astype(bool)
     np.testing.assert_allclose(np.asarray(out_p["last_hidden_state"])[:, :5][real],
                                np.asarray(out["last_hidden_state"])[real], atol=1e-5, rtol=0)
@@ -147,7 +161,8 @@ def test_fused_encoder_equals_plain():
     params = random_params(transformer.init_encoder, CFG)
     x, keep = _x_mask(1)
     plain = _encoder(params, jnp.asarray(x), padding_mask(jnp.asarray(keep)), config=CFG)
-    fused = _encoder(params, jnp.asarray(x), padding_mask(jnp.asarray(keep)), config=dataclasses.replace(CFG, fused_attention=True))
+    fused = _encoder(params, jnp.asarray(x), padding_mask(jnp.asarray(keep)),
+                     config=dataclasses.replace(CFG, fused_attention=True))
     np.testing.assert_allclose(np.asarray(fused), np.asarray(plain), atol=1e-5, rtol=0)
 
 
@@ -157,7 +172,9 @@ def test_dropout_is_keyed_and_off_at_inference():
     x, keep = map(jnp.asarray, _x_mask(2))
     mask = padding_mask(keep)
     # rbg keys (the hardware generator, as pretrain() uses): threefry dropout masks compile for seconds on a CPU
-    key = lambda seed: jax.random.key(seed, impl="rbg")  # noqa: E731
+    def key(seed):
+        return jax.random.key(seed, impl="rbg")
+
     a = _encoder(params, x, mask, config=cfg, key=key(1), train=True)
     b = _encoder(params, x, mask, config=cfg, key=key(1), train=True)
     c = _encoder(params, x, mask, config=cfg, key=key(2), train=True)
@@ -168,3 +185,31 @@ def test_dropout_is_keyed_and_off_at_inference():
                                   np.asarray(_encoder(params, x, mask, config=CFG)))
     with pytest.raises(ValueError, match="needs a PRNG key"):
         transformer.encoder(params, x, mask, config=cfg, train=True)
+
+
+def test_encoder_layer_equals_huggingface_bert_layer(x64):
+    """One post-LN layer against ``transformers``' ``BertLayer`` with the same tensors (loaded by the names the
+    params mirror), in float64 with a padding mask: both evaluate the same formulas, so they agree to ~1e-15
+    relative; 1e-12 leaves margin and a wrong term is O(0.1) off.  The tiny BERT above is compared with
+    HuggingFace as a whole in tests/models/test_bert.py; this pins the layer on its own."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from transformers.models.bert.modeling_bert import BertLayer
+
+    cfg = dataclasses.replace(CFG, dtype="float64")
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), random_params(transformer.init_layer, cfg, seed=3))
+    hf_config = transformers.BertConfig(hidden_size=cfg.hidden_size, num_attention_heads=cfg.num_attention_heads,
+                                        intermediate_size=cfg.intermediate_size, hidden_act="gelu",
+                                        layer_norm_eps=cfg.layer_norm_eps, hidden_dropout_prob=0.0,
+                                        attention_probs_dropout_prob=0.0, attn_implementation="eager")
+    layer = BertLayer(hf_config).double().eval()
+    layer.load_state_dict({k: torch.from_numpy(v) for k, v in bert.flatten_params(p).items()}, strict=True)
+    x, keep = _x_mask(4)
+    x = x.astype(np.float64)
+    additive = np.where(keep, 0.0, np.finfo(np.float64).min)[:, None, None, :]  # HuggingFace's extended mask
+    with torch.no_grad():
+        ref = layer(torch.from_numpy(x), attention_mask=torch.from_numpy(additive))
+    ref = (ref[0] if isinstance(ref, tuple) else ref).numpy()
+    got = transformer.encoder_layer(jax.tree.map(jnp.asarray, p), jnp.asarray(x), padding_mask(jnp.asarray(keep)),
+                                    config=cfg)
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-12, atol=1e-12)

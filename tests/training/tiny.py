@@ -22,7 +22,8 @@ TOTAL = 40
 
 def init_params() -> dict:
     rng = np.random.default_rng(0)
-    return {"dense": {"kernel": jnp.asarray(rng.normal(size=(D, 1)), jnp.float32), "bias": jnp.zeros((1,), jnp.float32)}}
+    return {"dense": {"kernel": jnp.asarray(rng.normal(size=(D, 1)), jnp.float32),
+                      "bias": jnp.zeros((1,), jnp.float32)}}
 
 
 def loss_fn(params, batch, key):
