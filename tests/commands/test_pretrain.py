@@ -10,7 +10,7 @@ import pytest
 
 from scratchlm.cli import main
 from scratchlm.models import bert
-from scratchlm.tokenizers import wordpiece
+from scratchlm.tokenizers import pipelines
 from scratchlm.training import pretrain as P
 
 
@@ -34,7 +34,7 @@ def captured(monkeypatch):
         seen.update(config=config, run=run, docs=len(texts))
         return {}
 
-    monkeypatch.setattr(wordpiece, "train", fake_train)
+    monkeypatch.setattr(pipelines, "train_bert_wordpiece", fake_train)
     monkeypatch.setattr(P, "pretrain", fake_pretrain)
     monkeypatch.setattr("scratchlm.commands.pretrain._summary", lambda m: "")
     return seen
