@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
         path = Path(tmp) / "bpe.json"
         ours_bpe["tok"].save(path)
         bpe_ours, bpe_hf = tokenizers.load(path), hf.Tokenizer.from_file(str(path))
-    figures = [figure("byte-level BPE training (vocab %d, %.1f MB)" % (args.vocab_size, megabytes), t_ours, t_hf,
+    figures = [figure(f"byte-level BPE training (vocab {args.vocab_size}, {megabytes:.1f} MB)", t_ours, t_hf,
                       unit="s", peer_name=peer, higher_is_better=False)]
     counts = {}
     for name, ours, theirs in (("WordPiece (MiniLM)", wp_ours, wp_hf), ("byte-level BPE", bpe_ours, bpe_hf)):
@@ -81,8 +81,9 @@ def main(argv: list[str] | None = None) -> dict:
             tok.no_padding()
             tok.no_truncation()
         n_tokens = sum(len(e.ids) for e in theirs.encode_batch(texts, add_special_tokens=False))
-        ours_time = time_call(lambda: [ours.encode(t, add_special_tokens=False) for t in texts], repeats=args.repeats)
-        hf_time = time_call(lambda: theirs.encode_batch(texts, add_special_tokens=False), repeats=args.repeats)
+        ours_time = time_call(lambda ours=ours: [ours.encode(t, add_special_tokens=False) for t in texts],
+                              repeats=args.repeats)
+        hf_time = time_call(lambda theirs=theirs: theirs.encode_batch(texts, add_special_tokens=False), repeats=args.repeats)
         counts[name] = n_tokens
         figures.append(figure(f"{name} encode", n_tokens / ours_time["median_seconds"],
                               n_tokens / hf_time["median_seconds"], unit="tokens/s", peer_name=peer))

@@ -129,9 +129,9 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
     if found is not None:
         state = restore_rows(found, state, vocab_size)
     if mesh is not None:
-        state = parallel.shard(state, mesh, PARTITION_RULES)
+        state = distributed.shard(state, mesh, PARTITION_RULES)
         by_data = jax.sharding.PartitionSpec(None, "data")
-        entries = parallel.shard(entries, mesh, ((r".*", by_data),))  # [n_batches, B]: B over data
+        entries = distributed.shard(entries, mesh, ((r".*", by_data),))  # [n_batches, B]: B over data
     costs, times = [], []
     # Several processes: the loop would save each process's own arrays.  Every process gathers the state
     # after an epoch instead, process 0 writes it; a resume needs the directory shared by all hosts.
@@ -151,7 +151,7 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
         if on_epoch is not None:
             on_epoch(len(costs), cost)
         if hosts_save:
-            host = parallel.gather_to_host(state)
+            host = distributed.gather_to_host(state)
             if jax.process_index() == 0:
                 save_checkpoint(checkpoint_dir, host, extra={"data_position": int(host.step)})
         return state, metrics
@@ -163,7 +163,7 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
     result = loop_train(state, timed_epoch, lambda _: entries, config=loop)
     params = result.state.params
     if mesh is not None:
-        params = {k: jnp.asarray(v[:vocab_size]) for k, v in parallel.gather_to_host(params).items()}
+        params = {k: jnp.asarray(v[:vocab_size]) for k, v in distributed.gather_to_host(params).items()}
     steady = times[1:] or times or [float("nan")]
     return GloveResult(params=params, costs=tuple(costs), seconds_per_epoch=float(np.median(steady)),
                        compile_seconds=float(times[0] - np.median(steady)) if times else 0.0, update=update)
