@@ -146,8 +146,11 @@ def run(args: argparse.Namespace) -> int:
 
     from scratchlm import parallel
     from scratchlm.models import bert
+    from scratchlm.data.batching import subset
     from scratchlm.training import finetune as ft
     from scratchlm.training import seqeval
+    from scratchlm.training.cv import kfold
+    from scratchlm.training.metrics import sequence_metrics
 
     mesh = parallel.setup(args)  # before any other JAX call
     out: Path = args.out
@@ -219,11 +222,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         if config.task == "sequence":
             index = np.arange(len(data["labels"]))
-            parts = ft.kfold_splits(data["labels"], 10, args.seed)
+            parts = kfold(len(index), 10, args.seed, stratify_by=data["labels"])
             test_index, dev_index = parts[0][1], parts[1][1]
             train_index = np.setdiff1d(index, np.concatenate([test_index, dev_index]))
-            splits = {"train": (ft.subset(data, train_index), None), "dev": (ft.subset(data, dev_index), None),
-                      "test": (ft.subset(data, test_index), None)}
+            splits = {"train": (subset(data, train_index), None), "dev": (subset(data, dev_index), None),
+                      "test": (subset(data, test_index), None)}
         else:
             splits = data
         params = ft.init_classifier(key, pretrained, bert_config, config)
@@ -246,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
                       + "\nper tag (token level):\n" + seqeval.tag_report(y_true, y_pred))
             confusion = (y_true, y_pred)
         else:
-            metrics = {**ft.sequence_metrics(test["labels"], predicted, config.num_labels), **common}
+            metrics = {**sequence_metrics(predicted, test["labels"], config.num_labels), **common}
             report = seqeval.tag_report([[names[t] for t in test["labels"]]], [[names[p] for p in predicted]])
             confusion = None
         curve_files = [out / "metrics.jsonl"]

@@ -24,12 +24,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scratchlm.data.batching import pad_ids
 from scratchlm.data.corpora import word_tokens
 from scratchlm.embeddings.formats import WordVectors
 from scratchlm.nn.functional import dropout, sigmoid
 from scratchlm.nn.losses import binary_cross_entropy_with_logits
 from scratchlm.tokenizers.vocab import Vocab
 from scratchlm.training import metrics
+from scratchlm.training.cv import kfold
 from scratchlm.training.loop import LoopConfig, init_train_state, make_optimizer, make_train_step, train
 
 INIT_RMS = 0.1  # entry scale of the random table; pretrained tables are rescaled to it (see embedding_from_vectors)
@@ -131,23 +133,6 @@ def predict_proba(params: dict, ids, *, config: ClassifierConfig) -> np.ndarray:
 # ----------------------------------------------------------------------------- data and evaluation
 
 
-def encode(texts, vocab: Vocab, length: int | None = None) -> np.ndarray:
-    """Word ids of each text (``corpora.word_tokens``), right-padded with ``<pad>`` (id 0) to [N, length].
-
-    ``length`` defaults to the longest text; longer texts are cut to it.
-    """
-    return _encode_tokens([word_tokens(t) for t in texts], vocab, length)
-
-
-def _encode_tokens(tokens, vocab: Vocab, length: int | None = None) -> np.ndarray:
-    rows = [vocab.encode(t) for t in tokens]
-    T = length or max(1, max(len(r) for r in rows))
-    out = np.zeros((len(rows), T), np.int32)
-    for i, r in enumerate(rows):
-        out[i, : min(len(r), T)] = r[:T]
-    return out
-
-
 def fold_vocab(train_tokens, *, min_count: int, wv: WordVectors | None = None) -> Vocab:
     """The training sentences' words (``min_count`` or more), most frequent first, then ``wv``'s other words.
 
@@ -176,11 +161,6 @@ class CVConfig:
     seed: int = 0
 
 
-def fold_indices(n: int, folds: int, seed: int) -> list[np.ndarray]:
-    """A seeded shuffle of range(n) cut into ``folds`` nearly equal test folds."""
-    return np.array_split(np.random.default_rng(seed).permutation(n), folds)
-
-
 @functools.lru_cache(maxsize=16)
 def _optimizer_and_step(model: ClassifierConfig, steps: int, learning_rate: float, weight_decay: float, freeze: bool):
     """AdamW with linear decay and its jitted step, built once per setting so repeated runs compile once."""
@@ -207,7 +187,7 @@ def _fit_and_score(tokens, labels, train_idx, test_idx, *, config: CVConfig, lea
         params["embedding"] = jnp.zeros((V, D), jnp.float32).at[: len(vocab)].set(E)
     # Pad the training set to N rows (weight r = 0) so every fold and inner fold shares one compiled step.
     ids = np.zeros((N, T), np.int32)
-    ids[: len(train_idx)] = _encode_tokens([tokens[i] for i in train_idx], vocab, T)
+    ids[: len(train_idx)] = pad_ids([vocab.encode(tokens[i]) for i in train_idx], T)
     y = np.zeros(N, np.float32)
     y[: len(train_idx)] = labels[train_idx]
     r = (np.arange(N) < len(train_idx)).astype(np.float32)
@@ -216,17 +196,17 @@ def _fit_and_score(tokens, labels, train_idx, test_idx, *, config: CVConfig, lea
     loop = LoopConfig(steps=config.steps, log_every=25, metrics_path=metrics_path, progress=False)
     result = train(init_train_state(params, tx, k_train), step, lambda t: batch, config=loop)
     # Score every sentence (one shape for every fold) and keep the held-out ones.
-    return predict_proba(result.state.params, _encode_tokens(tokens, vocab, T), config=model)[test_idx]
+    return predict_proba(result.state.params, pad_ids([vocab.encode(t) for t in tokens], T), config=model)[test_idx]
 
 
 def _select_learning_rate(tokens, labels, train_idx, *, config: CVConfig, wv, shape, key) -> tuple[float, dict]:
     """The learning rate with the best inner-CV accuracy on the training part alone (ties: the first)."""
-    inner = fold_indices(len(train_idx), config.inner_folds, config.seed + 1)
+    inner = kfold(len(train_idx), config.inner_folds, config.seed + 1)
     scores = {}
     for lr in config.learning_rates:
         correct = 0
-        for j, held in enumerate(inner):
-            fit_idx, val_idx = np.delete(train_idx, held), train_idx[held]
+        for j, (kept, held) in enumerate(inner):
+            fit_idx, val_idx = train_idx[kept], train_idx[held]
             p = _fit_and_score(tokens, labels, fit_idx, val_idx, config=config, learning_rate=lr, wv=wv, shape=shape,
                                key=jax.random.fold_in(key, j))
             correct += int(np.sum((p > 0.5) == (labels[val_idx] > 0.5)))
@@ -254,12 +234,11 @@ def cross_validate(texts, labels, config: CVConfig = CVConfig(), *, vectors: Wor
     if vectors is not None:
         words |= set(vectors.words)
     D = config.embed_dim if vectors is None else vectors.dim
-    folds = fold_indices(len(tokens), config.folds, config.seed)
-    shape = (len(words) + 2, D, len(tokens) - min(len(f) for f in folds), max(len(t) for t in tokens))
+    folds = kfold(len(tokens), config.folds, config.seed)
+    shape = (len(words) + 2, D, len(tokens) - min(len(f) for _, f in folds), max(len(t) for t in tokens))
     key = jax.random.key(config.seed)
     scores = []
-    for k, test_idx in enumerate(folds):
-        train_idx = np.setdiff1d(np.arange(len(tokens)), test_idx)
+    for k, (train_idx, test_idx) in enumerate(folds):
         k_fold = jax.random.fold_in(key, k)
         lr, inner = config.learning_rates[0], None
         if len(config.learning_rates) > 1:

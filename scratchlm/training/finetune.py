@@ -40,10 +40,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scratchlm.data.tasks import IGNORE, word_predictions
+from scratchlm.data.batching import IGNORE, steps_per_epoch, subset, take, train_batch
+from scratchlm.data.tasks import word_predictions
 from scratchlm.models import bert
 from scratchlm.nn.losses import binary_cross_entropy_with_logits, softmax_cross_entropy
 from scratchlm.training import loop, seqeval
+from scratchlm.training.cv import dev_split, kfold
+from scratchlm.training.metrics import sequence_metrics
 
 FREEZE_POLICIES = ("none", "embeddings", "encoder", "all-but-top-N")
 
@@ -187,48 +190,6 @@ def loss(params: dict, batch: dict, key: jax.Array | None, *, bert_config: bert.
 # ----------------------------------------------------------------------------- batches
 
 
-def bucket_length(n: int, multiple: int = 32) -> int:
-    """Round a sequence length up to a multiple of 32, so that few shapes are ever compiled."""
-    return max(multiple, -(-n // multiple) * multiple)
-
-
-def take(data: dict, index: np.ndarray) -> dict:
-    """Rows ``index`` of every array of ``data`` at their bucketed longest length T.
-
-    Arrays narrower than T (a data set whose longest example is short) are padded to T, with
-    attention mask 0 and label ``IGNORE``, so every batch of a bucket has one shape whatever the
-    data set: the train, dev and test sets of a run (and of different runs) share compilations.
-    """
-    T = bucket_length(int(data["attention_mask"][index].sum(1).max()))
-
-    def rows(k, v):
-        if v.ndim != 2:
-            return v[index]
-        v = v[index, :T]
-        return np.pad(v, ((0, 0), (0, T - v.shape[1])), constant_values=IGNORE if k == "labels" else 0)
-
-    return {k: rows(k, v) for k, v in data.items()}
-
-
-def train_batch(data: dict, step: int, batch_size: int, seed: int) -> dict:
-    """Training batch number ``step``: a deterministic function of the step (so resuming continues).
-
-    Each epoch draws a fresh permutation from ``(seed, epoch)``; the ``N mod B`` examples left over
-    in an epoch are skipped in that epoch only (a fixed batch shape keeps one compiled step).
-    """
-    N = len(data["labels"])
-    B = min(batch_size, N)
-    per_epoch = N // B
-    epoch, i = divmod(step, per_epoch)
-    order = np.random.default_rng([seed, epoch]).permutation(N)
-    return take(data, np.sort(order[i * B:(i + 1) * B]))
-
-
-def steps_per_epoch(data: dict, batch_size: int) -> int:
-    N = len(data["labels"])
-    return N // min(batch_size, N)
-
-
 def predict(params: dict, data: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig,
             batch_size: int = 64, forward: Callable | None = None) -> np.ndarray:
     """Class predictions: [N] (sequence) or [N, T] (token, over ``data``'s full width).
@@ -261,25 +222,6 @@ def predict(params: dict, data: dict, *, bert_config: bert.BertConfig, config: F
 # ----------------------------------------------------------------------------- metrics
 
 
-def sequence_metrics(y: np.ndarray, y_hat: np.ndarray, num_labels: int) -> dict:
-    r"""Accuracy and P/R/F1: of the positive class (label 1) when binary, macro-averaged otherwise.
-
-    .. math::  P = \frac{TP}{TP + FP}, \quad R = \frac{TP}{TP + FN}, \quad F_1 = \frac{2PR}{P + R}
-    """
-    y, y_hat = np.asarray(y), np.asarray(y_hat)
-    classes = [1] if num_labels == 2 else list(range(num_labels))
-    P, R, F = [], [], []
-    for c in classes:
-        tp = int(np.sum((y_hat == c) & (y == c)))
-        p = tp / max(int(np.sum(y_hat == c)), 1)
-        r = tp / max(int(np.sum(y == c)), 1)
-        P.append(p)
-        R.append(r)
-        F.append(2 * p * r / (p + r) if p + r else 0.0)
-    return {"accuracy": float(np.mean(y == y_hat)), "precision": float(np.mean(P)),
-            "recall": float(np.mean(R)), "f1": float(np.mean(F))}
-
-
 def word_tags(data: dict, predicted: np.ndarray, n_words: list[int], tags: tuple[str, ...]) -> tuple[list, list]:
     """Word-level gold and predicted tag strings, sentence by sentence (first sub-token of each word)."""
     y_true, y_pred = [], []
@@ -296,7 +238,7 @@ def evaluate(params: dict, data: dict, *, bert_config: bert.BertConfig, config: 
     ``entity_precision, entity_recall, entity_f1`` and token ``accuracy`` (token)."""
     predicted = predict(params, data, bert_config=bert_config, config=config, forward=forward)
     if config.task == "sequence":
-        return sequence_metrics(data["labels"], predicted, config.num_labels)
+        return sequence_metrics(predicted, data["labels"], config.num_labels)
     y_true, y_pred = word_tags(data, predicted, n_words, tags)
     scores = seqeval.entity_scores(y_true, y_pred)["micro"]
     flat_t = [t for s in y_true for t in s]
@@ -306,36 +248,6 @@ def evaluate(params: dict, data: dict, *, bert_config: bert.BertConfig, config: 
 
 
 # ----------------------------------------------------------------------------- cross-validation
-
-
-def kfold_splits(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified k folds: ``[(train_index, test_index), ...]``; every example is in exactly one test fold.
-
-    Each class's examples are shuffled with ``seed`` and dealt round-robin to the folds, so each
-    fold keeps the class proportions (as scikit-learn's ``StratifiedKFold(shuffle=True)`` aims to).
-    """
-    labels = np.asarray(labels)
-    if not 2 <= k <= len(labels):
-        raise ValueError(f"k must be in [2, {len(labels)}], got {k}")
-    rng = np.random.default_rng(seed)
-    fold_of = np.empty(len(labels), int)
-    offset = 0
-    for c in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == c))
-        fold_of[members] = (np.arange(len(members)) + offset) % k
-        offset += len(members)  # continue the deal where the last class stopped: folds stay equal in size
-    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(k)]
-
-
-def dev_split(labels: np.ndarray, index: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Hold out a stratified ``fraction`` of ``index`` as the dev set for early stopping: (train, dev)."""
-    k = min(max(2, round(1 / fraction)), len(index))  # a set smaller than 1 / fraction gives one example
-    train, dev = kfold_splits(np.asarray(labels)[index], k, seed)[0]
-    return index[train], index[dev]
-
-
-def subset(data: dict, index: np.ndarray) -> dict:
-    return {k: v[index] for k, v in data.items()}
 
 
 # ----------------------------------------------------------------------------- training
@@ -461,7 +373,7 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
     """
     from scratchlm import parallel as par
 
-    per_epoch = steps_per_epoch(train, config.batch_size)
+    per_epoch = steps_per_epoch(len(train["labels"]), config.batch_size)
     step_fn, forward = programs(params, bert_config, config, config.epochs * per_epoch)
     # The step donates its state; copying keeps the caller's params (often shared by k folds) alive.
     # RngBitGenerator keys, as in pretraining: dropout masks from the hardware generator instead of
@@ -532,7 +444,7 @@ def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, co
     labels = data["labels"]
     predictions = np.full(len(labels), -1)
     records = []
-    for f, (train_index, test_index) in enumerate(kfold_splits(labels, folds, config.seed)):
+    for f, (train_index, test_index) in enumerate(kfold(len(labels), folds, config.seed, stratify_by=labels)):
         record = done(f)
         if record is None:
             fit_index, dev_index = dev_split(labels, train_index, dev_fraction, config.seed + f)
@@ -544,7 +456,7 @@ def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, co
             predicted = predict(result.params, subset(data, test_index), bert_config=bert_config, config=config,
                                 forward=forward_program(bert_config, config))
             record = {"fold": f, "test_index": test_index.tolist(), "predictions": predicted.tolist(),
-                      "test": sequence_metrics(labels[test_index], predicted, config.num_labels),
+                      "test": sequence_metrics(predicted, labels[test_index], config.num_labels),
                       "history": result.history, "best_step": result.best_step, "best_dev": result.best_metric,
                       "seconds_per_epoch": result.seconds_per_epoch, "epoch_seconds": result.epoch_seconds,
                       "epoch_compiled": result.epoch_compiled, "stopped_early": result.stopped_early}
@@ -552,7 +464,7 @@ def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, co
         predictions[np.asarray(record["test_index"])] = record["predictions"]
         records.append(record)
     assert (predictions >= 0).all(), "every example is in exactly one test fold"
-    return {**sequence_metrics(labels, predictions, config.num_labels), "predictions": predictions.tolist(),
+    return {**sequence_metrics(predictions, labels, config.num_labels), "predictions": predictions.tolist(),
             "folds": records}
 
 

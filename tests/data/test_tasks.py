@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchlm.data import corpora, tasks
+from scratchlm.data import batching, corpora, tasks
 from scratchlm.errors import CorpusError
 
 SPECIAL = tasks.SpecialIds(cls=101, sep=102, pad=0, unk=100)
@@ -34,7 +34,7 @@ def test_aligned_labels_map_back_to_the_word_tags(data):
     position = 1
     for word, tag in zip(words, tags):
         n = len(toy_encode_word(word))
-        assert labels[position:position + n] == [tag] + [tasks.IGNORE] * (n - 1)
+        assert labels[position:position + n] == [tag] + [batching.IGNORE] * (n - 1)
         position += n
 
 
@@ -46,7 +46,7 @@ def test_truncated_words_are_predicted_outside(data):
     ids, labels = tasks.align_labels(words, tags, toy_encode_word, SPECIAL, max_length=8)
     assert len(ids) <= 8
     back = tasks.word_predictions(labels, labels, len(words))
-    kept = sum(y != tasks.IGNORE for y in labels)
+    kept = sum(y != batching.IGNORE for y in labels)
     assert back == tags[:kept] + [0] * (len(words) - kept)
 
 

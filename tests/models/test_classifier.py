@@ -14,6 +14,7 @@ from scratchlm.embeddings.formats import WordVectors, save_word2vec
 from scratchlm.models import classifier as C
 from scratchlm.nn.losses import bce_risk
 from scratchlm.testing import check_grads
+from scratchlm.training.cv import kfold
 from scratchlm.tokenizers.vocab import Vocab
 
 CONFIG = C.ClassifierConfig(vocab_size=7, embed_dim=3)
@@ -152,7 +153,7 @@ def test_nested_cv_never_reads_the_test_fold():
     learning-rate choice saw: the chosen rate and the inner-CV scores stay, and its accuracy becomes 1 - acc."""
     texts, labels = planted(40, np.random.default_rng(1))
     config = C.CVConfig(folds=2, learning_rates=(0.003, 0.1), steps=30, inner_folds=2)
-    held = C.fold_indices(40, 2, config.seed)[0]
+    held = kfold(40, 2, config.seed)[0][1]
     flipped = np.array(labels)
     flipped[held] = 1 - flipped[held]
     a, b = (C.cross_validate(texts, y, config)["folds"][0] for y in (labels, flipped))

@@ -10,9 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchlm.data import tasks
+from scratchlm.data import batching, tasks
 from scratchlm.models import bert
 from scratchlm.training import finetune as ft
+from scratchlm.training.cv import kfold
+from scratchlm.training.metrics import sequence_metrics
 
 TINY = bert.BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                        intermediate_size=32, max_position_embeddings=64)
@@ -148,7 +150,7 @@ def test_steps_equal_huggingface_steps_from_the_same_params_and_batch(base_param
     assert decayed == ours
     model.train()
     for t in range(3):
-        batch = ft.train_batch(data, t, BATCH, config.seed)
+        batch = batching.train_batch(data, t, BATCH, config.seed)
         state, metrics = step(state, batch)
         assert float(metrics["loss"]) == pytest.approx(bench.hf_step(model, optimizer, schedule, batch, config), rel=1e-5)
     theirs = {k.removeprefix("bert."): v.numpy() for k, v in model.state_dict().items()}
@@ -191,7 +193,7 @@ def test_early_stopping_restores_the_best_dev_checkpoint(base_params):
 
     data = tiny_sequence_data()
     result = ft.fit(with_head(base_params, config), data, None, bert_config=TINY, config=config, dev_eval=dev_eval)
-    per_epoch = ft.steps_per_epoch(data, BATCH)
+    per_epoch = batching.steps_per_epoch(len(data["labels"]), BATCH)
     assert [h["accuracy"] for h in result.history] == [0.5, 0.8, 0.6, 0.7]
     assert result.stopped_early and result.best_step == 2 * per_epoch and result.best_metric == 0.8
     for got, want in zip(jax.tree.leaves(result.params), jax.tree.leaves(seen[1])):
@@ -223,7 +225,7 @@ def test_epoch_timing_is_never_nan():
 def test_kfold_predicts_every_example_once_with_stratified_folds(labels, k, seed):
     labels = np.asarray(labels)
     k = min(k, len(labels))
-    folds = ft.kfold_splits(labels, k, seed)
+    folds = kfold(len(labels), k, seed, stratify_by=labels)
     tested = np.concatenate([test for _, test in folds])
     assert sorted(tested.tolist()) == list(range(len(labels)))
     for train, test in folds:
@@ -238,7 +240,7 @@ def test_sequence_metrics_match_scikit_learn():
     rng = np.random.default_rng(0)
     for C in (2, 3):
         y, y_hat = rng.integers(0, C, 50), rng.integers(0, C, 50)
-        ours = ft.sequence_metrics(y, y_hat, C)
+        ours = sequence_metrics(y_hat, y, C)
         average = "binary" if C == 2 else "macro"
         P, R, F, _ = metrics.precision_recall_fscore_support(y, y_hat, average=average, zero_division=0)
         assert ours["accuracy"] == pytest.approx(metrics.accuracy_score(y, y_hat))
