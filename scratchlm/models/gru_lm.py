@@ -12,8 +12,8 @@ The document's ``forward`` predicts from the last step only (``fc(x[-1])``); a l
 scores every position, as here.  ``W_o`` may be tied to ``E`` (Press & Wolf 2017) when E = H.
 
 Also here: perplexity :math:`\exp(\mathcal{L})`, sampling with temperature / top-k / top-p
-(:func:`sample_logits`, :func:`generate`), and a classification head on the final state for
-fine-tuning the pretrained model (:func:`classifier_logits`).  The stream batching is NumPy.
+(:func:`sample_logits`, :func:`generate`), and the final state as a sequence encoder
+(:func:`final_state`) for fine-tuning a classification head (:mod:`scratchlm.training.classify`).  The stream batching is NumPy.
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ import numpy as np
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.nn import gru
-from scratchlm.nn.functional import dropout as _dropout
 from scratchlm.nn.functional import log_softmax
-from scratchlm.nn.losses import softmax_cross_entropy, top1_correct
+from scratchlm.nn.losses import softmax_cross_entropy
 
 
 @dataclass(frozen=True)
@@ -252,36 +251,18 @@ def generate(params: dict, prompt_ids: Any, *, config: GRULMConfig, key: jax.Arr
     return new if batched else new[0]
 
 
-# ----------------------------------------------------------------------------- classification head
+# ----------------------------------------------------------------------------- the LM as an encoder
 
 
-@functools.partial(jax.jit, static_argnames=("config", "num_classes"))
-def init_classifier(key: jax.Array, lm_params: dict, config: GRULMConfig, num_classes: int) -> dict:
-    """A linear head on the final state over pretrained LM params: ``{"lm": lm_params, "classifier": {...}}``."""
-    bound = 1.0 / np.sqrt(config.hidden_size)
-    u = jax.random.uniform(key, (num_classes, config.hidden_size + 1), minval=-bound, maxval=bound)
-    return {"lm": lm_params, "classifier": {"weight": u[:, :-1], "bias": u[:, -1]}}
+def final_state(lm_params: dict, ids: jax.Array, mask: jax.Array, *, config: GRULMConfig,
+                key: jax.Array | None = None, train: bool = False) -> jax.Array:
+    r"""The top layer's final state :math:`h^{(L)}_{T_b}`: the LM as a sequence encoder (features [B, H]).
 
-
-def classifier_logits(params: dict, ids: jax.Array, mask: jax.Array, *, config: GRULMConfig,
-                      key: jax.Array | None = None, train: bool = False) -> jax.Array:
-    r"""Class scores from the top layer's final state :math:`s = W_c h^{(L)}_{T_b} + b_c`.
-
-    With padding masked, :math:`h^{(L)}_{T_b}` is the state at each sequence's own last real token.
-    Args: ids [B, T]; mask [B, T] true at real tokens.  Returns [B, C].
+    With padding masked, :math:`h^{(L)}_{T_b}` is the state at each sequence's own last real token;
+    a classification head (:func:`scratchlm.models.heads.linear`) reads it.
+    Args: ids [B, T]; mask [B, T] true at real tokens.  Returns [B, H].
     """
     check_ids(ids, config.vocab_size)
-    lm = params["lm"]
-    e = jnp.take(lm["embedding"]["weight"], ids, axis=0)  # [B, T, E]
-    key_gru, key_top = jax.random.split(key) if key is not None else (None, None)
-    _, h_n = gru.apply(lm["gru"], e, mask=mask, dropout=config.dropout, key=key_gru, train=train)
-    h = _dropout(h_n[-1], config.dropout, key=key_top, train=train)  # [B, H]
-    return h @ params["classifier"]["weight"].T + params["classifier"]["bias"]
-
-
-def classifier_loss(params: dict, batch: dict, key: jax.Array, *, config: GRULMConfig) -> tuple[jax.Array, dict]:
-    """Softmax cross-entropy of the labels; ``batch``: ``ids`` [B, T], ``mask`` [B, T], ``labels`` [B]."""
-    logits = classifier_logits(params, batch["ids"], batch["mask"], config=config, key=key, train=True)
-    loss = softmax_cross_entropy(logits, batch["labels"])
-    accuracy = jnp.mean(top1_correct(logits, batch["labels"]))
-    return loss, {"loss": loss, "accuracy": accuracy}
+    e = jnp.take(lm_params["embedding"]["weight"], ids, axis=0)  # [B, T, E]
+    _, h_n = gru.apply(lm_params["gru"], e, mask=mask, dropout=config.dropout, key=key, train=train)
+    return h_n[-1]
