@@ -20,37 +20,44 @@ import json
 from pathlib import Path
 
 from scratchlm.errors import ScratchlmError
-from scratchlm.models.gru_lm import GRULMConfig
-from scratchlm.training.classify import HoldoutConfig
-from scratchlm.training.lm import LMConfig
 
-MAX_VOCAB = 10000  # word vocabulary size (specials excluded): enough for the Wikipedia sample's frequent words
+# Defaults live once, in the library's config dataclasses: training/lm.py (LMConfig), models/gru_lm.py
+# (GRULMConfig), training/classify.py (HoldoutConfig).  A flag left out is None here and takes that
+# default when the command runs: reading the dataclasses while the parser is built would import JAX
+# before ``cli.use_compile_cache`` sets the environment JAX reads at import.
+_LM_FLAGS = {"seq_len": "seq_len", "batch": "batch", "steps": "steps", "lr": "lr", "clip": "clip",
+             "valid_fraction": "valid_fraction", "eval_every": "eval_every", "seed": "seed"}
+_MODEL_FLAGS = {"embed_size": "embed", "hidden_size": "hidden", "num_layers": "layers", "dropout": "dropout",
+                "tie_embeddings": "tie", "variant": "variant"}
+_HOLDOUT_FLAGS = {"steps": "steps", "learning_rate": "lr", "batch_size": "batch", "test_fraction": "test_fraction",
+                  "seed": "seed"}
+MAX_VOCAB = 10000  # word vocabulary size (specials excluded): the Wikipedia sample's frequent words
 MIN_COUNT = 2  # rarer words become <unk>
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    lm, model, holdout = LMConfig, GRULMConfig, HoldoutConfig
+    lm, model, holdout = "training.lm.LMConfig", "models.gru_lm.GRULMConfig", "training.classify.HoldoutConfig"
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     t = sub.add_parser("train", help="pretrain on a corpus with truncated BPTT")
     t.add_argument("--corpus", default="wiki", help="wiki, lee, or a UTF-8 text file (one paragraph a line)")
     t.add_argument("--tokenizer", default="word", help="'word' (a word vocabulary) or PATH to a tokenizer.json")
     t.add_argument("--max-vocab", type=int, default=MAX_VOCAB, help="word vocabulary size (specials excluded)")
     t.add_argument("--min-count", type=int, default=MIN_COUNT, help="rarer words become <unk>")
-    t.add_argument("--layers", type=int, default=model.num_layers)
-    t.add_argument("--hidden", type=int, default=model.hidden_size)
-    t.add_argument("--embed", type=int, default=model.embed_size)
-    t.add_argument("--dropout", type=float, default=model.dropout)
-    t.add_argument("--variant", default=model.variant, choices=["cudnn", "cho"])
-    t.add_argument("--tie", action="store_true", help="tie the output layer to the embedding (needs --embed == --hidden)")
-    t.add_argument("--seq-len", type=int, default=lm.seq_len, help="truncated-BPTT window")
-    t.add_argument("--batch", type=int, default=lm.batch, help="parallel streams")
-    t.add_argument("--steps", type=int, default=lm.steps)
-    t.add_argument("--lr", type=float, default=lm.lr)
-    t.add_argument("--clip", type=float, default=lm.clip, help="global gradient-norm clip (Pascanu et al. 2013)")
-    t.add_argument("--valid-fraction", type=float, default=lm.valid_fraction)
-    t.add_argument("--eval-every", type=int, default=lm.eval_every,
-                   help="held-out perplexity every N steps (0: at the end only)")
-    t.add_argument("--seed", type=int, default=lm.seed)
+    t.add_argument("--layers", type=int, help=f"GRU layers (default: {model})")
+    t.add_argument("--hidden", type=int, help=f"hidden size (default: {model})")
+    t.add_argument("--embed", type=int, help=f"embedding size (default: {model})")
+    t.add_argument("--dropout", type=float, help=f"dropout between layers and on the output (default: {model})")
+    t.add_argument("--variant", choices=["cudnn", "cho"], help=f"GRU variant (default: {model})")
+    t.add_argument("--tie", action="store_true", default=None,
+                   help="tie the output layer to the embedding (needs --embed == --hidden)")
+    t.add_argument("--seq-len", type=int, help=f"truncated-BPTT window (default: {lm})")
+    t.add_argument("--batch", type=int, help=f"parallel streams (default: {lm})")
+    t.add_argument("--steps", type=int, help=f"(default: {lm})")
+    t.add_argument("--lr", type=float, help=f"AdamW's peak learning rate, cosine schedule (default: {lm})")
+    t.add_argument("--clip", type=float, help=f"global gradient-norm clip (Pascanu et al. 2013) (default: {lm})")
+    t.add_argument("--valid-fraction", type=float, help=f"paragraphs held out, from the end (default: {lm})")
+    t.add_argument("--eval-every", type=int, help=f"held-out perplexity every N steps, 0: at the end only (default: {lm})")
+    t.add_argument("--seed", type=int, help=f"(default: {lm})")
     t.add_argument("--out", type=Path, required=True)
 
     g = sub.add_parser("generate", help="continue a prompt")
@@ -65,11 +72,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     c = sub.add_parser("classify", help="fine-tune a classification head on the polarity sentences")
     c.add_argument("--checkpoint", type=Path, required=True, help="a folder written by `gru-lm train`")
-    c.add_argument("--steps", type=int, default=holdout.steps)
-    c.add_argument("--lr", type=float, default=holdout.learning_rate)
-    c.add_argument("--batch", type=int, default=holdout.batch_size)
-    c.add_argument("--test-fraction", type=float, default=holdout.test_fraction)
-    c.add_argument("--seed", type=int, default=holdout.seed)
+    c.add_argument("--steps", type=int, help=f"(default: {holdout})")
+    c.add_argument("--lr", type=float, help=f"(default: {holdout})")
+    c.add_argument("--batch", type=int, help=f"(default: {holdout})")
+    c.add_argument("--test-fraction", type=float, help=f"(default: {holdout})")
+    c.add_argument("--seed", type=int, help=f"(default: {holdout})")
+
+
+def _given(args: argparse.Namespace, flags: dict[str, str]) -> dict:
+    """``{config field: value}`` for the flags the user gave (not None); the others keep the config's default."""
+    return {field: getattr(args, flag) for field, flag in flags.items() if getattr(args, flag, None) is not None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,16 +96,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def model_config(args, vocab_size: int) -> GRULMConfig:
-    for name in ("layers", "hidden", "embed"):
-        if getattr(args, name) < 1:
-            raise ScratchlmError(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if not 0.0 <= args.dropout < 1.0:
-        raise ScratchlmError(f"--dropout must be in [0, 1), got {args.dropout}")
-    return GRULMConfig(vocab_size, args.embed, args.hidden, args.layers, args.dropout, args.tie, args.variant)
+def model_config(args, vocab_size: int):
+    from scratchlm.models.gru_lm import GRULMConfig
+
+    given = _given(args, _MODEL_FLAGS)
+    for field, flag in (("num_layers", "layers"), ("hidden_size", "hidden"), ("embed_size", "embed")):
+        if given.get(field, 1) < 1:
+            raise ScratchlmError(f"--{flag} must be at least 1, got {given[field]}")
+    if not 0.0 <= given.get("dropout", 0.0) < 1.0:
+        raise ScratchlmError(f"--dropout must be in [0, 1), got {given['dropout']}")
+    return GRULMConfig(vocab_size, **given)
 
 
-def write_run(out: Path, codec, model: GRULMConfig, config: LMConfig, result=None) -> None:
+def write_run(out: Path, codec, model, config, result=None) -> None:
     """The run folder: ``config.json`` and the tokenizer (before training), then ``params.msgpack`` and ``metrics.json``."""
     from scratchlm.training import checkpoint
 
@@ -108,7 +123,7 @@ def write_run(out: Path, codec, model: GRULMConfig, config: LMConfig, result=Non
     (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2) + "\n")
 
 
-def pretrain(paragraphs: list[str], codec, model: GRULMConfig, config: LMConfig, out: Path, *,
+def pretrain(paragraphs: list[str], codec, model, config, out: Path, *,
              progress: bool | None = None, eval_tokens: int | None = None):
     """Train (resuming from ``out/checkpoints``) and write the run folder; returns the recipe's result."""
     from scratchlm.training.lm import train_lm
@@ -123,10 +138,9 @@ def pretrain(paragraphs: list[str], codec, model: GRULMConfig, config: LMConfig,
 def train_command(args: argparse.Namespace) -> dict:
     from scratchlm.data import corpora
     from scratchlm.data.codec import TextCodec
-    from scratchlm.training.lm import held_out
+    from scratchlm.training.lm import LMConfig, held_out
 
-    config = LMConfig(seq_len=args.seq_len, batch=args.batch, steps=args.steps, lr=args.lr, clip=args.clip,
-                      valid_fraction=args.valid_fraction, eval_every=args.eval_every, seed=args.seed)
+    config = LMConfig(**_given(args, _LM_FLAGS))
     model_config(args, 2)  # the flags' checks, before the corpus is read
     paragraphs = corpora.load_corpus(args.corpus)
     n_valid = held_out(paragraphs, config.valid_fraction)
@@ -145,7 +159,7 @@ def generate_command(args: argparse.Namespace) -> list[str]:
                        top_p=args.top_p, samples=args.samples)
 
 
-def classify_polarity(params, config: GRULMConfig, codec, holdout: HoldoutConfig) -> dict:
+def classify_polarity(params, config, codec, holdout) -> dict:
     """The pretrained GRU with a fresh linear head, fine-tuned and tested on the polarity sentences."""
     from scratchlm.data import corpora
     from scratchlm.models import heads
@@ -159,10 +173,10 @@ def classify_polarity(params, config: GRULMConfig, codec, holdout: HoldoutConfig
 
 
 def classify_command(args: argparse.Namespace) -> dict:
+    from scratchlm.training.classify import HoldoutConfig
     from scratchlm.training.lm import load_trained
 
-    holdout = HoldoutConfig(steps=args.steps, learning_rate=args.lr, batch_size=args.batch,
-                            test_fraction=args.test_fraction, seed=args.seed)
+    holdout = HoldoutConfig(**_given(args, _HOLDOUT_FLAGS))
     params, config, codec = load_trained(args.checkpoint)
     return classify_polarity(params, config, codec, holdout)
 
@@ -176,7 +190,9 @@ def demo_step(ctx) -> dict:
 
     from scratchlm.data import corpora
     from scratchlm.data.codec import EOS, TextCodec
-    from scratchlm.training.lm import held_out, sample_text
+    from scratchlm.models.gru_lm import GRULMConfig
+    from scratchlm.training.classify import HoldoutConfig
+    from scratchlm.training.lm import LMConfig, held_out, sample_text
 
     paragraphs = corpora.wikipedia_paragraphs()
     # Sized for 2 CPU cores: a few seconds with --quick, about a minute otherwise (the model of

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from scratchlm.data.batching import IGNORE, pad_batch
-from scratchlm.data.corpora import read_text
+from scratchlm.data.corpora import read_lines, read_text
 from scratchlm.errors import CorpusError
 
 
@@ -65,6 +65,17 @@ def read_jsonl(path: str | Path) -> list[tuple[str, str | None, str]]:
     if not examples:
         raise CorpusError(f"{path} holds no example")
     return examples
+
+
+def read_fasttext_labels(path: str | Path) -> list[tuple[str, int]]:
+    """``(text, label)`` pairs from fastText-style lines ``__label__pos text`` / ``__label__neg text`` (pos = 1)."""
+    pairs = []
+    for number, line in enumerate(read_lines(path), start=1):
+        label, _, text = line.partition(" ")
+        if label not in ("__label__pos", "__label__neg"):
+            raise CorpusError(f"{path}:{number}: expected '__label__pos' or '__label__neg' first, got {label!r}")
+        pairs.append((text, int(label == "__label__pos")))
+    return pairs
 
 
 def read_conll(path: str | Path) -> list[tuple[list[str], list[str]]]:

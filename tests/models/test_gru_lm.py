@@ -14,10 +14,9 @@ from hypothesis import strategies as st
 
 from scratchlm import cli
 from scratchlm.errors import ScratchlmError
-from scratchlm.models import gru_lm
+from scratchlm.models import gru_lm, heads
 from scratchlm.nn import gru
 from scratchlm.nn.functional import log_softmax
-from scratchlm.models import heads
 from scratchlm.training import classify, loop
 from scratchlm.training.lm import load_trained
 from tests.random_params import random_params
