@@ -37,22 +37,32 @@ from scratchlm.errors import ScratchlmError
 _PLOT_NOTE = 'note: matplotlib is not installed, so no plots were drawn: pip install "scratchlm[plot]"'
 
 
+# Defaults live once, in training/finetune.py's FinetuneConfig (Devlin et al. 2019, appendix A.3, with
+# reasons there).  A flag left out is None here and takes that default when the command runs: reading the
+# dataclass while the parser is built would import JAX before ``cli.use_compile_cache`` sets the
+# environment JAX reads at import.  The run's settings (metrics.json) record the resolved values.
+_FLAGS = {"learning_rate": "lr", "epochs": "epochs", "batch_size": "batch", "freeze": "freeze", "head": "head",
+          "dropout": "dropout", "weight_decay": "weight_decay", "warmup_ratio": "warmup", "clip_norm": "clip_norm",
+          "patience": "patience", "seed": "seed"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    ft = "training.finetune.FinetuneConfig"
     parser.add_argument("--task", required=True, help="polarity, wikiner, or a .jsonl / CoNLL file")
     parser.add_argument("--init", default="minilm", help="'minilm' or a folder with config.json + model.safetensors")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--freeze", default="none", help="none | embeddings | encoder | all-but-top-N")
+    parser.add_argument("--epochs", type=int, help=f"(default: {ft})")
+    parser.add_argument("--lr", type=float, help=f"AdamW's peak learning rate (default: {ft})")
+    parser.add_argument("--batch", type=int, help=f"(default: {ft})")
+    parser.add_argument("--freeze", help=f"none | embeddings | encoder | all-but-top-N (default: {ft})")
     parser.add_argument("--folds", type=int, default=None, help="k-fold cross-validation (default 5 for polarity)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, help=f"(default: {ft})")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--head", choices=("softmax", "sigmoid"), default="softmax", help="sigmoid: binary tasks")
-    parser.add_argument("--dropout", type=float, default=None, help="default: the checkpoint's (0.1)")
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of the steps")
-    parser.add_argument("--clip-norm", type=float, default=1.0, help="global gradient-norm clip (BERT's 1.0); 0: none")
-    parser.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs")
+    parser.add_argument("--head", choices=("softmax", "sigmoid"), help=f"sigmoid: binary tasks (default: {ft})")
+    parser.add_argument("--dropout", type=float, help="default: the checkpoint's (0.1)")
+    parser.add_argument("--weight-decay", type=float, help=f"(default: {ft})")
+    parser.add_argument("--warmup", type=float, help=f"warm-up fraction of the steps (default: {ft})")
+    parser.add_argument("--clip-norm", type=float, help=f"global gradient-norm clip; 0: none (default: {ft})")
+    parser.add_argument("--patience", type=int, help="early-stopping patience in epochs (default: never stop)")
     parser.add_argument("--class-weights", default=None, help="comma-separated w_j (sequence tasks)")
     parser.add_argument("--max-length", type=int, default=128, help="sub-tokens per example, specials included")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N examples of each split")
@@ -140,6 +150,29 @@ def encode(task: dict, tok, max_length: int):
 # ----------------------------------------------------------------------------- run
 
 
+def finetune_config(args: argparse.Namespace, kind: str, num_labels: int):
+    """The flags as a :class:`~scratchlm.training.finetune.FinetuneConfig` (a flag left out: its default).
+
+    The flags left out are then set to the config's values, so the run's recorded settings name what ran.
+    """
+    from scratchlm.training.finetune import FinetuneConfig
+
+    given = {field: getattr(args, flag) for field, flag in _FLAGS.items() if getattr(args, flag) is not None}
+    if "clip_norm" in given:
+        given["clip_norm"] = given["clip_norm"] or None  # --clip-norm 0: no clipping
+    if args.class_weights:
+        try:
+            given["class_weights"] = tuple(float(w) for w in args.class_weights.split(","))
+        except ValueError:
+            raise ScratchlmError(f"--class-weights: comma-separated numbers expected, got {args.class_weights!r}") from None
+    config = FinetuneConfig(task=kind, num_labels=num_labels, **given)
+    for field, flag in _FLAGS.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, getattr(config, field))
+    return config
+
+
+
 def run(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
@@ -162,14 +195,10 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(fold)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    bert_config, pretrained, tok = load_init(args.init)
     task = load_task(args.task, args.limit)
     names = task["labels"]
-    config = ft.FinetuneConfig(
-        task=task["kind"], num_labels=len(names), head=args.head, freeze=args.freeze, learning_rate=args.lr,
-        epochs=args.epochs, batch_size=args.batch, warmup_ratio=args.warmup, weight_decay=args.weight_decay,
-        clip_norm=args.clip_norm or None, dropout=args.dropout, patience=args.patience, seed=args.seed,
-        class_weights=tuple(float(w) for w in args.class_weights.split(",")) if args.class_weights else None)
+    config = finetune_config(args, task["kind"], len(names))  # every flag checked before the model is loaded
+    bert_config, pretrained, tok = load_init(args.init)
     data = encode(task, tok, args.max_length)
     key = jax.random.key(args.seed)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}

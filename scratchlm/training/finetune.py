@@ -40,11 +40,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scratchlm.data.batching import IGNORE, steps_per_epoch, subset, take, train_batch
+from scratchlm.data.batching import steps_per_epoch, subset, take, train_batch
 from scratchlm.data.tasks import word_predictions
-from scratchlm.models import bert
-from scratchlm.nn.losses import binary_cross_entropy_with_logits, softmax_cross_entropy
-from scratchlm.training import loop, seqeval
+from scratchlm.errors import ScratchlmError
+from scratchlm.models import bert, heads
+from scratchlm.training import classify, loop, seqeval
 from scratchlm.training.cv import dev_split, kfold
 from scratchlm.training.metrics import sequence_metrics
 
@@ -72,17 +72,34 @@ class FinetuneConfig:
 
     def __post_init__(self):
         if self.task not in ("sequence", "token"):
-            raise ValueError(f"task must be 'sequence' or 'token', got {self.task!r}")
-        if self.head not in ("softmax", "sigmoid"):
-            raise ValueError(f"head must be 'softmax' or 'sigmoid', got {self.head!r}")
+            raise ScratchlmError(f"task must be 'sequence' or 'token', got {self.task!r}")
+        if self.head not in heads.KINDS:
+            raise ScratchlmError(f"--head must be 'softmax' or 'sigmoid', got {self.head!r}")
         if self.head == "sigmoid" and (self.task != "sequence" or self.num_labels != 2):
-            raise ValueError("the sigmoid head is for binary sequence tasks (num_labels == 2)")
+            raise ScratchlmError("--head sigmoid is for binary sequence tasks (num_labels == 2)")
         parse_freeze(self.freeze)
+        for name, flag in (("epochs", "--epochs"), ("batch_size", "--batch"), ("num_labels", "labels")):
+            if getattr(self, name) < 1:
+                raise ScratchlmError(f"{flag} must be at least 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ScratchlmError(f"--lr must be positive, got {self.learning_rate}")
+        if not 0.0 <= self.warmup_ratio <= 1.0:
+            raise ScratchlmError(f"--warmup must be a fraction in [0, 1], got {self.warmup_ratio}")
+        if self.weight_decay < 0 or (self.clip_norm is not None and self.clip_norm <= 0):
+            raise ScratchlmError(f"--weight-decay must be >= 0 and --clip-norm > 0, got {self.weight_decay}, "
+                                 f"{self.clip_norm}")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ScratchlmError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.patience is not None and self.patience < 0:
+            raise ScratchlmError(f"--patience must be 0 or more, got {self.patience}")
+        if self.class_weights is not None and len(self.class_weights) != self.num_labels:
+            raise ScratchlmError(f"--class-weights needs one weight per label ({self.num_labels}), "
+                                 f"got {self.class_weights}")
 
     @property
     def outputs(self) -> int:
         """Width of the classifier: one logit for the sigmoid head, C otherwise."""
-        return 1 if self.head == "sigmoid" else self.num_labels
+        return heads.outputs(self.head, self.num_labels)
 
     @property
     def metric(self) -> str:
@@ -91,13 +108,14 @@ class FinetuneConfig:
 
 
 def parse_freeze(freeze: str) -> int | None:
-    """``"all-but-top-3"`` -> 3; the other policies -> None.  Unknown policies raise ValueError."""
+    """``"all-but-top-3"`` -> 3; the other policies -> None.  Unknown policies raise ScratchlmError."""
     if freeze in ("none", "embeddings", "encoder"):
         return None
     prefix = "all-but-top-"
     if freeze.startswith(prefix) and freeze[len(prefix):].isdigit():
         return int(freeze[len(prefix):])
-    raise ValueError(f"freeze must be one of none, embeddings, encoder, all-but-top-N (N an integer), got {freeze!r}")
+    raise ScratchlmError(f"--freeze must be one of none, embeddings, encoder, all-but-top-N (N an integer), "
+                         f"got {freeze!r}")
 
 
 def trainable_mask(params: dict, freeze: str) -> dict:
@@ -113,7 +131,7 @@ def trainable_mask(params: dict, freeze: str) -> dict:
     top = parse_freeze(freeze)
     L = len(params["encoder"]["layer"])
     if top is not None and top > L:
-        raise ValueError(f"{freeze}: the model has only {L} layers")
+        raise ScratchlmError(f"--freeze {freeze}: the model has only {L} layers")
 
     def mark(tree, value):
         return jax.tree.map(lambda _: value, tree)
@@ -156,35 +174,39 @@ def init_classifier(key: jax.Array, params: dict, bert_config: bert.BertConfig, 
     return {**params, "classifier": bert.init_sequence_classifier(key, bert_config, config.outputs)}
 
 
+def bert_classifier(bert_config: bert.BertConfig, task: str, head: str) -> classify.Classifier:
+    """BERT as the recipe's encoder: the pooled ``[CLS]`` vector (sequence) or every position's
+    :math:`h^{(L)}_t` (token) under a linear head with the encoder's hidden dropout
+    (``BertFor{Sequence,Token}Classification``); ``head`` the loss, softmax or sigmoid."""
+    feature = "last_hidden_state" if task == "token" else "pooler_output"
+
+    def encode(params, batch, *, key, train):
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+        return bert.apply(params, inputs, config=bert_config, key=key, train=train)[feature]
+
+    def linear(p, h, *, key, train):
+        return heads.linear(p, h, rate=bert_config.hidden_dropout_prob, key=key, train=train)
+
+    return classify.Classifier(encode=encode, head=linear, kind=head)
+
+
 def logits(params: dict, batch: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig,
            key: jax.Array | None = None, train: bool = False) -> jax.Array:
     """Classifier logits: [B, C] (sequence; [B, 1] for the sigmoid head) or [B, T, C] (token)."""
-    k_enc, k_head = jax.random.split(key) if key is not None else (None, None)
-    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
-    out = bert.apply(params, inputs, config=bert_config, key=k_enc, train=train)
-    head = bert.token_logits if config.task == "token" else bert.sequence_logits
-    return head(params, out, config=bert_config, key=k_head, train=train)
+    model = bert_classifier(bert_config, config.task, config.head)
+    return classify.logits(model, params, batch, key=key, train=train)
 
 
 def loss(params: dict, batch: dict, key: jax.Array | None, *, bert_config: bert.BertConfig, config: FinetuneConfig,
          train: bool = True) -> tuple[jax.Array, dict]:
-    r"""The task loss and metrics of one batch.
+    r"""The task loss and metrics of one batch (:func:`scratchlm.models.heads.loss`).
 
     Softmax head: :math:`-\frac{1}{N}\sum_i w_{y_i}\log\mathrm{softmax}(z_i)_{y_i}` over the N
     labelled positions (tokens labelled ``IGNORE`` add nothing).  Sigmoid head:
     :math:`-\frac{1}{N}\sum_i [y_i\log\sigma(z_i) + (1-y_i)\log\sigma(-z_i)]` (document 004 §4.1).
     """
-    z = logits(params, batch, bert_config=bert_config, config=config, key=key, train=train)
-    y = batch["labels"]
-    if config.head == "sigmoid":
-        ell = jnp.mean(binary_cross_entropy_with_logits(z[:, 0], y))
-        correct, count = jnp.sum((z[:, 0] > 0) == (y == 1)), y.shape[0]
-    else:
-        w = None if config.class_weights is None else jnp.asarray(config.class_weights, jnp.float32)
-        ell = softmax_cross_entropy(z, y, class_weights=w, ignore_index=IGNORE)
-        keep = y != IGNORE
-        correct, count = jnp.sum((jnp.argmax(z, -1) == y) & keep), jnp.sum(keep)
-    return ell, {"loss": ell, "accuracy": correct / jnp.maximum(count, 1)}
+    model = bert_classifier(bert_config, config.task, config.head)
+    return classify.loss(model, params, batch, key, class_weights=config.class_weights, train=train)
 
 
 # ----------------------------------------------------------------------------- batches
@@ -209,10 +231,7 @@ def predict(params: dict, data: dict, *, bert_config: bert.BertConfig, config: F
         filled = np.concatenate([index, np.zeros(rows - len(index), int)])
         batch = take(data, filled)
         z = np.asarray(forward(params, {k: v for k, v in batch.items() if k != "labels"}))[: len(index)]
-        if config.head == "sigmoid":
-            pred = (z[:, 0] > 0).astype(np.int64)
-        else:
-            pred = z.argmax(-1)
+        pred = heads.predict(z, config.head)
         if config.task == "token":
             pred = np.pad(pred[:, :width], ((0, 0), (0, max(width - pred.shape[1], 0))))
         out.append(pred)
@@ -268,15 +287,13 @@ def programs(params: dict, bert_config: bert.BertConfig, config: FinetuneConfig,
     if cache_key not in _PROGRAMS:
         if len(_PROGRAMS) >= 8:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
-        run_config = with_dropout(bert_config, config.dropout)
-        trainable = trainable_mask(params, config.freeze)
-        optimizer = loop.make_optimizer(name="adamw", learning_rate=config.learning_rate, total_steps=total_steps,
-                                        warmup_steps=int(config.warmup_ratio * total_steps), schedule="linear",
-                                        weight_decay=config.weight_decay, clip_norm=config.clip_norm,
-                                        trainable=trainable)
-        loss_fn = lambda p, b, k: loss(p, b, k, bert_config=run_config, config=config)  # noqa: E731
-        step_fn = loop.make_train_step(loss_fn, optimizer, trainable=trainable)
-        _PROGRAMS[cache_key] = _Step(step_fn, optimizer)
+        model = bert_classifier(with_dropout(bert_config, config.dropout), config.task, config.head)
+        optimizer = classify.OptimizerConfig(config.learning_rate, total_steps,
+                                             warmup_steps=int(config.warmup_ratio * total_steps), schedule="linear",
+                                             weight_decay=config.weight_decay, clip_norm=config.clip_norm)
+        tx, step_fn = classify.make_step(model, optimizer, trainable=trainable_mask(params, config.freeze),
+                                         class_weights=config.class_weights)
+        _PROGRAMS[cache_key] = _Step(step_fn, tx)
     return _PROGRAMS[cache_key], forward_program(bert_config, config)
 
 

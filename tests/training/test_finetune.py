@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scratchlm.data import batching, tasks
+from scratchlm.errors import ScratchlmError
 from scratchlm.models import bert
 from scratchlm.training import finetune as ft
 from scratchlm.training.cv import kfold
@@ -123,12 +124,15 @@ def test_steps_equal_huggingface_steps_from_the_same_params_and_batch(base_param
     three steps on the same batch, dropout off; and the same tensors in AdamW's weight-decay group.
     The token batch's gradient norm (1.7) is above the clip, so clipping is exercised.
 
-    Losses agree to float32 round-off (rtol 1e-5).  Adam's first step is :math:`\eta\, g / (|g| + \epsilon)`:
-    where :math:`|g|` is near :math:`\epsilon = 10^{-8}` a round-off :math:`\delta g` moves it by
-    :math:`\eta\,\delta g / \epsilon`, about 1e-2 :math:`\eta` for the :math:`\delta g \approx 10^{-10}` of
-    float32 sums of terms near 1e-4 (the sequence head's gradient norm is 4e-3); 1e-3 :math:`\eta` was
-    the largest difference seen, so the bound is 1e-2 :math:`\eta`.  Leaving out the clip on one side
-    moved parameters by 0.2 :math:`\eta`."""
+    Losses agree to float32 round-off (rtol 1e-5).  The parameter bound, from the arithmetic: Adam's
+    step is :math:`\eta\, \hat m / (\sqrt{\hat v} + \epsilon)`, at the first step :math:`\eta\, g / (|g| + \epsilon)`,
+    whose derivative in :math:`g` is :math:`\eta\,\epsilon / (|g| + \epsilon)^2 \le \eta / \epsilon`.  The two
+    sides' gradients differ by float32 round-off, :math:`|\delta g| \le n\,u\,\max|\text{term}|` with unit
+    round-off :math:`u = 2^{-24} \approx 6 \cdot 10^{-8}`, terms below 1e-4 (the sequence head's whole gradient
+    norm is 4e-3) and a handful of terms per sum, so :math:`|\delta g| \lesssim 10^{-10}` and one step differs by
+    at most :math:`\eta\,\delta g / \epsilon \approx 10^{-2}\,\eta`; three steps, each no more sensitive than the
+    first (:math:`\hat v` only grows), give :math:`3 \cdot 10^{-2}\,\eta`.  Leaving out the clip on one side
+    moved parameters by 0.2 :math:`\eta`, above that bound, so the test catches it."""
     pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     from benchmarks import finetune as bench
@@ -155,7 +159,7 @@ def test_steps_equal_huggingface_steps_from_the_same_params_and_batch(base_param
         assert float(metrics["loss"]) == pytest.approx(bench.hf_step(model, optimizer, schedule, batch, config), rel=1e-5)
     theirs = {k.removeprefix("bert."): v.numpy() for k, v in model.state_dict().items()}
     for k, v in bert.flatten_params(state.params).items():
-        np.testing.assert_allclose(np.asarray(v), theirs[k], rtol=0, atol=1e-2 * LR, err_msg=k)
+        np.testing.assert_allclose(np.asarray(v), theirs[k], rtol=0, atol=3e-2 * LR, err_msg=k)
 
 
 @pytest.mark.parametrize("freeze,frozen", [("none", []), ("embeddings", ["embeddings"]),
@@ -173,10 +177,30 @@ def test_freezing_policies_mark_the_right_parts(base_params, freeze, frozen):
 
 def test_trainable_mask_rejects_unknown_policies(base_params):
     params = base_params
-    with pytest.raises(ValueError, match="freeze must be"):
+    with pytest.raises(ScratchlmError, match="freeze must be"):
         ft.trainable_mask(params, "top-2")
-    with pytest.raises(ValueError, match="only 2 layers"):
+    with pytest.raises(ScratchlmError, match="only 2 layers"):
         ft.trainable_mask(params, "all-but-top-3")
+
+
+@pytest.mark.parametrize("field,value,match", [("freeze", "bogus", "freeze must be"), ("epochs", 0, "epochs"),
+                                               ("head", "tanh", "head"), ("warmup_ratio", 1.5, "warmup"),
+                                               ("class_weights", (1.0,), "class-weights")])
+def test_finetune_config_raises_scratchlm_errors(field, value, match):
+    with pytest.raises(ScratchlmError, match=match):
+        ft.FinetuneConfig(task="sequence", num_labels=2, **{field: value})
+
+
+def test_command_rejects_a_bad_flag_before_loading_the_model(tmp_path, capsys):
+    """`--freeze bogus` is one `error:` line (exit 2), and it comes before the model is read: --init names a
+    folder that does not exist, which would be the error if the model were loaded first."""
+    from scratchlm import cli
+
+    argv = ["finetune", "--task", "polarity", "--init", str(tmp_path / "absent"), "--freeze", "bogus",
+            "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scratchlm finetune: error: --freeze must be one of") and "Traceback" not in err
 
 
 def test_early_stopping_restores_the_best_dev_checkpoint(base_params):
@@ -343,7 +367,12 @@ def test_command_cross_validation_on_a_jsonl_task_learns_and_resumes(tiny_checkp
 
 
 def test_command_token_task_from_conll(tiny_checkpoint, tmp_path):
-    """A CoNLL file split 80/10/10 in file order: entity-level report, per-tag report and both plots."""
+    """A CoNLL file split 80/10/10 in file order: entity-level report, per-tag report and both plots.
+
+    The ten sentences are five repeated twice, so the test sentence (number 0: "Ada Lovelace wrote
+    notes") is also training sentence 5; the 8 training sentences are one batch, and 20 epochs fit a
+    batch (the overfitting test above: every head by about epoch 12), so its one entity must be found:
+    entity F1 exactly 1.  A recipe that misaligned tags and sub-tokens, or scored the wrong split, fails."""
     rows = ["Ada B-PER\nLovelace I-PER\nwrote O\nnotes O\n", "Alan B-PER\nTuring I-PER\nmet O\nAda B-PER\n",
             "Grace B-PER\nHopper I-PER\nwas O\nin O\nParis O\n", "the O\nfilm O\nwas O\ngood O\n",
             "Turing B-PER\nwrote O\nnotes O\nin O\nLondon O\n"] * 2
@@ -351,7 +380,7 @@ def test_command_token_task_from_conll(tiny_checkpoint, tmp_path):
     assert _command(["--task", str(tmp_path / "task.conll"), "--init", str(tiny_checkpoint), "--freeze", "none",
                      *COMMAND_FLAGS, "--out", str(tmp_path / "run")]) == 0
     metrics = _strict_json(tmp_path / "run" / "metrics.json")
-    assert 0.0 <= metrics["entity_f1"] <= 1.0 and metrics["labels"] == ["O", "B-PER", "I-PER"]
+    assert metrics["entity_f1"] == 1.0 and metrics["labels"] == ["O", "B-PER", "I-PER"]
     assert len(metrics["history"]) == EPOCHS and metrics["seconds_per_epoch"] > 0
     report = (tmp_path / "run" / "report.txt").read_text()
     assert "PER" in report and "B-PER" in report and "weighted avg" in report
