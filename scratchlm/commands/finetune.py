@@ -183,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
     from scratchlm.training import finetune as ft
     from scratchlm.training import seqeval
     from scratchlm.training.cv import kfold
+    from scratchlm.training.epoch_timing import epoch_timing
     from scratchlm.training.metrics import sequence_metrics
 
     mesh = parallel.setup(args)  # before any other JAX call
@@ -240,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
         majority = float(max(np.mean(y == c) for c in np.unique(y)))
         metrics = {"accuracy": cv["accuracy"], "f1": cv["f1"], "precision": cv["precision"], "recall": cv["recall"],
                    "majority_rate": majority, "folds": folds,
-                   **ft.epoch_timing(cv["folds"]),
+                   **epoch_timing(cv["folds"]),
                    "per_fold": [{k: r[k] for k in ("fold", "test", "history", "best_step", "best_dev",
                                                     "seconds_per_epoch", "epoch_seconds", "epoch_compiled",
                                                     "stopped_early") if k in r} for r in cv["folds"]]}
@@ -267,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
         test, n_words = splits["test"]
         predicted = ft.predict(result.params, test, bert_config=bert_config, config=config)
         common = {"history": result.history, "best_step": result.best_step, "stopped_early": result.stopped_early,
-                  **ft.epoch_timing([{"epoch_seconds": result.epoch_seconds, "epoch_compiled": result.epoch_compiled}]),
+                  **epoch_timing([{"epoch_seconds": result.epoch_seconds, "epoch_compiled": result.epoch_compiled}]),
                   "epoch_seconds": result.epoch_seconds, "epoch_compiled": result.epoch_compiled}
         if config.task == "token":
             y_true, y_pred = ft.word_tags(test, predicted, n_words, names)

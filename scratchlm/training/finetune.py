@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,9 +45,9 @@ from scratchlm.errors import ScratchlmError
 from scratchlm.models import bert, heads
 from scratchlm.training import classify, loop, seqeval
 from scratchlm.training.cv import dev_split, kfold
+from scratchlm.training.epoch_timing import EpochClock
+from scratchlm.training.freeze import parse_freeze, trainable_mask
 from scratchlm.training.metrics import sequence_metrics
-
-FREEZE_POLICIES = ("none", "embeddings", "encoder", "all-but-top-N")
 
 
 @dataclass(frozen=True)
@@ -105,47 +104,6 @@ class FinetuneConfig:
     def metric(self) -> str:
         """The dev metric early stopping watches (higher is better)."""
         return "entity_f1" if self.task == "token" else "accuracy"
-
-
-def parse_freeze(freeze: str) -> int | None:
-    """``"all-but-top-3"`` -> 3; the other policies -> None.  Unknown policies raise ScratchlmError."""
-    if freeze in ("none", "embeddings", "encoder"):
-        return None
-    prefix = "all-but-top-"
-    if freeze.startswith(prefix) and freeze[len(prefix):].isdigit():
-        return int(freeze[len(prefix):])
-    raise ScratchlmError(f"--freeze must be one of none, embeddings, encoder, all-but-top-N (N an integer), "
-                         f"got {freeze!r}")
-
-
-def trainable_mask(params: dict, freeze: str) -> dict:
-    """A bool pytree shaped like ``params``: True where the optimiser may change the parameter.
-
-    - ``none``: everything trains.
-    - ``embeddings``: the embedding tables and their layer norm are frozen.
-    - ``encoder``: embeddings and every Transformer layer are frozen; only the pooler (the first
-      layer of ``BertForSequenceClassification``'s head) and the classifier train — "only the top
-      layer" of document 004 §3.2.
-    - ``all-but-top-N``: embeddings and all but the top N Transformer layers are frozen.
-    """
-    top = parse_freeze(freeze)
-    L = len(params["encoder"]["layer"])
-    if top is not None and top > L:
-        raise ScratchlmError(f"--freeze {freeze}: the model has only {L} layers")
-
-    def mark(tree, value):
-        return jax.tree.map(lambda _: value, tree)
-
-    mask = mark(params, True)
-    if freeze == "none":
-        return mask
-    mask["embeddings"] = mark(params["embeddings"], False)
-    if freeze == "encoder":
-        mask["encoder"] = mark(params["encoder"], False)
-    elif top is not None:
-        mask["encoder"] = {**mask["encoder"],
-                           "layer": [mark(layer, l >= L - top) for l, layer in enumerate(params["encoder"]["layer"])]}
-    return mask
 
 
 def with_dropout(bert_config: bert.BertConfig, rate: float | None) -> bert.BertConfig:
@@ -332,47 +290,6 @@ class FitResult:
     epoch_compiled: list[bool] = dataclasses.field(default_factory=list)  # whether it compiled the step
 
 
-class EpochClock:
-    """Training seconds of each epoch with evaluation excluded, and whether the epoch compiled.
-
-    ``start`` is called with every batch request (the first one starts the clock, after any
-    checkpoint was restored), ``stop`` where an epoch ends once the device has finished (the
-    loop fetches the step's metrics before evaluating), ``restart`` when training continues.
-    An epoch "compiled" when the jitted step's cache grew during it (a first call, or a new
-    length bucket): such an epoch measures XLA, not training, so it is kept out of the median.
-    """
-
-    def __init__(self, jitted: Callable):
-        self.jitted = jitted
-        self.t0: float | None = None
-        self.cached = 0
-        self.seconds: list[float] = []
-        self.compiled: list[bool] = []
-
-    def _cache_size(self) -> int:
-        size = getattr(self.jitted, "_cache_size", None)
-        return size() if size is not None else -1  # unknown: every epoch counts as compiled below
-
-    def start(self) -> None:
-        if self.t0 is None:
-            self.restart()
-
-    def restart(self) -> None:
-        self.t0, self.cached = time.perf_counter(), self._cache_size()
-
-    def stop(self, epochs: int = 1) -> None:
-        if self.t0 is None or epochs <= 0:
-            return
-        seconds, cached = time.perf_counter() - self.t0, self._cache_size()
-        self.seconds += [seconds / epochs] * epochs
-        self.compiled += [cached < 0 or cached > self.cached] * epochs
-        self.t0 = None
-
-    def steady(self) -> float | None:
-        warm = [s for s, c in zip(self.seconds, self.compiled) if not c]
-        return float(np.median(warm)) if warm else None
-
-
 def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertConfig, config: FinetuneConfig,
         dev_eval: Callable[[dict], dict] | None = None, checkpoint_dir: str | Path | None = None,
         metrics_path: str | Path | None = None, progress: bool | None = False, mesh=None) -> FitResult:
@@ -483,23 +400,3 @@ def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, co
     assert (predictions >= 0).all(), "every example is in exactly one test fold"
     return {**sequence_metrics(predictions, labels, config.num_labels), "predictions": predictions.tolist(),
             "folds": records}
-
-
-def epoch_timing(records: list[dict]) -> dict:
-    """``seconds_per_epoch`` over runs (the k folds): the median of every epoch that compiled nothing.
-
-    When no such epoch exists (one epoch per fold with a cold cache, or folds resumed at their last
-    epoch), the median of the compiling epochs is given instead and
-    ``seconds_per_epoch_includes_compilation`` says so; ``None`` when no epoch was timed at all
-    (every fold read back from an earlier run that kept no per-epoch times).  Never NaN: metrics
-    files are strict JSON.
-    """
-    warm, cold = [], []
-    for r in records:
-        for seconds, compiled in zip(r.get("epoch_seconds", []), r.get("epoch_compiled", [])):
-            (cold if compiled else warm).append(seconds)
-        if not r.get("epoch_seconds") and r.get("seconds_per_epoch") is not None and np.isfinite(r["seconds_per_epoch"]):
-            warm.append(r["seconds_per_epoch"])  # an older record: only its steady-state median
-    timed = warm or cold
-    return {"seconds_per_epoch": float(np.median(timed)) if timed else None,
-            "seconds_per_epoch_includes_compilation": not warm and bool(cold), "epochs_timed": len(timed)}

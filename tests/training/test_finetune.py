@@ -15,6 +15,8 @@ from scratchlm.errors import ScratchlmError
 from scratchlm.models import bert
 from scratchlm.training import finetune as ft
 from scratchlm.training.cv import kfold
+from scratchlm.training.epoch_timing import epoch_timing
+from scratchlm.training.freeze import trainable_mask
 from scratchlm.training.metrics import sequence_metrics
 
 TINY = bert.BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
@@ -100,7 +102,7 @@ def test_each_head_overfits_one_batch_and_frozen_parameters_stay_bitwise(base_pa
         data, n_words, tags = tiny_sequence_data(), None, None
     params = with_head(base_params, config)
     before = leaves(params)
-    mask = {jax.tree_util.keystr(p): t for p, t in jax.tree_util.tree_leaves_with_path(ft.trainable_mask(params, config.freeze))}
+    mask = {jax.tree_util.keystr(p): t for p, t in jax.tree_util.tree_leaves_with_path(trainable_mask(params, config.freeze))}
     result = ft.fit(params, data, None, bert_config=TINY, config=config)
     after = leaves(result.params)
     assert set(mask) == set(before) == set(after)
@@ -168,7 +170,7 @@ def test_steps_equal_huggingface_steps_from_the_same_params_and_batch(base_param
                                            ("all-but-top-2", ["embeddings"])])
 def test_freezing_policies_mark_the_right_parts(base_params, freeze, frozen):
     params = with_head(base_params, ft.FinetuneConfig(task="sequence", num_labels=2))
-    mask = ft.trainable_mask(params, freeze)
+    mask = trainable_mask(params, freeze)
     parts = {"embeddings": mask["embeddings"], "layer 0": mask["encoder"]["layer"][0],
              "layer 1": mask["encoder"]["layer"][1], "pooler": mask["pooler"], "classifier": mask["classifier"]}
     for name, tree in parts.items():
@@ -178,9 +180,9 @@ def test_freezing_policies_mark_the_right_parts(base_params, freeze, frozen):
 def test_trainable_mask_rejects_unknown_policies(base_params):
     params = base_params
     with pytest.raises(ScratchlmError, match="freeze must be"):
-        ft.trainable_mask(params, "top-2")
+        trainable_mask(params, "top-2")
     with pytest.raises(ScratchlmError, match="only 2 layers"):
-        ft.trainable_mask(params, "all-but-top-3")
+        trainable_mask(params, "all-but-top-3")
 
 
 @pytest.mark.parametrize("field,value,match", [("freeze", "bogus", "freeze must be"), ("epochs", 0, "epochs"),
@@ -233,15 +235,15 @@ def test_epoch_timing_is_never_nan():
     """Folds that only compiled (one epoch each, or resumed at their last epoch) still give a time,
     marked as including compilation; nothing timed gives None; an older NaN record is skipped."""
     cold = [{"epoch_seconds": [3.0], "epoch_compiled": [True]}, {"epoch_seconds": [5.0], "epoch_compiled": [True]}]
-    assert ft.epoch_timing(cold) == {"seconds_per_epoch": 4.0, "seconds_per_epoch_includes_compilation": True,
+    assert epoch_timing(cold) == {"seconds_per_epoch": 4.0, "seconds_per_epoch_includes_compilation": True,
                                      "epochs_timed": 2}
     warm = cold + [{"epoch_seconds": [9.0, 0.5, 0.7], "epoch_compiled": [True, False, False]}]
-    assert ft.epoch_timing(warm) == {"seconds_per_epoch": 0.6, "seconds_per_epoch_includes_compilation": False,
+    assert epoch_timing(warm) == {"seconds_per_epoch": 0.6, "seconds_per_epoch_includes_compilation": False,
                                      "epochs_timed": 2}
     old = [{"seconds_per_epoch": float("nan")}, {"seconds_per_epoch": None}]
-    assert ft.epoch_timing(old) == {"seconds_per_epoch": None, "seconds_per_epoch_includes_compilation": False,
+    assert epoch_timing(old) == {"seconds_per_epoch": None, "seconds_per_epoch_includes_compilation": False,
                                     "epochs_timed": 0}
-    assert ft.epoch_timing(old + [{"seconds_per_epoch": 2.0}])["seconds_per_epoch"] == 2.0
+    assert epoch_timing(old + [{"seconds_per_epoch": 2.0}])["seconds_per_epoch"] == 2.0
 
 
 @settings(max_examples=30)
