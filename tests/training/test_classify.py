@@ -59,25 +59,6 @@ def test_split_key_gives_the_encoder_and_the_head_the_two_halves():
     np.testing.assert_allclose(z, dropout(h, 0.5, key=k_head, train=True)[:, :2], rtol=0, atol=0)
 
 
-def test_head_losses_by_hand():
-    """Softmax with an IGNORE position: -(log softmax(z_0)[1] + log softmax(z_2)[0]) / 2 over the 2 kept rows;
-    sigmoid with row weights (1, 0, 1): (softplus(-2) + softplus(-1)) / 2 for z = (2, 5, -1), y = (1, 0, 0);
-    accuracy counts the weighted rows only (2 of 2 right)."""
-    z = jnp.array([[1.0, 2.0], [0.0, 0.0], [3.0, -1.0]])
-    y = jnp.array([1, -100, 0])
-    ell, m = heads.loss(z, y, kind="softmax")
-    ls = np.log(np.exp(np.array([[1.0, 2.0], [3.0, -1.0]])).T / np.exp(np.array([[1.0, 2.0], [3.0, -1.0]])).sum(1)).T
-    assert float(ell) == pytest.approx(-(ls[0, 1] + ls[1, 0]) / 2, rel=1e-6) and float(m["accuracy"]) == 1.0
-    zs, ys, w = jnp.array([[2.0], [5.0], [-1.0]]), jnp.array([1.0, 0.0, 0.0]), jnp.array([1.0, 0.0, 1.0])
-    ell, m = heads.loss(zs, ys, kind="sigmoid", weights=w)
-    assert float(ell) == pytest.approx((np.log1p(np.exp(-2.0)) + np.log1p(np.exp(-1.0))) / 2, rel=1e-6)
-    assert float(m["accuracy"]) == 1.0
-    ell, m = heads.loss(zs, ys, kind="sigmoid")  # unweighted: the mean over all three, row 2 wrong
-    assert float(ell) == pytest.approx((np.log1p(np.exp(-2.0)) + np.log1p(np.exp(5.0)) + np.log1p(np.exp(-1.0))) / 3,
-                                       rel=1e-6)
-    assert float(m["accuracy"]) == pytest.approx(2 / 3)
-
-
 def test_freezing_is_a_mask_frozen_leaves_never_move():
     """make_step with trainable={"embedding": False, ...}: after 5 steps the table is bit-identical, the head moved."""
     ids, y = jnp.array([[1, 2, 0], [4, 4, 6]]), jnp.array([1.0, 0.0])

@@ -7,17 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from scratchlm.data import batching, tasks
 from scratchlm.errors import ScratchlmError
 from scratchlm.models import bert
 from scratchlm.training import finetune as ft
-from scratchlm.training.cv import kfold
 from scratchlm.training.epoch_timing import epoch_timing
 from scratchlm.training.freeze import trainable_mask
-from scratchlm.training.metrics import sequence_metrics
 
 TINY = bert.BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                        intermediate_size=32, max_position_embeddings=64)
@@ -244,37 +240,6 @@ def test_epoch_timing_is_never_nan():
     assert epoch_timing(old) == {"seconds_per_epoch": None, "seconds_per_epoch_includes_compilation": False,
                                     "epochs_timed": 0}
     assert epoch_timing(old + [{"seconds_per_epoch": 2.0}])["seconds_per_epoch"] == 2.0
-
-
-@settings(max_examples=30)
-@given(st.lists(st.integers(0, 2), min_size=6, max_size=60), st.integers(2, 6), st.integers(0, 3))
-def test_kfold_predicts_every_example_once_with_stratified_folds(labels, k, seed):
-    labels = np.asarray(labels)
-    k = min(k, len(labels))
-    folds = kfold(len(labels), k, seed, stratify_by=labels)
-    tested = np.concatenate([test for _, test in folds])
-    assert sorted(tested.tolist()) == list(range(len(labels)))
-    for train, test in folds:
-        assert not set(train) & set(test) and len(train) + len(test) == len(labels)
-        for c in np.unique(labels):
-            assert abs(np.sum(labels[test] == c) - np.sum(labels == c) / k) < 1 + 1e-9
-    assert max(len(t) for _, t in folds) - min(len(t) for _, t in folds) <= 1
-
-
-def test_sequence_metrics_match_scikit_learn():
-    metrics = pytest.importorskip("sklearn.metrics")
-    rng = np.random.default_rng(0)
-    for C in (2, 3):
-        y, y_hat = rng.integers(0, C, 50), rng.integers(0, C, 50)
-        ours = sequence_metrics(y_hat, y, C)
-        average = "binary" if C == 2 else "macro"
-        P, R, F, _ = metrics.precision_recall_fscore_support(y, y_hat, average=average, zero_division=0)
-        assert ours["accuracy"] == pytest.approx(metrics.accuracy_score(y, y_hat))
-        assert [ours["precision"], ours["recall"]] == pytest.approx([P, R])
-        if C == 2:
-            assert ours["f1"] == pytest.approx(F)
-        else:  # scikit-learn's macro F1 averages per-class F1 too
-            assert ours["f1"] == pytest.approx(metrics.f1_score(y, y_hat, average="macro"))
 
 
 @pytest.mark.slow  # 2 x 4 epochs of MiniLM steps (minutes on 2 cores); the command tests above cover the same code path
