@@ -46,7 +46,6 @@ def _hf_model(kind: str, num_labels: int, classifier: dict, dropout: float | Non
 def _hf_predict(model, data: dict, kind: str, batch_size: int = 64) -> np.ndarray:
     import torch
 
-    from scratchlm.training import finetune as ft
 
     model.eval()
     N, width = len(data["labels"]), data["input_ids"].shape[1]
@@ -101,7 +100,6 @@ def hf_fit(classifier: dict, train: dict, dev_eval, config) -> tuple[object, flo
 
     import torch
 
-    from scratchlm.training import finetune as ft
 
     torch.manual_seed(config.seed)
     model = _hf_model(config.task, config.num_labels, classifier, config.dropout)

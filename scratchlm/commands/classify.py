@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="learning rate; several: each outer fold picks one by inner 3-fold CV on its "
                              f"training part (default: {cv})")
     parser.add_argument("--weight-decay", type=float, help=f"(default: {cv})")
-    parser.add_argument("--dropout", type=float, help=f"drop rate on the token embeddings while training (default: {cv})")
+    parser.add_argument("--dropout", type=float,
+                        help=f"drop rate on the token embeddings while training (default: {cv})")
     parser.add_argument("--seed", type=int, help=f"(default: {cv})")
     parser.add_argument("--out", type=Path, default=None, help="folder for per-fold JSON-lines metrics and a summary")
 
@@ -79,13 +80,15 @@ def evaluate(args_like) -> dict:
 
 def _line(r: dict) -> str:
     init = f"{r['init']} init{', frozen' if r['frozen'] else ''}"
-    return f"polarity accuracy {r['accuracy']:.2f} ({init}; {r['evaluation'].replace(' cross-validation', ' CV')}; majority {r['majority']:.2f})"
+    evaluation = r["evaluation"].replace(" cross-validation", " CV")
+    return f"polarity accuracy {r['accuracy']:.2f} ({init}; {evaluation}; majority {r['majority']:.2f})"
 
 
 def run(args: argparse.Namespace) -> int:
     r = evaluate(args)
     for f in r["folds"]:
-        print(f"fold {f['fold']}: accuracy {f['accuracy']:.3f}  macro-F1 {f['macro_f1']:.3f}  ({f['n_test']} held out; lr {f['learning_rate']:g})")
+        print(f"fold {f['fold']}: accuracy {f['accuracy']:.3f}  macro-F1 {f['macro_f1']:.3f}  "
+              f"({f['n_test']} held out; lr {f['learning_rate']:g})")
     print(_line(r) + f"; macro-F1 {r['macro_f1']:.2f}")
     return 0
 

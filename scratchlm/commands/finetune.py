@@ -164,7 +164,8 @@ def finetune_config(args: argparse.Namespace, kind: str, num_labels: int):
         try:
             given["class_weights"] = tuple(float(w) for w in args.class_weights.split(","))
         except ValueError:
-            raise ScratchlmError(f"--class-weights: comma-separated numbers expected, got {args.class_weights!r}") from None
+            raise ScratchlmError(f"--class-weights: comma-separated numbers expected, "
+                                 f"got {args.class_weights!r}") from None
     config = FinetuneConfig(task=kind, num_labels=num_labels, **given)
     for field, flag in _FLAGS.items():
         if getattr(args, flag) is None:
@@ -178,8 +179,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from scratchlm import parallel
-    from scratchlm.models import bert
     from scratchlm.data.batching import subset
+    from scratchlm.models import bert
     from scratchlm.training import finetune as ft
     from scratchlm.training import seqeval
     from scratchlm.training.cv import kfold
@@ -263,7 +264,8 @@ def run(args: argparse.Namespace) -> int:
         result = ft.fit(params, splits["train"][0], None, bert_config=bert_config, config=config,
                         dev_eval=lambda p: ft.evaluate(p, splits["dev"][0], bert_config=bert_config, config=config,
                                                        tags=names, n_words=splits["dev"][1]),
-                        checkpoint_dir=out / "checkpoints", metrics_path=out / "metrics.jsonl", progress=None, mesh=mesh)
+                        checkpoint_dir=out / "checkpoints", metrics_path=out / "metrics.jsonl", progress=None,
+                        mesh=mesh)
         save_best(result.params, names)
         test, n_words = splits["test"]
         predicted = ft.predict(result.params, test, bert_config=bert_config, config=config)
@@ -275,7 +277,8 @@ def run(args: argparse.Namespace) -> int:
             scores = seqeval.entity_scores(y_true, y_pred)["micro"]
             metrics = {"entity_f1": scores["f1"], "entity_precision": scores["precision"],
                        "entity_recall": scores["recall"], **common}
-            report = ("entity level (exact span and type, as seqeval):\n" + seqeval.classification_report(y_true, y_pred)
+            report = ("entity level (exact span and type, as seqeval):\n"
+                      + seqeval.classification_report(y_true, y_pred)
                       + "\nper tag (token level):\n" + seqeval.tag_report(y_true, y_pred))
             confusion = (y_true, y_pred)
         else:

@@ -56,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--lr", type=float, help=f"AdamW's peak learning rate, cosine schedule (default: {lm})")
     t.add_argument("--clip", type=float, help=f"global gradient-norm clip (Pascanu et al. 2013) (default: {lm})")
     t.add_argument("--valid-fraction", type=float, help=f"paragraphs held out, from the end (default: {lm})")
-    t.add_argument("--eval-every", type=int, help=f"held-out perplexity every N steps, 0: at the end only (default: {lm})")
+    t.add_argument("--eval-every", type=int,
+                   help=f"held-out perplexity every N steps, 0: at the end only (default: {lm})")
     t.add_argument("--seed", type=int, help=f"(default: {lm})")
     t.add_argument("--out", type=Path, required=True)
 
@@ -109,7 +110,8 @@ def model_config(args, vocab_size: int):
 
 
 def write_run(out: Path, codec, model, config, result=None) -> None:
-    """The run folder: ``config.json`` and the tokenizer (before training), then ``params.msgpack`` and ``metrics.json``."""
+    """The run folder: ``config.json`` and the tokenizer (before training, ``result`` None), then
+    ``params.msgpack`` and ``metrics.json`` (after)."""
     from scratchlm.training import checkpoint
 
     if result is None:

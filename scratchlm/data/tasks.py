@@ -30,7 +30,6 @@ from scratchlm.data.batching import IGNORE, pad_batch
 from scratchlm.data.corpora import read_lines, read_text
 from scratchlm.errors import CorpusError
 
-
 Encode = Callable[[str], list[int]]
 
 
@@ -59,7 +58,8 @@ def read_jsonl(path: str | Path) -> list[tuple[str, str | None, str]]:
         except json.JSONDecodeError as err:
             raise CorpusError(f"{path} line {number}: not valid JSON ({err.msg} at column {err.colno})") from None
         if not isinstance(record, dict) or "text" not in record or "label" not in record:
-            raise CorpusError(f'{path} line {number}: expected an object with "text" and "label" (and optionally "text_pair")')
+            raise CorpusError(f'{path} line {number}: expected an object with "text" and "label" '
+                              '(and optionally "text_pair")')
         pair = record.get("text_pair")
         examples.append((str(record["text"]), None if pair is None else str(pair), str(record["label"])))
     if not examples:
@@ -125,7 +125,8 @@ def _truncate_pair(a: list[int], b: list[int], budget: int) -> tuple[list[int], 
     return a, b
 
 
-def encode_sequence(a: list[int], b: list[int] | None, special: SpecialIds, max_length: int) -> tuple[list[int], list[int]]:
+def encode_sequence(a: list[int], b: list[int] | None, special: SpecialIds,
+                    max_length: int) -> tuple[list[int], list[int]]:
     """``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]`` (truncated to ``max_length``) and its segment ids."""
     if b is None:
         a = a[: max_length - 2]

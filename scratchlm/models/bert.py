@@ -236,7 +236,8 @@ def sequence_logits(params: dict, out: dict, *, config: BertConfig, key: jax.Arr
 
     Args: params with ``classifier``; out the dict from :func:`apply`.  Returns [B, C] float32.
     """
-    return heads.linear(params["classifier"], out["pooler_output"], rate=config.hidden_dropout_prob, key=key, train=train)
+    return heads.linear(params["classifier"], out["pooler_output"], rate=config.hidden_dropout_prob, key=key,
+                        train=train)
 
 
 def token_logits(params: dict, out: dict, *, config: BertConfig, key: jax.Array | None = None,

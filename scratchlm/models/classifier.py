@@ -16,7 +16,6 @@ The model is the encoder :func:`pool` under the logistic head of :mod:`scratchlm
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import jax
@@ -52,7 +51,8 @@ def init(key: jax.Array, config: ClassifierConfig) -> dict:
     return {"embedding": E, "output": heads.init_logistic(config.embed_dim)}
 
 
-def embedding_from_vectors(key: jax.Array, vocab: Vocab, wv: WordVectors, *, rms: float = INIT_RMS) -> tuple[np.ndarray, int]:
+def embedding_from_vectors(key: jax.Array, vocab: Vocab, wv: WordVectors, *,
+                           rms: float = INIT_RMS) -> tuple[np.ndarray, int]:
     r"""An embedding table [len(vocab), D] whose rows are ``wv``'s vectors where it has the word.
 
     .. math::  E_w = \frac{r}{s}\, v(w) \ \text{ if } w \in \mathrm{wv}, \qquad

@@ -13,7 +13,8 @@ scores every position, as here.  ``W_o`` may be tied to ``E`` (Press & Wolf 2017
 
 Also here: perplexity :math:`\exp(\mathcal{L})`, sampling with temperature / top-k / top-p
 (:func:`sample_logits`, :func:`generate`), and the final state as a sequence encoder
-(:func:`final_state`) for fine-tuning a classification head (:mod:`scratchlm.training.classify`).  The stream batching is NumPy.
+(:func:`final_state`) for fine-tuning a classification head (:mod:`scratchlm.training.classify`).
+The stream batching is NumPy.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class GRULMConfig:
 
     def __post_init__(self):
         if self.tie_embeddings and self.embed_size != self.hidden_size:
-            raise ScratchlmError(f"tied embeddings need embed_size == hidden_size, got {self.embed_size} and {self.hidden_size}")
+            raise ScratchlmError(f"tied embeddings need embed_size == hidden_size, "
+                                 f"got {self.embed_size} and {self.hidden_size}")
         if self.vocab_size < 2:
             raise ScratchlmError(f"a language model needs a vocabulary of at least 2 tokens, got {self.vocab_size}")
 
@@ -84,7 +86,8 @@ def check_ids(ids: Any, vocab_size: int, what: str = "token ids") -> None:
         raise ScratchlmError(f"{what} must be integers, got dtype {ids.dtype}")
     if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
         bad = ids[(ids < 0) | (ids >= vocab_size)]
-        raise ScratchlmError(f"{what} out of range: {bad[:5].tolist()} not in [0, {vocab_size}) (the model's vocab_size)")
+        raise ScratchlmError(f"{what} out of range: {bad[:5].tolist()} not in [0, {vocab_size}) "
+                             "(the model's vocab_size)")
 
 
 def apply(params: dict, ids: jax.Array, h0: jax.Array | None = None, *, config: GRULMConfig,
@@ -105,7 +108,8 @@ def apply(params: dict, ids: jax.Array, h0: jax.Array | None = None, *, config: 
     return logits, h_n
 
 
-def tbptt_loss(params: dict, batch: dict, key: jax.Array, h0: jax.Array, *, config: GRULMConfig) -> tuple[jax.Array, tuple[dict, jax.Array]]:
+def tbptt_loss(params: dict, batch: dict, key: jax.Array, h0: jax.Array, *,
+               config: GRULMConfig) -> tuple[jax.Array, tuple[dict, jax.Array]]:
     r"""Mean next-token cross-entropy of one truncated-BPTT batch, and the state to carry to the next.
 
     .. math::  \mathcal{L} = -\frac{1}{BT}\sum_{b,t} \log p(y_{bt} \mid x_{b,\le t}, h_0), \qquad
@@ -175,7 +179,8 @@ def perplexity(params: dict, streams: np.ndarray, *, config: GRULMConfig, seq_le
 
 
 def unigram_perplexity(train_ids: np.ndarray, eval_ids: np.ndarray, vocab_size: int) -> float:
-    r"""The baseline: perplexity of the add-one-smoothed unigram model :math:`p(w) = \frac{c(w) + 1}{N + V}` from training counts."""
+    r"""The baseline: perplexity of the add-one-smoothed unigram model :math:`p(w) = \frac{c(w) + 1}{N + V}`
+    from training counts."""
     counts = np.bincount(np.asarray(train_ids).ravel(), minlength=vocab_size).astype(np.float64)
     log_p = np.log((counts + 1.0) / (counts.sum() + vocab_size))
     return float(np.exp(-log_p[np.asarray(eval_ids).ravel()].mean()))

@@ -48,7 +48,8 @@ def init_normal(key: jax.Array, d_in: int, n_out: int, std: float) -> dict:
 
 
 def init_uniform(key: jax.Array, d_in: int, n_out: int) -> dict:
-    """A linear head with weight and bias drawn together from :math:`U(-1/\\sqrt{H}, 1/\\sqrt{H})` (PyTorch's ``nn.Linear``)."""
+    """A linear head with weight and bias drawn together from :math:`U(-1/\\sqrt{H}, 1/\\sqrt{H})`
+    (PyTorch's ``nn.Linear``)."""
     bound = 1.0 / np.sqrt(d_in)
     u = jax.random.uniform(key, (n_out, d_in + 1), minval=-bound, maxval=bound)
     return {"weight": u[:, :-1], "bias": u[:, -1]}

@@ -190,4 +190,5 @@ def holdout(model: Classifier, init_head: Callable[[jax.Array, int], dict], enco
     accuracy = float(jnp.mean(jnp.asarray(heads.predict(z, model.kind)) == labels[test]))
     majority_class = int(np.argmax(np.bincount(labels[train], minlength=num_classes)))
     majority = metrics.accuracy(np.full(n_test, majority_class), labels[test])
-    return {"test_accuracy": accuracy, "majority_baseline": majority, "train_examples": n_train, "test_examples": n_test}
+    return {"test_accuracy": accuracy, "majority_baseline": majority, "train_examples": n_train,
+            "test_examples": n_test}

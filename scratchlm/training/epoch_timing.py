@@ -67,7 +67,8 @@ def epoch_timing(records: list[dict]) -> dict:
     for r in records:
         for seconds, compiled in zip(r.get("epoch_seconds", []), r.get("epoch_compiled", [])):
             (cold if compiled else warm).append(seconds)
-        if not r.get("epoch_seconds") and r.get("seconds_per_epoch") is not None and np.isfinite(r["seconds_per_epoch"]):
+        old = r.get("seconds_per_epoch")
+        if not r.get("epoch_seconds") and old is not None and np.isfinite(old):
             warm.append(r["seconds_per_epoch"])  # an older record: only its steady-state median
     timed = warm or cold
     return {"seconds_per_epoch": float(np.median(timed)) if timed else None,

@@ -348,7 +348,8 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)  # the loop writes best.msgpack before any checkpoint
     result = loop.train(
         state, loop_step, batch_fn,
-        config=loop.LoopConfig(steps=config.epochs * per_epoch, eval_every=per_epoch if watching else 0, log_every=max(1, per_epoch // 4),
+        config=loop.LoopConfig(steps=config.epochs * per_epoch, eval_every=per_epoch if watching else 0,
+                               log_every=max(1, per_epoch // 4),
                                checkpoint_dir=checkpoint_dir, checkpoint_every=per_epoch, keep_checkpoints=1,
                                early_stopping_metric=config.metric if watching else None,
                                early_stopping_mode="max", patience=config.patience or 0,
@@ -365,14 +366,16 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
 
 def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig, folds: int,
                    dev_fraction: float = 0.1, key: jax.Array, fold_dir: Callable[[int], Path | None] = lambda f: None,
-                   done: Callable[[int], dict | None] = lambda f: None, on_fold: Callable[[int, dict, dict], None] = lambda f, r, p: None,
+                   done: Callable[[int], dict | None] = lambda f: None,
+                   on_fold: Callable[[int, dict, dict], None] = lambda f, r, p: None,
                    progress: bool | None = False, mesh=None) -> dict:
     """k-fold cross-validation of a sequence task: every example predicted once, by a model that never saw it.
 
     For fold f: a fresh classifier (key ``fold_in(key, f)``) on the pretrained ``params``,
     trained on the other folds minus a stratified ``dev_fraction`` held out for early stopping,
     then used to predict fold f.  ``done(f)`` may return a finished fold's record (resuming);
-    ``on_fold(f, record, params)`` receives each new one with the fold's best params.  Returns the pooled metrics over all N
+    ``on_fold(f, record, params)`` receives each new one with the fold's best params.  Returns the pooled metrics
+    over all N
     examples, the predictions and the per-fold records.
     """
     labels = data["labels"]

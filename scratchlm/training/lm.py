@@ -85,7 +85,8 @@ def train_lm(paragraphs: list[str], codec: TextCodec, model_config: gru_lm.GRULM
 
     key_init, key_run = jax.random.split(jax.random.key(config.seed))
     params = gru_lm.init(key_init, model_config)
-    optimizer = loop.make_optimizer(learning_rate=config.lr, total_steps=steps, schedule="cosine", clip_norm=config.clip)
+    optimizer = loop.make_optimizer(learning_rate=config.lr, total_steps=steps, schedule="cosine",
+                                    clip_norm=config.clip)
     h0 = np.zeros((model_config.num_layers, batch, model_config.hidden_size), np.float32)
     state = loop.init_train_state(params, optimizer, key_run, carry=h0)
 
@@ -125,7 +126,8 @@ def load_trained(folder: Path) -> tuple[dict, gru_lm.GRULMConfig, TextCodec]:
     (``config.json``'s ``model``, ``params.msgpack``, ``vocab.json`` or ``tokenizer.json``)."""
     folder = Path(folder)
     if not (folder / "config.json").is_file() or not (folder / "params.msgpack").is_file():
-        raise ScratchlmError(f"{folder} is not a `gru-lm train` output folder (config.json and params.msgpack expected)")
+        raise ScratchlmError(f"{folder} is not a `gru-lm train` output folder "
+                             "(config.json and params.msgpack expected)")
     config = gru_lm.GRULMConfig(**json.loads((folder / "config.json").read_text())["model"])
     target = jax.eval_shape(lambda: gru_lm.init(jax.random.key(0), config))  # shapes only: nothing to draw
     try:

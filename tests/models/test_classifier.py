@@ -75,7 +75,8 @@ def test_rejects_unbatched_ids():
 def test_embedding_from_vectors_by_hand():
     """Known words get r / s times their vector, s the rms of the counted (training) words' vectors, so
     "great" (count 0: only wv knows it) does not enter s; unknown words N(0, r^2); specials 0."""
-    wv = WordVectors(("good", "bad", "film", "great"), np.array([[3.0, 4.0], [-3.0, -4.0], [0.0, 5.0], [30.0, 40.0]], np.float32))
+    vectors = np.array([[3.0, 4.0], [-3.0, -4.0], [0.0, 5.0], [30.0, 40.0]], np.float32)
+    wv = WordVectors(("good", "bad", "film", "great"), vectors)
     vocab = Vocab(("<pad>", "<unk>", "film", "plot", "good", "great"), (0, 0, 2, 1, 1, 0))
     E, found = C.embedding_from_vectors(jax.random.key(0), vocab, wv, rms=0.1)
     scale = 0.1 / np.sqrt((0 + 25 + 9 + 16) / 4)  # film, good

@@ -1,4 +1,5 @@
-"""scratchlm.models.gru_lm: truncated BPTT, the loop's carried state, sampling, the classifier head, learning on Wikipedia."""
+"""scratchlm.models.gru_lm: truncated BPTT, the loop's carried state, sampling, the classifier head, learning on
+Wikipedia."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ CONFIG = gru_lm.GRULMConfig(vocab_size=11, embed_size=4, hidden_size=5, num_laye
 B, T = 3, 600
 _apply = jax.jit(gru_lm.apply, static_argnames=("config",))
 # the loss and its gradient with respect to the carried-in state h0, in one program
-_tbptt_loss_and_grad_h0 = jax.jit(jax.value_and_grad(gru_lm.tbptt_loss, argnums=3, has_aux=True), static_argnames=("config",))
+_tbptt_loss_and_grad_h0 = jax.jit(jax.value_and_grad(gru_lm.tbptt_loss, argnums=3, has_aux=True),
+                                  static_argnames=("config",))
 GRU_CLASSIFIER = classify.gru_encoder(CONFIG)
 _classifier_logits = jax.jit(lambda p, ids, mask: classify.logits(GRU_CLASSIFIER, p, {"ids": ids, "mask": mask}))
 
@@ -125,7 +127,8 @@ def test_perplexity_is_exp_of_mean_nll(params):
     streams = np.random.default_rng(2).integers(0, 11, (B, T + 1))  # T targets a row: three windows of T/3
     logits, _ = _apply(params, streams[:, :-1], config=CONFIG)
     log_p = np.take_along_axis(np.asarray(log_softmax(logits)), streams[:, 1:, None], axis=-1)
-    assert gru_lm.perplexity(params, streams, config=CONFIG, seq_len=T // 3) == pytest.approx(np.exp(-log_p.mean()), rel=1e-5)
+    got = gru_lm.perplexity(params, streams, config=CONFIG, seq_len=T // 3)
+    assert got == pytest.approx(np.exp(-log_p.mean()), rel=1e-5)
     # Add-one smoothing by hand: counts (3, 1, 0) over N = 4 tokens, V = 3 give p = (4, 2, 1) / 7, and
     # scoring each token once gives (7^3 / (4 * 2 * 1))^(1/3) = (343 / 8)^(1/3) = 3.5 exactly.  Unsmoothed
     # counts would give an infinite perplexity (token 2 unseen); dividing by N instead of N + V gives 2.
@@ -137,7 +140,10 @@ def test_perplexity_is_exp_of_mean_nll(params):
 
 @jax.jit
 def _vmapped_sample(logits, keys, temperature, top_k, top_p):
-    return jax.vmap(lambda key: gru_lm.sample_logits(logits, key, temperature=temperature, top_k=top_k, top_p=top_p))(keys)
+    def one(key):
+        return gru_lm.sample_logits(logits, key, temperature=temperature, top_k=top_k, top_p=top_p)
+
+    return jax.vmap(one)(keys)
 
 
 def _sample(logits, keys, temperature=1.0, top_k=0, top_p=1.0):
@@ -280,8 +286,8 @@ def test_holdout_recipe_learns_a_separable_task(trained):
     (label 0) and 40 texts "of of of of" (label 1).  Every text of a class has the same final state, so
     a linear head separates the two classes exactly; 200 AdamW steps at lr 1e-2 must reach test accuracy
     1.0, where the baseline scores at most 0.5: in a 40/40 set the training split's majority class is
-    the test split's minority (or a tie).  A recipe that shuffled texts and labels apart, never trained the head, or scored
-    the wrong split would land near 0.5."""
+    the test split's minority (or a tie).  A recipe that shuffled texts and labels apart, never trained the head,
+    or scored the wrong split would land near 0.5."""
     params, config, codec = load_trained(trained)
     examples = [("the the the the", 0), ("of of of of", 1)] * 40
     init = lambda key, c: {"lm": params, "classifier": heads.init_uniform(key, config.hidden_size, c)}  # noqa: E731

@@ -81,13 +81,15 @@ def test_configs_raise_scratchlm_errors():
 
 
 def test_weighted_loss_equals_the_risk_of_the_real_rows():
-    """Rows with r = 0 (the padding that keeps one batch size) drop out: L(ids, y, r) = the BCE risk of the r = 1 rows."""
+    """Rows with r = 0 (the padding that keeps one batch size) drop out: L(ids, y, r) = the BCE risk of the
+    r = 1 rows."""
     ids, y = jnp.array([[1, 2, 0], [4, 4, 6], [3, 0, 0], [0, 0, 0]]), jnp.array([1.0, 0.0, 1.0, 0.0])
     r = jnp.array([1.0, 1.0, 0.0, 0.0])
     batch = {"ids": ids, "labels": y, "weights": r}
     loss, _ = jax.jit(lambda p: classify.loss(BAG, p, batch, jax.random.key(0)))(params())
     z = np.asarray(C._apply(params(), ids[:2], config=CONFIG), np.float64)
-    np.testing.assert_allclose(loss, np.mean(np.logaddexp(0.0, z) - np.asarray(y[:2]) * z), rtol=1e-6)  # l = softplus(z) - y z
+    want = np.mean(np.logaddexp(0.0, z) - np.asarray(y[:2]) * z)  # l = softplus(z) - y z
+    np.testing.assert_allclose(loss, want, rtol=1e-6)
 
 
 def test_fold_vocab_adds_only_the_vectors_words():

@@ -98,7 +98,8 @@ def test_each_head_overfits_one_batch_and_frozen_parameters_stay_bitwise(base_pa
         data, n_words, tags = tiny_sequence_data(), None, None
     params = with_head(base_params, config)
     before = leaves(params)
-    mask = {jax.tree_util.keystr(p): t for p, t in jax.tree_util.tree_leaves_with_path(trainable_mask(params, config.freeze))}
+    marked = jax.tree_util.tree_leaves_with_path(trainable_mask(params, config.freeze))
+    mask = {jax.tree_util.keystr(p): t for p, t in marked}
     result = ft.fit(params, data, None, bert_config=TINY, config=config)
     after = leaves(result.params)
     assert set(mask) == set(before) == set(after)
@@ -142,7 +143,8 @@ def test_steps_equal_huggingface_steps_from_the_same_params_and_batch(base_param
     step, _ = ft.programs(params, TINY, config, EPOCHS)  # the overfitting test's compiled step
     state = loop.init_train_state(jax.tree.map(jnp.copy, params), step.optimizer, jax.random.key(0, impl="rbg"))
     bert.save_pretrained(tmp_path, params, TINY)
-    hf_class = transformers.BertForTokenClassification if config.task == "token" else transformers.BertForSequenceClassification
+    hf_class = (transformers.BertForTokenClassification if config.task == "token"
+                else transformers.BertForSequenceClassification)
     model = hf_class.from_pretrained(str(tmp_path), num_labels=config.num_labels, hidden_dropout_prob=0.0,
                                      attention_probs_dropout_prob=0.0)
     optimizer, schedule = bench.hf_optimizer(model, config, EPOCHS)
@@ -154,7 +156,8 @@ def test_steps_equal_huggingface_steps_from_the_same_params_and_batch(base_param
     for t in range(3):
         batch = batching.train_batch(data, t, BATCH, config.seed)
         state, metrics = step(state, batch)
-        assert float(metrics["loss"]) == pytest.approx(bench.hf_step(model, optimizer, schedule, batch, config), rel=1e-5)
+        theirs_loss = bench.hf_step(model, optimizer, schedule, batch, config)
+        assert float(metrics["loss"]) == pytest.approx(theirs_loss, rel=1e-5)
     theirs = {k.removeprefix("bert."): v.numpy() for k, v in model.state_dict().items()}
     for k, v in bert.flatten_params(state.params).items():
         np.testing.assert_allclose(np.asarray(v), theirs[k], rtol=0, atol=3e-2 * LR, err_msg=k)
