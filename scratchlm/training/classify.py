@@ -104,9 +104,17 @@ def make_step(model: Classifier, optimizer: OptimizerConfig, *, trainable=None, 
 
 
 def fit(params: dict, tx, step: Callable, batch_fn: Callable[[int], dict], *, key: jax.Array,
-        config: loop.LoopConfig, eval_fn: Callable[[dict], dict] | None = None) -> loop.TrainResult:
-    """Train ``params`` from a fresh state (``key`` for dropout) through the shared loop."""
+        config: loop.LoopConfig, eval_fn: Callable[[dict], dict] | None = None,
+        place: Callable | None = None) -> loop.TrainResult:
+    """Train ``params`` from a fresh state (``key`` for dropout) through the shared loop.
+
+    ``place(step, state) -> (state, step)`` puts the state and the step on a device mesh
+    (:func:`scratchlm.parallel.on_mesh`; BERT fine-tuning), or keeps them as they are when None.
+    The step donates its state: pass a copy of params the caller still needs.
+    """
     state = loop.init_train_state(params, tx, key)
+    if place is not None:
+        state, step = place(step, state)
     return loop.train(state, step, batch_fn, config=config, eval_fn=eval_fn)
 
 

@@ -314,8 +314,14 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
     # threefry, which is slow to compile on CPUs (it tripled a small model's step compile time) and
     # slow to run on GPUs.
     key = jax.random.key(config.seed, impl="rbg")
-    state = loop.init_train_state(jax.tree.map(jnp.copy, params), step_fn.optimizer, key)
-    state, loop_step = par.on_mesh(step_fn, state, mesh)  # without a mesh: step_fn itself
+    clock = EpochClock(step_fn.step)
+
+    def place(step, state):  # on the mesh when there is one; without a mesh: step_fn itself
+        state, loop_step = par.on_mesh(step, state, mesh)
+        if mesh is not None:
+            clock.jitted = loop_step.sharded
+        return state, loop_step
+
     if dev is not None and dev_eval is None:
         dev_eval = lambda p: evaluate(p, dev, bert_config=bert_config, config=config, forward=forward)  # noqa: E731
     if mesh is not None:
@@ -325,7 +331,6 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
             dev_eval = lambda p: on_host(par.gather_to_host(p))  # noqa: E731
         if jax.process_count() > 1 and checkpoint_dir is not None:
             checkpoint_dir = Path(checkpoint_dir) / f"process{jax.process_index()}"
-    clock = EpochClock(step_fn.step if mesh is None else loop_step.sharded)
     first_step: list[int] = []
 
     def batch_fn(t):
@@ -346,8 +351,8 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
     watching = dev_eval is not None
     if checkpoint_dir is not None:
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)  # the loop writes best.msgpack before any checkpoint
-    result = loop.train(
-        state, loop_step, batch_fn,
+    result = classify.fit(
+        jax.tree.map(jnp.copy, params), step_fn.optimizer, step_fn, batch_fn, key=key, place=place,
         config=loop.LoopConfig(steps=config.epochs * per_epoch, eval_every=per_epoch if watching else 0,
                                log_every=max(1, per_epoch // 4),
                                checkpoint_dir=checkpoint_dir, checkpoint_every=per_epoch, keep_checkpoints=1,
