@@ -96,10 +96,10 @@ def run(args: argparse.Namespace) -> int:
 def demo_step(ctx) -> dict:
     """MiniLM-initialised, frozen table (nested CV over three learning rates; one fixed rate with --quick),
     then the random-init table for contrast."""
-    common = dict(data="polarity", folds=5, steps=100, weight_decay=0.01, dropout=0.0, seed=ctx.seed)
+    common = dict(data="polarity", seed=ctx.seed)  # CVConfig's defaults otherwise: 5 folds, 100 steps, 16-d
     lr = [0.1] if ctx.quick else list(LEARNING_RATES)
-    best = evaluate(argparse.Namespace(init="minilm", freeze=True, dim=16, lr=lr, out=ctx.out / "minilm", **common))
-    base = evaluate(argparse.Namespace(init="random", freeze=False, dim=16, lr=lr, out=ctx.out / "random", **common))
+    best = evaluate(argparse.Namespace(init="minilm", freeze=True, lr=lr, out=ctx.out / "minilm", **common))
+    base = evaluate(argparse.Namespace(init="random", freeze=False, lr=lr, out=ctx.out / "random", **common))
     return {"result": _line(best) + f"; random init {base['accuracy']:.2f}",
             **{k: best[k] for k in ("accuracy", "macro_f1", "majority", "folds")},
             "random_init_accuracy": base["accuracy"]}

@@ -19,20 +19,20 @@ import dataclasses
 import json
 from pathlib import Path
 
+from scratchlm.data.codec import MAX_VOCAB, MIN_COUNT
 from scratchlm.errors import ScratchlmError
 
-# Defaults live once, in the library's config dataclasses: training/lm.py (LMConfig), models/gru_lm.py
-# (GRULMConfig), training/classify.py (HoldoutConfig).  A flag left out is None here and takes that
-# default when the command runs: reading the dataclasses while the parser is built would import JAX
-# before ``cli.use_compile_cache`` sets the environment JAX reads at import.
+# Defaults live once, in the library: training/lm.py (LMConfig, sample_text), models/gru_lm.py (GRULMConfig),
+# training/classify.py (HoldoutConfig), data/codec.py (the word vocabulary's size and count, JAX-free, read
+# here).  A flag left out is None and takes its default when the command runs: reading the dataclasses
+# while the parser is built would import JAX before ``cli.use_compile_cache`` sets the environment JAX
+# reads at import.
 _LM_FLAGS = {"seq_len": "seq_len", "batch": "batch", "steps": "steps", "lr": "lr", "clip": "clip",
              "valid_fraction": "valid_fraction", "eval_every": "eval_every", "seed": "seed"}
 _MODEL_FLAGS = {"embed_size": "embed", "hidden_size": "hidden", "num_layers": "layers", "dropout": "dropout",
                 "tie_embeddings": "tie", "variant": "variant"}
 _HOLDOUT_FLAGS = {"steps": "steps", "learning_rate": "lr", "batch_size": "batch", "test_fraction": "test_fraction",
                   "seed": "seed"}
-MAX_VOCAB = 10000  # word vocabulary size (specials excluded): the Wikipedia sample's frequent words
-MIN_COUNT = 2  # rarer words become <unk>
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,11 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = sub.add_parser("generate", help="continue a prompt")
     g.add_argument("--checkpoint", type=Path, required=True, help="a folder written by `gru-lm train`")
     g.add_argument("--prompt", required=True)
-    g.add_argument("--max-new-tokens", type=int, default=40)
-    g.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
-    g.add_argument("--top-k", type=int, default=0)
-    g.add_argument("--top-p", type=float, default=0.9)
-    g.add_argument("--samples", type=int, default=1)
+    sample = "training.lm.sample_text"
+    g.add_argument("--max-new-tokens", type=int, help=f"(default: {sample})")
+    g.add_argument("--temperature", type=float, help=f"0 = greedy (default: {sample})")
+    g.add_argument("--top-k", type=int, help=f"0: no top-k cut (default: {sample})")
+    g.add_argument("--top-p", type=float, help=f"nucleus mass (default: {sample})")
+    g.add_argument("--samples", type=int, help=f"(default: {sample})")
     g.add_argument("--seed", type=int, default=0)
 
     c = sub.add_parser("classify", help="fine-tune a classification head on the polarity sentences")
@@ -156,9 +157,9 @@ def generate_command(args: argparse.Namespace) -> list[str]:
     from scratchlm.training.lm import load_trained, sample_text
 
     params, config, codec = load_trained(args.checkpoint)
-    return sample_text(params, config, codec, args.prompt, key=jax.random.key(args.seed),
-                       max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                       top_p=args.top_p, samples=args.samples)
+    given = {k: getattr(args, k) for k in ("max_new_tokens", "temperature", "top_k", "top_p", "samples")
+             if getattr(args, k) is not None}  # the others: sample_text's defaults
+    return sample_text(params, config, codec, args.prompt, key=jax.random.key(args.seed), **given)
 
 
 def classify_polarity(params, config, codec, holdout) -> dict:

@@ -16,6 +16,8 @@ from scratchlm.data.corpora import word_tokens
 from scratchlm.errors import ScratchlmError
 
 EOS = "<eos>"  # ends each paragraph in the word-level token stream
+MAX_VOCAB = 10000  # word vocabulary size (specials excluded): the Wikipedia sample's frequent words
+MIN_COUNT = 2  # rarer words become <unk>
 
 
 class TextCodec:
@@ -25,7 +27,10 @@ class TextCodec:
         self.kind, self.impl = kind, impl  # kind: "word" | "file"
 
     @classmethod
-    def build(cls, spec: str, paragraphs: list[str], *, max_vocab: int, min_count: int) -> TextCodec:
+    def build(cls, spec: str, paragraphs: list[str], *, max_vocab: int = MAX_VOCAB,
+              min_count: int = MIN_COUNT) -> TextCodec:
+        """``spec`` ``"word"``: a word vocabulary of ``paragraphs`` (the ``max_vocab`` most frequent words seen
+        ``min_count`` times or more, plus ``<pad>``, ``<unk>``, ``<eos>``); else the path of a tokenizer.json."""
         if spec == "word":
             vocab = tokenizers.Vocab.from_corpus((word_tokens(p) for p in paragraphs), min_count=min_count,
                                                  max_size=max_vocab, specials=("<pad>", "<unk>", EOS))
