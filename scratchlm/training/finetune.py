@@ -4,8 +4,10 @@ The recipe of design document 004 §3.2, step by step:
 
 1. **Pretrained model and data**: ``params`` from :func:`scratchlm.models.bert.from_pretrained` (or a
    scratchlm pretraining checkpoint), the task as arrays from :mod:`scratchlm.data.tasks`.
-2. **Task layer and loss** (:func:`init_classifier`, :func:`logits`, :func:`loss`): a linear layer on
-   the pooled ``[CLS]`` vector (sequence) or on every token (token classification), with
+2. **Task layer and loss** (:func:`init_classifier`, :func:`bert_classifier`, :func:`logits`, :func:`loss`):
+   BERT is the encoder of the one classification recipe (:mod:`scratchlm.training.classify`), a
+   linear head (:mod:`scratchlm.models.heads`) reads the pooled ``[CLS]`` vector (sequence) or
+   every token (token classification), with
    softmax cross-entropy; or a single logit with binary cross-entropy (``head="sigmoid"``)
    for a binary sequence task (document 004 §4.1).  Fine-tuning minimises the empirical risk
 
@@ -16,15 +18,18 @@ The recipe of design document 004 §3.2, step by step:
 3. **Hyper-parameters**: AdamW (Loshchilov & Hutter 2019) with decoupled weight decay that skips
    biases and layer-norm parameters, the gradient clipped to global norm 1 (as in BERT's released
    ``optimization.py``), linear warm-up then linear decay (BERT's schedule), dropout, and a
-   freezing policy (:func:`trainable_mask`).
+   freezing policy (:func:`scratchlm.training.freeze.trainable_mask`, an optax mask).
 4. **Training with validation**: the shared loop (:mod:`scratchlm.training.loop`) evaluates the dev
    set every epoch; early stopping keeps the best dev checkpoint and restores it.
 5. **Test**: :func:`evaluate` on held-out data — accuracy/P/R/F1 for sequences, entity-level
    P/R/F1 (:mod:`scratchlm.training.seqeval`) for tokens.
 
 Small data sets (the 200 polarity sentences) are scored by k-fold cross-validation
-(:func:`cross_validate`): every example is predicted exactly once, by the model of the one fold
-that held it out.
+(:func:`cross_validate`, stratified folds of :func:`scratchlm.training.cv.kfold`): every example
+is predicted exactly once, by the model of the one fold that held it out.
+
+(About 410 lines, kept whole because it walks the five steps above in order; the freezing policies
+and the epoch clock live in :mod:`scratchlm.training.freeze` and :mod:`scratchlm.training.epoch_timing`.)
 """
 
 from __future__ import annotations
