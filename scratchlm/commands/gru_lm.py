@@ -20,7 +20,6 @@ import json
 from pathlib import Path
 
 from scratchlm.data.codec import MAX_VOCAB, MIN_COUNT
-from scratchlm.errors import ScratchlmError
 
 # Defaults live once, in the library: training/lm.py (LMConfig, sample_text), models/gru_lm.py (GRULMConfig),
 # training/classify.py (HoldoutConfig), data/codec.py (the word vocabulary's size and count, JAX-free, read
@@ -101,13 +100,7 @@ def run(args: argparse.Namespace) -> int:
 def model_config(args, vocab_size: int):
     from scratchlm.models.gru_lm import GRULMConfig
 
-    given = _given(args, _MODEL_FLAGS)
-    for field, flag in (("num_layers", "layers"), ("hidden_size", "hidden"), ("embed_size", "embed")):
-        if given.get(field, 1) < 1:
-            raise ScratchlmError(f"--{flag} must be at least 1, got {given[field]}")
-    if not 0.0 <= given.get("dropout", 0.0) < 1.0:
-        raise ScratchlmError(f"--dropout must be in [0, 1), got {given['dropout']}")
-    return GRULMConfig(vocab_size, **given)
+    return GRULMConfig(vocab_size, **_given(args, _MODEL_FLAGS))  # GRULMConfig checks the values
 
 
 def write_run(out: Path, codec, model, config, result=None) -> None:

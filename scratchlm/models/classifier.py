@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scratchlm.embeddings.formats import WordVectors
+from scratchlm.errors import ScratchlmError
 from scratchlm.models import heads
 from scratchlm.nn.functional import dropout, sigmoid
 from scratchlm.tokenizers.vocab import Vocab
@@ -37,6 +38,13 @@ class ClassifierConfig:
     pad_id: int = 0  # Vocab's "<pad>"
     unk_id: int = 1  # Vocab's "<unk>"
     dropout: float = 0.0  # drop rate on the token embeddings E_{x_t} while training
+
+    def __post_init__(self):
+        if self.vocab_size < 3 or self.embed_dim < 1:
+            raise ScratchlmError(f"the classifier needs vocab_size >= 3 (<pad>, <unk> and a word) and embed_dim >= 1, "
+                                 f"got {self.vocab_size} and {self.embed_dim}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ScratchlmError(f"--dropout must be in [0, 1), got {self.dropout}")
 
 
 def init(key: jax.Array, config: ClassifierConfig) -> dict:

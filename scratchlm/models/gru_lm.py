@@ -49,6 +49,13 @@ class GRULMConfig:
                                  f"got {self.embed_size} and {self.hidden_size}")
         if self.vocab_size < 2:
             raise ScratchlmError(f"a language model needs a vocabulary of at least 2 tokens, got {self.vocab_size}")
+        for name, flag in (("num_layers", "--layers"), ("hidden_size", "--hidden"), ("embed_size", "--embed")):
+            if getattr(self, name) < 1:
+                raise ScratchlmError(f"{flag} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ScratchlmError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.variant not in ("cudnn", "cho"):
+            raise ScratchlmError(f"--variant must be 'cudnn' or 'cho', got {self.variant!r}")
 
     @property
     def gru(self) -> gru.GRUConfig:

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scratchlm.data.batching import epoch_batch, pad_ids
+from scratchlm.errors import ScratchlmError
 from scratchlm.models import gru_lm, heads
 from scratchlm.training import loop, metrics
 
@@ -59,7 +60,7 @@ class Classifier:
 
     def __post_init__(self):
         if self.kind not in heads.KINDS:
-            raise ValueError(f"kind must be one of {heads.KINDS}, got {self.kind!r}")
+            raise ScratchlmError(f"the head must be one of {heads.KINDS}, got {self.kind!r}")
 
 
 def logits(model: Classifier, params: dict, batch, *, key: jax.Array | None = None, train: bool = False) -> jax.Array:
@@ -89,6 +90,11 @@ class OptimizerConfig:
     schedule: str = "linear"  # linear decay to 0 after the warm-up (BERT's schedule)
     weight_decay: float = 0.0  # AdamW's decoupled decay, skipping biases and LayerNorm (loop.weight_decay_mask)
     clip_norm: float | None = None  # global gradient-norm clip
+
+    def __post_init__(self):
+        if not self.learning_rate > 0 or self.steps < 1 or self.warmup_steps < 0 or self.weight_decay < 0:
+            raise ScratchlmError(f"learning rate > 0, steps >= 1, warm-up >= 0 and weight decay >= 0 expected, got "
+                                 f"{self.learning_rate}, {self.steps}, {self.warmup_steps}, {self.weight_decay}")
 
 
 def make_step(model: Classifier, optimizer: OptimizerConfig, *, trainable=None, class_weights=None):
@@ -146,8 +152,6 @@ class HoldoutConfig:
     seed: int = 0
 
     def __post_init__(self):
-        from scratchlm.errors import ScratchlmError
-
         if self.steps < 1 or self.batch_size < 1:
             raise ScratchlmError(f"--steps and --batch must be at least 1, got {self.steps} and {self.batch_size}")
         if not 0.0 < self.test_fraction < 1.0:

@@ -74,10 +74,20 @@ def test_freezing_is_a_mask_frozen_leaves_never_move():
 
 
 def test_configs_raise_scratchlm_errors():
+    from scratchlm.models.gru_lm import GRULMConfig
+
     with pytest.raises(ScratchlmError, match="folds"):
         bag.CVConfig(folds=1)
     with pytest.raises(ScratchlmError, match="test-fraction"):
         classify.HoldoutConfig(test_fraction=1.0)
+    with pytest.raises(ScratchlmError, match="learning rate"):
+        classify.OptimizerConfig(0.0, 10)
+    with pytest.raises(ScratchlmError, match="dropout"):
+        C.ClassifierConfig(vocab_size=7, dropout=1.0)
+    with pytest.raises(ScratchlmError, match="--layers"):
+        GRULMConfig(11, num_layers=0)
+    with pytest.raises(ScratchlmError, match="head"):
+        classify.Classifier(encode=None, head=None, kind="tanh")
 
 
 def test_weighted_loss_equals_the_risk_of_the_real_rows():
