@@ -23,8 +23,8 @@ except ModuleNotFoundError:  # run as a script: python benchmarks/classifier.py
 
 
 def main(argv=None) -> dict:
-    from scratchlm.commands.classify import LEARNING_RATES, _load, load_vectors
-    from scratchlm.models.classifier import CVConfig, cross_validate
+    from scratchlm.commands.classify import LEARNING_RATES, _load
+    from scratchlm.training.embedding_bag import CVConfig, cross_validate, load_vectors
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--init", nargs="+", default=["random", "minilm"])

@@ -1,6 +1,6 @@
 """Fine-tuning MiniLM: scratchlm vs HuggingFace ``transformers`` (PyTorch) on the same data, batches and settings.
 
-Both sides get the same folds / splits, the same batches in the same order (``finetune.train_batch``),
+Both sides get the same folds / splits, the same batches in the same order (``batching.train_batch``),
 the same initial classifier weights, AdamW with decay 0.01 skipping biases and LayerNorm, the gradient
 clipped to global norm 1, linear warm-up (10%) then linear decay, dropout 0.1, and keep the best dev
 epoch.  With dropout off, a step of each from the same params and batch gives the same loss and
@@ -24,6 +24,8 @@ import time
 import numpy as np
 
 from benchmarks.common import figure, report
+from scratchlm.data import batching
+from scratchlm.training import cv
 
 
 def _hf_model(kind: str, num_labels: int, classifier: dict, dropout: float | None = None):
@@ -44,14 +46,13 @@ def _hf_model(kind: str, num_labels: int, classifier: dict, dropout: float | Non
 def _hf_predict(model, data: dict, kind: str, batch_size: int = 64) -> np.ndarray:
     import torch
 
-    from scratchlm.training import finetune as ft
 
     model.eval()
     N, width = len(data["labels"]), data["input_ids"].shape[1]
     out = []
     with torch.no_grad():
         for start in range(0, N, batch_size):
-            b = ft.take(data, np.arange(start, min(start + batch_size, N)))
+            b = batching.take(data, np.arange(start, min(start + batch_size, N)))
             z = model(input_ids=torch.from_numpy(b["input_ids"]).long(),
                       attention_mask=torch.from_numpy(b["attention_mask"]).long(),
                       token_type_ids=torch.from_numpy(b["token_type_ids"]).long()).logits.numpy()
@@ -82,7 +83,7 @@ def hf_optimizer(model, config, total_steps: int):
 
 
 def hf_step(model, optimizer, schedule, batch: dict, config) -> float:
-    """One training step on a batch of ``finetune.train_batch``: loss, backward, clip, AdamW, schedule."""
+    """One training step on a batch of ``batching.train_batch``: loss, backward, clip, AdamW, schedule."""
     import torch
 
     loss = model(**{k: torch.from_numpy(v).long() for k, v in batch.items()}).loss
@@ -101,18 +102,17 @@ def hf_fit(classifier: dict, train: dict, dev_eval, config) -> tuple[object, flo
 
     import torch
 
-    from scratchlm.training import finetune as ft
 
     torch.manual_seed(config.seed)
     model = _hf_model(config.task, config.num_labels, classifier, config.dropout)
-    per_epoch = ft.steps_per_epoch(train, config.batch_size)
+    per_epoch = batching.steps_per_epoch(len(train["labels"]), config.batch_size)
     optimizer, schedule = hf_optimizer(model, config, config.epochs * per_epoch)
     best, best_state, times = -1.0, None, []
     for epoch in range(config.epochs):
         model.train()
         t0 = time.perf_counter()
         for i in range(per_epoch):
-            hf_step(model, optimizer, schedule, ft.train_batch(train, epoch * per_epoch + i, config.batch_size,
+            hf_step(model, optimizer, schedule, batching.train_batch(train, epoch * per_epoch + i, config.batch_size,
                                                                config.seed), config)
         times.append(time.perf_counter() - t0)
         score = dev_eval(model)
@@ -134,9 +134,9 @@ def polarity(seed: int, args, pretrained, bert_config, tok) -> dict:
     labels = data["labels"]
     ours, theirs = np.full(len(labels), -1), np.full(len(labels), -1)
     t_ours, t_hf = [], []
-    for f, (train_index, test_index) in enumerate(ft.kfold_splits(labels, args.folds, seed)):
-        fit_index, dev_index = ft.dev_split(labels, train_index, 0.1, seed + f)
-        train, dev, test = (ft.subset(data, i) for i in (fit_index, dev_index, test_index))
+    for f, (train_index, test_index) in enumerate(cv.kfold(len(labels), args.folds, seed, stratify_by=labels)):
+        fit_index, dev_index = cv.dev_split(labels, train_index, 0.1, seed + f)
+        train, dev, test = (batching.subset(data, i) for i in (fit_index, dev_index, test_index))
         start = ft.init_classifier(jax.random.fold_in(jax.random.key(seed), f), pretrained, bert_config, config)
         result = ft.fit(start, train, dev, bert_config=bert_config, config=config)
         ours[test_index] = ft.predict(result.params, test, bert_config=bert_config, config=config)

@@ -21,86 +21,52 @@ from pathlib import Path
 LEARNING_RATES = (0.01, 0.03, 0.1)
 
 
+# Defaults live once, in training/embedding_bag.py's CVConfig; a flag left out is None here and takes
+# that default when the command runs (reading the dataclass while the parser is built would import JAX
+# before ``cli.use_compile_cache`` sets the environment JAX reads at import).
+_FLAGS = {"folds": "folds", "embed_dim": "dim", "steps": "steps", "weight_decay": "weight_decay",
+          "dropout": "dropout", "seed": "seed"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default="polarity", help="'polarity' (gensim's sentences) or a file of '__label__pos|neg text' lines")
+    cv = "training.embedding_bag.CVConfig"
+    parser.add_argument("--data", default="polarity",
+                        help="'polarity' (gensim's sentences) or a file of '__label__pos|neg text' lines")
     parser.add_argument("--init", default="random",
-                        help="embedding table: 'random', 'minilm' (the shipped MiniLM's token embeddings) or a word2vec text file")
+                        help="embedding table: 'random', 'minilm' (the shipped MiniLM's token embeddings) "
+                             "or a word2vec text file")
     parser.add_argument("--freeze", action="store_true", help="keep the embedding table fixed (train only w, b)")
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--dim", type=int, default=16, help="embedding width with --init random (pretrained: the vectors' width)")
-    parser.add_argument("--steps", type=int, default=100, help="full-batch AdamW steps per fold")
-    parser.add_argument("--lr", type=float, nargs="+", default=[0.01],
-                        help="learning rate; several: each outer fold picks one by inner 3-fold CV on its training part")
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--dropout", type=float, default=0.0, help="drop rate on the token embeddings while training")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folds", type=int, help=f"(default: {cv})")
+    parser.add_argument("--dim", type=int,
+                        help=f"embedding width with --init random (pretrained: the vectors' width) (default: {cv})")
+    parser.add_argument("--steps", type=int, help=f"full-batch AdamW steps per fold (default: {cv})")
+    parser.add_argument("--lr", type=float, nargs="+",
+                        help="learning rate; several: each outer fold picks one by inner 3-fold CV on its "
+                             f"training part (default: {cv})")
+    parser.add_argument("--weight-decay", type=float, help=f"(default: {cv})")
+    parser.add_argument("--dropout", type=float,
+                        help=f"drop rate on the token embeddings while training (default: {cv})")
+    parser.add_argument("--seed", type=int, help=f"(default: {cv})")
     parser.add_argument("--out", type=Path, default=None, help="folder for per-fold JSON-lines metrics and a summary")
 
 
 def _load(spec: str) -> tuple[list[str], list[int]]:
-    from scratchlm.data import corpora
-    from scratchlm.errors import CorpusError
+    from scratchlm.data import corpora, tasks
 
-    if spec == "polarity":
-        pairs = corpora.polarity_sentences()
-    else:
-        pairs = []
-        for number, line in enumerate(corpora.read_lines(spec), start=1):
-            label, _, text = line.partition(" ")
-            if label not in ("__label__pos", "__label__neg"):
-                raise CorpusError(f"{spec}:{number}: expected '__label__pos' or '__label__neg' first, got {label!r}")
-            pairs.append((text, int(label == "__label__pos")))
+    pairs = corpora.polarity_sentences() if spec == "polarity" else tasks.read_fasttext_labels(spec)
     return [t for t, _ in pairs], [y for _, y in pairs]
 
 
-def minilm_word_vectors(words) -> WordVectors:  # noqa: F821
-    r"""Static word vectors from the shipped all-MiniLM-L6-v2: :math:`v(w) = \frac{1}{|P(w)|} \sum_{p \in P(w)} E_p`.
-
-    :math:`P(w)` are the WordPiece pieces of ``w`` (its own uncased vocabulary) and :math:`E` the
-    encoder's input token embeddings (``embeddings.word_embeddings.weight``), learned on a large
-    text collection: only the table, no transformer layer.  A vector depends on the word alone, so
-    building them for every word a data set holds uses no statistic of any fold.
-    """
-    import numpy as np
-    from safetensors.numpy import load_file
-
-    from scratchlm.data.corpora import minilm_path
-    from scratchlm.embeddings.formats import WordVectors
-    from scratchlm.tokenizers.models import WordPiece
-
-    path = minilm_path()
-    E = load_file(str(path / "model.safetensors"))["embeddings.word_embeddings.weight"]  # [30522, 384]
-    pieces = WordPiece.from_vocab_file(path / "vocab.txt")
-    words = sorted(set(words))
-    return WordVectors(tuple(words), np.stack([E[[i for i, _, _, _ in pieces.tokenize(w)]].mean(0) for w in words]))
-
-
-def load_vectors(spec: str, texts):
-    """``--init``: None for 'random', MiniLM's vectors for the words of ``texts``, or a word2vec text file."""
-    from scratchlm.data.corpora import word_tokens
-    from scratchlm.embeddings.formats import load_word2vec
-    from scratchlm.errors import MissingDataError
-
-    if spec == "random":
-        return None
-    if spec == "minilm":
-        return minilm_word_vectors(w for t in texts for w in word_tokens(t))
-    if not Path(spec).is_file():
-        raise MissingDataError(f"--init {spec}: no such file (give 'random', 'minilm' or a word2vec text file, "
-                               f"e.g. the vectors.txt that 'scratchlm word2vec' writes)")
-    return load_word2vec(spec)
-
-
 def evaluate(args_like) -> dict:
-    from scratchlm.models.classifier import CVConfig, cross_validate
+    from scratchlm.training.embedding_bag import CVConfig, cross_validate, load_vectors
 
+    given = {field: getattr(args_like, flag) for field, flag in _FLAGS.items()
+             if getattr(args_like, flag, None) is not None}
+    if getattr(args_like, "lr", None) is not None:
+        given["learning_rates"] = tuple(args_like.lr)
+    config = CVConfig(**given, freeze_embedding=bool(args_like.freeze))
     texts, labels = _load(args_like.data)
     vectors = load_vectors(args_like.init, texts)
-    config = CVConfig(
-        folds=args_like.folds, embed_dim=args_like.dim, steps=args_like.steps, learning_rates=tuple(args_like.lr),
-        weight_decay=args_like.weight_decay, dropout=args_like.dropout, freeze_embedding=args_like.freeze,
-        seed=args_like.seed,
-    )
     out = args_like.out
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -114,13 +80,15 @@ def evaluate(args_like) -> dict:
 
 def _line(r: dict) -> str:
     init = f"{r['init']} init{', frozen' if r['frozen'] else ''}"
-    return f"polarity accuracy {r['accuracy']:.2f} ({init}; {r['evaluation'].replace(' cross-validation', ' CV')}; majority {r['majority']:.2f})"
+    evaluation = r["evaluation"].replace(" cross-validation", " CV")
+    return f"polarity accuracy {r['accuracy']:.2f} ({init}; {evaluation}; majority {r['majority']:.2f})"
 
 
 def run(args: argparse.Namespace) -> int:
     r = evaluate(args)
     for f in r["folds"]:
-        print(f"fold {f['fold']}: accuracy {f['accuracy']:.3f}  macro-F1 {f['macro_f1']:.3f}  ({f['n_test']} held out; lr {f['learning_rate']:g})")
+        print(f"fold {f['fold']}: accuracy {f['accuracy']:.3f}  macro-F1 {f['macro_f1']:.3f}  "
+              f"({f['n_test']} held out; lr {f['learning_rate']:g})")
     print(_line(r) + f"; macro-F1 {r['macro_f1']:.2f}")
     return 0
 
@@ -128,10 +96,10 @@ def run(args: argparse.Namespace) -> int:
 def demo_step(ctx) -> dict:
     """MiniLM-initialised, frozen table (nested CV over three learning rates; one fixed rate with --quick),
     then the random-init table for contrast."""
-    common = dict(data="polarity", folds=5, steps=100, weight_decay=0.01, dropout=0.0, seed=ctx.seed)
+    common = dict(data="polarity", seed=ctx.seed)  # CVConfig's defaults otherwise: 5 folds, 100 steps, 16-d
     lr = [0.1] if ctx.quick else list(LEARNING_RATES)
-    best = evaluate(argparse.Namespace(init="minilm", freeze=True, dim=16, lr=lr, out=ctx.out / "minilm", **common))
-    base = evaluate(argparse.Namespace(init="random", freeze=False, dim=16, lr=lr, out=ctx.out / "random", **common))
+    best = evaluate(argparse.Namespace(init="minilm", freeze=True, lr=lr, out=ctx.out / "minilm", **common))
+    base = evaluate(argparse.Namespace(init="random", freeze=False, lr=lr, out=ctx.out / "random", **common))
     return {"result": _line(best) + f"; random init {base['accuracy']:.2f}",
             **{k: best[k] for k in ("accuracy", "macro_f1", "majority", "folds")},
             "random_init_accuracy": base["accuracy"]}

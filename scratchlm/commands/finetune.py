@@ -37,22 +37,32 @@ from scratchlm.errors import ScratchlmError
 _PLOT_NOTE = 'note: matplotlib is not installed, so no plots were drawn: pip install "scratchlm[plot]"'
 
 
+# Defaults live once, in training/finetune.py's FinetuneConfig (Devlin et al. 2019, appendix A.3, with
+# reasons there).  A flag left out is None here and takes that default when the command runs: reading the
+# dataclass while the parser is built would import JAX before ``cli.use_compile_cache`` sets the
+# environment JAX reads at import.  The run's settings (metrics.json) record the resolved values.
+_FLAGS = {"learning_rate": "lr", "epochs": "epochs", "batch_size": "batch", "freeze": "freeze", "head": "head",
+          "dropout": "dropout", "weight_decay": "weight_decay", "warmup_ratio": "warmup", "clip_norm": "clip_norm",
+          "patience": "patience", "seed": "seed"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    ft = "training.finetune.FinetuneConfig"
     parser.add_argument("--task", required=True, help="polarity, wikiner, or a .jsonl / CoNLL file")
     parser.add_argument("--init", default="minilm", help="'minilm' or a folder with config.json + model.safetensors")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--freeze", default="none", help="none | embeddings | encoder | all-but-top-N")
+    parser.add_argument("--epochs", type=int, help=f"(default: {ft})")
+    parser.add_argument("--lr", type=float, help=f"AdamW's peak learning rate (default: {ft})")
+    parser.add_argument("--batch", type=int, help=f"(default: {ft})")
+    parser.add_argument("--freeze", help=f"none | embeddings | encoder | all-but-top-N (default: {ft})")
     parser.add_argument("--folds", type=int, default=None, help="k-fold cross-validation (default 5 for polarity)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, help=f"(default: {ft})")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--head", choices=("softmax", "sigmoid"), default="softmax", help="sigmoid: binary tasks")
-    parser.add_argument("--dropout", type=float, default=None, help="default: the checkpoint's (0.1)")
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of the steps")
-    parser.add_argument("--clip-norm", type=float, default=1.0, help="global gradient-norm clip (BERT's 1.0); 0: none")
-    parser.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs")
+    parser.add_argument("--head", choices=("softmax", "sigmoid"), help=f"sigmoid: binary tasks (default: {ft})")
+    parser.add_argument("--dropout", type=float, help="default: the checkpoint's (0.1)")
+    parser.add_argument("--weight-decay", type=float, help=f"(default: {ft})")
+    parser.add_argument("--warmup", type=float, help=f"warm-up fraction of the steps (default: {ft})")
+    parser.add_argument("--clip-norm", type=float, help=f"global gradient-norm clip; 0: none (default: {ft})")
+    parser.add_argument("--patience", type=int, help="early-stopping patience in epochs (default: never stop)")
     parser.add_argument("--class-weights", default=None, help="comma-separated w_j (sequence tasks)")
     parser.add_argument("--max-length", type=int, default=128, help="sub-tokens per example, specials included")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N examples of each split")
@@ -140,13 +150,41 @@ def encode(task: dict, tok, max_length: int):
 # ----------------------------------------------------------------------------- run
 
 
+def finetune_config(args: argparse.Namespace, kind: str, num_labels: int):
+    """The flags as a :class:`~scratchlm.training.finetune.FinetuneConfig` (a flag left out: its default).
+
+    The flags left out are then set to the config's values, so the run's recorded settings name what ran.
+    """
+    from scratchlm.training.finetune import FinetuneConfig
+
+    given = {field: getattr(args, flag) for field, flag in _FLAGS.items() if getattr(args, flag) is not None}
+    if "clip_norm" in given:
+        given["clip_norm"] = given["clip_norm"] or None  # --clip-norm 0: no clipping
+    if args.class_weights:
+        try:
+            given["class_weights"] = tuple(float(w) for w in args.class_weights.split(","))
+        except ValueError:
+            raise ScratchlmError(f"--class-weights: comma-separated numbers expected, "
+                                 f"got {args.class_weights!r}") from None
+    config = FinetuneConfig(task=kind, num_labels=num_labels, **given)
+    for field, flag in _FLAGS.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, getattr(config, field))
+    return config
+
+
+
 def run(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
+    from scratchlm.data.batching import subset
     from scratchlm.models import bert
     from scratchlm.training import finetune as ft
     from scratchlm.training import seqeval
+    from scratchlm.training.cv import kfold
+    from scratchlm.training.epoch_timing import epoch_timing
+    from scratchlm.training.metrics import sequence_metrics
 
     mesh = setup_parallel(args)  # before any other JAX call
     out: Path = args.out
@@ -158,14 +196,10 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(fold)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    bert_config, pretrained, tok = load_init(args.init)
     task = load_task(args.task, args.limit)
     names = task["labels"]
-    config = ft.FinetuneConfig(
-        task=task["kind"], num_labels=len(names), head=args.head, freeze=args.freeze, learning_rate=args.lr,
-        epochs=args.epochs, batch_size=args.batch, warmup_ratio=args.warmup, weight_decay=args.weight_decay,
-        clip_norm=args.clip_norm or None, dropout=args.dropout, patience=args.patience, seed=args.seed,
-        class_weights=tuple(float(w) for w in args.class_weights.split(",")) if args.class_weights else None)
+    config = finetune_config(args, task["kind"], len(names))  # every flag checked before the model is loaded
+    bert_config, pretrained, tok = load_init(args.init)
     data = encode(task, tok, args.max_length)
     key = jax.random.key(args.seed)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
@@ -207,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
         majority = float(max(np.mean(y == c) for c in np.unique(y)))
         metrics = {"accuracy": cv["accuracy"], "f1": cv["f1"], "precision": cv["precision"], "recall": cv["recall"],
                    "majority_rate": majority, "folds": folds,
-                   **ft.epoch_timing(cv["folds"]),
+                   **epoch_timing(cv["folds"]),
                    "per_fold": [{k: r[k] for k in ("fold", "test", "history", "best_step", "best_dev",
                                                     "seconds_per_epoch", "epoch_seconds", "epoch_compiled",
                                                     "stopped_early") if k in r} for r in cv["folds"]]}
@@ -218,34 +252,36 @@ def run(args: argparse.Namespace) -> int:
     else:
         if config.task == "sequence":
             index = np.arange(len(data["labels"]))
-            parts = ft.kfold_splits(data["labels"], 10, args.seed)
+            parts = kfold(len(index), 10, args.seed, stratify_by=data["labels"])
             test_index, dev_index = parts[0][1], parts[1][1]
             train_index = np.setdiff1d(index, np.concatenate([test_index, dev_index]))
-            splits = {"train": (ft.subset(data, train_index), None), "dev": (ft.subset(data, dev_index), None),
-                      "test": (ft.subset(data, test_index), None)}
+            splits = {"train": (subset(data, train_index), None), "dev": (subset(data, dev_index), None),
+                      "test": (subset(data, test_index), None)}
         else:
             splits = data
         params = ft.init_classifier(key, pretrained, bert_config, config)
         result = ft.fit(params, splits["train"][0], None, bert_config=bert_config, config=config,
                         dev_eval=lambda p: ft.evaluate(p, splits["dev"][0], bert_config=bert_config, config=config,
                                                        tags=names, n_words=splits["dev"][1]),
-                        checkpoint_dir=out / "checkpoints", metrics_path=out / "metrics.jsonl", progress=None, mesh=mesh)
+                        checkpoint_dir=out / "checkpoints", metrics_path=out / "metrics.jsonl", progress=None,
+                        mesh=mesh)
         save_best(result.params, names)
         test, n_words = splits["test"]
         predicted = ft.predict(result.params, test, bert_config=bert_config, config=config)
         common = {"history": result.history, "best_step": result.best_step, "stopped_early": result.stopped_early,
-                  **ft.epoch_timing([{"epoch_seconds": result.epoch_seconds, "epoch_compiled": result.epoch_compiled}]),
+                  **epoch_timing([{"epoch_seconds": result.epoch_seconds, "epoch_compiled": result.epoch_compiled}]),
                   "epoch_seconds": result.epoch_seconds, "epoch_compiled": result.epoch_compiled}
         if config.task == "token":
             y_true, y_pred = ft.word_tags(test, predicted, n_words, names)
             scores = seqeval.entity_scores(y_true, y_pred)["micro"]
             metrics = {"entity_f1": scores["f1"], "entity_precision": scores["precision"],
                        "entity_recall": scores["recall"], **common}
-            report = ("entity level (exact span and type, as seqeval):\n" + seqeval.classification_report(y_true, y_pred)
+            report = ("entity level (exact span and type, as seqeval):\n"
+                      + seqeval.classification_report(y_true, y_pred)
                       + "\nper tag (token level):\n" + seqeval.tag_report(y_true, y_pred))
             confusion = (y_true, y_pred)
         else:
-            metrics = {**ft.sequence_metrics(test["labels"], predicted, config.num_labels), **common}
+            metrics = {**sequence_metrics(predicted, test["labels"], config.num_labels), **common}
             report = seqeval.tag_report([[names[t] for t in test["labels"]]], [[names[p] for p in predicted]])
             confusion = None
         curve_files = [out / "metrics.jsonl"]

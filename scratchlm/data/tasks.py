@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from scratchlm.data.batching import IGNORE, pad_batch
+from scratchlm.data.corpora import read_lines
 from scratchlm.errors import CorpusError
 from scratchlm.io import read_text
-
-IGNORE = -100  # label of positions left out of the loss (HuggingFace's ignore_index)
 
 Encode = Callable[[str], list[int]]
 
@@ -59,12 +59,24 @@ def read_jsonl(path: str | Path) -> list[tuple[str, str | None, str]]:
         except json.JSONDecodeError as err:
             raise CorpusError(f"{path} line {number}: not valid JSON ({err.msg} at column {err.colno})") from None
         if not isinstance(record, dict) or "text" not in record or "label" not in record:
-            raise CorpusError(f'{path} line {number}: expected an object with "text" and "label" (and optionally "text_pair")')
+            raise CorpusError(f'{path} line {number}: expected an object with "text" and "label" '
+                              '(and optionally "text_pair")')
         pair = record.get("text_pair")
         examples.append((str(record["text"]), None if pair is None else str(pair), str(record["label"])))
     if not examples:
         raise CorpusError(f"{path} holds no example")
     return examples
+
+
+def read_fasttext_labels(path: str | Path) -> list[tuple[str, int]]:
+    """``(text, label)`` pairs from fastText-style lines ``__label__pos text`` / ``__label__neg text`` (pos = 1)."""
+    pairs = []
+    for number, line in enumerate(read_lines(path), start=1):
+        label, _, text = line.partition(" ")
+        if label not in ("__label__pos", "__label__neg"):
+            raise CorpusError(f"{path}:{number}: expected '__label__pos' or '__label__neg' first, got {label!r}")
+        pairs.append((text, int(label == "__label__pos")))
+    return pairs
 
 
 def read_conll(path: str | Path) -> list[tuple[list[str], list[str]]]:
@@ -114,7 +126,8 @@ def _truncate_pair(a: list[int], b: list[int], budget: int) -> tuple[list[int], 
     return a, b
 
 
-def encode_sequence(a: list[int], b: list[int] | None, special: SpecialIds, max_length: int) -> tuple[list[int], list[int]]:
+def encode_sequence(a: list[int], b: list[int] | None, special: SpecialIds,
+                    max_length: int) -> tuple[list[int], list[int]]:
     """``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]`` (truncated to ``max_length``) and its segment ids."""
     if b is None:
         a = a[: max_length - 2]
@@ -147,28 +160,6 @@ def word_predictions(predicted: Sequence[int], labels: Sequence[int], n_words: i
     return out[:n_words] + [outside] * (n_words - len(out))
 
 
-def pad_batch(rows: list[list[int]], segments: list[list[int]], special: SpecialIds, length: int | None = None,
-              labels: list[list[int]] | None = None) -> dict[str, np.ndarray]:
-    """Stack encoded rows into ``input_ids``, ``attention_mask``, ``token_type_ids`` (and ``labels``),
-    right-padded to ``length`` (default: the longest row rounded up to a multiple of 8, so that a
-    few shapes serve a whole data set and the jitted step compiles few times)."""
-    longest = max(len(r) for r in rows)
-    T = length or -(-longest // 8) * 8
-    B = len(rows)
-    batch = {"input_ids": np.full((B, T), special.pad, np.int32),
-             "attention_mask": np.zeros((B, T), np.int32),
-             "token_type_ids": np.zeros((B, T), np.int32)}
-    if labels is not None:
-        batch["labels"] = np.full((B, T), IGNORE, np.int32)
-    for i, (row, seg) in enumerate(zip(rows, segments)):
-        batch["input_ids"][i, : len(row)] = row
-        batch["attention_mask"][i, : len(row)] = 1
-        batch["token_type_ids"][i, : len(seg)] = seg
-        if labels is not None:
-            batch["labels"][i, : len(labels[i])] = labels[i]
-    return batch
-
-
 def encode_sequence_task(examples: Sequence[tuple[str, str | None, int]], encode: Encode, special: SpecialIds,
                          max_length: int = 128) -> dict[str, np.ndarray]:
     """Sequence (or sentence-pair) classification examples as arrays; ``labels`` is ``[N]``."""
@@ -177,7 +168,7 @@ def encode_sequence_task(examples: Sequence[tuple[str, str | None, int]], encode
         ids, seg = encode_sequence(encode(a), None if b is None else encode(b), special, max_length)
         rows.append(ids)
         segments.append(seg)
-    batch = pad_batch(rows, segments, special)
+    batch = pad_batch(rows, segments, special.pad)
     batch["labels"] = np.asarray([y for _, _, y in examples], np.int32)
     return batch
 
@@ -190,4 +181,4 @@ def encode_token_task(sentences: Sequence[tuple[Sequence[str], Sequence[int]]], 
         ids, y = align_labels(words, tags, encode_word, special, max_length)
         rows.append(ids)
         labels.append(y)
-    return pad_batch(rows, [[0] * len(r) for r in rows], special, labels=labels)
+    return pad_batch(rows, [[0] * len(r) for r in rows], special.pad, labels=labels)

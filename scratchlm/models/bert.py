@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scratchlm.errors import ScratchlmError
+from scratchlm.models import heads
 from scratchlm.nn.attention import dense, padding_mask
 from scratchlm.nn.functional import dropout
 from scratchlm.nn.transformer import (
@@ -114,12 +115,12 @@ def init_mlm_head(key: jax.Array, config: BertConfig) -> dict:
 
 def init_sequence_classifier(key: jax.Array, config: BertConfig, num_labels: int) -> dict:
     """``classifier`` of ``BertForSequenceClassification``: ``{weight [C, H], bias [C]}``."""
-    return init_dense(key, config.hidden_size, num_labels, config.initializer_range)
+    return heads.init_normal(key, config.hidden_size, num_labels, config.initializer_range)
 
 
 def init_token_classifier(key: jax.Array, config: BertConfig, num_labels: int) -> dict:
     """``classifier`` of ``BertForTokenClassification``: ``{weight [C, H], bias [C]}``."""
-    return init_dense(key, config.hidden_size, num_labels, config.initializer_range)
+    return heads.init_normal(key, config.hidden_size, num_labels, config.initializer_range)
 
 
 # ------------------------------------------------------------------------------------------- forward
@@ -245,8 +246,8 @@ def sequence_logits(params: dict, out: dict, *, config: BertConfig, key: jax.Arr
 
     Args: params with ``classifier``; out the dict from :func:`apply`.  Returns [B, C] float32.
     """
-    pooled = dropout(out["pooler_output"], config.hidden_dropout_prob, key=key, train=train)
-    return dense(params["classifier"], pooled).astype(jnp.promote_types(pooled.dtype, jnp.float32))
+    return heads.linear(params["classifier"], out["pooler_output"], rate=config.hidden_dropout_prob, key=key,
+                        train=train)
 
 
 def token_logits(params: dict, out: dict, *, config: BertConfig, key: jax.Array | None = None,
@@ -255,8 +256,8 @@ def token_logits(params: dict, out: dict, *, config: BertConfig, key: jax.Array 
 
     Args: params with ``classifier``; out the dict from :func:`apply`.  Returns [B, T, C] float32.
     """
-    h = dropout(out["last_hidden_state"], config.hidden_dropout_prob, key=key, train=train)
-    return dense(params["classifier"], h).astype(jnp.promote_types(h.dtype, jnp.float32))
+    return heads.linear(params["classifier"], out["last_hidden_state"], rate=config.hidden_dropout_prob, key=key,
+                        train=train)
 
 
 # -------------------------------------------------------------------------------------- checkpoints

@@ -12,8 +12,9 @@ The document's ``forward`` predicts from the last step only (``fc(x[-1])``); a l
 scores every position, as here.  ``W_o`` may be tied to ``E`` (Press & Wolf 2017) when E = H.
 
 Also here: perplexity :math:`\exp(\mathcal{L})`, sampling with temperature / top-k / top-p
-(:func:`sample_logits`, :func:`generate`), and a classification head on the final state for
-fine-tuning the pretrained model (:func:`classifier_logits`).  The stream batching is NumPy.
+(:func:`sample_logits`, :func:`generate`), and the final state as a sequence encoder
+(:func:`final_state`) for fine-tuning a classification head (:mod:`scratchlm.training.classify`).
+The stream batching is NumPy.
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ import numpy as np
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.nn import gru
-from scratchlm.nn.functional import dropout as _dropout
 from scratchlm.nn.functional import log_softmax
-from scratchlm.nn.losses import softmax_cross_entropy, top1_correct
+from scratchlm.nn.losses import softmax_cross_entropy
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,17 @@ class GRULMConfig:
 
     def __post_init__(self):
         if self.tie_embeddings and self.embed_size != self.hidden_size:
-            raise ScratchlmError(f"tied embeddings need embed_size == hidden_size, got {self.embed_size} and {self.hidden_size}")
+            raise ScratchlmError(f"tied embeddings need embed_size == hidden_size, "
+                                 f"got {self.embed_size} and {self.hidden_size}")
         if self.vocab_size < 2:
             raise ScratchlmError(f"a language model needs a vocabulary of at least 2 tokens, got {self.vocab_size}")
+        for name, flag in (("num_layers", "--layers"), ("hidden_size", "--hidden"), ("embed_size", "--embed")):
+            if getattr(self, name) < 1:
+                raise ScratchlmError(f"{flag} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ScratchlmError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.variant not in ("cudnn", "cho"):
+            raise ScratchlmError(f"--variant must be 'cudnn' or 'cho', got {self.variant!r}")
 
     @property
     def gru(self) -> gru.GRUConfig:
@@ -85,7 +93,8 @@ def check_ids(ids: Any, vocab_size: int, what: str = "token ids") -> None:
         raise ScratchlmError(f"{what} must be integers, got dtype {ids.dtype}")
     if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
         bad = ids[(ids < 0) | (ids >= vocab_size)]
-        raise ScratchlmError(f"{what} out of range: {bad[:5].tolist()} not in [0, {vocab_size}) (the model's vocab_size)")
+        raise ScratchlmError(f"{what} out of range: {bad[:5].tolist()} not in [0, {vocab_size}) "
+                             "(the model's vocab_size)")
 
 
 def apply(params: dict, ids: jax.Array, h0: jax.Array | None = None, *, config: GRULMConfig,
@@ -106,7 +115,8 @@ def apply(params: dict, ids: jax.Array, h0: jax.Array | None = None, *, config: 
     return logits, h_n
 
 
-def tbptt_loss(params: dict, batch: dict, key: jax.Array, h0: jax.Array, *, config: GRULMConfig) -> tuple[jax.Array, tuple[dict, jax.Array]]:
+def tbptt_loss(params: dict, batch: dict, key: jax.Array, h0: jax.Array, *,
+               config: GRULMConfig) -> tuple[jax.Array, tuple[dict, jax.Array]]:
     r"""Mean next-token cross-entropy of one truncated-BPTT batch, and the state to carry to the next.
 
     .. math::  \mathcal{L} = -\frac{1}{BT}\sum_{b,t} \log p(y_{bt} \mid x_{b,\le t}, h_0), \qquad
@@ -176,7 +186,8 @@ def perplexity(params: dict, streams: np.ndarray, *, config: GRULMConfig, seq_le
 
 
 def unigram_perplexity(train_ids: np.ndarray, eval_ids: np.ndarray, vocab_size: int) -> float:
-    r"""The baseline: perplexity of the add-one-smoothed unigram model :math:`p(w) = \frac{c(w) + 1}{N + V}` from training counts."""
+    r"""The baseline: perplexity of the add-one-smoothed unigram model :math:`p(w) = \frac{c(w) + 1}{N + V}`
+    from training counts."""
     counts = np.bincount(np.asarray(train_ids).ravel(), minlength=vocab_size).astype(np.float64)
     log_p = np.log((counts + 1.0) / (counts.sum() + vocab_size))
     return float(np.exp(-log_p[np.asarray(eval_ids).ravel()].mean()))
@@ -252,36 +263,18 @@ def generate(params: dict, prompt_ids: Any, *, config: GRULMConfig, key: jax.Arr
     return new if batched else new[0]
 
 
-# ----------------------------------------------------------------------------- classification head
+# ----------------------------------------------------------------------------- the LM as an encoder
 
 
-@functools.partial(jax.jit, static_argnames=("config", "num_classes"))
-def init_classifier(key: jax.Array, lm_params: dict, config: GRULMConfig, num_classes: int) -> dict:
-    """A linear head on the final state over pretrained LM params: ``{"lm": lm_params, "classifier": {...}}``."""
-    bound = 1.0 / np.sqrt(config.hidden_size)
-    u = jax.random.uniform(key, (num_classes, config.hidden_size + 1), minval=-bound, maxval=bound)
-    return {"lm": lm_params, "classifier": {"weight": u[:, :-1], "bias": u[:, -1]}}
+def final_state(lm_params: dict, ids: jax.Array, mask: jax.Array, *, config: GRULMConfig,
+                key: jax.Array | None = None, train: bool = False) -> jax.Array:
+    r"""The top layer's final state :math:`h^{(L)}_{T_b}`: the LM as a sequence encoder (features [B, H]).
 
-
-def classifier_logits(params: dict, ids: jax.Array, mask: jax.Array, *, config: GRULMConfig,
-                      key: jax.Array | None = None, train: bool = False) -> jax.Array:
-    r"""Class scores from the top layer's final state :math:`s = W_c h^{(L)}_{T_b} + b_c`.
-
-    With padding masked, :math:`h^{(L)}_{T_b}` is the state at each sequence's own last real token.
-    Args: ids [B, T]; mask [B, T] true at real tokens.  Returns [B, C].
+    With padding masked, :math:`h^{(L)}_{T_b}` is the state at each sequence's own last real token;
+    a classification head (:func:`scratchlm.models.heads.linear`) reads it.
+    Args: ids [B, T]; mask [B, T] true at real tokens.  Returns [B, H].
     """
     check_ids(ids, config.vocab_size)
-    lm = params["lm"]
-    e = jnp.take(lm["embedding"]["weight"], ids, axis=0)  # [B, T, E]
-    key_gru, key_top = jax.random.split(key) if key is not None else (None, None)
-    _, h_n = gru.apply(lm["gru"], e, mask=mask, dropout=config.dropout, key=key_gru, train=train)
-    h = _dropout(h_n[-1], config.dropout, key=key_top, train=train)  # [B, H]
-    return h @ params["classifier"]["weight"].T + params["classifier"]["bias"]
-
-
-def classifier_loss(params: dict, batch: dict, key: jax.Array, *, config: GRULMConfig) -> tuple[jax.Array, dict]:
-    """Softmax cross-entropy of the labels; ``batch``: ``ids`` [B, T], ``mask`` [B, T], ``labels`` [B]."""
-    logits = classifier_logits(params, batch["ids"], batch["mask"], config=config, key=key, train=True)
-    loss = softmax_cross_entropy(logits, batch["labels"])
-    accuracy = jnp.mean(top1_correct(logits, batch["labels"]))
-    return loss, {"loss": loss, "accuracy": accuracy}
+    e = jnp.take(lm_params["embedding"]["weight"], ids, axis=0)  # [B, T, E]
+    _, h_n = gru.apply(lm_params["gru"], e, mask=mask, dropout=config.dropout, key=key, train=train)
+    return h_n[-1]

@@ -4,8 +4,10 @@ The recipe of design document 004 §3.2, step by step:
 
 1. **Pretrained model and data**: ``params`` from :func:`scratchlm.models.bert.from_pretrained` (or a
    scratchlm pretraining checkpoint), the task as arrays from :mod:`scratchlm.data.tasks`.
-2. **Task layer and loss** (:func:`init_classifier`, :func:`logits`, :func:`loss`): a linear layer on
-   the pooled ``[CLS]`` vector (sequence) or on every token (token classification), with
+2. **Task layer and loss** (:func:`init_classifier`, :func:`bert_classifier`, :func:`logits`, :func:`loss`):
+   BERT is the encoder of the one classification recipe (:mod:`scratchlm.training.classify`), a
+   linear head (:mod:`scratchlm.models.heads`) reads the pooled ``[CLS]`` vector (sequence) or
+   every token (token classification), with
    softmax cross-entropy; or a single logit with binary cross-entropy (``head="sigmoid"``)
    for a binary sequence task (document 004 §4.1).  Fine-tuning minimises the empirical risk
 
@@ -16,22 +18,24 @@ The recipe of design document 004 §3.2, step by step:
 3. **Hyper-parameters**: AdamW (Loshchilov & Hutter 2019) with decoupled weight decay that skips
    biases and layer-norm parameters, the gradient clipped to global norm 1 (as in BERT's released
    ``optimization.py``), linear warm-up then linear decay (BERT's schedule), dropout, and a
-   freezing policy (:func:`trainable_mask`).
+   freezing policy (:func:`scratchlm.training.freeze.trainable_mask`, an optax mask).
 4. **Training with validation**: the shared loop (:mod:`scratchlm.training.loop`) evaluates the dev
    set every epoch; early stopping keeps the best dev checkpoint and restores it.
 5. **Test**: :func:`evaluate` on held-out data — accuracy/P/R/F1 for sequences, entity-level
    P/R/F1 (:mod:`scratchlm.training.seqeval`) for tokens.
 
 Small data sets (the 200 polarity sentences) are scored by k-fold cross-validation
-(:func:`cross_validate`): every example is predicted exactly once, by the model of the one fold
-that held it out.
+(:func:`cross_validate`, stratified folds of :func:`scratchlm.training.cv.kfold`): every example
+is predicted exactly once, by the model of the one fold that held it out.
+
+(About 410 lines, kept whole because it walks the five steps above in order; the freezing policies
+and the epoch clock live in :mod:`scratchlm.training.freeze` and :mod:`scratchlm.training.epoch_timing`.)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +44,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scratchlm.data.tasks import IGNORE, word_predictions
-from scratchlm.models import bert
-from scratchlm.nn.losses import binary_cross_entropy_with_logits, softmax_cross_entropy
-from scratchlm.training import loop, seqeval
-
-FREEZE_POLICIES = ("none", "embeddings", "encoder", "all-but-top-N")
+from scratchlm.data.batching import steps_per_epoch, subset, take, train_batch
+from scratchlm.data.tasks import word_predictions
+from scratchlm.errors import ScratchlmError
+from scratchlm.models import bert, heads
+from scratchlm.training import classify, loop, seqeval
+from scratchlm.training.cv import dev_split, kfold
+from scratchlm.training.epoch_timing import EpochClock
+from scratchlm.training.freeze import parse_freeze, trainable_mask
+from scratchlm.training.metrics import sequence_metrics
 
 
 @dataclass(frozen=True)
@@ -69,62 +76,39 @@ class FinetuneConfig:
 
     def __post_init__(self):
         if self.task not in ("sequence", "token"):
-            raise ValueError(f"task must be 'sequence' or 'token', got {self.task!r}")
-        if self.head not in ("softmax", "sigmoid"):
-            raise ValueError(f"head must be 'softmax' or 'sigmoid', got {self.head!r}")
+            raise ScratchlmError(f"task must be 'sequence' or 'token', got {self.task!r}")
+        if self.head not in heads.KINDS:
+            raise ScratchlmError(f"--head must be 'softmax' or 'sigmoid', got {self.head!r}")
         if self.head == "sigmoid" and (self.task != "sequence" or self.num_labels != 2):
-            raise ValueError("the sigmoid head is for binary sequence tasks (num_labels == 2)")
+            raise ScratchlmError("--head sigmoid is for binary sequence tasks (num_labels == 2)")
         parse_freeze(self.freeze)
+        for name, flag in (("epochs", "--epochs"), ("batch_size", "--batch"), ("num_labels", "labels")):
+            if getattr(self, name) < 1:
+                raise ScratchlmError(f"{flag} must be at least 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ScratchlmError(f"--lr must be positive, got {self.learning_rate}")
+        if not 0.0 <= self.warmup_ratio <= 1.0:
+            raise ScratchlmError(f"--warmup must be a fraction in [0, 1], got {self.warmup_ratio}")
+        if self.weight_decay < 0 or (self.clip_norm is not None and self.clip_norm <= 0):
+            raise ScratchlmError(f"--weight-decay must be >= 0 and --clip-norm > 0, got {self.weight_decay}, "
+                                 f"{self.clip_norm}")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ScratchlmError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.patience is not None and self.patience < 0:
+            raise ScratchlmError(f"--patience must be 0 or more, got {self.patience}")
+        if self.class_weights is not None and len(self.class_weights) != self.num_labels:
+            raise ScratchlmError(f"--class-weights needs one weight per label ({self.num_labels}), "
+                                 f"got {self.class_weights}")
 
     @property
     def outputs(self) -> int:
         """Width of the classifier: one logit for the sigmoid head, C otherwise."""
-        return 1 if self.head == "sigmoid" else self.num_labels
+        return heads.outputs(self.head, self.num_labels)
 
     @property
     def metric(self) -> str:
         """The dev metric early stopping watches (higher is better)."""
         return "entity_f1" if self.task == "token" else "accuracy"
-
-
-def parse_freeze(freeze: str) -> int | None:
-    """``"all-but-top-3"`` -> 3; the other policies -> None.  Unknown policies raise ValueError."""
-    if freeze in ("none", "embeddings", "encoder"):
-        return None
-    prefix = "all-but-top-"
-    if freeze.startswith(prefix) and freeze[len(prefix):].isdigit():
-        return int(freeze[len(prefix):])
-    raise ValueError(f"freeze must be one of none, embeddings, encoder, all-but-top-N (N an integer), got {freeze!r}")
-
-
-def trainable_mask(params: dict, freeze: str) -> dict:
-    """A bool pytree shaped like ``params``: True where the optimiser may change the parameter.
-
-    - ``none``: everything trains.
-    - ``embeddings``: the embedding tables and their layer norm are frozen.
-    - ``encoder``: embeddings and every Transformer layer are frozen; only the pooler (the first
-      layer of ``BertForSequenceClassification``'s head) and the classifier train — "only the top
-      layer" of document 004 §3.2.
-    - ``all-but-top-N``: embeddings and all but the top N Transformer layers are frozen.
-    """
-    top = parse_freeze(freeze)
-    L = len(params["encoder"]["layer"])
-    if top is not None and top > L:
-        raise ValueError(f"{freeze}: the model has only {L} layers")
-
-    def mark(tree, value):
-        return jax.tree.map(lambda _: value, tree)
-
-    mask = mark(params, True)
-    if freeze == "none":
-        return mask
-    mask["embeddings"] = mark(params["embeddings"], False)
-    if freeze == "encoder":
-        mask["encoder"] = mark(params["encoder"], False)
-    elif top is not None:
-        mask["encoder"] = {**mask["encoder"],
-                           "layer": [mark(layer, l >= L - top) for l, layer in enumerate(params["encoder"]["layer"])]}
-    return mask
 
 
 def with_dropout(bert_config: bert.BertConfig, rate: float | None) -> bert.BertConfig:
@@ -153,80 +137,42 @@ def init_classifier(key: jax.Array, params: dict, bert_config: bert.BertConfig, 
     return {**params, "classifier": bert.init_sequence_classifier(key, bert_config, config.outputs)}
 
 
+def bert_classifier(bert_config: bert.BertConfig, task: str, head: str) -> classify.Classifier:
+    """BERT as the recipe's encoder: the pooled ``[CLS]`` vector (sequence) or every position's
+    :math:`h^{(L)}_t` (token) under a linear head with the encoder's hidden dropout
+    (``BertFor{Sequence,Token}Classification``); ``head`` the loss, softmax or sigmoid."""
+    feature = "last_hidden_state" if task == "token" else "pooler_output"
+
+    def encode(params, batch, *, key, train):
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+        return bert.apply(params, inputs, config=bert_config, key=key, train=train)[feature]
+
+    def linear(p, h, *, key, train):
+        return heads.linear(p, h, rate=bert_config.hidden_dropout_prob, key=key, train=train)
+
+    return classify.Classifier(encode=encode, head=linear, kind=head)
+
+
 def logits(params: dict, batch: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig,
            key: jax.Array | None = None, train: bool = False) -> jax.Array:
     """Classifier logits: [B, C] (sequence; [B, 1] for the sigmoid head) or [B, T, C] (token)."""
-    k_enc, k_head = jax.random.split(key) if key is not None else (None, None)
-    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
-    out = bert.apply(params, inputs, config=bert_config, key=k_enc, train=train)
-    head = bert.token_logits if config.task == "token" else bert.sequence_logits
-    return head(params, out, config=bert_config, key=k_head, train=train)
+    model = bert_classifier(bert_config, config.task, config.head)
+    return classify.logits(model, params, batch, key=key, train=train)
 
 
 def loss(params: dict, batch: dict, key: jax.Array | None, *, bert_config: bert.BertConfig, config: FinetuneConfig,
          train: bool = True) -> tuple[jax.Array, dict]:
-    r"""The task loss and metrics of one batch.
+    r"""The task loss and metrics of one batch (:func:`scratchlm.models.heads.loss`).
 
     Softmax head: :math:`-\frac{1}{N}\sum_i w_{y_i}\log\mathrm{softmax}(z_i)_{y_i}` over the N
     labelled positions (tokens labelled ``IGNORE`` add nothing).  Sigmoid head:
     :math:`-\frac{1}{N}\sum_i [y_i\log\sigma(z_i) + (1-y_i)\log\sigma(-z_i)]` (document 004 §4.1).
     """
-    z = logits(params, batch, bert_config=bert_config, config=config, key=key, train=train)
-    y = batch["labels"]
-    if config.head == "sigmoid":
-        ell = jnp.mean(binary_cross_entropy_with_logits(z[:, 0], y))
-        correct, count = jnp.sum((z[:, 0] > 0) == (y == 1)), y.shape[0]
-    else:
-        w = None if config.class_weights is None else jnp.asarray(config.class_weights, jnp.float32)
-        ell = softmax_cross_entropy(z, y, class_weights=w, ignore_index=IGNORE)
-        keep = y != IGNORE
-        correct, count = jnp.sum((jnp.argmax(z, -1) == y) & keep), jnp.sum(keep)
-    return ell, {"loss": ell, "accuracy": correct / jnp.maximum(count, 1)}
+    model = bert_classifier(bert_config, config.task, config.head)
+    return classify.loss(model, params, batch, key, class_weights=config.class_weights, train=train)
 
 
 # ----------------------------------------------------------------------------- batches
-
-
-def bucket_length(n: int, multiple: int = 32) -> int:
-    """Round a sequence length up to a multiple of 32, so that few shapes are ever compiled."""
-    return max(multiple, -(-n // multiple) * multiple)
-
-
-def take(data: dict, index: np.ndarray) -> dict:
-    """Rows ``index`` of every array of ``data`` at their bucketed longest length T.
-
-    Arrays narrower than T (a data set whose longest example is short) are padded to T, with
-    attention mask 0 and label ``IGNORE``, so every batch of a bucket has one shape whatever the
-    data set: the train, dev and test sets of a run (and of different runs) share compilations.
-    """
-    T = bucket_length(int(data["attention_mask"][index].sum(1).max()))
-
-    def rows(k, v):
-        if v.ndim != 2:
-            return v[index]
-        v = v[index, :T]
-        return np.pad(v, ((0, 0), (0, T - v.shape[1])), constant_values=IGNORE if k == "labels" else 0)
-
-    return {k: rows(k, v) for k, v in data.items()}
-
-
-def train_batch(data: dict, step: int, batch_size: int, seed: int) -> dict:
-    """Training batch number ``step``: a deterministic function of the step (so resuming continues).
-
-    Each epoch draws a fresh permutation from ``(seed, epoch)``; the ``N mod B`` examples left over
-    in an epoch are skipped in that epoch only (a fixed batch shape keeps one compiled step).
-    """
-    N = len(data["labels"])
-    B = min(batch_size, N)
-    per_epoch = N // B
-    epoch, i = divmod(step, per_epoch)
-    order = np.random.default_rng([seed, epoch]).permutation(N)
-    return take(data, np.sort(order[i * B:(i + 1) * B]))
-
-
-def steps_per_epoch(data: dict, batch_size: int) -> int:
-    N = len(data["labels"])
-    return N // min(batch_size, N)
 
 
 def predict(params: dict, data: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig,
@@ -248,10 +194,7 @@ def predict(params: dict, data: dict, *, bert_config: bert.BertConfig, config: F
         filled = np.concatenate([index, np.zeros(rows - len(index), int)])
         batch = take(data, filled)
         z = np.asarray(forward(params, {k: v for k, v in batch.items() if k != "labels"}))[: len(index)]
-        if config.head == "sigmoid":
-            pred = (z[:, 0] > 0).astype(np.int64)
-        else:
-            pred = z.argmax(-1)
+        pred = heads.predict(z, config.head)
         if config.task == "token":
             pred = np.pad(pred[:, :width], ((0, 0), (0, max(width - pred.shape[1], 0))))
         out.append(pred)
@@ -259,25 +202,6 @@ def predict(params: dict, data: dict, *, bert_config: bert.BertConfig, config: F
 
 
 # ----------------------------------------------------------------------------- metrics
-
-
-def sequence_metrics(y: np.ndarray, y_hat: np.ndarray, num_labels: int) -> dict:
-    r"""Accuracy and P/R/F1: of the positive class (label 1) when binary, macro-averaged otherwise.
-
-    .. math::  P = \frac{TP}{TP + FP}, \quad R = \frac{TP}{TP + FN}, \quad F_1 = \frac{2PR}{P + R}
-    """
-    y, y_hat = np.asarray(y), np.asarray(y_hat)
-    classes = [1] if num_labels == 2 else list(range(num_labels))
-    P, R, F = [], [], []
-    for c in classes:
-        tp = int(np.sum((y_hat == c) & (y == c)))
-        p = tp / max(int(np.sum(y_hat == c)), 1)
-        r = tp / max(int(np.sum(y == c)), 1)
-        P.append(p)
-        R.append(r)
-        F.append(2 * p * r / (p + r) if p + r else 0.0)
-    return {"accuracy": float(np.mean(y == y_hat)), "precision": float(np.mean(P)),
-            "recall": float(np.mean(R)), "f1": float(np.mean(F))}
 
 
 def word_tags(data: dict, predicted: np.ndarray, n_words: list[int], tags: tuple[str, ...]) -> tuple[list, list]:
@@ -296,7 +220,7 @@ def evaluate(params: dict, data: dict, *, bert_config: bert.BertConfig, config: 
     ``entity_precision, entity_recall, entity_f1`` and token ``accuracy`` (token)."""
     predicted = predict(params, data, bert_config=bert_config, config=config, forward=forward)
     if config.task == "sequence":
-        return sequence_metrics(data["labels"], predicted, config.num_labels)
+        return sequence_metrics(predicted, data["labels"], config.num_labels)
     y_true, y_pred = word_tags(data, predicted, n_words, tags)
     scores = seqeval.entity_scores(y_true, y_pred)["micro"]
     flat_t = [t for s in y_true for t in s]
@@ -306,36 +230,6 @@ def evaluate(params: dict, data: dict, *, bert_config: bert.BertConfig, config: 
 
 
 # ----------------------------------------------------------------------------- cross-validation
-
-
-def kfold_splits(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified k folds: ``[(train_index, test_index), ...]``; every example is in exactly one test fold.
-
-    Each class's examples are shuffled with ``seed`` and dealt round-robin to the folds, so each
-    fold keeps the class proportions (as scikit-learn's ``StratifiedKFold(shuffle=True)`` aims to).
-    """
-    labels = np.asarray(labels)
-    if not 2 <= k <= len(labels):
-        raise ValueError(f"k must be in [2, {len(labels)}], got {k}")
-    rng = np.random.default_rng(seed)
-    fold_of = np.empty(len(labels), int)
-    offset = 0
-    for c in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == c))
-        fold_of[members] = (np.arange(len(members)) + offset) % k
-        offset += len(members)  # continue the deal where the last class stopped: folds stay equal in size
-    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(k)]
-
-
-def dev_split(labels: np.ndarray, index: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Hold out a stratified ``fraction`` of ``index`` as the dev set for early stopping: (train, dev)."""
-    k = min(max(2, round(1 / fraction)), len(index))  # a set smaller than 1 / fraction gives one example
-    train, dev = kfold_splits(np.asarray(labels)[index], k, seed)[0]
-    return index[train], index[dev]
-
-
-def subset(data: dict, index: np.ndarray) -> dict:
-    return {k: v[index] for k, v in data.items()}
 
 
 # ----------------------------------------------------------------------------- training
@@ -356,15 +250,13 @@ def programs(params: dict, bert_config: bert.BertConfig, config: FinetuneConfig,
     if cache_key not in _PROGRAMS:
         if len(_PROGRAMS) >= 8:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
-        run_config = with_dropout(bert_config, config.dropout)
-        trainable = trainable_mask(params, config.freeze)
-        optimizer = loop.make_optimizer(name="adamw", learning_rate=config.learning_rate, total_steps=total_steps,
-                                        warmup_steps=int(config.warmup_ratio * total_steps), schedule="linear",
-                                        weight_decay=config.weight_decay, clip_norm=config.clip_norm,
-                                        trainable=trainable)
-        loss_fn = lambda p, b, k: loss(p, b, k, bert_config=run_config, config=config)  # noqa: E731
-        step_fn = loop.make_train_step(loss_fn, optimizer, trainable=trainable)
-        _PROGRAMS[cache_key] = _Step(step_fn, optimizer)
+        model = bert_classifier(with_dropout(bert_config, config.dropout), config.task, config.head)
+        optimizer = classify.OptimizerConfig(config.learning_rate, total_steps,
+                                             warmup_steps=int(config.warmup_ratio * total_steps), schedule="linear",
+                                             weight_decay=config.weight_decay, clip_norm=config.clip_norm)
+        tx, step_fn = classify.make_step(model, optimizer, trainable=trainable_mask(params, config.freeze),
+                                         class_weights=config.class_weights)
+        _PROGRAMS[cache_key] = _Step(step_fn, tx)
     return _PROGRAMS[cache_key], forward_program(bert_config, config)
 
 
@@ -403,47 +295,6 @@ class FitResult:
     epoch_compiled: list[bool] = dataclasses.field(default_factory=list)  # whether it compiled the step
 
 
-class EpochClock:
-    """Training seconds of each epoch with evaluation excluded, and whether the epoch compiled.
-
-    ``start`` is called with every batch request (the first one starts the clock, after any
-    checkpoint was restored), ``stop`` where an epoch ends once the device has finished (the
-    loop fetches the step's metrics before evaluating), ``restart`` when training continues.
-    An epoch "compiled" when the jitted step's cache grew during it (a first call, or a new
-    length bucket): such an epoch measures XLA, not training, so it is kept out of the median.
-    """
-
-    def __init__(self, jitted: Callable):
-        self.jitted = jitted
-        self.t0: float | None = None
-        self.cached = 0
-        self.seconds: list[float] = []
-        self.compiled: list[bool] = []
-
-    def _cache_size(self) -> int:
-        size = getattr(self.jitted, "_cache_size", None)
-        return size() if size is not None else -1  # unknown: every epoch counts as compiled below
-
-    def start(self) -> None:
-        if self.t0 is None:
-            self.restart()
-
-    def restart(self) -> None:
-        self.t0, self.cached = time.perf_counter(), self._cache_size()
-
-    def stop(self, epochs: int = 1) -> None:
-        if self.t0 is None or epochs <= 0:
-            return
-        seconds, cached = time.perf_counter() - self.t0, self._cache_size()
-        self.seconds += [seconds / epochs] * epochs
-        self.compiled += [cached < 0 or cached > self.cached] * epochs
-        self.t0 = None
-
-    def steady(self) -> float | None:
-        warm = [s for s, c in zip(self.seconds, self.compiled) if not c]
-        return float(np.median(warm)) if warm else None
-
-
 def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertConfig, config: FinetuneConfig,
         dev_eval: Callable[[dict], dict] | None = None, checkpoint_dir: str | Path | None = None,
         metrics_path: str | Path | None = None, progress: bool | None = False, mesh=None) -> FitResult:
@@ -461,15 +312,21 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
     """
     from scratchlm import distributed as par
 
-    per_epoch = steps_per_epoch(train, config.batch_size)
+    per_epoch = steps_per_epoch(len(train["labels"]), config.batch_size)
     step_fn, forward = programs(params, bert_config, config, config.epochs * per_epoch)
     # The step donates its state; copying keeps the caller's params (often shared by k folds) alive.
     # RngBitGenerator keys, as in pretraining: dropout masks from the hardware generator instead of
     # threefry, which is slow to compile on CPUs (it tripled a small model's step compile time) and
     # slow to run on GPUs.
     key = jax.random.key(config.seed, impl="rbg")
-    state = loop.init_train_state(jax.tree.map(jnp.copy, params), step_fn.optimizer, key)
-    state, loop_step = par.on_mesh(step_fn, state, mesh)  # without a mesh: step_fn itself
+    clock = EpochClock(step_fn.step)
+
+    def place(step, state):  # on the mesh when there is one; without a mesh: step_fn itself
+        state, loop_step = par.on_mesh(step, state, mesh)
+        if mesh is not None:
+            clock.jitted = loop_step.sharded
+        return state, loop_step
+
     if dev is not None and dev_eval is None:
         dev_eval = lambda p: evaluate(p, dev, bert_config=bert_config, config=config, forward=forward)  # noqa: E731
     if mesh is not None:
@@ -479,7 +336,6 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
             dev_eval = lambda p: on_host(par.gather_to_host(p))  # noqa: E731
         if jax.process_count() > 1 and checkpoint_dir is not None:
             checkpoint_dir = Path(checkpoint_dir) / f"process{jax.process_index()}"
-    clock = EpochClock(step_fn.step if mesh is None else loop_step.sharded)
     first_step: list[int] = []
 
     def batch_fn(t):
@@ -500,9 +356,10 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
     watching = dev_eval is not None
     if checkpoint_dir is not None:
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)  # the loop writes best.msgpack before any checkpoint
-    result = loop.train(
-        state, loop_step, batch_fn,
-        config=loop.LoopConfig(steps=config.epochs * per_epoch, eval_every=per_epoch if watching else 0, log_every=max(1, per_epoch // 4),
+    result = classify.fit(
+        jax.tree.map(jnp.copy, params), step_fn.optimizer, step_fn, batch_fn, key=key, place=place,
+        config=loop.LoopConfig(steps=config.epochs * per_epoch, eval_every=per_epoch if watching else 0,
+                               log_every=max(1, per_epoch // 4),
                                checkpoint_dir=checkpoint_dir, checkpoint_every=per_epoch, keep_checkpoints=1,
                                early_stopping_metric=config.metric if watching else None,
                                early_stopping_mode="max", patience=config.patience or 0,
@@ -519,20 +376,22 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
 
 def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig, folds: int,
                    dev_fraction: float = 0.1, key: jax.Array, fold_dir: Callable[[int], Path | None] = lambda f: None,
-                   done: Callable[[int], dict | None] = lambda f: None, on_fold: Callable[[int, dict, dict], None] = lambda f, r, p: None,
+                   done: Callable[[int], dict | None] = lambda f: None,
+                   on_fold: Callable[[int, dict, dict], None] = lambda f, r, p: None,
                    progress: bool | None = False, mesh=None) -> dict:
     """k-fold cross-validation of a sequence task: every example predicted once, by a model that never saw it.
 
     For fold f: a fresh classifier (key ``fold_in(key, f)``) on the pretrained ``params``,
     trained on the other folds minus a stratified ``dev_fraction`` held out for early stopping,
     then used to predict fold f.  ``done(f)`` may return a finished fold's record (resuming);
-    ``on_fold(f, record, params)`` receives each new one with the fold's best params.  Returns the pooled metrics over all N
+    ``on_fold(f, record, params)`` receives each new one with the fold's best params.  Returns the pooled metrics
+    over all N
     examples, the predictions and the per-fold records.
     """
     labels = data["labels"]
     predictions = np.full(len(labels), -1)
     records = []
-    for f, (train_index, test_index) in enumerate(kfold_splits(labels, folds, config.seed)):
+    for f, (train_index, test_index) in enumerate(kfold(len(labels), folds, config.seed, stratify_by=labels)):
         record = done(f)
         if record is None:
             fit_index, dev_index = dev_split(labels, train_index, dev_fraction, config.seed + f)
@@ -544,7 +403,7 @@ def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, co
             predicted = predict(result.params, subset(data, test_index), bert_config=bert_config, config=config,
                                 forward=forward_program(bert_config, config))
             record = {"fold": f, "test_index": test_index.tolist(), "predictions": predicted.tolist(),
-                      "test": sequence_metrics(labels[test_index], predicted, config.num_labels),
+                      "test": sequence_metrics(predicted, labels[test_index], config.num_labels),
                       "history": result.history, "best_step": result.best_step, "best_dev": result.best_metric,
                       "seconds_per_epoch": result.seconds_per_epoch, "epoch_seconds": result.epoch_seconds,
                       "epoch_compiled": result.epoch_compiled, "stopped_early": result.stopped_early}
@@ -552,25 +411,5 @@ def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, co
         predictions[np.asarray(record["test_index"])] = record["predictions"]
         records.append(record)
     assert (predictions >= 0).all(), "every example is in exactly one test fold"
-    return {**sequence_metrics(labels, predictions, config.num_labels), "predictions": predictions.tolist(),
+    return {**sequence_metrics(predictions, labels, config.num_labels), "predictions": predictions.tolist(),
             "folds": records}
-
-
-def epoch_timing(records: list[dict]) -> dict:
-    """``seconds_per_epoch`` over runs (the k folds): the median of every epoch that compiled nothing.
-
-    When no such epoch exists (one epoch per fold with a cold cache, or folds resumed at their last
-    epoch), the median of the compiling epochs is given instead and
-    ``seconds_per_epoch_includes_compilation`` says so; ``None`` when no epoch was timed at all
-    (every fold read back from an earlier run that kept no per-epoch times).  Never NaN: metrics
-    files are strict JSON.
-    """
-    warm, cold = [], []
-    for r in records:
-        for seconds, compiled in zip(r.get("epoch_seconds", []), r.get("epoch_compiled", [])):
-            (cold if compiled else warm).append(seconds)
-        if not r.get("epoch_seconds") and r.get("seconds_per_epoch") is not None and np.isfinite(r["seconds_per_epoch"]):
-            warm.append(r["seconds_per_epoch"])  # an older record: only its steady-state median
-    timed = warm or cold
-    return {"seconds_per_epoch": float(np.median(timed)) if timed else None,
-            "seconds_per_epoch_includes_compilation": not warm and bool(cold), "epochs_timed": len(timed)}

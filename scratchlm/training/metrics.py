@@ -34,13 +34,15 @@ def majority_rate(labels) -> float:
     return float(counts.max() / counts.sum())
 
 
-def precision_recall_f1(predictions, labels, *, average: str = "binary", positive=1) -> dict[str, float]:
+def precision_recall_f1(predictions, labels, *, average: str = "binary", positive=1,
+                        classes=None) -> dict[str, float]:
     r"""Precision, recall and F1 (van Rijsbergen 1979), for the positive class or macro-averaged.
 
     .. math::  P = \frac{TP}{TP + FP}, \qquad R = \frac{TP}{TP + FN}, \qquad F_1 = \frac{2PR}{P + R}
 
-    ``average="binary"`` scores the class ``positive``; ``"macro"`` averages P, R and F1 over every
-    class present in ``labels`` or ``predictions`` (scikit-learn's definitions).  A ratio whose
+    ``average="binary"`` scores the class ``positive``; ``"macro"`` averages P, R and F1 over
+    ``classes``, by default every class present in ``labels`` or ``predictions`` (scikit-learn's
+    definitions; pass ``classes=range(C)`` to count a class that neither holds as 0).  A ratio whose
     denominator is 0 counts as 0, as scikit-learn's ``zero_division=0``.
 
     Args: predictions [N], labels [N] class ids.  Returns {"precision", "recall", "f1"}.
@@ -49,7 +51,7 @@ def precision_recall_f1(predictions, labels, *, average: str = "binary", positiv
     if average == "binary":
         classes = [positive]
     elif average == "macro":
-        classes = np.union1d(np.unique(p), np.unique(y))
+        classes = np.union1d(np.unique(p), np.unique(y)) if classes is None else list(classes)
     else:
         raise ValueError(f"average must be 'binary' or 'macro', got {average!r}")
     rows = []
@@ -63,6 +65,19 @@ def precision_recall_f1(predictions, labels, *, average: str = "binary", positiv
         rows.append((precision, recall, f1))
     precision, recall, f1 = (float(np.mean(col)) for col in zip(*rows))
     return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def sequence_metrics(predictions, labels, num_labels: int) -> dict[str, float]:
+    """Accuracy and P/R/F1 of a sequence task: of the positive class (label 1) when ``num_labels == 2``,
+    macro-averaged over all ``num_labels`` classes otherwise (a class absent from both counts as 0).
+
+    Args: predictions [N], labels [N] class ids.  Returns {"accuracy", "precision", "recall", "f1"}.
+    """
+    if num_labels == 2:
+        scores = precision_recall_f1(predictions, labels)
+    else:
+        scores = precision_recall_f1(predictions, labels, average="macro", classes=range(num_labels))
+    return {"accuracy": accuracy(predictions, labels), **scores}
 
 
 def perplexity(mean_nll: float) -> float:

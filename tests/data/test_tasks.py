@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchlm.data import corpora, tasks
+from scratchlm.data import batching, corpora, tasks
 from scratchlm.errors import CorpusError
 
 SPECIAL = tasks.SpecialIds(cls=101, sep=102, pad=0, unk=100)
@@ -34,7 +34,7 @@ def test_aligned_labels_map_back_to_the_word_tags(data):
     position = 1
     for word, tag in zip(words, tags):
         n = len(toy_encode_word(word))
-        assert labels[position:position + n] == [tag] + [tasks.IGNORE] * (n - 1)
+        assert labels[position:position + n] == [tag] + [batching.IGNORE] * (n - 1)
         position += n
 
 
@@ -46,7 +46,7 @@ def test_truncated_words_are_predicted_outside(data):
     ids, labels = tasks.align_labels(words, tags, toy_encode_word, SPECIAL, max_length=8)
     assert len(ids) <= 8
     back = tasks.word_predictions(labels, labels, len(words))
-    kept = sum(y != tasks.IGNORE for y in labels)
+    kept = sum(y != batching.IGNORE for y in labels)
     assert back == tags[:kept] + [0] * (len(words) - kept)
 
 
@@ -62,7 +62,8 @@ def test_alignment_with_the_real_minilm_wordpiece():
     ids, labels = tasks.align_labels(words, tags, encode_word, SPECIAL, max_length=64)
     reference = tok.encode(words, is_pretokenized=True)
     assert ids == reference.ids
-    firsts = [i for i, w in enumerate(reference.word_ids) if w is not None and (i == 0 or reference.word_ids[i - 1] != w)]
+    word_ids = reference.word_ids
+    firsts = [i for i, w in enumerate(word_ids) if w is not None and (i == 0 or word_ids[i - 1] != w)]
     assert [labels[i] for i in firsts] == tags
     assert tasks.word_predictions(labels, labels, len(words)) == tags
 
@@ -73,7 +74,8 @@ def test_sentence_pair_layout_and_longest_first_truncation():
     assert segments == [0, 0, 0, 0, 0, 1, 1, 1]
     ids, segments = tasks.encode_sequence([1, 2, 3, 4, 5, 6], [7, 8], SPECIAL, max_length=8)
     assert ids == [101, 1, 2, 3, 102, 7, 8, 102] and segments == [0] * 5 + [1] * 3
-    batch = tasks.encode_sequence_task([("a b", "c", 1), ("a", None, 0)], lambda s: [len(w) for w in s.split()], SPECIAL)
+    lengths = lambda s: [len(w) for w in s.split()]  # noqa: E731
+    batch = tasks.encode_sequence_task([("a b", "c", 1), ("a", None, 0)], lengths, SPECIAL)
     assert batch["input_ids"].shape == (2, 8) and batch["labels"].tolist() == [1, 0]
     assert batch["token_type_ids"][0].tolist() == [0, 0, 0, 0, 1, 1, 0, 0]
     assert batch["attention_mask"].sum(1).tolist() == [6, 3]

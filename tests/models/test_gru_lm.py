@@ -1,4 +1,5 @@
-"""scratchlm.models.gru_lm: truncated BPTT, the loop's carried state, sampling, the classifier head, learning on Wikipedia."""
+"""scratchlm.models.gru_lm: truncated BPTT, the loop's carried state, sampling, the classifier head, learning on
+Wikipedia."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from hypothesis import strategies as st
 
 from scratchlm import cli
 from scratchlm.errors import ScratchlmError
-from scratchlm.models import gru_lm
+from scratchlm.models import gru_lm, heads
 from scratchlm.nn import gru
 from scratchlm.nn.functional import log_softmax
-from scratchlm.training import loop
+from scratchlm.training import classify, loop
+from scratchlm.training.lm import load_trained
 from tests.random_params import random_params
 
 CONFIG = gru_lm.GRULMConfig(vocab_size=11, embed_size=4, hidden_size=5, num_layers=2, dropout=0.0)
@@ -27,8 +29,10 @@ CONFIG = gru_lm.GRULMConfig(vocab_size=11, embed_size=4, hidden_size=5, num_laye
 B, T = 3, 600
 _apply = jax.jit(gru_lm.apply, static_argnames=("config",))
 # the loss and its gradient with respect to the carried-in state h0, in one program
-_tbptt_loss_and_grad_h0 = jax.jit(jax.value_and_grad(gru_lm.tbptt_loss, argnums=3, has_aux=True), static_argnames=("config",))
-_classifier_logits = jax.jit(gru_lm.classifier_logits, static_argnames=("config",))
+_tbptt_loss_and_grad_h0 = jax.jit(jax.value_and_grad(gru_lm.tbptt_loss, argnums=3, has_aux=True),
+                                  static_argnames=("config",))
+GRU_CLASSIFIER = classify.gru_encoder(CONFIG)
+_classifier_logits = jax.jit(lambda p, ids, mask: classify.logits(GRU_CLASSIFIER, p, {"ids": ids, "mask": mask}))
 
 
 @pytest.fixture(scope="module")
@@ -123,16 +127,23 @@ def test_perplexity_is_exp_of_mean_nll(params):
     streams = np.random.default_rng(2).integers(0, 11, (B, T + 1))  # T targets a row: three windows of T/3
     logits, _ = _apply(params, streams[:, :-1], config=CONFIG)
     log_p = np.take_along_axis(np.asarray(log_softmax(logits)), streams[:, 1:, None], axis=-1)
-    assert gru_lm.perplexity(params, streams, config=CONFIG, seq_len=T // 3) == pytest.approx(np.exp(-log_p.mean()), rel=1e-5)
-    uniform = gru_lm.unigram_perplexity(np.arange(11), np.arange(11), 11)  # every count 1: p = 2/22
-    assert uniform == pytest.approx(11.0)
+    got = gru_lm.perplexity(params, streams, config=CONFIG, seq_len=T // 3)
+    assert got == pytest.approx(np.exp(-log_p.mean()), rel=1e-5)
+    # Add-one smoothing by hand: counts (3, 1, 0) over N = 4 tokens, V = 3 give p = (4, 2, 1) / 7, and
+    # scoring each token once gives (7^3 / (4 * 2 * 1))^(1/3) = (343 / 8)^(1/3) = 3.5 exactly.  Unsmoothed
+    # counts would give an infinite perplexity (token 2 unseen); dividing by N instead of N + V gives 2.
+    smoothed = gru_lm.unigram_perplexity(np.array([0, 0, 0, 1]), np.array([0, 1, 2]), 3)
+    assert smoothed == pytest.approx(3.5, rel=1e-12)
 
 
 # ----------------------------------------------------------------------------- sampling
 
 @jax.jit
 def _vmapped_sample(logits, keys, temperature, top_k, top_p):
-    return jax.vmap(lambda key: gru_lm.sample_logits(logits, key, temperature=temperature, top_k=top_k, top_p=top_p))(keys)
+    def one(key):
+        return gru_lm.sample_logits(logits, key, temperature=temperature, top_k=top_k, top_p=top_p)
+
+    return jax.vmap(one)(keys)
 
 
 def _sample(logits, keys, temperature=1.0, top_k=0, top_p=1.0):
@@ -195,16 +206,15 @@ def test_classifier_ignores_padding_and_overfits_a_tiny_set(params):
     lengths = np.array([6, 3, 4, 6, 2, 5, 6, 1])
     mask = np.arange(6)[None] < lengths[:, None]
     labels = np.array([0, 1, 0, 1, 1, 0, 1, 0])
-    head = gru_lm.init_classifier(jax.random.key(2), jax.tree.map(jnp.array, params), CONFIG, 2)  # copied: donated below
-    padded = _classifier_logits(head, np.where(mask, ids, 7), mask, config=CONFIG)
-    np.testing.assert_allclose(padded, _classifier_logits(head, ids, mask, config=CONFIG), rtol=0, atol=1e-6)
+    head = {"lm": jax.tree.map(jnp.array, params), "classifier": heads.init_uniform(jax.random.key(2), 5, 2)}
+    padded = _classifier_logits(head, np.where(mask, ids, 7), mask)
+    np.testing.assert_allclose(padded, _classifier_logits(head, ids, mask), rtol=0, atol=1e-6)
 
-    optimizer = loop.make_optimizer(learning_rate=3e-2, total_steps=150, schedule="constant")
-    state = loop.init_train_state(head, optimizer, jax.random.key(0))
-    step = loop.make_train_step(lambda p, b, k: gru_lm.classifier_loss(p, b, k, config=CONFIG), optimizer)
+    tx, step = classify.make_step(GRU_CLASSIFIER, classify.OptimizerConfig(3e-2, 150, schedule="constant"))
     batch = {"ids": ids, "mask": mask, "labels": labels}
-    result = loop.train(state, step, lambda s: batch, config=loop.LoopConfig(steps=150, log_every=0, progress=False))
-    logits = _classifier_logits(result.state.params, ids, mask, config=CONFIG)
+    result = classify.fit(head, tx, step, lambda s: batch, key=jax.random.key(0),
+                          config=loop.LoopConfig(steps=150, log_every=0, progress=False))
+    logits = _classifier_logits(result.state.params, ids, mask)
     np.testing.assert_array_equal(np.argmax(logits, -1), labels)
 
 
@@ -266,7 +276,25 @@ def test_generate_and_classify_commands(trained, capsys):
     assert "holds no token" in capsys.readouterr().err
     assert cli.main(["gru-lm", "classify", "--checkpoint", str(trained), "--steps", "5"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["train_examples"] + result["test_examples"] == 200 and 0.0 <= result["test_accuracy"] <= 1.0
+    # 200 sentences, a quarter held out: 50 test predictions, so the accuracy is a multiple of 1/50
+    assert (result["train_examples"], result["test_examples"]) == (150, 50)
+    assert result["test_accuracy"] * 50 == pytest.approx(round(result["test_accuracy"] * 50), abs=1e-4)
+
+
+def test_holdout_recipe_learns_a_separable_task(trained):
+    """The recipe behind `gru-lm classify` on a task a working recipe cannot miss: 40 texts "the the the the"
+    (label 0) and 40 texts "of of of of" (label 1).  Every text of a class has the same final state, so
+    a linear head separates the two classes exactly; 200 AdamW steps at lr 1e-2 must reach test accuracy
+    1.0, where the baseline scores at most 0.5: in a 40/40 set the training split's majority class is
+    the test split's minority (or a tie).  A recipe that shuffled texts and labels apart, never trained the head,
+    or scored the wrong split would land near 0.5."""
+    params, config, codec = load_trained(trained)
+    examples = [("the the the the", 0), ("of of of of", 1)] * 40
+    init = lambda key, c: {"lm": params, "classifier": heads.init_uniform(key, config.hidden_size, c)}  # noqa: E731
+    result = classify.holdout(classify.gru_encoder(config), init, codec.encode, examples,
+                              classify.HoldoutConfig(steps=200, learning_rate=1e-2, seed=3))
+    assert result["test_examples"] == 20 and result["majority_baseline"] <= 0.5
+    assert result["test_accuracy"] == 1.0
 
 
 def test_a_checkpoint_with_a_missing_or_misshaped_tensor_is_a_clear_error(trained, tmp_path, capsys):

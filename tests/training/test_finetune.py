@@ -7,12 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from scratchlm.data import tasks
+from scratchlm.data import batching, tasks
+from scratchlm.errors import ScratchlmError
 from scratchlm.models import bert
 from scratchlm.training import finetune as ft
+from scratchlm.training.epoch_timing import epoch_timing
+from scratchlm.training.freeze import trainable_mask
 
 TINY = bert.BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                        intermediate_size=32, max_position_embeddings=64)
@@ -97,7 +98,8 @@ def test_each_head_overfits_one_batch_and_frozen_parameters_stay_bitwise(base_pa
         data, n_words, tags = tiny_sequence_data(), None, None
     params = with_head(base_params, config)
     before = leaves(params)
-    mask = {jax.tree_util.keystr(p): t for p, t in jax.tree_util.tree_leaves_with_path(ft.trainable_mask(params, config.freeze))}
+    marked = jax.tree_util.tree_leaves_with_path(trainable_mask(params, config.freeze))
+    mask = {jax.tree_util.keystr(p): t for p, t in marked}
     result = ft.fit(params, data, None, bert_config=TINY, config=config)
     after = leaves(result.params)
     assert set(mask) == set(before) == set(after)
@@ -121,12 +123,15 @@ def test_steps_equal_huggingface_steps_from_the_same_params_and_batch(base_param
     three steps on the same batch, dropout off; and the same tensors in AdamW's weight-decay group.
     The token batch's gradient norm (1.7) is above the clip, so clipping is exercised.
 
-    Losses agree to float32 round-off (rtol 1e-5).  Adam's first step is :math:`\eta\, g / (|g| + \epsilon)`:
-    where :math:`|g|` is near :math:`\epsilon = 10^{-8}` a round-off :math:`\delta g` moves it by
-    :math:`\eta\,\delta g / \epsilon`, about 1e-2 :math:`\eta` for the :math:`\delta g \approx 10^{-10}` of
-    float32 sums of terms near 1e-4 (the sequence head's gradient norm is 4e-3); 1e-3 :math:`\eta` was
-    the largest difference seen, so the bound is 1e-2 :math:`\eta`.  Leaving out the clip on one side
-    moved parameters by 0.2 :math:`\eta`."""
+    Losses agree to float32 round-off (rtol 1e-5).  The parameter bound, from the arithmetic: Adam's
+    step is :math:`\eta\, \hat m / (\sqrt{\hat v} + \epsilon)`, at the first step :math:`\eta\, g / (|g| + \epsilon)`,
+    whose derivative in :math:`g` is :math:`\eta\,\epsilon / (|g| + \epsilon)^2 \le \eta / \epsilon`.  The two
+    sides' gradients differ by float32 round-off, :math:`|\delta g| \le n\,u\,\max|\text{term}|` with unit
+    round-off :math:`u = 2^{-24} \approx 6 \cdot 10^{-8}`, terms below 1e-4 (the sequence head's whole gradient
+    norm is 4e-3) and a handful of terms per sum, so :math:`|\delta g| \lesssim 10^{-10}` and one step differs by
+    at most :math:`\eta\,\delta g / \epsilon \approx 10^{-2}\,\eta`; three steps, each no more sensitive than the
+    first (:math:`\hat v` only grows), give :math:`3 \cdot 10^{-2}\,\eta`.  Leaving out the clip on one side
+    moved parameters by 0.2 :math:`\eta`, above that bound, so the test catches it."""
     pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     from benchmarks import finetune as bench
@@ -138,7 +143,8 @@ def test_steps_equal_huggingface_steps_from_the_same_params_and_batch(base_param
     step, _ = ft.programs(params, TINY, config, EPOCHS)  # the overfitting test's compiled step
     state = loop.init_train_state(jax.tree.map(jnp.copy, params), step.optimizer, jax.random.key(0, impl="rbg"))
     bert.save_pretrained(tmp_path, params, TINY)
-    hf_class = transformers.BertForTokenClassification if config.task == "token" else transformers.BertForSequenceClassification
+    hf_class = (transformers.BertForTokenClassification if config.task == "token"
+                else transformers.BertForSequenceClassification)
     model = hf_class.from_pretrained(str(tmp_path), num_labels=config.num_labels, hidden_dropout_prob=0.0,
                                      attention_probs_dropout_prob=0.0)
     optimizer, schedule = bench.hf_optimizer(model, config, EPOCHS)
@@ -148,12 +154,13 @@ def test_steps_equal_huggingface_steps_from_the_same_params_and_batch(base_param
     assert decayed == ours
     model.train()
     for t in range(3):
-        batch = ft.train_batch(data, t, BATCH, config.seed)
+        batch = batching.train_batch(data, t, BATCH, config.seed)
         state, metrics = step(state, batch)
-        assert float(metrics["loss"]) == pytest.approx(bench.hf_step(model, optimizer, schedule, batch, config), rel=1e-5)
+        theirs_loss = bench.hf_step(model, optimizer, schedule, batch, config)
+        assert float(metrics["loss"]) == pytest.approx(theirs_loss, rel=1e-5)
     theirs = {k.removeprefix("bert."): v.numpy() for k, v in model.state_dict().items()}
     for k, v in bert.flatten_params(state.params).items():
-        np.testing.assert_allclose(np.asarray(v), theirs[k], rtol=0, atol=1e-2 * LR, err_msg=k)
+        np.testing.assert_allclose(np.asarray(v), theirs[k], rtol=0, atol=3e-2 * LR, err_msg=k)
 
 
 @pytest.mark.parametrize("freeze,frozen", [("none", []), ("embeddings", ["embeddings"]),
@@ -162,7 +169,7 @@ def test_steps_equal_huggingface_steps_from_the_same_params_and_batch(base_param
                                            ("all-but-top-2", ["embeddings"])])
 def test_freezing_policies_mark_the_right_parts(base_params, freeze, frozen):
     params = with_head(base_params, ft.FinetuneConfig(task="sequence", num_labels=2))
-    mask = ft.trainable_mask(params, freeze)
+    mask = trainable_mask(params, freeze)
     parts = {"embeddings": mask["embeddings"], "layer 0": mask["encoder"]["layer"][0],
              "layer 1": mask["encoder"]["layer"][1], "pooler": mask["pooler"], "classifier": mask["classifier"]}
     for name, tree in parts.items():
@@ -171,10 +178,30 @@ def test_freezing_policies_mark_the_right_parts(base_params, freeze, frozen):
 
 def test_trainable_mask_rejects_unknown_policies(base_params):
     params = base_params
-    with pytest.raises(ValueError, match="freeze must be"):
-        ft.trainable_mask(params, "top-2")
-    with pytest.raises(ValueError, match="only 2 layers"):
-        ft.trainable_mask(params, "all-but-top-3")
+    with pytest.raises(ScratchlmError, match="freeze must be"):
+        trainable_mask(params, "top-2")
+    with pytest.raises(ScratchlmError, match="only 2 layers"):
+        trainable_mask(params, "all-but-top-3")
+
+
+@pytest.mark.parametrize("field,value,match", [("freeze", "bogus", "freeze must be"), ("epochs", 0, "epochs"),
+                                               ("head", "tanh", "head"), ("warmup_ratio", 1.5, "warmup"),
+                                               ("class_weights", (1.0,), "class-weights")])
+def test_finetune_config_raises_scratchlm_errors(field, value, match):
+    with pytest.raises(ScratchlmError, match=match):
+        ft.FinetuneConfig(task="sequence", num_labels=2, **{field: value})
+
+
+def test_command_rejects_a_bad_flag_before_loading_the_model(tmp_path, capsys):
+    """`--freeze bogus` is one `error:` line (exit 2), and it comes before the model is read: --init names a
+    folder that does not exist, which would be the error if the model were loaded first."""
+    from scratchlm import cli
+
+    argv = ["finetune", "--task", "polarity", "--init", str(tmp_path / "absent"), "--freeze", "bogus",
+            "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scratchlm finetune: error: --freeze must be one of") and "Traceback" not in err
 
 
 def test_early_stopping_restores_the_best_dev_checkpoint(base_params):
@@ -191,7 +218,7 @@ def test_early_stopping_restores_the_best_dev_checkpoint(base_params):
 
     data = tiny_sequence_data()
     result = ft.fit(with_head(base_params, config), data, None, bert_config=TINY, config=config, dev_eval=dev_eval)
-    per_epoch = ft.steps_per_epoch(data, BATCH)
+    per_epoch = batching.steps_per_epoch(len(data["labels"]), BATCH)
     assert [h["accuracy"] for h in result.history] == [0.5, 0.8, 0.6, 0.7]
     assert result.stopped_early and result.best_step == 2 * per_epoch and result.best_metric == 0.8
     for got, want in zip(jax.tree.leaves(result.params), jax.tree.leaves(seen[1])):
@@ -207,46 +234,15 @@ def test_epoch_timing_is_never_nan():
     """Folds that only compiled (one epoch each, or resumed at their last epoch) still give a time,
     marked as including compilation; nothing timed gives None; an older NaN record is skipped."""
     cold = [{"epoch_seconds": [3.0], "epoch_compiled": [True]}, {"epoch_seconds": [5.0], "epoch_compiled": [True]}]
-    assert ft.epoch_timing(cold) == {"seconds_per_epoch": 4.0, "seconds_per_epoch_includes_compilation": True,
+    assert epoch_timing(cold) == {"seconds_per_epoch": 4.0, "seconds_per_epoch_includes_compilation": True,
                                      "epochs_timed": 2}
     warm = cold + [{"epoch_seconds": [9.0, 0.5, 0.7], "epoch_compiled": [True, False, False]}]
-    assert ft.epoch_timing(warm) == {"seconds_per_epoch": 0.6, "seconds_per_epoch_includes_compilation": False,
+    assert epoch_timing(warm) == {"seconds_per_epoch": 0.6, "seconds_per_epoch_includes_compilation": False,
                                      "epochs_timed": 2}
     old = [{"seconds_per_epoch": float("nan")}, {"seconds_per_epoch": None}]
-    assert ft.epoch_timing(old) == {"seconds_per_epoch": None, "seconds_per_epoch_includes_compilation": False,
+    assert epoch_timing(old) == {"seconds_per_epoch": None, "seconds_per_epoch_includes_compilation": False,
                                     "epochs_timed": 0}
-    assert ft.epoch_timing(old + [{"seconds_per_epoch": 2.0}])["seconds_per_epoch"] == 2.0
-
-
-@settings(max_examples=30)
-@given(st.lists(st.integers(0, 2), min_size=6, max_size=60), st.integers(2, 6), st.integers(0, 3))
-def test_kfold_predicts_every_example_once_with_stratified_folds(labels, k, seed):
-    labels = np.asarray(labels)
-    k = min(k, len(labels))
-    folds = ft.kfold_splits(labels, k, seed)
-    tested = np.concatenate([test for _, test in folds])
-    assert sorted(tested.tolist()) == list(range(len(labels)))
-    for train, test in folds:
-        assert not set(train) & set(test) and len(train) + len(test) == len(labels)
-        for c in np.unique(labels):
-            assert abs(np.sum(labels[test] == c) - np.sum(labels == c) / k) < 1 + 1e-9
-    assert max(len(t) for _, t in folds) - min(len(t) for _, t in folds) <= 1
-
-
-def test_sequence_metrics_match_scikit_learn():
-    metrics = pytest.importorskip("sklearn.metrics")
-    rng = np.random.default_rng(0)
-    for C in (2, 3):
-        y, y_hat = rng.integers(0, C, 50), rng.integers(0, C, 50)
-        ours = ft.sequence_metrics(y, y_hat, C)
-        average = "binary" if C == 2 else "macro"
-        P, R, F, _ = metrics.precision_recall_fscore_support(y, y_hat, average=average, zero_division=0)
-        assert ours["accuracy"] == pytest.approx(metrics.accuracy_score(y, y_hat))
-        assert [ours["precision"], ours["recall"]] == pytest.approx([P, R])
-        if C == 2:
-            assert ours["f1"] == pytest.approx(F)
-        else:  # scikit-learn's macro F1 averages per-class F1 too
-            assert ours["f1"] == pytest.approx(metrics.f1_score(y, y_hat, average="macro"))
+    assert epoch_timing(old + [{"seconds_per_epoch": 2.0}])["seconds_per_epoch"] == 2.0
 
 
 @pytest.mark.slow  # 2 x 4 epochs of MiniLM steps (minutes on 2 cores); the command tests above cover the same code path
@@ -341,7 +337,12 @@ def test_command_cross_validation_on_a_jsonl_task_learns_and_resumes(tiny_checkp
 
 
 def test_command_token_task_from_conll(tiny_checkpoint, tmp_path):
-    """A CoNLL file split 80/10/10 in file order: entity-level report, per-tag report and both plots."""
+    """A CoNLL file split 80/10/10 in file order: entity-level report, per-tag report and both plots.
+
+    The ten sentences are five repeated twice, so the test sentence (number 0: "Ada Lovelace wrote
+    notes") is also training sentence 5; the 8 training sentences are one batch, and 20 epochs fit a
+    batch (the overfitting test above: every head by about epoch 12), so its one entity must be found:
+    entity F1 exactly 1.  A recipe that misaligned tags and sub-tokens, or scored the wrong split, fails."""
     rows = ["Ada B-PER\nLovelace I-PER\nwrote O\nnotes O\n", "Alan B-PER\nTuring I-PER\nmet O\nAda B-PER\n",
             "Grace B-PER\nHopper I-PER\nwas O\nin O\nParis O\n", "the O\nfilm O\nwas O\ngood O\n",
             "Turing B-PER\nwrote O\nnotes O\nin O\nLondon O\n"] * 2
@@ -349,7 +350,7 @@ def test_command_token_task_from_conll(tiny_checkpoint, tmp_path):
     assert _command(["--task", str(tmp_path / "task.conll"), "--init", str(tiny_checkpoint), "--freeze", "none",
                      *COMMAND_FLAGS, "--out", str(tmp_path / "run")]) == 0
     metrics = _strict_json(tmp_path / "run" / "metrics.json")
-    assert 0.0 <= metrics["entity_f1"] <= 1.0 and metrics["labels"] == ["O", "B-PER", "I-PER"]
+    assert metrics["entity_f1"] == 1.0 and metrics["labels"] == ["O", "B-PER", "I-PER"]
     assert len(metrics["history"]) == EPOCHS and metrics["seconds_per_epoch"] > 0
     report = (tmp_path / "run" / "report.txt").read_text()
     assert "PER" in report and "B-PER" in report and "weighted avg" in report

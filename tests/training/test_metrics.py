@@ -43,3 +43,29 @@ def test_against_scikit_learn():
         got = metrics.precision_recall_f1(pb, yb)
         assert [got["precision"], got["recall"], got["f1"]] == pytest.approx(list(want), abs=1e-12)
         assert metrics.accuracy(p, y) == pytest.approx(sk.accuracy_score(y, p))
+
+
+def test_sequence_metrics_match_scikit_learn():
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    for C in (2, 3):
+        y, y_hat = rng.integers(0, C, 50), rng.integers(0, C, 50)
+        ours = metrics.sequence_metrics(y_hat, y, C)
+        average = "binary" if C == 2 else "macro"
+        P, R, F, _ = sk.precision_recall_fscore_support(y, y_hat, average=average, zero_division=0)
+        assert ours["accuracy"] == pytest.approx(sk.accuracy_score(y, y_hat))
+        assert [ours["precision"], ours["recall"]] == pytest.approx([P, R])
+        if C == 2:
+            assert ours["f1"] == pytest.approx(F)
+        else:  # scikit-learn's macro F1 averages per-class F1 too
+            assert ours["f1"] == pytest.approx(sk.f1_score(y, y_hat, average="macro"))
+
+
+def test_sequence_metrics_by_hand_count_an_absent_class_as_zero():
+    """3 labels, class 2 in neither predictions nor labels: pred 0 1 1 0, true 0 1 0 0.  Class 0: P 1, R 2/3,
+    F1 4/5; class 1: P 1/2, R 1, F1 2/3; class 2: 0.  Macro over all three (num_labels, not the classes
+    present): P 1/2, R 5/9, F1 22/45.  Binary (num_labels 2): class 1 only."""
+    got = metrics.sequence_metrics([0, 1, 1, 0], [0, 1, 0, 0], 3)
+    assert got == pytest.approx({"accuracy": 0.75, "precision": 0.5, "recall": 5 / 9, "f1": 22 / 45})
+    got = metrics.sequence_metrics([0, 1, 1, 0], [0, 1, 0, 0], 2)
+    assert got == pytest.approx({"accuracy": 0.75, "precision": 0.5, "recall": 1.0, "f1": 2 / 3})

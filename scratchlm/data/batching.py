@@ -1,0 +1,102 @@
+"""Batches for the training recipes: padding rows of ids to one width, length buckets, and the
+deterministic minibatch order (a function of the step, so a resumed run sees the same batches).
+
+No JAX here: every function returns NumPy arrays.  Shapes are kept few on purpose: a jitted step
+compiles once per distinct batch shape, so widths are rounded up (:func:`bucket_length`,
+:func:`pad_batch`) and short sets are padded to a fixed row count by the recipes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+IGNORE = -100  # label of positions left out of the loss (HuggingFace's ignore_index)
+
+
+def pad_ids(rows: Sequence[Sequence[int]], length: int | None = None, pad: int = 0) -> np.ndarray:
+    """Rows of token ids right-padded with ``pad`` to [N, length] int32; longer rows are cut to ``length``.
+
+    ``length`` defaults to the longest row (at least 1).
+    """
+    rows = list(rows)
+    T = length or max(1, max(len(r) for r in rows))
+    out = np.full((len(rows), T), pad, np.int32)
+    for i, r in enumerate(rows):
+        out[i, : min(len(r), T)] = r[:T]
+    return out
+
+
+def pad_batch(rows: list[list[int]], segments: list[list[int]], pad: int, length: int | None = None,
+              labels: list[list[int]] | None = None) -> dict[str, np.ndarray]:
+    """Stack encoded rows into ``input_ids``, ``attention_mask``, ``token_type_ids`` (and ``labels``),
+    right-padded with id ``pad`` (label ``IGNORE``) to ``length`` (default: the longest row rounded up
+    to a multiple of 8, so that a few shapes serve a whole data set and the jitted step compiles few
+    times)."""
+    longest = max(len(r) for r in rows)
+    T = length or -(-longest // 8) * 8
+    B = len(rows)
+    batch = {"input_ids": np.full((B, T), pad, np.int32),
+             "attention_mask": np.zeros((B, T), np.int32),
+             "token_type_ids": np.zeros((B, T), np.int32)}
+    if labels is not None:
+        batch["labels"] = np.full((B, T), IGNORE, np.int32)
+    for i, (row, seg) in enumerate(zip(rows, segments)):
+        batch["input_ids"][i, : len(row)] = row
+        batch["attention_mask"][i, : len(row)] = 1
+        batch["token_type_ids"][i, : len(seg)] = seg
+        if labels is not None:
+            batch["labels"][i, : len(labels[i])] = labels[i]
+    return batch
+
+
+def bucket_length(n: int, multiple: int = 32) -> int:
+    """Round a sequence length up to a multiple of 32, so that few shapes are ever compiled."""
+    return max(multiple, -(-n // multiple) * multiple)
+
+
+def subset(data: dict, index: np.ndarray) -> dict:
+    """Rows ``index`` of every array of ``data``."""
+    return {k: v[index] for k, v in data.items()}
+
+
+def take(data: dict, index: np.ndarray) -> dict:
+    """Rows ``index`` of every array of ``data`` at their bucketed longest length T.
+
+    Arrays narrower than T (a data set whose longest example is short) are padded to T, with
+    attention mask 0 and label ``IGNORE``, so every batch of a bucket has one shape whatever the
+    data set: the train, dev and test sets of a run (and of different runs) share compilations.
+    """
+    T = bucket_length(int(data["attention_mask"][index].sum(1).max()))
+
+    def rows(k, v):
+        if v.ndim != 2:
+            return v[index]
+        v = v[index, :T]
+        return np.pad(v, ((0, 0), (0, T - v.shape[1])), constant_values=IGNORE if k == "labels" else 0)
+
+    return {k: rows(k, v) for k, v in data.items()}
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Full batches per epoch of ``n`` examples (the ``n mod B`` left over are skipped; ``B <= n``)."""
+    return n // min(batch_size, n)
+
+
+def epoch_batch(n: int, step: int, batch_size: int, seed: int) -> np.ndarray:
+    """Example indices of minibatch number ``step``: a deterministic function of the step (so resuming continues).
+
+    Each epoch draws a fresh permutation of ``range(n)`` from ``default_rng([seed, epoch])`` and
+    cuts it into ``n // B`` batches of ``B = min(batch_size, n)``; the ``n mod B`` examples left over
+    in an epoch are skipped in that epoch only (a fixed batch shape keeps one compiled step).
+    Returned in the permutation's order.
+    """
+    B = min(batch_size, n)
+    epoch, i = divmod(step, n // B)
+    return np.random.default_rng([seed, epoch]).permutation(n)[i * B:(i + 1) * B]
+
+
+def train_batch(data: dict, step: int, batch_size: int, seed: int) -> dict:
+    """Training batch number ``step`` of an encoder task (:func:`epoch_batch`'s rows, sorted, through :func:`take`)."""
+    return take(data, np.sort(epoch_batch(len(data["labels"]), step, batch_size, seed)))

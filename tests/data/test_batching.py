@@ -1,0 +1,45 @@
+"""scratchlm.data.batching: padding by hand, length buckets, and the step-determined minibatch order."""
+
+import numpy as np
+
+from scratchlm.data import batching
+
+
+def test_pad_ids_by_hand():
+    np.testing.assert_array_equal(batching.pad_ids([[5, 6], [7], [1, 2, 3]]), [[5, 6, 0], [7, 0, 0], [1, 2, 3]])
+    np.testing.assert_array_equal(batching.pad_ids([[5, 6, 7]], length=2, pad=9), [[5, 6]])  # cut to length
+    np.testing.assert_array_equal(batching.pad_ids([[5]], length=3, pad=9), [[5, 9, 9]])
+    assert batching.pad_ids([[]]).shape == (1, 1)
+
+
+def test_pad_batch_rounds_up_to_eight_and_ignores_padding_labels():
+    batch = batching.pad_batch([[1, 7, 2], [1, 2]], [[0, 0, 0], [0, 0]], pad=0, labels=[[-100, 3, -100], [-100, -100]])
+    assert batch["input_ids"].shape == (2, 8)
+    np.testing.assert_array_equal(batch["input_ids"][0, :4], [1, 7, 2, 0])
+    np.testing.assert_array_equal(batch["attention_mask"].sum(1), [3, 2])
+    np.testing.assert_array_equal(batch["labels"][0], [-100, 3] + [-100] * 6)
+
+
+def test_bucket_length_and_take():
+    assert [batching.bucket_length(n) for n in (1, 32, 33, 64)] == [32, 32, 64, 64]
+    data = {"input_ids": np.ones((3, 8), np.int32), "attention_mask": np.ones((3, 8), np.int32),
+            "labels": np.full((3, 8), 2, np.int32)}
+    rows = batching.take(data, np.array([2, 0]))
+    assert rows["input_ids"].shape == (2, 32)  # a short set is padded up to its bucket
+    assert (rows["labels"][:, 8:] == batching.IGNORE).all() and (rows["attention_mask"][:, 8:] == 0).all()
+
+
+def test_epoch_batches_cover_an_epoch_once_and_skip_the_remainder():
+    """n = 10, B = 3: three batches an epoch hold 9 distinct examples (one skipped: 10 mod 3), each epoch its
+    own permutation of default_rng([seed, epoch]), the same for the same step (resuming continues)."""
+    n, B, seed = 10, 3, 4
+    epoch0 = np.concatenate([batching.epoch_batch(n, t, B, seed) for t in range(3)])
+    assert len(set(epoch0.tolist())) == 9
+    np.testing.assert_array_equal(epoch0, np.random.default_rng([seed, 0]).permutation(n)[:9])
+    epoch1 = np.random.default_rng([seed, 1]).permutation(n)
+    np.testing.assert_array_equal(batching.epoch_batch(n, 3, B, seed), epoch1[:3])
+    assert batching.steps_per_epoch(n, B) == 3 and batching.steps_per_epoch(2, B) == 1  # B capped at n
+    data = {"input_ids": np.arange(20).reshape(10, 2), "attention_mask": np.ones((10, 2), np.int32),
+            "labels": np.arange(10)}
+    b = batching.train_batch(data, 1, B, seed)
+    np.testing.assert_array_equal(b["labels"], np.sort(batching.epoch_batch(n, 1, B, seed)))  # sorted rows
