@@ -30,7 +30,8 @@ from benchmarks.common import figure, report, time_call  # noqa: E402
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--paragraphs", type=int, default=None, help="first N cleaned Wikipedia paragraphs (default all)")
+    parser.add_argument("--paragraphs", type=int, default=None,
+                        help="first N cleaned Wikipedia paragraphs (default all)")
     parser.add_argument("--vocab-size", type=int, default=8000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> dict:
         n_tokens = sum(len(e.ids) for e in theirs.encode_batch(texts, add_special_tokens=False))
         ours_time = time_call(lambda ours=ours: [ours.encode(t, add_special_tokens=False) for t in texts],
                               repeats=args.repeats)
-        hf_time = time_call(lambda theirs=theirs: theirs.encode_batch(texts, add_special_tokens=False), repeats=args.repeats)
+        hf_time = time_call(lambda theirs=theirs: theirs.encode_batch(texts, add_special_tokens=False),
+                            repeats=args.repeats)
         counts[name] = n_tokens
         figures.append(figure(f"{name} encode", n_tokens / ours_time["median_seconds"],
                               n_tokens / hf_time["median_seconds"], unit="tokens/s", peer_name=peer))

@@ -157,8 +157,10 @@ def pretrain_checks(out: dict, tmp: Path) -> None:
     for name in PRETRAIN_MESHES:
         got = states[name]
         out[f"pretrain_{name}"] = {
-            "params_diff": _max_diff(ref["params"], got["params"]), "opt_diff": _max_diff(ref["opt_state"], got["opt_state"]),
-            "max_first_moment": max(float(np.max(np.abs(m))) for m in jax.tree.leaves(got["opt_state"]["1"]["0"]["mu"])),
+            "params_diff": _max_diff(ref["params"], got["params"]),
+            "opt_diff": _max_diff(ref["opt_state"], got["opt_state"]),
+            "max_first_moment": max(float(np.max(np.abs(m)))
+                                    for m in jax.tree.leaves(got["opt_state"]["1"]["0"]["mu"])),
             "step": int(got["step"]), "same_key": bool(np.array_equal(ref["key"], got["key"])),
         }
     # the checkpoint written from 8 devices (FSDP: each held 1/2 of every leaf), restored on 1 and on 4
@@ -270,7 +272,8 @@ def word2vec_command_checks(out: dict, tmp: Path) -> None:
     out["w2v_command"] = {
         "vocab": m_one["vocab_size"], "mesh": m_mesh["mesh"], "scale": _max_abs(one),
         "mesh_vs_one": _max_diff(one, mesh), "moved": _max_diff(one, epoch1),
-        "resumed_on_mesh_identical": all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(mesh), jax.tree.leaves(resumed))),
+        "resumed_on_mesh_identical": all(np.array_equal(a, b)
+                                         for a, b in zip(jax.tree.leaves(mesh), jax.tree.leaves(resumed))),
         "resumed_on_one_vs_one": _max_diff(one, resumed_one), "shapes": [list(x.shape) for x in jax.tree.leaves(mesh)],
         "steps": 2 * -(-sum(map(len, sentences)) // 32),  # an upper bound: subsampling only removes words
     }
@@ -317,7 +320,8 @@ def finetune_checks(out: dict, tmp: Path) -> None:
     resumed = ft.fit(start, train, None, bert_config=config, config=run, dev_eval=dev_eval,
                      checkpoint_dir=tmp / "finetune", mesh=mesh)
     out["finetune_resume"] = {
-        "identical": all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(seen[-1]))),
+        "identical": all(np.array_equal(a, b)
+                         for a, b in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(seen[-1]))),
         "resumed_history_steps": [h["step"] for h in resumed.history],
         "moved": _max_diff(start, uninterrupted),
     }
@@ -364,8 +368,9 @@ def worker(port: int, process_id: int, num_processes: int, path: str) -> None:
 
     parser = argparse.ArgumentParser()
     add_parallel_arguments(parser)
-    mesh = setup_parallel(parser.parse_args(["--coordinator", f"127.0.0.1:{port}", "--num-processes",
-                                             str(num_processes), "--process-id", str(process_id)]))  # every device on data
+    mesh = setup_parallel(parser.parse_args(["--coordinator", f"127.0.0.1:{port}",
+                                             "--num-processes", str(num_processes),
+                                             "--process-id", str(process_id)]))  # every device on data
     import jax
     from flax import serialization
 
@@ -373,12 +378,14 @@ def worker(port: int, process_id: int, num_processes: int, path: str) -> None:
 
     params, optimizer, loss_fn, batch = bert_problem()
     local = {k: np.asarray(par.process_shard(v)) for k, v in batch.items()}  # this process's rows only
-    state, step = par.on_mesh(make_train_step(loss_fn, optimizer), init_train_state(params, optimizer, train_key()), mesh)
+    state, step = par.on_mesh(make_train_step(loss_fn, optimizer),
+                              init_train_state(params, optimizer, train_key()), mesh)
     state, metrics = step(state, local)
     host = par.gather_to_host(state.params)
     corpus_shares(path + ".corpus.npz")
     with open(path, "wb") as f:
-        f.write(serialization.msgpack_serialize({"params": serialization.to_state_dict(host), "devices": jax.device_count(),
+        f.write(serialization.msgpack_serialize({"params": serialization.to_state_dict(host),
+                                                 "devices": jax.device_count(),
                                                  "processes": jax.process_count(), "loss": float(metrics["loss"]),
                                                  "mesh": list(mesh.shape.values())}))
     jax.distributed.shutdown()

@@ -76,7 +76,8 @@ def test_table_json_and_plot(bench_dir, tmp_path, capsys):
     assert saved["jax"] and saved["date"][:4].isdigit()
     by_suite = {e["suite"]: e for e in saved["suites"]}
     assert by_suite["fast"]["result"]["argv"] == ["--quick"]  # declared flag passed ...
-    assert by_suite["plain"]["status"] == "ok" and by_suite["plain"]["flags_not_supported"] == ["--quick"]  # ... undeclared not
+    assert (by_suite["plain"]["status"] == "ok"
+            and by_suite["plain"]["flags_not_supported"] == ["--quick"])  # ... undeclared not
     assert by_suite["encoder"]["status"] == "not available" and by_suite["broken"]["status"] == "failed"
     ratios = [(r["suite"], r["figure"], r["ratio"]) for r in saved["rows"] if r["ratio"] is not None]
     assert ratios == [("fast", "words/s", 2.0), ("fast", "step time", 2.0), ("plain", "tokens/s", 0.75)]

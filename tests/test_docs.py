@@ -43,7 +43,8 @@ def test_style_md_example_links_exactly_the_named_vectors():
 
 
 @pytest.mark.parametrize("equation, names, expected", [
-    (r"w_i^\top \tilde w_j + b_i - \log X_{ij}", {"w_i", "w_tilde_j", "b_i", "x_ij"}, {"w_i", "w_tilde_j", "b_i", "x_ij"}),
+    (r"w_i^\top \tilde w_j + b_i - \log X_{ij}", {"w_i", "w_tilde_j", "b_i", "x_ij"},
+     {"w_i", "w_tilde_j", "b_i", "x_ij"}),
     (r"[a^x_r;\ a^x_z] = W x_t", {"a_x_r", "a_x_z", "x"}, {"a_x_r", "a_x_z", "x"}),
     (r"h_t = z_t \odot h_{t-1}", {"h", "z"}, {"h", "z"}),
     (r"h_t = z_t \odot h_{t-1}", {"h_t", "h_prev", "z"}, {"h_t", "h_prev", "z"}),
@@ -112,7 +113,8 @@ def test_docstring_math_fields_citations_and_literal_blocks():
 
 
 def test_find_papers_known_and_unknown():
-    papers = docstrings.find_papers("as in Pennington et al. (2014) and Loshchilov & Hutter 2019; also Smith et al. 2020")
+    papers = docstrings.find_papers("as in Pennington et al. (2014) and Loshchilov & Hutter 2019; "
+                                    "also Smith et al. 2020")
     assert [p.cite for p in papers] == ["Pennington et al. 2014", "Loshchilov & Hutter 2019", "Smith et al. 2020"]
     assert papers[0].title.startswith("GloVe") and papers[2].title == ""
     assert docstrings.find_papers("Python 3.11, released 2022") == []

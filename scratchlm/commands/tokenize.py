@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--vocab-size", type=int, required=True)
     train.add_argument("--corpus", required=True, help="UTF-8 file, one text a line; or 'wiki' / 'lee'")
     train.add_argument("--out", type=Path, required=True, help="tokenizer.json to write")
-    train.add_argument("--special", nargs="*", default=[], metavar="TOKEN", help="special tokens, ids 0, 1, ... in order")
+    train.add_argument("--special", nargs="*", default=[], metavar="TOKEN",
+                       help="special tokens, ids 0, 1, ... in order")
     train.add_argument("--min-frequency", type=int, default=0, help="smallest pair count that may still merge")
     train.add_argument("--cased", action="store_true", help="WordPiece: keep case and accents (default lower-cases)")
     train.add_argument("--score", choices=["frequency", "likelihood"], default="frequency",

@@ -139,7 +139,8 @@ def evaluate_analogies(wv: WordVectors, questions: Mapping[str, Sequence[Questio
                 cos_a, cos_b, cos_c = ((1.0 + U[x] @ U.T) / 2.0 for x in (a, b, c))
                 scores = cos_b * cos_c / (cos_a + epsilon)
             # pass over the question words and every case variant of them
-            banned = (canonical[None, :] == a[:, None]) | (canonical[None, :] == b[:, None]) | (canonical[None, :] == c[:, None])
+            banned = ((canonical[None, :] == a[:, None]) | (canonical[None, :] == b[:, None])
+                      | (canonical[None, :] == c[:, None]))
             scores = np.where(banned, -np.inf, scores)
             predicted = canonical[np.argmax(scores, axis=1)]
             hits[start : start + chunk] = predicted == d
@@ -168,7 +169,8 @@ def _ranks(x: np.ndarray) -> np.ndarray:
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    r""":math:`r = \frac{\sum_i (x_i - \bar x)(y_i - \bar y)}{\sqrt{\sum_i (x_i - \bar x)^2 \sum_i (y_i - \bar y)^2}}`."""
+    r""":math:`r = \frac{\sum_i (x_i - \bar x)(y_i - \bar y)}{\sqrt{\sum_i (x_i - \bar x)^2
+    \sum_i (y_i - \bar y)^2}}`."""
     x = np.asarray(x, dtype=np.float64) - np.mean(x)
     y = np.asarray(y, dtype=np.float64) - np.mean(y)
     denom = np.sqrt((x @ x) * (y @ y))

@@ -111,7 +111,8 @@ def _parse_text_rows(lines: list[str], path: Path, first_line: int, dim: int | N
         if dim is None:
             dim = len(parts) - 1
         if len(parts) != dim + 1:
-            raise ScratchlmError(f"{path} line {number}: expected a word and {dim} numbers, got {len(parts) - 1} numbers")
+            raise ScratchlmError(f"{path} line {number}: expected a word and {dim} numbers, "
+                                 f"got {len(parts) - 1} numbers")
         try:
             rows.append(np.asarray(parts[1:], dtype=np.float32))
         except ValueError:
@@ -126,7 +127,8 @@ def _header(line: bytes, path: Path) -> tuple[int, int]:
     try:
         V, D = (int(x) for x in line.split())
     except ValueError:
-        raise ScratchlmError(f"{path}: the first line should be 'V D' (vocabulary size, dimension), got {line[:60]!r}") from None
+        raise ScratchlmError(f"{path}: the first line should be 'V D' (vocabulary size, dimension), "
+                             f"got {line[:60]!r}") from None
     return V, D
 
 
@@ -142,7 +144,8 @@ def load_word2vec(path: str | Path, *, binary: bool = False) -> WordVectors:
         try:
             lines = [line for line in body.decode("utf-8").split("\n") if line.strip()]
         except UnicodeDecodeError as err:
-            raise ScratchlmError(f"{path} is not valid UTF-8 (byte offset {len(head) + 1 + err.start}); binary file?") from None
+            raise ScratchlmError(f"{path} is not valid UTF-8 (byte offset {len(head) + 1 + err.start}); "
+                                 "binary file?") from None
         if len(lines) != V:
             raise ScratchlmError(f"{path}: header says {V} words, the file holds {len(lines)}")
         return _parse_text_rows(lines, path, 2, D)

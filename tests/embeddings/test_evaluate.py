@@ -27,7 +27,8 @@ def planted():
     """200 random words (with case variants) and questions of which about half are planted:
     x_d = x_b - x_a + x_c + noise, so 3CosAdd solves them; the rest are random (mostly wrong)."""
     rng = np.random.default_rng(1)
-    words = [f"w{i}" for i in range(190)] + ["W3", "W5", "Paris", "paris", "PARIS", "berlin", "Berlin", "a1", "b1", "c1"]
+    words = [f"w{i}" for i in range(190)] + ["W3", "W5", "Paris", "paris", "PARIS", "berlin", "Berlin",
+                                             "a1", "b1", "c1"]
     V, D = len(words), 24
     x = rng.standard_normal((V, D)).astype(np.float32)
     questions = []
@@ -62,7 +63,8 @@ def test_3cosadd_matches_gensim(planted, tmp_path, restrict, case_insensitive):
     assert ours.correct == len(total["correct"]) and ours.answered == len(total["correct"]) + len(total["incorrect"])
     assert ours.accuracy == pytest.approx(score, abs=1e-12)
     for section in sections[:-1]:
-        assert ours.sections[section["section"]] == (len(section["correct"]), len(section["correct"]) + len(section["incorrect"]))
+        assert ours.sections[section["section"]] == (len(section["correct"]),
+                                                     len(section["correct"]) + len(section["incorrect"]))
     assert 0.2 < ours.accuracy < 0.8  # the planted half is solved, the random half mostly not: a real test
 
 
@@ -82,7 +84,8 @@ def test_3cosmul_matches_gensim_most_similar_cosmul(planted):
 def test_word_pairs_match_gensim(planted, tmp_path, restrict):
     wv, _ = planted
     rng = np.random.default_rng(2)
-    pairs = [(wv.words[i].lower(), wv.words[j].upper(), float(rng.integers(0, 20)) / 2) for i, j in rng.integers(0, len(wv), (80, 2))]
+    pairs = [(wv.words[i].lower(), wv.words[j].upper(), float(rng.integers(0, 20)) / 2)
+             for i, j in rng.integers(0, len(wv), (80, 2))]
     pairs.append(("w1", "nosuchword", 3.0))
     (tmp_path / "p.tsv").write_text("# comment\n" + "".join(f"{a}\t{b}\t{s}\n" for a, b, s in pairs))
     pearson, (rho, _), oov_ratio = _gensim(wv).evaluate_word_pairs(str(tmp_path / "p.tsv"), restrict_vocab=restrict)
