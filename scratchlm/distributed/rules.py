@@ -52,15 +52,20 @@ def rules_for(mesh: Mesh) -> tuple[Rule, ...]:
     return fsdp_rules("model") if mesh.shape["model"] > 1 else DATA_PARALLEL_RULES
 
 
-def path_string(path) -> str:
-    """A pytree path as ``"opt_state/0/mu/encoder/layer/3/attention/self/query/weight"``."""
+def path_names(path) -> list[str]:
+    """The names along a pytree path (dict keys, attribute names, sequence indices), as strings."""
     names = []
     for entry in path:
         for attr in ("key", "name", "idx"):
             if hasattr(entry, attr):
                 names.append(str(getattr(entry, attr)))
                 break
-    return "/".join(names)
+    return names
+
+
+def path_string(path) -> str:
+    """A pytree path as ``"opt_state/0/mu/encoder/layer/3/attention/self/query/weight"``."""
+    return "/".join(path_names(path))
 
 
 def _axes_size(mesh: Mesh, axes) -> int:

@@ -33,6 +33,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from scratchlm.distributed.rules import path_names
 from scratchlm.errors import NonFiniteLossError, ScratchlmError
 from scratchlm.training import checkpoint as ckpt
 
@@ -61,16 +62,6 @@ def init_train_state(params: Any, optimizer: optax.GradientTransformation, key: 
 # ----------------------------------------------------------------------------- optimizer
 
 
-def _path_names(path) -> list[str]:
-    names = []
-    for entry in path:
-        for attr in ("key", "name", "idx"):
-            if hasattr(entry, attr):
-                names.append(str(getattr(entry, attr)))
-                break
-    return names
-
-
 def weight_decay_mask(params: Any) -> Any:
     """True where AdamW's weight decay applies: matrices, not biases, LayerNorm params or scalars.
 
@@ -80,7 +71,7 @@ def weight_decay_mask(params: Any) -> Any:
     """
 
     def decays(path, leaf) -> bool:
-        names = [n.lower() for n in _path_names(path)]
+        names = [n.lower() for n in path_names(path)]
         if np.ndim(leaf) < 2 or (names and names[-1].endswith("bias")):
             return False
         return not any("layernorm" in n or "layer_norm" in n for n in names)

@@ -10,16 +10,16 @@ the tokenizer.  Byte-level decoding is lossless (``decoders.ByteLevelDecoder``).
 from __future__ import annotations
 
 from scratchlm.errors import ScratchlmError
+from scratchlm.tokenizers.models.base import Model
 
 
-class BPE:
+class BPE(Model):
     """The BPE model: a vocabulary and ranked merges; ``tokenize(word)`` applies them."""
 
     def __init__(self, vocab: dict[str, int], merges: list[tuple[str, str]], *, unk_token: str | None = None,
                  continuing_subword_prefix: str | None = None, end_of_word_suffix: str | None = None,
                  fuse_unk: bool = False, ignore_merges: bool = False):
-        self.vocab = dict(vocab)
-        self.inverse = {i: t for t, i in self.vocab.items()}
+        super().__init__(vocab)
         self.merges = [tuple(m) for m in merges]
         self.unk_token = unk_token
         self.prefix = continuing_subword_prefix
@@ -75,15 +75,6 @@ class BPE:
             spans[best_at:best_at + 2] = [[spans[best_at][0], spans[best_at + 1][1]]]
         inverse = self.inverse
         return [(t, inverse[t], s, e) for t, (s, e) in zip(ids, spans)]
-
-    def token_to_id(self, token: str) -> int | None:
-        return self.vocab.get(token)
-
-    def id_to_token(self, i: int) -> str | None:
-        return self.inverse.get(i)
-
-    def get_vocab(self) -> dict[str, int]:
-        return dict(self.vocab)
 
     def to_json(self) -> dict:
         return {"type": "BPE", "dropout": None, "unk_token": self.unk_token,

@@ -20,15 +20,15 @@ from pathlib import Path
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.io import read_text
+from scratchlm.tokenizers.models.base import Model
 
 
-class WordPiece:
+class WordPiece(Model):
     """The WordPiece model: a vocabulary and greedy longest-match-first ``tokenize(word)``."""
 
     def __init__(self, vocab: dict[str, int], *, unk_token: str = "[UNK]", continuing_subword_prefix: str = "##",
                  max_input_chars_per_word: int = 100):
-        self.vocab = dict(vocab)
-        self.inverse = {i: t for t, i in self.vocab.items()}
+        super().__init__(vocab)
         self.unk_token = unk_token
         self.prefix = continuing_subword_prefix
         self.max_input_chars_per_word = max_input_chars_per_word
@@ -72,15 +72,6 @@ class WordPiece:
         if i is None:
             raise ScratchlmError(f"WordPiece: the unknown token {self.unk_token!r} is not in the vocabulary")
         return (i, self.unk_token, 0, n)
-
-    def token_to_id(self, token: str) -> int | None:
-        return self.vocab.get(token)
-
-    def id_to_token(self, i: int) -> str | None:
-        return self.inverse.get(i)
-
-    def get_vocab(self) -> dict[str, int]:
-        return dict(self.vocab)
 
     def to_json(self) -> dict:
         return {"type": "WordPiece", "unk_token": self.unk_token, "continuing_subword_prefix": self.prefix,
