@@ -1,0 +1,139 @@
+r"""The site's default equation renderer: TeX to MathML in Python with ``latex2mathml``; no Node, no fonts to ship.
+
+Chromium, Firefox and Safari draw MathML themselves (MathML Core), so a page holds each equation as a
+``<math>`` element and needs no script or stylesheet from a third party; the site builds from a pip
+install.  As with KaTeX, every equation is converted when the site is built, so a malformed one is
+reported then, naming the function (:func:`render_all` returns an ``error`` for it).
+
+``latex2mathml`` covers the TeX the docstrings use, with a few rewrites before it reads an equation
+(:data:`REWRITES`) and a few repairs of what it writes (:func:`_tidy`):
+
+- ``\begin{aligned}`` becomes ``\begin{split}`` (the same right/left columns) and ``\begin{gathered}``
+  becomes ``\displaylines{...}`` (one centred column); latex2mathml knows neither of amsmath's two.
+- ``\arg\max``/``\arg\min`` become ``\argmax``/``\argmin`` and a lone ``\arg`` an ``\operatorname``.
+- ``\htmlData{sym=ID}{...}`` (KaTeX's, from :func:`scratchlm.docsite.tex.link_symbols`) is dropped
+  and the ``\href{#SECTION--ID}`` around it becomes an ``<mrow href=... data-sym=ID class="sym">``:
+  the page's script follows the link on a click and highlights the symbol's uses on hover.
+- What latex2mathml writes is re-serialised with proper escaping (its text nodes may hold a raw
+  ``<`` or ``&``); ``\&``, ``\_`` in text lose their backslash; a ``\mathrel{-}`` (an ``<mo>``
+  holding an ``<mrow>``) is flattened; ``\mathrm{erf}``'s one-letter ``<mi>``\ s are joined into one.
+
+An equation is refused (an error, as KaTeX would raise) when latex2mathml raises, when a command it
+does not know survives into the output (``<mi>\foo</mi>``), when an ``&`` is left outside an
+alignment, or when an element lacks an argument (``\frac{x}`` gives an ``<mfrac>`` with one child).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from importlib import metadata
+from xml.etree.ElementTree import Element
+
+from scratchlm.errors import ScratchlmError
+
+INSTALL_HINT = "install it with `pip install latex2mathml` (a dependency of scratchlm)"
+
+# (pattern, replacement) applied in order to the TeX before latex2mathml reads it.
+REWRITES: list[tuple[re.Pattern, str]] = [
+    (re.compile(r"\\begin\{aligned\}"), r"\\begin{split}"),
+    (re.compile(r"\\end\{aligned\}"), r"\\end{split}"),
+    (re.compile(r"\\begin\{gathered\}"), r"\\displaylines{"),
+    (re.compile(r"\\end\{gathered\}"), "}"),
+    (re.compile(r"\\arg\s*\\(max|min)(?![A-Za-z])"), r"\\arg\1"),
+    (re.compile(r"\\arg(?![A-Za-z])"), r"\\operatorname{arg}"),
+    (re.compile(r"\\htmlData\{[^{}]*\}"), ""),  # its argument stays as a group
+]
+# Children an element needs: fewer means a command lost an argument.
+ARITY = {"mfrac": 2, "msub": 2, "msup": 2, "msubsup": 3, "mover": 2, "munder": 2, "munderover": 3, "mroot": 2}
+TEXT_ESCAPES = re.compile(r"\\([&_%$#{}])")
+
+
+def version() -> str:
+    try:
+        return metadata.version("latex2mathml")
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def _converter():
+    try:
+        from latex2mathml.converter import convert_to_element
+    except ImportError as err:
+        raise ScratchlmError(f"the docs site renders its equations with latex2mathml; {INSTALL_HINT}") from err
+    return convert_to_element
+
+
+def render(tex: str, display: bool) -> str:
+    """One equation as a ``<math>`` element; raises ``ValueError`` naming what is wrong with it."""
+    convert_to_element = _converter()
+    for pattern, replacement in REWRITES:
+        tex = pattern.sub(replacement, tex)
+    try:
+        root = convert_to_element(tex, display="block" if display else "inline")
+    except Exception as err:  # latex2mathml's own errors carry no common base class worth naming
+        message = str(err) or type(err).__name__
+        raise ValueError(f"latex2mathml: {type(err).__name__}: {message}" if str(err) else message) from None
+    root.attrib.pop("xmlns", None)  # HTML puts <math> in MathML's namespace by itself
+    _tidy(root)
+    return _serialize(root)
+
+
+def render_all(items: list[tuple[str, bool]]) -> tuple[str, list[dict]]:
+    """Render ``[(tex, display), ...]``; returns (latex2mathml's version, ``[{"html"} | {"error"}, ...]``)."""
+    _converter()  # fail before the work, with the install hint
+    out = []
+    for tex, display in items:
+        try:
+            out.append({"html": render(tex, display)})
+        except ValueError as err:
+            out.append({"error": str(err)})
+    return version(), out
+
+
+def _text(node: Element) -> str:
+    return html.unescape(node.text or "")
+
+
+def _tidy(node: Element) -> None:
+    """Check and repair latex2mathml's tree in place (see the module docstring)."""
+    for child in list(node):
+        _tidy(child)
+    text = _text(node)
+    if node.tag in ("mi", "mo", "mn") and text.startswith("\\") and len(text) > 1:
+        raise ValueError(f"unknown command {text}")
+    if node.tag == "mi" and text == "&":
+        raise ValueError("'&' outside an alignment (aligned, cases, ...)")
+    if node.tag in ARITY and len(node) < ARITY[node.tag]:
+        raise ValueError(f"<{node.tag}> with {len(node)} of its {ARITY[node.tag]} arguments (a missing group?)")
+    if node.tag == "mtext" and node.text:
+        node.text = TEXT_ESCAPES.sub(r"\1", node.text)
+    if node.tag == "mo" and len(node):  # \mathrel{-}: an operator holding a row
+        node.tag, node.text = "mrow", None
+        node.attrib.clear()
+    href = node.get("href", "")
+    if href.startswith("#") and "--" in href:
+        node.set("data-sym", href.rsplit("--", 1)[1])
+        node.set("class", "sym")
+    # \mathrm{erf}: one <mi mathvariant="normal"> per letter; joined, the word is set as one.
+    children = list(node)
+    k = 0
+    while k < len(children):
+        run = k
+        while (run < len(children) and children[run].tag == "mi" and children[run].get("mathvariant") == "normal"
+               and len(_text(children[run])) == 1 and not len(children[run])):
+            run += 1
+        if run - k > 1:
+            children[k].text = "".join(_text(c) for c in children[k:run])
+            for c in children[k + 1:run]:
+                node.remove(c)
+            k = run
+        else:
+            k += 1
+
+
+def _serialize(node: Element) -> str:
+    attrs = "".join(f' {name}="{html.escape(value)}"' for name, value in node.attrib.items())
+    inner = html.escape(_text(node), quote=False) + "".join(_serialize(c) for c in node)
+    tail = html.escape(html.unescape(node.tail or ""), quote=False)
+    return f"<{node.tag}{attrs}>{inner}</{node.tag}>{tail}"
