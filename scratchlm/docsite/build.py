@@ -250,7 +250,7 @@ def _index_page(pages: list[_Page], renderer: str, n_errors: int, *, katex_css: 
     def module_item(p: _Page) -> str:
         m = p.module
         funcs = [s for s in m.sections if p.equations_by_section.get(s.anchor) and s.kind != "module"]
-        eqs = "".join(f'<a href="{html.escape(m.page)}#{html.escape(s.anchor)}"><code>{html.escape(s.name)}</code></a>'
+        eqs = " ".join(f'<a href="{html.escape(m.page)}#{html.escape(s.anchor)}"><code>{html.escape(s.name)}</code></a>'
                       for s in funcs)
         return (f'<li><a class="mod" href="{html.escape(m.page)}"><code>{html.escape(m.name)}</code></a>'
                 f'{" — " + p.summary if p.summary else ""}'

@@ -16,7 +16,8 @@ reported then, naming the function (:func:`render_all` returns an ``error`` for 
   the page's script follows the link on a click and highlights the symbol's uses on hover.
 - What latex2mathml writes is re-serialised with proper escaping (its text nodes may hold a raw
   ``<`` or ``&``); ``\&``, ``\_`` in text lose their backslash; a ``\mathrel{-}`` (an ``<mo>``
-  holding an ``<mrow>``) is flattened; ``\mathrm{erf}``'s one-letter ``<mi>``\ s are joined into one.
+  holding an ``<mrow>``) is flattened; ``\mathrm{erf}``'s one-letter ``<mi>``\ s are joined into one;
+  a table's ``columnalign`` and zero ``columnspacing`` (not in MathML Core) become CSS on its cells.
 
 An equation is refused (an error, as KaTeX would raise) when latex2mathml raises, when a command it
 does not know survives into the output (``<mi>\foo</mi>``), when an ``&`` is left outside an
@@ -64,8 +65,46 @@ def _converter():
     return convert_to_element
 
 
+def split_lines(tex: str) -> list[str]:
+    r"""A display equation cut at its top-level ``\qquad``\ s.
+
+    Top level: outside groups, environments, ``\left``/``\right`` and ``\{``/``\}``.
+
+    The docstrings separate the equations of one display with ``\qquad``; drawn as separate
+    ``<math>`` elements in a wrapping row, they go onto the next line when the column is narrow
+    (MathML Core does not break lines).
+    """
+    pieces, depth, start = [], 0, 0
+    for m in re.finditer(r"\\begin\{|\\end\{|\\left(?![A-Za-z])|\\right(?![A-Za-z])|\\qquad(?![A-Za-z])|\\.|[{}]", tex):
+        token = m.group(0)
+        if token in ("{", "\\left", "\\{"):
+            depth += 1
+        elif token in ("}", "\\right", "\\}"):
+            depth -= 1
+        elif token == "\\begin{":
+            depth += 2  # its "{" (closed after the name) and the environment's
+        elif token == "\\qquad" and depth == 0:
+            pieces.append(tex[start:m.start()])
+            start = m.end()
+    pieces.append(tex[start:])
+    pieces = [p.strip() for p in pieces]
+    return [p for p in pieces if p] or [tex]
+
+
 def render(tex: str, display: bool) -> str:
-    """One equation as a ``<math>`` element; raises ``ValueError`` naming what is wrong with it."""
+    r"""One equation as MathML; raises ``ValueError`` naming what is wrong with it.
+
+    A display equation with top-level ``\qquad``\ s is several ``<math>`` elements in one
+    ``<span class="math-wrap">`` (see :func:`split_lines`).
+    """
+    if display:
+        pieces = split_lines(tex)
+        if len(pieces) > 1:
+            return '<span class="math-wrap">' + "".join(_render_one(p, True) for p in pieces) + "</span>"
+    return _render_one(tex, display)
+
+
+def _render_one(tex: str, display: bool) -> str:
     convert_to_element = _converter()
     for pattern, replacement in REWRITES:
         tex = pattern.sub(replacement, tex)
@@ -111,6 +150,14 @@ def _tidy(node: Element) -> None:
     if node.tag == "mo" and len(node):  # \mathrel{-}: an operator holding a row
         node.tag, node.text = "mrow", None
         node.attrib.clear()
+    if node.tag == "mtable":  # MathML Core has no columnalign/columnspacing: say it in CSS
+        pad = "padding-left: 0; padding-right: 0; " if node.get("columnspacing", "").startswith("0") else ""
+        for row in node:
+            for cell in row:
+                align = cell.get("columnalign")
+                style = pad + (f"text-align: {align};" if align in ("left", "right", "center") else "")
+                if style.strip():
+                    cell.set("style", style.strip())
     href = node.get("href", "")
     if href.startswith("#") and "--" in href:
         node.set("data-sym", href.rsplit("--", 1)[1])
