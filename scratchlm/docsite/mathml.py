@@ -17,7 +17,9 @@ reported then, naming the function (:func:`render_all` returns an ``error`` for 
 - What latex2mathml writes is re-serialised with proper escaping (its text nodes may hold a raw
   ``<`` or ``&``); ``\&``, ``\_`` in text lose their backslash; a ``\mathrel{-}`` (an ``<mo>``
   holding an ``<mrow>``) is flattened; ``\mathrm{erf}``'s one-letter ``<mi>``\ s are joined into one;
-  a table's ``columnalign`` and zero ``columnspacing`` (not in MathML Core) become CSS on its cells.
+  a table's ``columnalign`` and zero ``columnspacing`` (not in MathML Core) become CSS on its cells;
+  ``mathvariant`` bold/script/fraktur/double-struck (MathML Core draws only "normal") becomes
+  Unicode's mathematical letters, and a monospace ``<mtext>`` gets a monospace font.
 
 An equation is refused (an error, as KaTeX would raise) when latex2mathml raises, when a command it
 does not know survives into the output (``<mi>\foo</mi>``), when an ``&`` is left outside an
@@ -48,6 +50,21 @@ REWRITES: list[tuple[re.Pattern, str]] = [
 # Children an element needs: fewer means a command lost an argument.
 ARITY = {"mfrac": 2, "msub": 2, "msup": 2, "msubsup": 3, "mover": 2, "munder": 2, "munderover": 3, "mroot": 2}
 TEXT_ESCAPES = re.compile(r"\\([&_%$#{}])")
+# MathML Core draws only mathvariant="normal"; the other alphabets are Unicode's mathematical
+# letters: (code point of "A", of "a", the letters that live elsewhere in Unicode).
+ALPHABETS = {
+    "bold": (0x1D400, 0x1D41A, {}),
+    "script": (0x1D49C, 0x1D4B6, {"B": "ℬ", "E": "ℰ", "F": "ℱ", "H": "ℋ", "I": "ℐ", "L": "ℒ", "M": "ℳ",
+                                  "R": "ℛ", "e": "ℯ", "g": "ℊ", "o": "ℴ"}),
+    "fraktur": (0x1D504, 0x1D51E, {"C": "ℭ", "H": "ℌ", "I": "ℑ", "R": "ℜ", "Z": "ℨ"}),
+    "double-struck": (0x1D538, 0x1D552, {"C": "ℂ", "H": "ℍ", "N": "ℕ", "P": "ℙ", "Q": "ℚ", "R": "ℝ", "Z": "ℤ"}),
+}
+
+
+def _letters(text: str, variant: str) -> str:
+    upper, lower, special = ALPHABETS[variant]
+    return "".join(special.get(c) or (chr(upper + ord(c) - 65) if "A" <= c <= "Z" else
+                                      chr(lower + ord(c) - 97) if "a" <= c <= "z" else c) for c in text)
 
 
 def version() -> str:
@@ -147,6 +164,13 @@ def _tidy(node: Element) -> None:
         raise ValueError(f"<{node.tag}> with {len(node)} of its {ARITY[node.tag]} arguments (a missing group?)")
     if node.tag == "mtext" and node.text:
         node.text = TEXT_ESCAPES.sub(r"\1", node.text)
+    variant = node.attrib.get("mathvariant")
+    if node.tag == "mi" and variant in ALPHABETS and not len(node):
+        node.text = _letters(_text(node), variant)
+        del node.attrib["mathvariant"]
+    elif node.tag == "mtext" and variant == "monospace":
+        del node.attrib["mathvariant"]
+        node.set("style", "font-family: monospace;")
     if node.tag == "mo" and len(node):  # \mathrel{-}: an operator holding a row
         node.tag, node.text = "mrow", None
         node.attrib.clear()
