@@ -86,7 +86,7 @@ _PAGE_FACTS = r"""(async () => {
   }
   return {
     // one equation: a KaTeX node, a <math>, or a .math-wrap of the <math> parts of one display
-    equations: document.querySelectorAll('.katex, .math-wrap').length +
+    equations: document.querySelectorAll('.katex:not(.math-wrap .katex), .math-wrap').length +
                maths.filter((m) => !m.closest('.math-wrap')).length,
     errors: Array.from(document.querySelectorAll('.katex-error, .math-error')).map((e) => e.title || e.textContent),
     raw, undrawn, longLines, widest, wide, overflowing, linkFollowed,

@@ -55,8 +55,16 @@ def build_site(out: str | Path, *, package: str = "scratchlm", katex_dir: str | 
     if use_katex:
         katex.find_node()  # fail before the work, with the install hint
 
-        def render_all(items):
-            return katex.render_all(items, katex_path)
+        def render_all(items):  # a display's \qquad-separated parts wrap, as with MathML
+            parts = [mathml.split_lines(tex) if display else [tex] for tex, display in items]
+            version, flat = katex.render_all([(p, d) for ps, (_, d) in zip(parts, items) for p in ps], katex_path)
+            results, k = [], 0
+            for ps in parts:
+                got, k = flat[k:k + len(ps)], k + len(ps)
+                bad = [r for r in got if "error" in r]
+                results.append(bad[0] if bad else got[0] if len(got) == 1 else
+                               {"html": '<span class="math-wrap">' + "".join(r["html"] for r in got) + "</span>"})
+            return version, results
     else:
         render_all = mathml.render_all
     modules = discover(package)

@@ -29,7 +29,8 @@
   });
   function fit() {
     document.querySelectorAll(".math-display").forEach(function (box) {
-      var parts = box.querySelectorAll(":scope > math, :scope > .math-wrap > math, :scope > .katex-display > .katex");
+      var parts = box.querySelectorAll(":scope > math, :scope > .math-wrap > math, " +
+                                     ":scope > .katex-display > .katex, :scope > .math-wrap > .katex-display > .katex");
       var room = box.clientWidth, lone = parts.length === 1;
       parts.forEach(function (part) {
         part.style.fontSize = "";
