@@ -215,6 +215,8 @@ def test_linked_symbols_become_mathml_links():
 def test_display_equations_split_at_top_level_qquad():
     assert mathml.split_lines(r"a = 1, \qquad b = \{x \qquad y\} \qquad \begin{cases} p \qquad q \end{cases}") == [
         "a = 1,", r"b = \{x \qquad y\}", r"\begin{cases} p \qquad q \end{cases}"]
+    assert mathml.split_lines(r"a = 1; \quad b \quad c, \quad \text{x:}\quad d") == [
+        "a = 1;", r"b \quad c,", r"\text{x:}\quad d"]  # a \quad after "," or ";" separates too
     out = mathml.render(r"a = 1, \qquad b = \left(2 \qquad 3\right)", True)
     assert out.startswith('<span class="math-wrap">') and out.count("<math ") == 2
     assert mathml.render(r"a \qquad b", False).count("<math ") == 1  # inline math is never split

@@ -82,8 +82,11 @@ def _converter():
     return convert_to_element
 
 
+_SPLIT_TOKENS = re.compile(r"\\begin\{|\\end\{|\\left(?![A-Za-z])|\\right(?![A-Za-z])|\\q?quad(?![A-Za-z])|\\.|[{}]")
+
+
 def split_lines(tex: str) -> list[str]:
-    r"""A display equation cut at its top-level ``\qquad``\ s.
+    r"""A display equation cut at its top-level ``\qquad``\ s, and at its ``,\quad`` and ``;\quad``.
 
     Top level: outside groups, environments, ``\left``/``\right`` and ``\{``/``\}``.
 
@@ -92,7 +95,7 @@ def split_lines(tex: str) -> list[str]:
     (MathML Core does not break lines).
     """
     pieces, depth, start = [], 0, 0
-    for m in re.finditer(r"\\begin\{|\\end\{|\\left(?![A-Za-z])|\\right(?![A-Za-z])|\\qquad(?![A-Za-z])|\\.|[{}]", tex):
+    for m in _SPLIT_TOKENS.finditer(tex):
         token = m.group(0)
         if token in ("{", "\\left", "\\{"):
             depth += 1
@@ -100,7 +103,7 @@ def split_lines(tex: str) -> list[str]:
             depth -= 1
         elif token == "\\begin{":
             depth += 2  # its "{" (closed after the name) and the environment's
-        elif token == "\\qquad" and depth == 0:
+        elif depth == 0 and (token == "\\qquad" or token == "\\quad" and tex[:m.start()].rstrip().endswith((",", ";"))):
             pieces.append(tex[start:m.start()])
             start = m.end()
     pieces.append(tex[start:])
@@ -111,7 +114,7 @@ def split_lines(tex: str) -> list[str]:
 def render(tex: str, display: bool) -> str:
     r"""One equation as MathML; raises ``ValueError`` naming what is wrong with it.
 
-    A display equation with top-level ``\qquad``\ s is several ``<math>`` elements in one
+    A display equation with top-level separators is several ``<math>`` elements in one
     ``<span class="math-wrap">`` (see :func:`split_lines`).
     """
     if display:
