@@ -23,7 +23,11 @@ reported then, naming the function (:func:`render_all` returns an ``error`` for 
 
 An equation is refused (an error, as KaTeX would raise) when latex2mathml raises, when a command it
 does not know survives into the output (``<mi>\foo</mi>``), when an ``&`` is left outside an
-alignment, or when an element lacks an argument (``\frac{x}`` gives an ``<mfrac>`` with one child).
+alignment, or when an element lacks an argument (``\frac{x`` gives an ``<mfrac>`` with one child).
+
+MathML Core does not break lines, so a display equation is cut at its top-level ``\qquad``,
+``,\quad`` and ``;\quad`` (:func:`split_lines`) into ``<math>`` parts that wrap like words in a
+narrow column; the page's script scales down a part still wider than the column.
 """
 
 from __future__ import annotations
