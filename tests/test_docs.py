@@ -188,6 +188,11 @@ def test_mathml_aligned_becomes_a_table_with_right_and_left_columns():
     (r"\texttt{a<b}", "a&lt;b</mtext>"),  # latex2mathml's raw "<" is escaped
     (r"c(x, a) \mathrel{-}= n_w", "<mrow><mrow><mo>\u2212</mo></mrow></mrow><mo>=</mo>"),
     (r"\mathrm{erf}(x)", '<mi mathvariant="normal">erf</mi>'),
+    # TeX's thin space around a function name, none before a parenthesis or inside a script
+    (r"y\log\sigma(z)", '<mi>y</mi><mspace width="0.167em"></mspace><mi>log</mi><mspace width="0.167em"></mspace>'),
+    (r"\cos(x) + \log_2 n", '<mi>cos</mi><mo stretchy="false">(</mo>'),
+    (r"\log_2 n", "<msub><mi>log</mi><mn>2</mn></msub>"),
+    (r"(1 - y)\log x", '<mo stretchy="false">)</mo><mspace width="0.167em"></mspace><mi>log</mi>'),
 ])
 def test_mathml_rewrites_and_repairs(equation, expected):
     assert expected in mathml.render(equation, False)

@@ -19,7 +19,8 @@ reported then, naming the function (:func:`render_all` returns an ``error`` for 
   holding an ``<mrow>``) is flattened; ``\mathrm{erf}``'s one-letter ``<mi>``\ s are joined into one;
   a table's ``columnalign`` and zero ``columnspacing`` (not in MathML Core) become CSS on its cells;
   ``mathvariant`` bold/script/fraktur/double-struck (MathML Core draws only "normal") becomes
-  Unicode's mathematical letters, and a monospace ``<mtext>`` gets a monospace font.
+  Unicode's mathematical letters, and a monospace ``<mtext>`` gets a monospace font; a function
+  name (``\log``) gets TeX's thin space from an ordinary neighbour (:func:`_space_functions`).
 
 An equation is refused (an error, as KaTeX would raise) when latex2mathml raises, when a command it
 does not know survives into the output (``<mi>\foo</mi>``), when an ``&`` is left outside an
@@ -193,6 +194,7 @@ def _tidy(node: Element) -> None:
     if href.startswith("#") and "--" in href:
         node.set("data-sym", href.rsplit("--", 1)[1])
         node.set("class", "sym")
+    _space_functions(node)
     # \mathrm{erf}: one <mi mathvariant="normal"> per letter; joined, the word is set as one.
     children = list(node)
     k = 0
@@ -208,6 +210,31 @@ def _tidy(node: Element) -> None:
             k = run
         else:
             k += 1
+
+
+def _is_function(node: Element) -> bool:
+    r"""``\log``, ``\exp``, ``\tanh``...: latex2mathml's ``<mi>`` of several letters (and that under scripts)."""
+    if node.tag in ("msub", "msup", "msubsup", "munder", "mover", "munderover") and len(node):
+        return _is_function(node[0])
+    return node.tag == "mi" and "mathvariant" not in node.attrib and len(_text(node)) > 1 and _text(node).isalpha()
+
+
+def _space_functions(node: Element) -> None:
+    r"""TeX's thin space between a function name and an ordinary neighbour (``y \log \sigma``), which
+    MathML Core leaves out; none next to an operator, an opening fence or punctuation (``\cos(x)``),
+    one after a closing fence (``(1 - y) \log``)."""
+    if node.tag not in ("math", "mrow", "mstyle", "mtd", "msqrt"):  # rows, not a script's positional arguments
+        return
+    children = list(node)
+    for k in range(len(children) - 1, -1, -1):
+        if not _is_function(children[k]):
+            continue
+        for j, where in ((k + 1, k + 1), (k - 1, k)):
+            if not 0 <= j < len(children) or children[j].tag == "mspace" or _is_function(children[j]):
+                continue
+            closing = j < k and _text(children[j]) in (")", "]", "}", "|", "\u2016")  # (1 - y) \log: spaced
+            if children[j].tag != "mo" or closing:
+                node.insert(where, Element("mspace", {"width": "0.167em"}))
 
 
 def _serialize(node: Element) -> str:
