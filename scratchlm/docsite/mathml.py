@@ -15,8 +15,9 @@ reported then, naming the function (:func:`render_all` returns an ``error`` for 
   and the ``\href{#SECTION--ID}`` around it becomes an ``<mrow href=... data-sym=ID class="sym">``:
   the page's script follows the link on a click and highlights the symbol's uses on hover.
 - What latex2mathml writes is re-serialised with proper escaping (its text nodes may hold a raw
-  ``<`` or ``&``); ``\&``, ``\_`` in text lose their backslash; a ``\mathrel{-}`` (an ``<mo>``
-  holding an ``<mrow>``) is flattened; ``\mathrm{erf}``'s one-letter ``<mi>``\ s are joined into one;
+  ``<`` or ``&``); ``\&``, ``\_`` in text lose their backslash; ``\mathrel{-}=`` (an ``<mo>``
+  holding an ``<mrow>``, then ``=``) becomes one relation ``<mo>−=</mo>``; ``\mathrm{erf}``'s
+  one-letter ``<mi>``\ s are joined into one;
   a table's ``columnalign`` and zero ``columnspacing`` (not in MathML Core) become CSS on its cells;
   ``mathvariant`` bold/script/fraktur/double-struck (MathML Core draws only "normal") becomes
   Unicode's mathematical letters, and a monospace ``<mtext>`` gets a monospace font; a function
@@ -179,9 +180,25 @@ def _tidy(node: Element) -> None:
     elif node.tag == "mtext" and variant == "monospace":
         del node.attrib["mathvariant"]
         node.set("style", "font-family: monospace;")
-    if node.tag == "mo" and len(node):  # \mathrel{-}: an operator holding a row
-        node.tag, node.text = "mrow", None
-        node.attrib.clear()
+    if node.tag == "mo" and len(node):  # \mathrel{-}: an operator holding a row of operators
+        if all(c.tag == "mo" and not len(c) for c in node.iter() if c is not node and c.tag != "mrow"):
+            node.text = "".join(_text(c) for c in node.iter() if c.tag == "mo" and c is not node)
+            for c in list(node):
+                node.remove(c)
+            node.attrib.clear()
+            node.set("lspace", "0.2778em")  # a relation's spaces
+            node.set("rspace", "0.2778em")
+            node.set("_rel", "")
+        else:
+            node.tag, node.text = "mrow", None
+            node.attrib.clear()
+    children = list(node)
+    for k, child in enumerate(children):  # \mathrel{-}= is one relation, "−="
+        if "_rel" in child.attrib:
+            del child.attrib["_rel"]
+            if k + 1 < len(children) and children[k + 1].tag == "mo" and not len(children[k + 1]):
+                child.text = _text(child) + _text(children[k + 1])
+                node.remove(children[k + 1])
     if node.tag == "mtable":  # MathML Core has no columnalign/columnspacing: say it in CSS
         pad = "padding-left: 0; padding-right: 0; " if node.get("columnspacing", "").startswith("0") else ""
         for row in node:
