@@ -182,7 +182,7 @@ def test_mathml_aligned_becomes_a_table_with_right_and_left_columns():
 
 @pytest.mark.parametrize("equation, expected", [
     (r"\hat\theta = \arg\min_\theta L", "arg\u2009min"),
-    (r"\arg\max_d x_d", "arg\u2009max"),
+    (r"\arg\max_d x_d", '<munder><mo movablelimits="true">arg\u2009max</mo><mi>d</mi></munder>'),
     (r"\mathcal L(\theta)", "\u2112"),  # MathML Core draws no mathvariant="script": Unicode's letter
     (r"\text{cosine (Loshchilov \& Hutter)}", "Loshchilov\xa0&amp;\xa0Hutter"),
     (r"\texttt{a<b}", "a&lt;b</mtext>"),  # latex2mathml's raw "<" is escaped

@@ -21,7 +21,8 @@ reported then, naming the function (:func:`render_all` returns an ``error`` for 
   a table's ``columnalign`` and zero ``columnspacing`` (not in MathML Core) become CSS on its cells;
   ``mathvariant`` bold/script/fraktur/double-struck (MathML Core draws only "normal") becomes
   Unicode's mathematical letters, and a monospace ``<mtext>`` gets a monospace font; a function
-  name (``\log``) gets TeX's thin space from an ordinary neighbour (:func:`_space_functions`).
+  name (``\log``) gets TeX's thin space from an ordinary neighbour (:func:`_space_functions`);
+  ``\arg\max_d`` is an ``<munder>`` (its limit under it in a display, beside it inline).
 
 An equation is refused (an error, as KaTeX would raise) when latex2mathml raises, when a command it
 does not know survives into the output (``<mi>\foo</mi>``), when an ``&`` is left outside an
@@ -199,6 +200,8 @@ def _tidy(node: Element) -> None:
             if k + 1 < len(children) and children[k + 1].tag == "mo" and not len(children[k + 1]):
                 child.text = _text(child) + _text(children[k + 1])
                 node.remove(children[k + 1])
+    if node.tag in ("msub", "msubsup") and len(node) and node[0].get("movablelimits") == "true":
+        node.tag = "munder" if node.tag == "msub" else "munderover"  # \arg\max_d: under it in a display
     if node.tag == "mtable":  # MathML Core has no columnalign/columnspacing: say it in CSS
         pad = "padding-left: 0; padding-right: 0; " if node.get("columnspacing", "").startswith("0") else ""
         for row in node:
