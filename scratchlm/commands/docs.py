@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default: $SCRATCHLM_KATEX_DIR if set, else MathML in Python)")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any equation fails to render")
     parser.add_argument("--check", action="store_true",
-                        help="open every page in headless Chromium: equations rendered, no broken link")
+                        help="open every page in headless Chromium: equations drawn, no broken link, "
+                             "100-character code lines and every equation fit at 1,400 px")
     parser.add_argument("--screenshot", type=Path, default=None,
                         help="with --check: save a PNG of this page "
                              "(default: OUT/screenshot.png of the GRU page or the index)")
