@@ -1,13 +1,16 @@
 """`scratchlm docs --out site/`: the static site with each module's code beside its equations.
 
-Equations are rendered at build time by KaTeX (the npm package, see ``docs/package.json``); the
-site needs no network to read.  ``--check`` then opens every page in headless Chromium and checks
-that each equation rendered, that no link is broken, and saves a screenshot.
+Equations are rendered at build time to MathML, in Python (browsers draw it natively), so the site
+builds from a pip install without Node.js and needs no network to read.  ``--katex DIR`` (or
+``$SCRATCHLM_KATEX_DIR``) renders them with an installed npm KaTeX instead; nothing is searched for.
+``--check`` then opens every page in headless Chromium and checks that each equation rendered, that
+no link is broken, that the layout holds at 1,400 px, and saves a screenshot.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -15,11 +18,12 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("site"), help="output folder (default: site/)")
     parser.add_argument("--katex", type=Path, default=None,
-                        help="an installed npm katex package "
-                             "(default: docs/node_modules/katex, or $SCRATCHLM_KATEX_DIR)")
+                        help="render the equations with this installed npm katex package (needs Node.js; "
+                             "default: $SCRATCHLM_KATEX_DIR if set, else MathML in Python)")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any equation fails to render")
     parser.add_argument("--check", action="store_true",
-                        help="open every page in headless Chromium: equations rendered, no broken link")
+                        help="open every page in headless Chromium: equations drawn, no broken link, "
+                             "100-character code lines and every equation fit at 1,400 px")
     parser.add_argument("--screenshot", type=Path, default=None,
                         help="with --check: save a PNG of this page "
                              "(default: OUT/screenshot.png of the GRU page or the index)")
@@ -28,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from scratchlm.docsite import build_site
 
-    report = build_site(args.out, katex_dir=args.katex)
-    print(f"wrote {len(report.pages)} pages with {report.equations} equations (KaTeX {report.katex_version}) "
+    katex_dir = args.katex or os.environ.get("SCRATCHLM_KATEX_DIR") or None
+    report = build_site(args.out, katex_dir=katex_dir)
+    print(f"wrote {len(report.pages)} pages with {report.equations} equations ({report.renderer}) "
           f"to {report.out}/; open {report.out / 'index.html'}")
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)

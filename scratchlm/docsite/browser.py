@@ -2,10 +2,14 @@
 
 The protocol runs over a pipe (``--remote-debugging-pipe``: JSON messages separated by NUL bytes,
 Chromium reading fd 3 and writing fd 4), so nothing beyond the standard library and Debian's
-``chromium`` is needed, and no port is opened.  For every page: each equation is a KaTeX node, no
-KaTeX error node and no raw TeX (``$$``, ``.. math::``, ``:math:``) is left in the prose, KaTeX's
-fonts loaded from the site itself, and every link and stylesheet points at a file and an id that
-exist.  External links (the papers) are counted, not fetched: the site must read offline.
+``chromium`` is needed, and no port is opened.  For every page, in a 1,400 px window: each equation
+is drawn (MathML that the browser lays out as math, or a KaTeX node), no error node and no raw TeX
+(``$$``, ``.. math::``, ``:math:``, ``a^h_n``, ``\frac``) is left in the prose, a symbol of an equation
+follows its link when clicked, every code line of up to 100 characters fits in the code column,
+no display equation is wider or taller than its box (site.js scales a wide one down) and no
+docstring column overflows; with KaTeX, its fonts loaded from the site itself; and every link and
+stylesheet points at a file and an id that exist.  External links (the papers) are counted, not
+fetched: the site must read offline.
 """
 
 from __future__ import annotations
@@ -28,27 +32,73 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
                   "--disable-default-apps", "--mute-audio", "--hide-scrollbars", "--remote-debugging-pipe"]
 
+WINDOW_WIDTH = 1400  # px: the layout the site is checked at
+CODE_COLUMN_CHARS = 100  # a code line this long fits in the code column at WINDOW_WIDTH
+
 _PAGE_FACTS = r"""(async () => {
   await document.fonts.ready;
+  await new Promise((resolve) => setTimeout(resolve, 0));  // site.js fits the wide equations on fonts.ready
+  const MATH = 'math:not(.katex math)';
   const prose = Array.from(document.querySelectorAll('.doc, main.index')).map((d) => {
     const c = d.cloneNode(true);
-    c.querySelectorAll('code, pre, .katex, .katex-error').forEach((x) => x.remove());
+    c.querySelectorAll('code, pre, .katex, .katex-error, math, .math-error').forEach((x) => x.remove());
     return c.textContent;
   }).join('\n');
   const raw = ['$$', '.. math::', ':math:`', '\\begin{', '\\frac'].filter((p) => prose.includes(p));
   if (/(^|[^\w$])\$[^$\s][^$]*\$/.test(prose)) raw.push('$...$');
+  const tex = prose.match(/[A-Za-z)\]}]\^[A-Za-z0-9{\\]|[A-Za-z)\]}]_\{|\\[A-Za-z]{2,}/);
+  if (tex) raw.push(prose.slice(Math.max(0, tex.index - 20), tex.index + 20).trim());
   const faces = Array.from(document.fonts).filter((f) => f.family.replace(/["']/g, '').startsWith('KaTeX_'));
+  const maths = Array.from(document.querySelectorAll(MATH));
+  const undrawn = maths.filter((m) => !getComputedStyle(m).display.includes('math') ||
+                                      m.getBoundingClientRect().width === 0).map((m) => m.outerHTML.slice(0, 120));
+  const limit = __CHARS__;
+  const longLines = [];
+  let widest = 0;
+  document.querySelectorAll('section.row > .code').forEach((code) => {
+    const box = code.getBoundingClientRect();
+    const right = box.left + code.clientLeft + code.clientWidth + 0.5;
+    code.querySelectorAll('pre.src .line').forEach((line) => {
+      const text = Array.from(line.childNodes).filter((n) => !(n.classList && n.classList.contains('ln')))
+        .map((n) => n.textContent).join('');
+      if (text.length > limit) return;
+      widest = Math.max(widest, text.length);
+      const range = document.createRange();
+      range.selectNodeContents(line);
+      if (range.getBoundingClientRect().right > right) {
+        longLines.push(text.length + ' chars: ' + text.trim().slice(0, 60));
+      }
+    });
+  });
+  const wide = Array.from(document.querySelectorAll('.math-display')).filter(
+    (b) => b.scrollWidth > b.clientWidth + 1 || b.scrollHeight > b.clientHeight + 1)
+    .map((b) => `${b.scrollWidth}x${b.scrollHeight} in ${b.clientWidth}x${b.clientHeight}: ` +
+                (b.closest('section') || b).id);
+  const overflowing = Array.from(document.querySelectorAll('section.row > .doc, main.index'))
+    .filter((d) => d.scrollWidth > d.clientWidth + 1).map((d) => (d.closest('section') || d).id || d.className);
+  let linkFollowed = null;
+  const symbol = document.querySelector(MATH + ' [href]');
+  if (symbol) {
+    const before = location.hash;
+    symbol.dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}));
+    linkFollowed = decodeURIComponent(location.hash) === symbol.getAttribute('href');
+    history.replaceState(null, '', before || location.pathname);
+  }
   return {
+    // one equation: a KaTeX node, a <math>, or a .math-wrap of the <math> parts of one display
+    equations: document.querySelectorAll('.katex:not(.math-wrap .katex), .math-wrap').length +
+               maths.filter((m) => !m.closest('.math-wrap')).length,
+    errors: Array.from(document.querySelectorAll('.katex-error, .math-error')).map((e) => e.title || e.textContent),
+    raw, undrawn, longLines, widest, wide, overflowing, linkFollowed,
     katex: document.querySelectorAll('.katex').length,
-    errors: Array.from(document.querySelectorAll('.katex-error')).map((e) => e.title || e.textContent),
-    raw,
     fontsLoaded: faces.filter((f) => f.status === 'loaded').map((f) => f.family),
     fontsFailed: faces.filter((f) => f.status === 'error').map((f) => f.family),
-    links: Array.from(document.querySelectorAll('a[href]')).map((a) => a.href),
+    links: Array.from(document.querySelectorAll('a[href], math [href]'))
+      .map((a) => a.href || new URL(a.getAttribute('href'), location.href).href),
     resources: Array.from(document.querySelectorAll('link[href], script[src], img[src]')).map((e) => e.href || e.src),
     ids: Array.from(document.querySelectorAll('[id]')).map((e) => e.id),
   };
-})()"""
+})()""".replace("__CHARS__", str(CODE_COLUMN_CHARS))
 
 
 @dataclass
@@ -59,6 +109,7 @@ class CheckResult:
     external_links: int  # counted, not fetched
     problems: list[str] = field(default_factory=list)
     screenshot: Path | None = None
+    widest_line: int = 0  # characters of the longest code line (of up to CODE_COLUMN_CHARS) measured
 
 
 def find_chromium() -> str | None:
@@ -202,13 +253,20 @@ def check_site(site: str | Path, *, screenshot: Path | None = None, screenshot_p
         raise ScratchlmError(f"{site} holds no HTML pages: build it first with `scratchlm docs --out {site}`")
     problems: list[str] = []
     facts: dict[Path, dict] = {}
-    with DevTools(executable) as browser:
+    with DevTools(executable, width=WINDOW_WIDTH) as browser:
         for page in pages:
             browser.open(page.as_uri())
             facts[page] = f = browser.evaluate(_PAGE_FACTS)
             name = page.name
-            problems += [f"{name}: KaTeX error: {e}" for e in f["errors"]]
+            problems += [f"{name}: equation did not render: {e}" for e in f["errors"]]
             problems += [f"{name}: raw TeX left in the prose: {r!r}" for r in f["raw"]]
+            problems += [f"{name}: MathML not drawn as math: {m}" for m in f["undrawn"]]
+            problems += [f"{name}: code line overflows the code column at {WINDOW_WIDTH} px: {x}"
+                         for x in f["longLines"]]
+            problems += [f"{name}: display equation cut or scrolling (scroll size in box size): {x}" for x in f["wide"]]
+            problems += [f"{name}: docstring column overflows sideways: {x}" for x in f["overflowing"]]
+            if f["linkFollowed"] is False:
+                problems.append(f"{name}: clicking an equation's symbol did not follow its link")
             if f["katex"] and not f["fontsLoaded"]:
                 problems.append(f"{name}: {f['katex']} equations but no KaTeX font loaded")
             problems += [f"{name}: KaTeX font failed to load: {x}" for x in sorted(set(f["fontsFailed"]))]
@@ -237,5 +295,7 @@ def check_site(site: str | Path, *, screenshot: Path | None = None, screenshot_p
                 problems.append(f"{page.name}: broken link to {shown}")
             elif fragment and path.suffix == ".html" and fragment not in ids.get(path, set()):
                 problems.append(f"{page.name}: broken link to #{fragment} in {path.name}")
-    equations = sum(f["katex"] for f in facts.values())
-    return CheckResult(len(pages), equations, internal, external, problems, Path(screenshot) if screenshot else None)
+    equations = sum(f["equations"] for f in facts.values())
+    widest = max((f["widest"] for f in facts.values()), default=0)
+    return CheckResult(len(pages), equations, internal, external, problems, Path(screenshot) if screenshot else None,
+                       widest)

@@ -2,8 +2,9 @@
 
 ``build_site(out)`` walks the package on disk (:mod:`scratchlm.docsite.source`), renders each
 docstring with its equations' symbols linked to the code (:mod:`~scratchlm.docsite.docstrings`,
-:mod:`~scratchlm.docsite.tex`), renders every equation in one KaTeX batch
-(:mod:`~scratchlm.docsite.katex`), and writes plain static HTML that reads offline.
+:mod:`~scratchlm.docsite.tex`), renders every equation in one batch, to MathML in Python
+(:mod:`~scratchlm.docsite.mathml`, the default) or with npm's KaTeX when pointed at an installed
+copy (:mod:`~scratchlm.docsite.katex`), and writes plain static HTML that reads offline.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scratchlm.docsite import docstrings, katex
+from scratchlm.docsite import docstrings, katex, mathml
 from scratchlm.docsite.source import Module, discover, highlight, render_line
 from scratchlm.docsite.tex import make_resolver
 from scratchlm.docsite.topics import TOPICS, topics_of
@@ -29,8 +30,8 @@ class BuildReport:
     out: Path
     pages: list[Path]
     equations: int
-    katex_version: str
-    errors: list[str] = field(default_factory=list)  # "module:function: KaTeX message"
+    renderer: str  # "MathML (latex2mathml 3.81.1)" or "KaTeX 0.19.1"
+    errors: list[str] = field(default_factory=list)  # "module:function: the renderer's message"
     warnings: list[str] = field(default_factory=list)  # modules that did not parse
 
 
@@ -43,39 +44,63 @@ class _Page:
 
 
 def build_site(out: str | Path, *, package: str = "scratchlm", katex_dir: str | Path | None = None) -> BuildReport:
-    """Write the site under ``out`` (created; stale pages from an earlier build are removed)."""
+    """Write the site under ``out`` (created; stale pages from an earlier build are removed).
+
+    Equations become MathML (:mod:`scratchlm.docsite.mathml`), unless ``katex_dir`` names an
+    installed npm ``katex`` package: then Node renders them with it.  Nothing is searched for.
+    """
     out = Path(out)
-    katex_path = katex.find_katex(katex_dir)
-    katex.find_node()  # fail before the work, with the install hint
+    katex_path = katex.find_katex(katex_dir) if katex_dir is not None else None
+    use_katex = katex_path is not None
+    if use_katex:
+        katex.find_node()  # fail before the work, with the install hint
+
+        def render_all(items):  # a display's \qquad-separated parts wrap, as with MathML
+            parts = [mathml.split_lines(tex) if display else [tex] for tex, display in items]
+            version, flat = katex.render_all([(p, d) for ps, (_, d) in zip(parts, items) for p in ps], katex_path)
+            results, k = [], 0
+            for ps in parts:
+                got, k = flat[k:k + len(ps)], k + len(ps)
+                bad = [r for r in got if "error" in r]
+                results.append(bad[0] if bad else got[0] if len(got) == 1 else
+                               {"html": '<span class="math-wrap">' + "".join(r["html"] for r in got) + "</span>"})
+            return version, results
+    else:
+        render_all = mathml.render_all
     modules = discover(package)
     anchors = {m.name: {s.anchor for s in m.sections} for m in modules}
     bag = docstrings.MathBag()
-    pages = [_module_page(m, anchors, bag) for m in modules]
+    pages = [_module_page(m, anchors, bag, katex_css=use_katex) for m in modules]
 
-    version, results = katex.render_all([(tex, display) for tex, display, _, _ in bag.items], katex_path)
+    version, results = render_all([(tex, display) for tex, display, _, _ in bag.items])
+    renderer = f"KaTeX {version}" if use_katex else f"MathML (latex2mathml {version})"
     # An equation whose symbol links broke it is rendered again as written (the links are a garnish).
     retry = [k for k, r in enumerate(results) if "error" in r and bag.items[k][0] != bag.items[k][2]]
     if retry:
-        _, again = katex.render_all([(bag.items[k][2], bag.items[k][1]) for k in retry], katex_path)
+        _, again = render_all([(bag.items[k][2], bag.items[k][1]) for k in retry])
         for k, r in zip(retry, again):
             results[k] = r
     errors = []
     rendered = []
+    error_class = "katex-error" if use_katex else "math-error"
     for (_, _, raw, where), r in zip(bag.items, results):
         if "html" in r:
             rendered.append(r["html"])
         else:
             errors.append(f"{where}: {r['error']}")
-            # KaTeX's own error node, so that the page shows the source and a checker can find it.
-            rendered.append(f'<span class="katex-error" title="{html.escape(r["error"])}">{html.escape(raw)}</span>')
+            # An error node that shows the source, so that a reader sees it and a checker finds it.
+            rendered.append(f'<span class="{error_class}" title="{html.escape(r["error"])}">{html.escape(raw)}</span>')
 
     ours = (out / MARKER).is_file()  # only a folder an earlier build wrote is cleaned, never any other
     if ours:
         for old in out.glob("*.html"):
             old.unlink()
+        if katex_path is None and (out / "katex").is_dir():
+            shutil.rmtree(out / "katex")  # an earlier KaTeX build's assets
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("written by `scratchlm docs`; its pages are replaced by the next build\n")
-    katex.copy_assets(katex_path, out, replace=ours)
+    if use_katex:
+        katex.copy_assets(katex_path, out, replace=ours)
     for name in ("site.css", "site.js"):
         shutil.copy2(STATIC / name, out / name)
 
@@ -89,21 +114,21 @@ def build_site(out: str | Path, *, package: str = "scratchlm", katex_dir: str | 
         path.write_text(fill(page.body), encoding="utf-8")
         written.append(path)
     index = out / "index.html"
-    index.write_text(fill(_index_page(pages, bag, version, len(errors))), encoding="utf-8")
+    index.write_text(fill(_index_page(pages, renderer, len(errors), katex_css=use_katex)), encoding="utf-8")
     written.insert(0, index)
     warnings = [f"{p.module.name}: {p.module.error}" for p in pages if p.module.error]
-    return BuildReport(out, written, len(bag.items), version, errors, warnings)
+    return BuildReport(out, written, len(bag.items), renderer, errors, warnings)
 
 
-def _frame(title: str, crumbs: str, body: str) -> str:
+def _frame(title: str, crumbs: str, body: str, *, katex_css: bool = False) -> str:
+    katex_link = '<link rel="stylesheet" href="katex/katex.min.css">\n' if katex_css else ""
     return f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title>
-<link rel="stylesheet" href="katex/katex.min.css">
-<link rel="stylesheet" href="site.css">
+{katex_link}<link rel="stylesheet" href="site.css">
 <script src="site.js" defer></script>
 </head>
 <body>
@@ -144,7 +169,8 @@ def _papers_html(text: str) -> str:
     return f'<div class="papers"><span class="label">Paper</span><ul>{"".join(items)}</ul></div>'
 
 
-def _module_page(module: Module, anchors: dict[str, set[str]], bag: docstrings.MathBag) -> _Page:
+def _module_page(module: Module, anchors: dict[str, set[str]], bag: docstrings.MathBag, *,
+                 katex_css: bool = False) -> _Page:
     hl = highlight(module.source)
     link_ref = _link_ref(module, anchors)
     page_names = {t for row in hl for cls, t in row if cls == "n"}
@@ -216,7 +242,8 @@ def _module_page(module: Module, anchors: dict[str, set[str]], bag: docstrings.M
 <div class="code">{code}</div>
 </section>""")
     crumbs = f' <span class="sep">/</span> <span class="here">{html.escape(module.name)}</span>'
-    page = _frame(f"{module.name} — scratchlm", crumbs, '<main class="module">\n' + "\n".join(rows) + "\n</main>")
+    page = _frame(f"{module.name} — scratchlm", crumbs, '<main class="module">\n' + "\n".join(rows) + "\n</main>",
+                  katex_css=katex_css)
     summary_ctx = docstrings.DocContext(section="module", where=f"{module.name} (summary)",
                                         resolve=lambda names: None, params=[], link_ref=lambda t: None, math=bag)
     summary = docstrings.render_inline(_first_sentence(module.summary), summary_ctx) if module.summary else ""
@@ -227,11 +254,11 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
 
 
-def _index_page(pages: list[_Page], bag: docstrings.MathBag, katex_version: str, n_errors: int) -> str:
+def _index_page(pages: list[_Page], renderer: str, n_errors: int, *, katex_css: bool = False) -> str:
     def module_item(p: _Page) -> str:
         m = p.module
         funcs = [s for s in m.sections if p.equations_by_section.get(s.anchor) and s.kind != "module"]
-        eqs = "".join(f'<a href="{html.escape(m.page)}#{html.escape(s.anchor)}"><code>{html.escape(s.name)}</code></a>'
+        eqs = " ".join(f'<a href="{html.escape(m.page)}#{html.escape(s.anchor)}"><code>{html.escape(s.name)}</code></a>'
                       for s in funcs)
         return (f'<li><a class="mod" href="{html.escape(m.page)}"><code>{html.escape(m.name)}</code></a>'
                 f'{" — " + p.summary if p.summary else ""}'
@@ -259,7 +286,7 @@ def _index_page(pages: list[_Page], bag: docstrings.MathBag, katex_version: str,
 </section>""")
     toc = "".join(f'<a href="#topic-{_slug(t.name)}">{html.escape(t.name)}</a>' for t in TOPICS)
     n_equations = sum(sum(p.equations_by_section.values()) for p in pages)
-    footer = (f"{len(pages)} modules, {n_equations} equations rendered with KaTeX {html.escape(katex_version)} "
+    footer = (f"{len(pages)} modules, {n_equations} equations rendered as {html.escape(renderer)} "
               f"when the site was built ({datetime.date.today().isoformat()})"
               + (f"; {n_errors} did not render" if n_errors else "") + ".")
     body = f"""<main class="index">
@@ -271,7 +298,7 @@ symbol to see it in the code, click to jump there).</p>
 {''.join(blocks)}
 <footer>{footer}</footer>
 </main>"""
-    return _frame("scratchlm — the code beside its equations", "", body)
+    return _frame("scratchlm — the code beside its equations", "", body, katex_css=katex_css)
 
 
 def _first_sentence(text: str) -> str:

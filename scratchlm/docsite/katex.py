@@ -1,10 +1,12 @@
-"""KaTeX from npm: render every equation at build time with Node, and bundle its CSS and fonts.
+"""KaTeX from npm, an option: render every equation at build time with Node, and bundle its CSS and fonts.
 
-Why server-side: the pages then hold finished HTML (they read offline, with JavaScript off, and
-open instantly), and a malformed equation is reported when the site is built, naming the function,
-instead of showing up as red text in someone's browser.  The KaTeX package is the npm one
-(``docs/package.json`` pins it; ``npm install --prefix docs --no-package-lock`` installs it into
-``docs/node_modules``); nothing is downloaded at run time and no third-party code lives in the repo.
+The site's default renderer is :mod:`scratchlm.docsite.mathml` (Python, no Node).  KaTeX is used
+only when pointed at an installed copy (``scratchlm docs --katex DIR`` or ``SCRATCHLM_KATEX_DIR``):
+nothing here searches the working directory or its parents for a ``node_modules``, since Node would
+then run whatever JavaScript it found there.  ``docs/package.json`` pins the version
+(``npm install --prefix docs --no-package-lock`` installs it into ``docs/node_modules/katex``).
+As with MathML, equations are rendered when the site is built, so a malformed one is reported
+then, naming the function.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from pathlib import Path
 from scratchlm.errors import ScratchlmError
 
 INSTALL_HINT = ("install it from the repository root with `npm install --prefix docs --no-package-lock` "
-                "(docs/package.json pins katex; Node.js comes from `apt-get install nodejs npm`), "
-                "or point SCRATCHLM_KATEX_DIR at an installed katex package")
+                "(docs/package.json pins katex; Node.js comes from `apt-get install nodejs npm`) and pass "
+                "--katex docs/node_modules/katex; without --katex the site is MathML and needs neither")
 
 # Reads [{"tex", "display"}, ...] as JSON on stdin; writes [{"html"} | {"error"}, ...] on stdout.
 # trust admits exactly the two commands the symbol links use (scratchlm/docsite/tex.py).
@@ -43,20 +45,13 @@ process.stdin.on("end", () => {
 """
 
 
-def find_katex(explicit: str | os.PathLike | None = None) -> Path:
-    """The installed npm ``katex`` package folder (the one holding ``package.json`` and ``dist/``)."""
-    import scratchlm
-
-    tried = []
-    if explicit or os.environ.get("SCRATCHLM_KATEX_DIR"):
-        tried.append(Path(explicit or os.environ["SCRATCHLM_KATEX_DIR"]))
-    roots = [Path.cwd(), *Path.cwd().parents, Path(scratchlm.__file__).resolve().parents[1]]
-    for root in roots:
-        tried += [root / "docs" / "node_modules" / "katex", root / "node_modules" / "katex"]
-    for path in tried:
-        if (path / "package.json").is_file() and (path / "dist" / "katex.min.css").is_file():
-            return path
-    raise ScratchlmError(f"KaTeX (the npm package) was not found; {INSTALL_HINT}")
+def find_katex(explicit: str | os.PathLike) -> Path:
+    """The installed npm ``katex`` package at ``explicit`` (the folder holding ``package.json`` and ``dist/``)."""
+    path = Path(explicit)
+    if (path / "package.json").is_file() and (path / "dist" / "katex.min.css").is_file():
+        return path
+    raise ScratchlmError(f"{path} is not an installed KaTeX (npm package: package.json and dist/katex.min.css); "
+                         f"{INSTALL_HINT}")
 
 
 def find_node() -> str:

@@ -183,7 +183,8 @@ def cell(a_x: jax.Array, h: jax.Array, weight_hh: jax.Array, bias_hh: jax.Array,
 
 
 def _cudnn_gates(a_x, h, weight_hh, bias_hh, precision):
-    """r_t, z_t, n_t and the recurrent part a^h_n of the cuDNN cell (the equations of :func:`cell`)."""
+    """The gates :math:`r_t, z_t, n_t` and the recurrent part :math:`a^h_n` of the cuDNN cell
+    (the equations of :func:`cell`)."""
     H = h.shape[-1]
     a_h = jnp.dot(h, weight_hh.T, precision=precision) + bias_hh  # [B, 3H]
     r = jax.nn.sigmoid(a_x[..., :H] + a_h[..., :H])

@@ -1,7 +1,7 @@
 """The sigmoid multilayer perceptron and the sigmoid word-embedding map of design document 000 §4.
 
 Every layer is the same affine map followed by the logistic sigmoid; the network is their
-composition.  Weights are stored as ``W_l`` of shape [d_l, d_{l-1}] so that the code reads exactly
+composition.  Weights are stored as ``W_l`` of shape :math:`[d_l, d_{l-1}]` so that the code reads exactly
 as the equation ``W_l · output_{l-1}`` (PyTorch's ``nn.Linear.weight`` layout).
 """
 
