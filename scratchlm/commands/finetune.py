@@ -1,7 +1,8 @@
 """`scratchlm finetune`: fine-tune a pretrained encoder on a sequence or token classification task.
 
-    scratchlm finetune --task polarity --init minilm --epochs 3 --lr 5e-5 --batch 16 --folds 5 --seed 0 --out runs/pol
-    scratchlm finetune --task wikiner --init minilm --epochs 3 --lr 5e-5 --batch 16 --seed 0 --out runs/ner
+    scratchlm finetune --task polarity --init minilm --epochs 3 --lr 5e-5 --batch-size 16 --folds 5 \\
+        --seed 0 --out runs/pol
+    scratchlm finetune --task wikiner --init minilm --epochs 3 --lr 5e-5 --batch-size 16 --seed 0 --out runs/ner
     scratchlm finetune --task my.jsonl --init runs/bert-small/model --freeze all-but-top-2 --out runs/mine
 
 ``--task``: ``polarity`` (the 200 Pang–Lee sentences, k-fold cross-validation), ``wikiner`` (the
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from scratchlm import jsonio
 from scratchlm.commands.common import add_parallel_arguments, setup_parallel
+from scratchlm.commands.flags import config_flag
 from scratchlm.errors import ScratchlmError
 
 _PLOT_NOTE = 'note: matplotlib is not installed, so no plots were drawn: pip install "scratchlm[plot]"'
@@ -41,31 +43,32 @@ _PLOT_NOTE = 'note: matplotlib is not installed, so no plots were drawn: pip ins
 # reasons there).  A flag left out is None here and takes that default when the command runs: reading the
 # dataclass while the parser is built would import JAX before ``cli.use_compile_cache`` sets the
 # environment JAX reads at import.  The run's settings (metrics.json) record the resolved values.
-_FLAGS = {"learning_rate": "lr", "epochs": "epochs", "batch_size": "batch", "freeze": "freeze", "head": "head",
-          "dropout": "dropout", "weight_decay": "weight_decay", "warmup_ratio": "warmup", "clip_norm": "clip_norm",
-          "patience": "patience", "seed": "seed"}
+_FLAGS = {name: name for name in ("lr", "epochs", "batch_size", "freeze", "head", "dropout", "weight_decay",
+                                  "warmup_fraction", "clip_norm", "patience", "seed")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    ft = "training.finetune.FinetuneConfig"
+    ft = "scratchlm.training.finetune:FinetuneConfig."
     parser.add_argument("--task", required=True, help="polarity, wikiner, or a .jsonl / CoNLL file")
     parser.add_argument("--init", default="minilm", help="'minilm' or a folder with config.json + model.safetensors")
-    parser.add_argument("--epochs", type=int, help=f"(default: {ft})")
-    parser.add_argument("--lr", type=float, help=f"AdamW's peak learning rate (default: {ft})")
-    parser.add_argument("--batch", type=int, help=f"(default: {ft})")
-    parser.add_argument("--freeze", help=f"none | embeddings | encoder | all-but-top-N (default: {ft})")
+    config_flag(parser, "--epochs", type=int, help="passes over the training split", source=ft + "epochs")
+    config_flag(parser, "--lr", type=float, help="AdamW's peak learning rate", source=ft + "lr")
+    config_flag(parser, "--batch-size", type=int, help="examples per step", source=ft + "batch_size")
+    config_flag(parser, "--freeze", help="none | embeddings | encoder | all-but-top-N", source=ft + "freeze")
     parser.add_argument("--folds", type=int, default=None, help="k-fold cross-validation (default 5 for polarity)")
-    parser.add_argument("--seed", type=int, help=f"(default: {ft})")
+    config_flag(parser, "--seed", type=int, help="split, initialisation, dropout and order", source=ft + "seed")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--head", choices=("softmax", "sigmoid"), help=f"sigmoid: binary tasks (default: {ft})")
-    parser.add_argument("--dropout", type=float, help="default: the checkpoint's (0.1)")
-    parser.add_argument("--weight-decay", type=float, help=f"(default: {ft})")
-    parser.add_argument("--warmup", type=float, help=f"warm-up fraction of the steps (default: {ft})")
-    parser.add_argument("--clip-norm", type=float, help=f"global gradient-norm clip; 0: none (default: {ft})")
+    config_flag(parser, "--head", choices=("softmax", "sigmoid"), help="sigmoid: binary tasks", source=ft + "head")
+    parser.add_argument("--dropout", type=float, help="drop rate (default: the checkpoint's, 0.1 for MiniLM)")
+    config_flag(parser, "--weight-decay", type=float, help="AdamW's decoupled weight decay", source=ft + "weight_decay")
+    config_flag(parser, "--warmup-fraction", type=float, help="share of the steps spent warming up, in [0, 1] (HF's "
+                "warmup_ratio)", source=ft + "warmup_fraction")
+    config_flag(parser, "--clip-norm", type=float, help="global gradient-norm clip; 0: none", source=ft + "clip_norm")
     parser.add_argument("--patience", type=int, help="early-stopping patience in epochs (default: never stop)")
-    parser.add_argument("--class-weights", default=None, help="comma-separated w_j (sequence tasks)")
+    parser.add_argument("--class-weights", default=None, help="comma-separated w_j (sequence tasks; default: all 1)")
     parser.add_argument("--max-length", type=int, default=128, help="sub-tokens per example, specials included")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N examples of each split")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N examples of each split "
+                        "(default: all)")
     parser.add_argument("--fresh", action="store_true", help="ignore earlier results in --out instead of resuming")
     add_parallel_arguments(parser)  # --mesh data=8 | data=4,model=2 (FSDP); --coordinator/--num-processes/--process-id
 
@@ -352,7 +355,7 @@ def demo_step(ctx) -> dict:
     for 6 epochs stayed at 0.51 and 12 steps of batch 16 at the majority rate; ``--quick`` runs
     2 epochs instead of 4."""
     argv = ["--task", "polarity", "--init", "minilm", "--folds", "2", "--epochs", "2" if ctx.quick else "4",
-            "--batch", "8", "--max-length", "32", "--lr", "1e-4", "--seed", str(ctx.seed), "--out", str(ctx.out),
+            "--batch-size", "8", "--max-length", "32", "--lr", "1e-4", "--seed", str(ctx.seed), "--out", str(ctx.out),
             "--fresh"]
     parser = argparse.ArgumentParser()
     add_arguments(parser)
