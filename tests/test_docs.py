@@ -271,6 +271,25 @@ def test_missing_katex_names_the_install_command(tmp_path, monkeypatch):
         katex.find_katex()
 
 
+def test_katex_is_never_taken_from_the_working_directory(tmp_path, monkeypatch):
+    """A katex package under the working directory (or its parents) is JavaScript the build would run with
+    Node: only the one pointed at or installed beside scratchlm is used."""
+    from scratchlm.docsite import katex
+
+    planted = tmp_path / "docs" / "node_modules" / "katex"
+    (planted / "dist").mkdir(parents=True)
+    (planted / "package.json").write_text("{}")
+    (planted / "dist" / "katex.min.css").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SCRATCHLM_KATEX_DIR", raising=False)
+    import scratchlm
+
+    monkeypatch.setattr(scratchlm, "__file__", str(tmp_path / "elsewhere" / "scratchlm" / "__init__.py"))
+    with pytest.raises(ScratchlmError, match="not installed beside scratchlm"):
+        katex.find_katex()
+    assert katex.find_katex(planted) == planted  # named explicitly: used
+
+
 @pytest.mark.browser
 def test_site_in_headless_chromium(scratchlm_site, tmp_path):
     from scratchlm.docsite.browser import check_site, find_chromium

@@ -15,8 +15,9 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("site"), help="output folder (default: site/)")
     parser.add_argument("--katex", type=Path, default=None,
-                        help="an installed npm katex package "
-                             "(default: docs/node_modules/katex, or $SCRATCHLM_KATEX_DIR)")
+                        help="an installed npm katex package (default: $SCRATCHLM_KATEX_DIR, else the "
+                             "docs/node_modules/katex of the checkout scratchlm is installed from; never one found "
+                             "from the working directory)")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any equation fails to render")
     parser.add_argument("--check", action="store_true",
                         help="open every page in headless Chromium: equations rendered, no broken link")

@@ -177,6 +177,21 @@ def finetune_config(args: argparse.Namespace, kind: str, num_labels: int):
 
 
 
+def check_flags(args: argparse.Namespace) -> None:
+    """The flags that FinetuneConfig does not check, and the paths: before any work."""
+    from scratchlm import checks
+
+    checks.at_least("max_length", args.max_length, 3)  # [CLS] a token [SEP]
+    if args.folds is not None:
+        checks.at_least("folds", args.folds, 2)
+    if args.limit is not None:
+        checks.at_least("limit", args.limit, 1)
+    checks.source(args.task, "--task", ("polarity", "wikiner"))
+    if args.init != "minilm":
+        checks.input_folder(args.init, "--init")
+    checks.output_folder(args.out)
+
+
 def run(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
@@ -189,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
     from scratchlm.training.epoch_timing import epoch_timing
     from scratchlm.training.metrics import sequence_metrics
 
+    check_flags(args)
     mesh = setup_parallel(args)  # before any other JAX call
     out: Path = args.out
     if args.fresh and out.exists():

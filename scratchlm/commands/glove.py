@@ -32,7 +32,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scratchlm import jsonio
+from scratchlm import checks, jsonio
 from scratchlm.commands.common import add_parallel_arguments, setup_parallel
 from scratchlm.embeddings.glove.config import GloveConfig
 from scratchlm.embeddings.glove.cooccurrence import CooccurrenceConfig
@@ -125,11 +125,14 @@ def run(args: argparse.Namespace) -> int:
 
     from scratchlm.data.corpora import load_tokenized_corpus
 
-    mesh = setup_parallel(args)  # before any other JAX call
     config = GloveConfig(dim=args.dim, x_max=args.x_max, alpha=args.alpha, lr=args.lr,
                          epochs=args.epochs, batch_size=args.batch_size, output=args.output)
     counting = CooccurrenceConfig(window=args.window, symmetric=not args.left_only, min_count=args.min_count,
                                   max_size=args.max_size, max_memory_mb=args.max_memory_mb)
+    checks.source(args.corpus, "--corpus")
+    checks.at_least("restrict", args.restrict, 1)
+    checks.output_folder(args.out)
+    mesh = setup_parallel(args)  # before any other JAX call
     metrics = train_and_write(
         load_tokenized_corpus(args.corpus, wiki_unit="article"), out=args.out, config=config, counting=counting,
         restrict=args.restrict, seed=args.seed, save_cooccurrence=args.save_cooccurrence,

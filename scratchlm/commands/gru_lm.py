@@ -19,6 +19,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from scratchlm import checks
 from scratchlm.commands.flags import config_flag
 from scratchlm.data.codec import MAX_VOCAB, MIN_COUNT
 
@@ -147,6 +148,11 @@ def train_command(args: argparse.Namespace) -> dict:
         given["clip_norm"] = None  # --clip-norm 0: no clipping
     config = LMConfig(**given)
     model_config(args, 2)  # the flags' checks, before the corpus is read
+    checks.at_least("vocab_size", args.vocab_size, 1)
+    checks.at_least("min_count", args.min_count, 1)
+    checks.source(args.corpus, "--corpus")
+    checks.source(args.tokenizer, "--tokenizer", ("word",))
+    checks.output_folder(args.out)
     paragraphs = corpora.load_corpus(args.corpus)
     n_valid = held_out(paragraphs, config.valid_fraction)
     codec = TextCodec.build(args.tokenizer, paragraphs[:-n_valid], max_vocab=args.vocab_size, min_count=args.min_count)
@@ -158,6 +164,15 @@ def generate_command(args: argparse.Namespace) -> list[str]:
 
     from scratchlm.training.lm import load_trained, sample_text
 
+    for name in ("max_new_tokens", "samples"):
+        if getattr(args, name) is not None:
+            checks.at_least(name, getattr(args, name), 1)
+    for name in ("temperature", "top_k"):
+        if getattr(args, name) is not None:
+            checks.at_least(name, getattr(args, name), 0)
+    if args.top_p is not None:
+        checks.fraction("top_p", args.top_p, low_open=True)
+    checks.input_folder(args.checkpoint, "--checkpoint")
     params, config, codec = load_trained(args.checkpoint)
     given = {k: getattr(args, k) for k in ("max_new_tokens", "temperature", "top_k", "top_p", "samples")
              if getattr(args, k) is not None}  # the others: sample_text's defaults
@@ -182,6 +197,7 @@ def classify_command(args: argparse.Namespace) -> dict:
     from scratchlm.training.lm import load_trained
 
     holdout = HoldoutConfig(**_given(args, _HOLDOUT_FLAGS))
+    checks.input_folder(args.checkpoint, "--checkpoint")
     params, config, codec = load_trained(args.checkpoint)
     return classify_polarity(params, config, codec, holdout)
 

@@ -88,12 +88,29 @@ def _given(args: argparse.Namespace, flags: dict[str, str]) -> dict:
     return {field: getattr(args, flag) for field, flag in flags.items() if getattr(args, flag, None) is not None}
 
 
+def check_flags(args: argparse.Namespace) -> None:
+    """The flags that no config dataclass checks, and the paths: before any work."""
+    from scratchlm import checks
+
+    for name in ("vocab_size", "intermediate", "limit"):
+        if getattr(args, name) is not None:
+            checks.at_least(name, getattr(args, name), 1)
+    checks.source(args.corpus, "--corpus")
+    if args.tokenizer is not None:
+        checks.input_file(args.tokenizer, "--tokenizer")
+    if args.init and args.init != "minilm":
+        checks.input_folder(args.init, "--init")
+    checks.output_folder(args.out)
+
+
 def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) -> dict:
     """Flags -> (tokenizer, BertConfig, PretrainConfig) -> :func:`scratchlm.training.pretrain.pretrain`."""
+    from dataclasses import replace
+
     from scratchlm import tokenizers
 
+    check_flags(args)
     mesh = setup_parallel(args)  # before any other JAX call: jax.distributed.initialize comes first
-    from dataclasses import replace
 
     from scratchlm.data import corpora
     from scratchlm.errors import ScratchlmError
@@ -102,12 +119,17 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
     from scratchlm.training.pretrain import SMALL_BERT, PretrainConfig, pretrain
 
     run_config = PretrainConfig(**_given(args, _RUN_FLAGS))
-    texts = corpora.load_corpus(args.corpus)
-    if args.limit is not None:
-        texts = texts[: args.limit]
     dropout = args.dropout if args.dropout is not None else bert.BertConfig.hidden_dropout_prob
     compute = {"dtype": "bfloat16" if args.bf16 else "float32", "fused_attention": args.fused,
                "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": 0.0 if args.fused else dropout}
+    if not args.init:  # the new encoder's shape, checked (BertConfig) before the corpus is read
+        shape = replace(SMALL_BERT, **_given(args, _MODEL_FLAGS))
+        if args.intermediate is None:
+            shape = replace(shape, intermediate_size=4 * shape.hidden_size)  # Vaswani et al. 2017, §3.3
+        replace(shape, **compute)
+    texts = corpora.load_corpus(args.corpus)
+    if args.limit is not None:
+        texts = texts[: args.limit]
     init_params = None
     if args.init:
         path = corpora.minilm_path() if args.init == "minilm" else Path(args.init)
@@ -117,9 +139,6 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
             raise ScratchlmError(f"--init {args.init}: no tokenizer.json in {path}; pass --tokenizer")
         tokenizer = tokenizers.load(tok_path)
     else:
-        shape = replace(SMALL_BERT, **_given(args, _MODEL_FLAGS))
-        if not args.intermediate:  # None (or 0): 4 H
-            shape = replace(shape, intermediate_size=4 * shape.hidden_size)  # Vaswani et al. 2017, §3.3
         if args.tokenizer:
             tokenizer = tokenizers.load(args.tokenizer)
         else:

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from scratchlm import jsonio
+from scratchlm import checks, jsonio
 from scratchlm.commands.common import add_parallel_arguments, limit_intra_op_threads, setup_parallel
 from scratchlm.embeddings.word2vec.config import Word2VecConfig, default_cpu_batch, default_noise_share
 
@@ -124,6 +124,10 @@ def train_and_write(args, sentences=None) -> dict:
     from scratchlm.training import word2vec as recipe
 
     started = time.perf_counter()
+    if sentences is None:
+        checks.source(args.corpus, "--corpus")
+    checks.at_least("restrict_vocab", args.restrict_vocab, 1)
+    checks.output_folder(args.out)
     mesh = setup_parallel(args)  # before any other JAX call
     lead = jax.process_index() == 0
     config = _config(args)  # the settings checked before the corpus is read; the batch is sized below
@@ -172,6 +176,7 @@ def train_and_write(args, sentences=None) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    checks.at_least("threads", args.threads, 0)
     if args.threads and args.mesh is None and args.coordinator is None and args.num_processes is None:
         limit_intra_op_threads(args.threads)  # before anything starts JAX's backend
     import jax

@@ -43,20 +43,32 @@ process.stdin.on("end", () => {
 """
 
 
+def _is_katex(path: Path) -> bool:
+    return (path / "package.json").is_file() and (path / "dist" / "katex.min.css").is_file()
+
+
 def find_katex(explicit: str | os.PathLike | None = None) -> Path:
-    """The installed npm ``katex`` package folder (the one holding ``package.json`` and ``dist/``)."""
+    """The npm ``katex`` package folder (the one holding ``package.json`` and ``dist/``) whose JavaScript the
+    build runs: the one pointed at (``explicit``, else ``$SCRATCHLM_KATEX_DIR``), else the one installed
+    beside the package (``docs/node_modules/katex`` of the checkout scratchlm was installed from).
+
+    Never a folder found from the working directory: the build runs this code with Node, so it is only
+    ever code the user installed with scratchlm or named.
+    """
     import scratchlm
 
-    tried = []
-    if explicit or os.environ.get("SCRATCHLM_KATEX_DIR"):
-        tried.append(Path(explicit or os.environ["SCRATCHLM_KATEX_DIR"]))
-    roots = [Path.cwd(), *Path.cwd().parents, Path(scratchlm.__file__).resolve().parents[1]]
-    for root in roots:
-        tried += [root / "docs" / "node_modules" / "katex", root / "node_modules" / "katex"]
-    for path in tried:
-        if (path / "package.json").is_file() and (path / "dist" / "katex.min.css").is_file():
-            return path
-    raise ScratchlmError(f"KaTeX (the npm package) was not found; {INSTALL_HINT}")
+    pointed = explicit or os.environ.get("SCRATCHLM_KATEX_DIR")
+    if pointed:
+        path = Path(pointed)
+        if not _is_katex(path):
+            how = "--katex" if explicit else "SCRATCHLM_KATEX_DIR"
+            raise ScratchlmError(f"{how} {path} is not an installed katex package (package.json and "
+                                 f"dist/katex.min.css expected); {INSTALL_HINT}")
+        return path
+    installed = Path(scratchlm.__file__).resolve().parents[1] / "docs" / "node_modules" / "katex"
+    if _is_katex(installed):
+        return installed
+    raise ScratchlmError(f"KaTeX (the npm package) is not installed beside scratchlm ({installed}); {INSTALL_HINT}")
 
 
 def find_node() -> str:
