@@ -135,18 +135,20 @@ def _token_task(splits, limit, tasks):
             "splits": {k: (v[:limit] if limit else v) for k, v in splits.items()}}
 
 
-def encode(task: dict, tok, max_length: int):
-    """Arrays for every split: ``{"train": data, ...}`` (+ word counts for token tasks)."""
+def encode(task: dict, tok, max_length: int, vocab_size: int | None = None):
+    """Arrays for every split: ``{"train": data, ...}`` (+ word counts for token tasks); ``vocab_size``, the
+    model's, checks every id (a tokenizer larger than the model's table would otherwise train on clamped rows)."""
     from scratchlm.data import tasks
 
     special = tasks.SpecialIds(cls=tok.cls_token_id, sep=tok.sep_token_id, pad=tok.pad_token_id, unk=tok.unk_token_id)
     text_ids = lambda s: tok.encode(s, add_special_tokens=False).ids  # noqa: E731
     if task["kind"] == "sequence":
-        return tasks.encode_sequence_task(task["examples"], text_ids, special, max_length)
+        return tasks.encode_sequence_task(task["examples"], text_ids, special, max_length, vocab_size=vocab_size)
     out = {}
     for name, sentences in task["splits"].items():
         tagged = [(words, [task["labels"].index(t) for t in tags]) for words, tags in sentences]
-        out[name] = (tasks.encode_token_task(tagged, text_ids, special, max_length), [len(w) for w, _ in sentences])
+        out[name] = (tasks.encode_token_task(tagged, text_ids, special, max_length, vocab_size=vocab_size),
+                     [len(w) for w, _ in sentences])
     return out
 
 
@@ -219,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     names = task["labels"]
     config = finetune_config(args, task["kind"], len(names))  # every flag checked before the model is loaded
     bert_config, pretrained, tok = load_init(args.init)
-    data = encode(task, tok, args.max_length)
+    data = encode(task, tok, args.max_length, bert_config.vocab_size)
     key = jax.random.key(args.seed)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
     folds = args.folds if args.folds is not None else (5 if args.task == "polarity" else None)
