@@ -141,3 +141,9 @@ def output_file(path: str | Path, name: str = "--out") -> Path:
         raise ScratchlmError(f"{flag(name)} {path} is a folder; give a file name")
     output_folder(path.parent if str(path.parent) else Path("."), name)
     return path
+
+
+def source(spec: str, name: str, named: tuple[str, ...] = ("wiki", "lee")) -> None:
+    """A ``--corpus``-like flag: one of the ``named`` shipped data sets, or a readable UTF-8 file."""
+    if spec not in named:
+        input_file(spec, name)

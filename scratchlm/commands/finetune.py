@@ -162,6 +162,15 @@ def finetune_config(args: argparse.Namespace, kind: str, num_labels: int):
     """
     from scratchlm.training.finetune import FinetuneConfig
 
+    config = FinetuneConfig(task=kind, num_labels=num_labels, **_given(args))
+    for field, flag in _FLAGS.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, getattr(config, field))
+    return config
+
+
+def _given(args: argparse.Namespace) -> dict:
+    """The FinetuneConfig fields the flags set (those left out keep the config's defaults)."""
     given = {field: getattr(args, flag) for field, flag in _FLAGS.items() if getattr(args, flag) is not None}
     if "clip_norm" in given:
         given["clip_norm"] = given["clip_norm"] or None  # --clip-norm 0: no clipping
@@ -171,17 +180,18 @@ def finetune_config(args: argparse.Namespace, kind: str, num_labels: int):
         except ValueError:
             raise ScratchlmError(f"--class-weights: comma-separated numbers expected, "
                                  f"got {args.class_weights!r}") from None
-    config = FinetuneConfig(task=kind, num_labels=num_labels, **given)
-    for field, flag in _FLAGS.items():
-        if getattr(args, flag) is None:
-            setattr(args, flag, getattr(config, field))
-    return config
+    return given
 
 
 
 def check_flags(args: argparse.Namespace) -> None:
-    """The flags that FinetuneConfig does not check, and the paths: before any work."""
+    """The flags and the paths, before any work: FinetuneConfig's ranges (on a stand-in binary sequence task:
+    the task's kind and labels are known once its file is read, and checked again then), then the rest."""
     from scratchlm import checks
+    from scratchlm.training.finetune import FinetuneConfig
+
+    given = {k: v for k, v in _given(args).items() if k not in ("head", "class_weights")}
+    FinetuneConfig(task="sequence", num_labels=2, **given)
 
     checks.at_least("max_length", args.max_length, 3)  # [CLS] a token [SEP]
     if args.folds is not None:

@@ -249,8 +249,7 @@ class PretrainConfig:
         if self.seq_len < 3:
             raise ScratchlmError(f"seq_len must be at least 3 ([CLS] token [SEP]), got {self.seq_len}")
         for name in ("batch_size", "steps"):
-            if getattr(self, name) < 1:
-                raise ScratchlmError(f"{name} must be at least 1, got {getattr(self, name)}")
+            checks.at_least(name, getattr(self, name), 1)
         checks.positive("lr", self.lr)
         checks.at_least("weight_decay", self.weight_decay, 0)
         checks.positive("clip_norm", self.clip_norm)
