@@ -86,7 +86,10 @@ def load_init(spec: str):
     if spec != "minilm" and not (path / "config.json").exists() and (path / "model" / "config.json").exists():
         path = path / "model"  # the run folder of `scratchlm pretrain`
     if spec != "minilm" and (path / "config.json").exists():
-        model_type = json.loads((path / "config.json").read_text()).get("model_type", "bert")
+        try:
+            model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type", "bert")
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            model_type = "bert"  # a damaged config.json: bert.from_pretrained says what is wrong with it
         if model_type != "bert":
             raise ScratchlmError(f"--init {spec}: model_type {model_type!r}; fine-tuning supports BERT-family encoders "
                                  "(a GRU language model head is not implemented yet)")
