@@ -69,19 +69,22 @@ def input_file(path: str | Path, name: str, *, text: bool = True) -> Path:
             if not text:
                 f.read(1)
                 return path
-            decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0
+            decoder, offset, lines = codecs.getincrementaldecoder("utf-8")(), 0, 0
             while block := f.read(1 << 20):
                 try:
                     decoder.decode(block)
                 except UnicodeDecodeError as err:
-                    raise ScratchlmError(f"{where} is not UTF-8 text: byte 0x{block[err.start]:02x} at byte offset "
-                                         f"{offset + err.start}; re-encode it, e.g. iconv -f WINDOWS-1252 -t UTF-8"
-                                         ) from None
-                offset += len(block)
+                    # the decoder may hold up to 3 bytes of the previous block: err.start can be negative
+                    start = max(err.start, 0)
+                    line = lines + block.count(b"\n", 0, start) + 1
+                    raise ScratchlmError(f"{where} is not valid UTF-8: byte 0x{block[start]:02x} at byte offset "
+                                         f"{offset + start} (line {line}); re-encode it, e.g. "
+                                         "iconv -f WINDOWS-1252 -t UTF-8") from None
+                offset, lines = offset + len(block), lines + block.count(b"\n")
             try:
                 decoder.decode(b"", final=True)
             except UnicodeDecodeError:
-                raise ScratchlmError(f"{where} is not UTF-8 text: it ends inside a multi-byte character") from None
+                raise ScratchlmError(f"{where} is not valid UTF-8: it ends inside a multi-byte character") from None
     except PermissionError:
         raise ScratchlmError(f"{where}: permission denied (cannot read it)") from None
     except IsADirectoryError:

@@ -103,11 +103,11 @@ BEFORE_ANY_WORK = [
     # input paths: missing, a folder, not UTF-8
     *[(f"{cmd} --corpus {{{kind}}}", phrase)
       for cmd in ("word2vec", "glove", "gru-lm train", "pretrain", "tokenize train --model bpe --vocab-size 50")
-      for kind, phrase in (("missing", "no such file"), ("folder", "is a folder"), ("latin1", "is not UTF-8"))],
+      for kind, phrase in (("missing", "no such file"), ("folder", "is a folder"), ("latin1", "is not valid UTF-8"))],
     ("classify --data {folder}", "--data"),
     ("classify --init {missing}", "--init"),
     ("finetune --task {folder}", "--task"),
-    ("finetune --task {latin1}", "is not UTF-8"),
+    ("finetune --task {latin1}", "is not valid UTF-8"),
     ("finetune --task polarity --init {missing}", "--init"),
     ("finetune --task polarity --init {a_file}", "is a file"),
     ("pretrain --init {missing}", "--init"),

@@ -72,7 +72,7 @@ def test_flags_given_reach_the_configs(captured, tmp_path):
     (["--batch-size", "0"], "--batch-size must be at least 1"),
     (["--seq-len", "2"], "seq_len must be at least 3"),
     (["--dropout", "1.5"], "hidden_dropout_prob is a drop probability"),
-    (["--lr", "0"], "--lr must be a positive"), (["--lr", "-1e-3"], "--lr must be a positive"),
+    (["--lr", "0"], "--lr must be a positive"), (["--lr=-1e-3"], "--lr must be a positive"),
     (["--steps", "3", "--warmup-steps", "3"], "--warmup-steps must be below --steps"),
 ])
 def test_bad_settings_are_one_error_line(captured, tmp_path, capsys, flags, message):
