@@ -51,8 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="count only context to the left (cooccur -symmetric 0)")
     parser.add_argument("--min-count", type=int, default=C.min_count,
                         help="rarer words are dropped, in occurrences (vocab_count -min-count)")
-    parser.add_argument("--max-size", type=int, default=C.max_size,
-                        help="keep at most this many words (vocab_count -max-vocab; default: all)")
+    parser.add_argument("--vocab-size", type=int, default=C.max_size,
+                        help="keep at most this many words (vocab_count -max-vocab; CooccurrenceConfig.max_size; "
+                             "default: all)")
     parser.add_argument("--x-max", type=float, default=G.x_max,
                         help="f's cutoff: 10 as glove's demo.sh (the paper: 100)")
     parser.add_argument("--alpha", type=float, default=G.alpha,
@@ -125,10 +126,12 @@ def run(args: argparse.Namespace) -> int:
 
     from scratchlm.data.corpora import load_tokenized_corpus
 
+    if args.vocab_size is not None:  # the config's field is max_size (the vocabulary module's name for it)
+        checks.at_least("vocab_size", args.vocab_size, 1)
     config = GloveConfig(dim=args.dim, x_max=args.x_max, alpha=args.alpha, lr=args.lr,
                          epochs=args.epochs, batch_size=args.batch_size, output=args.output)
     counting = CooccurrenceConfig(window=args.window, symmetric=not args.left_only, min_count=args.min_count,
-                                  max_size=args.max_size, max_memory_mb=args.max_memory_mb)
+                                  max_size=args.vocab_size, max_memory_mb=args.max_memory_mb)
     checks.source(args.corpus, "--corpus")
     checks.at_least("restrict", args.restrict, 1)
     checks.output_folder(args.out)

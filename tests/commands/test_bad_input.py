@@ -70,7 +70,7 @@ BEFORE_ANY_WORK = [
     ("glove --lr -0.05", "--lr must be a positive"),
     ("glove --lr nan", "--lr must be a number"),
     ("glove --batch-size 0", "--batch-size must be at least 1"),
-    ("glove --max-size 0", "--max-size must be at least 1"),
+    ("glove --vocab-size 0", "--vocab-size must be at least 1"),
     ("glove --window 0", "--window must be at least 1"),
     ("glove --x-max 0", "--x-max must be a positive"),
     ("glove --max-memory-mb -1", "--max-memory-mb must be a positive"),
