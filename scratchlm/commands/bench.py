@@ -215,6 +215,12 @@ def _device(folder: Path, entries: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scratchlm import checks
+
+    checks.positive("timeout", args.timeout)
+    for name in ("json", "plot"):
+        if getattr(args, name) is not None:
+            checks.output_file(getattr(args, name), f"--{name}")
     folder = find_benchmarks(args.benchmarks)
     present = available_suites(folder)
     if args.suite:

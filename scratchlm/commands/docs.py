@@ -27,8 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scratchlm import checks
     from scratchlm.docsite import build_site
 
+    checks.output_folder(args.out)
+    if args.screenshot is not None:
+        checks.output_file(args.screenshot, "--screenshot")
     report = build_site(args.out, katex_dir=args.katex)
     print(f"wrote {len(report.pages)} pages with {report.equations} equations (KaTeX {report.katex_version}) "
           f"to {report.out}/; open {report.out / 'index.html'}")

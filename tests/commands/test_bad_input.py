@@ -124,6 +124,9 @@ BEFORE_ANY_WORK = [
     ("tokenize train --model bpe --vocab-size 50 --corpus lee --out {folder}", "is a folder"),
     (f"tokenize train --model bpe --vocab-size 50 --corpus lee --out {UNWRITABLE}/tok.json", "cannot write"),
     ("bench --benchmarks {missing}", "--benchmarks"),
+    ("bench --timeout 0", "--timeout must be a positive"),
+    ("bench --json {folder}", "--json"),
+    (f"docs --out {UNWRITABLE}", "cannot write"),
     ("docs --katex {missing}", "--katex"),
 ]
 

@@ -59,7 +59,7 @@ def cbow_run_length(config: Word2VecConfig) -> int:
 
 
 def default_cpu_batch(model: str) -> int:
-    """Centre words per step on a CPU unless ``--batch`` says otherwise: 384 skip-gram, 1,024 CBOW.
+    """Centre words per step on a CPU unless ``--batch-size`` says otherwise: 384 skip-gram, 1,024 CBOW.
 
     A step's centres are updated from the same parameters, which costs skip-gram analogy accuracy as
     the batch grows (benchmarks/RESULTS.md, 2 CPU cores, 15 epochs, 3 seeds: .027-.030 at 512,
