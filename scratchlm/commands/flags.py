@@ -45,8 +45,8 @@ def resolve(source: str):
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Every option's help ends with its default; a config-resolved one also names where it is stated.
 
-    A flag whose help already says what its default is (``default=None`` and the word "default" in the
-    help) is left as written."""
+    A required flag, and one whose help already says what its default is (``default=None`` and the word
+    "default" in the help), is left as written."""
 
     def _get_help_string(self, action):
         text = action.help or ""
@@ -54,7 +54,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if source is not None:
             value = str(resolve(source)).replace("%", "%%")
             return f"{text} (default: {value}, from {source.partition(':')[2]})"
-        if action.default is None and "default" in text.lower():
+        if action.required or (action.default is None and "default" in text.lower()):
             return text
         return super()._get_help_string(action)
 
