@@ -105,22 +105,22 @@ def runs(root: Path) -> dict[str, list[list[str]]]:
         ],
         "gru-lm": [
             ["gru-lm", "train", "--corpus", "lee", "--layers", "1", "--hidden", "32", "--embed", "32",
-             "--seq-len", "16", "--batch", "4", "--steps", "12", "--eval-every", "6", "--seed", "1",
+             "--seq-len", "16", "--batch-size", "4", "--steps", "12", "--eval-every", "6", "--seed", "1",
              "--out", f"{r}/gru-lm"],
             ["gru-lm", "generate", "--checkpoint", f"{r}/gru-lm", "--prompt", "the government", "--seed", "1",
              "--max-new-tokens", "8", "--samples", "2"],
-            ["gru-lm", "classify", "--checkpoint", f"{r}/gru-lm", "--steps", "6", "--batch", "16", "--seed", "1"],
+            ["gru-lm", "classify", "--checkpoint", f"{r}/gru-lm", "--steps", "6", "--batch-size", "16", "--seed", "1"],
         ],
         "pretrain": [
             ["pretrain", "--corpus", "lee", "--vocab-size", "300", "--layers", "1", "--hidden", "32", "--heads",
-             "2", "--seq-len", "32", "--batch", "4", "--steps", "4", "--eval-every", "2", "--max-docs", "60",
+             "2", "--seq-len", "32", "--batch-size", "4", "--steps", "4", "--eval-every", "2", "--limit", "60",
              "--seed", "1", "--out", f"{r}/pretrain"],
         ],
         "finetune": [
             ["finetune", "--task", "polarity", "--init", f"{r}/pretrain", "--epochs", "1", "--folds", "2",
-             "--limit", "40", "--max-length", "32", "--batch", "8", "--seed", "1", "--out", f"{r}/finetune"],
+             "--limit", "40", "--max-length", "32", "--batch-size", "8", "--seed", "1", "--out", f"{r}/finetune"],
             ["finetune", "--task", "wikiner", "--init", f"{r}/pretrain", "--epochs", "1", "--limit", "24",
-             "--max-length", "32", "--batch", "8", "--seed", "1", "--out", f"{r}/finetune-ner"],
+             "--max-length", "32", "--batch-size", "8", "--seed", "1", "--out", f"{r}/finetune-ner"],
         ],
     }
 

@@ -78,8 +78,8 @@ def hf_optimizer(model, config, total_steps: int):
                                     "weight_decay": config.weight_decay},
                                    {"name": "no_decay", "params": [p for n, p in named if not decays(n)],
                                     "weight_decay": 0.0}],
-                                  lr=config.learning_rate, betas=(0.9, 0.999), eps=1e-8)
-    return optimizer, get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+                                  lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, int(config.warmup_fraction * total_steps), total_steps)
 
 
 def hf_step(model, optimizer, schedule, batch: dict, config) -> float:
@@ -128,7 +128,7 @@ def polarity(seed: int, args, pretrained, bert_config, tok) -> dict:
     from scratchlm.commands.finetune import encode, load_task
     from scratchlm.training import finetune as ft
 
-    config = ft.FinetuneConfig(task="sequence", num_labels=2, learning_rate=args.lr, epochs=args.epochs,
+    config = ft.FinetuneConfig(task="sequence", num_labels=2, lr=args.lr, epochs=args.epochs,
                                batch_size=args.batch, dropout=args.dropout, seed=seed)
     data = encode(load_task("polarity", None), tok, args.max_length)
     labels = data["labels"]
@@ -164,7 +164,7 @@ def ner(seed: int, args, pretrained, bert_config, tok) -> dict:
                       "test": task["splits"]["test"][: args.ner_eval]}
     names = task["labels"]
     data = encode(task, tok, args.max_length)
-    config = ft.FinetuneConfig(task="token", num_labels=len(names), learning_rate=args.lr, epochs=args.epochs,
+    config = ft.FinetuneConfig(task="token", num_labels=len(names), lr=args.lr, epochs=args.epochs,
                                batch_size=args.batch, dropout=args.dropout, seed=seed)
     (train, _), (dev, dev_words), (test, test_words) = data["train"], data["dev"], data["test"]
     start = ft.init_classifier(jax.random.key(seed), pretrained, bert_config, config)

@@ -124,7 +124,7 @@ def main(argv=None) -> dict:
         batch = args.batch or default_cpu_batch(name)
         share = args.noise_share or default_noise_share(name, batch, accelerator=not on_cpu)
         config = Word2VecConfig(model=name, dim=args.dim, window=args.window, negative=args.negative,
-                                min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,
+                                min_count=args.min_count, sample=args.sample, epochs=args.epochs, lr=args.alpha,
                                 batch_size=batch, steps_per_call=args.steps_per_call,
                                 normalize_duplicates=args.normalize_duplicates, noise_share=share)
         wv, ours = _scratchlm(sentences, config, args.seed)

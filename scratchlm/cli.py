@@ -12,6 +12,8 @@ import importlib
 import os
 import sys
 
+from scratchlm import __version__
+from scratchlm.commands.flags import use_everywhere
 from scratchlm.errors import ScratchlmError
 
 # command name -> (module, one-line help)
@@ -31,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scratchlm", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"scratchlm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         try:
@@ -42,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(command_parser)
         command_parser.set_defaults(_run=module.run)
+    use_everywhere(parser)  # every --help shows every default
     return parser
 
 

@@ -16,7 +16,12 @@ def read_text(path: str | Path) -> str:
     path = Path(path)
     if not path.exists():
         raise CorpusError(f"corpus file {path} does not exist")
-    data = path.read_bytes()
+    if path.is_dir():
+        raise CorpusError(f"{path} is a folder, not a text file")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise CorpusError(f"cannot read {path}: {err.strerror or err}") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:

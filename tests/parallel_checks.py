@@ -36,7 +36,8 @@ W2V = dict(V=4096, D=16, B=32, J=4, K=3)  # table shard (V/2 rows) far larger th
 W2V_COMMAND = dict(words=51, sentences=40)  # 51 words, all kept (min_count 1): an odd vocabulary, padded on a mesh
 # `scratchlm pretrain` on a synthetic corpus, from a saved 1-layer encoder (--init: no initialisers to compile):
 # 2 steps at a constant rate, dropout and the BERT masking on (their rbg keys must give the same bits on a mesh)
-PRETRAIN = ["--seq-len", "16", "--batch", "8", "--steps", "2", "--warmup", "0", "--lr", "1e-3", "--dropout", "0.1"]
+PRETRAIN = ["--seq-len", "16", "--batch-size", "8", "--steps", "2", "--warmup-steps", "0", "--lr", "1e-3",
+            "--dropout", "0.1"]
 PRETRAIN_MESHES = {"one": [], "fsdp_4x2": ["--mesh", "data=4,model=2"]}
 
 
@@ -254,7 +255,7 @@ def word2vec_command_checks(out: dict, tmp: Path) -> None:
 
     def run(name, mesh=None, resume=False):
         args = command.command_args(corpus="synthetic", model="skipgram", dim=16, window=2, negative=3, min_count=1,
-                                    sample=1e-3, epochs=2, seed=0, batch=32, steps_per_call=4,
+                                    sample=1e-3, epochs=2, seed=0, batch_size=32, steps_per_call=4,
                                     normalize_duplicates=False, restrict_vocab=1000, checkpoint_every=0.0,
                                     resume=resume, no_progress=True, out=tmp / name, mesh=mesh)
         m = command.train_and_write(args, sentences)
@@ -299,7 +300,7 @@ def finetune_checks(out: dict, tmp: Path) -> None:
                 "labels": (ids[:, 1] % 2).astype(np.int64)}
 
     train, dev = examples(16), examples(8)  # 2 steps an epoch
-    run = ft.FinetuneConfig(task="sequence", num_labels=2, epochs=2, batch_size=8, learning_rate=1e-3)
+    run = ft.FinetuneConfig(task="sequence", num_labels=2, epochs=2, batch_size=8, lr=1e-3)
     start = ft.init_classifier(jax.random.key(0), params, config, run)
     mesh = par.make_mesh(4, 2)
     seen = []  # the params each evaluation receives (host copies): epoch 2's are the run's last

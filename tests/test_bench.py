@@ -84,12 +84,13 @@ def test_table_json_and_plot(bench_dir, tmp_path, capsys):
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_no_peers_and_discovery_from_the_working_directory(bench_dir, monkeypatch, capsys):
+def test_no_peers_and_the_folder_beside_the_installed_package(bench_dir, monkeypatch, capsys):
+    import scratchlm
+
     (bench_dir / "broken.py").unlink()
     (bench_dir / "plain.py").unlink()
-    nested = bench_dir.parent / "some" / "where"
-    nested.mkdir(parents=True)
-    monkeypatch.chdir(nested)
+    monkeypatch.setattr(scratchlm, "__file__", str(bench_dir.parent / "scratchlm" / "__init__.py"))
+    assert bench.find_benchmarks() == bench_dir.resolve()
     assert main(["bench", "--no-peers"]) == 0  # every default suite: the missing ones are "not available"
     printed = capsys.readouterr().out
     for suite in bench.SUITES:
@@ -108,6 +109,23 @@ def test_missing_benchmarks_folder_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(scratchlm, "__file__", str(tmp_path / "site-packages" / "scratchlm" / "__init__.py"))
-    with pytest.raises(ScratchlmError, match="no benchmarks/ folder found"):
+    with pytest.raises(ScratchlmError, match="no benchmarks/ folder beside the installed scratchlm"):
         bench.find_benchmarks()
     assert main(["bench", "--benchmarks", str(tmp_path / "nope")]) == 2
+
+
+def test_benchmarks_in_the_working_directory_never_run(bench_dir, tmp_path, monkeypatch, capsys):
+    """A checkout-like folder around the working directory holds benchmarks/*.py: `scratchlm bench` must not
+    execute them (they would run as the user); with no suites beside the package it is one clear error."""
+    import scratchlm
+
+    marker = tmp_path / "ran"
+    (bench_dir / "fast.py").write_text(f"open({str(marker)!r}, 'w').close()\n" + FAST)
+    nested = bench_dir.parent / "some" / "where"
+    nested.mkdir(parents=True)
+    monkeypatch.chdir(nested)
+    monkeypatch.setattr(scratchlm, "__file__", str(tmp_path / "site-packages" / "scratchlm" / "__init__.py"))
+    assert main(["bench", "--suite", "fast"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scratchlm bench: error: no benchmarks/ folder beside the installed scratchlm")
+    assert not marker.exists()

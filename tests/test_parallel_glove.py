@@ -61,7 +61,7 @@ def command_tolerance(leaf: str, scale: float, steps: int) -> float:
     B = COMMAND["batch"]
     if leaf.startswith("params"):
         return 2 * B * U * scale * steps
-    g0 = 4.0 / GloveConfig().learning_rate**2  # G_0 = 4 / eta^2 (kernels.make_optimizer), the command's default eta
+    g0 = 4.0 / GloveConfig().lr**2  # G_0 = 4 / eta^2 (kernels.make_optimizer), the command's default eta
     return 2 * (U * scale + B * U * (scale - g0)) * steps
 
 
@@ -111,7 +111,7 @@ def test_restore_rows_trims_and_pads_both_ways(tmp_path):
     from scratchlm.training.checkpoint import save_checkpoint
     from scratchlm.training.loop import TrainState
 
-    g0 = 4.0 / GloveConfig().learning_rate**2
+    g0 = 4.0 / GloveConfig().lr**2
     shapes = {"W": (3,), "b": (), "W_tilde": (3,), "b_tilde": ()}
 
     def state(rows, params, acc, step=0):  # host arrays: no XLA computation to compile
@@ -390,7 +390,7 @@ def _command_checks(out: dict, tmp: Path) -> None:
     optimizer = kernels.make_optimizer(config)
     fresh = init_train_state(kernels.init(jax.random.key(0), V, config), optimizer, jax.random.key(0))
     restored = glove.restore_rows(mesh, fresh, V)
-    g0 = 4.0 / config.learning_rate**2
+    g0 = 4.0 / config.lr**2
     out["command"] = {
         "vocab": V, "mesh": m_mesh["mesh"], "mesh_rows": int(mesh_s["params"]["W"].shape[0]),
         "padding_inert": all(np.all(t[V:] == 0) for t in mesh_s["params"].values())

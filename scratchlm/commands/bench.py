@@ -1,10 +1,13 @@
 """`scratchlm bench`: every benchmark beside its peer, on whatever device JAX sees, in one table.
 
 Each suite is a script ``benchmarks/<suite>.py`` of the repository (not installed with the package)
-that prints one JSON line with its ``figures`` (see ``benchmarks/common.py``).  Each runs in its own
-Python process, so that one benchmark's JAX settings, memory or crash cannot touch the next; the
-flags ``--quick`` and ``--no-peers`` are passed to the scripts that accept them.  A suite whose
-script is not written yet is reported as "not available".
+beside the installed ``scratchlm`` (an editable install of a checkout), or in the folder that
+``--benchmarks DIR`` names; never a ``benchmarks/`` found from the working directory, whose scripts
+would run as the user. Each suite prints one JSON line with its ``figures`` (see
+``benchmarks/common.py``). Each runs in its own Python process, so that one benchmark's JAX
+settings, memory or crash cannot touch the next; the flags ``--quick`` and ``--no-peers`` are passed
+to the scripts that accept them. A suite whose script is not written yet is reported as "not
+available".
 
     scratchlm bench                                   # every suite, peers included
     scratchlm bench --suite gru,word2vec --quick --json bench.json --plot ratios.png
@@ -40,24 +43,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write every result to this JSON file")
     parser.add_argument("--plot", type=Path, default=None, metavar="PNG", help="draw the ratios as a bar chart")
     parser.add_argument("--benchmarks", type=Path, default=None, metavar="DIR",
-                        help="the benchmarks/ folder (default: found from the current directory upwards)")
+                        help="the benchmarks/ folder to run (default: the one beside the installed scratchlm "
+                             "package, i.e. of the checkout it was installed from)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed to one suite")
 
 
 def find_benchmarks(explicit: Path | None = None) -> Path:
-    """The repository's ``benchmarks/`` folder: given, or found from the current directory upwards."""
+    """The ``benchmarks/`` folder to run: ``explicit``, or the one beside the installed ``scratchlm`` package.
+
+    Never one found from the working directory: ``scratchlm bench`` run inside someone else's folder
+    must not execute the ``benchmarks/*.py`` it happens to hold.
+    """
     import scratchlm
 
     if explicit is not None:
         if not explicit.is_dir():
             raise ScratchlmError(f"--benchmarks {explicit}: no such folder")
         return explicit.resolve()
-    tried = [Path.cwd(), *Path.cwd().parents, Path(scratchlm.__file__).resolve().parents[1]]
-    for root in tried:
-        if (root / "benchmarks" / "common.py").is_file():
-            return (root / "benchmarks").resolve()
-    raise ScratchlmError("no benchmarks/ folder found (it ships with the scratchlm repository, not the package): "
-                         "run `scratchlm bench` inside a checkout of the repository, or pass --benchmarks DIR")
+    installed = Path(scratchlm.__file__).resolve().parents[1] / "benchmarks"
+    if (installed / "common.py").is_file():
+        return installed
+    raise ScratchlmError(f"no benchmarks/ folder beside the installed scratchlm ({installed}): the suites ship with "
+                         "the repository, not the wheel; install scratchlm from a checkout (pip install -e .) or "
+                         "pass --benchmarks DIR")
 
 
 def available_suites(folder: Path) -> list[str]:
@@ -207,6 +215,12 @@ def _device(folder: Path, entries: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scratchlm import checks
+
+    checks.positive("timeout", args.timeout)
+    for name in ("json", "plot"):
+        if getattr(args, name) is not None:
+            checks.output_file(getattr(args, name), f"--{name}")
     folder = find_benchmarks(args.benchmarks)
     present = available_suites(folder)
     if args.suite:

@@ -16,6 +16,9 @@ import argparse
 import json
 from pathlib import Path
 
+from scratchlm import checks
+from scratchlm.commands.flags import config_flag
+
 # The grid nested CV chooses from (the demo, benchmarks/classifier.py): half-decade steps around the
 # 0.01 that the random-init model was first tuned with.
 LEARNING_RATES = (0.01, 0.03, 0.1)
@@ -29,24 +32,24 @@ _FLAGS = {"folds": "folds", "embed_dim": "dim", "steps": "steps", "weight_decay"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    cv = "training.embedding_bag.CVConfig"
+    cv = "scratchlm.training.embedding_bag:CVConfig."
     parser.add_argument("--data", default="polarity",
                         help="'polarity' (gensim's sentences) or a file of '__label__pos|neg text' lines")
     parser.add_argument("--init", default="random",
                         help="embedding table: 'random', 'minilm' (the shipped MiniLM's token embeddings) "
                              "or a word2vec text file")
     parser.add_argument("--freeze", action="store_true", help="keep the embedding table fixed (train only w, b)")
-    parser.add_argument("--folds", type=int, help=f"(default: {cv})")
-    parser.add_argument("--dim", type=int,
-                        help=f"embedding width with --init random (pretrained: the vectors' width) (default: {cv})")
-    parser.add_argument("--steps", type=int, help=f"full-batch AdamW steps per fold (default: {cv})")
-    parser.add_argument("--lr", type=float, nargs="+",
-                        help="learning rate; several: each outer fold picks one by inner 3-fold CV on its "
-                             f"training part (default: {cv})")
-    parser.add_argument("--weight-decay", type=float, help=f"(default: {cv})")
-    parser.add_argument("--dropout", type=float,
-                        help=f"drop rate on the token embeddings while training (default: {cv})")
-    parser.add_argument("--seed", type=int, help=f"(default: {cv})")
+    config_flag(parser, "--folds", type=int, help="outer cross-validation folds", source=cv + "folds")
+    config_flag(parser, "--dim", type=int, help="embedding width with --init random (pretrained: the vectors' width)",
+                source=cv + "embed_dim")
+    config_flag(parser, "--steps", type=int, help="full-batch AdamW steps per fold", source=cv + "steps")
+    config_flag(parser, "--lr", type=float, nargs="+", source=cv + "learning_rates",
+                help="AdamW's learning rate; several: each outer fold picks one by inner 3-fold CV on its "
+                     "training part")
+    config_flag(parser, "--weight-decay", type=float, help="AdamW's decoupled weight decay", source=cv + "weight_decay")
+    config_flag(parser, "--dropout", type=float, help="drop rate on the token embeddings while training",
+                source=cv + "dropout")
+    config_flag(parser, "--seed", type=int, help="folds, initialisation and dropout", source=cv + "seed")
     parser.add_argument("--out", type=Path, default=None, help="folder for per-fold JSON-lines metrics and a summary")
 
 
@@ -65,6 +68,10 @@ def evaluate(args_like) -> dict:
     if getattr(args_like, "lr", None) is not None:
         given["learning_rates"] = tuple(args_like.lr)
     config = CVConfig(**given, freeze_embedding=bool(args_like.freeze))
+    checks.source(args_like.data, "--data", ("polarity",))
+    checks.source(args_like.init, "--init", ("random", "minilm"))
+    if args_like.out is not None:
+        checks.output_folder(args_like.out)
     texts, labels = _load(args_like.data)
     vectors = load_vectors(args_like.init, texts)
     out = args_like.out

@@ -17,7 +17,8 @@ def add_parallel_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("several devices / hosts (scratchlm.distributed)")
     group.add_argument("--mesh", default=None, help="device mesh, e.g. data=8 (data parallel) or data=4,model=2 "
                        "(parameters sharded 2 ways: FSDP; embedding tables: by rows); default: one device")
-    group.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 for multi-host training")
+    group.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 for multi-host training; process 0 "
+                       "listens on that address only (not every interface)")
     group.add_argument("--num-processes", type=int, default=None, help="number of processes (one per host)")
     group.add_argument("--process-id", type=int, default=None, help="this process's index, 0..N-1")
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from scratchlm import checks
 from scratchlm.errors import ScratchlmError
 
 # (step name, module holding its demo_step), in pipeline order.
@@ -38,7 +39,7 @@ class DemoContext:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="the 2-minute version")
     parser.add_argument("--out", type=Path, default=Path("scratchlm-demo"), help="artefact folder")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="every step's seed")
     parser.add_argument(
         "--steps",
         default=",".join(name for name, _ in STEPS),
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = [s for s in wanted if s not in known]
     if unknown:
         raise ScratchlmError(f"scratchlm demo: unknown step(s) {unknown}; choose from {list(known)}")
+    checks.output_folder(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     summary: list[dict] = []
     started = time.perf_counter()

@@ -30,8 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scratchlm import checks
     from scratchlm.docsite import build_site
 
+    checks.output_folder(args.out)
+    if args.screenshot is not None:
+        checks.output_file(args.screenshot, "--screenshot")
     katex_dir = args.katex or os.environ.get("SCRATCHLM_KATEX_DIR") or None
     report = build_site(args.out, katex_dir=katex_dir)
     print(f"wrote {len(report.pages)} pages with {report.equations} equations ({report.renderer}) "

@@ -1,7 +1,8 @@
 """`scratchlm finetune`: fine-tune a pretrained encoder on a sequence or token classification task.
 
-    scratchlm finetune --task polarity --init minilm --epochs 3 --lr 5e-5 --batch 16 --folds 5 --seed 0 --out runs/pol
-    scratchlm finetune --task wikiner --init minilm --epochs 3 --lr 5e-5 --batch 16 --seed 0 --out runs/ner
+    scratchlm finetune --task polarity --init minilm --epochs 3 --lr 5e-5 --batch-size 16 --folds 5 \\
+        --seed 0 --out runs/pol
+    scratchlm finetune --task wikiner --init minilm --epochs 3 --lr 5e-5 --batch-size 16 --seed 0 --out runs/ner
     scratchlm finetune --task my.jsonl --init runs/bert-small/model --freeze all-but-top-2 --out runs/mine
 
 ``--task``: ``polarity`` (the 200 Pang–Lee sentences, k-fold cross-validation), ``wikiner`` (the
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from scratchlm import jsonio
 from scratchlm.commands.common import add_parallel_arguments, setup_parallel
+from scratchlm.commands.flags import config_flag
 from scratchlm.errors import ScratchlmError
 
 _PLOT_NOTE = 'note: matplotlib is not installed, so no plots were drawn: pip install "scratchlm[plot]"'
@@ -41,31 +43,32 @@ _PLOT_NOTE = 'note: matplotlib is not installed, so no plots were drawn: pip ins
 # reasons there).  A flag left out is None here and takes that default when the command runs: reading the
 # dataclass while the parser is built would import JAX before ``cli.use_compile_cache`` sets the
 # environment JAX reads at import.  The run's settings (metrics.json) record the resolved values.
-_FLAGS = {"learning_rate": "lr", "epochs": "epochs", "batch_size": "batch", "freeze": "freeze", "head": "head",
-          "dropout": "dropout", "weight_decay": "weight_decay", "warmup_ratio": "warmup", "clip_norm": "clip_norm",
-          "patience": "patience", "seed": "seed"}
+_FLAGS = {name: name for name in ("lr", "epochs", "batch_size", "freeze", "head", "dropout", "weight_decay",
+                                  "warmup_fraction", "clip_norm", "patience", "seed")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    ft = "training.finetune.FinetuneConfig"
+    ft = "scratchlm.training.finetune:FinetuneConfig."
     parser.add_argument("--task", required=True, help="polarity, wikiner, or a .jsonl / CoNLL file")
     parser.add_argument("--init", default="minilm", help="'minilm' or a folder with config.json + model.safetensors")
-    parser.add_argument("--epochs", type=int, help=f"(default: {ft})")
-    parser.add_argument("--lr", type=float, help=f"AdamW's peak learning rate (default: {ft})")
-    parser.add_argument("--batch", type=int, help=f"(default: {ft})")
-    parser.add_argument("--freeze", help=f"none | embeddings | encoder | all-but-top-N (default: {ft})")
+    config_flag(parser, "--epochs", type=int, help="passes over the training split", source=ft + "epochs")
+    config_flag(parser, "--lr", type=float, help="AdamW's peak learning rate", source=ft + "lr")
+    config_flag(parser, "--batch-size", type=int, help="examples per step", source=ft + "batch_size")
+    config_flag(parser, "--freeze", help="none | embeddings | encoder | all-but-top-N", source=ft + "freeze")
     parser.add_argument("--folds", type=int, default=None, help="k-fold cross-validation (default 5 for polarity)")
-    parser.add_argument("--seed", type=int, help=f"(default: {ft})")
+    config_flag(parser, "--seed", type=int, help="split, initialisation, dropout and order", source=ft + "seed")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--head", choices=("softmax", "sigmoid"), help=f"sigmoid: binary tasks (default: {ft})")
-    parser.add_argument("--dropout", type=float, help="default: the checkpoint's (0.1)")
-    parser.add_argument("--weight-decay", type=float, help=f"(default: {ft})")
-    parser.add_argument("--warmup", type=float, help=f"warm-up fraction of the steps (default: {ft})")
-    parser.add_argument("--clip-norm", type=float, help=f"global gradient-norm clip; 0: none (default: {ft})")
+    config_flag(parser, "--head", choices=("softmax", "sigmoid"), help="sigmoid: binary tasks", source=ft + "head")
+    parser.add_argument("--dropout", type=float, help="drop rate (default: the checkpoint's, 0.1 for MiniLM)")
+    config_flag(parser, "--weight-decay", type=float, help="AdamW's decoupled weight decay", source=ft + "weight_decay")
+    config_flag(parser, "--warmup-fraction", type=float, help="share of the steps spent warming up, in [0, 1] (HF's "
+                "warmup_ratio)", source=ft + "warmup_fraction")
+    config_flag(parser, "--clip-norm", type=float, help="global gradient-norm clip; 0: none", source=ft + "clip_norm")
     parser.add_argument("--patience", type=int, help="early-stopping patience in epochs (default: never stop)")
-    parser.add_argument("--class-weights", default=None, help="comma-separated w_j (sequence tasks)")
+    parser.add_argument("--class-weights", default=None, help="comma-separated w_j (sequence tasks; default: all 1)")
     parser.add_argument("--max-length", type=int, default=128, help="sub-tokens per example, specials included")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N examples of each split")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N examples of each split "
+                        "(default: all)")
     parser.add_argument("--fresh", action="store_true", help="ignore earlier results in --out instead of resuming")
     add_parallel_arguments(parser)  # --mesh data=8 | data=4,model=2 (FSDP); --coordinator/--num-processes/--process-id
 
@@ -83,7 +86,10 @@ def load_init(spec: str):
     if spec != "minilm" and not (path / "config.json").exists() and (path / "model" / "config.json").exists():
         path = path / "model"  # the run folder of `scratchlm pretrain`
     if spec != "minilm" and (path / "config.json").exists():
-        model_type = json.loads((path / "config.json").read_text()).get("model_type", "bert")
+        try:
+            model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type", "bert")
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            model_type = "bert"  # a damaged config.json: bert.from_pretrained says what is wrong with it
         if model_type != "bert":
             raise ScratchlmError(f"--init {spec}: model_type {model_type!r}; fine-tuning supports BERT-family encoders "
                                  "(a GRU language model head is not implemented yet)")
@@ -132,18 +138,20 @@ def _token_task(splits, limit, tasks):
             "splits": {k: (v[:limit] if limit else v) for k, v in splits.items()}}
 
 
-def encode(task: dict, tok, max_length: int):
-    """Arrays for every split: ``{"train": data, ...}`` (+ word counts for token tasks)."""
+def encode(task: dict, tok, max_length: int, vocab_size: int | None = None):
+    """Arrays for every split: ``{"train": data, ...}`` (+ word counts for token tasks); ``vocab_size``, the
+    model's, checks every id (a tokenizer larger than the model's table would otherwise train on clamped rows)."""
     from scratchlm.data import tasks
 
     special = tasks.SpecialIds(cls=tok.cls_token_id, sep=tok.sep_token_id, pad=tok.pad_token_id, unk=tok.unk_token_id)
     text_ids = lambda s: tok.encode(s, add_special_tokens=False).ids  # noqa: E731
     if task["kind"] == "sequence":
-        return tasks.encode_sequence_task(task["examples"], text_ids, special, max_length)
+        return tasks.encode_sequence_task(task["examples"], text_ids, special, max_length, vocab_size=vocab_size)
     out = {}
     for name, sentences in task["splits"].items():
         tagged = [(words, [task["labels"].index(t) for t in tags]) for words, tags in sentences]
-        out[name] = (tasks.encode_token_task(tagged, text_ids, special, max_length), [len(w) for w, _ in sentences])
+        out[name] = (tasks.encode_token_task(tagged, text_ids, special, max_length, vocab_size=vocab_size),
+                     [len(w) for w, _ in sentences])
     return out
 
 
@@ -157,6 +165,15 @@ def finetune_config(args: argparse.Namespace, kind: str, num_labels: int):
     """
     from scratchlm.training.finetune import FinetuneConfig
 
+    config = FinetuneConfig(task=kind, num_labels=num_labels, **_given(args))
+    for field, flag in _FLAGS.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, getattr(config, field))
+    return config
+
+
+def _given(args: argparse.Namespace) -> dict:
+    """The FinetuneConfig fields the flags set (those left out keep the config's defaults)."""
     given = {field: getattr(args, flag) for field, flag in _FLAGS.items() if getattr(args, flag) is not None}
     if "clip_norm" in given:
         given["clip_norm"] = given["clip_norm"] or None  # --clip-norm 0: no clipping
@@ -166,12 +183,28 @@ def finetune_config(args: argparse.Namespace, kind: str, num_labels: int):
         except ValueError:
             raise ScratchlmError(f"--class-weights: comma-separated numbers expected, "
                                  f"got {args.class_weights!r}") from None
-    config = FinetuneConfig(task=kind, num_labels=num_labels, **given)
-    for field, flag in _FLAGS.items():
-        if getattr(args, flag) is None:
-            setattr(args, flag, getattr(config, field))
-    return config
+    return given
 
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """The flags and the paths, before any work: FinetuneConfig's ranges (on a stand-in binary sequence task:
+    the task's kind and labels are known once its file is read, and checked again then), then the rest."""
+    from scratchlm import checks
+    from scratchlm.training.finetune import FinetuneConfig
+
+    given = {k: v for k, v in _given(args).items() if k not in ("head", "class_weights")}
+    FinetuneConfig(task="sequence", num_labels=2, **given)
+
+    checks.at_least("max_length", args.max_length, 3)  # [CLS] a token [SEP]
+    if args.folds is not None:
+        checks.at_least("folds", args.folds, 2)
+    if args.limit is not None:
+        checks.at_least("limit", args.limit, 1)
+    checks.source(args.task, "--task", ("polarity", "wikiner"))
+    if args.init != "minilm":
+        checks.input_folder(args.init, "--init")
+    checks.output_folder(args.out)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -186,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
     from scratchlm.training.epoch_timing import epoch_timing
     from scratchlm.training.metrics import sequence_metrics
 
+    check_flags(args)
     mesh = setup_parallel(args)  # before any other JAX call
     out: Path = args.out
     if args.fresh and out.exists():
@@ -200,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
     names = task["labels"]
     config = finetune_config(args, task["kind"], len(names))  # every flag checked before the model is loaded
     bert_config, pretrained, tok = load_init(args.init)
-    data = encode(task, tok, args.max_length)
+    data = encode(task, tok, args.max_length, bert_config.vocab_size)
     key = jax.random.key(args.seed)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
     folds = args.folds if args.folds is not None else (5 if args.task == "polarity" else None)
@@ -352,7 +386,7 @@ def demo_step(ctx) -> dict:
     for 6 epochs stayed at 0.51 and 12 steps of batch 16 at the majority rate; ``--quick`` runs
     2 epochs instead of 4."""
     argv = ["--task", "polarity", "--init", "minilm", "--folds", "2", "--epochs", "2" if ctx.quick else "4",
-            "--batch", "8", "--max-length", "32", "--lr", "1e-4", "--seed", str(ctx.seed), "--out", str(ctx.out),
+            "--batch-size", "8", "--max-length", "32", "--lr", "1e-4", "--seed", str(ctx.seed), "--out", str(ctx.out),
             "--fresh"]
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scratchlm import jsonio
+from scratchlm import checks, jsonio
 from scratchlm.commands.common import add_parallel_arguments, setup_parallel
 from scratchlm.embeddings.glove.config import GloveConfig
 from scratchlm.embeddings.glove.cooccurrence import CooccurrenceConfig
@@ -44,26 +44,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     G, C = GloveConfig, CooccurrenceConfig
     parser.add_argument("--corpus", default="wiki", help="'wiki' (cleaned Wikipedia sample, one article a line), "
                         "'lee', or a text file (one document a line: the window never crosses a newline)")
-    parser.add_argument("--dim", type=int, default=G.dim)
+    parser.add_argument("--dim", type=int, default=G.dim, help="vector size, in components (glove.c -vector-size)")
     parser.add_argument("--window", type=int, default=C.window,
                         help="context words on each side (glove's cooccur -window-size)")
     parser.add_argument("--left-only", action="store_true", default=not C.symmetric,
                         help="count only context to the left (cooccur -symmetric 0)")
-    parser.add_argument("--min-count", type=int, default=C.min_count)
-    parser.add_argument("--max-size", type=int, default=C.max_size, help="keep at most this many words")
+    parser.add_argument("--min-count", type=int, default=C.min_count,
+                        help="rarer words are dropped, in occurrences (vocab_count -min-count)")
+    parser.add_argument("--vocab-size", type=int, default=C.max_size,
+                        help="keep at most this many words (vocab_count -max-vocab; CooccurrenceConfig.max_size; "
+                             "default: all)")
     parser.add_argument("--x-max", type=float, default=G.x_max,
                         help="f's cutoff: 10 as glove's demo.sh (the paper: 100)")
-    parser.add_argument("--alpha", type=float, default=G.alpha, help="f's exponent (paper: 3/4)")
-    parser.add_argument("--learning-rate", type=float, default=G.learning_rate,
-                        help="AdaGrad's eta (paper and glove.c: 0.05)")
-    parser.add_argument("--epochs", type=int, default=G.epochs)
+    parser.add_argument("--alpha", type=float, default=G.alpha,
+                        help="the weighting function f's exponent, the paper's alpha (3/4); not a learning rate")
+    parser.add_argument("--lr", type=float, default=G.lr,
+                        help="AdaGrad's initial learning rate (the paper's and glove.c's -eta: 0.05)")
+    parser.add_argument("--epochs", type=int, default=G.epochs, help="passes over the non-zeros (glove.c -iter)")
     parser.add_argument("--batch-size", type=int, default=G.batch_size, help="non-zeros per AdaGrad minibatch")
     parser.add_argument("--output", choices=("sum", "word"), default=G.output,
                         help="sum: W + W~ (glove.c -model 2); word: W only")
     parser.add_argument("--max-memory-mb", type=float, default=C.max_memory_mb,
-                        help="ceiling for the counting buffers")
+                        help="ceiling for the counting buffers, in MB")
     parser.add_argument("--restrict", type=int, default=RESTRICT, help="evaluate over the N most frequent words")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="initialisation and minibatch order")
     parser.add_argument("--save-cooccurrence", action="store_true", help="also write DIR/cooccurrence.npz")
     parser.add_argument("--checkpoint-dir", type=Path, default=None, help="checkpoint every epoch; resume from here")
     parser.add_argument("--out", type=Path, default=Path("glove-out"))
@@ -105,7 +109,7 @@ def train_and_write(sentences, *, out: Path, config: GloveConfig | None = None,
         "processes": jax.process_count(),
         "settings": {"dim": config.dim, "window": counting.window, "symmetric": counting.symmetric,
                      "min_count": counting.min_count, "max_size": counting.max_size, "x_max": config.x_max,
-                     "alpha": config.alpha, "learning_rate": config.learning_rate, "epochs": config.epochs,
+                     "alpha": config.alpha, "lr": config.lr, "epochs": config.epochs,
                      "batch_size": config.batch_size, "output": config.output, "seed": seed},
     }
     try:
@@ -122,11 +126,16 @@ def run(args: argparse.Namespace) -> int:
 
     from scratchlm.data.corpora import load_tokenized_corpus
 
-    mesh = setup_parallel(args)  # before any other JAX call
-    config = GloveConfig(dim=args.dim, x_max=args.x_max, alpha=args.alpha, learning_rate=args.learning_rate,
+    if args.vocab_size is not None:  # the config's field is max_size (the vocabulary module's name for it)
+        checks.at_least("vocab_size", args.vocab_size, 1)
+    config = GloveConfig(dim=args.dim, x_max=args.x_max, alpha=args.alpha, lr=args.lr,
                          epochs=args.epochs, batch_size=args.batch_size, output=args.output)
     counting = CooccurrenceConfig(window=args.window, symmetric=not args.left_only, min_count=args.min_count,
-                                  max_size=args.max_size, max_memory_mb=args.max_memory_mb)
+                                  max_size=args.vocab_size, max_memory_mb=args.max_memory_mb)
+    checks.source(args.corpus, "--corpus")
+    checks.at_least("restrict", args.restrict, 1)
+    checks.output_folder(args.out)
+    mesh = setup_parallel(args)  # before any other JAX call
     metrics = train_and_write(
         load_tokenized_corpus(args.corpus, wiki_unit="article"), out=args.out, config=config, counting=counting,
         restrict=args.restrict, seed=args.seed, save_cooccurrence=args.save_cooccurrence,

@@ -1,7 +1,7 @@
 """`scratchlm gru-lm`: pretrain the GRU language model, sample from it, fine-tune it on polarity.
 
     scratchlm gru-lm train --corpus wiki --tokenizer word --layers 2 --hidden 512 --embed 256 \\
-        --dropout 0.1 --seq-len 64 --batch 32 --steps 2000 --out runs/gru
+        --dropout 0.1 --seq-len 64 --batch-size 32 --steps 2000 --out runs/gru
     scratchlm gru-lm generate --checkpoint runs/gru --prompt "the history of" --top-p 0.9
     scratchlm gru-lm classify --checkpoint runs/gru --steps 200
 
@@ -19,65 +19,72 @@ import dataclasses
 import json
 from pathlib import Path
 
+from scratchlm import checks
+from scratchlm.commands.flags import config_flag
 from scratchlm.data.codec import MAX_VOCAB, MIN_COUNT
 
 # Defaults live once, in the library: training/lm.py (LMConfig, sample_text), models/gru_lm.py (GRULMConfig),
 # training/classify.py (HoldoutConfig), data/codec.py (the word vocabulary's size and count, JAX-free, read
 # here).  A flag left out is None and takes its default when the command runs: reading the dataclasses
 # while the parser is built would import JAX before ``cli.use_compile_cache`` sets the environment JAX
-# reads at import.
-_LM_FLAGS = {"seq_len": "seq_len", "batch": "batch", "steps": "steps", "lr": "lr", "clip": "clip",
-             "valid_fraction": "valid_fraction", "eval_every": "eval_every", "seed": "seed"}
+# reads at import (``--help`` reads them: commands.flags.config_flag).  The run configs' fields are the flags'
+# names; the model's follow HuggingFace's (``hidden_size``: ``--hidden``).
+_LM_FLAGS = {name: name for name in ("seq_len", "batch_size", "steps", "lr", "clip_norm", "valid_fraction",
+                                     "eval_every", "seed")}
 _MODEL_FLAGS = {"embed_size": "embed", "hidden_size": "hidden", "num_layers": "layers", "dropout": "dropout",
                 "tie_embeddings": "tie", "variant": "variant"}
-_HOLDOUT_FLAGS = {"steps": "steps", "learning_rate": "lr", "batch_size": "batch", "test_fraction": "test_fraction",
-                  "seed": "seed"}
+_HOLDOUT_FLAGS = {name: name for name in ("steps", "lr", "batch_size", "test_fraction", "seed")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    lm, model, holdout = "training.lm.LMConfig", "models.gru_lm.GRULMConfig", "training.classify.HoldoutConfig"
+    lm, model = "scratchlm.training.lm:LMConfig.", "scratchlm.models.gru_lm:GRULMConfig."
+    holdout = "scratchlm.training.classify:HoldoutConfig."
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     t = sub.add_parser("train", help="pretrain on a corpus with truncated BPTT")
     t.add_argument("--corpus", default="wiki", help="wiki, lee, or a UTF-8 text file (one paragraph a line)")
     t.add_argument("--tokenizer", default="word", help="'word' (a word vocabulary) or PATH to a tokenizer.json")
-    t.add_argument("--max-vocab", type=int, default=MAX_VOCAB, help="word vocabulary size (specials excluded)")
-    t.add_argument("--min-count", type=int, default=MIN_COUNT, help="rarer words become <unk>")
-    t.add_argument("--layers", type=int, help=f"GRU layers (default: {model})")
-    t.add_argument("--hidden", type=int, help=f"hidden size (default: {model})")
-    t.add_argument("--embed", type=int, help=f"embedding size (default: {model})")
-    t.add_argument("--dropout", type=float, help=f"dropout between layers and on the output (default: {model})")
-    t.add_argument("--variant", choices=["cudnn", "cho"], help=f"GRU variant (default: {model})")
-    t.add_argument("--tie", action="store_true", default=None,
-                   help="tie the output layer to the embedding (needs --embed == --hidden)")
-    t.add_argument("--seq-len", type=int, help=f"truncated-BPTT window (default: {lm})")
-    t.add_argument("--batch", type=int, help=f"parallel streams (default: {lm})")
-    t.add_argument("--steps", type=int, help=f"(default: {lm})")
-    t.add_argument("--lr", type=float, help=f"AdamW's peak learning rate, cosine schedule (default: {lm})")
-    t.add_argument("--clip", type=float, help=f"global gradient-norm clip (Pascanu et al. 2013) (default: {lm})")
-    t.add_argument("--valid-fraction", type=float, help=f"paragraphs held out, from the end (default: {lm})")
-    t.add_argument("--eval-every", type=int,
-                   help=f"held-out perplexity every N steps, 0: at the end only (default: {lm})")
-    t.add_argument("--seed", type=int, help=f"(default: {lm})")
+    t.add_argument("--vocab-size", type=int, default=MAX_VOCAB,
+                   help="largest word vocabulary, in words, specials excluded (with --tokenizer word)")
+    t.add_argument("--min-count", type=int, default=MIN_COUNT, help="rarer words become <unk>, in occurrences")
+    config_flag(t, "--layers", type=int, help="GRU layers", source=model + "num_layers")
+    config_flag(t, "--hidden", type=int, help="hidden size, in units", source=model + "hidden_size")
+    config_flag(t, "--embed", type=int, help="embedding size, in components", source=model + "embed_size")
+    config_flag(t, "--dropout", type=float, help="drop rate between layers and on the output", source=model + "dropout")
+    config_flag(t, "--variant", choices=["cudnn", "cho"], help="GRU variant", source=model + "variant")
+    config_flag(t, "--tie", action="store_true", source=model + "tie_embeddings",
+                help="tie the output layer to the embedding (needs --embed == --hidden)")
+    config_flag(t, "--seq-len", type=int, help="truncated-BPTT window, in tokens", source=lm + "seq_len")
+    config_flag(t, "--batch-size", type=int, help="parallel streams", source=lm + "batch_size")
+    config_flag(t, "--steps", type=int, help="optimizer steps", source=lm + "steps")
+    config_flag(t, "--lr", type=float, help="AdamW's peak learning rate, cosine schedule", source=lm + "lr")
+    config_flag(t, "--clip-norm", type=float, help="global gradient-norm clip (Pascanu et al. 2013); 0: none",
+                source=lm + "clip_norm")
+    config_flag(t, "--valid-fraction", type=float, help="share of the paragraphs held out, from the end",
+                source=lm + "valid_fraction")
+    config_flag(t, "--eval-every", type=int, help="held-out perplexity every N steps, 0: at the end only",
+                source=lm + "eval_every")
+    config_flag(t, "--seed", type=int, help="initialisation, dropout and stream order", source=lm + "seed")
     t.add_argument("--out", type=Path, required=True)
 
     g = sub.add_parser("generate", help="continue a prompt")
     g.add_argument("--checkpoint", type=Path, required=True, help="a folder written by `gru-lm train`")
-    g.add_argument("--prompt", required=True)
-    sample = "training.lm.sample_text"
-    g.add_argument("--max-new-tokens", type=int, help=f"(default: {sample})")
-    g.add_argument("--temperature", type=float, help=f"0 = greedy (default: {sample})")
-    g.add_argument("--top-k", type=int, help=f"0: no top-k cut (default: {sample})")
-    g.add_argument("--top-p", type=float, help=f"nucleus mass (default: {sample})")
-    g.add_argument("--samples", type=int, help=f"(default: {sample})")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--prompt", required=True, help="the text to continue")
+    sample = "scratchlm.training.lm:sample_text."
+    config_flag(g, "--max-new-tokens", type=int, help="tokens to sample", source=sample + "max_new_tokens")
+    config_flag(g, "--temperature", type=float, help="0 = greedy", source=sample + "temperature")
+    config_flag(g, "--top-k", type=int, help="0: no top-k cut", source=sample + "top_k")
+    config_flag(g, "--top-p", type=float, help="nucleus mass, a fraction in (0, 1]", source=sample + "top_p")
+    config_flag(g, "--samples", type=int, help="continuations to print", source=sample + "samples")
+    g.add_argument("--seed", type=int, default=0, help="the sampling draws")
 
     c = sub.add_parser("classify", help="fine-tune a classification head on the polarity sentences")
     c.add_argument("--checkpoint", type=Path, required=True, help="a folder written by `gru-lm train`")
-    c.add_argument("--steps", type=int, help=f"(default: {holdout})")
-    c.add_argument("--lr", type=float, help=f"(default: {holdout})")
-    c.add_argument("--batch", type=int, help=f"(default: {holdout})")
-    c.add_argument("--test-fraction", type=float, help=f"(default: {holdout})")
-    c.add_argument("--seed", type=int, help=f"(default: {holdout})")
+    config_flag(c, "--steps", type=int, help="optimizer steps", source=holdout + "steps")
+    config_flag(c, "--lr", type=float, help="AdamW's peak learning rate", source=holdout + "lr")
+    config_flag(c, "--batch-size", type=int, help="sentences per step", source=holdout + "batch_size")
+    config_flag(c, "--test-fraction", type=float, help="share of the sentences held out",
+                source=holdout + "test_fraction")
+    config_flag(c, "--seed", type=int, help="split, initialisation and order", source=holdout + "seed")
 
 
 def _given(args: argparse.Namespace, flags: dict[str, str]) -> dict:
@@ -111,7 +118,7 @@ def write_run(out: Path, codec, model, config, result=None) -> None:
     if result is None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps({"model": dataclasses.asdict(model), "tokenizer": codec.kind,
-                                                     "seq_len": config.seq_len, "batch": config.batch,
+                                                     "seq_len": config.seq_len, "batch_size": config.batch_size,
                                                      "seed": config.seed}, indent=2) + "\n")
         codec.save(out)
         return
@@ -136,11 +143,19 @@ def train_command(args: argparse.Namespace) -> dict:
     from scratchlm.data.codec import TextCodec
     from scratchlm.training.lm import LMConfig, held_out
 
-    config = LMConfig(**_given(args, _LM_FLAGS))
+    given = _given(args, _LM_FLAGS)
+    if given.get("clip_norm") == 0:
+        given["clip_norm"] = None  # --clip-norm 0: no clipping
+    config = LMConfig(**given)
     model_config(args, 2)  # the flags' checks, before the corpus is read
+    checks.at_least("vocab_size", args.vocab_size, 1)
+    checks.at_least("min_count", args.min_count, 1)
+    checks.source(args.corpus, "--corpus")
+    checks.source(args.tokenizer, "--tokenizer", ("word",))
+    checks.output_folder(args.out)
     paragraphs = corpora.load_corpus(args.corpus)
     n_valid = held_out(paragraphs, config.valid_fraction)
-    codec = TextCodec.build(args.tokenizer, paragraphs[:-n_valid], max_vocab=args.max_vocab, min_count=args.min_count)
+    codec = TextCodec.build(args.tokenizer, paragraphs[:-n_valid], max_vocab=args.vocab_size, min_count=args.min_count)
     return pretrain(paragraphs, codec, model_config(args, codec.vocab_size), config, args.out).metrics
 
 
@@ -149,6 +164,15 @@ def generate_command(args: argparse.Namespace) -> list[str]:
 
     from scratchlm.training.lm import load_trained, sample_text
 
+    for name in ("max_new_tokens", "samples"):
+        if getattr(args, name) is not None:
+            checks.at_least(name, getattr(args, name), 1)
+    for name in ("temperature", "top_k"):
+        if getattr(args, name) is not None:
+            checks.at_least(name, getattr(args, name), 0)
+    if args.top_p is not None:
+        checks.fraction("top_p", args.top_p, low_open=True)
+    checks.input_folder(args.checkpoint, "--checkpoint")
     params, config, codec = load_trained(args.checkpoint)
     given = {k: getattr(args, k) for k in ("max_new_tokens", "temperature", "top_k", "top_p", "samples")
              if getattr(args, k) is not None}  # the others: sample_text's defaults
@@ -173,6 +197,7 @@ def classify_command(args: argparse.Namespace) -> dict:
     from scratchlm.training.lm import load_trained
 
     holdout = HoldoutConfig(**_given(args, _HOLDOUT_FLAGS))
+    checks.input_folder(args.checkpoint, "--checkpoint")
     params, config, codec = load_trained(args.checkpoint)
     return classify_polarity(params, config, codec, holdout)
 
@@ -199,7 +224,7 @@ def demo_step(ctx) -> dict:
         sizes = dict(embed=32, hidden=64, layers=1, max_vocab=1000, steps=120, batch=32, seq_len=32, lr=1e-2)
     else:
         sizes = dict(embed=64, hidden=128, layers=1, max_vocab=4000, steps=400, batch=32, seq_len=32, lr=1e-2)
-    config = LMConfig(seq_len=sizes["seq_len"], batch=sizes["batch"], steps=sizes["steps"], lr=sizes["lr"],
+    config = LMConfig(seq_len=sizes["seq_len"], batch_size=sizes["batch"], steps=sizes["steps"], lr=sizes["lr"],
                       seed=ctx.seed)
     n_valid = held_out(paragraphs, config.valid_fraction)
     codec = TextCodec.build("word", paragraphs[:-n_valid], max_vocab=sizes["max_vocab"], min_count=MIN_COUNT)

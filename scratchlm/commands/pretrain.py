@@ -1,6 +1,6 @@
 """`scratchlm pretrain`: masked-LM pretraining of a BERT-style encoder.
 
-    scratchlm pretrain --corpus wiki --layers 4 --hidden 256 --heads 4 --seq-len 128 --batch 32 \\
+    scratchlm pretrain --corpus wiki --layers 4 --hidden 256 --heads 4 --seq-len 128 --batch-size 32 \\
         --steps 2000 --out runs/bert-small                  # trains a WordPiece vocabulary first
     scratchlm pretrain --corpus wiki --init minilm --steps 200 --out runs/minilm-wiki   # continued
 
@@ -22,49 +22,49 @@ import argparse
 from pathlib import Path
 
 from scratchlm.commands.common import add_parallel_arguments, setup_parallel
+from scratchlm.commands.flags import config_flag
 
 # Defaults live once, in the library's config dataclasses (training/pretrain.py: PretrainConfig, and
 # SMALL_BERT, the encoder built when no --init is given; models/bert.py: BertConfig).  A flag left out
 # is None here and takes that default in :func:`pretrain_command`: reading the dataclasses while the
 # parser is built would import JAX before ``cli.use_compile_cache`` sets the environment JAX reads at
 # import, so the parser stays free of JAX and the defaults are resolved when the command runs.
-_RUN_FLAGS = {"seq_len": "seq_len", "batch_size": "batch", "steps": "steps", "learning_rate": "lr",
-              "warmup_steps": "warmup", "weight_decay": "weight_decay", "eval_every": "eval_every", "seed": "seed"}
+_RUN_FLAGS = {name: name for name in ("seq_len", "batch_size", "steps", "lr", "warmup_steps", "weight_decay",
+                                      "eval_every", "seed")}
 _MODEL_FLAGS = {"vocab_size": "vocab_size", "num_hidden_layers": "layers", "hidden_size": "hidden",
                 "num_attention_heads": "heads", "intermediate_size": "intermediate"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    def small(field):  # where a left-out model flag's default is stated
-        return f"(default: SMALL_BERT.{field}, scratchlm.training.pretrain)"
-
-    def run(field):  # where a left-out run flag's default is stated
-        return f"(default: PretrainConfig.{field}, scratchlm.training.pretrain)"
-
+    small, run = "scratchlm.training.pretrain:SMALL_BERT.", "scratchlm.training.pretrain:PretrainConfig."
     parser.add_argument("--corpus", default="wiki", help="wiki, lee, or a UTF-8 text file (one document a line)")
     parser.add_argument("--tokenizer", type=Path, default=None, help="a tokenizer.json (default: train WordPiece)")
-    parser.add_argument("--vocab-size", type=int, help="WordPiece vocabulary to train " + small("vocab_size"))
-    parser.add_argument("--layers", type=int, help="encoder layers " + small("num_hidden_layers"))
-    parser.add_argument("--hidden", type=int, help="hidden size H " + small("hidden_size"))
-    parser.add_argument("--heads", type=int, help="attention heads " + small("num_attention_heads"))
+    config_flag(parser, "--vocab-size", type=int, help="WordPiece vocabulary to train, in tokens",
+                source=small + "vocab_size")
+    config_flag(parser, "--layers", type=int, help="encoder layers", source=small + "num_hidden_layers")
+    config_flag(parser, "--hidden", type=int, help="hidden size H", source=small + "hidden_size")
+    config_flag(parser, "--heads", type=int, help="attention heads", source=small + "num_attention_heads")
     parser.add_argument("--intermediate", type=int, default=None, help="feed-forward width (default 4 x hidden)")
-    parser.add_argument("--seq-len", type=int, help="tokens per packed row " + run("seq_len"))
-    parser.add_argument("--batch", type=int, help="rows per step " + run("batch_size"))
-    parser.add_argument("--steps", type=int, help="training steps " + run("steps"))
-    parser.add_argument("--lr", type=float, help="AdamW's peak learning rate " + run("learning_rate"))
-    parser.add_argument("--warmup", type=int, default=None, help="warmup steps (default 10%% of --steps)")
-    parser.add_argument("--weight-decay", type=float, help="AdamW's decoupled weight decay " + run("weight_decay"))
-    parser.add_argument("--dropout", type=float, help="hidden and attention dropout "
-                        "(default: BertConfig.hidden_dropout_prob, scratchlm.models.bert)")
+    config_flag(parser, "--seq-len", type=int, help="tokens per packed row", source=run + "seq_len")
+    config_flag(parser, "--batch-size", type=int, help="rows per step", source=run + "batch_size")
+    config_flag(parser, "--steps", type=int, help="optimizer steps", source=run + "steps")
+    config_flag(parser, "--lr", type=float, help="AdamW's peak learning rate", source=run + "lr")
+    parser.add_argument("--warmup-steps", type=int, default=None,
+                        help="steps of linear warm-up (default: 10%% of --steps, at least 1, below --steps)")
+    config_flag(parser, "--weight-decay", type=float, help="AdamW's decoupled weight decay",
+                source=run + "weight_decay")
+    config_flag(parser, "--dropout", type=float, help="hidden and attention drop rate",
+                source="scratchlm.models.bert:BertConfig.hidden_dropout_prob")
     parser.add_argument("--init", default=None, help="'minilm' or a folder with config.json + model.safetensors")
     parser.add_argument("--bf16", action="store_true", help="compute in bfloat16 (parameters stay float32)")
     parser.add_argument("--fused", action="store_true",
                         help="fused attention (cuDNN flash on GPU); sets attention dropout to 0")
     parser.add_argument("--pre-ln", action="store_true", help="pre-layer-norm encoder (new models only)")
-    parser.add_argument("--max-docs", type=int, default=None, help="use only the first N documents")
-    parser.add_argument("--eval-every", type=int,
-                        help="held-out evaluation every N steps, 0: at the start and the end only " + run("eval_every"))
-    parser.add_argument("--seed", type=int, help="masking, dropout, initialisation and batch order " + run("seed"))
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N documents (default: all)")
+    config_flag(parser, "--eval-every", type=int, help="held-out evaluation every N steps, 0: at the start and the "
+                "end only", source=run + "eval_every")
+    config_flag(parser, "--seed", type=int, help="masking, dropout, initialisation and batch order",
+                source=run + "seed")
     parser.add_argument("--out", type=Path, required=True)
     add_parallel_arguments(parser)  # --mesh data=8 | data=4,model=2; --coordinator/--num-processes/--process-id
 
@@ -88,12 +88,29 @@ def _given(args: argparse.Namespace, flags: dict[str, str]) -> dict:
     return {field: getattr(args, flag) for field, flag in flags.items() if getattr(args, flag, None) is not None}
 
 
+def check_flags(args: argparse.Namespace) -> None:
+    """The flags that no config dataclass checks, and the paths: before any work."""
+    from scratchlm import checks
+
+    for name in ("vocab_size", "intermediate", "limit"):
+        if getattr(args, name) is not None:
+            checks.at_least(name, getattr(args, name), 1)
+    checks.source(args.corpus, "--corpus")
+    if args.tokenizer is not None:
+        checks.input_file(args.tokenizer, "--tokenizer")
+    if args.init and args.init != "minilm":
+        checks.input_folder(args.init, "--init")
+    checks.output_folder(args.out)
+
+
 def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) -> dict:
     """Flags -> (tokenizer, BertConfig, PretrainConfig) -> :func:`scratchlm.training.pretrain.pretrain`."""
+    from dataclasses import replace
+
     from scratchlm import tokenizers
 
+    check_flags(args)
     mesh = setup_parallel(args)  # before any other JAX call: jax.distributed.initialize comes first
-    from dataclasses import replace
 
     from scratchlm.data import corpora
     from scratchlm.errors import ScratchlmError
@@ -102,12 +119,17 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
     from scratchlm.training.pretrain import SMALL_BERT, PretrainConfig, pretrain
 
     run_config = PretrainConfig(**_given(args, _RUN_FLAGS))
-    texts = corpora.load_corpus(args.corpus)
-    if args.max_docs:
-        texts = texts[: args.max_docs]
     dropout = args.dropout if args.dropout is not None else bert.BertConfig.hidden_dropout_prob
     compute = {"dtype": "bfloat16" if args.bf16 else "float32", "fused_attention": args.fused,
                "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": 0.0 if args.fused else dropout}
+    if not args.init:  # the new encoder's shape, checked (BertConfig) before the corpus is read
+        shape = replace(SMALL_BERT, **_given(args, _MODEL_FLAGS))
+        if args.intermediate is None:
+            shape = replace(shape, intermediate_size=4 * shape.hidden_size)  # Vaswani et al. 2017, §3.3
+        replace(shape, **compute)
+    texts = corpora.load_corpus(args.corpus)
+    if args.limit is not None:
+        texts = texts[: args.limit]
     init_params = None
     if args.init:
         path = corpora.minilm_path() if args.init == "minilm" else Path(args.init)
@@ -117,9 +139,6 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
             raise ScratchlmError(f"--init {args.init}: no tokenizer.json in {path}; pass --tokenizer")
         tokenizer = tokenizers.load(tok_path)
     else:
-        shape = replace(SMALL_BERT, **_given(args, _MODEL_FLAGS))
-        if not args.intermediate:  # None (or 0): 4 H
-            shape = replace(shape, intermediate_size=4 * shape.hidden_size)  # Vaswani et al. 2017, §3.3
         if args.tokenizer:
             tokenizer = tokenizers.load(args.tokenizer)
         else:
@@ -138,9 +157,9 @@ def demo_step(ctx) -> dict:
     quick = ctx.quick
     args = argparse.Namespace(
         corpus="wiki", tokenizer=None, vocab_size=1000 if quick else 4000, layers=2, hidden=64 if quick else 128,
-        heads=2, intermediate=None, seq_len=64, batch=16 if quick else 32, steps=20 if quick else 400,
-        lr=1e-3, warmup=None, weight_decay=None, dropout=0.0, init=None, bf16=False, fused=False, pre_ln=False,
-        max_docs=300 if quick else None, eval_every=None, seed=ctx.seed, out=ctx.out)
+        heads=2, intermediate=None, seq_len=64, batch_size=16 if quick else 32, steps=20 if quick else 400,
+        lr=1e-3, warmup_steps=None, weight_decay=None, dropout=0.0, init=None, bf16=False, fused=False, pre_ln=False,
+        limit=300 if quick else None, eval_every=None, seed=ctx.seed, out=ctx.out)
     m = pretrain_command(args, progress=None)
     return {"result": _summary(m), "heldout_mlm_loss_start": m["heldout_mlm_loss_start"],
             "heldout_mlm_loss_end": m["heldout_mlm_loss_end"],

@@ -21,14 +21,15 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     train = sub.add_parser("train", help="train a tokenizer and write tokenizer.json")
-    train.add_argument("--model", choices=["bpe", "wordpiece"], required=True)
+    train.add_argument("--model", choices=["bpe", "wordpiece"], required=True, help="the merge algorithm")
     train.add_argument("--byte-level", action="store_true", help="BPE over UTF-8 bytes (GPT-2); lossless decoding")
-    train.add_argument("--vocab-size", type=int, required=True)
+    train.add_argument("--vocab-size", type=int, required=True, help="tokens in the vocabulary, specials included")
     train.add_argument("--corpus", required=True, help="UTF-8 file, one text a line; or 'wiki' / 'lee'")
     train.add_argument("--out", type=Path, required=True, help="tokenizer.json to write")
     train.add_argument("--special", nargs="*", default=[], metavar="TOKEN",
                        help="special tokens, ids 0, 1, ... in order")
-    train.add_argument("--min-frequency", type=int, default=0, help="smallest pair count that may still merge")
+    train.add_argument("--min-frequency", type=int, default=0,
+                       help="smallest pair count that may still merge (HF's min_frequency)")
     train.add_argument("--cased", action="store_true", help="WordPiece: keep case and accents (default lower-cases)")
     train.add_argument("--score", choices=["frequency", "likelihood"], default="frequency",
                        help="WordPiece merge rule: HuggingFace's pair frequency, or the WordPiece likelihood gain")
@@ -39,11 +40,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scratchlm import checks
     from scratchlm.errors import ScratchlmError
 
     if args.action == "train":
         if args.byte_level and args.model != "bpe":
             raise ScratchlmError("--byte-level applies to --model bpe only")
+        checks.at_least("vocab_size", args.vocab_size, 1)
+        checks.at_least("min_frequency", args.min_frequency, 0)
+        checks.source(args.corpus, "--corpus")
+        checks.output_file(args.out)
         texts = _load(args.corpus)
         started = time.perf_counter()
         tok = train(args.model, texts, args.vocab_size, byte_level=args.byte_level, special_tokens=args.special,
@@ -54,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from scratchlm import tokenizers
 
-    tok = tokenizers.load(args.tokenizer)
+    tok = tokenizers.load(checks.input_file(args.tokenizer, "--tokenizer"))
     for line in sys.stdin:
         enc = tok.encode(line.rstrip("\n"), add_special_tokens=not args.no_special)
         print(" ".join(enc.tokens) if args.tokens else " ".join(map(str, enc.ids)))

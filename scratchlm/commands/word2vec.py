@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from scratchlm import jsonio
+from scratchlm import checks, jsonio
 from scratchlm.commands.common import add_parallel_arguments, limit_intra_op_threads, setup_parallel
 from scratchlm.embeddings.word2vec.config import Word2VecConfig, default_cpu_batch, default_noise_share
 
@@ -35,20 +35,25 @@ DEMO_WORDS = ("france", "paris", "germany", "berlin", "italy", "rome", "spain", 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", default="wiki", help="'wiki' (the cleaned Wikipedia sample), 'lee', or a file: "
                         "one sentence a line, whitespace-tokenized")
-    parser.add_argument("--model", choices=("skipgram", "cbow"), default=Word2VecConfig.model)
-    parser.add_argument("--dim", type=int, default=Word2VecConfig.dim)
-    parser.add_argument("--window", type=int, default=Word2VecConfig.window)
-    parser.add_argument("--negative", type=int, default=Word2VecConfig.negative)
-    parser.add_argument("--min-count", type=int, default=Word2VecConfig.min_count)
-    parser.add_argument("--sample", type=float, default=Word2VecConfig.sample)
-    parser.add_argument("--epochs", type=int, default=Word2VecConfig.epochs)
-    parser.add_argument("--alpha", type=float, default=Word2VecConfig.alpha)
-    parser.add_argument("--min-alpha", type=float, default=Word2VecConfig.min_alpha)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch", type=int, default=None,
+    W = Word2VecConfig
+    parser.add_argument("--model", choices=("skipgram", "cbow"), default=W.model, help="the architecture (gensim's sg)")
+    parser.add_argument("--dim", type=int, default=W.dim, help="vector size, in components (gensim's vector_size)")
+    parser.add_argument("--window", type=int, default=W.window,
+                        help="largest context on each side, in words (reduced at random per centre)")
+    parser.add_argument("--negative", type=int, default=W.negative, help="noise words K per positive pair")
+    parser.add_argument("--min-count", type=int, default=W.min_count, help="rarer words are dropped, in occurrences")
+    parser.add_argument("--sample", type=float, default=W.sample, help="subsampling threshold t (0: keep every word)")
+    parser.add_argument("--epochs", type=int, default=W.epochs, help="passes over the corpus")
+    parser.add_argument("--lr", type=float, default=W.lr,
+                        help="SGD's starting learning rate, decaying linearly to --min-lr (gensim's alpha, "
+                             "the C tool's -alpha)")
+    parser.add_argument("--min-lr", type=float, default=W.min_lr,
+                        help="the learning rate at the end of the last epoch (gensim's min_alpha)")
+    parser.add_argument("--seed", type=int, default=0, help="initialisation, subsampling and noise draws")
+    parser.add_argument("--batch-size", type=int, default=None,
                         help="centre words per step (default on CPU: 384 skip-gram, 1024 CBOW; on an accelerator "
                              "up to 16384, halved until an epoch has at least 256 steps)")
-    parser.add_argument("--steps-per-call", type=int, default=Word2VecConfig.steps_per_call,
+    parser.add_argument("--steps-per-call", type=int, default=W.steps_per_call,
                         help="jitted steps per dispatch")
     parser.add_argument("--noise-share", type=int, default=None,
                         help="centres sharing one set of noise words (default on CPU: skip-gram 8, CBOW 32 taken "
@@ -60,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=float, default=60.0,
                         help="seconds between checkpoints (0: only after each epoch)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads running a step's ops (default 1: the step's ops are too small to share "
                              "between threads, see scratchlm.commands.common.limit_intra_op_threads; 0: XLA's "
@@ -89,8 +94,8 @@ def _config(args, counts=None):
     from scratchlm.embeddings.word2vec.model import accelerator_batch
 
     accelerator = jax.devices()[0].platform != "cpu"
-    if args.batch:
-        batch = args.batch
+    if args.batch_size is not None:
+        batch = args.batch_size
     elif accelerator:
         batch = 16_384 if counts is None else accelerator_batch(counts, args.sample)
     else:
@@ -100,8 +105,8 @@ def _config(args, counts=None):
     normalize = args.normalize_duplicates if args.normalize_duplicates is not None else batch > 2048
     share = args.noise_share if args.noise_share is not None else default_noise_share(args.model, batch, accelerator)
     return Word2VecConfig(model=args.model, dim=args.dim, window=args.window, negative=args.negative,
-                          min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,
-                          min_alpha=args.min_alpha, batch_size=batch, steps_per_call=args.steps_per_call,
+                          min_count=args.min_count, sample=args.sample, epochs=args.epochs, lr=args.lr,
+                          min_lr=args.min_lr, batch_size=batch, steps_per_call=args.steps_per_call,
                           normalize_duplicates=normalize, noise_share=share)
 
 
@@ -119,6 +124,10 @@ def train_and_write(args, sentences=None) -> dict:
     from scratchlm.training import word2vec as recipe
 
     started = time.perf_counter()
+    if sentences is None:
+        checks.source(args.corpus, "--corpus")
+    checks.at_least("restrict_vocab", args.restrict_vocab, 1)
+    checks.output_folder(args.out)
     mesh = setup_parallel(args)  # before any other JAX call
     lead = jax.process_index() == 0
     config = _config(args)  # the settings checked before the corpus is read; the batch is sized below
@@ -167,6 +176,7 @@ def train_and_write(args, sentences=None) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    checks.at_least("threads", args.threads, 0)
     if args.threads and args.mesh is None and args.coordinator is None and args.num_processes is None:
         limit_intra_op_threads(args.threads)  # before anything starts JAX's backend
     import jax

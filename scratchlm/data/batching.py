@@ -4,6 +4,11 @@ deterministic minibatch order (a function of the step, so a resumed run sees the
 No JAX here: every function returns NumPy arrays.  Shapes are kept few on purpose: a jitted step
 compiles once per distinct batch shape, so widths are rounded up (:func:`bucket_length`,
 :func:`pad_batch`) and short sets are padded to a fixed row count by the recipes.
+
+This is also where ids are checked (:func:`check_ids`): inside ``jit`` an out-of-range index raises
+nothing.  XLA clamps a gather's index into range (``table[V + 5]`` reads row ``V - 1``; a negative
+id reads row 0) and drops a scatter's out-of-range update, so a tokenizer larger than the model's
+table would train silently on the wrong rows.  A batch is checked once, in NumPy, when it is built.
 """
 
 from __future__ import annotations
@@ -12,30 +17,57 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from scratchlm.errors import ScratchlmError
+
 IGNORE = -100  # label of positions left out of the loss (HuggingFace's ignore_index)
 
 
-def pad_ids(rows: Sequence[Sequence[int]], length: int | None = None, pad: int = 0) -> np.ndarray:
+def check_ids(ids: np.ndarray, vocab_size: int, what: str = "token ids") -> np.ndarray:
+    """``ids`` (any shape) all in ``[0, vocab_size)``, or a :class:`ScratchlmError` naming the first one outside.
+
+    Called where batches are built, before any of them reaches a jitted function (which would clamp a
+    gather's index and drop a scatter's: no error, wrong rows)."""
+    ids = np.asarray(ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        bad = np.argwhere((ids < 0) | (ids >= vocab_size))[0]
+        raise ScratchlmError(f"{what}: id {int(ids[tuple(bad)])} at index {tuple(int(i) for i in bad)} is outside "
+                             f"[0, {vocab_size}), the model's vocabulary; the tokenizer and the model disagree "
+                             "(use the tokenizer the model was trained with)")
+    return ids
+
+
+def pad_ids(rows: Sequence[Sequence[int]], length: int | None = None, pad: int = 0, *,
+            vocab_size: int | None = None) -> np.ndarray:
     """Rows of token ids right-padded with ``pad`` to [N, length] int32; longer rows are cut to ``length``.
 
-    ``length`` defaults to the longest row (at least 1).
+    ``length`` defaults to the longest row (at least 1).  With ``vocab_size`` every id (``pad`` included)
+    is checked to lie in ``[0, vocab_size)`` (:func:`check_ids`).
     """
     rows = list(rows)
     T = length or max(1, max(len(r) for r in rows))
     out = np.full((len(rows), T), pad, np.int32)
     for i, r in enumerate(rows):
         out[i, : min(len(r), T)] = r[:T]
-    return out
+    return out if vocab_size is None else check_ids(out, vocab_size)
 
 
 def pad_batch(rows: list[list[int]], segments: list[list[int]], pad: int, length: int | None = None,
-              labels: list[list[int]] | None = None) -> dict[str, np.ndarray]:
+              labels: list[list[int]] | None = None, *, vocab_size: int | None = None) -> dict[str, np.ndarray]:
     """Stack encoded rows into ``input_ids``, ``attention_mask``, ``token_type_ids`` (and ``labels``),
     right-padded with id ``pad`` (label ``IGNORE``) to ``length`` (default: the longest row rounded up
     to a multiple of 8, so that a few shapes serve a whole data set and the jitted step compiles few
-    times)."""
+    times).  A row longer than ``length``, or a segment or label row of another length than its
+    row, is an error; with ``vocab_size`` every id is checked (:func:`check_ids`)."""
+    if not rows:
+        raise ScratchlmError("no examples to batch")
     longest = max(len(r) for r in rows)
     T = length or -(-longest // 8) * 8
+    if longest > T:
+        raise ScratchlmError(f"a row of {longest} ids does not fit the batch width {T}")
+    for i, row in enumerate(rows):
+        if len(segments[i]) != len(row) or (labels is not None and len(labels[i]) != len(row)):
+            raise ScratchlmError(f"row {i}: {len(row)} ids but {len(segments[i])} segment ids"
+                                 + ("" if labels is None else f" and {len(labels[i])} labels"))
     B = len(rows)
     batch = {"input_ids": np.full((B, T), pad, np.int32),
              "attention_mask": np.zeros((B, T), np.int32),
@@ -48,6 +80,8 @@ def pad_batch(rows: list[list[int]], segments: list[list[int]], pad: int, length
         batch["token_type_ids"][i, : len(seg)] = seg
         if labels is not None:
             batch["labels"][i, : len(labels[i])] = labels[i]
+    if vocab_size is not None:
+        check_ids(batch["input_ids"], vocab_size)
     return batch
 
 

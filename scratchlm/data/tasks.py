@@ -161,24 +161,29 @@ def word_predictions(predicted: Sequence[int], labels: Sequence[int], n_words: i
 
 
 def encode_sequence_task(examples: Sequence[tuple[str, str | None, int]], encode: Encode, special: SpecialIds,
-                         max_length: int = 128) -> dict[str, np.ndarray]:
-    """Sequence (or sentence-pair) classification examples as arrays; ``labels`` is ``[N]``."""
+                         max_length: int = 128, *, vocab_size: int | None = None) -> dict[str, np.ndarray]:
+    """Sequence (or sentence-pair) classification examples as arrays; ``labels`` is ``[N]``.
+
+    ``vocab_size``: the model's; every id is checked to fit it (:func:`scratchlm.data.batching.check_ids`)."""
     rows, segments = [], []
     for a, b, _ in examples:
         ids, seg = encode_sequence(encode(a), None if b is None else encode(b), special, max_length)
         rows.append(ids)
         segments.append(seg)
-    batch = pad_batch(rows, segments, special.pad)
+    batch = pad_batch(rows, segments, special.pad, vocab_size=vocab_size)
     batch["labels"] = np.asarray([y for _, _, y in examples], np.int32)
     return batch
 
 
 def encode_token_task(sentences: Sequence[tuple[Sequence[str], Sequence[int]]], encode_word: Encode,
-                      special: SpecialIds, max_length: int = 128) -> dict[str, np.ndarray]:
-    """Token classification sentences (words, tag ids) as arrays; ``labels`` is ``[N, T]`` with ``IGNORE``."""
+                      special: SpecialIds, max_length: int = 128, *, vocab_size: int | None = None
+                      ) -> dict[str, np.ndarray]:
+    """Token classification sentences (words, tag ids) as arrays; ``labels`` is ``[N, T]`` with ``IGNORE``.
+
+    ``vocab_size``: the model's; every id is checked to fit it (:func:`scratchlm.data.batching.check_ids`)."""
     rows, labels = [], []
     for words, tags in sentences:
         ids, y = align_labels(words, tags, encode_word, special, max_length)
         rows.append(ids)
         labels.append(y)
-    return pad_batch(rows, [[0] * len(r) for r in rows], special.pad, labels=labels)
+    return pad_batch(rows, [[0] * len(r) for r in rows], special.pad, labels=labels, vocab_size=vocab_size)

@@ -3,6 +3,7 @@ what the processes computed (bytes, NumPy arrays, word counts) through JAX's own
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import jax
@@ -17,15 +18,32 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
 
     With all three arguments ``None`` JAX detects them (SLURM, Open MPI, Cloud TPU).  ``timeout_s``
     bounds the wait for the other processes, so a missing host fails loudly instead of hanging.
+    Process 0 runs the coordination service on ``coordinator``'s address only
+    (:func:`coordinator_bind_address`), not on every interface as JAX does by default.
     """
     if coordinator is not None and (num_processes is None or process_id is None):
         raise ScratchlmError("--coordinator needs --num-processes and --process-id")
     if process_id is not None and num_processes is not None and not 0 <= process_id < num_processes:
         raise ScratchlmError(f"--process-id must be in [0, {num_processes}), got {process_id}")
+    bind = None if coordinator is None else coordinator_bind_address(coordinator)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # used only by the CPU backend
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id,
                                initialization_timeout=timeout_s, heartbeat_timeout_seconds=timeout_s,
-                               shutdown_timeout_seconds=timeout_s)
+                               shutdown_timeout_seconds=timeout_s, coordinator_bind_address=bind)
+
+
+def coordinator_bind_address(coordinator: str, environ=os.environ) -> str:
+    """Where process 0's coordination service listens: ``--coordinator HOST:PORT`` itself.
+
+    ``jax.distributed.initialize`` binds the service to ``[::]:PORT`` (every interface) unless told
+    otherwise, so any machine that can reach the host could join the job or disturb it.  Binding to
+    HOST keeps it on the interface the other processes were told to use (``127.0.0.1:PORT`` for one
+    machine).  ``JAX_COORDINATOR_BIND_ADDRESS``, when set, is the user's explicit choice and wins.
+    """
+    host, _, port = coordinator.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ScratchlmError(f"--coordinator must be HOST:PORT with a port in 1..65535, got {coordinator!r}")
+    return environ.get("JAX_COORDINATOR_BIND_ADDRESS") or coordinator
 
 
 def process_shard(items: Sequence, index: int | None = None, count: int | None = None) -> Sequence:

@@ -68,7 +68,7 @@ def place(tree: Any, target: Any) -> Any:
     return jax.tree.map(lambda x, s: x if getattr(x, "sharding", None) == s else _put(x, s), tree, target)
 
 
-def divisible_batch(batch_size: int, mesh: Mesh, what: str = "--batch") -> int:
+def divisible_batch(batch_size: int, mesh: Mesh, what: str = "--batch-size") -> int:
     """The batch each process feeds (``batch_size / process_count``), checking that ``data`` divides the batch."""
     n = mesh.shape["data"]
     if batch_size % n or batch_size % jax.process_count():

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scratchlm.errors import ScratchlmError
+from scratchlm.io import read_text
 from scratchlm.models import heads
 from scratchlm.nn.attention import dense, padding_mask
 from scratchlm.nn.functional import dropout
@@ -336,12 +337,21 @@ def from_pretrained(path: str | Path, **config_overrides) -> tuple[BertConfig, d
     for f in (config_file, weights_file):
         if not f.is_file():
             raise ScratchlmError(f"{f} not found: a pretrained folder needs config.json and model.safetensors")
-    hf = json.loads(config_file.read_text(encoding="utf-8"))
+    try:
+        hf = json.loads(read_text(config_file))
+    except json.JSONDecodeError as err:
+        raise ScratchlmError(f"{config_file} is damaged: invalid JSON at line {err.lineno} column {err.colno}"
+                             ) from None
+    if not isinstance(hf, dict):
+        raise ScratchlmError(f"{config_file} is not a model config: a JSON object expected")
     if hf.get("model_type", "bert") != "bert":
         raise ScratchlmError(f"{config_file}: model_type {hf.get('model_type')!r} is not 'bert'")
     config = BertConfig.from_hf_dict(hf, **config_overrides)
 
-    raw = load_file(str(weights_file))
+    try:
+        raw = load_file(str(weights_file))
+    except Exception as err:  # safetensors raises its own SafetensorError (or an OSError) for a damaged file
+        raise ScratchlmError(f"{weights_file} is damaged or not a safetensors file ({err})") from None
     flat = {(k[len("bert."):] if k.startswith("bert.") else k): v for k, v in raw.items()}
     for k in _IGNORED:
         flat.pop(k, None)

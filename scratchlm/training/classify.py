@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scratchlm import checks
 from scratchlm.data.batching import epoch_batch, pad_ids
 from scratchlm.errors import ScratchlmError
 from scratchlm.models import gru_lm, heads
@@ -146,14 +147,15 @@ class HoldoutConfig:
     """Fine-tuning on one seeded train/test split (``scratchlm gru-lm classify``)."""
 
     steps: int = 200  # minibatch steps (the demo runs 30-150)
-    learning_rate: float = 1e-3  # AdamW peak rate of the linear warm-up/decay schedule
+    lr: float = 1e-3  # AdamW peak rate of the linear warm-up/decay schedule
     batch_size: int = 16
     test_fraction: float = 0.25  # of the shuffled examples, held out for the test accuracy
     seed: int = 0
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:
-            raise ScratchlmError(f"--steps and --batch must be at least 1, got {self.steps} and {self.batch_size}")
+            raise ScratchlmError(f"--steps and --batch-size must be at least 1, got {self.steps} and {self.batch_size}")
+        checks.positive("lr", self.lr)
         if not 0.0 < self.test_fraction < 1.0:
             raise ScratchlmError(f"--test-fraction must be in (0, 1), got {self.test_fraction}")
 
@@ -161,7 +163,7 @@ class HoldoutConfig:
     def optimizer(self) -> OptimizerConfig:
         """Linear schedule with a 10% warm-up (none for a single step), clipped to global norm 1."""
         warmup = max(1, self.steps // 10) if self.steps > 1 else 0
-        return OptimizerConfig(self.learning_rate, self.steps, warmup_steps=warmup, clip_norm=1.0)
+        return OptimizerConfig(self.lr, self.steps, warmup_steps=warmup, clip_norm=1.0)
 
 
 def holdout(model: Classifier, init_head: Callable[[jax.Array, int], dict], encode_text: Callable[[str], list[int]],

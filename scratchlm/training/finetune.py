@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scratchlm import checks
 from scratchlm.data.batching import steps_per_epoch, subset, take, train_batch
 from scratchlm.data.tasks import word_predictions
 from scratchlm.errors import ScratchlmError
@@ -63,10 +64,10 @@ class FinetuneConfig:
     num_labels: int
     head: str = "softmax"  # "softmax" (C logits) or "sigmoid" (one logit; binary sequence tasks)
     freeze: str = "none"  # none | embeddings | encoder | all-but-top-N (N an integer, e.g. all-but-top-2)
-    learning_rate: float = 5e-5  # appendix A.3 searches {5e-5, 3e-5, 2e-5}
+    lr: float = 5e-5  # AdamW's peak rate: appendix A.3 searches {5e-5, 3e-5, 2e-5}
     epochs: int = 3  # appendix A.3 searches {2, 3, 4}
     batch_size: int = 16  # appendix A.3 searches {16, 32}
-    warmup_ratio: float = 0.1  # BERT warms up over the first 10% of steps
+    warmup_fraction: float = 0.1  # of the steps (HF's warmup_ratio): BERT warms up over the first 10%
     weight_decay: float = 0.01  # BERT's AdamW decay
     clip_norm: float | None = 1.0  # global gradient-norm clip of BERT's released optimization.py (HF Trainer's too)
     dropout: float | None = None  # None keeps the pretrained config's 0.1 (appendix A.3)
@@ -82,13 +83,11 @@ class FinetuneConfig:
         if self.head == "sigmoid" and (self.task != "sequence" or self.num_labels != 2):
             raise ScratchlmError("--head sigmoid is for binary sequence tasks (num_labels == 2)")
         parse_freeze(self.freeze)
-        for name, flag in (("epochs", "--epochs"), ("batch_size", "--batch"), ("num_labels", "labels")):
+        for name, flag in (("epochs", "--epochs"), ("batch_size", "--batch-size"), ("num_labels", "labels")):
             if getattr(self, name) < 1:
                 raise ScratchlmError(f"{flag} must be at least 1, got {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise ScratchlmError(f"--lr must be positive, got {self.learning_rate}")
-        if not 0.0 <= self.warmup_ratio <= 1.0:
-            raise ScratchlmError(f"--warmup must be a fraction in [0, 1], got {self.warmup_ratio}")
+        checks.positive("lr", self.lr)
+        checks.fraction("warmup_fraction", self.warmup_fraction)
         if self.weight_decay < 0 or (self.clip_norm is not None and self.clip_norm <= 0):
             raise ScratchlmError(f"--weight-decay must be >= 0 and --clip-norm > 0, got {self.weight_decay}, "
                                  f"{self.clip_norm}")
@@ -251,8 +250,8 @@ def programs(params: dict, bert_config: bert.BertConfig, config: FinetuneConfig,
         if len(_PROGRAMS) >= 8:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
         model = bert_classifier(with_dropout(bert_config, config.dropout), config.task, config.head)
-        optimizer = classify.OptimizerConfig(config.learning_rate, total_steps,
-                                             warmup_steps=int(config.warmup_ratio * total_steps), schedule="linear",
+        optimizer = classify.OptimizerConfig(config.lr, total_steps,
+                                             warmup_steps=int(config.warmup_fraction * total_steps), schedule="linear",
                                              weight_decay=config.weight_decay, clip_norm=config.clip_norm)
         tx, step_fn = classify.make_step(model, optimizer, trainable=trainable_mask(params, config.freeze),
                                          class_weights=config.class_weights)

@@ -145,8 +145,8 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
         if not np.isfinite(cost):
             raise NonFiniteLossError(
                 f"GloVe cost J/nnz became {cost} in epoch {len(costs) + 1} (dim={config.dim}, "
-                f"learning_rate={config.learning_rate}, x_max={config.x_max}); as with the C tool on small "
-                f"corpora with large vectors: lower --learning-rate or --dim")
+                f"lr={config.lr}, x_max={config.x_max}); as with the C tool on small "
+                f"corpora with large vectors: lower --lr or --dim")
         costs.append(cost)
         if on_epoch is not None:
             on_epoch(len(costs), cost)

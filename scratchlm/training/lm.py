@@ -23,8 +23,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from scratchlm import checks
 from scratchlm.data.codec import TextCodec
 from scratchlm.errors import ScratchlmError
+from scratchlm.io import read_text
 from scratchlm.models import gru_lm
 from scratchlm.training import checkpoint, loop
 
@@ -34,22 +36,22 @@ class LMConfig:
     """One truncated-BPTT pretraining run (the model's shape is :class:`~scratchlm.models.gru_lm.GRULMConfig`)."""
 
     seq_len: int = 64  # truncated-BPTT window: gradients flow back at most this many tokens
-    batch: int = 32  # parallel streams (each window is [batch, seq_len] tokens)
+    batch_size: int = 32  # parallel streams (each window is [batch_size, seq_len] tokens)
     steps: int = 1000  # the command's long-standing default; the demo runs 120-400 at reduced width
     lr: float = 3e-3  # AdamW peak learning rate of the cosine schedule
-    clip: float | None = 1.0  # global gradient-norm clip (Pascanu et al. 2013); None: no clipping
+    clip_norm: float | None = 1.0  # global gradient-norm clip (Pascanu et al. 2013); None: no clipping
     valid_fraction: float = 0.05  # the last 5% of the paragraphs are held out for perplexity
     eval_every: int = 0  # held-out perplexity every N steps (0: at the end only)
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("seq_len", "batch", "steps"):
+        for name in ("seq_len", "batch_size", "steps"):
             if getattr(self, name) < 1:
                 raise ScratchlmError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 < self.valid_fraction < 1.0:
-            raise ScratchlmError(f"--valid-fraction must be in (0, 1), got {self.valid_fraction}")
-        if self.eval_every < 0:
-            raise ScratchlmError(f"--eval-every must be 0 or more, got {self.eval_every}")
+        checks.positive("lr", self.lr)
+        checks.positive("clip_norm", self.clip_norm, allow_none=True)
+        checks.fraction("valid_fraction", self.valid_fraction, low_open=True, high_open=True)
+        checks.at_least("eval_every", self.eval_every, 0)
 
 
 @dataclass
@@ -76,7 +78,7 @@ def train_lm(paragraphs: list[str], codec: TextCodec, model_config: gru_lm.GRULM
     ``eval_tokens`` caps the held-out stream (a quicker evaluation).
     """
     n_valid = held_out(paragraphs, config.valid_fraction)
-    seq_len, batch, steps = config.seq_len, config.batch, config.steps
+    seq_len, batch, steps = config.seq_len, config.batch_size, config.steps
     train_ids, valid_ids = codec.stream(paragraphs[:-n_valid]), codec.stream(paragraphs[-n_valid:])
     if eval_tokens:
         valid_ids = valid_ids[:eval_tokens]
@@ -86,7 +88,7 @@ def train_lm(paragraphs: list[str], codec: TextCodec, model_config: gru_lm.GRULM
     key_init, key_run = jax.random.split(jax.random.key(config.seed))
     params = gru_lm.init(key_init, model_config)
     optimizer = loop.make_optimizer(learning_rate=config.lr, total_steps=steps, schedule="cosine",
-                                    clip_norm=config.clip)
+                                    clip_norm=config.clip_norm)
     h0 = np.zeros((model_config.num_layers, batch, model_config.hidden_size), np.float32)
     state = loop.init_train_state(params, optimizer, key_run, carry=h0)
 
@@ -128,7 +130,11 @@ def load_trained(folder: Path) -> tuple[dict, gru_lm.GRULMConfig, TextCodec]:
     if not (folder / "config.json").is_file() or not (folder / "params.msgpack").is_file():
         raise ScratchlmError(f"{folder} is not a `gru-lm train` output folder "
                              "(config.json and params.msgpack expected)")
-    config = gru_lm.GRULMConfig(**json.loads((folder / "config.json").read_text())["model"])
+    try:
+        config = gru_lm.GRULMConfig(**json.loads(read_text(folder / "config.json"))["model"])
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ScratchlmError(f"{folder / 'config.json'} is damaged or not written by `gru-lm train` "
+                             f"({type(err).__name__}: {err})") from None
     target = jax.eval_shape(lambda: gru_lm.init(jax.random.key(0), config))  # shapes only: nothing to draw
     try:
         params = checkpoint.load_params(folder / "params.msgpack", target)

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scratchlm import checks
 from scratchlm.errors import CorpusError, ScratchlmError
 from scratchlm.models import bert
 from scratchlm.nn.losses import softmax_cross_entropy, top1_correct
@@ -232,8 +233,9 @@ class PretrainConfig:
     steps: int = 1000  # minutes for SMALL_BERT on a CPU; BERT trained 1M
     # BERT's 1e-4 (appendix A.2) is for BERT-base over 1M steps; a small encoder trained from scratch for ~1k
     # steps takes a larger one: 5e-4, the rate `scratchlm pretrain` has always defaulted to
-    learning_rate: float = 5e-4
-    warmup_steps: int | None = None  # None: 10% of steps (BERT warms 10k of 1M; short runs need more)
+    lr: float = 5e-4
+    # None: 10% of steps, at least 1 and at most steps - 1 (BERT warms 10k of 1M; short runs need more)
+    warmup_steps: int | None = None
     weight_decay: float = 0.01  # Devlin et al. 2019, appendix A.2
     clip_norm: float = 1.0  # the released BERT's clip_by_global_norm
     heldout_fraction: float = 0.05  # whole documents held out for the held-out MLM loss
@@ -247,15 +249,25 @@ class PretrainConfig:
         if self.seq_len < 3:
             raise ScratchlmError(f"seq_len must be at least 3 ([CLS] token [SEP]), got {self.seq_len}")
         for name in ("batch_size", "steps"):
-            if getattr(self, name) < 1:
-                raise ScratchlmError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise ScratchlmError(f"learning_rate must be positive, got {self.learning_rate}")
-        if self.eval_every < 0 or (self.warmup_steps is not None and self.warmup_steps < 0):
-            raise ScratchlmError(f"eval_every and warmup_steps must be >= 0, "
-                                 f"got {self.eval_every}, {self.warmup_steps}")
-        if not 0.0 < self.heldout_fraction < 1.0:
-            raise ScratchlmError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
+            checks.at_least(name, getattr(self, name), 1)
+        checks.positive("lr", self.lr)
+        checks.at_least("weight_decay", self.weight_decay, 0)
+        checks.positive("clip_norm", self.clip_norm)
+        checks.at_least("eval_every", self.eval_every, 0)
+        checks.at_least("log_every", self.log_every, 1)
+        checks.at_least("max_heldout_rows", self.max_heldout_rows, 1)
+        if self.warmup_steps is not None:
+            checks.at_least("warmup_steps", self.warmup_steps, 0)
+            if self.warmup_steps >= self.steps:
+                raise ScratchlmError(f"--warmup-steps must be below --steps ({self.steps}), got {self.warmup_steps}")
+        checks.fraction("heldout_fraction", self.heldout_fraction, low_open=True, high_open=True)
+
+    @property
+    def resolved_warmup_steps(self) -> int:
+        """``warmup_steps``, or by default 10% of the steps, at least 1, and below ``steps`` (so ``--steps 1`` runs)."""
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return min(max(1, self.steps // 10), self.steps - 1)
 
 
 def split_documents(documents: list, fraction: float) -> tuple[list, list]:
@@ -328,8 +340,8 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
     params = {k: v for k, v in params.items() if k != "pooler"}
     if "cls" not in params:
         params["cls"] = bert.init_mlm_head(k_head, model_config)
-    warmup = run.warmup_steps if run.warmup_steps is not None else max(1, run.steps // 10)
-    optimizer = make_optimizer(name="adamw", learning_rate=run.learning_rate, total_steps=run.steps,
+    warmup = run.resolved_warmup_steps
+    optimizer = make_optimizer(name="adamw", learning_rate=run.lr, total_steps=run.steps,
                                warmup_steps=warmup, schedule="linear", weight_decay=run.weight_decay,
                                clip_norm=run.clip_norm)
     step_fn = make_train_step(lambda p, b, k: mlm_loss(p, b, k, config=model_config, masking=masking), optimizer)

@@ -175,7 +175,7 @@ def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_star
     def step(t, carry):
         params, loss, pairs = carry
         progress = (epoch + t / steps_in_epoch) / config.epochs
-        alpha = config.alpha - (config.alpha - config.min_alpha) * progress
+        alpha = config.lr - (config.lr - config.min_lr) * progress  # the paper's α, decaying linearly
         context, mask, target, noise, block = jax.tree.map(lambda x: x[t - t_start], batches)
         if config.model == "skipgram":
             params, step_loss, step_pairs = skipgram_step(params, context, mask, target, noise, alpha)
@@ -229,7 +229,7 @@ def train(params, corpus: Corpus, config: Word2VecConfig, *, key: jax.Array, sta
             last_loss = float(loss) / max(int(pairs), 1)
             if not math.isfinite(last_loss):
                 raise NonFiniteLossError(f"word2vec loss became {last_loss} in epoch {epoch}, steps {t}..{t_stop}; "
-                                         f"lower --alpha or --batch")
+                                         f"lower --lr or --batch-size")
             t = t_stop
             if callback is not None:
                 words_done = int(N * (epoch + t / S))

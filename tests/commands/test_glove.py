@@ -18,9 +18,9 @@ def test_flag_defaults_are_the_configs_defaults():
     command.add_arguments(parser)
     args = parser.parse_args([])
     g, c = GloveConfig(), CooccurrenceConfig()
-    assert (args.dim, args.x_max, args.alpha, args.learning_rate, args.epochs, args.batch_size, args.output) == (
-        g.dim, g.x_max, g.alpha, g.learning_rate, g.epochs, g.batch_size, g.output)
-    assert (args.window, not args.left_only, args.min_count, args.max_size, args.max_memory_mb) == (
+    assert (args.dim, args.x_max, args.alpha, args.lr, args.epochs, args.batch_size, args.output) == (
+        g.dim, g.x_max, g.alpha, g.lr, g.epochs, g.batch_size, g.output)
+    assert (args.window, not args.left_only, args.min_count, args.vocab_size, args.max_memory_mb) == (
         c.window, c.symmetric, c.min_count, c.max_size, c.max_memory_mb)
     assert g.x_max == 10.0  # glove.c's demo.sh, not the paper's 100 (GloveConfig's comment says why)
 

@@ -52,12 +52,12 @@ def test_flags_left_out_take_the_configs_defaults(captured, tmp_path):
 
 
 def test_flags_given_reach_the_configs(captured, tmp_path):
-    argv = ["pretrain", "--corpus", "lee", "--max-docs", "30", "--vocab-size", "300", "--layers", "1",
-            "--hidden", "32", "--heads", "2", "--intermediate", "48", "--seq-len", "200", "--batch", "4",
-            "--steps", "7", "--lr", "0.003", "--warmup", "2", "--weight-decay", "0.1", "--dropout", "0.2",
+    argv = ["pretrain", "--corpus", "lee", "--limit", "30", "--vocab-size", "300", "--layers", "1",
+            "--hidden", "32", "--heads", "2", "--intermediate", "48", "--seq-len", "200", "--batch-size", "4",
+            "--steps", "7", "--lr", "0.003", "--warmup-steps", "2", "--weight-decay", "0.1", "--dropout", "0.2",
             "--eval-every", "3", "--seed", "5", "--fused", "--pre-ln", "--out", str(tmp_path)]
     assert main(argv) == 0
-    assert captured["run"] == P.PretrainConfig(seq_len=200, batch_size=4, steps=7, learning_rate=0.003, warmup_steps=2,
+    assert captured["run"] == P.PretrainConfig(seq_len=200, batch_size=4, steps=7, lr=0.003, warmup_steps=2,
                                                weight_decay=0.1, eval_every=3, seed=5)
     assert captured["vocab_size"] == 300 and captured["docs"] == 30
     expected = dataclasses.replace(P.SMALL_BERT, vocab_size=123, num_hidden_layers=1, hidden_size=32,
@@ -69,10 +69,11 @@ def test_flags_given_reach_the_configs(captured, tmp_path):
 
 @pytest.mark.parametrize("flags, message", [
     (["--hidden", "30", "--heads", "4"], "hidden_size 30 must be divisible by num_attention_heads 4"),
-    (["--batch", "0"], "batch_size must be at least 1"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
     (["--seq-len", "2"], "seq_len must be at least 3"),
     (["--dropout", "1.5"], "hidden_dropout_prob is a drop probability"),
-    (["--lr", "0"], "learning_rate must be positive"),
+    (["--lr", "0"], "--lr must be a positive"), (["--lr=-1e-3"], "--lr must be a positive"),
+    (["--steps", "3", "--warmup-steps", "3"], "--warmup-steps must be below --steps"),
 ])
 def test_bad_settings_are_one_error_line(captured, tmp_path, capsys, flags, message):
     assert main(["pretrain", "--corpus", "lee", *flags, "--out", str(tmp_path)]) == 2

@@ -15,7 +15,7 @@ def test_command_writes_vectors_gensim_loads_and_resumes(tmp_path):
     # the corpus and settings of _small_run, so the jitted steps compiled there are reused
     corpus.write_text("\n".join(" ".join(s) for s in planted_corpus(400, seed=1)) + "\n")
     argv = ["word2vec", "--corpus", str(corpus), "--epochs", "2", "--dim", "8", "--min-count", "1", "--sample", "1e-2",
-            "--batch", "16", "--steps-per-call", "8", "--checkpoint-every", "1e-9", "--no-progress",
+            "--batch-size", "16", "--steps-per-call", "8", "--checkpoint-every", "1e-9", "--no-progress",
             "--out", str(tmp_path / "o")]
     assert main(argv) == 0
     full = (tmp_path / "o" / "vectors.txt").read_bytes()
@@ -31,10 +31,10 @@ def test_command_writes_vectors_gensim_loads_and_resumes(tmp_path):
 @pytest.mark.parametrize("argv, batch, normalize, share", [
     ([], 384, False, 8),  # this CPU: the command's CPU default, sets of 8 centres sharing noise words
     (["--model", "cbow"], 1024, False, 32),  # CBOW: sets of 32 centres across runs
-    (["--model", "cbow", "--batch", "1000"], 1000, False, 8),  # a set size that divides the batch
-    (["--batch", "1024"], 1024, False, 8),  # the plain sum scores as gensim up to here
-    (["--batch", "4096"], 4096, True, 8),  # damped above 2,048
-    (["--batch", "16384", "--normalize-duplicates", "--noise-share", "1"], 16384, True, 1),
+    (["--model", "cbow", "--batch-size", "1000"], 1000, False, 8),  # a set size that divides the batch
+    (["--batch-size", "1024"], 1024, False, 8),  # the plain sum scores as gensim up to here
+    (["--batch-size", "4096"], 4096, True, 8),  # damped above 2,048
+    (["--batch-size", "16384", "--normalize-duplicates", "--noise-share", "1"], 16384, True, 1),
 ])
 def test_command_batch_and_duplicate_damping_defaults(argv, batch, normalize, share):
     import argparse

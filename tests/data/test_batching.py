@@ -43,3 +43,40 @@ def test_epoch_batches_cover_an_epoch_once_and_skip_the_remainder():
             "labels": np.arange(10)}
     b = batching.train_batch(data, 1, B, seed)
     np.testing.assert_array_equal(b["labels"], np.sort(batching.epoch_batch(n, 1, B, seed)))  # sorted rows
+
+
+def test_ids_outside_the_vocabulary_are_an_error_where_the_batch_is_built():
+    """Inside jit an out-of-range id raises nothing (a gather clamps it, a scatter drops it): the batch
+    builders check every id against the model's vocabulary instead."""
+    import jax.numpy as jnp
+    import pytest
+
+    from scratchlm.errors import ScratchlmError
+
+    table = jnp.arange(4.0)[:, None]  # V = 4 rows
+    assert float(table[jnp.asarray(9)][0]) == 3.0  # what the check prevents: row 9 silently reads row 3
+    assert batching.check_ids(np.array([[0, 3]]), 4).tolist() == [[0, 3]]
+    with pytest.raises(ScratchlmError, match=r"id 4 at index \(1, 0\) is outside \[0, 4\)"):
+        batching.check_ids(np.array([[0, 3], [4, 1]]), 4)
+    with pytest.raises(ScratchlmError, match=r"id -1 at index \(0,\)"):
+        batching.check_ids(np.array([-1, 2]), 4)
+    with pytest.raises(ScratchlmError, match="outside"):
+        batching.pad_ids([[1, 2], [7]], vocab_size=5)
+    with pytest.raises(ScratchlmError, match="outside"):
+        batching.pad_batch([[1, 2, 9]], [[0, 0, 0]], pad=0, vocab_size=5)
+    assert batching.pad_batch([[1, 2, 4]], [[0, 0, 0]], pad=0, vocab_size=5)["input_ids"].shape == (1, 8)
+
+
+def test_pad_batch_rejects_rows_that_do_not_fit_or_disagree():
+    import pytest
+
+    from scratchlm.errors import ScratchlmError
+
+    with pytest.raises(ScratchlmError, match="does not fit the batch width 2"):
+        batching.pad_batch([[1, 2, 3]], [[0, 0, 0]], pad=0, length=2)
+    with pytest.raises(ScratchlmError, match="row 0: 3 ids but 2 segment ids"):
+        batching.pad_batch([[1, 2, 3]], [[0, 0]], pad=0)
+    with pytest.raises(ScratchlmError, match="and 1 labels"):
+        batching.pad_batch([[1, 2]], [[0, 0]], pad=0, labels=[[1]])
+    with pytest.raises(ScratchlmError, match="no examples"):
+        batching.pad_batch([], [], pad=0)

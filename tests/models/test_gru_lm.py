@@ -247,9 +247,9 @@ def test_bad_inputs_raise_clear_errors(params):
 def trained(tmp_path_factory):
     """A CI-sized pretraining run through `scratchlm gru-lm train` on the cleaned Wikipedia sample."""
     out = tmp_path_factory.mktemp("gru_lm")
-    argv = ["gru-lm", "train", "--corpus", "wiki", "--tokenizer", "word", "--max-vocab", "1000", "--layers", "1",
-            "--embed", "32", "--hidden", "64", "--dropout", "0", "--seq-len", "32", "--batch", "32", "--steps", "200",
-            "--lr", "2e-2", "--out", str(out)]
+    argv = ["gru-lm", "train", "--corpus", "wiki", "--tokenizer", "word", "--vocab-size", "1000", "--layers", "1",
+            "--embed", "32", "--hidden", "64", "--dropout", "0", "--seq-len", "32", "--batch-size", "32",
+            "--steps", "200", "--lr", "2e-2", "--out", str(out)]
     assert cli.main(argv) == 0
     return out
 
@@ -292,7 +292,7 @@ def test_holdout_recipe_learns_a_separable_task(trained):
     examples = [("the the the the", 0), ("of of of of", 1)] * 40
     init = lambda key, c: {"lm": params, "classifier": heads.init_uniform(key, config.hidden_size, c)}  # noqa: E731
     result = classify.holdout(classify.gru_encoder(config), init, codec.encode, examples,
-                              classify.HoldoutConfig(steps=200, learning_rate=1e-2, seed=3))
+                              classify.HoldoutConfig(steps=200, lr=1e-2, seed=3))
     assert result["test_examples"] == 20 and result["majority_baseline"] <= 0.5
     assert result["test_accuracy"] == 1.0
 

@@ -67,7 +67,8 @@ def with_head(base_params, config, seed=1):
 # Clipping keeps its default (BERT's 1.0), so the HuggingFace parity test below checks it and
 # reuses these compilations; warm-up and decay slow the command's 3-fold task below its bound.
 EPOCHS, LR, BATCH = 20, 1e-2, 8
-COMMAND_FLAGS = ["--epochs", str(EPOCHS), "--lr", str(LR), "--batch", str(BATCH), "--dropout", "0", "--warmup", "0",
+COMMAND_FLAGS = ["--epochs", str(EPOCHS), "--lr", str(LR), "--batch-size", str(BATCH), "--dropout", "0",
+                 "--warmup-fraction", "0",
                  "--weight-decay", "0", "--max-length", "16"]
 # all-but-top-1 freezes the embeddings and layer 0 and trains layer 1, the pooler and the
 # classifier.  The other heads train everything ("none": every leaf must then move): the token
@@ -81,7 +82,7 @@ HEADS = {"sequence-softmax": ("sequence", "softmax", "none"),
 def overfit_config(name: str, **overrides) -> ft.FinetuneConfig:
     task, head, freeze = HEADS[name]
     return ft.FinetuneConfig(task=task, num_labels=3 if task == "token" else 2, head=head, freeze=freeze,
-                             learning_rate=LR, epochs=EPOCHS, batch_size=BATCH, dropout=0.0, warmup_ratio=0.0,
+                             lr=LR, epochs=EPOCHS, batch_size=BATCH, dropout=0.0, warmup_fraction=0.0,
                              weight_decay=0.0, **overrides)
 
 
@@ -185,7 +186,7 @@ def test_trainable_mask_rejects_unknown_policies(base_params):
 
 
 @pytest.mark.parametrize("field,value,match", [("freeze", "bogus", "freeze must be"), ("epochs", 0, "epochs"),
-                                               ("head", "tanh", "head"), ("warmup_ratio", 1.5, "warmup"),
+                                               ("head", "tanh", "head"), ("warmup_fraction", 1.5, "warmup-fraction"),
                                                ("class_weights", (1.0,), "class-weights")])
 def test_finetune_config_raises_scratchlm_errors(field, value, match):
     with pytest.raises(ScratchlmError, match=match):
@@ -256,7 +257,7 @@ def test_minilm_on_polarity_folds_beats_the_majority_rate(tmp_path):
     parser = __import__("argparse").ArgumentParser()
     command.add_arguments(parser)
     args = parser.parse_args(["--task", "polarity", "--folds", "2", "--epochs", "4", "--max-length", "32",
-                              "--batch", "8", "--lr", "1e-4", "--seed", "0", "--out", str(tmp_path)])
+                              "--batch-size", "8", "--lr", "1e-4", "--seed", "0", "--out", str(tmp_path)])
     assert command.run(args) == 0
     metrics = __import__("json").loads((tmp_path / "metrics.json").read_text())
     assert metrics["majority_rate"] == 0.5

@@ -87,7 +87,7 @@ def test_non_finite_cost_is_a_clear_error(monkeypatch):
     i, j, x, V = tiny_cooccurrence()
     real_init = kernels.init
     monkeypatch.setattr(kernels, "init", lambda *a, **k: {**real_init(*a, **k), "b": jnp.full(V, jnp.inf)})
-    with pytest.raises(NonFiniteLossError, match="epoch 1.*lower --learning-rate"):
+    with pytest.raises(NonFiniteLossError, match="epoch 1.*lower --lr"):
         glove.train(i, j, x, V, config=GloveConfig(dim=4, epochs=2, batch_size=32), key=jax.random.key(0))
 
 
@@ -103,7 +103,7 @@ def test_bad_inputs():
         glove.train(i, j, x, 5, config=config, key=key)
     with pytest.raises(ScratchlmError, match="no co-occurrence"):
         glove.train(i[:0], j[:0], x[:0], V, config=config, key=key)
-    for bad in (dict(dim=0), dict(x_max=0.0), dict(learning_rate=-1.0), dict(output="both"), dict(update="x")):
+    for bad in (dict(dim=0), dict(x_max=0.0), dict(lr=-1.0), dict(output="both"), dict(update="x")):
         with pytest.raises(ScratchlmError):
             GloveConfig(**bad)
 

@@ -38,7 +38,7 @@ def test_train_lm_returns_values_and_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     codec = TextCodec.build("word", PARAGRAPHS[:-1], max_vocab=100, min_count=1)
     model = gru_lm.GRULMConfig(codec.vocab_size, 8, 8, 1, dropout=0.0)
-    config = LMConfig(seq_len=4, batch=2, steps=6, lr=1e-2, valid_fraction=0.05)
+    config = LMConfig(seq_len=4, batch_size=2, steps=6, lr=1e-2, valid_fraction=0.05)
     result = train_lm(PARAGRAPHS, codec, model, config, progress=False)
     assert os.listdir(tmp_path) == []
     want = jax.eval_shape(lambda: gru_lm.init(jax.random.key(0), model))

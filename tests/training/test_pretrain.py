@@ -123,9 +123,9 @@ def tiny_run(tmp_path_factory):
     from scratchlm.cli import main
 
     out = tmp_path_factory.mktemp("pretrain")
-    rc = main(["pretrain", "--corpus", "wiki", "--max-docs", "400", "--vocab-size", "600", "--layers", "1",
-               "--hidden", "32", "--heads", "2", "--seq-len", "32", "--batch", "16", "--steps", "120", "--lr", "3e-3",
-               "--dropout", "0", "--out", str(out)])
+    rc = main(["pretrain", "--corpus", "wiki", "--limit", "400", "--vocab-size", "600", "--layers", "1",
+               "--hidden", "32", "--heads", "2", "--seq-len", "32", "--batch-size", "16", "--steps", "120",
+               "--lr", "3e-3", "--dropout", "0", "--out", str(out)])
     assert rc == 0
     return out, json.loads((out / "metrics.json").read_text())
 
@@ -166,7 +166,7 @@ def test_pretraining_writes_a_huggingface_loadable_model(tiny_run):
 def _cli_continue(init, out, *flags):
     from scratchlm.cli import main
 
-    rc = main(["pretrain", "--corpus", "wiki", "--init", init, "--seq-len", "32", "--steps", "2", "--max-docs", "40",
+    rc = main(["pretrain", "--corpus", "wiki", "--init", init, "--seq-len", "32", "--steps", "2", "--limit", "40",
                "--lr", "1e-5", "--out", str(out), *flags])
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
@@ -179,13 +179,13 @@ def test_continued_pretraining_from_a_saved_model_via_cli(tiny_run, tmp_path):
     held-out loss starts below an untrained model's 6.40 +- 0.05 (derived in the test above).  (Batch 16 and no
     dropout, as the run that saved it, so its compiled evaluation program serves here too.)"""
     out, _ = tiny_run
-    m, config, params = _cli_continue(str(out / "model"), tmp_path, "--batch", "16", "--dropout", "0")
+    m, config, params = _cli_continue(str(out / "model"), tmp_path, "--batch-size", "16", "--dropout", "0")
     assert m["model_config"]["hidden_size"] == 32 and "cls" in params
     assert m["heldout_mlm_loss_start"] < 6.0, m["heldout_mlm_loss_start"]
 
 
 @pytest.mark.slow  # MiniLM's train step compiles for a minute on 2 cores; the test above runs the same code
 def test_continued_pretraining_from_minilm_via_cli(tmp_path):
-    m, config, params = _cli_continue("minilm", tmp_path, "--batch", "2")
+    m, config, params = _cli_continue("minilm", tmp_path, "--batch-size", "2")
     assert m["model_config"]["hidden_size"] == 384
     assert "pooler" in params and "cls" in params  # MiniLM's pooler kept, a new MLM head added

@@ -35,7 +35,7 @@ def planted_corpus(n_sentences=3000, seed=0):
     return sentences
 
 
-PLANTED_CONFIG = dict(dim=16, window=4, negative=5, min_count=1, sample=0.0, epochs=4, alpha=0.025,
+PLANTED_CONFIG = dict(dim=16, window=4, negative=5, min_count=1, sample=0.0, epochs=4, lr=0.025,
                       batch_size=64, steps_per_call=64)
 
 

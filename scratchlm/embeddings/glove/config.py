@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scratchlm import checks
 from scratchlm.errors import ScratchlmError
 
 
@@ -15,7 +16,7 @@ class GloveConfig:
     # X_ij fall far below 100, f(X_ij) is tiny, and the vectors are left barely trained.
     x_max: float = 10.0
     alpha: float = 0.75  # Pennington et al. 2014, §4.2: "α = 3/4 gives a modest improvement over α = 1"
-    learning_rate: float = 0.05  # ibid., §4.2 "initial learning rate of 0.05"; glove.c -eta 0.05
+    lr: float = 0.05  # AdaGrad's η: ibid., §4.2 "initial learning rate of 0.05"; glove.c -eta 0.05
     epochs: int = 50  # ibid., §4.2: 50 iterations for vectors smaller than 300 dimensions
     # Non-zeros per minibatch (glove.c updates after every single entry).  On the Wikipedia sample
     # (3.24M non-zeros, 8,853 words) B = 16,384 scores as glove.c's loop does on the same counts;
@@ -30,10 +31,12 @@ class GloveConfig:
     output: str = "sum"  # "sum": W + W̃ (glove.c -model 2, the paper's §4.2 choice); "word": W only
 
     def __post_init__(self):
-        if self.dim < 1 or self.epochs < 0 or self.batch_size < 1:
-            raise ScratchlmError(f"GloveConfig needs dim >= 1, epochs >= 0, batch_size >= 1; got {self}")
-        if not (self.x_max > 0 and self.alpha >= 0 and self.learning_rate > 0):
-            raise ScratchlmError(f"GloveConfig needs x_max > 0, alpha >= 0, learning_rate > 0; got {self}")
+        checks.at_least("dim", self.dim, 1)
+        checks.at_least("epochs", self.epochs, 0)
+        checks.at_least("batch_size", self.batch_size, 1)
+        checks.positive("x_max", self.x_max)
+        checks.at_least("alpha", self.alpha, 0)
+        checks.positive("lr", self.lr)
         if self.update not in ("auto", "dense", "rows"):
             raise ScratchlmError(f"GloveConfig.update must be 'auto', 'dense' or 'rows', got {self.update!r}")
         if self.accumulate not in ("entry", "minibatch"):

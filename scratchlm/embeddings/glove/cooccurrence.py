@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scratchlm import checks
 from scratchlm.errors import CorpusError, ScratchlmError
 from scratchlm.tokenizers.vocab import build_vocabulary, vocabulary_from_counts, word_counts
 
@@ -58,7 +59,13 @@ class CooccurrenceConfig:
     min_count: int = 5  # demo.sh VOCAB_MIN_COUNT=5 (vocab_count -min-count)
     max_size: int | None = None  # keep at most this many words (vocab_count -max-vocab); None: all
     max_memory_mb: float = 512.0  # ceiling for one chunk's counting buffers (cooccur -memory is in GB)
-    # checked where they are used (count_cooccurrences), before any pass over the corpus
+
+    def __post_init__(self):  # count_cooccurrences checks its arguments again: it is called without a config too
+        checks.at_least("window", self.window, 1)
+        checks.at_least("min_count", self.min_count, 1)
+        if self.max_size is not None:
+            checks.at_least("max_size", self.max_size, 1)
+        checks.positive("max_memory_mb", self.max_memory_mb)
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ def make_optimizer(config: GloveConfig) -> optax.GradientTransformationExtraArgs
 
     Without ``squared_grads`` it is exactly ``optax.adagrad(1.0, initial_accumulator_value=4/η², eps=0)``.
     """
-    g0 = 4.0 / config.learning_rate**2
+    g0 = 4.0 / config.lr**2
 
     def init_fn(params):
         return (optax.ScaleByRssState(sum_of_squares=jax.tree.map(lambda p: jnp.full_like(p, g0), params)),

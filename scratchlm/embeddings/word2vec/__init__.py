@@ -16,8 +16,8 @@ Two tables: input vectors ``v`` [V, D] (the word vectors kept at the end) and ou
 
 .. math::  \ell = -\log\sigma(u_o^\top v_c) - \sum_{k=1}^{K} \log\sigma(-u_{w_k}^\top v_c)
 
-and plain SGD with a rate decaying linearly from ``alpha`` to ``min_alpha`` over all words of all
-epochs.  What follows the C tool / gensim, and where we choose otherwise:
+and plain SGD with a rate decaying linearly from ``lr`` to ``min_lr`` (gensim's ``alpha``, ``min_alpha``) over
+all words of all epochs.  What follows the C tool / gensim, and where we choose otherwise:
 
 - **Pair orientation (skip-gram).** The C tool, for a centre word and a context word, trains the
   *context* word's input vector against the *centre* word's output vector and its noise words (the

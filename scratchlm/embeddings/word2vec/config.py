@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from scratchlm import checks
 from scratchlm.errors import ScratchlmError
 
 
@@ -25,8 +26,8 @@ class Word2VecConfig:
     min_count: int = 5  # gensim default
     sample: float = 1e-3  # subsampling threshold t (the C tool's and gensim's default)
     epochs: int = 5  # gensim default
-    alpha: float = 0.025  # gensim's default for both models
-    min_alpha: float = 1e-4  # gensim default
+    lr: float = 0.025  # SGD's starting learning rate (gensim's alpha, the C tool's -alpha): gensim's default
+    min_lr: float = 1e-4  # the rate the linear decay ends at (gensim's min_alpha): gensim's default
     batch_size: int = 512  # centre words per step (CPU: moderate; GPU: 16k+ with normalize_duplicates)
     steps_per_call: int = 256  # jitted steps per dispatch
     normalize_duplicates: bool = False  # divide a row's summed update by sqrt(#occurrences in the step)
@@ -42,12 +43,14 @@ class Word2VecConfig:
             raise ScratchlmError(f"model must be 'skipgram' or 'cbow', got {self.model!r}")
         for name in ("dim", "window", "negative", "min_count", "epochs", "batch_size", "steps_per_call", "run_length",
                      "noise_share"):
-            if getattr(self, name) <= 0:
-                raise ScratchlmError(f"{name} must be positive, got {getattr(self, name)}")
+            checks.at_least(name, getattr(self, name), 1)
         if self.model == "cbow" and self.batch_size % self.noise_share:
             raise ScratchlmError(f"CBOW: noise_share={self.noise_share} must divide batch_size={self.batch_size}")
-        if self.sample < 0 or self.alpha <= 0 or self.min_alpha < 0:
-            raise ScratchlmError("sample and min_alpha must be >= 0 and alpha > 0")
+        checks.at_least("sample", self.sample, 0)
+        checks.positive("lr", self.lr)
+        checks.at_least("min_lr", self.min_lr, 0)
+        if self.min_lr > self.lr:
+            raise ScratchlmError(f"--min-lr ({self.min_lr}) must not exceed --lr ({self.lr}): the rate decays")
 
 
 def cbow_run_length(config: Word2VecConfig) -> int:
@@ -56,7 +59,7 @@ def cbow_run_length(config: Word2VecConfig) -> int:
 
 
 def default_cpu_batch(model: str) -> int:
-    """Centre words per step on a CPU unless ``--batch`` says otherwise: 384 skip-gram, 1,024 CBOW.
+    """Centre words per step on a CPU unless ``--batch-size`` says otherwise: 384 skip-gram, 1,024 CBOW.
 
     A step's centres are updated from the same parameters, which costs skip-gram analogy accuracy as
     the batch grows (benchmarks/RESULTS.md, 2 CPU cores, 15 epochs, 3 seeds: .027-.030 at 512,

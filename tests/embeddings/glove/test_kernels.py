@@ -149,7 +149,7 @@ def test_update_is_adagrad_on_the_objective_row_sums(x64, update, entrywise, jit
     """dense_update and row_update: AdaGrad (minibatch or per-entry accumulator) applied to jax.vmap of
     objective.entry_gradients summed per row; the returned cost is sum_e f delta_e^2 (B terms: 2 B u)."""
     params, G, batch = random_minibatch()
-    step = partial(update, optimizer=kernels.make_optimizer(GloveConfig(learning_rate=ETA)), entrywise=entrywise)
+    step = partial(update, optimizer=kernels.make_optimizer(GloveConfig(lr=ETA)), entrywise=entrywise)
     new_params, new_state, cost = (jax.jit(step) if jit else step)(params, state_of(G), batch)
     ref_cost = check_step(new_params, new_state, params, G, batch, entrywise)
     assert float(cost) == pytest.approx(float(np.sum(ref_cost)), rel=2 * batch[0].shape[0] * U)
@@ -165,7 +165,7 @@ def test_sharded_update_per_row_gradient_is_the_objective(x64, entrywise):
 
     params, G, batch = random_minibatch(seed=1)
     mesh = parallel.make_mesh(1, 1)
-    optimizer = kernels.make_optimizer(GloveConfig(learning_rate=ETA))
+    optimizer = kernels.make_optimizer(GloveConfig(lr=ETA))
     copies = jax.tree.map(lambda a: jnp.array(a, copy=True), (params, state_of(G)))  # the step donates them
     p, s = parallel.shard(copies, mesh, PARTITION_RULES)
     step = make_sharded_glove_update(mesh, optimizer, entrywise=entrywise)
@@ -190,7 +190,7 @@ def test_optimizer_without_squared_grads_is_optax_adagrad(x64):
     """make_optimizer's docstring: exactly optax.adagrad(1, initial_accumulator_value=4/eta^2, eps=0)."""
     params, _, _ = random_minibatch()
     g = jax.tree.map(lambda p: jnp.sin(p * 7.0), params)
-    ours, ref = kernels.make_optimizer(GloveConfig(learning_rate=ETA)), optax.adagrad(1.0, 4.0 / ETA**2, eps=0.0)
+    ours, ref = kernels.make_optimizer(GloveConfig(lr=ETA)), optax.adagrad(1.0, 4.0 / ETA**2, eps=0.0)
     (u1, s1), (u2, s2) = ours.update(g, ours.init(params)), ref.update(g, ref.init(params))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=4 * U), (u1, s1[0].sum_of_squares),
                  (u2, s2[0].sum_of_squares))
@@ -233,7 +233,7 @@ def test_adagrad_arithmetic_matches_glove_c(x64):
     accumulating (eta g)^2): the claim of make_optimizer's docstring.  Both float64; 30 steps of a few
     dozen operations each, every result within a few ulps of the other's: rtol 1e-10."""
     V, D, eta = 6, 4, 0.05
-    config = GloveConfig(dim=D, x_max=10.0, learning_rate=eta)
+    config = GloveConfig(dim=D, x_max=10.0, lr=eta)
     rng = np.random.default_rng(0)
     params = {k: jnp.asarray(v, jnp.float64) * 40 for k, v in kernels.init(jax.random.key(1), V, config).items()}
     optimizer = kernels.make_optimizer(config)

@@ -21,8 +21,12 @@ def test_init_is_the_c_tools():
 
 
 def test_config_rejects_bad_settings():
-    with pytest.raises(ScratchlmError, match="dim must be positive"):
+    with pytest.raises(ScratchlmError, match="--dim must be at least 1"):
         Word2VecConfig(dim=0)
+    with pytest.raises(ScratchlmError, match="--lr must be a positive"):
+        Word2VecConfig(lr=-0.025)
+    with pytest.raises(ScratchlmError, match=r"--min-lr \(0.1\) must not exceed --lr"):
+        Word2VecConfig(lr=0.025, min_lr=0.1)
     with pytest.raises(ScratchlmError, match="model must be"):
         Word2VecConfig(model="glove")
     with pytest.raises(ScratchlmError, match="must divide batch_size"):

@@ -1,0 +1,270 @@
+"""Every command against each kind of bad input: exit status 2, one ``scratchlm CMD: error: ...`` line on
+standard error, no traceback (issue 23, point 4).
+
+Run in this process through :func:`scratchlm.cli.main`.  For the mistakes a command can see before it
+starts (a number out of range, a missing or unreadable input, an output folder it cannot write), the
+corpus and task readers are replaced by a function that fails the test: the error must come before any
+data is read.  Damaged model files are found when they are read, so those cases run without the guard.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scratchlm import cli
+from scratchlm.data import corpora, tasks
+
+UNWRITABLE = "/proc/scratchlm-test-out"  # no file can be created under /proc, not even by root
+
+
+@pytest.fixture
+def files(tmp_path):
+    """Bad inputs of every kind, and one good corpus."""
+    f = {}
+    f["folder"] = tmp_path / "a-folder"
+    f["folder"].mkdir()
+    f["missing"] = tmp_path / "no-such-file.txt"
+    f["latin1"] = tmp_path / "latin1.txt"
+    f["latin1"].write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    f["a_file"] = tmp_path / "a-file"
+    f["a_file"].write_text("not a folder\n")
+    f["tokenizer"] = tmp_path / "tokenizer.json"
+    f["tokenizer"].write_text('{"model": {"type": "WordPiece", "vocab": ')  # cut off mid-way
+    f["bert"] = tmp_path / "bert"  # config.json fine, model.safetensors damaged
+    f["bert"].mkdir()
+    (f["bert"] / "config.json").write_text(json.dumps({
+        "model_type": "bert", "vocab_size": 50, "hidden_size": 8, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 32}))
+    (f["bert"] / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not safetensors")
+    f["bert_json"] = tmp_path / "bert-json"  # config.json damaged
+    f["bert_json"].mkdir()
+    (f["bert_json"] / "config.json").write_text("{\"model_type\": \"bert\",")
+    (f["bert_json"] / "model.safetensors").write_bytes(b"")
+    f["gru"] = tmp_path / "gru"  # a gru-lm run folder whose params.msgpack is damaged
+    f["gru"].mkdir()
+    (f["gru"] / "config.json").write_text(json.dumps({"model": {"vocab_size": 10, "embed_size": 4, "hidden_size": 4,
+                                                                 "num_layers": 1}}))
+    (f["gru"] / "params.msgpack").write_bytes(b"\xc1 damaged")
+    f["gru_json"] = tmp_path / "gru-json"  # a gru-lm run folder whose config.json is damaged
+    f["gru_json"].mkdir()
+    (f["gru_json"] / "config.json").write_text("{\"model\": ")
+    (f["gru_json"] / "params.msgpack").write_bytes(b"")
+    f["vectors"] = tmp_path / "vectors.txt"
+    f["vectors"].write_text("3 x\nthe 0.1\n")
+    f["out"] = tmp_path / "out"
+    return f
+
+
+# (command argv with {placeholders}, a phrase of the expected message)
+BEFORE_ANY_WORK = [
+    # numbers out of range
+    ("word2vec --lr -0.025", "--lr must be a positive"),
+    ("word2vec --min-lr 0.5", "--min-lr (0.5) must not exceed --lr"),
+    ("word2vec --batch-size 0", "--batch-size must be at least 1"),
+    ("word2vec --dim 0", "--dim must be at least 1"),
+    ("word2vec --epochs 0", "--epochs must be at least 1"),
+    ("word2vec --sample -1", "--sample must be at least 0"),
+    ("word2vec --restrict-vocab 0", "--restrict-vocab must be at least 1"),
+    ("glove --lr -0.05", "--lr must be a positive"),
+    ("glove --lr nan", "--lr must be a number"),
+    ("glove --batch-size 0", "--batch-size must be at least 1"),
+    ("glove --vocab-size 0", "--vocab-size must be at least 1"),
+    ("glove --window 0", "--window must be at least 1"),
+    ("glove --x-max 0", "--x-max must be a positive"),
+    ("glove --max-memory-mb -1", "--max-memory-mb must be a positive"),
+    ("classify --lr -0.1", "--lr must be positive"),
+    ("classify --steps 0", "--steps"),
+    ("gru-lm train --lr=-1e-3", "--lr must be a positive"),
+    ("gru-lm train --clip-norm -1", "--clip-norm must be a positive"),
+    ("gru-lm train --batch-size 0", "--batch-size must be at least 1"),
+    ("gru-lm train --vocab-size 0", "--vocab-size must be at least 1"),
+    ("gru-lm train --hidden 0", "--hidden must be at least 1"),
+    ("gru-lm train --valid-fraction 1.5", "--valid-fraction must be a fraction"),
+    ("gru-lm classify --checkpoint {gru} --lr -1", "--lr must be a positive"),
+    ("gru-lm generate --checkpoint {gru} --prompt the --top-p 0", "--top-p must be a fraction"),
+    ("gru-lm generate --checkpoint {gru} --prompt the --samples 0", "--samples must be at least 1"),
+    ("pretrain --lr=-1e-3", "--lr must be a positive"),
+    ("pretrain --batch-size 0", "--batch-size must be at least 1"),
+    ("pretrain --steps 4 --warmup-steps 4", "--warmup-steps must be below --steps"),
+    ("pretrain --intermediate 0", "--intermediate must be at least 1"),
+    ("pretrain --limit 0", "--limit must be at least 1"),
+    ("pretrain --vocab-size 0", "--vocab-size must be at least 1"),
+    ("pretrain --hidden 30 --heads 4", "divisible"),
+    ("finetune --task polarity --lr=-5e-5", "--lr must be a positive"),
+    ("finetune --task polarity --clip-norm -1", "--clip-norm"),
+    ("finetune --task polarity --warmup-fraction 1.5", "--warmup-fraction must be a fraction"),
+    ("finetune --task polarity --batch-size 0", "--batch-size must be at least 1"),
+    ("finetune --task polarity --max-length 0", "--max-length must be at least 3"),
+    ("finetune --task polarity --folds 1", "--folds must be at least 2"),
+    ("finetune --task polarity --limit 0", "--limit must be at least 1"),
+    ("tokenize train --model bpe --vocab-size 0 --corpus lee", "--vocab-size must be at least 1"),
+    # input paths: missing, a folder, not UTF-8
+    *[(f"{cmd} --corpus {{{kind}}}", phrase)
+      for cmd in ("word2vec", "glove", "gru-lm train", "pretrain", "tokenize train --model bpe --vocab-size 50")
+      for kind, phrase in (("missing", "no such file"), ("folder", "is a folder"), ("latin1", "is not valid UTF-8"))],
+    ("classify --data {folder}", "--data"),
+    ("classify --init {missing}", "--init"),
+    ("finetune --task {folder}", "--task"),
+    ("finetune --task {latin1}", "is not valid UTF-8"),
+    ("finetune --task polarity --init {missing}", "--init"),
+    ("finetune --task polarity --init {a_file}", "is a file"),
+    ("pretrain --init {missing}", "--init"),
+    ("pretrain --tokenizer {folder}", "--tokenizer"),
+    ("gru-lm train --tokenizer {missing}", "--tokenizer"),
+    ("gru-lm generate --checkpoint {missing} --prompt the", "--checkpoint"),
+    ("gru-lm classify --checkpoint {a_file}", "--checkpoint"),
+    ("tokenize encode --tokenizer {missing}", "--tokenizer"),
+    ("tokenize encode --tokenizer {folder}", "is a folder"),
+    # the output folder: unwritable, or a file
+    *[(f"{cmd} --out {out}", phrase)
+      for cmd in ("word2vec", "glove", "classify", "gru-lm train", "pretrain", "finetune --task polarity", "demo")
+      for out, phrase in ((UNWRITABLE, "cannot write"), ("{a_file}", "is a file"))],
+    ("tokenize train --model bpe --vocab-size 50 --corpus lee --out {folder}", "is a folder"),
+    (f"tokenize train --model bpe --vocab-size 50 --corpus lee --out {UNWRITABLE}/tok.json", "cannot write"),
+    ("bench --benchmarks {missing}", "--benchmarks"),
+    ("bench --timeout 0", "--timeout must be a positive"),
+    ("bench --json {folder}", "--json"),
+    (f"docs --out {UNWRITABLE}", "cannot write"),
+    ("docs --katex {missing}", "--katex"),
+]
+
+# Damaged model files, found when they are read.
+DAMAGED = [
+    ("pretrain --init {bert}", "model.safetensors is damaged"),
+    ("pretrain --init {bert_json}", "config.json is damaged"),
+    ("pretrain --tokenizer {tokenizer}", "is not a tokenizer.json"),
+    ("finetune --task polarity --init {bert}", "model.safetensors is damaged"),
+    ("finetune --task polarity --init {bert_json}", "config.json is damaged"),
+    ("gru-lm train --tokenizer {tokenizer}", "is not a tokenizer.json"),
+    ("gru-lm generate --checkpoint {gru} --prompt the", "damaged"),
+    ("gru-lm classify --checkpoint {gru_json}", "config.json is damaged"),
+    ("tokenize encode --tokenizer {tokenizer}", "is not a tokenizer.json"),
+    ("classify --init {vectors}", "vectors.txt"),
+]
+
+_OUT_FLAGS = {"tokenize", "gru-lm generate", "gru-lm classify", "bench", "docs"}
+
+
+def _argv(line: str, files: dict) -> tuple[str, list[str]]:
+    argv = [part.format(**files) for part in line.split()]
+    command = argv[0]
+    head = " ".join(argv[:2])
+    if "--out" not in argv and command not in _OUT_FLAGS and head not in _OUT_FLAGS:
+        argv += ["--out", str(files["out"])]
+    if head == "tokenize train" and "--out" not in argv:
+        argv += ["--out", str(files["out"] / "tokenizer.json")]
+    if command == "gru-lm" and argv[1] == "train" or command in ("word2vec", "glove", "pretrain"):
+        if "--corpus" not in argv:
+            argv += ["--corpus", "lee"]
+    if command == "word2vec":
+        argv.append("--no-progress")
+    return command, argv
+
+
+def _one_error_line(capsys, command: str, rc: int) -> str:
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert rc == 2, captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert len(lines) == 1 and lines[0].startswith(f"scratchlm {command}: error: "), captured.err
+    return lines[0]
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Reading any corpus or task fails the test: the error had to come first."""
+    def work(*args, **kwargs):
+        raise AssertionError("the command started reading its data before rejecting a bad input")
+
+    for module, name in ((corpora, "load_corpus"), (corpora, "load_tokenized_corpus"), (corpora, "polarity_sentences"),
+                         (corpora, "wikipedia_paragraphs"), (tasks, "read_jsonl"), (tasks, "read_conll"),
+                         (tasks, "read_fasttext_labels")):
+        monkeypatch.setattr(module, name, work)
+
+
+@pytest.mark.parametrize("line, phrase", BEFORE_ANY_WORK)
+def test_bad_input_is_one_error_line_before_any_work(line, phrase, files, no_work, capsys):
+    command, argv = _argv(line, files)
+    message = _one_error_line(capsys, command, cli.main(argv))
+    assert phrase in message
+    assert not files["out"].exists() or not any(files["out"].iterdir())
+
+
+@pytest.mark.parametrize("line, phrase", DAMAGED)
+def test_damaged_input_files_are_one_error_line(line, phrase, files, capsys):
+    command, argv = _argv(line, files)
+    if command in ("pretrain", "gru-lm") and "--limit" not in argv and argv[1] != "generate":
+        argv += ["--limit", "20"] if command == "pretrain" else []
+    message = _one_error_line(capsys, command, cli.main(argv))
+    assert phrase in message
+
+
+def test_a_read_only_out_fails_before_training(files, no_work, capsys, tmp_path):
+    """``--out`` under a folder the user cannot write (chmod 555): as root every folder is writable, so
+    there the check is the /proc case of the table above."""
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders; the /proc rows of the table cover this check")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        message = _one_error_line(capsys, "glove", cli.main(["glove", "--corpus", "lee", "--out", str(locked / "o")]))
+    finally:
+        locked.chmod(0o755)
+    assert "cannot write" in message
+
+
+def test_the_tokenizer_and_the_model_must_agree(files, tmp_path, capsys):
+    """A saved encoder without tokenizer.json is paired with MiniLM's (30,522 ids) by finetune: ids outside the
+    model's 50-row table would be clamped inside jit, so the batch builder stops it (issue 23, point 9)."""
+    import jax
+
+    from scratchlm.models import bert
+
+    config = bert.BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=16, max_position_embeddings=64)
+    small = tmp_path / "small"
+    bert.save_pretrained(small, bert.init(jax.random.key(0), config), config)
+    rc = cli.main(["finetune", "--task", "polarity", "--init", str(small), "--limit", "8", "--epochs", "1",
+                   "--out", str(tmp_path / "ft")])
+    assert "is outside [0, 50)" in _one_error_line(capsys, "finetune", rc)
+
+
+def test_help_shows_every_default(capsys):
+    """Every option of every command says its default in --help (argparse's, or the config's it resolves to)."""
+    parser = cli.build_parser()
+    subparsers = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"][0]
+    seen = 0
+    for name, command in subparsers.choices.items():
+        nested = [a for a in command._actions if a.__class__.__name__ == "_SubParsersAction"]
+        for sub in (nested[0].choices.values() if nested else [command]):
+            text = sub.format_help()
+            for action in sub._actions:
+                if not action.option_strings or action.help in (None, "==SUPPRESS==") or "-h" in action.option_strings:
+                    continue
+                if action.required or action.option_strings[0] == "--out":
+                    continue  # no default to show (--out: the run-folder rule, issue 23 point 1)
+                seen += 1
+                assert "default" in sub._get_formatter()._get_help_string(action).lower(), (name, action.dest)
+            assert "from LMConfig" in text or name != "gru-lm" or "generate" in text or "classify" in text
+    assert seen > 100
+
+
+def test_version(capsys):
+    import scratchlm
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"scratchlm {scratchlm.__version__}"
+
+
+def test_pretrain_default_warmup_fits_one_step():
+    from scratchlm.training.pretrain import PretrainConfig
+
+    assert PretrainConfig(steps=1).resolved_warmup_steps == 0
+    assert PretrainConfig(steps=4).resolved_warmup_steps == 1  # as before the change (max(1, 4 // 10))
+    assert PretrainConfig(steps=1000).resolved_warmup_steps == 100
