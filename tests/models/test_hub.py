@@ -1,4 +1,4 @@
-"""pretrained.resolve / bert.from_pretrained: a folder, the shipped name, or a HuggingFace Hub id (offline cache)."""
+"""hub.resolve / bert.from_pretrained: a folder, the shipped name, or a HuggingFace Hub id (offline cache)."""
 
 import json
 import os
@@ -11,7 +11,7 @@ import pytest
 
 from scratchlm.data.corpora import minilm_path
 from scratchlm.errors import ScratchlmError
-from scratchlm.models import bert, pretrained
+from scratchlm.models import bert, hub
 from tests.random_params import random_params
 
 TINY = bert.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
@@ -20,13 +20,13 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def test_a_folder_is_itself(tmp_path):
-    assert pretrained.resolve(tmp_path) == tmp_path
-    assert pretrained.resolve(str(tmp_path)) == tmp_path
+    assert hub.resolve(tmp_path) == tmp_path
+    assert hub.resolve(str(tmp_path)) == tmp_path
 
 
 @pytest.mark.parametrize("name", ["minilm", "MiniLM", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"])
 def test_shipped_names_are_the_wheels_copy(name):
-    assert pretrained.resolve(name) == minilm_path()
+    assert hub.resolve(name) == minilm_path()
 
 
 def test_from_pretrained_minilm_by_name():
@@ -83,14 +83,14 @@ def test_hub_id_loads_from_the_offline_hub_cache(tmp_path):
 def test_hub_id_without_huggingface_hub_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails as if not installed
     with pytest.raises(ScratchlmError, match="pip install huggingface_hub"):
-        pretrained.resolve("acme/tiny-bert")
+        hub.resolve("acme/tiny-bert")
 
 
 def test_names_that_are_nothing(tmp_path):
     with pytest.raises(ScratchlmError, match="no such folder, and not a shipped name"):
-        pretrained.resolve("no such model!")
+        hub.resolve("no such model!")
     with pytest.raises(ScratchlmError, match="no such folder, and not a shipped name"):
-        pretrained.resolve(tmp_path / "missing" / "deeper" / "folder")
+        hub.resolve(tmp_path / "missing" / "deeper" / "folder")
     (tmp_path / "f.txt").write_text("x")
     with pytest.raises(ScratchlmError, match="is a file"):
         bert.from_pretrained(tmp_path / "f.txt")
