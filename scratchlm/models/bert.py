@@ -233,10 +233,10 @@ def encode(params: dict, texts, *, config: BertConfig, tokenizer, batch_size: in
            max_length: int | None = None) -> np.ndarray:
     r"""Sentence embeddings of ``texts`` in one call, as ``SentenceTransformer.encode`` gives them.
 
-    .. math::  e(s) = \frac{\sum_t m_t\, h^{(L)}_t(s)}{\sum_t m_t} \quad\Big(\text{then } e / \lVert e \rVert
-               \text{ with } \texttt{normalize=True}\Big)
+    .. math::  e(s) = \frac{\sum_t m_t\, h^{(L)}_t(s)}{\sum_t m_t}
 
-    (:func:`mean_pool` of :func:`apply`; all-MiniLM-L6-v2 is used with ``normalize=True``.)  The texts
+    (:func:`mean_pool` of :func:`apply`), divided by :math:`\lVert e(s) \rVert` with ``normalize=True``
+    (all-MiniLM-L6-v2 is used so).  The texts
     are tokenized with ``tokenizer`` (a :class:`scratchlm.tokenizers.Tokenizer`; ``[CLS] text [SEP]``,
     cut at ``max_length`` tokens, default the model's ``max_position_embeddings``; sentence-transformers
     cuts all-MiniLM-L6-v2 at 256), sorted by length and cut into batches of ``batch_size``; each batch is
