@@ -15,3 +15,9 @@ class CorpusError(ScratchlmError):
 
 class NonFiniteLossError(ScratchlmError):
     """Training produced a NaN or infinite loss."""
+
+
+class WordNotInVocabularyError(ScratchlmError, KeyError):
+    """A word looked up in word vectors has no row; also a ``KeyError``, which is what gensim raises."""
+
+    __str__ = Exception.__str__  # KeyError's own would print the message in quotes

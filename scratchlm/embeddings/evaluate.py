@@ -1,6 +1,6 @@
 r"""Intrinsic evaluation of word vectors: cosine similarity, neighbours, analogies, word-pair correlation.
 
-Every function takes a :class:`~scratchlm.embeddings.formats.WordVectors` (``words`` [V] ordered by
+Every function takes a :class:`~scratchlm.embeddings.vectors.WordVectors` (``words`` [V] ordered by
 descending frequency, ``vectors`` [V, D]), so Word2Vec, GloVe and vectors loaded from a file are
 scored by the same code.  The conventions are gensim's (``KeyedVectors.evaluate_word_analogies`` and
 ``evaluate_word_pairs``), which follow the C tool's ``compute-accuracy``, so the figures compare:
@@ -25,50 +25,38 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scratchlm.embeddings.formats import WordVectors
+from scratchlm.embeddings import vectors
+from scratchlm.embeddings.vectors import WordVectors, unit_rows
 from scratchlm.errors import ScratchlmError
 
 Question = tuple[str, str, str, str]
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    r"""Rows scaled to unit length, :math:`\hat x_i = x_i / \lVert x_i \rVert` (a zero row stays zero)."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, np.finfo(np.float32).tiny)
+def cosine_similarity(a, b, c=None) -> float | np.ndarray:
+    r"""Cosine similarity of two vectors or batches, or of two words of a table.
 
+    .. math::  \cos(a, b) = \frac{a^\top b}{\lVert a \rVert\,\lVert b \rVert}
 
-def _lookup(wv: WordVectors, word: str) -> np.ndarray:
-    try:
-        return wv.vectors[wv.words.index(word)]
-    except ValueError:
-        raise ScratchlmError(f"word {word!r} is not in the vocabulary ({len(wv)} words)") from None
-
-
-def cosine_similarity(wv: WordVectors, w1: str, w2: str) -> float:
-    r"""Cosine of the angle between two words' vectors.
-
-    .. math::  \cos(w_1, w_2) = \frac{x_{w_1}^\top x_{w_2}}{\lVert x_{w_1} \rVert\,\lVert x_{w_2} \rVert}
+    ``cosine_similarity(a, b)``: ``a`` [D] or [N, D], ``b`` [D] or [M, D]; a float for two vectors, [M] or
+    [N] for a vector and a batch, the matrix [N, M] of all pairs for two batches
+    (:func:`scratchlm.embeddings.vectors.cosine_similarity`).  ``cosine_similarity(wv, w1, w2)``: the
+    cosine of two words' vectors in a :class:`WordVectors` (``wv.similarity(w1, w2)``).
     """
-    a, b = unit_rows(np.stack([_lookup(wv, w1), _lookup(wv, w2)]))
-    return float(a @ b)
+    if isinstance(a, WordVectors):
+        return a.similarity(b, c)
+    if c is not None:
+        raise ScratchlmError("cosine_similarity takes two vectors or batches, or (word_vectors, word1, word2)")
+    return vectors.cosine_similarity(a, b)
 
 
 def nearest_neighbours(wv: WordVectors, word: str, k: int = 10, *,
                        restrict_vocab: int | None = None) -> list[tuple[str, float]]:
-    r"""The ``k`` words of highest cosine similarity to ``word`` (itself excluded), best first.
+    r"""The ``k`` words of highest cosine similarity to ``word`` (itself excluded), best first:
+    ``wv.most_similar(word, topn=k, restrict_vocab=...)``.
 
     .. math::  \operatorname{top}_k \; \{ \cos(w, w') : w' \ne w,\ w' \in \text{first } N \text{ words} \}
     """
-    n = len(wv) if restrict_vocab is None else min(restrict_vocab, len(wv))
-    U = unit_rows(wv.vectors[:n])
-    q = unit_rows(_lookup(wv, word)[None])[0]
-    scores = U @ q
-    if word in wv.words[:n]:
-        scores[wv.words.index(word)] = -np.inf
-    k = min(k, n - (word in wv.words[:n]))
-    top = np.argsort(-scores, kind="stable")[:k]
-    return [(wv.words[i], float(scores[i])) for i in top]
+    return wv.most_similar(positive=[word], topn=k, restrict_vocab=restrict_vocab)
 
 
 def _vocab(wv: WordVectors, restrict_vocab: int, case_insensitive: bool) -> tuple[dict[str, int], np.ndarray]:

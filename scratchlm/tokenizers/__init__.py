@@ -9,6 +9,10 @@ Usage (the API the models and fine-tuning code rely on)::
     enc = tok.encode("Hello world", pair=None, add_special_tokens=True)
     enc.ids, enc.tokens, enc.offsets, enc.attention_mask, enc.type_ids, enc.word_ids
 
+    batch = tok(["a text", "another"], padding=True, truncation=True, max_length=64, return_tensors="np")
+    # transformers' call: {"input_ids", "token_type_ids", "attention_mask"} [B, T] int32; this call's
+    # padding and truncation only (never the file's 128), lists with return_tensors=None
+
     tok.enable_truncation(64)                 # max_length, strategy="longest_first", direction="right"
     tok.enable_padding()                      # length=None: pad each batch to its longest member
     encs = tok.encode_batch(["a text", "another"], pairs=None)

@@ -251,3 +251,41 @@ class Padding:
         length = strategy["Fixed"] if isinstance(strategy, dict) else None
         return cls(length, spec.get("pad_id", 0), spec.get("pad_type_id", 0), spec.get("pad_token", "[PAD]"),
                    spec.get("direction", "Right").lower(), spec.get("pad_to_multiple_of"))
+
+
+# ----------------------------------------------------------------------------- HuggingFace's call arguments
+
+_PADDING = {True: "longest", "longest": "longest", "max_length": "max_length", False: None, "do_not_pad": None}
+_TRUNCATION = {True: "longest_first", "longest_first": "longest_first", "only_first": "only_first",
+               "only_second": "only_second", False: None, "do_not_truncate": None}
+
+
+def call_settings(padding, truncation, max_length: int | None, pad_to_multiple_of: int | None, *,
+                  default_max_length: int | None, pad: Padding) -> tuple[Truncation | None, Padding | None]:
+    """The truncation and padding one ``tokenizer(texts, padding=..., truncation=..., max_length=...)`` call
+    asks for, by transformers' rules (``PreTrainedTokenizerBase._get_padding_truncation_strategies``):
+
+    * ``padding``: ``False`` / ``"do_not_pad"`` (default), ``True`` / ``"longest"`` (to the batch's longest),
+      ``"max_length"`` (to ``max_length``, never cutting);
+    * ``truncation``: ``False`` / ``"do_not_truncate"``, ``True`` / ``"longest_first"``, ``"only_first"``,
+      ``"only_second"``, at ``max_length`` (default ``default_max_length``); left ``None`` with a
+      ``max_length`` and no padding to it, ``"longest_first"``, as transformers does;
+    * ``pad`` gives the pad token, its ids and the side.
+    """
+    if padding not in _PADDING:
+        raise ScratchlmError(f"padding must be True, False, 'longest', 'max_length' or 'do_not_pad', got {padding!r}")
+    if truncation is None:
+        truncation = max_length is not None and padding != "max_length"
+    if truncation not in _TRUNCATION:
+        raise ScratchlmError("truncation must be True, False, 'longest_first', 'only_first', 'only_second' or "
+                             f"'do_not_truncate', got {truncation!r}")
+    pad_kind, cut_kind = _PADDING[padding], _TRUNCATION[truncation]
+    length = max_length if max_length is not None else default_max_length
+    if length is None and (cut_kind is not None or pad_kind == "max_length"):
+        raise ScratchlmError(f"truncation={truncation!r} / padding={padding!r} need max_length: this tokenizer "
+                             "has no default length")
+    cut = Truncation(length, cut_kind) if cut_kind is not None else None
+    if pad_kind is None:
+        return cut, None
+    return cut, Padding(length if pad_kind == "max_length" else None, pad.pad_id, pad.pad_type_id, pad.pad_token,
+                        pad.direction, pad_to_multiple_of)

@@ -6,6 +6,9 @@
 The hot path is one ``str.translate`` (normalization), one compiled regex (words) and a dictionary
 look-up per word; only texts whose normalization changes lengths (accents written as combining
 marks, CJK, control characters) pay for a per-character alignment, so offsets stay exact.
+
+Why one module of ~410 lines: its four entry points (``encode``, ``encode_batch``, the
+transformers-style ``__call__``, ``decode``) share the one encoding path above, read in one place.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import regex
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.tokenizers.decoders import SpaceDecoder
-from scratchlm.tokenizers.encoding import Encoding
-from scratchlm.tokenizers.processors import Padding, Truncation, default_process
+from scratchlm.tokenizers.encoding import Encoding, encodings_to_arrays
+from scratchlm.tokenizers.processors import Padding, Truncation, call_settings, default_process
 
 CACHE_CAPACITY = 200_000  # words; beyond it new words are tokenized but not cached (HuggingFace's rule)
 
@@ -68,7 +71,9 @@ class Tokenizer:
     """A normalizer, pre-tokenizer, model, post-processor and decoder, used as HuggingFace's ``Tokenizer``.
 
     ``encode(text, pair=None, *, add_special_tokens=True, is_pretokenized=False) -> Encoding`` and
-    ``encode_batch(texts, pairs=None, ...) -> list[Encoding]``; ``decode(ids, skip_special_tokens=True)``;
+    ``encode_batch(texts, pairs=None, ...) -> list[Encoding]``; ``tok(texts, padding=True, truncation=True,
+    max_length=N, return_tensors="np")`` as transformers' tokenizers (a dict of ids, types and mask);
+    ``decode(ids, skip_special_tokens=True)``;
     ``enable_truncation(max_length, ...)`` / ``no_truncation()``; ``enable_padding(length=None, ...)`` /
     ``no_padding()``; ``token_to_id``, ``id_to_token``, ``get_vocab``, ``get_vocab_size``; ``save(path)``
     writes a HuggingFace ``tokenizer.json`` (``tokenizers.load`` reads one).
@@ -173,12 +178,16 @@ class Tokenizer:
                        pad_to_multiple_of: int | None = None) -> None:
         """Pad to ``length`` (``None``: to the longest encoding of each batch).  The pad token defaults to
         ``[PAD]`` / ``<pad>`` when the vocabulary has one, its id to that token's id."""
+        self.padding = self._padding(length, direction, pad_id, pad_type_id, pad_token, pad_to_multiple_of)
+
+    def _padding(self, length=None, direction="right", pad_id=None, pad_type_id=0, pad_token=None,
+                 pad_to_multiple_of=None) -> Padding:
         if pad_token is None:
             has_pad = self.token_to_id("[PAD]") is not None or self.token_to_id("<pad>") is None
             pad_token = "[PAD]" if has_pad else "<pad>"
         if pad_id is None:
             pad_id = self.token_to_id(pad_token) or 0
-        self.padding = Padding(length, pad_id, pad_type_id, pad_token, direction, pad_to_multiple_of)
+        return Padding(length, pad_id, pad_type_id, pad_token, direction, pad_to_multiple_of)
 
     def no_padding(self) -> None:
         self.padding = None
@@ -193,7 +202,7 @@ class Tokenizer:
         """
         first = self._encode_sequence(text, 0, is_pretokenized)
         second = None if pair is None else self._encode_sequence(pair, 1, is_pretokenized)
-        encoding = self._post_process(first, second, add_special_tokens)
+        encoding = self._post_process(first, second, add_special_tokens, self.truncation)
         if self.padding is not None:
             self.padding.apply([encoding])
         return encoding
@@ -201,26 +210,65 @@ class Tokenizer:
     def encode_batch(self, texts, pairs=None, *, add_special_tokens: bool = True,
                      is_pretokenized: bool = False) -> list[Encoding]:
         """``encode`` for each text (and pair); with padding enabled the batch is padded together."""
+        return self._encode_all(texts, pairs, add_special_tokens, is_pretokenized, self.truncation, self.padding)
+
+    def _encode_all(self, texts, pairs, add_special_tokens: bool, is_pretokenized: bool,
+                    truncation: Truncation | None, padding: Padding | None) -> list[Encoding]:
         if pairs is not None and len(pairs) != len(texts):
             raise ScratchlmError(f"encode_batch: {len(texts)} texts but {len(pairs)} pairs")
         out = []
         for k, text in enumerate(texts):
             first = self._encode_sequence(text, 0, is_pretokenized)
             second = None if pairs is None else self._encode_sequence(pairs[k], 1, is_pretokenized)
-            out.append(self._post_process(first, second, add_special_tokens))
-        if self.padding is not None:
-            self.padding.apply(out)
+            out.append(self._post_process(first, second, add_special_tokens, truncation))
+        if padding is not None:
+            padding.apply(out)
         return out
 
-    def _post_process(self, first: Encoding, second: Encoding | None, add_special_tokens: bool) -> Encoding:
+    def __call__(self, text, text_pair=None, *, padding=False, truncation=None, max_length: int | None = None,
+                 pad_to_multiple_of: int | None = None, return_tensors: str | None = None,
+                 add_special_tokens: bool = True) -> dict:
+        """Tokenize as a transformers tokenizer does: ``tok(texts, padding=True, truncation=True,
+        max_length=N, return_tensors="np")`` -> ``{"input_ids", "token_type_ids", "attention_mask"}``.
+
+        ``text`` is a str or a list of str; ``text_pair`` the second sequence(s) of pairs.  Padding and
+        truncation are this call's only (transformers' rules: :func:`processors.call_settings`): the
+        file's own settings are not used, so MiniLM's ``tokenizer.json``, which pads every text to 128,
+        gives unpadded ids here unless ``padding=`` asks (``encode`` / ``encode_batch`` keep the file's
+        settings).  ``truncation=True`` without ``max_length`` cuts at the file's truncation length
+        (MiniLM's: 128; transformers takes ``model_max_length``, 512, from ``tokenizer_config.json``).
+        ``return_tensors=None`` gives lists (a list per text for a batch, one list for a str);
+        ``"np"`` gives int32 arrays [B, T] ([1, T] for a str), which need equal lengths (pad).
+        """
+        single = isinstance(text, str)
+        texts = [text] if single else list(text)
+        pairs = None if text_pair is None else [text_pair] if isinstance(text_pair, str) else list(text_pair)
+        cut, pad = call_settings(padding, truncation, max_length, pad_to_multiple_of,
+                                 default_max_length=self.truncation.max_length if self.truncation else None,
+                                 pad=self.padding or self._padding())
+        encodings = self._encode_all(texts, pairs, add_special_tokens, False, cut, pad)
+        if return_tensors is None:
+            out = {"input_ids": [e.ids for e in encodings], "token_type_ids": [e.type_ids for e in encodings],
+                   "attention_mask": [e.attention_mask for e in encodings]}
+            return {k: v[0] for k, v in out.items()} if single else out
+        if return_tensors != "np":
+            raise ScratchlmError(f"return_tensors={return_tensors!r}: scratchlm's tokenizers give NumPy arrays "
+                                 "('np'; jax.numpy.asarray takes them) or lists (None)")
+        if len({len(e) for e in encodings}) > 1:
+            raise ScratchlmError("return_tensors='np' needs texts of equal length: pass padding=True")
+        arrays = encodings_to_arrays(encodings)
+        return {k: arrays[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+
+    def _post_process(self, first: Encoding, second: Encoding | None, add_special_tokens: bool,
+                      truncation: Truncation | None) -> Encoding:
         processor = self.post_processor
-        if self.truncation is not None:
+        if truncation is not None:
             n_added = processor.num_special_tokens_to_add(second is not None) if processor and add_special_tokens else 0
-            if self.truncation.max_length < n_added:
+            if truncation.max_length < n_added:
                 raise ScratchlmError(
-                    f"truncation max_length {self.truncation.max_length} leaves no room for the {n_added} "
+                    f"truncation max_length {truncation.max_length} leaves no room for the {n_added} "
                     "special tokens")
-            self.truncation.apply(first, second, self.truncation.max_length - n_added)
+            truncation.apply(first, second, truncation.max_length - n_added)
         if processor is None:
             return default_process(first, second)
         return processor.process(first, second, add_special_tokens)

@@ -342,3 +342,66 @@ def test_bfloat16_compute_keeps_float32_params_and_float32_logits():
     # rounding steps through 2 layers stay below 0.1 while a wrong computation would be O(1) off
     np.testing.assert_allclose(np.asarray(out16["last_hidden_state"], np.float32),
                                np.asarray(out32["last_hidden_state"]), atol=0.1, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------- encode
+
+ENCODE_TEXTS = ["The cat sat on the mat.", "", "Attention weights are a softmax over scaled dot products. " * 4,
+                "Short.", "Paris is the capital of France.", "naïve café", "x " * 40]
+
+
+@pytest.fixture(scope="module")
+def minilm_tok():
+    from scratchlm import tokenizers
+    from scratchlm.data.corpora import minilm_path
+
+    return tokenizers.load(minilm_path() / "tokenizer.json")
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_encode_equals_mean_pool_of_apply_text_by_text(minilm, minilm_tok, normalize):
+    """encode sorts, buckets, pads and fills up batches; each row must still be mean_pool(apply(...)) of its
+    own text alone, unpadded.  The padded positions are masked out of every softmax (weight exactly 0) and
+    of the mean, so only the summation order of the longer rows differs: a few hundred float32 roundings of
+    values |h| <~ 10, ~1e-5 at most; a pad token counted in the mean or attended to moves rows by >1e-2."""
+    config, params, _, _ = minilm
+    minilm_tok.no_padding()
+    got = bert.encode(params, ENCODE_TEXTS, config=config, tokenizer=minilm_tok, batch_size=3, normalize=normalize)
+    assert got.shape == (len(ENCODE_TEXTS), config.hidden_size) and got.dtype == np.float32
+    for text, row in zip(ENCODE_TEXTS, got):
+        ids = minilm_tok.encode(text).ids
+        batch = {"input_ids": jnp.asarray([ids], jnp.int32), "attention_mask": jnp.ones((1, len(ids)), jnp.int32),
+                 "token_type_ids": jnp.zeros((1, len(ids)), jnp.int32)}
+        h = _apply(params, batch, config=config)["last_hidden_state"]
+        e = np.asarray(bert.mean_pool(h, batch["attention_mask"]))[0]
+        expected = e / np.linalg.norm(e) if normalize else e
+        np.testing.assert_allclose(row, expected, atol=1e-5, rtol=0)
+    one = bert.encode(params, ENCODE_TEXTS[4], config=config, tokenizer=minilm_tok, normalize=normalize)
+    assert one.shape == (config.hidden_size,)  # a str gives one vector, as sentence-transformers
+    np.testing.assert_allclose(one, got[4], atol=1e-5, rtol=0)
+
+
+def test_encode_compiles_once_per_length_bucket(minilm, minilm_tok):
+    """Texts of 9 to 16 tokens ([CLS] and [SEP] included) fall in the 16 bucket: a second call with other
+    texts of that bucket (and a different count, so a partly filled last batch) compiles nothing new."""
+    config, params, _, _ = minilm
+    encode = bert.encode
+    encode(params, ["one two three four five six seven"] * 5, config=config, tokenizer=minilm_tok, batch_size=4)
+    compiled = bert._embed._cache_size()
+    others = ["a b c d e f g h i j", "the movie was great fun and long too"] * 3
+    encode(params, others, config=config, tokenizer=minilm_tok, batch_size=4)
+    assert bert._embed._cache_size() == compiled
+    assert [bert._bucket(n, 512) for n in (1, 8, 9, 16, 17, 300, 600)] == [8, 8, 16, 16, 32, 512, 512]
+
+
+def test_encode_matches_sentence_transformers(minilm, minilm_tok):
+    """One call against SentenceTransformer.encode on the same folder (mean pooling, then Normalize):
+    unit vectors whose components agree to the 1.1e-4 of the pooling test above divided by |e| >~ 1."""
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    from scratchlm.data.corpora import minilm_path
+
+    config, params, _, _ = minilm
+    model = sentence_transformers.SentenceTransformer(str(minilm_path()), device="cpu", local_files_only=True)
+    ref = model.encode(ENCODE_TEXTS[:6], batch_size=4)
+    got = bert.encode(params, ENCODE_TEXTS[:6], config=config, tokenizer=minilm_tok, batch_size=4, normalize=True)
+    np.testing.assert_allclose(got, ref, atol=1.1e-4, rtol=0)
