@@ -12,6 +12,9 @@ pieces (the embedding-bag classifier).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from scratchlm.errors import ScratchlmError
@@ -43,6 +46,17 @@ def kfold(n: int, k: int, seed: int, *, stratify_by=None) -> list[tuple[np.ndarr
         fold_of[members] = (np.arange(len(members)) + offset) % k
         offset += len(members)  # continue the deal where the last class stopped: folds stay equal in size
     return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(k)]
+
+
+def cross_validate(n: int, k: int, seed: int, run_fold: Callable[[int, np.ndarray, np.ndarray], Any], *,
+                   stratify_by=None) -> list[Any]:
+    """k-fold cross-validation: ``run_fold(f, train_index, test_index)`` for each fold of :func:`kfold`, in order.
+
+    Every recipe scores through this one driver; what a fold does (train a fresh model on
+    ``train_index``, predict ``test_index``, select a learning rate by an inner CV) is the recipe's
+    ``run_fold``, and its records come back in fold order for the recipe to pool.
+    """
+    return [run_fold(f, train, test) for f, (train, test) in enumerate(kfold(n, k, seed, stratify_by=stratify_by))]
 
 
 def dev_split(labels: np.ndarray, index: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -33,6 +33,7 @@ from scratchlm.models import heads
 from scratchlm.models.classifier import ClassifierConfig, embedding_from_vectors, init, pool, predict_proba
 from scratchlm.tokenizers.vocab import Vocab
 from scratchlm.training import classify, metrics
+from scratchlm.training.cv import cross_validate as cross_validate_folds
 from scratchlm.training.cv import kfold
 from scratchlm.training.loop import LoopConfig
 
@@ -167,11 +168,11 @@ def cross_validate(texts, labels, config: CVConfig = CVConfig(), *, vectors: Wor
     if vectors is not None:
         words |= set(vectors.words)
     D = config.embed_dim if vectors is None else vectors.dim
-    folds = kfold(len(tokens), config.folds, config.seed)
-    shape = (len(words) + 2, D, len(tokens) - min(len(f) for _, f in folds), max(len(t) for t in tokens))
+    # np.array_split's smallest test fold holds n // k examples, so the largest training part n - n // k.
+    shape = (len(words) + 2, D, len(tokens) - len(tokens) // config.folds, max(len(t) for t in tokens))
     key = jax.random.key(config.seed)
-    scores = []
-    for k, (train_idx, test_idx) in enumerate(folds):
+
+    def run_fold(k: int, train_idx: np.ndarray, test_idx: np.ndarray) -> dict:
         k_fold = jax.random.fold_in(key, k)
         lr, inner = config.learning_rates[0], None
         if len(config.learning_rates) > 1:
@@ -181,7 +182,7 @@ def cross_validate(texts, labels, config: CVConfig = CVConfig(), *, vectors: Wor
                            shape=shape, key=k_fold,
                            metrics_path=None if metrics_dir is None else f"{metrics_dir}/fold{k}.jsonl")
         predictions, truth = (p > 0.5).astype(int), labels[test_idx].astype(int)
-        scores.append({
+        return {
             "fold": k,
             "n_test": len(test_idx),
             "accuracy": metrics.accuracy(predictions, truth),
@@ -189,7 +190,9 @@ def cross_validate(texts, labels, config: CVConfig = CVConfig(), *, vectors: Wor
             "majority": float(np.mean(truth == round(float(np.mean(labels[train_idx]))))),
             "learning_rate": lr,
             **({"inner_accuracy": {str(a): s for a, s in inner.items()}} if inner else {}),
-        })
+        }
+
+    scores = cross_validate_folds(len(tokens), config.folds, config.seed, run_fold)
     n = sum(s["n_test"] for s in scores)
     weighted = lambda key: sum(s[key] * s["n_test"] for s in scores) / n  # noqa: E731
     nested = " (nested CV over learning rates)" if len(config.learning_rates) > 1 else ""

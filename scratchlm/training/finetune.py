@@ -50,7 +50,8 @@ from scratchlm.data.tasks import word_predictions
 from scratchlm.errors import ScratchlmError
 from scratchlm.models import bert, heads
 from scratchlm.training import classify, loop, seqeval
-from scratchlm.training.cv import dev_split, kfold
+from scratchlm.training.cv import cross_validate as cross_validate_folds
+from scratchlm.training.cv import dev_split
 from scratchlm.training.epoch_timing import EpochClock
 from scratchlm.training.freeze import parse_freeze, trainable_mask
 from scratchlm.training.metrics import sequence_metrics
@@ -388,9 +389,8 @@ def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, co
     examples, the predictions and the per-fold records.
     """
     labels = data["labels"]
-    predictions = np.full(len(labels), -1)
-    records = []
-    for f, (train_index, test_index) in enumerate(kfold(len(labels), folds, config.seed, stratify_by=labels)):
+
+    def run_fold(f: int, train_index: np.ndarray, test_index: np.ndarray) -> dict:
         record = done(f)
         if record is None:
             fit_index, dev_index = dev_split(labels, train_index, dev_fraction, config.seed + f)
@@ -407,8 +407,12 @@ def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, co
                       "seconds_per_epoch": result.seconds_per_epoch, "epoch_seconds": result.epoch_seconds,
                       "epoch_compiled": result.epoch_compiled, "stopped_early": result.stopped_early}
             on_fold(f, record, result.params)
+        return record
+
+    records = cross_validate_folds(len(labels), folds, config.seed, run_fold, stratify_by=labels)
+    predictions = np.full(len(labels), -1)
+    for record in records:
         predictions[np.asarray(record["test_index"])] = record["predictions"]
-        records.append(record)
     assert (predictions >= 0).all(), "every example is in exactly one test fold"
     return {**sequence_metrics(predictions, labels, config.num_labels), "predictions": predictions.tolist(),
             "folds": records}
