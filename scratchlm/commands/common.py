@@ -49,11 +49,24 @@ def configure_logging(args: argparse.Namespace) -> None:
         logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
     logger = logging.getLogger(COMMON_LOGGER)
     logger.setLevel(level)
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        logger.addHandler(handler)
-    logger.propagate = False
+    if _HANDLER not in logger.handlers:
+        _HANDLER.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(_HANDLER)
+
+
+class _Stderr(logging.StreamHandler):
+    """A handler on whatever ``sys.stderr`` is when a line is written (pytest and the demo replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+_HANDLER = _Stderr()
 
 
 def start_run(args: argparse.Namespace, *, command: str, settings: dict, data: str, total_steps: int,

@@ -117,10 +117,13 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
     texts = corpora.load_corpus(args.corpus)
     if args.max_docs:
         texts = texts[: args.max_docs]
+    dropout = args.dropout if args.dropout is not None else bert.BertConfig.hidden_dropout_prob
+    compute = {"dtype": "bfloat16" if args.bf16 else "float32", "fused_attention": args.fused,
+               "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": 0.0 if args.fused else dropout}
+    shape = replace(SMALL_BERT, **_given(args, _MODEL_FLAGS), **compute)  # the flags checked before any work
     init_path = None if not args.init else corpora.minilm_path() if args.init == "minilm" else Path(args.init)
     inputs = [Path(p) for p in (args.tokenizer, init_path) if p is not None and Path(p).exists()]
-    settings = {"run": dataclasses.asdict(run_config), "model": {k: v for k, v in dataclasses.asdict(
-                    replace(SMALL_BERT, **_given(args, _MODEL_FLAGS))).items()},
+    settings = {"run": dataclasses.asdict(run_config), "model": dataclasses.asdict(shape),
                 **result_settings(args, drop=tuple(_RUN_FLAGS.values()) + tuple(_MODEL_FLAGS.values()) + ("corpus",))}
     settings.update(tokenizer="file" if args.tokenizer else None, init="minilm" if args.init == "minilm" else
                     ("folder" if args.init else None))
@@ -128,9 +131,6 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
                     total_steps=run_config.steps)
     if run.state == "complete":
         return json.loads((run.out / "metrics.json").read_text())
-    dropout = args.dropout if args.dropout is not None else bert.BertConfig.hidden_dropout_prob
-    compute = {"dtype": "bfloat16" if args.bf16 else "float32", "fused_attention": args.fused,
-               "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": 0.0 if args.fused else dropout}
     init_params = None
     if args.init:
         path = corpora.minilm_path() if args.init == "minilm" else Path(args.init)
