@@ -75,7 +75,9 @@ def start_run(args: argparse.Namespace, *, command: str, settings: dict, data: s
     states it is in (``how``: ``unit`` and ``position``, as there); a refusal is a
     :class:`~scratchlm.errors.ScratchlmError` raised before any work."""
     configure_logging(args)
-    run = open_run(run_config(args), command=command, settings=settings, data=data, total_steps=total_steps, **how)
+    lead = getattr(args, "process_id", None) in (None, 0)  # several hosts: process 0 writes the shared folder
+    run = open_run(run_config(args), command=command, settings=settings, data=data, total_steps=total_steps,
+                   lead=lead, **how)
     logging.getLogger(COMMON_LOGGER).info(run.message)
     return run
 

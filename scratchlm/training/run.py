@@ -21,7 +21,9 @@ A folder that is not empty and holds no ``run.json``, or a path that is a file, 
 (``--overwrite`` never deletes a folder scratchlm did not write).  Opening a folder also removes the
 stray temporary files a kill mid-write leaves (``NAME.tmpPID``, :func:`scratchlm.io.atomic_write_bytes`)
 and cuts the JSON-lines logs back to the last checkpoint, so a resumed run's log is one run's log.
-JAX-free: the commands open the folder before anything heavy starts.
+JAX-free: the commands open the folder before anything heavy starts.  With several processes (one
+per host) the run folder is shared: process 0 alone writes, moves and removes files in it; the others
+only read it to find the state.
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ class Run:
     state: str
     message: str
     record: dict
+    lead: bool = True  # process 0 of a multi-host run (or the only process): the one that writes the folder
 
     @property
     def out(self) -> Path:
@@ -145,7 +148,8 @@ class Run:
     def update(self, step: int) -> None:
         """Record progress (``step`` of the run's total) in ``run.json``."""
         self.record["step"] = int(step)
-        _write(self.out, self.record)
+        if self.lead:
+            _write(self.out, self.record)
 
     @contextlib.contextmanager
     def training(self):
@@ -163,6 +167,8 @@ class Run:
     def finish(self) -> None:
         """Mark the run complete and, unless ``keep_checkpoints``, drop its checkpoint folders (the final
         model is in the run's output files)."""
+        if not self.lead:
+            return
         if not self.config.keep_checkpoints:
             for folder in sorted(self.out.rglob(CHECKPOINTS), reverse=True):
                 if folder.is_dir():
@@ -202,26 +208,32 @@ def _cut_logs(out: Path) -> None:
 
 def open_run(config: RunConfig, *, command: str, settings: dict, data: str, total_steps: int,
              unit: str = "step", position: Callable[[Path], float] = checkpoint_step,
-             argv: list[str] | None = None) -> Run:
+             argv: list[str] | None = None, lead: bool = True) -> Run:
     r"""Open ``config.out`` for a run of ``command`` with ``settings`` (every value that changes the
     result) on data of digest ``data`` (:func:`data_digest`), ``total_steps`` ``unit``\ s long;
     ``position(folder)`` says how far the checkpoints there got, in that unit (the highest step).
 
     Returns the :class:`Run` in its state (``new``, ``resume`` or ``complete``); raises
     :class:`ScratchlmError`, before anything is written, for a file, a folder of something else, or
-    another run.  A ``new`` run's ``run.json`` is written at once, with status ``running``.
+    another run.  A ``new`` run's ``run.json`` is written at once, with status ``running``.  A process
+    that is not the ``lead`` writes nothing and takes a folder without ``run.json`` (process 0 may be
+    creating it) for a new run.
     """
     out = Path(config.out)
     settings = _plain(settings)
     if out.exists() and not out.is_dir():
         raise ScratchlmError(f"--out {out} is a file; give a folder (new or empty) for the run")
     record_path = out / RUN_FILE
+    if not lead and not record_path.is_file():
+        return Run(config, "new", f"training into {out} (process 0 writes it)", {}, lead=False)
     if out.is_dir() and any(out.iterdir()):
         if not record_path.is_file():
             raise ScratchlmError(f"--out {out} is not empty and is not a scratchlm run folder (no {RUN_FILE}); "
                                  "give a new or empty folder (--overwrite only replaces a run folder)")
-        if config.overwrite:
+        if config.overwrite and lead:
             shutil.rmtree(out)
+        elif config.overwrite:
+            return Run(config, "new", f"training into {out} (process 0 replaces the run)", {}, lead=False)
         else:
             try:
                 old = json.loads(record_path.read_text(encoding="utf-8"))
@@ -239,9 +251,10 @@ def open_run(config: RunConfig, *, command: str, settings: dict, data: str, tota
             total = old.get("total_steps", total_steps)
             if old.get("status") == "complete":
                 return Run(config, "complete", f"{out} holds this run, complete ({total} of {total} {unit}s): "
-                           "nothing to do (add --overwrite to train it again)", old)
-            _cut_logs(out)
-            return Run(config, "resume", f"resuming {out} from {unit} {position(out):g} of {total}", old)
+                           "nothing to do (add --overwrite to train it again)", old, lead=lead)
+            if lead:
+                _cut_logs(out)
+            return Run(config, "resume", f"resuming {out} from {unit} {position(out):g} of {total}", old, lead=lead)
     try:
         out.mkdir(parents=True, exist_ok=True)
         record = {"command": command, "argv": list(sys.argv[1:] if argv is None else argv),

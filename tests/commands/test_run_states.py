@@ -137,7 +137,7 @@ def test_a_file_or_a_folder_that_is_not_a_run_is_refused(name, tmp_path, capsys)
 
 
 def test_out_is_required_by_every_training_command(capsys):
-    for name, (argv, _, _) in COMMANDS.items():
+    for argv, _, _ in COMMANDS.values():
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 2

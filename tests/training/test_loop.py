@@ -1,7 +1,7 @@
 """scratchlm.training.loop: optimizer pieces, the jitted step, early stopping, logging, NaN, resume."""
 
-import logging
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
