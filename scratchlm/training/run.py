@@ -245,7 +245,10 @@ def open_run(config: RunConfig, *, command: str, settings: dict, data: str, tota
             mine = {"command": command, "settings": settings, "data": data}
             theirs = {k: old.get(k) for k in mine}
             if theirs != mine:
-                diff = differences(theirs, mine)
+                diff = differences({"command": theirs["command"]}, {"command": command})
+                diff += differences(theirs["settings"] if isinstance(theirs["settings"], dict) else {}, settings)
+                if theirs["data"] != data:
+                    diff.append("data: other contents (digest of the input data differs)")
                 raise ScratchlmError(f"{out} holds another run ({'; '.join(diff)}); add --overwrite to replace it, "
                                      "or choose another --out")
             total = old.get("total_steps", total_steps)

@@ -70,7 +70,7 @@ def test_keep_checkpoints_keeps_them_at_the_end(tmp_path):
 @pytest.mark.parametrize("settings, data, named", [
     ({"lr": 0.01, "model": {"hidden": 8, "layers": 1}}, "d1", "lr: 0.001 -> 0.01"),
     ({"lr": 0.001, "model": {"hidden": 16, "layers": 1}}, "d1", "model.hidden: 8 -> 16"),
-    (SETTINGS, "d2", "data: d1 -> d2"),
+    (SETTINGS, "d2", "data: other contents"),
 ])
 def test_another_run_is_refused_before_any_work_naming_what_differs(tmp_path, settings, data, named):
     _open(tmp_path)
