@@ -89,6 +89,7 @@ def test_the_five_states_of_a_run_folder(name, tmp_path, capsys, request):
     assert record["status"] == "complete" and record["command"].startswith(name.split()[0])
     first = {o: (out / o).read_bytes() for o in outputs}
     assert "training into" in capsys.readouterr().err
+    assert (out / "curves.png").stat().st_size > 0
 
     # 2. complete: nothing touched
     before = _files(out)

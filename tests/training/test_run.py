@@ -109,6 +109,9 @@ def test_a_damaged_record_is_a_clear_error(tmp_path):
 
 
 def test_a_folder_that_cannot_be_written_is_refused_before_work(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ScratchlmError, match="cannot write"):
+        _open(tmp_path / "file" / "run")  # a file where a parent folder should be
     if os.geteuid() == 0:
         pytest.skip("root writes into read-only folders")
     (tmp_path / "ro").mkdir()
