@@ -243,7 +243,7 @@ class LoopConfig:
     patience: int = 0  # stop after this many evaluations without improvement (0 = never stop)
     restore_best: bool = True  # with early_stopping_metric: return the best evaluation's params
     metrics_path: str | Path | None = None  # JSON lines file (appended to, so a resume continues it)
-    progress: bool | None = None  # tqdm bar; None = only when stderr is a terminal (else log lines)
+    progress: bool | None = None  # tqdm bar; None = only when stderr is a terminal (else log lines); False: neither
     description: str = "training"  # what the bar and the log lines say is running
 
 
@@ -402,7 +402,7 @@ def train(
                 cfg.checkpoint_seconds and time.perf_counter() - last_save[0] >= cfg.checkpoint_seconds)
             if ckpt_dir and (stopped_early or on_cadence or done == cfg.steps):
                 save(done)
-            if not show:
+            if cfg.progress is None and not show:
                 report(done)
             if stopped_early:
                 break
