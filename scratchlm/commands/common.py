@@ -77,7 +77,7 @@ def start_run(args: argparse.Namespace, *, command: str, settings: dict, data: s
     configure_logging(args)
     lead = getattr(args, "process_id", None) in (None, 0)  # several hosts: process 0 writes the shared folder
     run = open_run(run_config(args), command=command, settings=settings, data=data, total_steps=total_steps,
-                   lead=lead, **how)
+                   lead=lead, argv=getattr(args, "_argv", None), **how)
     logging.getLogger(COMMON_LOGGER).info(run.message)
     return run
 

@@ -260,7 +260,7 @@ def open_run(config: RunConfig, *, command: str, settings: dict, data: str, tota
             return Run(config, "resume", f"resuming {out} from {unit} {position(out):g} of {total}", old, lead=lead)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        record = {"command": command, "argv": list(sys.argv[1:] if argv is None else argv),
+        record = {"command": command, "argv": list(sys.argv if argv is None else argv),
                   "scratchlm_version": __version__, "settings": settings, "data": data, "status": "running",
                   "step": 0, "total_steps": int(total_steps)}
         _write(out, record)
