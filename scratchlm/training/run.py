@@ -145,12 +145,6 @@ class Run:
     def resume(self) -> bool:
         return self.state == "resume"
 
-    def update(self, step: int) -> None:
-        """Record progress (``step`` of the run's total) in ``run.json``."""
-        self.record["step"] = int(step)
-        if self.lead:
-            _write(self.out, self.record)
-
     @contextlib.contextmanager
     def training(self):
         """Around the training: a loss that stops being finite ends the run with a message naming the last
