@@ -22,7 +22,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The run folder's flags, the same in every training command: ``--out DIR`` (required),
     ``--overwrite``, ``--checkpoint-every SECONDS``, ``--keep-checkpoints``, ``--quiet`` / ``--verbose``."""
     group = parser.add_argument_group("the run folder (see README: Runs: resuming, overwriting, checkpoints)")
-    group.add_argument("--out", type=Path, required=True,
+    group.add_argument("--out", type=Path, required=True, metavar="DIR",
                        help="run folder: new or empty to train, the same run's folder to resume or find it "
                             "complete; another run's folder is refused unless --overwrite")
     group.add_argument("--overwrite", action="store_true", default=RunConfig.overwrite,
