@@ -285,7 +285,8 @@ def word2vec_command_checks(out: dict, tmp: Path) -> None:
 
 def finetune_checks(out: dict, tmp: Path) -> None:
     """:func:`scratchlm.training.finetune.fit` (what ``scratchlm finetune`` runs) on a 4x2 mesh for 2 epochs,
-    and the same run interrupted during epoch 2 and resumed from its epoch-1 checkpoint on the mesh."""
+    and the same run interrupted during epoch 2's evaluation and resumed from its latest checkpoint (step 3:
+    one after every step) on the mesh."""
     import jax
 
     from scratchlm import distributed as par
@@ -316,13 +317,13 @@ def finetune_checks(out: dict, tmp: Path) -> None:
 
     try:
         ft.fit(start, train, None, bert_config=config, config=run, dev_eval=lambda p: dev_eval(p, stop=True),
-               checkpoint_dir=tmp / "finetune", mesh=mesh)
+               checkpoint_dir=tmp / "finetune", mesh=mesh, checkpoint_seconds=1e-9)  # a checkpoint every step
     except KeyboardInterrupt:
         pass
     uninterrupted = seen[1]  # the first run got through epoch 2's steps
     seen.clear()
     resumed = ft.fit(start, train, None, bert_config=config, config=run, dev_eval=dev_eval,
-                     checkpoint_dir=tmp / "finetune", mesh=mesh)
+                     checkpoint_dir=tmp / "finetune", mesh=mesh, checkpoint_seconds=1e-9)
     out["finetune_resume"] = {
         "identical": all(np.array_equal(a, b)
                          for a, b in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(seen[-1]))),
