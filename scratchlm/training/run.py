@@ -249,9 +249,12 @@ def open_run(config: RunConfig, *, command: str, settings: dict, data: str, tota
             if old.get("status") == "complete":
                 return Run(config, "complete", f"{out} holds this run, complete ({total} of {total} {unit}s): "
                            "nothing to do (add --overwrite to train it again)", old, lead=lead)
+            at = position(out)
             if lead:
                 _cut_logs(out)
-            return Run(config, "resume", f"resuming {out} from {unit} {position(out):g} of {total}", old, lead=lead)
+                _write(out, {**old, "step": at})  # where the resumed run starts
+            return Run(config, "resume", f"resuming {out} from {unit} {at:g} of {total}", {**old, "step": at},
+                       lead=lead)
     try:
         out.mkdir(parents=True, exist_ok=True)
         record = {"command": command, "argv": list(sys.argv if argv is None else argv),

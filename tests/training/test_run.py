@@ -44,6 +44,8 @@ def test_the_same_unfinished_run_resumes_from_its_latest_checkpoint(tmp_path):
     run = _open(tmp_path)
     assert run.state == "resume" and run.resume
     assert run.message == f"resuming {tmp_path} from step 4 of 10"
+    record = json.loads((tmp_path / RUN_FILE).read_text())
+    assert (record["status"], record["step"], record["total_steps"]) == ("running", 4, 10)
 
 
 def test_a_finished_run_is_complete_and_left_untouched(tmp_path):
