@@ -151,27 +151,35 @@ def _gru_argv(out: Path) -> list[str]:
             "--out", str(out)]
 
 
-def test_gru_lm_killed_with_sigkill_resumes_to_the_same_bytes(tmp_path, capsys):
-    """A true kill -9 after the first checkpoint appears (mid-run, before the last step); the same command
-    again resumes and ends on the uninterrupted run's bytes."""
-    straight = tmp_path / "straight"
-    assert main(_gru_argv(straight)) == 0
-    killed = tmp_path / "killed"
+def _scratchlm(argv: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.Popen([sys.executable, "-m", "scratchlm.cli", *_gru_argv(killed), "--quiet"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, "-m", "scratchlm.cli", *argv], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_gru_lm_killed_with_sigkill_resumes_to_the_same_bytes(tmp_path):
+    """A true kill -9 after the first checkpoint appears (mid-run, before the last step); the same command
+    again resumes and ends on the uninterrupted run's bytes.  Every run is a fresh process, as a user's
+    would be (this pytest process may have started JAX's CPU backend with another thread count, and
+    XLA's CPU matrix products sum in an order that depends on it)."""
+    straight = tmp_path / "straight"
+    done = _scratchlm(_gru_argv(straight))
+    err = done.communicate()[1]
+    assert done.returncode == 0, err
+    killed = tmp_path / "killed"
+    proc = _scratchlm([*_gru_argv(killed), "--quiet"])
     try:
         while proc.poll() is None and not list((killed / "checkpoints").glob("ckpt_*.msgpack")):
             time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
     finally:
-        proc.wait()
+        proc.communicate()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed: give it more steps"
     record = json.loads((killed / "run.json").read_text())
     assert record["status"] == "running" and not (killed / "params.msgpack").exists()
-    capsys.readouterr()
-    assert main(_gru_argv(killed)) == 0
-    assert f"resuming {killed} from step" in capsys.readouterr().err
+    again = _scratchlm(_gru_argv(killed))
+    err = again.communicate()[1]
+    assert again.returncode == 0 and f"resuming {killed} from step" in err, err
     assert (killed / "params.msgpack").read_bytes() == (straight / "params.msgpack").read_bytes()
     log = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
     evals = [r["step"] for r in log if r["split"] == "eval"]
