@@ -95,18 +95,18 @@ def runs(root: Path) -> dict[str, list[list[str]]]:
         ],
         "word2vec": [
             ["word2vec", "--corpus", "lee", "--model", "skipgram", "--dim", "16", "--epochs", "1", "--seed", "1",
-             "--no-progress", "--out", f"{r}/w2v-sg"],
+             "--no-progress", "--keep-checkpoints", "--out", f"{r}/w2v-sg"],
             ["word2vec", "--corpus", "lee", "--model", "cbow", "--dim", "16", "--epochs", "1", "--seed", "1",
-             "--no-progress", "--out", f"{r}/w2v-cbow"],
+             "--no-progress", "--keep-checkpoints", "--out", f"{r}/w2v-cbow"],
         ],
         "glove": [
             ["glove", "--corpus", "lee", "--dim", "16", "--epochs", "2", "--seed", "1", "--save-cooccurrence",
-             "--checkpoint-dir", f"{r}/glove/ckpt", "--out", f"{r}/glove"],
+             "--keep-checkpoints", "--out", f"{r}/glove"],
         ],
         "gru-lm": [
             ["gru-lm", "train", "--corpus", "lee", "--layers", "1", "--hidden", "32", "--embed", "32",
              "--seq-len", "16", "--batch-size", "4", "--steps", "12", "--eval-every", "6", "--seed", "1",
-             "--out", f"{r}/gru-lm"],
+             "--keep-checkpoints", "--out", f"{r}/gru-lm"],
             ["gru-lm", "generate", "--checkpoint", f"{r}/gru-lm", "--prompt", "the government", "--seed", "1",
              "--max-new-tokens", "8", "--samples", "2"],
             ["gru-lm", "classify", "--checkpoint", f"{r}/gru-lm", "--steps", "6", "--batch-size", "16", "--seed", "1"],
@@ -114,13 +114,14 @@ def runs(root: Path) -> dict[str, list[list[str]]]:
         "pretrain": [
             ["pretrain", "--corpus", "lee", "--vocab-size", "300", "--layers", "1", "--hidden", "32", "--heads",
              "2", "--seq-len", "32", "--batch-size", "4", "--steps", "4", "--eval-every", "2", "--limit", "60",
-             "--seed", "1", "--out", f"{r}/pretrain"],
+             "--seed", "1", "--keep-checkpoints", "--out", f"{r}/pretrain"],
         ],
         "finetune": [
             ["finetune", "--task", "polarity", "--init", f"{r}/pretrain", "--epochs", "1", "--folds", "2",
              "--limit", "40", "--max-length", "32", "--batch-size", "8", "--seed", "1", "--out", f"{r}/finetune"],
             ["finetune", "--task", "wikiner", "--init", f"{r}/pretrain", "--epochs", "1", "--limit", "24",
-             "--max-length", "32", "--batch-size", "8", "--seed", "1", "--out", f"{r}/finetune-ner"],
+             "--max-length", "32", "--batch-size", "8", "--seed", "1", "--keep-checkpoints",
+             "--out", f"{r}/finetune-ner"],
         ],
     }
 
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("SCRATCHLM_CACHE_DIR", "")
     root = args.keep or Path(tempfile.mkdtemp(prefix="scratchlm-digest-"))
     plan = runs(root)
-    (root / "tokenize").mkdir(parents=True, exist_ok=True)
+    (root / "tokenize").mkdir(parents=True, exist_ok=True)  # tokenize writes files, not a run folder
     wanted = args.only.split(",") if args.only else list(plan)
     if "finetune" in wanted and "pretrain" not in wanted and not (root / "pretrain").exists():
         wanted.insert(wanted.index("finetune"), "pretrain")

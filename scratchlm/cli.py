@@ -69,6 +69,7 @@ def use_compile_cache(environ=os.environ) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args._argv = ["scratchlm", *(sys.argv[1:] if argv is None else argv)]  # the command, as run.json records it
     if args.command != "bench":  # benchmarks time the first run, compilation included, as a new user sees it
         use_compile_cache()
     try:

@@ -37,7 +37,7 @@ W2V_COMMAND = dict(words=51, sentences=40)  # 51 words, all kept (min_count 1): 
 # `scratchlm pretrain` on a synthetic corpus, from a saved 1-layer encoder (--init: no initialisers to compile):
 # 2 steps at a constant rate, dropout and the BERT masking on (their rbg keys must give the same bits on a mesh)
 PRETRAIN = ["--seq-len", "16", "--batch-size", "8", "--steps", "2", "--warmup-steps", "0", "--lr", "1e-3",
-            "--dropout", "0.1"]
+            "--dropout", "0.1", "--checkpoint-every", "0", "--keep-checkpoints"]  # one checkpoint, the end's, kept
 PRETRAIN_MESHES = {"one": [], "fsdp_4x2": ["--mesh", "data=4,model=2"]}
 
 
@@ -253,11 +253,12 @@ def word2vec_command_checks(out: dict, tmp: Path) -> None:
     p = 1.0 / np.arange(1, len(words) + 1)  # Zipf-like: frequent words repeat within a step
     sentences = [list(rng.choice(words, 12, p=p / p.sum())) for _ in range(W2V_COMMAND["sentences"])]
 
-    def run(name, mesh=None, resume=False):
+    def run(name, mesh=None):
+        # a checkpoint after every dispatch, the last two kept: the one before the end is where a resume starts
         args = command.command_args(corpus="synthetic", model="skipgram", dim=16, window=2, negative=3, min_count=1,
                                     sample=1e-3, epochs=2, seed=0, batch_size=32, steps_per_call=4,
-                                    normalize_duplicates=False, restrict_vocab=1000, checkpoint_every=0.0,
-                                    resume=resume, no_progress=True, out=tmp / name, mesh=mesh)
+                                    normalize_duplicates=False, restrict_vocab=1000, checkpoint_every=1e-9,
+                                    keep_checkpoints=True, no_progress=True, out=tmp / name, mesh=mesh)
         m = command.train_and_write(args, sentences)
         return m, [serialization.msgpack_restore(c.read_bytes())["state"]["params"]
                    for c in sorted((tmp / name / "checkpoints").glob("ckpt_*.msgpack"))]
@@ -266,10 +267,12 @@ def word2vec_command_checks(out: dict, tmp: Path) -> None:
     m_mesh, (epoch1, mesh) = run("w2v_mesh", "data=4,model=2")
     shutil.copytree(tmp / "w2v_mesh", tmp / "w2v_resumed")
     shutil.copytree(tmp / "w2v_mesh", tmp / "w2v_resumed_one")
-    for name in ("w2v_resumed", "w2v_resumed_one"):  # as if killed during epoch 2: only epoch 1's checkpoint
+    for name in ("w2v_resumed", "w2v_resumed_one"):  # as if killed before the last checkpoint
         sorted((tmp / name / "checkpoints").glob("ckpt_*.msgpack"))[-1].unlink()
-    _, (_, resumed) = run("w2v_resumed", "data=4,model=2", resume=True)
-    _, (_, resumed_one) = run("w2v_resumed_one", None, resume=True)
+        record = json.loads((tmp / name / "run.json").read_text())
+        (tmp / name / "run.json").write_text(json.dumps({**record, "status": "running"}))
+    _, (_, resumed) = run("w2v_resumed", "data=4,model=2")
+    _, (_, resumed_one) = run("w2v_resumed_one", None)
     out["w2v_command"] = {
         "vocab": m_one["vocab_size"], "mesh": m_mesh["mesh"], "scale": _max_abs(one),
         "mesh_vs_one": _max_diff(one, mesh), "moved": _max_diff(one, epoch1),
@@ -282,7 +285,8 @@ def word2vec_command_checks(out: dict, tmp: Path) -> None:
 
 def finetune_checks(out: dict, tmp: Path) -> None:
     """:func:`scratchlm.training.finetune.fit` (what ``scratchlm finetune`` runs) on a 4x2 mesh for 2 epochs,
-    and the same run interrupted during epoch 2 and resumed from its epoch-1 checkpoint on the mesh."""
+    and the same run interrupted during epoch 2's evaluation and resumed from its latest checkpoint (step 3:
+    one after every step) on the mesh."""
     import jax
 
     from scratchlm import distributed as par
@@ -313,13 +317,13 @@ def finetune_checks(out: dict, tmp: Path) -> None:
 
     try:
         ft.fit(start, train, None, bert_config=config, config=run, dev_eval=lambda p: dev_eval(p, stop=True),
-               checkpoint_dir=tmp / "finetune", mesh=mesh)
+               checkpoint_dir=tmp / "finetune", mesh=mesh, checkpoint_seconds=1e-9)  # a checkpoint every step
     except KeyboardInterrupt:
         pass
     uninterrupted = seen[1]  # the first run got through epoch 2's steps
     seen.clear()
     resumed = ft.fit(start, train, None, bert_config=config, config=run, dev_eval=dev_eval,
-                     checkpoint_dir=tmp / "finetune", mesh=mesh)
+                     checkpoint_dir=tmp / "finetune", mesh=mesh, checkpoint_seconds=1e-9)
     out["finetune_resume"] = {
         "identical": all(np.array_equal(a, b)
                          for a, b in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(seen[-1]))),

@@ -199,8 +199,8 @@ def test_pretrain_command_on_a_4x2_mesh_equals_one_device(mesh_results):
 
 def test_finetune_resumes_on_a_mesh_bit_for_bit(mesh_results):
     """Fine-tuning (``training.finetune.fit``, what ``scratchlm finetune`` runs) on a 4x2 mesh, killed during
-    epoch 2 and run again: the loop restores epoch 1's checkpoint as one-device arrays, the mesh step places
-    them, and epoch 2 ends on exactly the uninterrupted run's params."""
+    epoch 2's evaluation and run again: the loop restores step 3's checkpoint as one-device arrays, the mesh
+    step places them, and epoch 2 ends on exactly the uninterrupted run's params."""
     r = mesh_results["finetune_resume"]
     assert r["resumed_history_steps"] == [4]  # only epoch 2 (2 steps an epoch) ran again
     assert r["identical"] and r["moved"] > 1e-4

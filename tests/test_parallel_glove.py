@@ -209,10 +209,11 @@ def test_resume_on_the_mesh_is_exact_and_on_one_device_close(results):
 @pytest.mark.parametrize("meshes", [("data=1,model=2", "data=2"), ("data=2", "data=1,model=2")])
 def test_two_processes_checkpoint_resume_and_end_as_one_device(tmp_path, meshes):
     """``scratchlm glove --mesh M --coordinator 127.0.0.1:PORT --num-processes 2 --process-id I`` in two CPU
-    processes (one device each, collectives over gloo): epoch 1 on one mesh (rows split across the
-    processes, or the batch), its checkpoint gathered and written by process 0, then epoch 2 resumed from it
-    on the other mesh.  Process 0 alone writes the vectors, which equal the one-device command's (2 epochs)
-    to round-off: the bound of the mesh test, for each of W and W̃ of the sum W + W̃.  About 40 s on 2 cores."""
+    processes (one device each, collectives over gloo) sharing one run folder: 2 epochs on one mesh (rows
+    split across the processes, or the batch), each epoch's checkpoint gathered and written by process 0;
+    then, as if killed during epoch 2, the same command on the other mesh resumes epoch 2 from epoch 1's.
+    The vectors equal the one-device command's (2 epochs) to round-off: the bound of the mesh test, for
+    each of W and W̃ of the sum W + W̃.  About 60 s on 2 cores."""
     import socket
 
     from scratchlm.embeddings.formats import load_word2vec
@@ -224,30 +225,34 @@ def test_two_processes_checkpoint_resume_and_end_as_one_device(tmp_path, meshes)
              "--batch-size", str(COMMAND["batch"])]
 
     def start(name, *extra):
-        return subprocess.Popen([sys.executable, "-m", "scratchlm.cli", "glove", *flags, "--out", str(tmp_path / name),
-                                 *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
+        return subprocess.Popen([sys.executable, "-m", "scratchlm.cli", "glove", *flags, "--epochs", "2",
+                                 "--out", str(tmp_path / name), *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
 
-    def two_processes(mesh, epochs, reference=None):
+    def two_processes(mesh, reference=None):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        procs = {f"rank{i}": start(f"rank{i}", "--mesh", mesh, "--epochs", str(epochs), "--checkpoint-dir",
-                                   str(tmp_path / "ck"), "--coordinator", f"127.0.0.1:{port}", "--num-processes",
-                                   "2", "--process-id", str(i)) for i in range(2)}
+        procs = {f"rank{i}": start("shared", "--mesh", mesh, "--keep-checkpoints", "--coordinator",
+                                   f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i))
+                 for i in range(2)}
         procs.update(reference or {})
         logs = {name: proc.communicate(timeout=300)[0] for name, proc in procs.items()}
         assert all(proc.returncode == 0 for proc in procs.values()), {k: v[-2000:] for k, v in logs.items()}
-        return json.loads((tmp_path / "rank0" / "metrics.json").read_text())
+        return json.loads((tmp_path / "shared" / "metrics.json").read_text())
 
-    first = two_processes(meshes[0], 1, {"one": start("one", "--epochs", "2")})
-    m = two_processes(meshes[1], 2)
-    assert not (tmp_path / "rank1" / "vectors.txt").exists()  # only process 0 writes
-    assert [p.name for p in sorted((tmp_path / "ck").glob("ckpt_*.msgpack"))] == ["ckpt_00000001.msgpack",
-                                                                                  "ckpt_00000002.msgpack"]
-    assert first["epochs_run"] == 1 and m["epochs_run"] == 1 and m["processes"] == 2  # epoch 2 resumed
+    shared = tmp_path / "shared"
+    first = two_processes(meshes[0], {"one": start("one")})
+    assert [p.name for p in sorted((shared / "checkpoints").glob("ckpt_*.msgpack"))] == ["ckpt_00000001.msgpack",
+                                                                                        "ckpt_00000002.msgpack"]
+    (shared / "checkpoints" / "ckpt_00000002.msgpack").unlink()  # as if killed during epoch 2
+    (shared / "vectors.txt").unlink()
+    record = json.loads((shared / "run.json").read_text())
+    (shared / "run.json").write_text(json.dumps({**record, "status": "running"}))
+    m = two_processes(meshes[1])
+    assert first["epochs_run"] == 2 and m["epochs_run"] == 1 and m["processes"] == 2  # epoch 2 resumed
     assert m["mesh"] == dict(zip(("data", "model"), (2, 1) if meshes[1] == "data=2" else (1, 2)))
-    one, two = (load_word2vec(tmp_path / name / "vectors.txt") for name in ("one", "rank0"))
+    one, two = (load_word2vec(tmp_path / name / "vectors.txt") for name in ("one", "shared"))
     assert one.words == two.words
     scale = float(np.max(np.abs(one.vectors)))
     steps = 2 * -(-m["nonzeros"] // COMMAND["batch"])
@@ -365,11 +370,11 @@ def _command_checks(out: dict, tmp: Path) -> None:
     def run(name, *flags, epochs_done=0):
         args = parser.parse_args(["--corpus", str(corpus), "--dim", "8", "--window", "2", "--min-count", "1",
                                   "--epochs", "2", "--batch-size", str(COMMAND["batch"]), "--out", str(tmp / name),
-                                  "--checkpoint-dir", str(tmp / name / "ck"), *flags])
+                                  "--checkpoint-every", "1e-9", "--keep-checkpoints", *flags])  # every epoch
         assert command.run(args) == 0
         m = json.loads((tmp / name / "metrics.json").read_text())
         assert m["epochs_run"] == 2 - epochs_done
-        return m, sorted((tmp / name / "ck").glob("ckpt_*.msgpack"))
+        return m, sorted((tmp / name / "checkpoints").glob("ckpt_*.msgpack"))
 
     def state(path):
         return serialization.msgpack_restore(path.read_bytes())["state"]
@@ -377,8 +382,10 @@ def _command_checks(out: dict, tmp: Path) -> None:
     m_one, (_, one) = run("one")
     m_mesh, (epoch1, mesh) = run("mesh", "--mesh", "data=4,model=2")
     for name in ("resumed_mesh", "resumed_one"):  # as if killed during epoch 2: only epoch 1's checkpoint
-        shutil.copytree(tmp / "mesh" / "ck", tmp / name / "ck")
-        (tmp / name / "ck" / mesh.name).unlink()
+        shutil.copytree(tmp / "mesh", tmp / name)
+        (tmp / name / "checkpoints" / mesh.name).unlink()
+        record = json.loads((tmp / name / "run.json").read_text())
+        (tmp / name / "run.json").write_text(json.dumps({**record, "status": "running"}))
     _, (_, resumed_mesh) = run("resumed_mesh", "--mesh", "data=4,model=2", epochs_done=1)
     _, (_, resumed_one) = run("resumed_one", epochs_done=1)
 

@@ -7,16 +7,20 @@ embeddings of the shipped all-MiniLM-L6-v2 encoder (each word's vector is the me
 pieces' vectors, so the words stay scratchlm's word tokens); or a word2vec text file, e.g. the
 ``vectors.txt`` that ``scratchlm word2vec`` or ``scratchlm glove`` writes.  ``--freeze`` keeps the
 table fixed and trains only the output layer.  Several ``--lr`` values are chosen among by nested
-cross-validation.
+cross-validation.  ``--out`` is the run folder (:mod:`scratchlm.training.run`): ``run.json``, one
+JSON-lines log per fold, ``summary.json`` and ``curves.png``; a run is seconds long, so an
+interrupted one starts over (it writes no checkpoints).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
-from scratchlm import checks
+from scratchlm import checks, jsonio
+from scratchlm.commands.common import add_run_arguments, start_run
 from scratchlm.commands.flags import config_flag
 
 # The grid nested CV chooses from (the demo, benchmarks/classifier.py): half-decade steps around the
@@ -50,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     config_flag(parser, "--dropout", type=float, help="drop rate on the token embeddings while training",
                 source=cv + "dropout")
     config_flag(parser, "--seed", type=int, help="folds, initialisation and dropout", source=cv + "seed")
-    parser.add_argument("--out", type=Path, default=None, help="folder for per-fold JSON-lines metrics and a summary")
+    add_run_arguments(parser)
 
 
 def _load(spec: str) -> tuple[list[str], list[int]]:
@@ -67,21 +71,34 @@ def evaluate(args_like) -> dict:
              if getattr(args_like, flag, None) is not None}
     if getattr(args_like, "lr", None) is not None:
         given["learning_rates"] = tuple(args_like.lr)
+    from scratchlm.training.plots import plot_curves
+    from scratchlm.training.run import data_digest
+
     config = CVConfig(**given, freeze_embedding=bool(args_like.freeze))
     checks.source(args_like.data, "--data", ("polarity",))
     checks.source(args_like.init, "--init", ("random", "minilm"))
-    if args_like.out is not None:
-        checks.output_folder(args_like.out)
+    checks.output_folder(args_like.out)
     texts, labels = _load(args_like.data)
-    vectors = load_vectors(args_like.init, texts)
-    out = args_like.out
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
+    init = args_like.init
+    vectors_file = [Path(init)] if init not in ("random", "minilm") and Path(init).is_file() else []
+    vectors = load_vectors(init, texts)  # a damaged vectors file is refused before the run folder is opened
+    run = start_run(args_like, command="classify", settings={"cv": dataclasses.asdict(config),
+                                                               "init": init if not vectors_file else "file"},
+                    data=data_digest(texts, [str(y) for y in labels], *vectors_file),
+                    total_steps=config.folds, unit="fold")
+    out = run.out
+    if run.state == "complete":
+        return json.loads((out / "summary.json").read_text())
+    for stale in out.glob("fold*.jsonl"):  # an interrupted run starts over: no checkpoints to resume from
+        stale.unlink()
     result = cross_validate(texts, labels, config, vectors=vectors, metrics_dir=out)
-    result["init"] = Path(args_like.init).name if vectors is not None and args_like.init != "minilm" else args_like.init
+    result["init"] = Path(init).name if vectors is not None and init != "minilm" else init
     result["frozen"] = bool(args_like.freeze)
-    if out is not None:
-        (Path(out) / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
+    jsonio.write(out / "summary.json", result)
+    logs = sorted(out.glob("fold*.jsonl"))
+    plot_curves(out / "curves.png", logs, title="embedding-bag classifier: one curve per outer fold",
+                loss="binary cross-entropy (nats)", metric=None, labels=[p.stem for p in logs])
+    run.finish()
     return result
 
 
@@ -105,8 +122,10 @@ def demo_step(ctx) -> dict:
     then the random-init table for contrast."""
     common = dict(data="polarity", seed=ctx.seed)  # CVConfig's defaults otherwise: 5 folds, 100 steps, 16-d
     lr = [0.1] if ctx.quick else list(LEARNING_RATES)
-    best = evaluate(argparse.Namespace(init="minilm", freeze=True, lr=lr, out=ctx.out / "minilm", **common))
-    base = evaluate(argparse.Namespace(init="random", freeze=False, lr=lr, out=ctx.out / "random", **common))
+    best = evaluate(argparse.Namespace(init="minilm", freeze=True, lr=lr, **common,
+                                       **{**vars(ctx.args()), "out": ctx.out / "minilm"}))
+    base = evaluate(argparse.Namespace(init="random", freeze=False, lr=lr, **common,
+                                       **{**vars(ctx.args()), "out": ctx.out / "random"}))
     return {"result": _line(best) + f"; random init {base['accuracy']:.2f}",
             **{k: best[k] for k in ("accuracy", "macro_f1", "majority", "folds")},
             "random_init_accuracy": base["accuracy"]}

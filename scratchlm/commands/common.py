@@ -1,4 +1,5 @@
-"""What several commands share: the multi-device flags and the mesh they select, and the CPU thread limit.
+"""What several commands share: the run-folder flags (one contract, :mod:`scratchlm.training.run`), the
+log level, the multi-device flags and the mesh they select, and the CPU thread limit.
 
 Free of JAX at import time (``scratchlm --help`` builds every command's parser); JAX is imported
 inside the functions that need it.
@@ -7,8 +8,87 @@ inside the functions that need it.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+from pathlib import Path
+
+from scratchlm.training.run import Run, RunConfig, open_run
+
+COMMON_LOGGER = "scratchlm"
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run folder's flags, the same in every training command: ``--out DIR`` (required),
+    ``--overwrite``, ``--checkpoint-every SECONDS``, ``--keep-checkpoints``, ``--quiet`` / ``--verbose``."""
+    group = parser.add_argument_group("the run folder (see README: Runs: resuming, overwriting, checkpoints)")
+    group.add_argument("--out", type=Path, required=True, metavar="DIR",
+                       help="run folder: new or empty to train, the same run's folder to resume or find it "
+                            "complete; another run's folder is refused unless --overwrite")
+    group.add_argument("--overwrite", action="store_true", default=RunConfig.overwrite,
+                       help="remove the run in --out and train afresh")
+    group.add_argument("--checkpoint-every", type=float, default=RunConfig.checkpoint_every, metavar="SECONDS",
+                       help="wall-clock seconds between checkpoints; 0: only at the end (default: %(default)s s)")
+    group.add_argument("--keep-checkpoints", action="store_true", default=RunConfig.keep_checkpoints,
+                       help="a finished run keeps its last two checkpoints (default: dropped, the model stays)")
+    verbosity = group.add_mutually_exclusive_group()
+    verbosity.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
+    verbosity.add_argument("--verbose", action="store_true", help="also debugging detail on stderr")
+
+
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The :class:`RunConfig` the flags of :func:`add_run_arguments` ask for."""
+    return RunConfig(out=Path(args.out), overwrite=bool(getattr(args, "overwrite", False)),
+                     checkpoint_every=float(getattr(args, "checkpoint_every", RunConfig.checkpoint_every)),
+                     keep_checkpoints=bool(getattr(args, "keep_checkpoints", False)))
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    """Plain lines on stderr from the ``scratchlm`` loggers at the level ``--quiet``/``--verbose`` ask for."""
+    level = logging.WARNING if getattr(args, "quiet", False) else (
+        logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
+    logger = logging.getLogger(COMMON_LOGGER)
+    logger.setLevel(level)
+    if _HANDLER not in logger.handlers:
+        _HANDLER.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(_HANDLER)
+
+
+class _Stderr(logging.StreamHandler):
+    """A handler on whatever ``sys.stderr`` is when a line is written (pytest and the demo replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+_HANDLER = _Stderr()
+
+
+def start_run(args: argparse.Namespace, *, command: str, settings: dict, data: str, total_steps: int,
+              **how) -> Run:
+    """Open the run folder of ``args`` (:func:`scratchlm.training.run.open_run`) and say which of its
+    states it is in (``how``: ``unit`` and ``position``, as there); a refusal is a
+    :class:`~scratchlm.errors.ScratchlmError` raised before any work."""
+    configure_logging(args)
+    lead = getattr(args, "process_id", None) in (None, 0)  # several hosts: process 0 writes the shared folder
+    run = open_run(run_config(args), command=command, settings=settings, data=data, total_steps=total_steps,
+                   lead=lead, argv=getattr(args, "_argv", None), **how)
+    logging.getLogger(COMMON_LOGGER).info(run.message)
+    return run
+
+
+def result_settings(args: argparse.Namespace, *, drop: tuple[str, ...] = ()) -> dict:
+    """The flags that change a run's result: every flag but the run folder's, the log level, the device
+    layout (a run resumes on another mesh) and ``drop``."""
+    ignored = {"out", "overwrite", "checkpoint_every", "keep_checkpoints", "quiet", "verbose", "mesh", "coordinator",
+               "num_processes", "process_id", "threads", "no_progress", "command", "action", *drop}
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())
+            if k not in ignored and not k.startswith("_")}
 
 
 def add_parallel_arguments(parser: argparse.ArgumentParser) -> None:

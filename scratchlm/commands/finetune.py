@@ -12,11 +12,13 @@ deterministically unless ``--folds K`` asks for cross-validation.  ``--init``: `
 folder with ``config.json`` + ``model.safetensors`` in HuggingFace's names (what ``scratchlm
 pretrain`` writes in ``OUT/model``) and, ideally, its ``tokenizer.json``.
 
-``--out`` receives ``best/`` (the best dev checkpoint, HuggingFace names, with ``labels.json``),
-``metrics.json`` (top-level ``accuracy`` and ``f1``, or ``entity_f1``, plus per-fold and per-epoch
-detail), ``report.txt`` (the classification reports), ``curves.png`` and, for token tasks,
-``confusion.png`` (with the ``plot`` extra).  Running the same command again resumes: finished
-folds are read back and an interrupted run continues from its last epoch checkpoint.
+``--out`` is the run folder (:mod:`scratchlm.training.run`) and receives ``run.json``, ``best/`` (the
+best dev checkpoint, HuggingFace names, with ``labels.json``), ``metrics.json`` (top-level
+``accuracy`` and ``f1``, or ``entity_f1``, plus per-fold and per-epoch detail), ``report.txt`` (the
+classification reports), ``curves.png`` and, for token tasks, ``confusion.png`` (with the ``plot``
+extra).  Running the same command again after a kill resumes: finished folds are read back and an
+interrupted one continues from its last checkpoint; a finished run is left as it is; other settings
+are refused (``--overwrite`` replaces the run).
 
 ``--mesh data=8`` trains data parallel, ``--mesh data=4,model=2`` with the parameters and AdamW
 moments sharded 2 ways (FSDP); a resumed run may use another mesh.  ``--coordinator HOST:PORT
@@ -32,7 +34,13 @@ import time
 from pathlib import Path
 
 from scratchlm import jsonio
-from scratchlm.commands.common import add_parallel_arguments, setup_parallel
+from scratchlm.commands.common import (
+    add_parallel_arguments,
+    add_run_arguments,
+    result_settings,
+    setup_parallel,
+    start_run,
+)
 from scratchlm.commands.flags import config_flag
 from scratchlm.errors import ScratchlmError
 
@@ -57,7 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     config_flag(parser, "--freeze", help="none | embeddings | encoder | all-but-top-N", source=ft + "freeze")
     parser.add_argument("--folds", type=int, default=None, help="k-fold cross-validation (default 5 for polarity)")
     config_flag(parser, "--seed", type=int, help="split, initialisation, dropout and order", source=ft + "seed")
-    parser.add_argument("--out", type=Path, required=True)
     config_flag(parser, "--head", choices=("softmax", "sigmoid"), help="sigmoid: binary tasks", source=ft + "head")
     parser.add_argument("--dropout", type=float, help="drop rate (default: the checkpoint's, 0.1 for MiniLM)")
     config_flag(parser, "--weight-decay", type=float, help="AdamW's decoupled weight decay", source=ft + "weight_decay")
@@ -69,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=128, help="sub-tokens per example, specials included")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N examples of each split "
                         "(default: all)")
-    parser.add_argument("--fresh", action="store_true", help="ignore earlier results in --out instead of resuming")
+    add_run_arguments(parser)
     add_parallel_arguments(parser)  # --mesh data=8 | data=4,model=2 (FSDP); --coordinator/--num-processes/--process-id
 
 
@@ -192,7 +199,11 @@ def check_flags(args: argparse.Namespace) -> None:
     the task's kind and labels are known once its file is read, and checked again then), then the rest."""
     from scratchlm import checks
     from scratchlm.training.finetune import FinetuneConfig
+    from scratchlm.training.run import check_out
 
+    checks.output_folder(args.out)
+    if getattr(args, "process_id", None) in (None, 0):  # process 0 alone may be creating a shared run folder
+        check_out(args.out)  # another kind of folder is refused before --init or --task is read
     given = {k: v for k, v in _given(args).items() if k not in ("head", "class_weights")}
     FinetuneConfig(task="sequence", num_labels=2, **given)
 
@@ -204,13 +215,13 @@ def check_flags(args: argparse.Namespace) -> None:
     checks.source(args.task, "--task", ("polarity", "wikiner"))
     if args.init != "minilm":
         checks.input_folder(args.init, "--init")
-    checks.output_folder(args.out)
 
 
 def run(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
+    from scratchlm.data import corpora
     from scratchlm.data.batching import subset
     from scratchlm.models import bert
     from scratchlm.training import finetune as ft
@@ -218,28 +229,41 @@ def run(args: argparse.Namespace) -> int:
     from scratchlm.training.cv import kfold
     from scratchlm.training.epoch_timing import epoch_timing
     from scratchlm.training.metrics import sequence_metrics
+    from scratchlm.training.run import data_digest
 
     check_flags(args)
     mesh = setup_parallel(args)  # before any other JAX call
-    out: Path = args.out
-    if args.fresh and out.exists():
-        for name in ("best", "checkpoints", "metrics.jsonl", "metrics.json", "report.txt"):
-            target = out / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-        for fold in out.glob("fold_*"):
-            shutil.rmtree(fold)
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     task = load_task(args.task, args.limit)
     names = task["labels"]
     config = finetune_config(args, task["kind"], len(names))  # every flag checked before the model is loaded
-    bert_config, pretrained, tok = load_init(args.init)
-    data = encode(task, tok, args.max_length, bert_config.vocab_size)
-    key = jax.random.key(args.seed)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
     folds = args.folds if args.folds is not None else (5 if args.task == "polarity" else None)
     if task["kind"] == "token" and folds:
         raise ScratchlmError("--folds is for sequence tasks; token tasks use their train/dev/test splits")
+    init_path = corpora.minilm_path() if args.init == "minilm" else Path(args.init)
+    builtin = args.task in ("polarity", "wikiner")
+    settings = {**result_settings(args, drop=("task", "init")), "task": args.task if builtin else "file",
+                "init": "minilm" if args.init == "minilm" else "folder", "folds": folds}
+
+    def position(folder: Path) -> int:  # finished folds, or epochs evaluated up to the last checkpoint
+        if folds:
+            return len(list(folder.glob("fold_*/result.json")))
+        log = folder / "metrics.jsonl"
+        lines = log.read_text().splitlines() if log.exists() else []
+        return sum(1 for line in lines if '"split": "eval"' in line)
+
+    # the model and its tokenizer read, and every id checked against the model, before the run folder is opened
+    bert_config, pretrained, tok = load_init(args.init)
+    data = encode(task, tok, args.max_length, bert_config.vocab_size)
+    run = start_run(args, command="finetune", settings=settings,
+                    data=data_digest(json.dumps(task, sort_keys=True, default=str),
+                                     *([init_path] if init_path.exists() else [])),
+                    total_steps=folds or config.epochs, unit="fold" if folds else "epoch", position=position)
+    out: Path = run.out
+    if run.state == "complete":
+        return 0
+    key = jax.random.key(args.seed)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
 
     def save_best(params, labels):
         bert.save_pretrained(out / "best", params, bert_config)
@@ -261,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
             if (record["best_dev"] or 0.0) > best["dev"]:
                 best["dev"] = record["best_dev"] or 0.0
                 save_best(params, names)
-            (fold_dir / "result.json").write_text(jsonio.dumps(record) + "\n")
+            jsonio.write(fold_dir / "result.json", record, indent=None)
             shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)  # the fold is finished
             print(f"fold {f + 1}/{folds}: test accuracy {record['test']['accuracy']:.3f}", flush=True)
 
@@ -269,8 +293,10 @@ def run(args: argparse.Namespace) -> int:
             (out / f"fold_{f}").mkdir(exist_ok=True)
             return out / f"fold_{f}"
 
-        cv = ft.cross_validate(pretrained, data, bert_config=bert_config, config=config, folds=folds, key=key,
-                               fold_dir=fold_dir, done=done, on_fold=on_fold, progress=None, mesh=mesh)
+        with run.training():
+            cv = ft.cross_validate(pretrained, data, bert_config=bert_config, config=config, folds=folds, key=key,
+                                   fold_dir=fold_dir, done=done, on_fold=on_fold, progress=None, mesh=mesh,
+                                   checkpoint_seconds=run.config.checkpoint_every)
         y = data["labels"]
         majority = float(max(np.mean(y == c) for c in np.unique(y)))
         metrics = {"accuracy": cv["accuracy"], "f1": cv["f1"], "precision": cv["precision"], "recall": cv["recall"],
@@ -294,11 +320,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             splits = data
         params = ft.init_classifier(key, pretrained, bert_config, config)
-        result = ft.fit(params, splits["train"][0], None, bert_config=bert_config, config=config,
-                        dev_eval=lambda p: ft.evaluate(p, splits["dev"][0], bert_config=bert_config, config=config,
-                                                       tags=names, n_words=splits["dev"][1]),
-                        checkpoint_dir=out / "checkpoints", metrics_path=out / "metrics.jsonl", progress=None,
-                        mesh=mesh)
+        with run.training():
+            result = ft.fit(params, splits["train"][0], None, bert_config=bert_config, config=config,
+                            dev_eval=lambda p: ft.evaluate(p, splits["dev"][0], bert_config=bert_config,
+                                                           config=config, tags=names, n_words=splits["dev"][1]),
+                            checkpoint_dir=run.checkpoints, metrics_path=out / "metrics.jsonl", progress=None,
+                            mesh=mesh, checkpoint_seconds=run.config.checkpoint_every)
         save_best(result.params, names)
         test, n_words = splits["test"]
         predicted = ft.predict(result.params, test, bert_config=bert_config, config=config)
@@ -321,9 +348,10 @@ def run(args: argparse.Namespace) -> int:
         curve_files = [out / "metrics.jsonl"]
     metrics = {**metrics, "task": args.task, "labels": list(names), "settings": settings,
                "wall_seconds": time.perf_counter() - started}
-    (out / "metrics.json").write_text(jsonio.dumps(metrics, indent=2, default=float) + "\n")
+    jsonio.write(out / "metrics.json", metrics)
     (out / "report.txt").write_text(report)
     plot(out, curve_files, config.metric, confusion, names)
+    run.finish()
     print(report)
     headline = "entity_f1" if config.task == "token" else "accuracy"
     print(f"{headline} {metrics[headline]:.4f}; wrote {out}/metrics.json, report.txt, best/", flush=True)
@@ -386,11 +414,13 @@ def demo_step(ctx) -> dict:
     for 6 epochs stayed at 0.51 and 12 steps of batch 16 at the majority rate; ``--quick`` runs
     2 epochs instead of 4."""
     argv = ["--task", "polarity", "--init", "minilm", "--folds", "2", "--epochs", "2" if ctx.quick else "4",
-            "--batch-size", "8", "--max-length", "32", "--lr", "1e-4", "--seed", str(ctx.seed), "--out", str(ctx.out),
-            "--fresh"]
+            "--batch-size", "8", "--max-length", "32", "--lr", "1e-4", "--seed", str(ctx.seed)]
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    run(parser.parse_args(argv))
+    args = parser.parse_args([*argv, "--out", str(ctx.out)])
+    for name, value in vars(ctx.args()).items():  # the demo's own run flags
+        setattr(args, name, value)
+    run(args)
     m = json.loads((ctx.out / "metrics.json").read_text())
     return {"result": f"MiniLM on polarity, {m['folds']}-fold CV: accuracy {m['accuracy']:.3f} "
                       f"(majority rate {m['majority_rate']:.3f}), F1 {m['f1']:.3f}",

@@ -5,9 +5,10 @@ x_max 10, 50 epochs), not the paper's x_max = 100, which leaves a corpus this sm
 (most X_ij fall far below 100, so f(X_ij) is tiny).  ``--corpus wiki`` gives one article a line:
 ``cooccur`` resets its window only at a newline and is fed a document a line (its demo, text8, is
 one line), so the window runs across paragraphs, as it did in the C-tool run that issue 5 quotes
-(``benchmarks/glove.py`` has the evidence); Word2Vec keeps the sample's paragraphs.  Writes
-``DIR/vectors.txt`` (word2vec text, loadable by gensim), ``DIR/vectors.glove.txt`` (GloVe text) and
-``DIR/metrics.json``.
+(``benchmarks/glove.py`` has the evidence); Word2Vec keeps the sample's paragraphs.  Writes into the
+run folder ``--out`` (:mod:`scratchlm.training.run`): ``run.json``, ``vectors.txt`` (word2vec text,
+loadable by gensim), ``vectors.glove.txt`` (GloVe text), ``metrics.json``, ``train_metrics.jsonl``,
+``curves.png``, ``projection.png`` and, while it runs, ``checkpoints/``.
 
 ``--mesh data=4,model=2`` splits ``W, b, W̃, b̃`` and their AdaGrad accumulators by rows over 2
 devices and each minibatch of non-zeros over 4 (:mod:`scratchlm.embeddings.glove.sharded`; the vocabulary is padded
@@ -20,7 +21,7 @@ own share of the sentences and the partial counts are gathered and merged
 (:func:`scratchlm.embeddings.glove.cooccurrence.read_cooccurrences`;
 every process then holds the whole matrix, and the minibatches are cut from it identically), and
 process 0 writes the outputs and the checkpoints (gathered from all processes after every epoch; to
-resume, every host must see the checkpoint directory: a shared filesystem).
+resume, every host must see the run folder: a shared filesystem).
 
 A thin command: flags -> :class:`~scratchlm.embeddings.glove.config.GloveConfig` and
 :class:`~scratchlm.embeddings.glove.cooccurrence.CooccurrenceConfig` (every default read from them)
@@ -30,10 +31,11 @@ A thin command: flags -> :class:`~scratchlm.embeddings.glove.config.GloveConfig`
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import dataclasses
+import json
 
 from scratchlm import checks, jsonio
-from scratchlm.commands.common import add_parallel_arguments, setup_parallel
+from scratchlm.commands.common import add_parallel_arguments, add_run_arguments, setup_parallel, start_run
 from scratchlm.embeddings.glove.config import GloveConfig
 from scratchlm.embeddings.glove.cooccurrence import CooccurrenceConfig
 
@@ -69,16 +71,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--restrict", type=int, default=RESTRICT, help="evaluate over the N most frequent words")
     parser.add_argument("--seed", type=int, default=0, help="initialisation and minibatch order")
     parser.add_argument("--save-cooccurrence", action="store_true", help="also write DIR/cooccurrence.npz")
-    parser.add_argument("--checkpoint-dir", type=Path, default=None, help="checkpoint every epoch; resume from here")
-    parser.add_argument("--out", type=Path, default=Path("glove-out"))
+    add_run_arguments(parser)
     add_parallel_arguments(parser)  # --mesh data=4,model=2 (tables by rows over model); multi-host flags
 
 
-def train_and_write(sentences, *, out: Path, config: GloveConfig | None = None,
+def train_and_write(sentences, run_args: argparse.Namespace, *, config: GloveConfig | None = None,
                     counting: CooccurrenceConfig | None = None, restrict: int = RESTRICT, seed: int = 0,
-                    save_cooccurrence: bool = False, checkpoint_dir: Path | None = None,
-                    progress: bool | None = None, mesh=None) -> dict:
-    """:func:`scratchlm.training.glove.train_on_corpus`, then the two vector files and metrics.json under ``out``.
+                    save_cooccurrence: bool = False, progress: bool | None = None, mesh=None) -> dict:
+    """Open the run folder of ``run_args`` (:func:`scratchlm.commands.common.start_run`), then
+    :func:`scratchlm.training.glove.train_on_corpus`, the two vector files, metrics.json and the plots.
+    A run found complete returns the metrics on disk.
 
     ``mesh`` (:func:`scratchlm.commands.common.setup_parallel`): train on it; only process 0 writes files."""
     import jax
@@ -86,22 +88,34 @@ def train_and_write(sentences, *, out: Path, config: GloveConfig | None = None,
     from scratchlm.embeddings.evaluate import standard_scores
     from scratchlm.embeddings.formats import save_glove, save_word2vec
     from scratchlm.errors import ScratchlmError
+    from scratchlm.training import plots
     from scratchlm.training.glove import train_on_corpus
+    from scratchlm.training.run import data_digest
 
     config, counting = config or GloveConfig(), counting or CooccurrenceConfig()
+    settings = {"glove": dataclasses.asdict(config), "counting": dataclasses.asdict(counting), "seed": seed,
+                "restrict": restrict, "save_cooccurrence": save_cooccurrence}
+    settings["counting"].pop("max_memory_mb")  # a memory ceiling, not a setting of the result
+    run = start_run(run_args, command="glove", settings=settings, data=data_digest([" ".join(s) for s in sentences]),
+                    total_steps=config.epochs, unit="epoch")
+    out = run.out
+    if run.state == "complete":
+        return json.loads((out / "metrics.json").read_text())
     lead = jax.process_index() == 0
-    out.mkdir(parents=True, exist_ok=True)
-    run = train_on_corpus(sentences, config=config, counting=counting, key=jax.random.key(seed),
-                          checkpoint_dir=checkpoint_dir, metrics_path=out / "train_metrics.jsonl" if lead else None,
-                          progress=progress if lead else False, mesh=mesh)
-    cooc, result, wv = run.cooccurrence, run.result, run.vectors
+    with run.training():
+        trained = train_on_corpus(sentences, config=config, counting=counting, key=jax.random.key(seed),
+                                  checkpoint_dir=run.checkpoints,
+                                  metrics_path=out / "train_metrics.jsonl" if lead else None,
+                                  progress=progress if lead else False, mesh=mesh,
+                                  checkpoint_seconds=run.config.checkpoint_every)
+    cooc, result, wv = trained.cooccurrence, trained.result, trained.vectors
     if lead:
         if save_cooccurrence:
             cooc.save(out / "cooccurrence.npz")
         save_word2vec(wv, out / "vectors.txt")
         save_glove(wv, out / "vectors.glove.txt")
     metrics = {
-        "cooccurrence_seconds": run.cooccurrence_seconds, "nonzeros": cooc.nnz, "vocab_size": cooc.vocab_size,
+        "cooccurrence_seconds": trained.cooccurrence_seconds, "nonzeros": cooc.nnz, "vocab_size": cooc.vocab_size,
         "seconds_per_epoch": result.seconds_per_epoch, "compile_seconds": result.compile_seconds,
         "epochs_run": len(result.costs), "final_cost": result.costs[-1] if result.costs else None,
         "cost_definition": "J / nnz (glove.c prints half of this)", "update": result.update,
@@ -117,7 +131,12 @@ def train_and_write(sentences, *, out: Path, config: GloveConfig | None = None,
     except ScratchlmError as err:  # a tiny corpus may hold no evaluation pair at all
         metrics["evaluation_error"] = str(err)
     if lead:
-        (out / "metrics.json").write_text(jsonio.dumps(metrics, indent=2) + "\n")
+        plots.plot_curves(out / "curves.png", [out / "train_metrics.jsonl"], title="GloVe: weighted least-squares cost",
+                          loss="J / nnz", metric=None, step_unit="epoch")
+        metrics["projection"] = plots.plot_word_groups(out / "projection.png", wv,
+                                                       title="GloVe: 2-D PCA of chosen words")
+        jsonio.write(out / "metrics.json", metrics)
+        run.finish()
     return metrics
 
 
@@ -137,9 +156,8 @@ def run(args: argparse.Namespace) -> int:
     checks.output_folder(args.out)
     mesh = setup_parallel(args)  # before any other JAX call
     metrics = train_and_write(
-        load_tokenized_corpus(args.corpus, wiki_unit="article"), out=args.out, config=config, counting=counting,
-        restrict=args.restrict, seed=args.seed, save_cooccurrence=args.save_cooccurrence,
-        checkpoint_dir=args.checkpoint_dir, mesh=mesh)
+        load_tokenized_corpus(args.corpus, wiki_unit="article"), args, config=config, counting=counting,
+        restrict=args.restrict, seed=args.seed, save_cooccurrence=args.save_cooccurrence, mesh=mesh)
     print(_summary(metrics))
     if jax.process_index() == 0:
         print(f"wrote {args.out}/vectors.txt, vectors.glove.txt, metrics.json")
@@ -165,5 +183,5 @@ def demo_step(ctx) -> dict:
     else:
         config, counting = GloveConfig(dim=100, epochs=25), CooccurrenceConfig(window=15)
         sentences = load_tokenized_corpus("wiki", wiki_unit="article")
-    metrics = train_and_write(sentences, out=ctx.out, config=config, counting=counting, seed=ctx.seed, progress=None)
+    metrics = train_and_write(sentences, ctx.args(), config=config, counting=counting, seed=ctx.seed, progress=None)
     return {"result": _summary(metrics), **{k: v for k, v in metrics.items() if k != "settings"}}

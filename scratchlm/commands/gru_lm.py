@@ -6,10 +6,12 @@
     scratchlm gru-lm classify --checkpoint runs/gru --steps 200
 
 ``train`` holds out the last ``--valid-fraction`` of the corpus's paragraphs (whole articles of the
-Wikipedia sample, in file order) and writes into ``--out``: ``config.json``, the tokenizer
-(``vocab.json`` or ``tokenizer.json``), the loop's checkpoints (``checkpoints/``, resumed when the
-command is run again), ``params.msgpack`` (the final weights), ``metrics.jsonl`` (the loop's log)
-and ``metrics.json`` (train and validation perplexity, the unigram baseline, tokens/s).
+Wikipedia sample, in file order) and writes into the run folder ``--out``
+(:mod:`scratchlm.training.run`: resumed, found complete or refused when run again): ``run.json``,
+``config.json``, the tokenizer (``vocab.json`` or ``tokenizer.json``), the loop's checkpoints
+(``checkpoints/``, dropped at the end unless ``--keep-checkpoints``), ``params.msgpack`` (the final
+weights), ``metrics.jsonl`` (the loop's log), ``metrics.json`` (train and validation perplexity, the
+unigram baseline, tokens/s) and ``curves.png``.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import dataclasses
 import json
 from pathlib import Path
 
-from scratchlm import checks
+from scratchlm import checks, jsonio
+from scratchlm.commands.common import add_run_arguments, start_run
 from scratchlm.commands.flags import config_flag
 from scratchlm.data.codec import MAX_VOCAB, MIN_COUNT
+from scratchlm.io import atomic_write_text
 
 # Defaults live once, in the library: training/lm.py (LMConfig, sample_text), models/gru_lm.py (GRULMConfig),
 # training/classify.py (HoldoutConfig), data/codec.py (the word vocabulary's size and count, JAX-free, read
@@ -64,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     config_flag(t, "--eval-every", type=int, help="held-out perplexity every N steps, 0: at the end only",
                 source=lm + "eval_every")
     config_flag(t, "--seed", type=int, help="initialisation, dropout and stream order", source=lm + "seed")
-    t.add_argument("--out", type=Path, required=True)
+    add_run_arguments(t)
 
     g = sub.add_parser("generate", help="continue a prompt")
     g.add_argument("--checkpoint", type=Path, required=True, help="a folder written by `gru-lm train`")
@@ -95,7 +99,7 @@ def _given(args: argparse.Namespace, flags: dict[str, str]) -> dict:
 def run(args: argparse.Namespace) -> int:
     if args.action == "train":
         metrics = train_command(args)
-        print(json.dumps(metrics))
+        print(jsonio.dumps(metrics))
     elif args.action == "generate":
         for text in generate_command(args):
             print(text)
@@ -117,25 +121,33 @@ def write_run(out: Path, codec, model, config, result=None) -> None:
 
     if result is None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps({"model": dataclasses.asdict(model), "tokenizer": codec.kind,
-                                                     "seq_len": config.seq_len, "batch_size": config.batch_size,
-                                                     "seed": config.seed}, indent=2) + "\n")
+        atomic_write_text(out / "config.json", json.dumps({"model": dataclasses.asdict(model), "tokenizer": codec.kind,
+                                                           "seq_len": config.seq_len, "batch_size": config.batch_size,
+                                                           "seed": config.seed}, indent=2) + "\n")
         codec.save(out)
         return
     checkpoint.save_params(out / "params.msgpack", result.params)
-    (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2) + "\n")
+    jsonio.write(out / "metrics.json", result.metrics)
 
 
-def pretrain(paragraphs: list[str], codec, model, config, out: Path, *,
-             progress: bool | None = None, eval_tokens: int | None = None):
-    """Train (resuming from ``out/checkpoints``) and write the run folder; returns the recipe's result."""
+def pretrain(paragraphs: list[str], codec, model, config, run, *,
+             progress: bool | None = None, eval_tokens: int | None = None) -> dict:
+    """Train in the opened run folder ``run`` (:class:`scratchlm.training.run.Run`: resuming from its
+    checkpoints) and write it; returns the metrics (those on disk when the run was complete)."""
     from scratchlm.training.lm import train_lm
+    from scratchlm.training.plots import plot_curves
 
-    write_run(out, codec, model, config)
-    result = train_lm(paragraphs, codec, model, config, checkpoint_dir=out / "checkpoints",
-                      metrics_path=out / "metrics.jsonl", progress=progress, eval_tokens=eval_tokens)
-    write_run(out, codec, model, config, result)
-    return result
+    if run.state == "complete":
+        return json.loads((run.out / "metrics.json").read_text())
+    write_run(run.out, codec, model, config)
+    result = train_lm(paragraphs, codec, model, config, checkpoint_dir=run.checkpoints,
+                      metrics_path=run.out / "metrics.jsonl", progress=progress, eval_tokens=eval_tokens,
+                      checkpoint_seconds=run.config.checkpoint_every)
+    write_run(run.out, codec, model, config, result)
+    plot_curves(run.out / "curves.png", [run.out / "metrics.jsonl"], title="GRU language model (gru-lm train)",
+                loss="cross-entropy (nats/token)", metric="valid_perplexity")
+    run.finish()
+    return result.metrics
 
 
 def train_command(args: argparse.Namespace) -> dict:
@@ -156,7 +168,21 @@ def train_command(args: argparse.Namespace) -> dict:
     paragraphs = corpora.load_corpus(args.corpus)
     n_valid = held_out(paragraphs, config.valid_fraction)
     codec = TextCodec.build(args.tokenizer, paragraphs[:-n_valid], max_vocab=args.vocab_size, min_count=args.min_count)
-    return pretrain(paragraphs, codec, model_config(args, codec.vocab_size), config, args.out).metrics
+    model = model_config(args, codec.vocab_size)
+    run = open_lm_run(args, paragraphs, model, config, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
+                      min_count=args.min_count)
+    return pretrain(paragraphs, codec, model, config, run)
+
+
+def open_lm_run(args, paragraphs, model, config, **vocabulary):
+    """The run folder of a GRU LM run: its settings are the two configs and the vocabulary's."""
+    from scratchlm.training.run import data_digest
+
+    tokenizer = vocabulary.get("tokenizer", "word")
+    data = data_digest(paragraphs, *([] if tokenizer == "word" else [Path(tokenizer)]))
+    settings = {"lm": dataclasses.asdict(config), "model": dataclasses.asdict(model),
+                **{k: (v if k != "tokenizer" or v == "word" else "file") for k, v in vocabulary.items()}}
+    return start_run(args, command="gru-lm train", settings=settings, data=data, total_steps=config.steps)
 
 
 def generate_command(args: argparse.Namespace) -> list[str]:
@@ -213,7 +239,7 @@ def demo_step(ctx) -> dict:
     from scratchlm.data.codec import EOS, TextCodec
     from scratchlm.models.gru_lm import GRULMConfig
     from scratchlm.training.classify import HoldoutConfig
-    from scratchlm.training.lm import LMConfig, held_out, sample_text
+    from scratchlm.training.lm import LMConfig, held_out, load_trained, sample_text
 
     paragraphs = corpora.wikipedia_paragraphs()
     # Sized for 2 CPU cores: a few seconds with --quick, about a minute otherwise (the model of
@@ -229,8 +255,10 @@ def demo_step(ctx) -> dict:
     n_valid = held_out(paragraphs, config.valid_fraction)
     codec = TextCodec.build("word", paragraphs[:-n_valid], max_vocab=sizes["max_vocab"], min_count=MIN_COUNT)
     model = GRULMConfig(codec.vocab_size, sizes["embed"], sizes["hidden"], sizes["layers"], dropout=0.1)
-    result = pretrain(paragraphs, codec, model, config, ctx.out, eval_tokens=20000)
-    params, metrics = result.params, result.metrics
+    run = open_lm_run(ctx.args(), paragraphs, model, config, tokenizer="word", vocab_size=sizes["max_vocab"],
+                      min_count=MIN_COUNT, eval_tokens=20000)
+    metrics = pretrain(paragraphs, codec, model, config, run, eval_tokens=20000)
+    params = load_trained(ctx.out)[0]
     text = sample_text(params, model, codec, "the", key=jax.random.key(ctx.seed), max_new_tokens=25, top_p=0.9)[0]
     sentence = text.split(EOS)[0].strip()
     polarity = classify_polarity(params, model, codec, HoldoutConfig(steps=30 if ctx.quick else 150, seed=ctx.seed))

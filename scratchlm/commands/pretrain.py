@@ -6,10 +6,12 @@
 
 Without ``--tokenizer`` a WordPiece vocabulary of ``--vocab-size`` is trained on the corpus by
 scratchlm (with ``--init minilm``, MiniLM's own tokenizer is used).  With ``--init`` the model's
-shape comes from the checkpoint and ``--layers/--hidden/--heads`` are ignored.  ``--out`` receives
-``model/`` (``model.safetensors`` with HuggingFace names, ``config.json``, ``tokenizer.json``),
-``checkpoints/`` (the loop's), ``train_log.jsonl`` and ``metrics.json`` (held-out MLM loss and
-accuracy before and after, tokens/s, MFU where the device's peak is known).
+shape comes from the checkpoint and ``--layers/--hidden/--heads`` are ignored.  ``--out``, the run
+folder (:mod:`scratchlm.training.run`: resumed, found complete or refused when run again), receives
+``run.json``, ``model/`` (``model.safetensors`` with HuggingFace names, ``config.json``,
+``tokenizer.json``), ``checkpoints/`` (the loop's, while it runs), ``train_log.jsonl``,
+``curves.png`` and ``metrics.json`` (held-out MLM loss and accuracy before and after, tokens/s, MFU
+where the device's peak is known).
 
 ``--mesh data=8`` trains data parallel over 8 devices, ``--mesh data=4,model=2`` with parameters and
 AdamW moments sharded 2 ways (FSDP); ``--coordinator HOST:PORT --num-processes N --process-id I``
@@ -19,9 +21,17 @@ runs one process per host (see :mod:`scratchlm.distributed` for the launch on GP
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 from pathlib import Path
 
-from scratchlm.commands.common import add_parallel_arguments, setup_parallel
+from scratchlm.commands.common import (
+    add_parallel_arguments,
+    add_run_arguments,
+    result_settings,
+    setup_parallel,
+    start_run,
+)
 from scratchlm.commands.flags import config_flag
 
 # Defaults live once, in the library's config dataclasses (training/pretrain.py: PretrainConfig, and
@@ -65,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 "end only", source=run + "eval_every")
     config_flag(parser, "--seed", type=int, help="masking, dropout, initialisation and batch order",
                 source=run + "seed")
-    parser.add_argument("--out", type=Path, required=True)
+    add_run_arguments(parser)
     add_parallel_arguments(parser)  # --mesh data=8 | data=4,model=2; --coordinator/--num-processes/--process-id
 
 
@@ -116,7 +126,9 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
     from scratchlm.errors import ScratchlmError
     from scratchlm.models import bert
     from scratchlm.tokenizers.pipelines import BERT_SPECIAL_TOKENS, train_bert_wordpiece
+    from scratchlm.training.plots import plot_curves
     from scratchlm.training.pretrain import SMALL_BERT, PretrainConfig, pretrain
+    from scratchlm.training.run import data_digest
 
     run_config = PretrainConfig(**_given(args, _RUN_FLAGS))
     dropout = args.dropout if args.dropout is not None else bert.BertConfig.hidden_dropout_prob
@@ -127,10 +139,7 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
         if args.intermediate is None:
             shape = replace(shape, intermediate_size=4 * shape.hidden_size)  # Vaswani et al. 2017, §3.3
         replace(shape, **compute)
-    texts = corpora.load_corpus(args.corpus)
-    if args.limit is not None:
-        texts = texts[: args.limit]
-    init_params = None
+    init_params = tokenizer = None  # the input model and tokenizer read (a damaged one refused) before any work
     if args.init:
         path = corpora.minilm_path() if args.init == "minilm" else Path(args.init)
         config, init_params = bert.from_pretrained(path, **compute)
@@ -138,17 +147,37 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
         if not Path(tok_path).is_file():
             raise ScratchlmError(f"--init {args.init}: no tokenizer.json in {path}; pass --tokenizer")
         tokenizer = tokenizers.load(tok_path)
-    else:
-        if args.tokenizer:
-            tokenizer = tokenizers.load(args.tokenizer)
-        else:
+    elif args.tokenizer:
+        tokenizer = tokenizers.load(args.tokenizer)
+    texts = corpora.load_corpus(args.corpus)
+    if args.limit is not None:
+        texts = texts[: args.limit]
+    init_path = None if not args.init else corpora.minilm_path() if args.init == "minilm" else Path(args.init)
+    inputs = [Path(p) for p in (args.tokenizer, init_path) if p is not None and Path(p).exists()]
+    # the new encoder's shape; with --init the checkpoint's (its files are in the data digest; --layers etc. ignored)
+    model_settings = dataclasses.asdict(replace(shape, **compute)) if not args.init else compute
+    settings = {"run": dataclasses.asdict(run_config), "model": model_settings,
+                **result_settings(args, drop=tuple(_RUN_FLAGS.values()) + tuple(_MODEL_FLAGS.values()) + ("corpus",))}
+    settings.update(tokenizer="file" if args.tokenizer else None, init="minilm" if args.init == "minilm" else
+                    ("folder" if args.init else None))
+    run = start_run(args, command="pretrain", settings=settings, data=data_digest(texts, *inputs),
+                    total_steps=run_config.steps)
+    if run.state == "complete":
+        return json.loads((run.out / "metrics.json").read_text())
+    if not args.init:
+        if tokenizer is None:
             tokenizer = train_bert_wordpiece(texts, shape.vocab_size, special_tokens=BERT_SPECIAL_TOKENS,
                                              limit_alphabet=1000)
         config = replace(shape, vocab_size=tokenizer.get_vocab_size(),
                          max_position_embeddings=max(run_config.seq_len, SMALL_BERT.max_position_embeddings),
                          pad_token_id=tokenizer.pad_token_id or 0, pre_layer_norm=args.pre_ln, **compute)
-    return pretrain(texts, tokenizer, config, run_config, out=args.out, init_params=init_params, progress=progress,
-                    mesh=mesh)
+    with run.training():
+        metrics = pretrain(texts, tokenizer, config, run_config, out=run.out, init_params=init_params,
+                           progress=progress, mesh=mesh, checkpoint_seconds=run.config.checkpoint_every)
+    plot_curves(run.out / "curves.png", [run.out / "train_log.jsonl"], title="masked-LM pretraining (pretrain)",
+                loss="MLM cross-entropy (nats/masked token)", metric="mlm_loss")
+    run.finish()
+    return metrics
 
 
 def demo_step(ctx) -> dict:
@@ -159,7 +188,7 @@ def demo_step(ctx) -> dict:
         corpus="wiki", tokenizer=None, vocab_size=1000 if quick else 4000, layers=2, hidden=64 if quick else 128,
         heads=2, intermediate=None, seq_len=64, batch_size=16 if quick else 32, steps=20 if quick else 400,
         lr=1e-3, warmup_steps=None, weight_decay=None, dropout=0.0, init=None, bf16=False, fused=False, pre_ln=False,
-        limit=300 if quick else None, eval_every=None, seed=ctx.seed, out=ctx.out)
+        limit=300 if quick else None, eval_every=None, seed=ctx.seed, **vars(ctx.args()))
     m = pretrain_command(args, progress=None)
     return {"result": _summary(m), "heldout_mlm_loss_start": m["heldout_mlm_loss_start"],
             "heldout_mlm_loss_end": m["heldout_mlm_loss_end"],

@@ -1,9 +1,11 @@
 """`scratchlm word2vec`: train skip-gram / CBOW with negative sampling, write vectors and scores.
 
-Writes ``OUT/vectors.txt`` (word2vec text format, loadable by gensim), ``OUT/metrics.json`` (words/s,
-seconds, final loss, analogy / WordSim-353 / SimLex-999 scores) and checkpoints under
-``OUT/checkpoints`` (after every epoch and every ``--checkpoint-every`` seconds); ``--resume``
-continues from the latest one, bit-identically to an uninterrupted run.
+Writes into the run folder ``--out`` (:mod:`scratchlm.training.run`): ``run.json``, ``vectors.txt``
+(word2vec text format, loadable by gensim), ``metrics.json`` (words/s, seconds, final loss, analogy /
+WordSim-353 / SimLex-999 scores), ``curves.png`` and checkpoints under ``checkpoints/`` (every
+``--checkpoint-every`` seconds and at the end; dropped at the end unless ``--keep-checkpoints``).
+Running the same command again after a kill resumes from the latest one, bit-identically to an
+uninterrupted run; a finished run is left as it is.
 
 ``--mesh data=4,model=2`` splits the tables ``v, u`` by rows over 2 devices and each step's centre
 words over 4 (:mod:`scratchlm.embeddings.word2vec.sharded`; the vocabulary is padded with unused rows to
@@ -25,11 +27,14 @@ import time
 from pathlib import Path
 
 from scratchlm import checks, jsonio
-from scratchlm.commands.common import add_parallel_arguments, limit_intra_op_threads, setup_parallel
+from scratchlm.commands.common import (
+    add_parallel_arguments,
+    add_run_arguments,
+    limit_intra_op_threads,
+    setup_parallel,
+    start_run,
+)
 from scratchlm.embeddings.word2vec.config import Word2VecConfig, default_cpu_batch, default_noise_share
-
-DEMO_WORDS = ("france", "paris", "germany", "berlin", "italy", "rome", "spain", "madrid", "england", "london",
-              "king", "queen", "man", "woman", "boy", "girl", "one", "two", "three", "four", "red", "blue", "green")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,16 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="divide a row's summed update by sqrt(its count in the step) (default: on for batches "
                              "above 2048)")
     parser.add_argument("--restrict-vocab", type=int, default=30_000, help="evaluate over the N most frequent words")
-    parser.add_argument("--checkpoint-every", type=float, default=60.0,
-                        help="seconds between checkpoints (0: only after each epoch)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads running a step's ops (default 1: the step's ops are too small to share "
                              "between threads, see scratchlm.commands.common.limit_intra_op_threads; 0: XLA's "
                              "default, one per CPU); compiling uses every CPU either way; ignored with a GPU/TPU or a "
                              "mesh")
-    parser.add_argument("--out", type=Path, default=Path("word2vec-out"))
+    add_run_arguments(parser)
     add_parallel_arguments(parser)  # --mesh data=4,model=2 (tables by rows over model); multi-host flags
 
 
@@ -80,7 +82,7 @@ def command_args(**overrides) -> argparse.Namespace:
     such as the demo that run the command in-process: every flag gets its default, none is forgotten)."""
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args([])
+    args = parser.parse_args(["--out", str(overrides.get("out", "."))])
     unknown = set(overrides) - set(vars(args))
     if unknown:
         raise TypeError(f"not word2vec arguments: {sorted(unknown)}")
@@ -111,8 +113,10 @@ def _config(args, counts=None):
 
 
 def train_and_write(args, sentences=None) -> dict:
-    """The whole command: corpus -> vocabulary -> training (with checkpoints) -> vectors.txt, metrics.json."""
+    """The whole command: corpus -> vocabulary -> run folder -> training (with checkpoints) -> vectors.txt,
+    metrics.json, curves.png.  A run found complete returns the metrics on disk."""
     import dataclasses
+    import json
 
     import jax
     from tqdm import tqdm
@@ -121,7 +125,9 @@ def train_and_write(args, sentences=None) -> dict:
     from scratchlm.embeddings.evaluate import standard_scores
     from scratchlm.embeddings.formats import save_word2vec
     from scratchlm.embeddings.word2vec import model
+    from scratchlm.training import checkpoint, plots
     from scratchlm.training import word2vec as recipe
+    from scratchlm.training.run import data_digest
 
     started = time.perf_counter()
     if sentences is None:
@@ -132,10 +138,22 @@ def train_and_write(args, sentences=None) -> dict:
     lead = jax.process_index() == 0
     config = _config(args)  # the settings checked before the corpus is read; the batch is sized below
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     sentences = load_tokenized_corpus(args.corpus) if sentences is None else sentences
     vocab, ids, sentence, raw_words = recipe.read_corpus(sentences, config.min_count)
     config = _config(args, vocab.counts)  # an accelerator's batch follows the corpus size
+
+    def epochs_done(folder: Path) -> float:
+        latest = checkpoint.latest_checkpoint(folder / "checkpoints")
+        if latest is None:
+            return 0
+        return checkpoint.read_extra(latest)["epoch"]  # epochs finished (and some steps of the next)
+
+    run = start_run(args, command="word2vec", data=data_digest([" ".join(s) for s in sentences]),
+                    settings={"config": dataclasses.asdict(config), "seed": args.seed,
+                              "restrict_vocab": args.restrict_vocab},
+                    total_steps=config.epochs, unit="epoch", position=epochs_done)
+    if run.state == "complete":
+        return json.loads((out / "metrics.json").read_text())
     corpus = recipe.make_corpus(ids, sentence, vocab.counts, config.sample)
     k_init, k_train = jax.random.split(jax.random.key(args.seed))
     params = model.init(k_init, len(vocab), config)
@@ -144,19 +162,27 @@ def train_and_write(args, sentences=None) -> dict:
 
     total = config.epochs * len(ids)
     bar = tqdm(total=total, unit="w", unit_scale=True, disable=args.no_progress, desc=f"word2vec {config.model}")
-    done = {"words": 0}
+    done = {"words": 0, "logged": 0.0, "t": time.perf_counter()}
+    curve: list[dict] = []
 
     def on_progress(params, progress):
         words = min(progress.words_done, total)
         bar.update(words - done["words"])
         done["words"] = words
         bar.set_postfix(loss=f"{progress.loss:.3f}", epoch=progress.epoch + 1)
+        curve.append({"step": words / 1e6, "split": "train", "loss": progress.loss})
+        now = time.perf_counter()
+        if bar.disable and (words - done["logged"] >= total / 10 or now - done["t"] >= 30 or words == total):
+            recipe.logger.info("word2vec %s: %.0f %% of %d epochs, loss %.4f", config.model, 100 * words / total,
+                               config.epochs, progress.loss)
+            done.update(logged=words, t=now)
 
     t0 = time.perf_counter()
-    params, loss, start_epoch = recipe.train_with_checkpoints(
-        params, corpus, config, key=k_train, checkpoint_dir=out / "checkpoints", settings=settings,
-        resume=args.resume, checkpoint_every=args.checkpoint_every, mesh=mesh, callback=on_progress,
-        log=lambda message: print(message, flush=True))
+    with run.training():
+        params, loss, start_epoch = recipe.train_with_checkpoints(
+            params, corpus, config, key=k_train, checkpoint_dir=run.checkpoints, settings=settings,
+            resume=run.resume, checkpoint_every=run.config.checkpoint_every, mesh=mesh, callback=on_progress,
+            log=recipe.logger.info)
     train_seconds = time.perf_counter() - t0
     bar.close()
     wv = model.word_vectors(params, vocab)
@@ -171,7 +197,13 @@ def train_and_write(args, sentences=None) -> dict:
                "seconds": time.perf_counter() - started,
                "mesh": None if mesh is None else dict(mesh.shape), "processes": jax.process_count()}
     if lead:
-        (out / "metrics.json").write_text(jsonio.dumps(metrics, indent=2) + "\n")
+        plots.plot_curves(out / "curves.png", [curve], title=f"word2vec {config.model}: training loss",
+                          loss="negative-sampling loss per pair", metric=None,
+                          step_unit="corpus words processed (millions)")
+        metrics["projection"] = plots.plot_word_groups(out / "projection.png", wv,
+                                                       title=f"word2vec {config.model}: 2-D PCA of chosen words")
+        jsonio.write(out / "metrics.json", metrics)
+        run.finish()
     return metrics
 
 
@@ -189,48 +221,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pca_plot(wv, path: Path) -> str:
-    import numpy as np
-
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return 'no plot: matplotlib is not installed (pip install "scratchlm[plot]")'
-    index = wv.index
-    words = [w for w in DEMO_WORDS if w in index]
-    if len(words) < 3:
-        return "no plot: too few of the chosen words are in the vocabulary"
-    x = wv.vectors[[index[w] for w in words]].astype(np.float64)
-    x = x - x.mean(0)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    xy = x @ vt[:2].T  # [n, 2]: the two principal directions
-    fig, ax = plt.subplots(figsize=(7, 6))
-    ax.scatter(xy[:, 0], xy[:, 1], s=12)
-    for (px, py), w in zip(xy, words):
-        ax.annotate(w, (px, py), fontsize=9, xytext=(3, 3), textcoords="offset points")
-    ax.set_title("word2vec skip-gram on the Wikipedia sample: 2-D PCA of selected words")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return f"plot: {path}"
-
-
 def demo_step(ctx) -> dict:
     """Skip-gram on the cleaned Wikipedia sample (15 epochs, the benchmark's setting: about a minute on 2 idle
     cores; one epoch over 500 paragraphs with --quick, seconds after compilation)."""
     from scratchlm.data.corpora import load_tokenized_corpus
-    from scratchlm.embeddings.formats import load_word2vec
 
     sentences = load_tokenized_corpus("wiki")
     if ctx.quick:
         sentences = sentences[:500]
     args = command_args(corpus="wiki", model="skipgram", epochs=1 if ctx.quick else 15, seed=ctx.seed,
-                        checkpoint_every=0.0, no_progress=not sys.stderr.isatty(), out=ctx.out)
+                        no_progress=not sys.stderr.isatty(), **vars(ctx.args()))
     m = train_and_write(args, sentences)
-    note = _pca_plot(load_word2vec(ctx.out / "vectors.txt"), ctx.out / "pca.png")
+    note = m.get("projection", "")
     result = (f"skip-gram {m['epochs']} ep: {m['words_per_second']:,.0f} words/s, analogy {m['analogy_accuracy']:.3f}, "
               f"WordSim {m['wordsim353_spearman']:.3f}, SimLex {m['simlex999_spearman']:.3f}; {note}")
     return {"result": result, **{k: m[k] for k in ("words_per_second", "analogy_accuracy", "wordsim353_spearman",

@@ -129,8 +129,8 @@ class WordVectors:
         weighted lists of words :math:`P` and :math:`N` (weights :math:`+1` and :math:`-1` unless given
         as ``(word, weight)`` pairs; a vector may stand for a word and is used as given):
 
-        .. math::  q = \frac{\sum_{i \in P \cup N} w_i\, \hat x_i}{\bigl\lVert \sum_{i \in P \cup N} w_i\,
-                   \hat x_i \bigr\rVert}, \qquad
+        .. math::  q = \frac{\sum_{i \in P \cup N} w_i\, \hat x_i}{\left\lVert \sum_{i \in P \cup N} w_i\,
+                   \hat x_i \right\rVert}, \qquad
                    \mathrm{sim}(d) = \hat x_d^\top q, \qquad
                    \text{result} = \operatorname{top}_{k}\,\{ (d, \mathrm{sim}(d)) : d \notin P \cup N,\ d < N_r \}
 

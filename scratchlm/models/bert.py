@@ -438,7 +438,9 @@ def save_pretrained(path: str | Path, params: dict, config: BertConfig) -> Path:
     ``transformers`` (``BertModel``; ``BertForMaskedLM`` when an MLM head is present, then with the
     ``bert.`` prefix HuggingFace uses; ``BertForSequenceClassification`` with a classifier).
     Returns the folder."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
+
+    from scratchlm.io import atomic_write_bytes, atomic_write_text
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -454,10 +456,9 @@ def save_pretrained(path: str | Path, params: dict, config: BertConfig) -> Path:
         hf["num_labels"] = int(params["classifier"]["weight"].shape[0])
         hf["id2label"] = {str(i): f"LABEL_{i}" for i in range(hf["num_labels"])}
         hf["label2id"] = {v: int(k) for k, v in hf["id2label"].items()}
-    tmp = path / "model.safetensors.tmp"
-    save_file(flat, str(tmp), metadata={"format": "pt"})
-    tmp.replace(path / "model.safetensors")
-    (path / "config.json").write_text(json.dumps(hf, indent=2) + "\n", encoding="utf-8")
+    # safetensors' save_file writes through mkstemp (mode 0600): the bytes go through scratchlm's writer instead
+    atomic_write_bytes(path / "model.safetensors", save(flat, metadata={"format": "pt"}))
+    atomic_write_text(path / "config.json", json.dumps(hf, indent=2) + "\n")
     return path
 
 

@@ -4,13 +4,13 @@ A checkpoint holds a whole training-state pytree (params, optimizer state, step,
 ``extra`` dict of plain values (data position, loop bookkeeping, model config).  It is written to a
 temporary file in the same directory, flushed to disk (``fsync``) and renamed over its final name
 with ``os.replace``, which is atomic on POSIX: a process killed in the middle of writing leaves
-only a stray ``*.tmp*`` file, never a half-written checkpoint, so the previous one stays usable.
+only a stray ``*.tmp<pid>`` file (:func:`scratchlm.io.atomic_write_bytes`),
+never a half-written checkpoint, so the previous one stays usable.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import numpy as np
 from flax import serialization
 
 from scratchlm.errors import ScratchlmError
+from scratchlm.io import atomic_write_bytes
 
 _NAME = re.compile(r"^ckpt_(\d{8,})\.msgpack$")
 
@@ -39,23 +40,7 @@ def _keys_to_data(tree):
     return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temporary file in the same directory, fsync, rename."""
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # and the rename itself survives a power cut
-    finally:
-        os.close(dir_fd)
-
-
-def save_checkpoint(directory: str | Path, state: Any, *, extra: dict | None = None, keep: int | None = 3) -> Path:
+def save_checkpoint(directory: str | Path, state: Any, *, extra: dict | None = None, keep: int | None = 2) -> Path:
     """Save ``state`` (any pytree with an integer ``step`` field or attribute) and ``extra``.
 
     Returns the checkpoint's path.  Only the ``keep`` most recent checkpoints are kept (``None``

@@ -297,13 +297,14 @@ class FitResult:
 
 def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertConfig, config: FinetuneConfig,
         dev_eval: Callable[[dict], dict] | None = None, checkpoint_dir: str | Path | None = None,
-        metrics_path: str | Path | None = None, progress: bool | None = False, mesh=None) -> FitResult:
+        metrics_path: str | Path | None = None, progress: bool | None = False, mesh=None,
+        checkpoint_seconds: float = 0.0) -> FitResult:
     """Fine-tune ``params`` (which already hold a ``classifier``) on ``train``; evaluate ``dev`` every epoch.
 
     ``dev_eval(params) -> metrics`` overrides the default dev evaluation (:func:`evaluate`);
     early stopping watches ``config.metric`` with ``config.patience`` epochs and the best
     epoch's params are returned.  ``checkpoint_dir`` makes the run resumable (the loop's
-    checkpoints, one per epoch).
+    checkpoints: every ``checkpoint_seconds`` and at the end).
 
     ``mesh`` (:func:`scratchlm.distributed.make_mesh`): the step runs data parallel or FSDP on it
     (:func:`scratchlm.distributed.on_mesh`, which also places a resumed state on the mesh); evaluation
@@ -360,7 +361,8 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
         jax.tree.map(jnp.copy, params), step_fn.optimizer, step_fn, batch_fn, key=key, place=place,
         config=loop.LoopConfig(steps=config.epochs * per_epoch, eval_every=per_epoch if watching else 0,
                                log_every=max(1, per_epoch // 4),
-                               checkpoint_dir=checkpoint_dir, checkpoint_every=per_epoch, keep_checkpoints=1,
+                               checkpoint_dir=checkpoint_dir, checkpoint_seconds=checkpoint_seconds,
+                               description="finetune",
                                early_stopping_metric=config.metric if watching else None,
                                early_stopping_mode="max", patience=config.patience or 0,
                                metrics_path=metrics_path, progress=progress),
@@ -378,7 +380,7 @@ def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, co
                    dev_fraction: float = 0.1, key: jax.Array, fold_dir: Callable[[int], Path | None] = lambda f: None,
                    done: Callable[[int], dict | None] = lambda f: None,
                    on_fold: Callable[[int, dict, dict], None] = lambda f, r, p: None,
-                   progress: bool | None = False, mesh=None) -> dict:
+                   progress: bool | None = False, mesh=None, checkpoint_seconds: float = 0.0) -> dict:
     """k-fold cross-validation of a sequence task: every example predicted once, by a model that never saw it.
 
     For fold f: a fresh classifier (key ``fold_in(key, f)``) on the pretrained ``params``,
@@ -398,7 +400,8 @@ def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, co
             directory = fold_dir(f)
             result = fit(start, subset(data, fit_index), subset(data, dev_index), bert_config=bert_config,
                          config=config, checkpoint_dir=directory and directory / "checkpoints",
-                         metrics_path=directory and directory / "metrics.jsonl", progress=progress, mesh=mesh)
+                         metrics_path=directory and directory / "metrics.jsonl", progress=progress, mesh=mesh,
+                         checkpoint_seconds=checkpoint_seconds)
             predicted = predict(result.params, subset(data, test_index), bert_config=bert_config, config=config,
                                 forward=forward_program(bert_config, config))
             record = {"fold": f, "test_index": test_index.tolist(), "predictions": predicted.tolist(),

@@ -81,13 +81,14 @@ def minibatch_step(optimizer: optax.GradientTransformation, *, update: str, entr
 def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, config: GloveConfig, key: jax.Array,
           checkpoint_dir: str | Path | None = None, metrics_path: str | Path | None = None,
           progress: bool | None = None, on_epoch: Callable[[int, float], None] | None = None,
-          mesh=None) -> GloveResult:
+          mesh=None, checkpoint_seconds: float = 0.0) -> GloveResult:
     r"""Minimise :math:`J` with AdaGrad over shuffled minibatches of the non-zeros (Pennington et al. §4.2).
 
     The entries are shuffled once into minibatches (:func:`~scratchlm.embeddings.glove.kernels.prepare_entries`,
     as ``glove.c``'s ``shuffle``); each epoch visits the minibatches in a fresh random order (``glove.c`` keeps
     one order).  Epochs run through the shared loop (:func:`scratchlm.training.loop.train`: JSON-lines
-    metrics, progress bar, atomic checkpoints every epoch and bitwise resume from ``checkpoint_dir``); a
+    metrics, progress bar, atomic checkpoints after the epoch that ends ``checkpoint_seconds`` after the last
+    one and after the last epoch, bitwise resume from ``checkpoint_dir``); a
     non-finite cost stops training with :class:`NonFiniteLossError`.
 
     With a ``mesh`` (:func:`scratchlm.distributed.make_mesh`) the tables and their accumulators are
@@ -159,7 +160,8 @@ def train(i: np.ndarray, j: np.ndarray, x_ij: np.ndarray, vocab_size: int, *, co
     # resumed above (restore_rows), so that a checkpoint from another mesh fits
     loop_dir = None if hosts_save else checkpoint_dir
     loop = LoopConfig(steps=config.epochs, log_every=1, checkpoint_dir=loop_dir, resume=False,
-                      checkpoint_every=1 if loop_dir else 0, metrics_path=metrics_path, progress=progress)
+                      checkpoint_seconds=checkpoint_seconds, metrics_path=metrics_path, progress=progress,
+                      description="glove (epochs)")
     result = loop_train(state, timed_epoch, lambda _: entries, config=loop)
     params = result.state.params
     if mesh is not None:
@@ -182,12 +184,12 @@ class GloveRun:
 def train_on_corpus(sentences: Sequence[Sequence[str]], *, config: GloveConfig, counting: CooccurrenceConfig,
                     key: jax.Array, checkpoint_dir: str | Path | None = None,
                     metrics_path: str | Path | None = None, progress: bool | None = None,
-                    mesh=None) -> GloveRun:
+                    mesh=None, checkpoint_seconds: float = 0.0) -> GloveRun:
     """Count the co-occurrences of tokenized ``sentences``, train on them, return the word vectors.
 
     Counting is :func:`~scratchlm.embeddings.glove.cooccurrence.read_cooccurrences` (with several
     processes each counts its share and every process ends with the whole matrix); training is
-    :func:`train` (checkpoints every epoch in ``checkpoint_dir``, resumed from there); the vectors are
+    :func:`train` (checkpoints in ``checkpoint_dir``, resumed from there); the vectors are
     :func:`~scratchlm.embeddings.glove.kernels.vectors` (``config.output``).  Nothing is written but the
     loop's ``metrics_path`` and the checkpoints.
     """
@@ -195,6 +197,6 @@ def train_on_corpus(sentences: Sequence[Sequence[str]], *, config: GloveConfig, 
     cooc = read_cooccurrences(sentences, **asdict(counting))
     seconds = time.perf_counter() - t0
     result = train(cooc.i, cooc.j, cooc.x, cooc.vocab_size, config=config, key=key, checkpoint_dir=checkpoint_dir,
-                   metrics_path=metrics_path, progress=progress, mesh=mesh)
+                   metrics_path=metrics_path, progress=progress, mesh=mesh, checkpoint_seconds=checkpoint_seconds)
     wv = WordVectors(cooc.words, np.asarray(kernels.vectors(result.params, output=config.output)))
     return GloveRun(cooccurrence=cooc, result=result, vectors=wv, cooccurrence_seconds=seconds)

@@ -71,11 +71,13 @@ def held_out(paragraphs: list[str], valid_fraction: float) -> int:
 
 def train_lm(paragraphs: list[str], codec: TextCodec, model_config: gru_lm.GRULMConfig, config: LMConfig, *,
              checkpoint_dir: str | Path | None = None, metrics_path: str | Path | None = None,
-             progress: bool | None = None, eval_tokens: int | None = None) -> LMResult:
+             progress: bool | None = None, eval_tokens: int | None = None,
+             checkpoint_seconds: float = 0.0) -> LMResult:
     """Pretrain through the shared loop and return the result; nothing is written but the loop's
     checkpoints (``checkpoint_dir``: a run there is resumed) and log (``metrics_path``).
 
-    ``eval_tokens`` caps the held-out stream (a quicker evaluation).
+    ``eval_tokens`` caps the held-out stream (a quicker evaluation); ``checkpoint_seconds``: also a
+    checkpoint every that many seconds (:attr:`scratchlm.training.loop.LoopConfig.checkpoint_seconds`).
     """
     n_valid = held_out(paragraphs, config.valid_fraction)
     seq_len, batch, steps = config.seq_len, config.batch_size, config.steps
@@ -101,7 +103,8 @@ def train_lm(paragraphs: list[str], codec: TextCodec, model_config: gru_lm.GRULM
     step_fn = loop.make_train_step(loss_fn, optimizer, carry=True)
     loop_config = loop.LoopConfig(steps=steps, eval_every=config.eval_every or steps,
                                   log_every=max(1, min(50, steps // 10)), checkpoint_dir=checkpoint_dir,
-                                  metrics_path=metrics_path, progress=progress)
+                                  metrics_path=metrics_path, progress=progress,
+                                  checkpoint_seconds=checkpoint_seconds, description="gru-lm train")
     t0 = time.perf_counter()
     found = checkpoint.latest_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     start = int(checkpoint.read_extra(found).get("data_position", 0)) if found else 0  # a resumed run's first step

@@ -19,7 +19,7 @@ an uninterrupted one would (the "data position" saved with a checkpoint is its s
 from __future__ import annotations
 
 import dataclasses
-import json
+import logging
 import math
 import sys
 import time
@@ -33,9 +33,13 @@ import numpy as np
 import optax
 from flax import struct
 
+from scratchlm import jsonio
 from scratchlm.distributed.rules import path_names
 from scratchlm.errors import NonFiniteLossError, ScratchlmError
 from scratchlm.training import checkpoint as ckpt
+
+logger = logging.getLogger("scratchlm.training")
+LOG_SECONDS = 30.0  # without a terminal, a log line at least this often (and every 10 % of the steps)
 
 
 @struct.dataclass
@@ -222,14 +226,16 @@ class LoopConfig:
     log_every: int = 50  # a JSON line of averaged train metrics every N steps
     checkpoint_dir: str | Path | None = None
     checkpoint_every: int = 0  # also checkpoint at the last step whenever checkpoint_dir is set
-    keep_checkpoints: int = 3
+    checkpoint_seconds: float = 0.0  # also checkpoint when this much wall-clock time has passed since the last
+    keep_checkpoints: int = 2
     resume: bool = True  # continue from the latest checkpoint in checkpoint_dir, if there is one
     early_stopping_metric: str | None = None  # a key of eval_fn's dict, e.g. "loss" or "accuracy"
     early_stopping_mode: str = "min"  # "min" for losses, "max" for accuracies
     patience: int = 0  # stop after this many evaluations without improvement (0 = never stop)
     restore_best: bool = True  # with early_stopping_metric: return the best evaluation's params
     metrics_path: str | Path | None = None  # JSON lines file (appended to, so a resume continues it)
-    progress: bool | None = None  # tqdm bar; None = only when stderr is a terminal
+    progress: bool | None = None  # tqdm bar; None = only when stderr is a terminal (else log lines); False: neither
+    description: str = "training"  # what the bar and the log lines say is running
 
 
 @dataclasses.dataclass
@@ -297,14 +303,26 @@ def train(
     if show and start < cfg.steps:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.steps, initial=start, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=cfg.steps, initial=start, unit="step", dynamic_ncols=True, desc=cfg.description)
+    reported = {"time": time.perf_counter(), "step": start, "loss": None}
+    log_stride = max(1, cfg.steps // 10)
+
+    def report(done: int) -> None:
+        """Without a bar: a plain log line every 10 % of the steps or LOG_SECONDS, whichever comes first."""
+        now = time.perf_counter()
+        if bar is None and (done - reported["step"] >= log_stride or now - reported["time"] >= LOG_SECONDS
+                            or done == cfg.steps):
+            loss = "" if reported["loss"] is None else f", loss {reported['loss']:.4g}"
+            logger.info("%s: step %d of %d (%.0f %%)%s", cfg.description, done, cfg.steps, 100 * done / cfg.steps,
+                        loss)
+            reported.update(time=now, step=done)
 
     window: list[tuple[int, dict]] = []  # device-side metrics since the last flush (no per-step sync)
     t_window = time.perf_counter()
 
     def log(record: dict) -> None:
         if metrics_file:
-            metrics_file.write(json.dumps(record) + "\n")
+            metrics_file.write(jsonio.dumps(record) + "\n")
             metrics_file.flush()
 
     def flush() -> None:
@@ -326,6 +344,7 @@ def train(
             record[k] = float(np.mean([np.asarray(m[k], np.float64) for _, m in fetched]))
         record["steps_per_s"] = len(fetched) / max(now - t_window, 1e-9)
         log(record)
+        reported["loss"] = record.get("loss")
         if bar is not None:
             bar.set_postfix(loss=f"{record['loss']:.4g}", steps_s=f"{record['steps_per_s']:.1f}")
         window.clear()
@@ -337,6 +356,9 @@ def train(
         last_ckpt = ckpt.save_checkpoint(
             ckpt_dir, state, extra={**(extra or {}), "data_position": step, "loop": loop}, keep=cfg.keep_checkpoints
         )
+        last_save[0] = time.perf_counter()
+
+    last_save = [time.perf_counter()]
 
     stopped_early = False
     try:
@@ -367,9 +389,12 @@ def train(
                     else:
                         loop["bad_evals"] += 1
                         stopped_early = bool(cfg.patience) and loop["bad_evals"] >= cfg.patience
-            on_cadence = cfg.checkpoint_every and done % cfg.checkpoint_every == 0
+            on_cadence = (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or (
+                cfg.checkpoint_seconds and time.perf_counter() - last_save[0] >= cfg.checkpoint_seconds)
             if ckpt_dir and (stopped_early or on_cadence or done == cfg.steps):
                 save(done)
+            if cfg.progress is None and not show:
+                report(done)
             if stopped_early:
                 break
         flush()

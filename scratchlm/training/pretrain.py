@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scratchlm import checks
+from scratchlm import checks, jsonio
 from scratchlm.errors import CorpusError, ScratchlmError
 from scratchlm.models import bert
 from scratchlm.nn.losses import softmax_cross_entropy, top1_correct
@@ -279,7 +279,8 @@ def split_documents(documents: list, fraction: float) -> tuple[list, list]:
 
 
 def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: PretrainConfig, *,
-             out: str | Path, init_params: dict | None = None, progress: bool | None = None, mesh=None) -> dict:
+             out: str | Path, init_params: dict | None = None, progress: bool | None = None, mesh=None,
+             checkpoint_seconds: float = 0.0) -> dict:
     """Tokenize, pack, mask and train; write ``out/model`` (HuggingFace safetensors + config.json +
     tokenizer.json) and ``out/metrics.json``.  Returns the metrics dict.
 
@@ -293,7 +294,8 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
     processes each one tokenizes and feeds only its share of the training documents
     (:func:`scratchlm.distributed.process_shard`, ``batch_size / processes`` rows a step), and process 0
     writes the model and metrics.  Evaluation runs on one device of each process, from a host copy
-    of the params.
+    of the params.  A run with checkpoints in ``out/checkpoints`` resumes from the latest (bitwise,
+    on CPU); ``checkpoint_seconds``: also a checkpoint every that many seconds.
     """
     from scratchlm import distributed as par
     from scratchlm.training.loop import LoopConfig, init_train_state, make_optimizer, make_train_step, train
@@ -357,10 +359,13 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
     before = eval_fn(params)
     state, step_fn = par.on_mesh(step_fn, init_train_state(params, optimizer, k_train), mesh)
     metrics_path = out / ("train_log.jsonl" if lead else f"train_log.process{jax.process_index()}.jsonl")
-    metrics_path.unlink(missing_ok=True)
+    checkpoint_dir = out / "checkpoints" if lead else None
+    if checkpoint_dir is None or not checkpoint_dir.is_dir():  # a resumed run continues its log
+        metrics_path.unlink(missing_ok=True)
     loop_config = LoopConfig(steps=run.steps, eval_every=run.eval_every, log_every=run.log_every,
-                             checkpoint_dir=out / "checkpoints" if lead else None, checkpoint_every=0, resume=False,
-                             metrics_path=metrics_path, progress=progress)
+                             checkpoint_dir=checkpoint_dir, checkpoint_every=0, resume=True,
+                             checkpoint_seconds=checkpoint_seconds, metrics_path=metrics_path, progress=progress,
+                             description="pretrain (masked LM)")
     t0 = time.perf_counter()
     result = train(state, step_fn, batch_fn_for(train_data, local_batch, run.seed), config=loop_config,
                    eval_fn=eval_fn if run.eval_every else None)
@@ -395,5 +400,5 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
         "final_train_loss": next((w["loss"] for w in reversed(windows) if w.get("split") == "train"), math.nan),
     }
     if lead:
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+        jsonio.write(out / "metrics.json", metrics)
     return metrics

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +35,8 @@ from scratchlm.embeddings.word2vec.config import Word2VecConfig, cbow_run_length
 from scratchlm.errors import CorpusError, NonFiniteLossError, ScratchlmError
 from scratchlm.training import checkpoint as ckpt
 from scratchlm.training.loop import TrainState
+
+logger = logging.getLogger("scratchlm.training.word2vec")
 
 
 def read_corpus(sentences, min_count: int):
@@ -256,9 +259,10 @@ def train_with_checkpoints(params, corpus: Corpus, config: Word2VecConfig, *, ke
     """:func:`train` with checkpoints under ``checkpoint_dir``: returns ``(params, final loss, start_epoch)``.
 
     A checkpoint (the tables, unpadded, and ``settings``, the epoch, the step and the number of
-    dispatches) is written after every epoch and, with one process, every ``checkpoint_every`` seconds
-    (0: only after epochs), by process 0, in the background while the next steps run.  ``resume``
-    continues from the latest one, bit-identically to an uninterrupted run, after checking that it
+    dispatches) is written after the last epoch and, with one process, every ``checkpoint_every``
+    seconds (0: only at the end; several processes: after every epoch), by process 0, in the
+    background while the next steps run.  ``resume`` continues from the latest one, bit-identically
+    to an uninterrupted run, after checking that it
     was written with the same ``settings``.  With a ``mesh`` the tables are padded with unused rows
     to a multiple of its ``model`` axis (ids never reach them) and sharded; checkpoints and the
     returned params hold the unpadded tables, so a run resumes on any mesh or on one device.
@@ -292,9 +296,11 @@ def train_with_checkpoints(params, corpus: Corpus, config: Word2VecConfig, *, ke
         if callback is not None:
             callback(params, progress)
         epoch_end = progress.step >= progress.steps_in_epoch
+        last = epoch_end and progress.epoch + 1 == config.epochs
         # several processes gather the tables together: only at epoch ends, which every process reaches
         timed = checkpoint_every > 0 and jax.process_count() == 1
-        if epoch_end or (timed and time.perf_counter() - state["last_save"] >= checkpoint_every):
+        due = timed and time.perf_counter() - state["last_save"] >= checkpoint_every
+        if last or (epoch_end and jax.process_count() > 1) or due:
             epoch, step = (progress.epoch + 1, 0) if epoch_end else (progress.epoch, progress.step)
             host = unpadded(params)
             if lead:  # written while the next steps run (an epoch of the sample takes about as long as a write)

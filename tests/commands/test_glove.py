@@ -16,7 +16,7 @@ def test_flag_defaults_are_the_configs_defaults():
 
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
-    args = parser.parse_args([])
+    args = parser.parse_args(["--out", "run"])
     g, c = GloveConfig(), CooccurrenceConfig()
     assert (args.dim, args.x_max, args.alpha, args.lr, args.epochs, args.batch_size, args.output) == (
         g.dim, g.x_max, g.alpha, g.lr, g.epochs, g.batch_size, g.output)

@@ -1,5 +1,7 @@
 """scratchlm word2vec: end to end on a tiny corpus (vectors gensim loads, resume), the per-device defaults."""
 
+import json
+
 import pytest
 
 from tests.training.test_word2vec import FILLERS, ROLES, TOPICS, planted_corpus
@@ -15,8 +17,8 @@ def test_command_writes_vectors_gensim_loads_and_resumes(tmp_path):
     # the corpus and settings of _small_run, so the jitted steps compiled there are reused
     corpus.write_text("\n".join(" ".join(s) for s in planted_corpus(400, seed=1)) + "\n")
     argv = ["word2vec", "--corpus", str(corpus), "--epochs", "2", "--dim", "8", "--min-count", "1", "--sample", "1e-2",
-            "--batch-size", "16", "--steps-per-call", "8", "--checkpoint-every", "1e-9", "--no-progress",
-            "--out", str(tmp_path / "o")]
+            "--batch-size", "16", "--steps-per-call", "8", "--checkpoint-every", "1e-9", "--keep-checkpoints",
+            "--no-progress", "--out", str(tmp_path / "o")]
     assert main(argv) == 0
     full = (tmp_path / "o" / "vectors.txt").read_bytes()
     kv = gensim_kv.KeyedVectors.load_word2vec_format(str(tmp_path / "o" / "vectors.txt"))
@@ -24,7 +26,10 @@ def test_command_writes_vectors_gensim_loads_and_resumes(tmp_path):
     assert "words_per_second" in (tmp_path / "o" / "metrics.json").read_text()
     checkpoints = sorted((tmp_path / "o" / "checkpoints").iterdir())
     checkpoints[-1].unlink()  # as if killed before the last save
-    assert main(argv + ["--resume"]) == 0
+    record = json.loads((tmp_path / "o" / "run.json").read_text())
+    (tmp_path / "o" / "run.json").write_text(json.dumps({**record, "status": "running"}))
+    (tmp_path / "o" / "vectors.txt").unlink()
+    assert main(argv) == 0  # the same command again resumes
     assert (tmp_path / "o" / "vectors.txt").read_bytes() == full
 
 
@@ -43,7 +48,7 @@ def test_command_batch_and_duplicate_damping_defaults(argv, batch, normalize, sh
 
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
-    config = command._config(parser.parse_args(argv))
+    config = command._config(parser.parse_args([*argv, "--out", "run"]))
     assert (config.batch_size, config.normalize_duplicates, config.noise_share) == (batch, normalize, share)
 
 

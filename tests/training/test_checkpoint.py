@@ -80,12 +80,13 @@ KILLER = textwrap.dedent(
     """
     import os, signal, sys
     from tests.training.test_checkpoint import make_state
+    from scratchlm import io
     from scratchlm.training import checkpoint as ckpt
     directory = sys.argv[1]
     ckpt.save_checkpoint(directory, make_state(step=1, scale=2.0))
     def die(fd):  # the new file's bytes are written but not yet renamed into place
         os.kill(os.getpid(), signal.SIGKILL)
-    ckpt.os.fsync = die
+    io.os.fsync = die  # every file goes through scratchlm.io.atomic_write_bytes
     ckpt.save_checkpoint(directory, make_state(step=2, scale=5.0))
     """
 )

@@ -331,7 +331,9 @@ def test_command_cross_validation_on_a_jsonl_task_learns_and_resumes(tiny_checkp
     assert {"f1", "precision", "recall"} <= set(metrics) and len(metrics["per_fold"]) == 3
     assert metrics["seconds_per_epoch"] > 0 and metrics["epochs_timed"] > 0
     assert (tmp_path / "run" / "best" / "model.safetensors").exists() and (tmp_path / "run" / "report.txt").exists()
-    (tmp_path / "run" / "metrics.json").unlink()
+    (tmp_path / "run" / "metrics.json").unlink()  # as if killed after the last fold, before the end
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    (tmp_path / "run" / "run.json").write_text(json.dumps({**record, "status": "running"}))
     assert _command(argv) == 0  # resumes: every fold is read back, nothing is retrained
     again = _strict_json(tmp_path / "run" / "metrics.json")
     assert again["accuracy"] == metrics["accuracy"] and again["seconds_per_epoch"] == metrics["seconds_per_epoch"]

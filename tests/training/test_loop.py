@@ -1,6 +1,7 @@
 """scratchlm.training.loop: optimizer pieces, the jitted step, early stopping, logging, NaN, resume."""
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -152,9 +153,13 @@ def test_early_stopping_restores_the_best_params(tmp_path):
     assert all(r["steps_per_s"] > 0 for r in train_records)
 
 
-def test_quiet_when_stderr_is_not_a_terminal(capsys):
-    tiny.run(3)
-    assert capsys.readouterr().err == ""
+def test_without_a_terminal_no_bar_but_plain_log_lines(capsys, caplog):
+    """Output to a file: no tqdm bar, a ``logging`` line every 10 % of the steps (here every step) instead."""
+    with caplog.at_level(logging.INFO, logger="scratchlm.training"):
+        tiny.run(3)
+    assert "it/s" not in capsys.readouterr().err and "step/s" not in capsys.readouterr().err
+    lines = [r.getMessage() for r in caplog.records if r.name == "scratchlm.training"]
+    assert lines == ["training: step 1 of 3 (33 %)", "training: step 2 of 3 (67 %)", "training: step 3 of 3 (100 %)"]
 
 
 def test_non_finite_loss_names_the_step_and_the_last_checkpoint(tmp_path):

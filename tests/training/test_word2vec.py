@@ -132,20 +132,24 @@ def test_bad_inputs():
 
 
 def test_checkpoints_resume_bit_for_bit_and_refuse_other_settings(tmp_path):
-    """train_with_checkpoints: a run resumed from its epoch-1 checkpoint ends on the uninterrupted run's
-    tables; a checkpoint written with other settings is refused."""
+    """train_with_checkpoints: a run resumed from the checkpoint before its last ends on the uninterrupted
+    run's tables; a checkpoint written with other settings is refused; at checkpoint_every=0 the only
+    checkpoint is the end's."""
     config, corpus, params0 = _small_run(None)
     settings = {"config": dataclasses.asdict(config), "seed": 3}
-    run = dict(key=jax.random.key(3), checkpoint_dir=tmp_path, settings=settings, checkpoint_every=0.0)
+    run = dict(key=jax.random.key(3), checkpoint_dir=tmp_path / "end", settings=settings, checkpoint_every=0.0)
     full, loss, start = w2v.train_with_checkpoints(_copy(params0), corpus, config, **run)
     assert start == 0 and np.isfinite(loss)
-    checkpoints = sorted(tmp_path.glob("ckpt_*"))
-    assert len(checkpoints) == config.epochs  # one per epoch (no timed ones at checkpoint_every=0)
+    assert len(list((tmp_path / "end").glob("ckpt_*"))) == 1  # only at the end
+    run = {**run, "checkpoint_dir": tmp_path / "every", "checkpoint_every": 1e-9}  # after every dispatch
+    w2v.train_with_checkpoints(_copy(params0), corpus, config, **run)
+    checkpoints = sorted((tmp_path / "every").glob("ckpt_*"))
+    assert len(checkpoints) == 2  # the last two kept
     checkpoints[-1].unlink()
     messages = []
     resumed, _, start = w2v.train_with_checkpoints(_copy(params0), corpus, config, resume=True, log=messages.append,
                                                    **run)
-    assert start == 1 and "epoch 1" in messages[0]
+    assert messages[0].startswith(f"resuming from {checkpoints[0]}")
     for name in ("v", "u"):
         np.testing.assert_array_equal(np.asarray(resumed[name]), np.asarray(full[name]))
     with pytest.raises(ScratchlmError, match="other settings"):
