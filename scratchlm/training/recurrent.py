@@ -27,8 +27,9 @@ from scratchlm.data.batching import epoch_batch, pad_ids
 from scratchlm.data.corpora import word_tokens
 from scratchlm.errors import ScratchlmError
 from scratchlm.models import heads, rnn_classifier
-from scratchlm.training import classify, metrics
+from scratchlm.training import classify
 from scratchlm.training.cv import cross_validate as cross_validate_folds
+from scratchlm.training.cv import pool_folds, score_fold
 from scratchlm.training.embedding_bag import fold_vocab
 from scratchlm.training.loop import LoopConfig
 
@@ -109,25 +110,9 @@ def cross_validate(texts, labels, config: RecurrentCVConfig = RecurrentCVConfig(
         # Score every sentence (one shape for every fold) and keep the held-out ones.
         z = predict(result.state.params, {"ids": ids, "mask": mask})
         predictions, truth = heads.predict(z, "sigmoid")[test_idx], labels[test_idx].astype(int)
-        return {
-            "fold": k,
-            "n_test": len(test_idx),
-            "accuracy": metrics.accuracy(predictions, truth),
-            "macro_f1": metrics.precision_recall_f1(predictions, truth, average="macro")["f1"],
-            "majority": float(np.mean(truth == round(float(np.mean(labels[train_idx]))))),
-            "learning_rate": config.lr,
-        }
+        return {"fold": k, "n_test": len(test_idx), **score_fold(predictions, truth, labels[train_idx]),
+                "learning_rate": config.lr}
 
     scores = cross_validate_folds(len(tokens), config.folds, config.seed, run_fold)
-    n = sum(s["n_test"] for s in scores)
-    weighted = lambda key: sum(s[key] * s["n_test"] for s in scores) / n  # noqa: E731
-    return {
-        "accuracy": weighted("accuracy"),
-        "macro_f1": weighted("macro_f1"),
-        "majority": metrics.majority_rate(labels),
-        "fold_majority": weighted("majority"),
-        "folds": scores,
-        "evaluation": f"{config.folds}-fold cross-validation",
-        "steps_per_fold": steps,
-        "batch_size": B,
-    }
+    return {**pool_folds(scores, labels), "evaluation": f"{config.folds}-fold cross-validation",
+            "steps_per_fold": steps, "batch_size": B}
