@@ -11,12 +11,12 @@ The cell of ``torch.nn.LSTM`` and cuDNN (no peepholes), gates in PyTorch's order
     c_t &= f_t \odot c_{t-1} + i_t \odot g_t \\
     h_t &= o_t \odot \tanh(c_t)
 
-Hochreiter & Schmidhuber's original cell (1997, eqs. for :math:`s_{c_j}`) has no :math:`f_t`: the
-cell state is carried with weight 1 (the "constant error carousel"); Gers, Schmidhuber & Cummins
-(2000, eq. 3) multiply it by the forget gate :math:`f_t` so that the cell can reset itself.  The
-peephole connections of Gers & Schmidhuber (2000) are not part of PyTorch's (or cuDNN's) cell and
-are not here either.  The two bias vectors are PyTorch's: only their sum
-:math:`b_{ih} + b_{hh}` matters, and both exist so that ``torch.nn.LSTM``'s weights load unchanged.
+Hochreiter & Schmidhuber's original cell (1997, §4) has no :math:`f_t`: the cell state is carried
+with weight 1 (the "constant error carousel"); Gers et al. 2000 (§3) multiply it by the forget gate
+:math:`f_t` so that the cell can reset itself.  The peephole connections the same authors added later
+(gates reading :math:`c_{t-1}`) are not part of PyTorch's (or cuDNN's) cell and are not here either.
+The two bias vectors are PyTorch's: only their sum :math:`b_{ih} + b_{hh}` matters, and both exist so
+that ``torch.nn.LSTM``'s weights load unchanged.
 
 Parameters are named as in ``torch.nn.LSTM.state_dict()`` (``weight_ih_l0`` = :math:`[W_i; W_f; W_g; W_o]`
 of shape [4H, D], ``weight_hh_l0`` = :math:`[U_i; U_f; U_g; U_o]` [4H, H], ``bias_ih_l0``, ``bias_hh_l0``
@@ -157,7 +157,7 @@ def _gates(a_x, h, weight_hh, bias_hh, precision):
 def cell(a_x: jax.Array, h: jax.Array, c: jax.Array, weight_hh: jax.Array, bias_hh: jax.Array, *,
          precision=None) -> tuple[jax.Array, jax.Array]:
     r"""One LSTM step given the input projection :math:`a^x_t` (see :func:`input_projection`)
-    (Hochreiter & Schmidhuber 1997; forget gate: Gers et al. 2000, eq. 3):
+    (Hochreiter & Schmidhuber 1997, §4; forget gate: Gers et al. 2000, §3):
 
     .. math::
         [a_i; a_f; a_g; a_o] = a^x_t + [U_i; U_f; U_g; U_o]\, h_{t-1} + b_{hh}, \quad
