@@ -13,6 +13,8 @@ result is on the host side of the device.
 On a GPU JAX's default float32 matmul precision may use TF32, as cuDNN's RNNs do by default in
 PyTorch (``torch.backends.cudnn.allow_tf32 = True``); ``--precision highest`` rules it out for JAX and
 the same flag turns TF32 off on the PyTorch side, so the two are compared at the same precision.
+``one_layer_recurrence_seconds`` times one layer's recurrence with the hand-written backward pass beside
+autodiff of the plain scan: whether writing it out pays.
 """
 
 from __future__ import annotations
@@ -105,6 +107,23 @@ def main(argv: list[str] | None = None) -> dict:
     ours = by_unroll[best_unroll]
     ours_rate = 1.0 / ours["median_seconds"]
 
+    # Does the hand-written backward pass pay?  One layer's recurrence, forward + backward, against autodiff of the
+    # plain scan of the cell (lstm.scan_recurrence), at the same B, T, H and the best unroll.
+    a_x = jax.device_put(rng.standard_normal((T, B, 4 * args.hidden), dtype=np.float32))
+    zeros = jnp.zeros((B, args.hidden), jnp.float32)
+    w_hh, b_hh = params["weight_hh_l0"], params["bias_hh_l0"]
+
+    def recurrence_seconds(fn):
+        def one_layer(a_x, w_hh, b_hh):
+            outputs, h_T, c_T = fn(a_x, zeros, zeros, w_hh, b_hh, None, False, best_unroll, precision)
+            return jnp.sum(outputs * g_out.swapaxes(0, 1)) + jnp.sum(h_T * g_h[0]) + jnp.sum(c_T * g_c[0])
+
+        step = jax.jit(jax.grad(one_layer, argnums=(0, 1, 2)))
+        return time_call(lambda: jax.block_until_ready(step(a_x, w_hh, b_hh)), repeats=args.repeats,
+                         warmup=2)["median_seconds"]
+
+    hand, autodiff = recurrence_seconds(lstm.recurrence), recurrence_seconds(lstm.scan_recurrence)
+
     peer_rate, peer_name, peer = None, None, None
     if not args.no_peers:
         state_dict = {k: np.asarray(v) for k, v in params.items() if k != "config"}
@@ -122,12 +141,12 @@ def main(argv: list[str] | None = None) -> dict:
     return report(
         "lstm", figures,
         settings={"layers": args.layers, "input": args.input, "hidden": args.hidden, "seq": T, "batch": B,
-                  "unroll": best_unroll, "precision": args.precision,
-                  "threads": os.cpu_count()},
+                  "unroll": best_unroll, "precision": args.precision, "threads": os.cpu_count()},
         compile_seconds=ours["first_seconds"] - ours["median_seconds"],
         scratchlm_median_seconds=ours["median_seconds"],
         steps_per_s_by_unroll={u: 1.0 / t["median_seconds"] for u, t in by_unroll.items()},
         peer_median_seconds=peer["median_seconds"] if peer else None,
+        one_layer_recurrence_seconds={"hand_written_backward": hand, "autodiff_of_the_scan": autodiff},
     )
 
 
