@@ -38,6 +38,10 @@ _PAPERS = [
                           "Statistical Machine Translation", "EMNLP 2014", "https://arxiv.org/abs/1406.1078")),
     ("chung", "2014", Paper("Chung et al. 2014", "Empirical Evaluation of Gated Recurrent Neural Networks on "
                             "Sequence Modeling", "NeurIPS 2014 workshop", "https://arxiv.org/abs/1412.3555")),
+    ("hochreiter", "1997", Paper("Hochreiter & Schmidhuber 1997", "Long Short-Term Memory",
+                                 "Neural Computation 9(8), 1997")),
+    ("gers", "2000", Paper("Gers et al. 2000", "Learning to Forget: Continual Prediction with LSTM",
+                           "Neural Computation 12(10), 2000")),
     ("vaswani", "2017", Paper("Vaswani et al. 2017", "Attention Is All You Need", "NeurIPS 2017",
                               "https://arxiv.org/abs/1706.03762")),
     ("devlin", "2019", Paper("Devlin et al. 2019", "BERT: Pre-training of Deep Bidirectional Transformers for "

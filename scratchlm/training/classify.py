@@ -10,7 +10,8 @@ differs between the models is data, not code:
 
 - the **encoder** (:class:`Classifier`'s ``encode``): BERT's pooled ``[CLS]`` vector or every
   position (:mod:`scratchlm.training.finetune`), the GRU language model's final state
-  (:func:`gru_encoder`), the embedding bag's masked mean (:func:`scratchlm.training.embedding_bag`);
+  (:func:`gru_encoder`), design document 002's two-layer LSTM (:func:`recurrent_encoder`), the
+  embedding bag's masked mean (:func:`scratchlm.training.embedding_bag`);
 - the **head** (``head``, ``kind``): a linear softmax or sigmoid layer, or the bag's logistic output;
 - **freezing**: a bool pytree like the params (:func:`scratchlm.training.loop.make_optimizer`'s
   ``trainable``), an optax mask whose False leaves get exactly zero updates;
@@ -35,7 +36,7 @@ import numpy as np
 from scratchlm import checks
 from scratchlm.data.batching import epoch_batch, pad_ids
 from scratchlm.errors import ScratchlmError
-from scratchlm.models import gru_lm, heads
+from scratchlm.models import gru_lm, heads, rnn_classifier
 from scratchlm.training import loop, metrics
 
 
@@ -140,6 +141,28 @@ def gru_encoder(config: gru_lm.GRULMConfig) -> Classifier:
         return heads.linear(p, h, rate=config.dropout, key=key, train=train)
 
     return Classifier(encode=encode, head=head, kind="softmax")
+
+
+# ----------------------------------------------------------------------------- design document 002's LSTM
+
+
+def recurrent_encoder(config: rnn_classifier.RNNClassifierConfig) -> Classifier:
+    """Design document 002 §5.2's model (:mod:`scratchlm.models.rnn_classifier`): the stacked LSTM's (or,
+    with ``config.cell = "gru"``, GRU's) top state at each sentence's last real token under one sigmoid
+    unit (params ``{"embedding", "rnn", "output"}``; batches ``{"ids" [B, T], "mask" [B, T], "labels" [B]}``).
+
+    The head is the logistic one-logit head with the binary cross-entropy (``kind="sigmoid"``), the
+    document's ``Dense(1, sigmoid)`` and loss; a two-class softmax would be the same model with twice the
+    output weights.  No dropout anywhere (the document has none), so the step's key goes unused.
+    """
+
+    def encode(params, batch, *, key, train):
+        return rnn_classifier.final_state(params, batch["ids"], batch["mask"], config=config)
+
+    def head(p, h, *, key, train):
+        return heads.logistic(p, h)[:, None]
+
+    return Classifier(encode=encode, head=head, kind="sigmoid", head_key="output", split_key=False)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from scratchlm.errors import ScratchlmError
+from scratchlm.training import metrics
 
 
 def kfold(n: int, k: int, seed: int, *, stratify_by=None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -69,3 +70,27 @@ def dev_split(labels: np.ndarray, index: np.ndarray, fraction: float, seed: int)
     part = np.asarray(labels)[index]
     train, dev = kfold(len(part), k, seed, stratify_by=part)[0]
     return index[train], index[dev]
+
+
+def score_fold(predictions, truth, train_labels) -> dict:
+    """One binary test fold's accuracy, macro F1 and ``majority``: the accuracy of predicting the training part's
+    majority class (its rounded mean label; the test fold's own majority would use its labels)."""
+    return {
+        "accuracy": metrics.accuracy(predictions, truth),
+        "macro_f1": metrics.precision_recall_f1(predictions, truth, average="macro")["f1"],
+        "majority": float(np.mean(truth == round(float(np.mean(train_labels))))),
+    }
+
+
+def pool_folds(scores: list[dict], labels) -> dict:
+    """The folds' :func:`score_fold` records pooled, each weighted by its ``n_test``, beside the whole set's
+    majority rate (``fold_majority``: the pooled training-part majorities)."""
+    n = sum(s["n_test"] for s in scores)
+    weighted = lambda key: sum(s[key] * s["n_test"] for s in scores) / n  # noqa: E731
+    return {
+        "accuracy": weighted("accuracy"),
+        "macro_f1": weighted("macro_f1"),
+        "majority": metrics.majority_rate(labels),
+        "fold_majority": weighted("majority"),
+        "folds": scores,
+    }

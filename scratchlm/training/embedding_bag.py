@@ -32,9 +32,9 @@ from scratchlm.errors import ScratchlmError
 from scratchlm.models import heads
 from scratchlm.models.classifier import ClassifierConfig, embedding_from_vectors, init, pool, predict_proba
 from scratchlm.tokenizers.vocab import Vocab
-from scratchlm.training import classify, metrics
+from scratchlm.training import classify
 from scratchlm.training.cv import cross_validate as cross_validate_folds
-from scratchlm.training.cv import kfold
+from scratchlm.training.cv import kfold, pool_folds, score_fold
 from scratchlm.training.loop import LoopConfig
 
 
@@ -185,25 +185,14 @@ def cross_validate(texts, labels, config: CVConfig = CVConfig(), *, vectors: Wor
         return {
             "fold": k,
             "n_test": len(test_idx),
-            "accuracy": metrics.accuracy(predictions, truth),
-            "macro_f1": metrics.precision_recall_f1(predictions, truth, average="macro")["f1"],
-            "majority": float(np.mean(truth == round(float(np.mean(labels[train_idx]))))),
+            **score_fold(predictions, truth, labels[train_idx]),
             "learning_rate": lr,
             **({"inner_accuracy": {str(a): s for a, s in inner.items()}} if inner else {}),
         }
 
     scores = cross_validate_folds(len(tokens), config.folds, config.seed, run_fold)
-    n = sum(s["n_test"] for s in scores)
-    weighted = lambda key: sum(s[key] * s["n_test"] for s in scores) / n  # noqa: E731
     nested = " (nested CV over learning rates)" if len(config.learning_rates) > 1 else ""
-    return {
-        "accuracy": weighted("accuracy"),
-        "macro_f1": weighted("macro_f1"),
-        "majority": metrics.majority_rate(labels),
-        "fold_majority": weighted("majority"),
-        "folds": scores,
-        "evaluation": f"{config.folds}-fold cross-validation" + nested,
-    }
+    return {**pool_folds(scores, labels), "evaluation": f"{config.folds}-fold cross-validation" + nested}
 
 
 def load_vectors(spec: str, texts) -> WordVectors | None:

@@ -1,0 +1,334 @@
+r"""Long short-term memory (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al. 2000), stacked,
+over a sequence with ``lax.scan``.
+
+The cell of ``torch.nn.LSTM`` and cuDNN (no peepholes), gates in PyTorch's order i, f, g, o:
+
+.. math::
+    i_t &= \sigma(W_i x_t + b_{ii} + U_i h_{t-1} + b_{hi}) \\
+    f_t &= \sigma(W_f x_t + b_{if} + U_f h_{t-1} + b_{hf}) \\
+    g_t &= \tanh(W_g x_t + b_{ig} + U_g h_{t-1} + b_{hg}) \\
+    o_t &= \sigma(W_o x_t + b_{io} + U_o h_{t-1} + b_{ho}) \\
+    c_t &= f_t \odot c_{t-1} + i_t \odot g_t \\
+    h_t &= o_t \odot \tanh(c_t)
+
+Hochreiter & Schmidhuber's original cell (1997, §4) has no :math:`f_t`: the cell state is carried
+with weight 1 (the "constant error carousel"); Gers et al. 2000 (§3) multiply it by the forget gate
+:math:`f_t` so that the cell can reset itself.  The peephole connections the same authors added later
+(gates reading :math:`c_{t-1}`) are not part of PyTorch's (or cuDNN's) cell and are not here either.
+The two bias vectors are PyTorch's: only their sum :math:`b_{ih} + b_{hh}` matters, and both exist so
+that ``torch.nn.LSTM``'s weights load unchanged.
+
+Parameters are named as in ``torch.nn.LSTM.state_dict()`` (``weight_ih_l0`` = :math:`[W_i; W_f; W_g; W_o]`
+of shape [4H, D], ``weight_hh_l0`` = :math:`[U_i; U_f; U_g; U_o]` [4H, H], ``bias_ih_l0``, ``bias_hh_l0``
+[4H], ``…_reverse`` for the backward direction), plus ``params["config"]``: the :class:`LSTMConfig`, a
+static pytree node (no leaves) so that ``jit``/``grad``/optax see only the arrays.  The structure is
+:mod:`scratchlm.nn.gru`'s: the input projections of every step are one matmul before the scan, and the
+recurrence has a hand-written backward pass (:func:`_recurrence_bwd`) beside the plain scan of
+:func:`cell` (:func:`scan_recurrence`), which a float64 test holds it equal to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import serialization
+from jax import lax
+
+from scratchlm.errors import ScratchlmError
+from scratchlm.nn.functional import dropout as _dropout
+
+
+@jax.tree_util.register_static
+@dataclass(frozen=True)
+class LSTMConfig:
+    input_size: int  # D
+    hidden_size: int  # H
+    num_layers: int = 1  # L, stacked; layer l > 0 reads layer l-1's outputs
+    bidirectional: bool = False
+
+    def __post_init__(self):
+        if min(self.input_size, self.hidden_size, self.num_layers) < 1:
+            raise ScratchlmError(f"LSTMConfig sizes must be positive, got {self}")
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+
+# The config travels inside params and so inside checkpoints: msgpack stores it as a plain dict.
+serialization.register_serialization_state(
+    LSTMConfig,
+    lambda config: dataclasses.asdict(config),
+    lambda target, state: LSTMConfig(**{f.name: state.get(f.name, getattr(target, f.name))
+                                        for f in dataclasses.fields(LSTMConfig)}),
+)
+
+
+def _suffix(layer: int, direction: int) -> str:
+    return f"_l{layer}" + ("_reverse" if direction == 1 else "")
+
+
+@functools.partial(jax.jit, static_argnames=("config", "dtype"))
+def init(key: jax.Array, config: LSTMConfig, dtype: Any = jnp.float32) -> dict:
+    r"""Parameters drawn as ``torch.nn.LSTM`` draws them: every entry :math:`\sim U(-1/\sqrt{H}, 1/\sqrt{H})`.
+
+    Returns ``{"config": config, "weight_ih_l0": [4H, D], "weight_hh_l0": [4H, H], "bias_ih_l0": [4H],
+    "bias_hh_l0": [4H], ...}`` (layer l > 0 has input size H, or 2H when bidirectional).
+    """
+    H = config.hidden_size
+    bound = 1.0 / np.sqrt(H)
+    shapes = {}
+    for layer in range(config.num_layers):
+        D = config.input_size if layer == 0 else H * config.num_directions
+        for direction in range(config.num_directions):
+            s = _suffix(layer, direction)
+            shapes.update({"weight_ih" + s: (4 * H, D), "weight_hh" + s: (4 * H, H), "bias_ih" + s: (4 * H,),
+                           "bias_hh" + s: (4 * H,)})
+    sizes = [int(np.prod(shape)) for shape in shapes.values()]
+    # One draw cut into the tensors: a random kernel per tensor would cost a compilation each (~0.3 s on CPU).
+    u = jax.random.uniform(key, (sum(sizes),), dtype, -bound, bound)
+    params: dict = {"config": config}
+    for (name, shape), chunk in zip(shapes.items(), jnp.split(u, np.cumsum(sizes)[:-1])):
+        params[name] = chunk.reshape(shape)
+    return params
+
+
+def params_from_torch(state_dict: Mapping[str, Any]) -> dict:
+    """Params from ``torch.nn.LSTM(...).state_dict()`` given as NumPy arrays (or anything ``np.asarray`` takes).
+
+    The layer count, directions and sizes are read from the names and shapes; a missing tensor, an
+    unexpected one (``proj_size > 0``'s ``weight_hr``, or a GRU's) or a mis-shaped one raises
+    :class:`ScratchlmError` naming it.
+    """
+    if "weight_ih_l0" not in state_dict:
+        raise ScratchlmError(f"not a torch.nn.LSTM state_dict: no 'weight_ih_l0' among {sorted(state_dict)}")
+    num_layers = 1 + max(int(k.split("_l")[1].split("_")[0]) for k in state_dict if k.startswith("weight_ih_l"))
+    bidirectional = "weight_ih_l0_reverse" in state_dict
+    four_h, D = np.shape(state_dict["weight_ih_l0"])
+    if four_h % 4:
+        raise ScratchlmError(f"state_dict['weight_ih_l0'] has {four_h} rows: an LSTM has 4H (a GRU has 3H)")
+    config = LSTMConfig(D, four_h // 4, num_layers, bidirectional)
+    expected = jax.eval_shape(lambda: init(jax.random.key(0), config))
+    params: dict = {"config": config}
+    for name, spec in expected.items():
+        if name == "config":
+            continue
+        if name not in state_dict:
+            raise ScratchlmError(f"state_dict lacks {name!r} (expected {spec.shape})")
+        value = np.asarray(state_dict[name], dtype=np.float32)
+        if value.shape != spec.shape:
+            raise ScratchlmError(f"state_dict[{name!r}] has shape {value.shape}, expected {spec.shape}")
+        params[name] = jnp.asarray(value)
+    extra = sorted(set(state_dict) - set(params))
+    if extra:
+        raise ScratchlmError(f"state_dict holds tensors this LSTM does not have: {extra} "
+                             "(bias=False and proj_size > 0 are not supported)")
+    return params
+
+
+def input_projection(x: jax.Array, weight_ih: jax.Array, bias_ih: jax.Array, precision=None) -> jax.Array:
+    r"""The input half of all four gates for every time step at once: one matmul before the scan.
+
+    .. math::  [a^x_i;\ a^x_f;\ a^x_g;\ a^x_o]_t = [W_i; W_f; W_g; W_o]\, x_t + b_{ih}
+
+    Args: x [T, B, D] time-major; weight_ih [4H, D]; bias_ih [4H].  Returns [T, B, 4H].
+    """
+    return jnp.einsum("tbd,gd->tbg", x, weight_ih, precision=precision) + bias_ih
+
+
+def _gates(a_x, h, weight_hh, bias_hh, precision):
+    """The gates :math:`i_t, f_t, g_t, o_t` of :func:`cell` (one fused matmul for :math:`U_i, U_f, U_g, U_o`)."""
+    H = h.shape[-1]
+    a = a_x + jnp.dot(h, weight_hh.T, precision=precision) + bias_hh  # [B, 4H]
+    i = jax.nn.sigmoid(a[..., :H])
+    f = jax.nn.sigmoid(a[..., H : 2 * H])
+    g = jnp.tanh(a[..., 2 * H : 3 * H])
+    o = jax.nn.sigmoid(a[..., 3 * H :])
+    return i, f, g, o
+
+
+def cell(a_x: jax.Array, h: jax.Array, c: jax.Array, weight_hh: jax.Array, bias_hh: jax.Array, *,
+         precision=None) -> tuple[jax.Array, jax.Array]:
+    r"""One LSTM step given the input projection :math:`a^x_t` (see :func:`input_projection`)
+    (Hochreiter & Schmidhuber 1997, §4; forget gate: Gers et al. 2000, §3):
+
+    .. math::
+        [a_i; a_f; a_g; a_o] = a^x_t + [U_i; U_f; U_g; U_o]\, h_{t-1} + b_{hh}, \quad
+        i_t = \sigma(a_i), \ f_t = \sigma(a_f), \ g_t = \tanh(a_g), \ o_t = \sigma(a_o), \\
+        c_t = f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t)
+
+    Args: a_x [B, 4H]; h [B, H]; c [B, H]; weight_hh [4H, H]; bias_hh [4H].  Returns (h_t, c_t), each [B, H].
+    """
+    i, f, g, o = _gates(a_x, h, weight_hh, bias_hh, precision)
+    c_t = f * c + i * g
+    return o * jnp.tanh(c_t), c_t
+
+
+def _masked(m_t, new, old):
+    """A padded step (``m_t`` false) keeps ``old`` (as PyTorch's packed sequences do)."""
+    return new if m_t is None else jnp.where(m_t[:, None], new, old)
+
+
+def scan_recurrence(a_x, h0, c0, weight_hh, bias_hh, mask=None, reverse=False, unroll=1, precision=None):
+    r"""The recurrence as the equations write it: :func:`cell` in a ``lax.scan``, differentiated by autodiff.
+
+    A padded step (``mask[t, b]`` false) carries :math:`(h, c)` unchanged and emits zeros.
+
+    Args: a_x [T, B, 4H]; h0, c0 [B, H]; weight_hh [4H, H]; bias_hh [4H]; mask [T, B] bool or None.
+    Returns (outputs [T, B, H], h_T [B, H], c_T [B, H]).
+    """
+
+    def step(carry, inputs):
+        h, c = carry
+        a_x_t, m_t = inputs
+        h_t, c_t = cell(a_x_t, h, c, weight_hh, bias_hh, precision=precision)
+        out = _masked(m_t, h_t, 0.0)
+        return (_masked(m_t, h_t, h), _masked(m_t, c_t, c)), out
+
+    (h_T, c_T), outputs = lax.scan(step, (h0, c0), (a_x, mask), reverse=reverse, unroll=unroll)
+    return outputs, h_T, c_T
+
+
+def _forward(a_x, h0, c0, weight_hh, bias_hh, mask, reverse, unroll, precision):
+    """:func:`scan_recurrence`'s numbers, also returning what the backward pass reads."""
+
+    def step(carry, inputs):
+        h, c = carry
+        a_x_t, m_t = inputs
+        i, f, g, o = _gates(a_x_t, h, weight_hh, bias_hh, precision)
+        c_t = f * c + i * g
+        tanh_c = jnp.tanh(c_t)
+        h_t = o * tanh_c
+        out = _masked(m_t, h_t, 0.0)
+        return (_masked(m_t, h_t, h), _masked(m_t, c_t, c)), (out, (h, c, i, f, g, o, tanh_c))
+
+    (h_T, c_T), (outputs, saved) = lax.scan(step, (h0, c0), (a_x, mask), reverse=reverse, unroll=unroll)
+    return (outputs, h_T, c_T), saved
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8))
+def recurrence(a_x, h0, c0, weight_hh, bias_hh, mask, reverse, unroll, precision):
+    """:func:`scan_recurrence` with the backward pass written out (:func:`_recurrence_bwd`): the same numbers."""
+    return _forward(a_x, h0, c0, weight_hh, bias_hh, mask, reverse, unroll, precision)[0]
+
+
+def _recurrence_fwd(a_x, h0, c0, weight_hh, bias_hh, mask, reverse, unroll, precision):
+    out, saved = _forward(a_x, h0, c0, weight_hh, bias_hh, mask, reverse, unroll, precision)
+    return out, (saved, weight_hh, mask)
+
+
+def _recurrence_bwd(reverse, unroll, precision, residuals, cotangents):
+    r"""Backpropagation through time for the LSTM cell, the chain rule on :func:`cell`'s equations.
+
+    With :math:`\bar h_t = \partial L/\partial h_t` (from the output and from step t+1) and
+    :math:`\bar c^{\,\prime}_t` the cell state's gradient from step t+1:
+
+    .. math::
+        \bar c_t = \bar c^{\,\prime}_t + \bar h_t\, o_t (1 - \tanh^2 c_t), \quad
+        \bar a_i = \bar c_t\, g_t\, i_t (1 - i_t), \quad \bar a_f = \bar c_t\, c_{t-1} f_t (1 - f_t), \\
+        \bar a_g = \bar c_t\, i_t (1 - g_t^2), \quad \bar a_o = \bar h_t \tanh(c_t)\, o_t (1 - o_t), \\
+        \frac{\partial L}{\partial c_{t-1}} = \bar c_t \odot f_t, \qquad
+        \frac{\partial L}{\partial h_{t-1}} = [\bar a_i; \bar a_f; \bar a_g; \bar a_o]\, U
+
+    The loop carries only :math:`(\bar h, \bar c)`; the recurrent weights' gradient
+    :math:`\sum_t \bar a_t^\top h_{t-1}` is one matmul over all steps after it (autodiff of the scan
+    accumulates it step by step in small matmuls).
+    """
+    (h_prev, c_prev, i, f, g, o, tanh_c), weight_hh, mask = residuals
+    d_outputs, d_h_T, d_c_T = cotangents
+
+    def step(carry, inputs):
+        d_h, d_c = carry
+        d_out_t, m_t, c, i, f, g, o, tanh_c = inputs
+        d_h_t = d_h + d_out_t
+        d_c_t = d_c + d_h_t * o * (1.0 - tanh_c * tanh_c)
+        if m_t is not None:  # a padded step passed the state through untouched: no gradient reaches its gates
+            d_h_t, d_c_t = jnp.where(m_t[:, None], d_h_t, 0.0), jnp.where(m_t[:, None], d_c_t, 0.0)
+        d_a = jnp.concatenate([d_c_t * g * i * (1.0 - i), d_c_t * c * f * (1.0 - f), d_c_t * i * (1.0 - g * g),
+                               d_h_t * tanh_c * o * (1.0 - o)], axis=-1)  # [B, 4H]
+        d_h_prev = jnp.dot(d_a, weight_hh, precision=precision)
+        d_c_prev = d_c_t * f
+        if m_t is not None:
+            d_h_prev = d_h_prev + jnp.where(m_t[:, None], 0.0, d_h)
+            d_c_prev = d_c_prev + jnp.where(m_t[:, None], 0.0, d_c)
+        return (d_h_prev, d_c_prev), d_a
+
+    (d_h0, d_c0), d_a = lax.scan(step, (d_h_T, d_c_T), (d_outputs, mask, c_prev, i, f, g, o, tanh_c),
+                                 reverse=not reverse, unroll=unroll)
+    d_weight_hh = jnp.einsum("tbg,tbh->gh", d_a, h_prev, precision=precision)  # [4H, H], all steps at once
+    return d_a, d_h0, d_c0, d_weight_hh, d_a.sum(axis=(0, 1)), None
+
+
+recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
+def apply(
+    params: dict,
+    x: jax.Array,
+    initial_state: tuple[jax.Array, jax.Array] | None = None,
+    *,
+    mask: jax.Array | None = None,
+    dropout: float = 0.0,
+    key: jax.Array | None = None,
+    train: bool = False,
+    unroll: int | bool = 1,
+    precision: Any = None,
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    r"""Run the stacked LSTM over a batch of sequences, batch-first like ``torch.nn.LSTM(batch_first=True)``.
+
+    Layer :math:`l` reads :math:`\mathrm{dropout}(h^{(l-1)}_{1..T})` (dropout between layers only,
+    as PyTorch does, drawn from ``key`` when ``train``); a bidirectional layer concatenates the
+    forward and the backward direction's outputs.  Where ``mask[b, t]`` is false the step is padding:
+    :math:`(h, c)` are carried unchanged and the output is zero, so padded steps anywhere change
+    nothing (the backward direction starts at the last real token, like a packed sequence).
+
+    Args:
+      params: from :func:`init` or :func:`params_from_torch` (sizes in ``params["config"]``).
+      x: [B, T, D] inputs.
+      initial_state: ``(h0, c0)``, each [L·dirs, B, H] (zeros if omitted); index ``l·dirs + d`` as in PyTorch.
+      mask: [B, T] bool, true at real steps.
+      unroll: ``lax.scan``'s unroll factor (speed only, same result).
+      precision: ``lax.Precision`` for the matmuls (e.g. ``"highest"`` to rule out TF32 on GPUs).
+
+    Returns: outputs [B, T, dirs·H] of the top layer, ``(h_n, c_n)`` each [L·dirs, B, H].
+    """
+    config: LSTMConfig = params["config"]
+    L, dirs, H = config.num_layers, config.num_directions, config.hidden_size
+    if x.ndim != 3 or x.shape[-1] != config.input_size:
+        raise ValueError(f"lstm.apply: expected x [B, T, {config.input_size}], got {x.shape}")
+    B, T, _ = x.shape
+    if initial_state is None:
+        h0 = c0 = jnp.zeros((L * dirs, B, H), x.dtype)
+    else:
+        h0, c0 = initial_state
+        if h0.shape != (L * dirs, B, H) or c0.shape != (L * dirs, B, H):
+            raise ValueError(f"lstm.apply: expected initial_state (h0, c0) each [{L * dirs}, {B}, {H}], "
+                             f"got {h0.shape} and {c0.shape}")
+    if mask is not None:
+        if mask.shape != (B, T):
+            raise ValueError(f"lstm.apply: expected mask [{B}, {T}], got {mask.shape}")
+        mask = jnp.swapaxes(mask.astype(bool), 0, 1)  # [B, T] -> [T, B]
+    layer_input = jnp.swapaxes(x, 0, 1)  # [B, T, D] -> [T, B, D]: scan runs over the leading axis
+    h_n, c_n = [], []
+    for layer in range(L):
+        if layer > 0:
+            key, sub = jax.random.split(key) if key is not None else (None, None)
+            layer_input = _dropout(layer_input, dropout, key=sub, train=train)
+        outputs = []
+        for d in range(dirs):
+            s, k = _suffix(layer, d), layer * dirs + d
+            a_x = input_projection(layer_input, params["weight_ih" + s], params["bias_ih" + s], precision)  # [T, B, 4H]
+            out, h_T, c_T = recurrence(a_x, h0[k], c0[k], params["weight_hh" + s], params["bias_hh" + s], mask,
+                                       d == 1, unroll, precision)
+            outputs.append(out)
+            h_n.append(h_T)
+            c_n.append(c_T)
+        layer_input = outputs[0] if dirs == 1 else jnp.concatenate(outputs, axis=-1)  # [T, B, dirs·H]
+    return jnp.swapaxes(layer_input, 0, 1), (jnp.stack(h_n), jnp.stack(c_n))
