@@ -103,7 +103,7 @@ def load_init(spec: str | Path):
             model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type", "bert")
         except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
             model_type = "bert"  # a damaged config.json: bert.from_pretrained says what is wrong with it
-        if model_type != "bert":
+        if model_type not in bert.MODEL_TYPES:
             raise ScratchlmError(f"--init {spec}: model_type {model_type!r}; fine-tuning supports BERT-family encoders "
                                  "(a GRU language model head is not implemented yet)")
     config, params = bert.from_pretrained(path)

@@ -15,7 +15,7 @@ classification head under ``params["classifier"]``, as in ``BertForMaskedLM`` /
 Models never read files except through :func:`from_pretrained` / :func:`save_pretrained`, the
 checkpoint boundary.
 
-Why one module of ~530 lines: the parameter tree :func:`init` builds *is* the checkpoint's name table
+Why one module of ~550 lines: the parameter tree :func:`init` builds *is* the checkpoint's name table
 (:func:`from_pretrained` checks a file against ``init``'s shapes, :func:`save_pretrained` writes
 ``init``'s names), so a change to the model's tree and a change to its loader are one change, read
 in one place.  The file is in four sections in data order: config and init, forward and heads (with
@@ -48,6 +48,12 @@ from scratchlm.nn.transformer import (
     init_layer_norm,
 )
 
+# transformers' BERT is post-LN with an absolute position table.  An encoder that is neither (pre-LN, or no
+# position table) is written with this model_type, which transformers refuses ("Unrecognized model") rather
+# than run it as post-LN BERT and predict garbage without a warning; scratchlm reads both.
+SCRATCHLM_ONLY_MODEL_TYPE = "scratchlm-bert"
+MODEL_TYPES = ("bert", SCRATCHLM_ONLY_MODEL_TYPE)
+
 
 @dataclass(frozen=True)
 class BertConfig(TransformerConfig):
@@ -79,8 +85,14 @@ class BertConfig(TransformerConfig):
         """The ``config.json`` HuggingFace's ``BertConfig`` reads (scratchlm-only options prefixed)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
              if f.name not in ("pre_layer_norm", "fused_attention", "dtype")}
-        d.update(model_type="bert", scratchlm_pre_layer_norm=self.pre_layer_norm)
+        d.update(model_type="bert" if self.runs_in_transformers else SCRATCHLM_ONLY_MODEL_TYPE,
+                 scratchlm_pre_layer_norm=self.pre_layer_norm)
         return d
+
+    @property
+    def runs_in_transformers(self) -> bool:
+        """Whether transformers' ``BertModel`` computes this encoder: post-LN with an absolute position table."""
+        return not self.pre_layer_norm and self.position_embedding_type == "absolute"
 
 
 # ---------------------------------------------------------------------------------------------- init
@@ -398,7 +410,7 @@ def from_pretrained(path: str | Path, **config_overrides) -> tuple[BertConfig, d
                              ) from None
     if not isinstance(hf, dict):
         raise ScratchlmError(f"{config_file} is not a model config: a JSON object expected")
-    if hf.get("model_type", "bert") != "bert":
+    if hf.get("model_type", "bert") not in MODEL_TYPES:
         raise ScratchlmError(f"{config_file}: model_type {hf.get('model_type')!r} is not 'bert'")
     config = BertConfig.from_hf_dict(hf, **config_overrides)
 
@@ -454,7 +466,9 @@ def save_pretrained(path: str | Path, params: dict, config: BertConfig, *, token
     .. math::  \mathrm{softmax}(0, z)_1 = \frac{e^z}{1 + e^z} = \sigma(z)
 
     so HuggingFace's ``BertForSequenceClassification`` (softmax over ``num_labels``) predicts the same class
-    with the same probability.  Returns the folder."""
+    with the same probability.  An encoder transformers' BERT does not compute (pre-LN, no position table:
+    :attr:`BertConfig.runs_in_transformers`) is written with ``model_type`` ``"scratchlm-bert"``, which
+    transformers refuses to load instead of predicting garbage.  Returns the folder."""
     from safetensors.numpy import save
 
     from scratchlm.io import atomic_write_bytes, atomic_write_text
@@ -527,7 +541,8 @@ def flops_per_token(config: BertConfig, seq_len: int, predictions_per_seq: float
     return 6 * N + 12 * L * H * seq_len + 6 * (H * H + H * V) * K / seq_len
 
 
-__all__ = ["BertConfig", "init", "init_mlm_head", "init_sequence_classifier", "init_token_classifier", "apply",
+__all__ = ["MODEL_TYPES", "SCRATCHLM_ONLY_MODEL_TYPE", "BertConfig", "init",
+           "init_mlm_head", "init_sequence_classifier", "init_token_classifier", "apply",
            "embed", "validate_batch", "mean_pool", "sentence_embeddings", "encode", "mlm_logits", "sequence_logits",
            "token_logits", "from_pretrained", "save_pretrained", "flatten_params", "unflatten_params",
            "count_params", "flops_per_token"]

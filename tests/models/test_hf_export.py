@@ -172,3 +172,25 @@ def test_a_sigmoid_head_is_written_as_two_logits_with_the_same_probabilities(run
         hf = model(**{k: torch.as_tensor(v, dtype=torch.long) for k, v in batch.items()}).logits.softmax(-1).numpy()
     np.testing.assert_allclose(hf[:, 1], 1 / (1 + np.exp(-z)), atol=PROB_TOL)
     assert model.config.id2label == {0: "neg", 1: "pos"}
+
+
+@pytest.mark.parametrize("change", [{"pre_layer_norm": True}, {"position_embedding_type": "none"}])
+def test_an_encoder_transformers_cannot_run_is_refused_there_not_run_wrong(tmp_path, change):
+    """transformers' BERT is post-LN with a position table: a pre-LN encoder, or one without positions, would
+    load into it without a complaint and predict garbage.  Its folder says model_type "scratchlm-bert", which
+    transformers refuses, and scratchlm reads back."""
+    import dataclasses
+
+    config = dataclasses.replace(bert.BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1,
+                                                 num_attention_heads=2, intermediate_size=16,
+                                                 max_position_embeddings=16), **change)
+    assert not config.runs_in_transformers and bert.BertConfig().runs_in_transformers
+    params = bert.init(jax.random.key(0), config)
+    bert.save_pretrained(tmp_path, params, config)
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "scratchlm-bert"
+    with pytest.raises(ValueError, match="scratchlm-bert"):
+        transformers.AutoConfig.from_pretrained(tmp_path)
+    loaded_config, loaded = bert.from_pretrained(tmp_path)
+    assert loaded_config == config
+    for name, value in bert.flatten_params(params).items():
+        np.testing.assert_array_equal(bert.flatten_params(loaded)[name], value)
