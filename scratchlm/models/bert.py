@@ -461,7 +461,8 @@ def save_pretrained(path: str | Path, params: dict, config: BertConfig, *, token
     names, in class-id order) become ``id2label`` / ``label2id`` (``LABEL_i`` without them).
 
     A one-logit (sigmoid) classifier of a binary task (``labels`` of two names) is written as the two logits
-    :math:`(0, z)`, whose softmax is the sigmoid head's probability:
+    :math:`(0, z)`, whose softmax is the sigmoid head's probability (the logistic sigmoid is the two-class
+    softmax: Bishop 2006, §4.2):
 
     .. math::  \mathrm{softmax}(0, z)_1 = \frac{e^z}{1 + e^z} = \sigma(z)
 
