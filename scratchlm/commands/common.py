@@ -91,6 +91,43 @@ def result_settings(args: argparse.Namespace, *, drop: tuple[str, ...] = ()) -> 
             if k not in ignored and not k.startswith("_")}
 
 
+def init_source(spec: str | Path, flag: str = "--init") -> str:
+    """Check ``--init`` before any work, fetching nothing: ``"folder"`` (readable), ``"minilm"``, or ``"hub"``
+    (a HuggingFace Hub id); else a :class:`~scratchlm.errors.ScratchlmError` that names the flag
+    (:func:`scratchlm.models.hub.source`)."""
+    from scratchlm import checks
+    from scratchlm.errors import ScratchlmError
+    from scratchlm.models import hub
+
+    try:
+        kind = hub.source(spec)
+    except ScratchlmError as err:
+        raise ScratchlmError(f"{flag} {err}") from None
+    if kind == "folder":
+        checks.input_folder(spec, flag)
+    return "minilm" if kind == "shipped" else kind
+
+
+def resolve_init(spec: str | Path, flag: str = "--init") -> Path:
+    """The folder ``--init`` names (:func:`scratchlm.models.hub.resolve`: a folder, ``minilm``, a Hub id,
+    fetched or found in the Hub cache); errors name the flag."""
+    from scratchlm.errors import ScratchlmError
+    from scratchlm.models import hub
+
+    init_source(spec, flag)
+    try:
+        return hub.resolve(spec)
+    except ScratchlmError as err:
+        raise ScratchlmError(f"{flag} {err}") from None
+
+
+def model_folder(path: Path) -> Path:
+    """``path``, or its ``model/`` when ``path`` is the run folder of ``scratchlm pretrain``."""
+    if not (path / "config.json").exists() and (path / "model" / "config.json").exists():
+        return path / "model"
+    return path
+
+
 def add_parallel_arguments(parser: argparse.ArgumentParser) -> None:
     """``--mesh``, ``--coordinator``, ``--num-processes``, ``--process-id`` for a training command (read by
     :func:`setup_parallel`); free of JAX, so that building the parser stays fast."""

@@ -8,12 +8,15 @@
 ``--task``: ``polarity`` (the 200 Pang–Lee sentences, k-fold cross-validation), ``wikiner`` (the
 silver NER set, train/dev/test), or a file: JSON lines ``{"text", "label"[, "text_pair"]}`` (a
 sequence task) or CoNLL columns ``token ... tag`` (a token task); a file is split 80/10/10
-deterministically unless ``--folds K`` asks for cross-validation.  ``--init``: ``minilm`` or a
+deterministically unless ``--folds K`` asks for cross-validation.  ``--init``: ``minilm``, a
 folder with ``config.json`` + ``model.safetensors`` in HuggingFace's names (what ``scratchlm
-pretrain`` writes in ``OUT/model``) and, ideally, its ``tokenizer.json``.
+pretrain`` writes in ``OUT/model``; its run folder ``OUT`` stands for it) and, ideally, its
+``tokenizer.json``, or a HuggingFace Hub id (:func:`scratchlm.models.hub.resolve`).
 
 ``--out`` is the run folder (:mod:`scratchlm.training.run`) and receives ``run.json``, ``best/`` (the
-best dev checkpoint, HuggingFace names, with ``labels.json``), ``metrics.json`` (top-level
+best dev checkpoint as a folder transformers loads as it is: ``config.json`` naming the head
+(``BertFor{Sequence,Token}Classification``) and the task's labels (``id2label``), ``model.safetensors``
+and the tokenizer's files; ``pipeline("text-classification", model=OUT/best)``), ``metrics.json`` (top-level
 ``accuracy`` and ``f1``, or ``entity_f1``, plus per-fold and per-epoch detail), ``report.txt`` (the
 classification reports), ``curves.png`` and, for token tasks, ``confusion.png`` (with the ``plot``
 extra).  Running the same command again after a kill resumes: finished folds are read back and an
@@ -37,6 +40,9 @@ from scratchlm import jsonio
 from scratchlm.commands.common import (
     add_parallel_arguments,
     add_run_arguments,
+    init_source,
+    model_folder,
+    resolve_init,
     result_settings,
     setup_parallel,
     start_run,
@@ -58,7 +64,8 @@ _FLAGS = {name: name for name in ("lr", "epochs", "batch_size", "freeze", "head"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     ft = "scratchlm.training.finetune:FinetuneConfig."
     parser.add_argument("--task", required=True, help="polarity, wikiner, or a .jsonl / CoNLL file")
-    parser.add_argument("--init", default="minilm", help="'minilm' or a folder with config.json + model.safetensors")
+    parser.add_argument("--init", default="minilm", help="'minilm', a folder with config.json + model.safetensors, "
+                        "or a HuggingFace Hub id")
     config_flag(parser, "--epochs", type=int, help="passes over the training split", source=ft + "epochs")
     config_flag(parser, "--lr", type=float, help="AdamW's peak learning rate", source=ft + "lr")
     config_flag(parser, "--batch-size", type=int, help="examples per step", source=ft + "batch_size")
@@ -83,21 +90,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------------------- inputs
 
 
-def load_init(spec: str):
-    """(bert_config, params, tokenizer) from ``minilm`` or a checkpoint folder."""
+def load_init(spec: str | Path):
+    """(bert_config, params, tokenizer) from ``minilm``, a checkpoint folder (or the run folder of ``scratchlm
+    pretrain``) or a HuggingFace Hub id (:func:`~scratchlm.commands.common.resolve_init`)."""
     from scratchlm import tokenizers
     from scratchlm.data import corpora
     from scratchlm.models import bert
 
-    path = corpora.minilm_path() if spec == "minilm" else Path(spec)
-    if spec != "minilm" and not (path / "config.json").exists() and (path / "model" / "config.json").exists():
-        path = path / "model"  # the run folder of `scratchlm pretrain`
-    if spec != "minilm" and (path / "config.json").exists():
+    path = model_folder(resolve_init(spec))
+    if (path / "config.json").exists():
         try:
             model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type", "bert")
         except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
             model_type = "bert"  # a damaged config.json: bert.from_pretrained says what is wrong with it
-        if model_type != "bert":
+        if model_type not in bert.MODEL_TYPES:
             raise ScratchlmError(f"--init {spec}: model_type {model_type!r}; fine-tuning supports BERT-family encoders "
                                  "(a GRU language model head is not implemented yet)")
     config, params = bert.from_pretrained(path)
@@ -213,15 +219,13 @@ def check_flags(args: argparse.Namespace) -> None:
     if args.limit is not None:
         checks.at_least("limit", args.limit, 1)
     checks.source(args.task, "--task", ("polarity", "wikiner"))
-    if args.init != "minilm":
-        checks.input_folder(args.init, "--init")
+    init_source(args.init)
 
 
 def run(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
-    from scratchlm.data import corpora
     from scratchlm.data.batching import subset
     from scratchlm.models import bert
     from scratchlm.training import finetune as ft
@@ -240,10 +244,10 @@ def run(args: argparse.Namespace) -> int:
     folds = args.folds if args.folds is not None else (5 if args.task == "polarity" else None)
     if task["kind"] == "token" and folds:
         raise ScratchlmError("--folds is for sequence tasks; token tasks use their train/dev/test splits")
-    init_path = corpora.minilm_path() if args.init == "minilm" else Path(args.init)
+    init_kind = init_source(args.init)
     builtin = args.task in ("polarity", "wikiner")
     settings = {**result_settings(args, drop=("task", "init")), "task": args.task if builtin else "file",
-                "init": "minilm" if args.init == "minilm" else "folder", "folds": folds}
+                "init": init_kind, "folds": folds}
 
     def position(folder: Path) -> int:  # finished folds, or epochs evaluated up to the last checkpoint
         if folds:
@@ -253,7 +257,8 @@ def run(args: argparse.Namespace) -> int:
         return sum(1 for line in lines if '"split": "eval"' in line)
 
     # the model and its tokenizer read, and every id checked against the model, before the run folder is opened
-    bert_config, pretrained, tok = load_init(args.init)
+    init_path = resolve_init(args.init)  # fetched once (a Hub id); load_init reads the folder
+    bert_config, pretrained, tok = load_init(init_path)
     data = encode(task, tok, args.max_length, bert_config.vocab_size)
     run = start_run(args, command="finetune", settings=settings,
                     data=data_digest(json.dumps(task, sort_keys=True, default=str),
@@ -265,9 +270,8 @@ def run(args: argparse.Namespace) -> int:
     key = jax.random.key(args.seed)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
 
-    def save_best(params, labels):
-        bert.save_pretrained(out / "best", params, bert_config)
-        (out / "best" / "labels.json").write_text(json.dumps({"labels": list(labels), "task": config.task}) + "\n")
+    def save_best(params, labels):  # a transformers folder: the task's head and label names, the tokenizer's files
+        bert.save_pretrained(out / "best", params, bert_config, tokenizer=tok, labels=labels, task=config.task)
 
     if config.task == "sequence" and folds:
         best = {"dev": -1.0}

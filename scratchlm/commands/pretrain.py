@@ -8,10 +8,12 @@ Without ``--tokenizer`` a WordPiece vocabulary of ``--vocab-size`` is trained on
 scratchlm (with ``--init minilm``, MiniLM's own tokenizer is used).  With ``--init`` the model's
 shape comes from the checkpoint and ``--layers/--hidden/--heads`` are ignored.  ``--out``, the run
 folder (:mod:`scratchlm.training.run`: resumed, found complete or refused when run again), receives
-``run.json``, ``model/`` (``model.safetensors`` with HuggingFace names, ``config.json``,
-``tokenizer.json``), ``checkpoints/`` (the loop's, while it runs), ``train_log.jsonl``,
-``curves.png`` and ``metrics.json`` (held-out MLM loss and accuracy before and after, tokens/s, MFU
-where the device's peak is known).
+``run.json``, ``model/`` (a folder transformers loads as it is: ``model.safetensors`` with
+HuggingFace names, ``config.json`` (``BertForMaskedLM``), ``tokenizer.json``, ``tokenizer_config.json``,
+``special_tokens_map.json``, ``vocab.txt``; ``pipeline("fill-mask", model=OUT/model)``),
+``checkpoints/`` (the loop's, while it runs), ``train_log.jsonl``, ``curves.png`` and ``metrics.json``
+(held-out MLM loss and accuracy before and after, tokens/s, MFU where the device's peak is known).
+``--init`` takes ``minilm``, a folder (or another pretraining run's folder) or a HuggingFace Hub id.
 
 ``--mesh data=8`` trains data parallel over 8 devices, ``--mesh data=4,model=2`` with parameters and
 AdamW moments sharded 2 ways (FSDP); ``--coordinator HOST:PORT --num-processes N --process-id I``
@@ -28,6 +30,9 @@ from pathlib import Path
 from scratchlm.commands.common import (
     add_parallel_arguments,
     add_run_arguments,
+    init_source,
+    model_folder,
+    resolve_init,
     result_settings,
     setup_parallel,
     start_run,
@@ -65,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 source=run + "weight_decay")
     config_flag(parser, "--dropout", type=float, help="hidden and attention drop rate",
                 source="scratchlm.models.bert:BertConfig.hidden_dropout_prob")
-    parser.add_argument("--init", default=None, help="'minilm' or a folder with config.json + model.safetensors")
+    parser.add_argument("--init", default=None, help="'minilm', a folder with config.json + model.safetensors, "
+                        "or a HuggingFace Hub id")
     parser.add_argument("--bf16", action="store_true", help="compute in bfloat16 (parameters stay float32)")
     parser.add_argument("--fused", action="store_true",
                         help="fused attention (cuDNN flash on GPU); sets attention dropout to 0")
@@ -108,8 +114,8 @@ def check_flags(args: argparse.Namespace) -> None:
     checks.source(args.corpus, "--corpus")
     if args.tokenizer is not None:
         checks.input_file(args.tokenizer, "--tokenizer")
-    if args.init and args.init != "minilm":
-        checks.input_folder(args.init, "--init")
+    if args.init:
+        init_source(args.init)
     checks.output_folder(args.out)
 
 
@@ -140,8 +146,9 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
             shape = replace(shape, intermediate_size=4 * shape.hidden_size)  # Vaswani et al. 2017, §3.3
         replace(shape, **compute)
     init_params = tokenizer = None  # the input model and tokenizer read (a damaged one refused) before any work
+    init_path = resolve_init(args.init) if args.init else None  # a Hub id fetched once
     if args.init:
-        path = corpora.minilm_path() if args.init == "minilm" else Path(args.init)
+        path = model_folder(init_path)
         config, init_params = bert.from_pretrained(path, **compute)
         tok_path = args.tokenizer or path / "tokenizer.json"
         if not Path(tok_path).is_file():
@@ -152,14 +159,12 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
     texts = corpora.load_corpus(args.corpus)
     if args.limit is not None:
         texts = texts[: args.limit]
-    init_path = None if not args.init else corpora.minilm_path() if args.init == "minilm" else Path(args.init)
     inputs = [Path(p) for p in (args.tokenizer, init_path) if p is not None and Path(p).exists()]
     # the new encoder's shape; with --init the checkpoint's (its files are in the data digest; --layers etc. ignored)
     model_settings = dataclasses.asdict(replace(shape, **compute)) if not args.init else compute
     settings = {"run": dataclasses.asdict(run_config), "model": model_settings,
                 **result_settings(args, drop=tuple(_RUN_FLAGS.values()) + tuple(_MODEL_FLAGS.values()) + ("corpus",))}
-    settings.update(tokenizer="file" if args.tokenizer else None, init="minilm" if args.init == "minilm" else
-                    ("folder" if args.init else None))
+    settings.update(tokenizer="file" if args.tokenizer else None, init=init_source(args.init) if args.init else None)
     run = start_run(args, command="pretrain", settings=settings, data=data_digest(texts, *inputs),
                     total_steps=run_config.steps)
     if run.state == "complete":

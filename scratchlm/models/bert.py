@@ -15,7 +15,7 @@ classification head under ``params["classifier"]``, as in ``BertForMaskedLM`` /
 Models never read files except through :func:`from_pretrained` / :func:`save_pretrained`, the
 checkpoint boundary.
 
-Why one module of ~490 lines: the parameter tree :func:`init` builds *is* the checkpoint's name table
+Why one module of ~550 lines: the parameter tree :func:`init` builds *is* the checkpoint's name table
 (:func:`from_pretrained` checks a file against ``init``'s shapes, :func:`save_pretrained` writes
 ``init``'s names), so a change to the model's tree and a change to its loader are one change, read
 in one place.  The file is in four sections in data order: config and init, forward and heads (with
@@ -48,6 +48,12 @@ from scratchlm.nn.transformer import (
     init_layer_norm,
 )
 
+# transformers' BERT is post-LN with an absolute position table.  An encoder that is neither (pre-LN, or no
+# position table) is written with this model_type, which transformers refuses ("Unrecognized model") rather
+# than run it as post-LN BERT and predict garbage without a warning; scratchlm reads both.
+SCRATCHLM_ONLY_MODEL_TYPE = "scratchlm-bert"
+MODEL_TYPES = ("bert", SCRATCHLM_ONLY_MODEL_TYPE)
+
 
 @dataclass(frozen=True)
 class BertConfig(TransformerConfig):
@@ -79,8 +85,14 @@ class BertConfig(TransformerConfig):
         """The ``config.json`` HuggingFace's ``BertConfig`` reads (scratchlm-only options prefixed)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
              if f.name not in ("pre_layer_norm", "fused_attention", "dtype")}
-        d.update(model_type="bert", scratchlm_pre_layer_norm=self.pre_layer_norm)
+        d.update(model_type="bert" if self.runs_in_transformers else SCRATCHLM_ONLY_MODEL_TYPE,
+                 scratchlm_pre_layer_norm=self.pre_layer_norm)
         return d
+
+    @property
+    def runs_in_transformers(self) -> bool:
+        """Whether transformers' ``BertModel`` computes this encoder: post-LN with an absolute position table."""
+        return not self.pre_layer_norm and self.position_embedding_type == "absolute"
 
 
 # ---------------------------------------------------------------------------------------------- init
@@ -398,7 +410,7 @@ def from_pretrained(path: str | Path, **config_overrides) -> tuple[BertConfig, d
                              ) from None
     if not isinstance(hf, dict):
         raise ScratchlmError(f"{config_file} is not a model config: a JSON object expected")
-    if hf.get("model_type", "bert") != "bert":
+    if hf.get("model_type", "bert") not in MODEL_TYPES:
         raise ScratchlmError(f"{config_file}: model_type {hf.get('model_type')!r} is not 'bert'")
     config = BertConfig.from_hf_dict(hf, **config_overrides)
 
@@ -433,33 +445,72 @@ def from_pretrained(path: str | Path, **config_overrides) -> tuple[BertConfig, d
     return config, params
 
 
-def save_pretrained(path: str | Path, params: dict, config: BertConfig) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` with HuggingFace's names, loadable by
-    ``transformers`` (``BertModel``; ``BertForMaskedLM`` when an MLM head is present, then with the
-    ``bert.`` prefix HuggingFace uses; ``BertForSequenceClassification`` with a classifier).
-    Returns the folder."""
+_ARCHITECTURES = {"sequence": "BertForSequenceClassification", "token": "BertForTokenClassification"}
+
+
+def save_pretrained(path: str | Path, params: dict, config: BertConfig, *, tokenizer=None,
+                    labels: list[str] | tuple[str, ...] | None = None, task: str | None = None) -> Path:
+    r"""Write a HuggingFace model folder: ``config.json`` + ``model.safetensors`` with HuggingFace's names
+    (``bert.`` before the encoder's tensors when a head is present, as ``BertFor*`` checkpoints name them),
+    and with ``tokenizer`` (a :class:`scratchlm.tokenizers.Tokenizer`) its files too
+    (:mod:`scratchlm.tokenizers.hf_folder`), so ``transformers.pipeline(..., model=path)`` runs as it is.
+
+    ``config.json``'s ``architectures`` names the head: ``BertForMaskedLM`` with ``cls``,
+    ``BertForSequenceClassification`` / ``BertForTokenClassification`` with a ``classifier``
+    (``task`` "sequence", the default, or "token"), ``BertModel`` without one; ``labels`` (the task's class
+    names, in class-id order) become ``id2label`` / ``label2id`` (``LABEL_i`` without them).
+
+    A one-logit (sigmoid) classifier of a binary task (``labels`` of two names) is written as the two logits
+    :math:`(0, z)`, whose softmax is the sigmoid head's probability (the logistic sigmoid is the two-class
+    softmax: Bishop 2006, §4.2):
+
+    .. math::  \mathrm{softmax}(0, z)_1 = \frac{e^z}{1 + e^z} = \sigma(z)
+
+    so HuggingFace's ``BertForSequenceClassification`` (softmax over ``num_labels``) predicts the same class
+    with the same probability.  An encoder transformers' BERT does not compute (pre-LN, no position table:
+    :attr:`BertConfig.runs_in_transformers`) is written with ``model_type`` ``"scratchlm-bert"``, which
+    transformers refuses to load instead of predicting garbage.  Returns the folder."""
     from safetensors.numpy import save
 
     from scratchlm.io import atomic_write_bytes, atomic_write_text
 
+    if task not in (None, *_ARCHITECTURES):
+        raise ScratchlmError(f"task must be 'sequence' or 'token', got {task!r}")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    heads = {"cls", "classifier"} & set(params)
+    hf = config.to_hf_dict()
+    if "classifier" in params:
+        params = {**params, "classifier": _labelled_classifier(params["classifier"], labels)}
+        C = int(params["classifier"]["weight"].shape[0])
+        names = [f"LABEL_{i}" for i in range(C)] if labels is None else [str(name) for name in labels]
+        hf["architectures"] = [_ARCHITECTURES[task or "sequence"]]
+        hf.update(num_labels=C, id2label={str(i): name for i, name in enumerate(names)},
+                  label2id={name: i for i, name in enumerate(names)})
+    else:
+        hf["architectures"] = ["BertForMaskedLM" if "cls" in params else "BertModel"]
+    head_names = {"cls", "classifier"} & set(params)
     flat = {}
     for name, value in flatten_params(params).items():
-        head = name.split(".")[0] in heads
-        flat[name if head or not heads else f"bert.{name}"] = np.ascontiguousarray(np.asarray(value, np.float32))
-    hf = config.to_hf_dict()
-    hf["architectures"] = ["BertForMaskedLM" if "cls" in params else
-                           "BertForSequenceClassification" if "classifier" in params else "BertModel"]
-    if "classifier" in params:
-        hf["num_labels"] = int(params["classifier"]["weight"].shape[0])
-        hf["id2label"] = {str(i): f"LABEL_{i}" for i in range(hf["num_labels"])}
-        hf["label2id"] = {v: int(k) for k, v in hf["id2label"].items()}
+        head = name.split(".")[0] in head_names
+        flat[name if head or not head_names else f"bert.{name}"] = np.ascontiguousarray(np.asarray(value, np.float32))
     # safetensors' save_file writes through mkstemp (mode 0600): the bytes go through scratchlm's writer instead
     atomic_write_bytes(path / "model.safetensors", save(flat, metadata={"format": "pt"}))
     atomic_write_text(path / "config.json", json.dumps(hf, indent=2) + "\n")
+    if tokenizer is not None:
+        tokenizer.save_pretrained(path, model_max_length=config.max_position_embeddings)
     return path
+
+
+def _labelled_classifier(head: dict, labels) -> dict:
+    """The classifier as HuggingFace reads it: one row per label; a sigmoid head's one row w, b becomes
+    (0, w), (0, b) for a binary task (see :func:`save_pretrained`)."""
+    C = int(head["weight"].shape[0])
+    if labels is None or len(labels) == C:
+        return head
+    if C == 1 and len(labels) == 2:
+        W, b = np.asarray(head["weight"], np.float32), np.asarray(head["bias"], np.float32)
+        return {"weight": np.concatenate([np.zeros_like(W), W]), "bias": np.concatenate([np.zeros_like(b), b])}
+    raise ScratchlmError(f"{len(labels)} label names for a classifier of {C} outputs")
 
 
 def count_params(params: dict) -> int:
@@ -491,7 +542,8 @@ def flops_per_token(config: BertConfig, seq_len: int, predictions_per_seq: float
     return 6 * N + 12 * L * H * seq_len + 6 * (H * H + H * V) * K / seq_len
 
 
-__all__ = ["BertConfig", "init", "init_mlm_head", "init_sequence_classifier", "init_token_classifier", "apply",
+__all__ = ["MODEL_TYPES", "SCRATCHLM_ONLY_MODEL_TYPE", "BertConfig", "init",
+           "init_mlm_head", "init_sequence_classifier", "init_token_classifier", "apply",
            "embed", "validate_batch", "mean_pool", "sentence_embeddings", "encode", "mlm_logits", "sequence_logits",
            "token_logits", "from_pretrained", "save_pretrained", "flatten_params", "unflatten_params",
            "count_params", "flops_per_token"]

@@ -28,21 +28,31 @@ HUB_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_co
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
 
 
-def resolve(name_or_path: str | Path) -> Path:
-    """The folder holding a pretrained checkpoint named by ``name_or_path``: an existing folder, a shipped
-    name (``"minilm"``), or a HuggingFace Hub id (downloaded or found in the Hub cache)."""
+def source(name_or_path: str | Path) -> str:
+    """What ``name_or_path`` names, without fetching anything: ``"folder"`` (an existing folder), ``"shipped"``
+    (``"minilm"``) or ``"hub"`` (a well-formed HuggingFace Hub id); anything else is a :class:`ScratchlmError`."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        return path
+        return "folder"
     name = str(name_or_path)
     if name.lower() in SHIPPED:
-        return minilm_path()
+        return "shipped"
     if path.exists():
         raise ScratchlmError(f"{name} is a file; a pretrained checkpoint is a folder with config.json and "
                              "model.safetensors")
     if not isinstance(name_or_path, str) or not _HUB_ID.fullmatch(name) or "--" in name or ".." in name:
         raise ScratchlmError(f"{name}: no such folder, and not a shipped name ({SHIPPED[0]}) or a HuggingFace Hub id")
-    return _from_hub(name)
+    return "hub"
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """The folder holding a pretrained checkpoint named by ``name_or_path``: an existing folder, a shipped
+    name (``"minilm"``), or a HuggingFace Hub id (downloaded or found in the Hub cache); :func:`source` says
+    which."""
+    kind = source(name_or_path)
+    if kind == "folder":
+        return Path(name_or_path).expanduser()
+    return minilm_path() if kind == "shipped" else _from_hub(str(name_or_path))
 
 
 def _from_hub(repo_id: str) -> Path:
@@ -58,4 +68,4 @@ def _from_hub(repo_id: str) -> Path:
                              f"Hub gave no copy ({type(err).__name__}: {err})") from None
 
 
-__all__ = ["HUB_FILES", "SHIPPED", "resolve"]
+__all__ = ["HUB_FILES", "SHIPPED", "resolve", "source"]

@@ -21,6 +21,7 @@ Usage (the API the models and fine-tuning code rely on)::
     tok.token_to_id("[MASK]"), tok.id_to_token(103), tok.get_vocab_size()
     tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.mask_token_id, tok.unk_token_id
     tok.decode(ids, skip_special_tokens=True); tok.save("tokenizer.json")
+    tok.save_pretrained(folder)   # + tokenizer_config.json, special_tokens_map.json, vocab.txt: AutoTokenizer reads it
 
 Word-level models use ``Vocab``::
 

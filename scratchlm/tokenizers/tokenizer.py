@@ -20,6 +20,7 @@ from pathlib import Path
 import regex
 
 from scratchlm.errors import ScratchlmError
+from scratchlm.tokenizers import hf_folder
 from scratchlm.tokenizers.decoders import SpaceDecoder
 from scratchlm.tokenizers.encoding import Encoding, encodings_to_arrays
 from scratchlm.tokenizers.processors import Padding, Truncation, call_settings, default_process
@@ -76,7 +77,8 @@ class Tokenizer:
     ``decode(ids, skip_special_tokens=True)``;
     ``enable_truncation(max_length, ...)`` / ``no_truncation()``; ``enable_padding(length=None, ...)`` /
     ``no_padding()``; ``token_to_id``, ``id_to_token``, ``get_vocab``, ``get_vocab_size``; ``save(path)``
-    writes a HuggingFace ``tokenizer.json`` (``tokenizers.load`` reads one).
+    writes a HuggingFace ``tokenizer.json`` (``tokenizers.load`` reads one), ``save_pretrained(folder)`` the
+    tokenizer files of a transformers model folder.
 
     The components are given, never looked up: the post-processor is any object with
     ``num_special_tokens_to_add(is_pair)`` and ``process(first, second, add_special_tokens)``
@@ -413,6 +415,12 @@ class Tokenizer:
     def save(self, path: str | Path) -> None:
         """Write a HuggingFace ``tokenizer.json`` (``tokenizers.Tokenizer.from_file`` reads it)."""
         Path(path).write_text(json.dumps(self.to_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+    def save_pretrained(self, folder: str | Path, *, model_max_length: int | None = None) -> list[Path]:
+        """Write the tokenizer files of a HuggingFace model folder (``tokenizer.json``,
+        ``tokenizer_config.json``, ``special_tokens_map.json``, ``vocab.txt``), so transformers'
+        ``AutoTokenizer.from_pretrained(folder)`` runs this pipeline (:mod:`scratchlm.tokenizers.hf_folder`)."""
+        return hf_folder.save_pretrained(folder, self, model_max_length=model_max_length)
 
 
 _WHOLE_TEXT = regex.compile(r"(?s).+")

@@ -281,8 +281,9 @@ def split_documents(documents: list, fraction: float) -> tuple[list, list]:
 def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: PretrainConfig, *,
              out: str | Path, init_params: dict | None = None, progress: bool | None = None, mesh=None,
              checkpoint_seconds: float = 0.0) -> dict:
-    """Tokenize, pack, mask and train; write ``out/model`` (HuggingFace safetensors + config.json +
-    tokenizer.json) and ``out/metrics.json``.  Returns the metrics dict.
+    """Tokenize, pack, mask and train; write ``out/model`` (a HuggingFace ``BertForMaskedLM``
+    folder: safetensors, config.json and the tokenizer's files, :func:`scratchlm.models.bert.save_pretrained`)
+    and ``out/metrics.json``.  Returns the metrics dict.
 
     ``tokenizer`` is a scratchlm WordPiece :class:`~scratchlm.tokenizers.Tokenizer` with ``[CLS]``,
     ``[SEP]``, ``[PAD]`` and ``[MASK]``; ``init_params`` (e.g. MiniLM's, from
@@ -376,8 +377,7 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
     if init_params is not None and "pooler" in init_params:
         final["pooler"] = init_params["pooler"]  # keep the pooler a loaded model came with
     if lead:
-        bert.save_pretrained(out / "model", final, model_config)
-        tokenizer.save(out / "model" / "tokenizer.json")
+        bert.save_pretrained(out / "model", final, model_config, tokenizer=tokenizer)  # a transformers folder
 
     # throughput from the loop's logged windows, skipping the first (it holds the compilation)
     windows = [json.loads(line) for line in metrics_path.read_text().splitlines()]

@@ -116,6 +116,8 @@ BEFORE_ANY_WORK = [
     ("finetune --task {latin1}", "is not valid UTF-8"),
     ("finetune --task polarity --init {missing}", "--init"),
     ("finetune --task polarity --init {a_file}", "is a file"),
+    ("finetune --task polarity --init bad!name", "--init bad!name: no such folder, and not a shipped name (minilm)"),
+    ("pretrain --init bad!name", "--init bad!name: no such folder, and not a shipped name (minilm)"),
     ("pretrain --init {missing}", "--init"),
     ("pretrain --tokenizer {folder}", "--tokenizer"),
     ("gru-lm train --tokenizer {missing}", "--tokenizer"),

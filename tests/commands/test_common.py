@@ -89,3 +89,54 @@ def test_intra_op_threads_not_limited_when_it_cannot_apply(monkeypatch):
     # a GPU/TPU plugin that JAX may pick: its runtime's pools must not start on the narrowed mask
     monkeypatch.setattr(common, "_accelerator_plugin_installed", lambda: True)
     assert common.limit_intra_op_threads(1, environ={"JAX_PLATFORMS": ""}) is False
+
+
+def test_init_names_resolve_as_from_pretrained_does(tmp_path, monkeypatch):
+    """``--init`` (finetune, pretrain) goes through :func:`scratchlm.models.hub.resolve`: a folder, the shipped
+    name in any of its spellings, a Hub id (here answered by a stand-in for the download); anything else is an
+    error that names the flag."""
+    from scratchlm.data import corpora
+    from scratchlm.models import hub
+
+    assert common.init_source("minilm") == "minilm" == common.init_source("sentence-transformers/all-MiniLM-L6-v2")
+    assert common.resolve_init("All-MiniLM-L6-v2") == corpora.minilm_path()
+    assert common.init_source(str(tmp_path)) == "folder" and common.resolve_init(str(tmp_path)) == tmp_path
+    assert common.init_source("acme/tiny-bert") == "hub"
+    monkeypatch.setattr(hub, "_from_hub", lambda repo_id: tmp_path / repo_id.replace("/", "--"))
+    assert common.resolve_init("acme/tiny-bert") == tmp_path / "acme--tiny-bert"
+    with pytest.raises(ScratchlmError, match=r"^--init no such model!: no such folder, and not a shipped name"):
+        common.init_source("no such model!")
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(ScratchlmError, match=r"^--init .*f.txt is a file"):
+        common.resolve_init(str(tmp_path / "f.txt"))
+
+
+def test_a_hub_id_without_huggingface_hub_names_the_flag_and_the_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails as if not installed
+    with pytest.raises(ScratchlmError, match=r"^--init acme/tiny-bert: .*pip install huggingface_hub"):
+        common.resolve_init("acme/tiny-bert")
+
+
+def test_finetune_reads_a_hub_id_and_a_pretraining_run_folder(tmp_path, monkeypatch):
+    """``finetune``'s ``load_init`` on a Hub id reads the folder the Hub gives (a stand-in here: the offline
+    Hub cache itself is tested in tests/models/test_hub.py), and on the run folder of ``scratchlm pretrain``
+    reads its ``model/``."""
+    import jax
+    import numpy as np
+
+    from scratchlm.commands import finetune
+    from scratchlm.data import corpora
+    from scratchlm.models import bert, hub
+    from scratchlm.tokenizers import load
+
+    config = bert.BertConfig(vocab_size=30522, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=16, max_position_embeddings=32)
+    params = bert.init(jax.random.key(0), config)
+    bert.save_pretrained(tmp_path / "run" / "model", params, config,
+                         tokenizer=load(corpora.minilm_path() / "tokenizer.json"))
+    monkeypatch.setattr(hub, "_from_hub", lambda repo_id: tmp_path / "run" / "model")
+    for spec in ("acme/tiny-bert", str(tmp_path / "run")):
+        loaded_config, loaded, tok = finetune.load_init(spec)
+        assert loaded_config.hidden_size == 8 and tok.get_vocab_size() == 30522
+        np.testing.assert_array_equal(loaded["embeddings"]["word_embeddings"]["weight"],
+                                      params["embeddings"]["word_embeddings"]["weight"])
