@@ -92,7 +92,7 @@ def is_target(module: str, target_modules: tuple[str, ...]) -> bool:
 
 
 def targets(params: dict, config: LoraConfig) -> list[str]:
-    """The names of the dense layers ``config.target_modules`` selects, in the params' order.
+    """The names of the dense layers ``config.target_modules`` selects, in ``jax.tree`` order of the leaves.
 
     A target that selects nothing is a :class:`ScratchlmError` naming the layers there are."""
     weights = _dense_weights(params)
