@@ -18,7 +18,9 @@ The recipe of design document 004 §3.2, step by step:
 3. **Hyper-parameters**: AdamW (Loshchilov & Hutter 2019) with decoupled weight decay that skips
    biases and layer-norm parameters, the gradient clipped to global norm 1 (as in BERT's released
    ``optimization.py``), linear warm-up then linear decay (BERT's schedule), dropout, and a
-   freezing policy (:func:`scratchlm.training.freeze.trainable_mask`, an optax mask).
+   freezing policy (:func:`scratchlm.training.freeze.trainable_mask`, an optax mask) or LoRA
+   (``FinetuneConfig.lora``: low-rank adapters of :mod:`scratchlm.nn.lora` and the classifier train,
+   the optimizer holds state for them alone; :func:`training_cost` counts both).
 4. **Training with validation**: the shared loop (:mod:`scratchlm.training.loop`) evaluates the dev
    set every epoch; early stopping keeps the best dev checkpoint and restores it.
 5. **Test**: :func:`evaluate` on held-out data — accuracy/P/R/F1 for sequences, entity-level
@@ -28,7 +30,7 @@ Small data sets (the 200 polarity sentences) are scored by k-fold cross-validati
 (:func:`cross_validate`, stratified folds of :func:`scratchlm.training.cv.kfold`): every example
 is predicted exactly once, by the model of the one fold that held it out.
 
-(About 410 lines, kept whole because it walks the five steps above in order; the freezing policies
+(About 480 lines, kept whole because it walks the five steps above in order; the freezing policies
 and the epoch clock live in :mod:`scratchlm.training.freeze` and :mod:`scratchlm.training.epoch_timing`.)
 """
 
