@@ -6,8 +6,9 @@ r"""Low-rank adaptation, LoRA (Hu et al. 2021, §4.1): a frozen weight plus a tr
 Written as a transformation of a params pytree, so that any model of the library trains with it and
 its ``apply`` stays as it is: :func:`init` makes the adapters of the dense layers chosen by name,
 :func:`adapt` returns the params with :math:`W' = W_0 + \frac{\alpha}{r} BA` in place of each chosen
-:math:`W_0` (what the model's ``apply`` then reads), :func:`merge` / :func:`unmerge` fold the update
-into the weights and out again, and :func:`trainable_mask` marks what the optimizer may change.
+:math:`W_0` (what the model's ``apply`` then reads; :func:`wrap` makes that apply), :func:`merge` /
+:func:`unmerge` fold the update into the weights and out again, and :func:`trainable_mask` marks what
+the optimizer may change.
 
 **Orientation.**  scratchlm's dense weights keep PyTorch's ``[out, in]`` layout
 (:func:`scratchlm.nn.attention.dense`: :math:`y = x W^\top + b`), which is the paper's
@@ -37,6 +38,7 @@ the activation form avoids: a memory trade for any-model generality, small at BE
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
@@ -212,6 +214,20 @@ def adapt(params: dict, adapters: dict, config: LoraConfig, *, key: jax.Array | 
     return _replace(params, new)
 
 
+def wrap(apply_fn: Callable, config: LoraConfig) -> Callable:
+    r"""``apply_fn`` (a model's ``apply(params, ..., key=None, train=False, ...)``) over params that carry their
+    adapters under ``params["lora"]``: the model reads :func:`adapt`'s :math:`W' = W_0 + rac{lpha}{r}BA`,
+    its own code unchanged.  The key is split, the first half for the adapters' dropout."""
+
+    def apply(params: dict, *args, key: jax.Array | None = None, train: bool = False, **kwargs):
+        k_lora, key = jax.random.split(key) if key is not None else (None, None)
+        base = {k: v for k, v in params.items() if k != ADAPTERS}
+        return apply_fn(adapt(base, params[ADAPTERS], config, key=k_lora, train=train), *args, key=key, train=train,
+                        **kwargs)
+
+    return apply
+
+
 def trainable_mask(params: dict, modules_to_save: tuple[str, ...] = ()) -> dict:
     """A bool pytree like ``params``: True for the adapters (``params["lora"]``) and for every leaf of a
     module named in ``modules_to_save`` (PEFT's matching: the dotted name equals it or ends with
@@ -226,4 +242,4 @@ def trainable_mask(params: dict, modules_to_save: tuple[str, ...] = ()) -> dict:
 
 
 __all__ = ["ADAPTERS", "LoraConfig", "is_target", "targets", "init", "delta", "lora_dense", "merge", "unmerge",
-           "adapt", "trainable_mask"]
+           "adapt", "wrap", "trainable_mask"]

@@ -157,17 +157,14 @@ def bert_classifier(bert_config: bert.BertConfig, task: str, head: str,
     r"""BERT as the recipe's encoder: the pooled ``[CLS]`` vector (sequence) or every position's
     :math:`h^{(L)}_t` (token) under a linear head with the encoder's hidden dropout
     (``BertFor{Sequence,Token}Classification``); ``head`` the loss, softmax or sigmoid.  With
-    ``lora_config`` the encoder reads its weights through :func:`scratchlm.nn.lora.adapt`
+    ``lora_config`` the encoder is :func:`scratchlm.nn.lora.wrap` of BERT's ``apply``
     (:math:`W' = W_0 + \frac{\alpha}{r}BA` on the target layers) and BERT's ``apply`` is unchanged."""
     feature = "last_hidden_state" if task == "token" else "pooler_output"
+    apply = bert.apply if lora_config is None else lora.wrap(bert.apply, lora_config)
 
     def encode(params, batch, *, key, train):
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
-        if lora_config is not None:
-            k_lora = jax.random.fold_in(key, 1) if key is not None else None
-            base = {k: v for k, v in params.items() if k != lora.ADAPTERS}
-            params = lora.adapt(base, params[lora.ADAPTERS], lora_config, key=k_lora, train=train)
-        return bert.apply(params, inputs, config=bert_config, key=key, train=train)[feature]
+        return apply(params, inputs, config=bert_config, key=key, train=train)[feature]
 
     def linear(p, h, *, key, train):
         return heads.linear(p, h, rate=bert_config.hidden_dropout_prob, key=key, train=train)

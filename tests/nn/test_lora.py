@@ -84,6 +84,32 @@ def test_zero_b_gives_the_base_model_bit_for_bit(jit):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     base, out = _apply(params, _batch(), config=TINY), _apply(adapted, _batch(), config=TINY)
     np.testing.assert_array_equal(np.asarray(out["pooler_output"]), np.asarray(base["pooler_output"]))
+    wrapped = jax.jit(lora.wrap(bert.apply, config), static_argnames=("config", "train"))
+    out = wrapped({**params, lora.ADAPTERS: adapters}, _batch(), config=TINY)
+    np.testing.assert_array_equal(np.asarray(out["last_hidden_state"]), np.asarray(base["last_hidden_state"]))
+
+
+def test_wrap_trains_through_the_model_apply_with_adapter_dropout():
+    """wrap(bert.apply) on params carrying adapters: gradients reach A and B (B's first: A's is s B^T G^T X = 0
+    at B = 0), and lora_dropout changes training outputs only where B != 0 (with B = 0 the dropped update is 0)."""
+    params = random_params(bert.init, TINY)
+    config = lora.LoraConfig(r=2, lora_dropout=0.5)
+    adapters = lora.init(jax.random.key(1), params, config)
+    apply = lora.wrap(bert.apply, config)
+
+    @jax.jit(static_argnums=2)
+    def pooled(p, key, train):
+        return apply(p, _batch(), config=TINY, key=key, train=train)["pooler_output"]
+
+    full = {**params, lora.ADAPTERS: adapters}
+    np.testing.assert_array_equal(np.asarray(pooled(full, jax.random.key(0), True)),
+                                  np.asarray(pooled(full, None, False)))
+    g = jax.grad(lambda a: jnp.sum(pooled({**params, lora.ADAPTERS: a}, None, False) ** 2))(adapters)
+    assert all(np.asarray(x["lora_B"]).any() and not np.asarray(x["lora_A"]).any() for x in g.values())
+    rng = np.random.default_rng(0)
+    moved = {**params, lora.ADAPTERS: {m: {**a, "lora_B": jnp.asarray(rng.standard_normal(a["lora_B"].shape),
+                                                                        jnp.float32)} for m, a in adapters.items()}}
+    assert not np.allclose(pooled(moved, jax.random.key(0), True), pooled(moved, None, False))
 
 
 @settings(max_examples=20)
