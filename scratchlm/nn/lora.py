@@ -216,7 +216,7 @@ def adapt(params: dict, adapters: dict, config: LoraConfig, *, key: jax.Array | 
 
 def wrap(apply_fn: Callable, config: LoraConfig) -> Callable:
     r"""``apply_fn`` (a model's ``apply(params, ..., key=None, train=False, ...)``) over params that carry their
-    adapters under ``params["lora"]``: the model reads :func:`adapt`'s :math:`W' = W_0 + rac{lpha}{r}BA`,
+    adapters under ``params["lora"]``: the model reads :func:`adapt`'s :math:`W' = W_0 + \frac{\alpha}{r}BA`,
     its own code unchanged.  The key is split, the first half for the adapters' dropout."""
 
     def apply(params: dict, *args, key: jax.Array | None = None, train: bool = False, **kwargs):
