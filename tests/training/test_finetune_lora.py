@@ -129,3 +129,57 @@ def test_command_lora_flags_need_a_rank(tmp_path, capsys):
     argv = ["finetune", "--task", "polarity", "--lora-alpha", "16", "--out", str(tmp_path / "run")]
     assert cli.main(argv) == 2
     assert capsys.readouterr().err.startswith("scratchlm finetune: error: --lora-alpha need --lora-rank")
+
+
+def test_lora_steps_equal_peft_steps_from_the_same_params_and_batch(base_params, tmp_path):
+    r"""scratchlm's LoRA step against PEFT's ``get_peft_model`` on transformers' ``BertForSequenceClassification``
+    with the fine-tuning benchmark's PyTorch optimizer (AdamW, clipping, schedule): the same A (B = 0 on both
+    sides), the same classifier, three steps on the same batch, dropout off.  PEFT's trainable state, named as
+    PEFT saves it (``get_peft_model_state_dict``), equals :func:`scratchlm.models.peft_format.adapter_state_dict`
+    of scratchlm's params.
+
+    Losses agree to float32 round-off (rtol 1e-5).  The parameter bound is the full fine-tuning parity test's
+    (test_finetune.py), :math:`3 \cdot 10^{-2}\,\eta` over three steps: Adam's step moves by at most
+    :math:`\eta\,\delta g/\epsilon` for a gradient difference :math:`\delta g` of float32 round-off
+    (:math:`\lesssim 10^{-10}` here).  At step 1 A's gradient :math:`s B^\top G^\top X` is exactly 0 on both
+    sides (B = 0), so A first moves at step 2: a wrong scale :math:`\alpha/r` or a transposed A or B would
+    move B by :math:`\eta` at step 1 already in the wrong direction, far outside the bound."""
+    pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    peft = pytest.importorskip("peft")
+    import torch
+
+    from benchmarks import finetune as bench
+    from scratchlm.data import batching
+    from scratchlm.models import peft_format
+    from scratchlm.training import loop
+
+    config = lora_config()
+    data = tiny_sequence_data()
+    params = ft.init_classifier(jax.random.key(1), base_params, TINY, config)
+    step, _ = ft.programs(params, TINY, config, EPOCHS)  # the first test's compiled step
+    state = loop.init_train_state(jax.tree.map(jax.numpy.copy, params), step.optimizer, jax.random.key(0, impl="rbg"))
+    bert.save_pretrained(tmp_path, ft.merged(params, config), TINY)  # B = 0: the merged model is the base
+    model = transformers.BertForSequenceClassification.from_pretrained(
+        str(tmp_path), num_labels=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model = peft.get_peft_model(model, peft.LoraConfig(r=LORA.r, lora_alpha=LORA.lora_alpha,
+                                                       target_modules=list(LORA.target_modules), task_type="SEQ_CLS"))
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if name.startswith("base_model.model.bert.") and hasattr(module, "lora_A") and "default" in module.lora_A:
+                A = params[lora.ADAPTERS][name.removeprefix("base_model.model.bert.")]["lora_A"]
+                module.lora_A["default"].weight.copy_(torch.from_numpy(np.asarray(A)))
+    optimizer, schedule = bench.hf_optimizer(model, config, EPOCHS)
+    model.train()
+    for t in range(3):
+        batch = batching.train_batch(data, t, BATCH, config.seed)
+        state, metrics = step(state, batch)
+        theirs_loss = bench.hf_step(model, optimizer, schedule, batch, config)
+        assert float(metrics["loss"]) == pytest.approx(theirs_loss, rel=1e-5)
+    theirs = {k: v.detach().numpy() for k, v in peft.get_peft_model_state_dict(model).items()}
+    ours = peft_format.adapter_state_dict(state.params, ("classifier",))
+    assert set(ours) == set(theirs)
+    for k, v in ours.items():
+        np.testing.assert_allclose(v, theirs[k], rtol=0, atol=3e-2 * LR, err_msg=k)
+    assert not np.array_equal(ours[next(k for k in ours if k.endswith("lora_A.weight"))],
+                              np.asarray(params[lora.ADAPTERS]["encoder.layer.0.attention.self.query"]["lora_A"]))
