@@ -271,7 +271,7 @@ def programs(params: dict, bert_config: bert.BertConfig, config: FinetuneConfig,
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
         model = bert_classifier(with_dropout(bert_config, config.dropout), config.task, config.head, config.lora)
         tx, step_fn = classify.make_step(model, optimizer_config(config, total_steps),
-                                         trainable=trainable(params, config), class_weights=config.class_weights)
+                                         trainable=trainable_leaves(params, config), class_weights=config.class_weights)
         _PROGRAMS[cache_key] = _Step(step_fn, tx)
     return _PROGRAMS[cache_key], forward_program(bert_config, config)
 
@@ -282,7 +282,7 @@ def optimizer_config(config: FinetuneConfig, total_steps: int) -> classify.Optim
                                     schedule="linear", weight_decay=config.weight_decay, clip_norm=config.clip_norm)
 
 
-def trainable(params: dict, config: FinetuneConfig) -> dict:
+def trainable_leaves(params: dict, config: FinetuneConfig) -> dict:
     """The optimizer's mask: the freezing policy, or with LoRA the adapters and the classifier only
     (PEFT's ``modules_to_save`` for a classification task; the encoder, pooler included, frozen)."""
     if config.lora is None:
@@ -295,7 +295,7 @@ def training_cost(params: dict, config: FinetuneConfig, total_steps: int = 1) ->
     included, as PEFT's ``print_trainable_parameters`` counts), ``trainable_fraction`` and
     ``optimizer_state_bytes`` (AdamW's moments of the trainable leaves, from the optimizer's own
     ``init`` on shapes: nothing is allocated)."""
-    mask = trainable(params, config)
+    mask = trainable_leaves(params, config)
     sizes = [int(np.prod(np.shape(x))) for x in jax.tree.leaves(params)]
     n_train = sum(n for n, t in zip(sizes, jax.tree.leaves(mask)) if t)
     state = jax.eval_shape(classify.make_optimizer(optimizer_config(config, total_steps), trainable=mask).init, params)
