@@ -23,6 +23,13 @@ extra).  Running the same command again after a kill resumes: finished folds are
 interrupted one continues from its last checkpoint; a finished run is left as it is; other settings
 are refused (``--overwrite`` replaces the run).
 
+``--lora-rank R`` trains low-rank adapters (Hu et al. 2021; :mod:`scratchlm.nn.lora`) on the
+``--lora-targets`` layers (default ``query,value``, PEFT's) and the classifier instead of every weight;
+``--out`` then also receives ``adapter/``, a PEFT adapter folder (``adapter_config.json``,
+``adapter_model.safetensors``) that ``peft.PeftModel.from_pretrained`` loads onto transformers'
+``BertFor*Classification`` of the ``--init`` model, while ``best/`` holds the merged model, and
+``metrics.json`` reports ``trainable_fraction`` and the optimizer state's bytes beside full fine-tuning's.
+
 ``--mesh data=8`` trains data parallel, ``--mesh data=4,model=2`` with the parameters and AdamW
 moments sharded 2 ways (FSDP); a resumed run may use another mesh.  ``--coordinator HOST:PORT
 --num-processes N --process-id I``: one process per host (:mod:`scratchlm.distributed`).
@@ -83,6 +90,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=128, help="sub-tokens per example, specials included")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N examples of each split "
                         "(default: all)")
+    lo = "scratchlm.nn.lora:LoraConfig."
+    group = parser.add_argument_group("LoRA, low-rank adapters (Hu et al. 2021)")
+    group.add_argument("--lora-rank", type=int, default=None, help="train rank-R adapters and the head only "
+                       "(default: full fine-tuning)")
+    config_flag(group, "--lora-alpha", type=float, help="the update is scaled by alpha / R", source=lo + "lora_alpha")
+    config_flag(group, "--lora-targets", help="comma-separated layer names or dotted suffixes, e.g. "
+                "query,key,value,dense (PEFT's target_modules)", source=lo + "target_modules")
+    config_flag(group, "--lora-dropout", type=float, help="dropout on the adapters' input", source=lo + "lora_dropout")
     add_run_arguments(parser)
     add_parallel_arguments(parser)  # --mesh data=8 | data=4,model=2 (FSDP); --coordinator/--num-processes/--process-id
 
@@ -178,7 +193,7 @@ def finetune_config(args: argparse.Namespace, kind: str, num_labels: int):
     """
     from scratchlm.training.finetune import FinetuneConfig
 
-    config = FinetuneConfig(task=kind, num_labels=num_labels, **_given(args))
+    config = FinetuneConfig(task=kind, num_labels=num_labels, **_given(args), lora=lora_config(args))
     for field, flag in _FLAGS.items():
         if getattr(args, flag) is None:
             setattr(args, flag, getattr(config, field))
@@ -200,6 +215,35 @@ def _given(args: argparse.Namespace) -> dict:
 
 
 
+_LORA_FLAGS = {"lora_alpha": "lora_alpha", "lora_targets": "target_modules", "lora_dropout": "lora_dropout"}
+
+
+def lora_config(args: argparse.Namespace):
+    """The ``--lora-*`` flags as a :class:`~scratchlm.nn.lora.LoraConfig`, or None without ``--lora-rank``.
+
+    Without it the four flags leave the namespace, so a full fine-tune records the settings it always
+    has; with it the flags left out are set to the config's values, so the run records what ran."""
+    from scratchlm.nn.lora import LoraConfig
+
+    if not hasattr(args, "lora_rank"):  # a second call: the flags have left the namespace
+        return None
+    if args.lora_rank is None:
+        given = [f"--{flag.replace('_', '-')}" for flag in _LORA_FLAGS if getattr(args, flag, None) is not None]
+        if given:
+            raise ScratchlmError(f"{', '.join(given)} need --lora-rank (the adapters' rank)")
+        for flag in ("lora_rank", *_LORA_FLAGS):
+            delattr(args, flag)
+        return None
+    fields = {field: getattr(args, flag) for flag, field in _LORA_FLAGS.items() if getattr(args, flag) is not None}
+    if "target_modules" in fields:
+        fields["target_modules"] = tuple(t.strip() for t in fields["target_modules"].split(",") if t.strip())
+    config = LoraConfig(r=args.lora_rank, **fields)
+    for flag, field in _LORA_FLAGS.items():
+        value = getattr(config, field)
+        setattr(args, flag, ",".join(value) if flag == "lora_targets" else value)
+    return config
+
+
 def check_flags(args: argparse.Namespace) -> None:
     """The flags and the paths, before any work: FinetuneConfig's ranges (on a stand-in binary sequence task:
     the task's kind and labels are known once its file is read, and checked again then), then the rest."""
@@ -211,7 +255,7 @@ def check_flags(args: argparse.Namespace) -> None:
     if getattr(args, "process_id", None) in (None, 0):  # process 0 alone may be creating a shared run folder
         check_out(args.out)  # another kind of folder is refused before --init or --task is read
     given = {k: v for k, v in _given(args).items() if k not in ("head", "class_weights")}
-    FinetuneConfig(task="sequence", num_labels=2, **given)
+    FinetuneConfig(task="sequence", num_labels=2, **given, lora=lora_config(args))
 
     checks.at_least("max_length", args.max_length, 3)  # [CLS] a token [SEP]
     if args.folds is not None:
@@ -262,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
     data = encode(task, tok, args.max_length, bert_config.vocab_size)
     run = start_run(args, command="finetune", settings=settings,
                     data=data_digest(json.dumps(task, sort_keys=True, default=str),
-                                     *([init_path] if init_path.exists() else [])),
+                                     *([model_folder(init_path)] if init_path.exists() else [])),
                     total_steps=folds or config.epochs, unit="fold" if folds else "epoch", position=position)
     out: Path = run.out
     if run.state == "complete":
@@ -272,6 +316,17 @@ def run(args: argparse.Namespace) -> int:
 
     def save_best(params, labels):  # a transformers folder: the task's head and label names, the tokenizer's files
         bert.save_pretrained(out / "best", params, bert_config, tokenizer=tok, labels=labels, task=config.task)
+
+    def save_model(params, labels):  # with LoRA: the PEFT adapter folder, and best/ the merged model
+        if config.lora is not None:
+            from scratchlm.models import peft_format
+
+            saved = ("classifier",) if "pooler" in pretrained or config.task == "token" else ("pooler", "classifier")
+            base = ("sentence-transformers/all-MiniLM-L6-v2" if init_kind == "minilm" else
+                    args.init if init_kind == "hub" else str(model_folder(init_path)))
+            peft_format.save_adapter(out / "adapter", params, config.lora, task=config.task,
+                                     base_model_name_or_path=base, modules_to_save=saved)
+        save_best(ft.merged(params, config), labels)
 
     if config.task == "sequence" and folds:
         best = {"dev": -1.0}
@@ -288,7 +343,7 @@ def run(args: argparse.Namespace) -> int:
             fold_dir = out / f"fold_{f}"
             if (record["best_dev"] or 0.0) > best["dev"]:
                 best["dev"] = record["best_dev"] or 0.0
-                save_best(params, names)
+                save_model(params, names)
             jsonio.write(fold_dir / "result.json", record, indent=None)
             shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)  # the fold is finished
             print(f"fold {f + 1}/{folds}: test accuracy {record['test']['accuracy']:.3f}", flush=True)
@@ -330,7 +385,7 @@ def run(args: argparse.Namespace) -> int:
                                                            config=config, tags=names, n_words=splits["dev"][1]),
                             checkpoint_dir=run.checkpoints, metrics_path=out / "metrics.jsonl", progress=None,
                             mesh=mesh, checkpoint_seconds=run.config.checkpoint_every)
-        save_best(result.params, names)
+        save_model(result.params, names)
         test, n_words = splits["test"]
         predicted = ft.predict(result.params, test, bert_config=bert_config, config=config)
         common = {"history": result.history, "best_step": result.best_step, "stopped_early": result.stopped_early,
@@ -350,7 +405,8 @@ def run(args: argparse.Namespace) -> int:
             report = seqeval.tag_report([[names[t] for t in test["labels"]]], [[names[p] for p in predicted]])
             confusion = None
         curve_files = [out / "metrics.jsonl"]
-    metrics = {**metrics, "task": args.task, "labels": list(names), "settings": settings,
+    metrics = {**metrics, **lora_cost(key, pretrained, bert_config, config), "task": args.task, "labels": list(names),
+               "settings": settings,
                "wall_seconds": time.perf_counter() - started}
     jsonio.write(out / "metrics.json", metrics)
     (out / "report.txt").write_text(report)
@@ -360,6 +416,23 @@ def run(args: argparse.Namespace) -> int:
     headline = "entity_f1" if config.task == "token" else "accuracy"
     print(f"{headline} {metrics[headline]:.4f}; wrote {out}/metrics.json, report.txt, best/", flush=True)
     return 0
+
+
+def lora_cost(key, pretrained: dict, bert_config, config) -> dict:
+    """With LoRA: what trains and the optimizer state's bytes, beside full fine-tuning's (shapes only)."""
+    import dataclasses
+
+    import jax
+
+    from scratchlm.nn.lora import ADAPTERS
+    from scratchlm.training import finetune as ft
+
+    if config.lora is None:
+        return {}
+    params = jax.eval_shape(lambda: ft.init_classifier(key, pretrained, bert_config, config))
+    base = {k: v for k, v in params.items() if k != ADAPTERS}
+    full = ft.training_cost(base, dataclasses.replace(config, lora=None))
+    return {**ft.training_cost(params, config), "full_finetune_optimizer_state_bytes": full["optimizer_state_bytes"]}
 
 
 def plot(out: Path, curve_files: list[Path], metric: str, confusion, names) -> None:

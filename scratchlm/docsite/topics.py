@@ -47,9 +47,10 @@ TOPICS: tuple[Topic, ...] = (
                                                        "scratchlm.models.hub")),
     Topic("Pretraining", "masked-language-model pretraining", "004 (the series' pretraining recipe)",
           "Devlin et al. 2019", ("*pretrain*", "*mlm*", "*masking*")),
-    Topic("Fine-tuning", "task heads, AdamW, freezing, early stopping, NER and its classification report",
-          "004 §3.2, §5", "Devlin et al. 2019; Loshchilov & Hutter 2019",
-          ("*finetune*", "*fine_tun*", "*seqeval*", "*wikiner*", "*tasks*", "*metrics*", "scratchlm.training.loop*",
+    Topic("Fine-tuning", "task heads, AdamW, freezing, LoRA adapters, early stopping, NER and its classification "
+          "report", "004 §3.2, §5", "Devlin et al. 2019; Loshchilov & Hutter 2019; Hu et al. 2021",
+          ("*finetune*", "*fine_tun*", "*lora*", "*peft*", "*seqeval*", "*wikiner*", "*tasks*", "*metrics*",
+           "scratchlm.training.loop*",
            "scratchlm.training.freeze", "scratchlm.training.cv", "scratchlm.training.epoch_timing",
            "scratchlm.data.batching")),
 )

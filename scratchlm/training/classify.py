@@ -99,11 +99,16 @@ class OptimizerConfig:
                                  f"{self.learning_rate}, {self.steps}, {self.warmup_steps}, {self.weight_decay}")
 
 
+def make_optimizer(optimizer: OptimizerConfig, *, trainable=None):
+    """The optax chain of ``optimizer``, frozen where ``trainable`` is False (no state for those leaves)."""
+    return loop.make_optimizer(name="adamw", learning_rate=optimizer.learning_rate, total_steps=optimizer.steps,
+                               warmup_steps=optimizer.warmup_steps, schedule=optimizer.schedule,
+                               weight_decay=optimizer.weight_decay, clip_norm=optimizer.clip_norm, trainable=trainable)
+
+
 def make_step(model: Classifier, optimizer: OptimizerConfig, *, trainable=None, class_weights=None):
     """``(tx, step)``: the optax chain (frozen where ``trainable`` is False) and the jitted train step."""
-    tx = loop.make_optimizer(name="adamw", learning_rate=optimizer.learning_rate, total_steps=optimizer.steps,
-                             warmup_steps=optimizer.warmup_steps, schedule=optimizer.schedule,
-                             weight_decay=optimizer.weight_decay, clip_norm=optimizer.clip_norm, trainable=trainable)
+    tx = make_optimizer(optimizer, trainable=trainable)
 
     def loss_fn(p, b, k):
         return loss(model, p, b, k, class_weights=class_weights)

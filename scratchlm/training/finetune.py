@@ -18,7 +18,9 @@ The recipe of design document 004 §3.2, step by step:
 3. **Hyper-parameters**: AdamW (Loshchilov & Hutter 2019) with decoupled weight decay that skips
    biases and layer-norm parameters, the gradient clipped to global norm 1 (as in BERT's released
    ``optimization.py``), linear warm-up then linear decay (BERT's schedule), dropout, and a
-   freezing policy (:func:`scratchlm.training.freeze.trainable_mask`, an optax mask).
+   freezing policy (:func:`scratchlm.training.freeze.trainable_mask`, an optax mask) or LoRA
+   (``FinetuneConfig.lora``: low-rank adapters of :mod:`scratchlm.nn.lora` and the classifier train,
+   the optimizer holds state for them alone; :func:`training_cost` counts both).
 4. **Training with validation**: the shared loop (:mod:`scratchlm.training.loop`) evaluates the dev
    set every epoch; early stopping keeps the best dev checkpoint and restores it.
 5. **Test**: :func:`evaluate` on held-out data — accuracy/P/R/F1 for sequences, entity-level
@@ -28,7 +30,7 @@ Small data sets (the 200 polarity sentences) are scored by k-fold cross-validati
 (:func:`cross_validate`, stratified folds of :func:`scratchlm.training.cv.kfold`): every example
 is predicted exactly once, by the model of the one fold that held it out.
 
-(About 410 lines, kept whole because it walks the five steps above in order; the freezing policies
+(About 480 lines, kept whole because it walks the five steps above in order; the freezing policies
 and the epoch clock live in :mod:`scratchlm.training.freeze` and :mod:`scratchlm.training.epoch_timing`.)
 """
 
@@ -49,6 +51,7 @@ from scratchlm.data.batching import steps_per_epoch, subset, take, train_batch
 from scratchlm.data.tasks import word_predictions
 from scratchlm.errors import ScratchlmError
 from scratchlm.models import bert, heads
+from scratchlm.nn import lora
 from scratchlm.training import classify, loop, seqeval
 from scratchlm.training.cv import cross_validate as cross_validate_folds
 from scratchlm.training.cv import dev_split
@@ -75,6 +78,7 @@ class FinetuneConfig:
     class_weights: tuple[float, ...] | None = None  # w_j of the weighted cross-entropy (sequence tasks)
     patience: int | None = None  # epochs without a better dev metric before stopping; None: never stop
     seed: int = 0
+    lora: lora.LoraConfig | None = None  # low-rank adapters (Hu et al. 2021): only A, B and the head train
 
     def __post_init__(self):
         if self.task not in ("sequence", "token"):
@@ -99,6 +103,9 @@ class FinetuneConfig:
         if self.class_weights is not None and len(self.class_weights) != self.num_labels:
             raise ScratchlmError(f"--class-weights needs one weight per label ({self.num_labels}), "
                                  f"got {self.class_weights}")
+        if self.lora is not None and self.freeze != "none":
+            raise ScratchlmError(f"--lora-rank freezes the whole encoder but its adapters; --freeze {self.freeze} "
+                                 "cannot be combined with it")
 
     @property
     def outputs(self) -> int:
@@ -125,27 +132,39 @@ def init_classifier(key: jax.Array, params: dict, bert_config: bert.BertConfig, 
     is dropped (as in HuggingFace's ``BertForTokenClassification``): without a gradient, AdamW's
     weight decay alone would shrink it and the saved model would carry a damaged, unused pooler.
     A sequence classifier on a checkpoint without a pooler (scratchlm's MLM pretraining saves
-    none) gets a freshly initialised one.
+    none) gets a freshly initialised one.  With ``config.lora`` the params also carry LoRA adapters
+    for the target layers under ``params["lora"]`` (:func:`scratchlm.nn.lora.init`, key
+    ``fold_in(key, 1)``; the head's key is the same as without LoRA).
     """
+    k_lora = jax.random.fold_in(key, 1)
     if config.task == "token":
         params = {k: v for k, v in params.items() if k != "pooler"}
-        return {**params, "classifier": bert.init_token_classifier(key, bert_config, config.outputs)}
-    if "pooler" not in params:  # a pretraining checkpoint (MLM trains no pooler): a fresh one, as HuggingFace does
-        k_pool, key = jax.random.split(key)
-        H = bert_config.hidden_size
-        params = {**params, "pooler": {"dense": bert.init_dense(k_pool, H, H, bert_config.initializer_range)}}
-    return {**params, "classifier": bert.init_sequence_classifier(key, bert_config, config.outputs)}
+        params = {**params, "classifier": bert.init_token_classifier(key, bert_config, config.outputs)}
+    else:
+        if "pooler" not in params:  # a pretraining checkpoint (MLM trains no pooler): a fresh one, as HuggingFace does
+            k_pool, key = jax.random.split(key)
+            H = bert_config.hidden_size
+            params = {**params, "pooler": {"dense": bert.init_dense(k_pool, H, H, bert_config.initializer_range)}}
+        params = {**params, "classifier": bert.init_sequence_classifier(key, bert_config, config.outputs)}
+    if config.lora is not None:
+        encoder = {k: v for k, v in params.items() if k != "classifier"}
+        params = {**params, lora.ADAPTERS: lora.init(k_lora, encoder, config.lora)}
+    return params
 
 
-def bert_classifier(bert_config: bert.BertConfig, task: str, head: str) -> classify.Classifier:
-    """BERT as the recipe's encoder: the pooled ``[CLS]`` vector (sequence) or every position's
+def bert_classifier(bert_config: bert.BertConfig, task: str, head: str,
+                    lora_config: lora.LoraConfig | None = None) -> classify.Classifier:
+    r"""BERT as the recipe's encoder: the pooled ``[CLS]`` vector (sequence) or every position's
     :math:`h^{(L)}_t` (token) under a linear head with the encoder's hidden dropout
-    (``BertFor{Sequence,Token}Classification``); ``head`` the loss, softmax or sigmoid."""
+    (``BertFor{Sequence,Token}Classification``); ``head`` the loss, softmax or sigmoid.  With
+    ``lora_config`` the encoder is :func:`scratchlm.nn.lora.wrap` of BERT's ``apply``
+    (:math:`W' = W_0 + \frac{\alpha}{r}BA` on the target layers) and BERT's ``apply`` is unchanged."""
     feature = "last_hidden_state" if task == "token" else "pooler_output"
+    apply = bert.apply if lora_config is None else lora.wrap(bert.apply, lora_config)
 
     def encode(params, batch, *, key, train):
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
-        return bert.apply(params, inputs, config=bert_config, key=key, train=train)[feature]
+        return apply(params, inputs, config=bert_config, key=key, train=train)[feature]
 
     def linear(p, h, *, key, train):
         return heads.linear(p, h, rate=bert_config.hidden_dropout_prob, key=key, train=train)
@@ -156,7 +175,7 @@ def bert_classifier(bert_config: bert.BertConfig, task: str, head: str) -> class
 def logits(params: dict, batch: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig,
            key: jax.Array | None = None, train: bool = False) -> jax.Array:
     """Classifier logits: [B, C] (sequence; [B, 1] for the sigmoid head) or [B, T, C] (token)."""
-    model = bert_classifier(bert_config, config.task, config.head)
+    model = bert_classifier(bert_config, config.task, config.head, config.lora)
     return classify.logits(model, params, batch, key=key, train=train)
 
 
@@ -168,7 +187,7 @@ def loss(params: dict, batch: dict, key: jax.Array | None, *, bert_config: bert.
     labelled positions (tokens labelled ``IGNORE`` add nothing).  Sigmoid head:
     :math:`-\frac{1}{N}\sum_i [y_i\log\sigma(z_i) + (1-y_i)\log\sigma(-z_i)]` (document 004 §4.1).
     """
-    model = bert_classifier(bert_config, config.task, config.head)
+    model = bert_classifier(bert_config, config.task, config.head, config.lora)
     return classify.loss(model, params, batch, key, class_weights=config.class_weights, train=train)
 
 
@@ -250,25 +269,60 @@ def programs(params: dict, bert_config: bert.BertConfig, config: FinetuneConfig,
     if cache_key not in _PROGRAMS:
         if len(_PROGRAMS) >= 8:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
-        model = bert_classifier(with_dropout(bert_config, config.dropout), config.task, config.head)
-        optimizer = classify.OptimizerConfig(config.lr, total_steps,
-                                             warmup_steps=int(config.warmup_fraction * total_steps), schedule="linear",
-                                             weight_decay=config.weight_decay, clip_norm=config.clip_norm)
-        tx, step_fn = classify.make_step(model, optimizer, trainable=trainable_mask(params, config.freeze),
-                                         class_weights=config.class_weights)
+        model = bert_classifier(with_dropout(bert_config, config.dropout), config.task, config.head, config.lora)
+        tx, step_fn = classify.make_step(model, optimizer_config(config, total_steps),
+                                         trainable=trainable_leaves(params, config), class_weights=config.class_weights)
         _PROGRAMS[cache_key] = _Step(step_fn, tx)
     return _PROGRAMS[cache_key], forward_program(bert_config, config)
 
 
+def optimizer_config(config: FinetuneConfig, total_steps: int) -> classify.OptimizerConfig:
+    """AdamW on BERT's schedule: linear warm-up over ``warmup_fraction`` of the steps, then linear decay."""
+    return classify.OptimizerConfig(config.lr, total_steps, warmup_steps=int(config.warmup_fraction * total_steps),
+                                    schedule="linear", weight_decay=config.weight_decay, clip_norm=config.clip_norm)
+
+
+def trainable_leaves(params: dict, config: FinetuneConfig) -> dict:
+    """The optimizer's mask: the freezing policy, or with LoRA the adapters and the classifier only
+    (PEFT's ``modules_to_save`` for a classification task; the encoder, pooler included, frozen)."""
+    if config.lora is None:
+        return trainable_mask(params, config.freeze)
+    return lora.trainable_mask(params, modules_to_save=("classifier",))
+
+
+def training_cost(params: dict, config: FinetuneConfig, total_steps: int = 1) -> dict:
+    """What a run trains and what its optimizer holds: ``trainable_params``, ``total_params`` (adapters
+    included, as PEFT's ``print_trainable_parameters`` counts), ``trainable_fraction`` and
+    ``optimizer_state_bytes`` (AdamW's moments of the trainable leaves, from the optimizer's own
+    ``init`` on shapes: nothing is allocated)."""
+    mask = trainable_leaves(params, config)
+    sizes = [int(np.prod(np.shape(x))) for x in jax.tree.leaves(params)]
+    n_train = sum(n for n, t in zip(sizes, jax.tree.leaves(mask)) if t)
+    state = jax.eval_shape(classify.make_optimizer(optimizer_config(config, total_steps), trainable=mask).init, params)
+    opt_bytes = sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(state))
+    return {"trainable_params": n_train, "total_params": sum(sizes), "trainable_fraction": n_train / sum(sizes),
+            "optimizer_state_bytes": opt_bytes}
+
+
+def merged(params: dict, config: FinetuneConfig) -> dict:
+    """The fine-tuned model as plain BERT params: with LoRA the updates folded into the weights
+    (:func:`scratchlm.nn.lora.merge`) and the adapters dropped; otherwise ``params`` itself."""
+    if config.lora is None:
+        return params
+    base = {k: v for k, v in params.items() if k != lora.ADAPTERS}
+    return lora.merge(base, params[lora.ADAPTERS], config.lora)
+
+
 @functools.cache
-def _forward(bert_config: bert.BertConfig, task: str, head: str, num_labels: int) -> Callable:
-    config = FinetuneConfig(task=task, num_labels=num_labels, head=head)
+def _forward(bert_config: bert.BertConfig, task: str, head: str, num_labels: int,
+             lora_config: lora.LoraConfig | None = None) -> Callable:
+    config = FinetuneConfig(task=task, num_labels=num_labels, head=head, lora=lora_config)
     return jax.jit(lambda p, b: logits(p, b, bert_config=bert_config, config=config))
 
 
 def forward_program(bert_config: bert.BertConfig, config: FinetuneConfig) -> Callable:
     """The jitted inference forward pass ``(params, batch) -> logits``, shared by every run alike."""
-    return _forward(bert_config, config.task, config.head, config.num_labels)
+    return _forward(bert_config, config.task, config.head, config.num_labels, config.lora)
 
 
 @dataclass(frozen=True)
