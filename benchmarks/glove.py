@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--synthetic-nnz", type=float, default=0, help="skip the corpus: time this many random non-zeros")
     p.add_argument("--synthetic-vocab", type=int, default=400_000, help="vocabulary of the synthetic problem")
+    p.add_argument("--quick", action="store_true", help="a smoke run: 3 epochs of 50-d vectors")
     return p
 
 
@@ -92,6 +93,8 @@ def _synthetic(nnz: int, V: int, seed: int):
 
 def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
+    if args.quick:
+        args.epochs, args.dim = 3, 50
     import jax
 
     from scratchlm.embeddings.glove import kernels

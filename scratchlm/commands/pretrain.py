@@ -28,6 +28,8 @@ from pathlib import Path
 from scratchlm.commands.common import (
     add_parallel_arguments,
     add_run_arguments,
+    check_run_folder,
+    complete_run,
     result_settings,
     setup_parallel,
     start_run,
@@ -102,6 +104,7 @@ def check_flags(args: argparse.Namespace) -> None:
     """The flags that no config dataclass checks, and the paths: before any work."""
     from scratchlm import checks
 
+    check_run_folder(args)
     for name in ("vocab_size", "intermediate", "limit"):
         if getattr(args, name) is not None:
             checks.at_least(name, getattr(args, name), 1)
@@ -110,7 +113,6 @@ def check_flags(args: argparse.Namespace) -> None:
         checks.input_file(args.tokenizer, "--tokenizer")
     if args.init and args.init != "minilm":
         checks.input_folder(args.init, "--init")
-    checks.output_folder(args.out)
 
 
 def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) -> dict:
@@ -139,16 +141,6 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
         if args.intermediate is None:
             shape = replace(shape, intermediate_size=4 * shape.hidden_size)  # Vaswani et al. 2017, §3.3
         replace(shape, **compute)
-    init_params = tokenizer = None  # the input model and tokenizer read (a damaged one refused) before any work
-    if args.init:
-        path = corpora.minilm_path() if args.init == "minilm" else Path(args.init)
-        config, init_params = bert.from_pretrained(path, **compute)
-        tok_path = args.tokenizer or path / "tokenizer.json"
-        if not Path(tok_path).is_file():
-            raise ScratchlmError(f"--init {args.init}: no tokenizer.json in {path}; pass --tokenizer")
-        tokenizer = tokenizers.load(tok_path)
-    elif args.tokenizer:
-        tokenizer = tokenizers.load(args.tokenizer)
     texts = corpora.load_corpus(args.corpus)
     if args.limit is not None:
         texts = texts[: args.limit]
@@ -160,10 +152,19 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
                 **result_settings(args, drop=tuple(_RUN_FLAGS.values()) + tuple(_MODEL_FLAGS.values()) + ("corpus",))}
     settings.update(tokenizer="file" if args.tokenizer else None, init="minilm" if args.init == "minilm" else
                     ("folder" if args.init else None))
-    run = start_run(args, command="pretrain", settings=settings, data=data_digest(texts, *inputs),
-                    total_steps=run_config.steps)
-    if run.state == "complete":
-        return json.loads((run.out / "metrics.json").read_text())
+    digest = data_digest(texts, *inputs)
+    if complete_run(args, command="pretrain", settings=settings, data=digest):  # before any model is read
+        return json.loads((Path(args.out) / "metrics.json").read_text())
+    init_params = tokenizer = None  # the input model and tokenizer read (a damaged one refused) before any work
+    if args.init:
+        config, init_params = bert.from_pretrained(init_path, **compute)
+        tok_path = args.tokenizer or init_path / "tokenizer.json"
+        if not Path(tok_path).is_file():
+            raise ScratchlmError(f"--init {args.init}: no tokenizer.json in {init_path}; pass --tokenizer")
+        tokenizer = tokenizers.load(tok_path)
+    elif args.tokenizer:
+        tokenizer = tokenizers.load(args.tokenizer)
+    run = start_run(args, command="pretrain", settings=settings, data=digest, total_steps=run_config.steps)
     if not args.init:
         if tokenizer is None:
             tokenizer = train_bert_wordpiece(texts, shape.vocab_size, special_tokens=BERT_SPECIAL_TOKENS,

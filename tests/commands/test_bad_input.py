@@ -53,6 +53,9 @@ def files(tmp_path):
     (f["gru_json"] / "params.msgpack").write_bytes(b"")
     f["vectors"] = tmp_path / "vectors.txt"
     f["vectors"].write_text("3 x\nthe 0.1\n")
+    f["not_run"] = tmp_path / "notes"  # a folder of the user's, not a run folder
+    f["not_run"].mkdir()
+    (f["not_run"] / "notes.txt").write_text("keep me\n")
     f["out"] = tmp_path / "out"
     return f
 
@@ -128,6 +131,9 @@ BEFORE_ANY_WORK = [
     *[(f"{cmd} --out {out}", phrase)
       for cmd in ("word2vec", "glove", "classify", "gru-lm train", "pretrain", "finetune --task polarity", "demo")
       for out, phrase in ((UNWRITABLE, "cannot write"), ("{a_file}", "is a file"))],
+    # a folder that is not a run folder: refused before any data is read
+    *[(f"{cmd} --out {{not_run}}", "not a scratchlm run folder")
+      for cmd in ("word2vec", "glove", "classify", "gru-lm train", "pretrain", "finetune --task polarity")],
     ("tokenize train --model bpe --vocab-size 50 --corpus lee --out {folder}", "is a folder"),
     (f"tokenize train --model bpe --vocab-size 50 --corpus lee --out {UNWRITABLE}/tok.json", "cannot write"),
     ("bench --benchmarks {missing}", "--benchmarks"),
@@ -165,8 +171,6 @@ def _argv(line: str, files: dict) -> tuple[str, list[str]]:
     if command == "gru-lm" and argv[1] == "train" or command in ("word2vec", "glove", "pretrain"):
         if "--corpus" not in argv:
             argv += ["--corpus", "lee"]
-    if command == "word2vec":
-        argv.append("--no-progress")
     return command, argv
 
 
