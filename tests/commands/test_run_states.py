@@ -283,6 +283,17 @@ def test_killed_with_sigkill_resumes_to_the_same_bytes(name, tmp_path, request):
         assert _untimed(killed / f) == _untimed(straight / f), f
     assert json.loads((killed / "run.json").read_text())["status"] == "complete"
     assert not [p for p in killed.rglob("*") if ".tmp" in p.name]  # no stray temporary file is left
+    assert not _checkpoints(killed) and not list(killed.glob("*.result.json"))  # dropped: no --keep-checkpoints
+
+
+def test_finetune_cross_validation_keeps_each_folds_checkpoints_when_asked(tiny_encoder, tmp_path):
+    out = tmp_path / "run"
+    argv = [*KILLED["finetune"][0], "--epochs", "1", "--init", str(tiny_encoder), *EVERY_STEP, "--out", str(out)]
+    assert main(argv) == 0
+    for fold in ("fold_0", "fold_1"):
+        assert (out / fold / "result.json").exists() and _checkpoints(out / fold), fold
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "complete" and record["checkpoint"].startswith("fold_1/checkpoints/ckpt_")
 
 
 # ----------------------------------------------------------------------------- issue 23's probes
