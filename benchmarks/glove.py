@@ -133,7 +133,7 @@ def main(argv=None) -> dict:
     ns_per_nnz = result.seconds_per_epoch / x.size * 1e9
     figures = [
         figure("seconds per epoch", result.seconds_per_epoch, C_SECONDS_PER_EPOCH if not args.synthetic_nnz else None,
-               unit="s", peer_name=C_TOOL + f", over {C_NONZEROS:.2g} non-zeros", higher_is_better=False),
+               unit="s", peer_name=C_TOOL + f", over {C_NONZEROS:,.0f} non-zeros", higher_is_better=False),
         figure("time per non-zero per epoch", ns_per_nnz, C_SECONDS_PER_EPOCH / C_NONZEROS * 1e9, unit="ns",
                peer_name=C_TOOL, higher_is_better=False),
     ]

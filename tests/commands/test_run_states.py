@@ -261,7 +261,11 @@ def _kill_after_first_checkpoint(argv: list[str], out: Path) -> None:
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed: give it more work"
 
 
-@pytest.mark.parametrize("name", list(KILLED))
+# pretrain's and finetune's kill tests take 70-90 s on a loaded 2-core machine (three processes, each compiling):
+# slow, as their five-states test above covers the same resume code and word2vec's, glove's and classify's kill
+# tests the same atomic writes and log cutting.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("pretrain", "finetune") else n
+                                  for n in KILLED])
 def test_killed_with_sigkill_resumes_to_the_same_bytes(name, tmp_path, request):
     """Every checkpointing command, killed with SIGKILL after its first checkpoint, resumes when run again
     and ends on the bytes of an uninterrupted run (each a fresh process, as in the GRU test above; the
