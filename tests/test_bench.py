@@ -175,3 +175,11 @@ def test_benchmarks_in_the_working_directory_never_run(bench_dir, tmp_path, monk
     err = capsys.readouterr().err
     assert err.startswith("scratchlm bench: error: no benchmarks/ folder beside the installed scratchlm")
     assert not marker.exists()
+
+
+def test_a_suite_of_scores_alone_gets_a_row_that_says_where_they_are(bench_dir, capsys):
+    (bench_dir / "scores.py").write_text("import json\nprint(json.dumps({'benchmark': 'scores', 'device': 'cpu: fake', "
+                                         "'figures': [], 'results': [{'accuracy': 0.7}]}))\n")
+    assert main(["bench", "--benchmarks", str(bench_dir), "--suite", "scores"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("scores"))
+    assert "no side-by-side figure (its results: --json)" in row and "cpu: fake" in row

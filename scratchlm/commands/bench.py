@@ -137,6 +137,10 @@ def rows_of(entries: list[dict]) -> list[dict]:
                          "note": e.get("error", "")})
             continue
         device = e["result"].get("device", "")
+        if not e["result"]["figures"]:  # a suite of scores alone (the classifier's accuracies): they are in --json
+            rows.append({"suite": e["suite"], "figure": "no side-by-side figure (its results: --json)", "unit": "",
+                         "scratchlm": None, "peer": None, "peer_name": None, "ratio": None, "higher_is_better": None,
+                         "device": device, "note": device})
         for f in e["result"]["figures"]:
             row = {"suite": e["suite"], "figure": f.get("figure", "?"), "unit": f.get("unit", ""),
                    "scratchlm": f.get("scratchlm"), "peer": f.get("peer"), "peer_name": f.get("peer_name"),
