@@ -32,7 +32,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--lr", type=float, nargs="+", default=list(LEARNING_RATES))
     parser.add_argument("--dim", type=int, default=16, help="width of the random table")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: the random table, one seed, lr 0.1")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.init, args.seeds, args.lr = ["random"], [0], [0.1]
     texts, labels = _load("polarity")
     rows = []
     for init in args.init:

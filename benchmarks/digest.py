@@ -95,9 +95,9 @@ def runs(root: Path) -> dict[str, list[list[str]]]:
         ],
         "word2vec": [
             ["word2vec", "--corpus", "lee", "--model", "skipgram", "--dim", "16", "--epochs", "1", "--seed", "1",
-             "--no-progress", "--keep-checkpoints", "--out", f"{r}/w2v-sg"],
+             "--quiet", "--keep-checkpoints", "--out", f"{r}/w2v-sg"],
             ["word2vec", "--corpus", "lee", "--model", "cbow", "--dim", "16", "--epochs", "1", "--seed", "1",
-             "--no-progress", "--keep-checkpoints", "--out", f"{r}/w2v-cbow"],
+             "--quiet", "--keep-checkpoints", "--out", f"{r}/w2v-cbow"],
         ],
         "glove": [
             ["glove", "--corpus", "lee", "--dim", "16", "--epochs", "2", "--seed", "1", "--save-cooccurrence",

@@ -176,8 +176,8 @@ def bench_huggingface(config, seq_len: int, batch: int, steps: int, bf16: bool, 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq", default=None, help="comma-separated sequence lengths (default 128,512; quick: 128)")
-    parser.add_argument("--batch", default=None, help="batch size per length, comma-separated (default: GPU 256,64; "
-                                                      "quick 8)")
+    parser.add_argument("--batch-size", default=None,
+                        help="batch size per length, comma-separated (default: GPU 256,64; quick 8)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default GPU 20, CPU 5)")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 compute (HF: autocast)")
     parser.add_argument("--no-fused", action="store_true", help="plain attention equations instead of the fused kernel")
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = _configs(args.quick)
     seqs = [int(s) for s in (args.seq or ("128" if args.quick else "128,512")).split(",")]
     default_batch = {128: 256, 512: 64} if on_gpu else {}
-    batches = ([int(b) for b in args.batch.split(",")] if args.batch else
+    batches = ([int(b) for b in args.batch_size.split(",")] if args.batch_size else
                [default_batch.get(s, 8) for s in seqs])
     if len(batches) == 1:
         batches = batches * len(seqs)

@@ -129,7 +129,7 @@ def polarity(seed: int, args, pretrained, bert_config, tok) -> dict:
     from scratchlm.training import finetune as ft
 
     config = ft.FinetuneConfig(task="sequence", num_labels=2, lr=args.lr, epochs=args.epochs,
-                               batch_size=args.batch, dropout=args.dropout, seed=seed)
+                               batch_size=args.batch_size, dropout=args.dropout, seed=seed)
     data = encode(load_task("polarity", None), tok, args.max_length)
     labels = data["labels"]
     ours, theirs = np.full(len(labels), -1), np.full(len(labels), -1)
@@ -165,7 +165,7 @@ def ner(seed: int, args, pretrained, bert_config, tok) -> dict:
     names = task["labels"]
     data = encode(task, tok, args.max_length)
     config = ft.FinetuneConfig(task="token", num_labels=len(names), lr=args.lr, epochs=args.epochs,
-                               batch_size=args.batch, dropout=args.dropout, seed=seed)
+                               batch_size=args.batch_size, dropout=args.dropout, seed=seed)
     (train, _), (dev, dev_words), (test, test_words) = data["train"], data["dev"], data["test"]
     start = ft.init_classifier(jax.random.key(seed), pretrained, bert_config, config)
     result = ft.fit(start, train, None, bert_config=bert_config, config=config,
@@ -190,7 +190,7 @@ def main(argv=None) -> dict:
     # for 2 epochs left both scratchlm and HuggingFace at the majority rate (0.49 vs 0.49, 3 seeds)
     # and NER F1 near 0, which compares nothing; batch 8, lr 1e-4, 4 epochs learns on both sides.
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--max-length", type=int, default=32)
     parser.add_argument("--dropout", type=float, default=None,

@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--synthetic-nnz", type=float, default=0, help="skip the corpus: time this many random non-zeros")
     p.add_argument("--synthetic-vocab", type=int, default=400_000, help="vocabulary of the synthetic problem")
+    p.add_argument("--quick", action="store_true", help="a smoke run: 3 epochs of 50-d vectors")
     return p
 
 
@@ -92,6 +93,8 @@ def _synthetic(nnz: int, V: int, seed: int):
 
 def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
+    if args.quick:
+        args.epochs, args.dim = 3, 50
     import jax
 
     from scratchlm.embeddings.glove import kernels
@@ -130,7 +133,7 @@ def main(argv=None) -> dict:
     ns_per_nnz = result.seconds_per_epoch / x.size * 1e9
     figures = [
         figure("seconds per epoch", result.seconds_per_epoch, C_SECONDS_PER_EPOCH if not args.synthetic_nnz else None,
-               unit="s", peer_name=C_TOOL + f", over {C_NONZEROS:.2g} non-zeros", higher_is_better=False),
+               unit="s", peer_name=C_TOOL + f", over {C_NONZEROS:,.0f} non-zeros", higher_is_better=False),
         figure("time per non-zero per epoch", ns_per_nnz, C_SECONDS_PER_EPOCH / C_NONZEROS * 1e9, unit="ns",
                peer_name=C_TOOL, higher_is_better=False),
     ]

@@ -34,7 +34,10 @@ def main(argv: list[str] | None = None) -> dict:
                         help="first N cleaned Wikipedia paragraphs (default all)")
     parser.add_argument("--vocab-size", type=int, default=8000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 300 paragraphs, 2,000 tokens, one repeat")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.paragraphs, args.vocab_size, args.repeats = args.paragraphs or 300, min(args.vocab_size, 2000), 1
 
     import tempfile
 

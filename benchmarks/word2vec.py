@@ -22,8 +22,9 @@ few steps on the sample itself to train it (see ``benchmarks/RESULTS.md``).
 
     python -m benchmarks.word2vec --model skipgram            # CPU, 2 cores
     python -m benchmarks.word2vec --model both --quick         # a smoke run
-    python -m benchmarks.word2vec --model both --batch 1024 --normalize-duplicates --steps-per-call 64  # GPU, sample
-    python -m benchmarks.word2vec --model skipgram --batch 16384 --normalize-duplicates --steps-per-call 64 \
+    python -m benchmarks.word2vec --model both --batch-size 1024 --normalize-duplicates \
+        --steps-per-call 64                                        # GPU, the sample
+    python -m benchmarks.word2vec --model skipgram --batch-size 16384 --normalize-duplicates --steps-per-call 64 \
         --no-gensim --epochs 1 --repeat-corpus 100 --speed-epochs 2   # GPU speed (H100: 29.8 M words/s)
 """
 
@@ -61,7 +62,7 @@ def _gensim(sentences, args, sg, seed):
     from scratchlm.embeddings.formats import WordVectors
 
     model = Word2Vec(vector_size=args.dim, window=args.window, negative=args.negative, min_count=args.min_count,
-                     sample=args.sample, sg=sg, hs=0, workers=args.workers, seed=seed, alpha=args.alpha, min_alpha=1e-4)
+                     sample=args.sample, sg=sg, hs=0, workers=args.workers, seed=seed, alpha=args.lr, min_alpha=1e-4)
     t0 = time.perf_counter()
     model.build_vocab(sentences)
     t1 = time.perf_counter()
@@ -81,8 +82,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--negative", type=int, default=5)
     parser.add_argument("--min-count", type=int, default=5)
     parser.add_argument("--sample", type=float, default=1e-3)
-    parser.add_argument("--alpha", type=float, default=0.025)
-    parser.add_argument("--batch", type=int, default=None, help="scratchlm centre words per step "
+    parser.add_argument("--lr", type=float, default=0.025,
+                        help="starting learning rate, the same for both (gensim's alpha)")
+    parser.add_argument("--batch-size", type=int, default=None, help="scratchlm centre words per step "
                         "(default: the command's CPU default, 384 skip-gram, 1024 CBOW)")
     parser.add_argument("--steps-per-call", type=int, default=256)
     parser.add_argument("--normalize-duplicates", action="store_true")
@@ -121,10 +123,10 @@ def main(argv=None) -> dict:
 
     on_cpu = jax.devices()[0].platform == "cpu"
     for name in models:
-        batch = args.batch or default_cpu_batch(name)
+        batch = args.batch_size or default_cpu_batch(name)
         share = args.noise_share or default_noise_share(name, batch, accelerator=not on_cpu)
         config = Word2VecConfig(model=name, dim=args.dim, window=args.window, negative=args.negative,
-                                min_count=args.min_count, sample=args.sample, epochs=args.epochs, lr=args.alpha,
+                                min_count=args.min_count, sample=args.sample, epochs=args.epochs, lr=args.lr,
                                 batch_size=batch, steps_per_call=args.steps_per_call,
                                 normalize_duplicates=args.normalize_duplicates, noise_share=share)
         wv, ours = _scratchlm(sentences, config, args.seed)

@@ -258,7 +258,7 @@ def word2vec_command_checks(out: dict, tmp: Path) -> None:
         args = command.command_args(corpus="synthetic", model="skipgram", dim=16, window=2, negative=3, min_count=1,
                                     sample=1e-3, epochs=2, seed=0, batch_size=32, steps_per_call=4,
                                     normalize_duplicates=False, restrict_vocab=1000, checkpoint_every=1e-9,
-                                    keep_checkpoints=True, no_progress=True, out=tmp / name, mesh=mesh)
+                                    keep_checkpoints=True, quiet=True, out=tmp / name, mesh=mesh)
         m = command.train_and_write(args, sentences)
         return m, [serialization.msgpack_restore(c.read_bytes())["state"]["params"]
                    for c in sorted((tmp / name / "checkpoints").glob("ckpt_*.msgpack"))]

@@ -58,30 +58,76 @@ def bench_dir(tmp_path):
 
 
 def test_table_json_and_plot(bench_dir, tmp_path, capsys):
-    out_json, out_png = tmp_path / "r" / "bench.json", tmp_path / "r" / "ratios.png"
-    status = main(["bench", "--benchmarks", str(bench_dir), "--suite", "fast,plain,broken,encoder", "--quick",
+    out_json, out_png = tmp_path / "r" / "bench.jsonl", tmp_path / "r" / "ratios.png"
+    status = main(["bench", "--benchmarks", str(bench_dir), "--suite", "fast,plain,broken,encoder",
                    "--json", str(out_json), "--plot", str(out_png)])
     assert status == 1  # one suite failed
     printed = capsys.readouterr().out
     lines = printed.splitlines()
-    assert lines[0].split() == ["suite", "figure", "unit", "scratchlm", "peer", "ratio", "device"]
+    assert lines[0].split() == ["suite", "figure", "scratchlm", "peer", "scratchlm", "vs", "peer", "device"]
     fast_row = next(line for line in lines if line.startswith("fast") and "words/s" in line)
-    assert "200" in fast_row and "100 (gensim 4)" in fast_row and "2 ↑" in fast_row and "cpu: fake" in fast_row
+    assert "200 words/s" in fast_row and "100 words/s (gensim 4)" in fast_row and "2.0x faster" in fast_row
+    assert "cpu: fake" in fast_row
+    step_row = next(line for line in lines if line.startswith("fast") and "step time" in line)
+    assert "0.5 s" in step_row and "0.25 s (torch)" in step_row and "0.5x (slower)" in step_row  # twice the time
+    assert "0.75x (slower)" in next(line for line in lines if line.startswith("plain"))
     assert any(line.startswith("encoder") and "not available" in line for line in lines)
     assert any(line.startswith("broken") and "failed" in line and "exit status 1" in line for line in lines)
-    assert "device: cpu: fake; jax " in printed
+    assert "device: cpu: fake; jax " in printed and "e+" not in printed
 
-    saved = json.loads(out_json.read_text())
-    assert {k: saved[k] for k in ("device", "quick", "peers")} == {"device": "cpu: fake", "quick": True, "peers": True}
-    assert saved["jax"] and saved["date"][:4].isdigit()
-    by_suite = {e["suite"]: e for e in saved["suites"]}
-    assert by_suite["fast"]["result"]["argv"] == ["--quick"]  # declared flag passed ...
-    assert (by_suite["plain"]["status"] == "ok"
-            and by_suite["plain"]["flags_not_supported"] == ["--quick"])  # ... undeclared not
+    saved = [json.loads(line) for line in out_json.read_text().splitlines()]  # one JSON line per suite
+    assert [e["suite"] for e in saved] == ["fast", "plain", "broken", "encoder"]
+    assert all({k: e[k] for k in ("device", "quick", "peers")} == {"device": "cpu: fake", "quick": False,
+                                                                    "peers": True} for e in saved)
+    assert all(e["jax"] and e["date"][:4].isdigit() for e in saved)
+    by_suite = {e["suite"]: e for e in saved}
+    assert by_suite["fast"]["result"]["argv"] == [] and by_suite["fast"]["result"]["benchmark"] == "fast"
     assert by_suite["encoder"]["status"] == "not available" and by_suite["broken"]["status"] == "failed"
-    ratios = [(r["suite"], r["figure"], r["ratio"]) for r in saved["rows"] if r["ratio"] is not None]
-    assert ratios == [("fast", "words/s", 2.0), ("fast", "step time", 2.0), ("plain", "tokens/s", 0.75)]
+    ratios = [(r["suite"], r["figure"], r["ratio"], r["verdict"]) for e in saved for r in e["rows"]
+              if r["ratio"] is not None]
+    assert ratios == [("fast", "words/s", 2.0, "2.0x faster"), ("fast", "step time", 2.0, "0.5x (slower)"),
+                      ("plain", "tokens/s", 0.75, "0.75x (slower)")]
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quick_is_passed_to_a_suite_that_has_it_and_refused_for_one_that_has_not(bench_dir, tmp_path, capsys,
+                                                                               monkeypatch):
+    out_json = tmp_path / "quick.jsonl"
+    assert main(["bench", "--benchmarks", str(bench_dir), "--suite", "fast", "--quick", "--json", str(out_json)]) == 0
+    (entry,) = [json.loads(line) for line in out_json.read_text().splitlines()]
+    assert entry["result"]["argv"] == ["--quick"] and entry["quick"] is True
+    capsys.readouterr()
+    # named in --suite: refused before anything runs
+    marker = tmp_path / "ran"
+    (bench_dir / "plain.py").write_text(f"open({str(marker)!r}, 'w').close()\n" + PLAIN)
+    assert main(["bench", "--benchmarks", str(bench_dir), "--suite", "fast,plain", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "--quick: plain has no quick setting" in err and "without --quick" in err and not marker.exists()
+    # every suite: the one without a quick setting is skipped, saying so
+    import scratchlm
+
+    (bench_dir / "broken.py").unlink()
+    monkeypatch.setattr(scratchlm, "__file__", str(bench_dir.parent / "scratchlm" / "__init__.py"))
+    assert main(["bench", "--quick"]) == 0
+    printed = capsys.readouterr().out
+    assert any(line.startswith("plain") and "skipped" in line for line in printed.splitlines())
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("value, unit, shown", [
+    (663_743.2, "words/s", "663,700 words/s"), (6.637e5, "words/s", "663,700 words/s"), (12.3456, "s", "12.35 s"),
+    (0.000123456, "s", "0.0001235 s"), (1e9, "", "1,000,000,000"), (2, "x", "2 x"), (0, "s", "0 s"),
+    (None, "s", "—"), (float("nan"), "s", "—")])
+def test_numbers_are_plain_with_their_units(value, unit, shown):
+    assert bench.plain(value, unit) == shown
+
+
+@pytest.mark.parametrize("ratio, higher, unit, words", [
+    (1.8, True, "words/s", "1.8x faster"), (0.7, True, "tokens/s", "0.7x (slower)"),
+    (0.5, False, "s", "2.0x faster"), (2.0, False, "ms", "0.5x (slower)"), (1.02, True, "tokens/s", "1.0x (same)"),
+    (1.1, True, "accuracy", "1.1x better"), (0.9, True, "Spearman", "0.9x (worse)"), (None, True, "s", "")])
+def test_which_side_is_faster_in_words(ratio, higher, unit, words):
+    assert bench.verdict({"ratio": ratio, "higher_is_better": higher, "unit": unit}) == words
 
 
 def test_no_peers_and_the_folder_beside_the_installed_package(bench_dir, monkeypatch, capsys):
@@ -129,3 +175,11 @@ def test_benchmarks_in_the_working_directory_never_run(bench_dir, tmp_path, monk
     err = capsys.readouterr().err
     assert err.startswith("scratchlm bench: error: no benchmarks/ folder beside the installed scratchlm")
     assert not marker.exists()
+
+
+def test_a_suite_of_scores_alone_gets_a_row_that_says_where_they_are(bench_dir, capsys):
+    (bench_dir / "scores.py").write_text("import json\nprint(json.dumps({'benchmark': 'scores', 'device': 'cpu: fake', "
+                                         "'figures': [], 'results': [{'accuracy': 0.7}]}))\n")
+    assert main(["bench", "--benchmarks", str(bench_dir), "--suite", "scores"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("scores"))
+    assert "no side-by-side figure (its results: --json)" in row and "cpu: fake" in row

@@ -5,12 +5,18 @@ beside the installed ``scratchlm`` (an editable install of a checkout), or in th
 ``--benchmarks DIR`` names; never a ``benchmarks/`` found from the working directory, whose scripts
 would run as the user. Each suite prints one JSON line with its ``figures`` (see
 ``benchmarks/common.py``). Each runs in its own Python process, so that one benchmark's JAX
-settings, memory or crash cannot touch the next; the flags ``--quick`` and ``--no-peers`` are passed
-to the scripts that accept them. A suite whose script is not written yet is reported as "not
-available".
+settings, memory or crash cannot touch the next. ``--no-peers`` is passed to the scripts that accept
+it; ``--quick`` too, and a suite without a quick setting is refused when named in ``--suite`` (exit 2,
+before anything runs) or skipped, saying so, when ``--quick`` runs every suite. A suite whose script
+is not written yet is reported as "not available".
+
+The table gives plain numbers with their units (``663,700 words/s``, never ``6.637e+05``) and says
+which side is ahead in words: ``1.8x faster`` (scratchlm's figure is 1.8 times the peer's, or its time
+1/1.8 of the peer's), ``0.7x (slower)``; ``better`` / ``worse`` for figures that are not speeds.
+``--json FILE`` writes one JSON line per suite: its script's line, with the run's device and date.
 
     scratchlm bench                                   # every suite, peers included
-    scratchlm bench --suite gru,word2vec --quick --json bench.json --plot ratios.png
+    scratchlm bench --suite gru,word2vec --quick --json bench.jsonl --plot ratios.png
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from pathlib import Path
 from scratchlm.errors import ScratchlmError
 
 SUITES = ("tokenizers", "word2vec", "glove", "gru", "lstm", "encoder", "finetune")
-NOT_SUITES = {"common", "__init__"}
+NOT_SUITES = {"common", "__init__", "digest"}  # digest.py hashes the commands' outputs: not a benchmark
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,8 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated suites (default: {','.join(SUITES)} and any other benchmarks/*.py)")
     parser.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
                         help="time the peer implementations in the same run (default: yes)")
-    parser.add_argument("--quick", action="store_true", help="the small settings, for a smoke run")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write every result to this JSON file")
+    parser.add_argument("--quick", action="store_true",
+                        help="each suite's small settings, for a smoke run (a suite without any: refused or skipped)")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT",
+                        help="write one JSON line per suite to this file (its script's line, device and date)")
     parser.add_argument("--plot", type=Path, default=None, metavar="PNG", help="draw the ratios as a bar chart")
     parser.add_argument("--benchmarks", type=Path, default=None, metavar="DIR",
                         help="the benchmarks/ folder to run (default: the one beside the installed scratchlm "
@@ -129,41 +137,80 @@ def rows_of(entries: list[dict]) -> list[dict]:
                          "note": e.get("error", "")})
             continue
         device = e["result"].get("device", "")
+        if not e["result"]["figures"]:  # a suite of scores alone (the classifier's accuracies): they are in --json
+            rows.append({"suite": e["suite"], "figure": "no side-by-side figure (its results: --json)", "unit": "",
+                         "scratchlm": None, "peer": None, "peer_name": None, "ratio": None, "higher_is_better": None,
+                         "device": device, "note": device})
         for f in e["result"]["figures"]:
-            rows.append({"suite": e["suite"], "figure": f.get("figure", "?"), "unit": f.get("unit", ""),
-                         "scratchlm": f.get("scratchlm"), "peer": f.get("peer"), "peer_name": f.get("peer_name"),
-                         "ratio": f.get("ratio"), "higher_is_better": f.get("higher_is_better"), "device": device})
+            row = {"suite": e["suite"], "figure": f.get("figure", "?"), "unit": f.get("unit", ""),
+                   "scratchlm": f.get("scratchlm"), "peer": f.get("peer"), "peer_name": f.get("peer_name"),
+                   "ratio": f.get("ratio"), "higher_is_better": f.get("higher_is_better"), "device": device}
+            rows.append({**row, "times_ahead": times_ahead(row), "verdict": verdict(row)})
     return rows
 
 
-def _num(x) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    if isinstance(x, (int, float)):
-        if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-3):
-            return f"{x:.3g}"
-        return f"{x:,.4g}" if abs(x) >= 1000 else f"{x:.4g}"
-    return str(x)
+def plain(x, unit: str = "", *, digits: int = 4) -> str:
+    """``x`` as a reader writes it: ``digits`` significant digits, thousands separated, never an exponent
+    (663,743.2 -> ``663,700``; 0.000123456 -> ``0.0001235``), then its unit; ``—`` for none."""
+    if x is None or isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        return "—" if x is None or isinstance(x, float) else str(x)
+    if x == 0:
+        text = "0"
+    else:
+        decimals = digits - 1 - math.floor(math.log10(abs(x)))
+        rounded = round(x, decimals)
+        text = f"{int(rounded):,}" if decimals <= 0 else f"{rounded:,.{decimals}f}".rstrip("0").rstrip(".")
+    return f"{text} {unit}" if unit else text
+
+
+_TIME_UNITS = {"s", "ms", "us", "µs", "ns", "seconds", "min", "h"}
+
+
+def times_ahead(row: dict) -> float | None:
+    """How many times scratchlm's figure is the peer's, turned so that above 1 means scratchlm is ahead:
+    the ratio itself where higher is better, its inverse where lower is (a time)."""
+    q, higher = row.get("ratio"), row.get("higher_is_better")
+    if not isinstance(q, (int, float)) or not q > 0 or higher is None or not math.isfinite(q):
+        return None
+    return q if higher else 1 / q
+
+
+def verdict(row: dict) -> str:
+    """``1.8x faster``, ``0.7x (slower)``, ``1.0x (same)`` (``better``/``worse`` for a figure that is not a
+    speed or a time); empty without a peer."""
+    t = times_ahead(row)
+    if t is None:
+        return ""
+    unit = (row.get("unit") or "").strip()
+    speed = "/s" in unit or unit in _TIME_UNITS or unit.split("/")[0] in _TIME_UNITS
+    ahead, behind = ("faster", "slower") if speed else ("better", "worse")
+    shown = plain(t, digits=2)
+    if "." not in shown and t < 100:
+        shown += ".0"  # 2 -> 2.0x: reads as a ratio
+    if shown == "1.0":
+        return "1.0x (same)"
+    return f"{shown}x {ahead}" if t > 1 else f"{shown}x ({behind})"
 
 
 def table(rows: list[dict]) -> str:
-    head = ["suite", "figure", "unit", "scratchlm", "peer", "ratio", "device"]
+    head = ["suite", "figure", "scratchlm", "peer", "scratchlm vs peer", "device"]
     body = []
     for r in rows:
         if r["scratchlm"] is None and r["higher_is_better"] is None:  # a suite that did not run
-            body.append([r["suite"], r["figure"], "", "", "", "", r.get("note", "")[:80]])
+            body.append([r["suite"], r["figure"], "", "", "", r.get("note", "")[:80]])
             continue
-        peer = _num(r["peer"]) + (f" ({r['peer_name']})" if r["peer_name"] and r["peer"] is not None else "")
-        arrow = {True: " ↑", False: " ↓"}.get(r["higher_is_better"], "")
-        ratio = _num(r["ratio"]) + (arrow if r["ratio"] is not None else "")
-        body.append([r["suite"], r["figure"], r["unit"] or "", _num(r["scratchlm"]), peer, ratio, r["device"]])
+        unit = r["unit"] or ""
+        peer = plain(r["peer"], unit if r["peer"] is not None else "")
+        peer += f" ({r['peer_name']})" if r["peer_name"] and r["peer"] is not None else ""
+        body.append([r["suite"], r["figure"], plain(r["scratchlm"], unit), peer, r.get("verdict", ""), r["device"]])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
 
     def fmt(cells):
         return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
 
     lines = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(b) for b in body]
-    return "\n".join(lines) + "\n(ratio = scratchlm / peer; ↑ higher is better, ↓ lower is better)"
+    return "\n".join(lines) + ("\n(scratchlm vs peer: 1.8x faster = scratchlm does 1.8 times the peer's work a "
+                               "second, or takes 1/1.8 of its time; below 1x, slower; better/worse for scores)")
 
 
 def plot(rows: list[dict], path: Path, *, title: str) -> None:
@@ -190,10 +237,9 @@ def plot(rows: list[dict], path: Path, *, title: str) -> None:
         ticks = [math.log10(t) for t in candidates if abs(math.log10(t)) <= lim]
         ax.set_xticks(ticks, [f"{10 ** t:.3g}×" for t in ticks])
         for k, (q, r) in enumerate(zip(ratios, bars)):
-            ax.text(math.log10(q), k, f" {q:.3g}{' ↑' if r['higher_is_better'] else ' ↓'} ", va="center",
+            ax.text(math.log10(q), k, f" {r.get('verdict') or verdict(r)} ", va="center",
                     ha="left" if q >= 1 else "right", fontsize=8)
-        ax.set_xlabel("scratchlm / peer, log scale (↑ higher is better, ↓ lower is better; green: scratchlm ahead)",
-                      fontsize=8)
+        ax.set_xlabel("scratchlm / peer, log scale (green: scratchlm ahead, red: behind)", fontsize=8)
     else:
         ax.text(0.5, 0.5, "no figure with a peer to compare", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -227,8 +273,19 @@ def run(args: argparse.Namespace) -> int:
         suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     else:
         suites = list(SUITES) + [s for s in present if s not in SUITES]
+    no_quick = [s for s in suites if args.quick and (folder / f"{s}.py").is_file()
+                and "--quick" not in supported_flags(folder / f"{s}.py")]
+    if no_quick and args.suite:
+        raise ScratchlmError(f"--quick: {', '.join(no_quick)} {'has' if len(no_quick) == 1 else 'have'} no quick "
+                             "setting (its script declares no --quick); run it without --quick, or leave it out of "
+                             "--suite")
     entries = []
     for suite in suites:
+        if suite in no_quick:
+            entries.append({"suite": suite, "status": "skipped", "seconds": 0.0, "flags": [],
+                            "error": "no quick setting: run it without --quick"})
+            print(f"{suite}: skipped (no quick setting)", file=sys.stderr, flush=True)
+            continue
         print(f"== {suite} ==", file=sys.stderr, flush=True)
         entry = run_suite(folder, suite, quick=args.quick, peers=args.peers, timeout=args.timeout)
         print(f"{suite}: {entry['status']} ({entry['seconds']:.1f} s)"
@@ -245,12 +302,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"\ndevice: {device}; jax {jax_version}; python {platform.python_version()}; {date}"
           + ("; --quick" if args.quick else "") + ("" if args.peers else "; peers not run"))
     if args.json:
+        from scratchlm import jsonio
+        from scratchlm.io import atomic_write_text
+
+        run_facts = {"date": date, "jax": jax_version, "device": device, "python": platform.python_version(),
+                     "quick": args.quick, "peers": args.peers}
+        lines = [jsonio.dumps({**e, **run_facts, "rows": [r for r in rows if r["suite"] == e["suite"]]}, default=str)
+                 for e in entries]
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "date": date, "jax": jax_version, "device": device, "python": platform.python_version(),
-            "quick": args.quick, "peers": args.peers, "suites": entries, "rows": rows,
-        }, indent=2, default=str) + "\n")
-        print(f"results written to {args.json}")
+        atomic_write_text(args.json, "".join(line + "\n" for line in lines))
+        print(f"results written to {args.json}, one JSON line per suite")
     if args.plot:
         plot(rows, args.plot, title=f"scratchlm vs peers — {device} — jax {jax_version} — {date[:10]}")
         print(f"ratios plotted to {args.plot}")

@@ -11,9 +11,10 @@ table fixed and trains only the output layer.  Several ``--lr`` values are chose
 cross-validation.  ``--encoder lstm|gru`` trains the recurrent model instead (minibatches of
 ``--batch-size`` for ``--epochs``, Adam at one constant ``--lr``), scored on the same folds and reported
 beside the bag of embeddings (its defaults, the same folds) and the majority rate.  ``--out`` is the run
-folder (:mod:`scratchlm.training.run`): ``run.json``, one
-JSON-lines log per fold, ``summary.json`` and ``curves.png``; a run is seconds long, so an
-interrupted one starts over (it writes no checkpoints).
+folder (:mod:`scratchlm.training.run`): ``run.json``, one JSON-lines log per fold, ``summary.json`` and
+``curves.png``.  A fold is the unit of work (it trains in about a second): each finished fold's record is
+its checkpoint (``foldK.result.json``, kept until the run ends), and an interrupted run, run again, reads
+the finished folds back and trains the others.
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ import json
 from pathlib import Path
 
 from scratchlm import checks, jsonio
-from scratchlm.commands.common import add_run_arguments, start_run
+from scratchlm.commands.common import add_run_arguments, check_run_folder, complete_run, start_run
 from scratchlm.commands.flags import config_flag
 from scratchlm.errors import ScratchlmError
+
+# A finished outer fold's record, beside its log (fold0.jsonl -> fold0.result.json): the checkpoint of a run whose
+# unit of work is a fold (a fold trains in about a second); dropped at the end unless --keep-checkpoints.
+FOLD_DONE = ".result.json"
 
 # The grid nested CV chooses from (the demo, benchmarks/classifier.py): half-decade steps around the
 # 0.01 that the random-init model was first tuned with.
@@ -97,30 +102,43 @@ def evaluate(args_like) -> dict:
     from scratchlm.training.plots import plot_curves
     from scratchlm.training.run import data_digest
 
+    check_run_folder(args_like)
     config = CVConfig(**given, freeze_embedding=bool(args_like.freeze))
     checks.source(args_like.data, "--data", ("polarity",))
     checks.source(args_like.init, "--init", ("random", "minilm"))
-    checks.output_folder(args_like.out)
     texts, labels = _load(args_like.data)
     init = args_like.init
     vectors_file = [Path(init)] if init not in ("random", "minilm") and Path(init).is_file() else []
+    settings = {"cv": dataclasses.asdict(config), "init": init if not vectors_file else "file"}
+    digest = data_digest(texts, [str(y) for y in labels], *vectors_file)
+    if complete_run(args_like, command="classify", settings=settings, data=digest, unit="fold"):
+        return json.loads((Path(args_like.out) / "summary.json").read_text())  # before the vectors are read
     vectors = load_vectors(init, texts)  # a damaged vectors file is refused before the run folder is opened
-    run = start_run(args_like, command="classify", settings={"cv": dataclasses.asdict(config),
-                                                               "init": init if not vectors_file else "file"},
-                    data=data_digest(texts, [str(y) for y in labels], *vectors_file),
-                    total_steps=config.folds, unit="fold")
+    run = start_run(args_like, command="classify", settings=settings, data=digest, total_steps=config.folds,
+                    unit="fold", position=lambda folder: len(list(folder.glob(f"fold*{FOLD_DONE}"))))
     out = run.out
-    if run.state == "complete":
-        return json.loads((out / "summary.json").read_text())
-    for stale in out.glob("fold*.jsonl"):  # an interrupted run starts over: no checkpoints to resume from
-        stale.unlink()
-    result = cross_validate(texts, labels, config, vectors=vectors, metrics_dir=out)
+    for log in out.glob("fold*.jsonl"):  # an unfinished fold starts over (its log is written again)
+        if not (out / f"{log.stem}{FOLD_DONE}").exists():
+            log.unlink()
+
+    def done(k: int) -> dict | None:
+        path = out / f"fold{k}{FOLD_DONE}"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def on_fold(k: int, record: dict) -> None:
+        jsonio.write(out / f"fold{k}{FOLD_DONE}", record)
+        run.checkpointed(out / f"fold{k}{FOLD_DONE}")  # run.json: the folds done
+
+    result = cross_validate(texts, labels, config, vectors=vectors, metrics_dir=out, done=done, on_fold=on_fold)
     result["init"] = Path(init).name if vectors is not None and init != "minilm" else init
     result["frozen"] = bool(args_like.freeze)
     jsonio.write(out / "summary.json", result)
     logs = sorted(out.glob("fold*.jsonl"))
     plot_curves(out / "curves.png", logs, title="embedding-bag classifier: one curve per outer fold",
                 loss="binary cross-entropy (nats)", metric=None, labels=[p.stem for p in logs])
+    if not run.config.keep_checkpoints:  # the finished folds are in summary.json
+        for path in out.glob(f"fold*{FOLD_DONE}"):
+            path.unlink()
     run.finish()
     return result
 

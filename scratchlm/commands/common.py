@@ -13,7 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from scratchlm.training.run import Run, RunConfig, open_run
+from scratchlm import checks
+from scratchlm.training.run import Run, RunConfig, check_out, finished, open_run
 
 COMMON_LOGGER = "scratchlm"
 
@@ -82,11 +83,30 @@ def start_run(args: argparse.Namespace, *, command: str, settings: dict, data: s
     return run
 
 
+def check_run_folder(args: argparse.Namespace) -> None:
+    """``--out`` before any work: a folder scratchlm can write (tried) or create, not a file, and empty or a run
+    folder (:func:`scratchlm.training.run.check_out`; with several hosts only process 0 checks that, as it may
+    be creating the shared folder)."""
+    checks.output_folder(args.out)
+    if getattr(args, "process_id", None) in (None, 0):
+        check_out(args.out)
+
+
+def complete_run(args: argparse.Namespace, *, command: str, settings: dict, data: str, unit: str = "step") -> bool:
+    """Whether ``--out`` holds this run, complete (:func:`scratchlm.training.run.finished`), saying so: asked
+    before a model is loaded or a vocabulary built, with the ``settings`` known by then."""
+    run = finished(run_config(args), command=command, settings=settings, data=data, unit=unit)
+    if run is not None:
+        configure_logging(args)
+        logging.getLogger(COMMON_LOGGER).info(run.message)
+    return run is not None
+
+
 def result_settings(args: argparse.Namespace, *, drop: tuple[str, ...] = ()) -> dict:
     """The flags that change a run's result: every flag but the run folder's, the log level, the device
     layout (a run resumes on another mesh) and ``drop``."""
     ignored = {"out", "overwrite", "checkpoint_every", "keep_checkpoints", "quiet", "verbose", "mesh", "coordinator",
-               "num_processes", "process_id", "threads", "no_progress", "command", "action", *drop}
+               "num_processes", "process_id", "threads", "command", "action", *drop}
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())
             if k not in ignored and not k.startswith("_")}
 

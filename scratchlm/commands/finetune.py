@@ -47,6 +47,8 @@ from scratchlm import jsonio
 from scratchlm.commands.common import (
     add_parallel_arguments,
     add_run_arguments,
+    check_run_folder,
+    complete_run,
     init_source,
     model_folder,
     resolve_init,
@@ -249,11 +251,8 @@ def check_flags(args: argparse.Namespace) -> None:
     the task's kind and labels are known once its file is read, and checked again then), then the rest."""
     from scratchlm import checks
     from scratchlm.training.finetune import FinetuneConfig
-    from scratchlm.training.run import check_out
 
-    checks.output_folder(args.out)
-    if getattr(args, "process_id", None) in (None, 0):  # process 0 alone may be creating a shared run folder
-        check_out(args.out)  # another kind of folder is refused before --init or --task is read
+    check_run_folder(args)  # another kind of folder is refused before --init or --task is read
     given = {k: v for k, v in _given(args).items() if k not in ("head", "class_weights")}
     FinetuneConfig(task="sequence", num_labels=2, **given, lora=lora_config(args))
 
@@ -300,14 +299,15 @@ def run(args: argparse.Namespace) -> int:
         lines = log.read_text().splitlines() if log.exists() else []
         return sum(1 for line in lines if '"split": "eval"' in line)
 
-    # the model and its tokenizer read, and every id checked against the model, before the run folder is opened
     init_path = resolve_init(args.init)  # fetched once (a Hub id); load_init reads the folder
+    digest = data_digest(json.dumps(task, sort_keys=True, default=str), model_folder(init_path))
+    if complete_run(args, command="finetune", settings=settings, data=digest, unit="fold" if folds else "epoch"):
+        return 0  # said before the model is read
+    # the model and its tokenizer read, and every id checked against the model, before the run folder is opened
     bert_config, pretrained, tok = load_init(init_path)
     data = encode(task, tok, args.max_length, bert_config.vocab_size)
-    run = start_run(args, command="finetune", settings=settings,
-                    data=data_digest(json.dumps(task, sort_keys=True, default=str),
-                                     *([model_folder(init_path)] if init_path.exists() else [])),
-                    total_steps=folds or config.epochs, unit="fold" if folds else "epoch", position=position)
+    run = start_run(args, command="finetune", settings=settings, data=digest, total_steps=folds or config.epochs,
+                    unit="fold" if folds else "epoch", position=position)
     out: Path = run.out
     if run.state == "complete":
         return 0
@@ -345,7 +345,8 @@ def run(args: argparse.Namespace) -> int:
                 best["dev"] = record["best_dev"] or 0.0
                 save_model(params, names)
             jsonio.write(fold_dir / "result.json", record, indent=None)
-            shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)  # the fold is finished
+            if not run.config.keep_checkpoints:  # the fold is finished: its model is in result.json and best/
+                shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)
             print(f"fold {f + 1}/{folds}: test accuracy {record['test']['accuracy']:.3f}", flush=True)
 
         def fold_dir(f):

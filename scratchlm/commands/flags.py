@@ -13,6 +13,13 @@ import argparse
 import dataclasses
 import importlib
 import inspect
+import re
+
+# argparse takes an argument for a value rather than an option when it looks like a negative number,
+# but its own pattern (``^-\d+$|^-\d*\.\d+$``) knows no exponent: ``--lr -1e-3`` would be read as an
+# unknown option ``-1e-3``.  No scratchlm option looks like a number, so every number is a value and
+# reaches the command's range check ("--lr must be a positive ...").
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
 
 
 def config_flag(parser, *names: str, source: str, **kwargs) -> argparse.Action:
@@ -60,8 +67,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def use_everywhere(parser: argparse.ArgumentParser) -> None:
-    """Give ``parser`` and every sub-command parser below it :class:`HelpFormatter`."""
+    """Give ``parser`` and every sub-command parser below it :class:`HelpFormatter`, and argparse's test for
+    a negative number the exponent it lacks (:data:`NEGATIVE_NUMBER`)."""
     parser.formatter_class = HelpFormatter
+    parser._negative_number_matcher = NEGATIVE_NUMBER
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in dict.fromkeys(action.choices.values()):

@@ -35,7 +35,13 @@ import dataclasses
 import json
 
 from scratchlm import checks, jsonio
-from scratchlm.commands.common import add_parallel_arguments, add_run_arguments, setup_parallel, start_run
+from scratchlm.commands.common import (
+    add_parallel_arguments,
+    add_run_arguments,
+    check_run_folder,
+    setup_parallel,
+    start_run,
+)
 from scratchlm.embeddings.glove.config import GloveConfig
 from scratchlm.embeddings.glove.cooccurrence import CooccurrenceConfig
 
@@ -151,9 +157,9 @@ def run(args: argparse.Namespace) -> int:
                          epochs=args.epochs, batch_size=args.batch_size, output=args.output)
     counting = CooccurrenceConfig(window=args.window, symmetric=not args.left_only, min_count=args.min_count,
                                   max_size=args.vocab_size, max_memory_mb=args.max_memory_mb)
+    check_run_folder(args)
     checks.source(args.corpus, "--corpus")
     checks.at_least("restrict", args.restrict, 1)
-    checks.output_folder(args.out)
     mesh = setup_parallel(args)  # before any other JAX call
     metrics = train_and_write(
         load_tokenized_corpus(args.corpus, wiki_unit="article"), args, config=config, counting=counting,

@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 
 from scratchlm import checks, jsonio
-from scratchlm.commands.common import add_run_arguments, start_run
+from scratchlm.commands.common import add_run_arguments, check_run_folder, complete_run, start_run
 from scratchlm.commands.flags import config_flag
 from scratchlm.data.codec import MAX_VOCAB, MIN_COUNT
 from scratchlm.io import atomic_write_text
@@ -164,8 +164,14 @@ def train_command(args: argparse.Namespace) -> dict:
     checks.at_least("min_count", args.min_count, 1)
     checks.source(args.corpus, "--corpus")
     checks.source(args.tokenizer, "--tokenizer", ("word",))
-    checks.output_folder(args.out)
+    check_run_folder(args)
     paragraphs = corpora.load_corpus(args.corpus)
+    vocabulary = {"tokenizer": args.tokenizer, "vocab_size": args.vocab_size, "min_count": args.min_count}
+    data, settings = lm_run_settings(paragraphs, config, vocabulary)
+    settings["model"] = dataclasses.asdict(model_config(args, 2))
+    settings["model"].pop("vocab_size")  # follows from the data and the vocabulary's settings
+    if complete_run(args, command="gru-lm train", settings=settings, data=data):  # before the vocabulary is built
+        return json.loads((Path(args.out) / "metrics.json").read_text())
     n_valid = held_out(paragraphs, config.valid_fraction)
     codec = TextCodec.build(args.tokenizer, paragraphs[:-n_valid], max_vocab=args.vocab_size, min_count=args.min_count)
     model = model_config(args, codec.vocab_size)
@@ -174,14 +180,21 @@ def train_command(args: argparse.Namespace) -> dict:
     return pretrain(paragraphs, codec, model, config, run)
 
 
-def open_lm_run(args, paragraphs, model, config, **vocabulary):
-    """The run folder of a GRU LM run: its settings are the two configs and the vocabulary's."""
+def lm_run_settings(paragraphs, config, vocabulary: dict) -> tuple[str, dict]:
+    """The data digest and the settings of a GRU LM run known before its vocabulary is built: the LM's config
+    and the vocabulary's (:func:`open_lm_run` adds the model's)."""
     from scratchlm.training.run import data_digest
 
     tokenizer = vocabulary.get("tokenizer", "word")
     data = data_digest(paragraphs, *([] if tokenizer == "word" else [Path(tokenizer)]))
-    settings = {"lm": dataclasses.asdict(config), "model": dataclasses.asdict(model),
-                **{k: (v if k != "tokenizer" or v == "word" else "file") for k, v in vocabulary.items()}}
+    return data, {"lm": dataclasses.asdict(config),
+                  **{k: (v if k != "tokenizer" or v == "word" else "file") for k, v in vocabulary.items()}}
+
+
+def open_lm_run(args, paragraphs, model, config, **vocabulary):
+    """The run folder of a GRU LM run: its settings are the two configs and the vocabulary's."""
+    data, settings = lm_run_settings(paragraphs, config, vocabulary)
+    settings = {"lm": settings.pop("lm"), "model": dataclasses.asdict(model), **settings}
     return start_run(args, command="gru-lm train", settings=settings, data=data, total_steps=config.steps)
 
 

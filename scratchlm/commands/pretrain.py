@@ -30,6 +30,8 @@ from pathlib import Path
 from scratchlm.commands.common import (
     add_parallel_arguments,
     add_run_arguments,
+    check_run_folder,
+    complete_run,
     init_source,
     model_folder,
     resolve_init,
@@ -108,6 +110,7 @@ def check_flags(args: argparse.Namespace) -> None:
     """The flags that no config dataclass checks, and the paths: before any work."""
     from scratchlm import checks
 
+    check_run_folder(args)
     for name in ("vocab_size", "intermediate", "limit"):
         if getattr(args, name) is not None:
             checks.at_least(name, getattr(args, name), 1)
@@ -116,7 +119,6 @@ def check_flags(args: argparse.Namespace) -> None:
         checks.input_file(args.tokenizer, "--tokenizer")
     if args.init:
         init_source(args.init)
-    checks.output_folder(args.out)
 
 
 def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) -> dict:
@@ -145,17 +147,7 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
         if args.intermediate is None:
             shape = replace(shape, intermediate_size=4 * shape.hidden_size)  # Vaswani et al. 2017, §3.3
         replace(shape, **compute)
-    init_params = tokenizer = None  # the input model and tokenizer read (a damaged one refused) before any work
-    init_path = resolve_init(args.init) if args.init else None  # a Hub id fetched once
-    if args.init:
-        path = model_folder(init_path)
-        config, init_params = bert.from_pretrained(path, **compute)
-        tok_path = args.tokenizer or path / "tokenizer.json"
-        if not Path(tok_path).is_file():
-            raise ScratchlmError(f"--init {args.init}: no tokenizer.json in {path}; pass --tokenizer")
-        tokenizer = tokenizers.load(tok_path)
-    elif args.tokenizer:
-        tokenizer = tokenizers.load(args.tokenizer)
+    init_path = model_folder(resolve_init(args.init)) if args.init else None  # a Hub id fetched once
     texts = corpora.load_corpus(args.corpus)
     if args.limit is not None:
         texts = texts[: args.limit]
@@ -165,10 +157,19 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
     settings = {"run": dataclasses.asdict(run_config), "model": model_settings,
                 **result_settings(args, drop=tuple(_RUN_FLAGS.values()) + tuple(_MODEL_FLAGS.values()) + ("corpus",))}
     settings.update(tokenizer="file" if args.tokenizer else None, init=init_source(args.init) if args.init else None)
-    run = start_run(args, command="pretrain", settings=settings, data=data_digest(texts, *inputs),
-                    total_steps=run_config.steps)
-    if run.state == "complete":
-        return json.loads((run.out / "metrics.json").read_text())
+    digest = data_digest(texts, *inputs)
+    if complete_run(args, command="pretrain", settings=settings, data=digest):  # before any model is read
+        return json.loads((Path(args.out) / "metrics.json").read_text())
+    init_params = tokenizer = None  # the input model and tokenizer read (a damaged one refused) before any work
+    if args.init:
+        config, init_params = bert.from_pretrained(init_path, **compute)
+        tok_path = args.tokenizer or init_path / "tokenizer.json"
+        if not Path(tok_path).is_file():
+            raise ScratchlmError(f"--init {args.init}: no tokenizer.json in {init_path}; pass --tokenizer")
+        tokenizer = tokenizers.load(tok_path)
+    elif args.tokenizer:
+        tokenizer = tokenizers.load(args.tokenizer)
+    run = start_run(args, command="pretrain", settings=settings, data=digest, total_steps=run_config.steps)
     if not args.init:
         if tokenizer is None:
             tokenizer = train_bert_wordpiece(texts, shape.vocab_size, special_tokens=BERT_SPECIAL_TOKENS,

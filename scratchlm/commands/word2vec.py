@@ -30,6 +30,8 @@ from scratchlm import checks, jsonio
 from scratchlm.commands.common import (
     add_parallel_arguments,
     add_run_arguments,
+    check_run_folder,
+    complete_run,
     limit_intra_op_threads,
     setup_parallel,
     start_run,
@@ -67,7 +69,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="divide a row's summed update by sqrt(its count in the step) (default: on for batches "
                              "above 2048)")
     parser.add_argument("--restrict-vocab", type=int, default=30_000, help="evaluate over the N most frequent words")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads running a step's ops (default 1: the step's ops are too small to share "
                              "between threads, see scratchlm.commands.common.limit_intra_op_threads; 0: XLA's "
@@ -130,17 +131,28 @@ def train_and_write(args, sentences=None) -> dict:
     from scratchlm.training.run import data_digest
 
     started = time.perf_counter()
+    check_run_folder(args)
     if sentences is None:
         checks.source(args.corpus, "--corpus")
     checks.at_least("restrict_vocab", args.restrict_vocab, 1)
-    checks.output_folder(args.out)
     mesh = setup_parallel(args)  # before any other JAX call
     lead = jax.process_index() == 0
     config = _config(args)  # the settings checked before the corpus is read; the batch is sized below
     out: Path = args.out
     sentences = load_tokenized_corpus(args.corpus) if sentences is None else sentences
+    digest = data_digest([" ".join(s) for s in sentences])
+
+    def run_settings(config) -> dict:
+        return {"config": dataclasses.asdict(config), "seed": args.seed, "restrict_vocab": args.restrict_vocab}
+
+    known = run_settings(config)  # before the vocabulary: an accelerator's default batch follows the corpus size
+    if args.batch_size is None and jax.devices()[0].platform != "cpu":
+        for derived in ("batch_size", "normalize_duplicates", "noise_share"):
+            known["config"].pop(derived)
+    if complete_run(args, command="word2vec", settings=known, data=digest, unit="epoch"):
+        return json.loads((out / "metrics.json").read_text())
     vocab, ids, sentence, raw_words = recipe.read_corpus(sentences, config.min_count)
-    config = _config(args, vocab.counts)  # an accelerator's batch follows the corpus size
+    config = _config(args, vocab.counts)
 
     def epochs_done(folder: Path) -> float:
         latest = checkpoint.latest_checkpoint(folder / "checkpoints")
@@ -148,10 +160,8 @@ def train_and_write(args, sentences=None) -> dict:
             return 0
         return checkpoint.read_extra(latest)["epoch"]  # epochs finished (and some steps of the next)
 
-    run = start_run(args, command="word2vec", data=data_digest([" ".join(s) for s in sentences]),
-                    settings={"config": dataclasses.asdict(config), "seed": args.seed,
-                              "restrict_vocab": args.restrict_vocab},
-                    total_steps=config.epochs, unit="epoch", position=epochs_done)
+    run = start_run(args, command="word2vec", data=digest, settings=run_settings(config), total_steps=config.epochs,
+                    unit="epoch", position=epochs_done)
     if run.state == "complete":
         return json.loads((out / "metrics.json").read_text())
     corpus = recipe.make_corpus(ids, sentence, vocab.counts, config.sample)
@@ -161,7 +171,10 @@ def train_and_write(args, sentences=None) -> dict:
                 "vocab_size": len(vocab), "tokens": int(len(ids))}
 
     total = config.epochs * len(ids)
-    bar = tqdm(total=total, unit="w", unit_scale=True, disable=args.no_progress, desc=f"word2vec {config.model}")
+    # a bar on a terminal, as every command's loop (scratchlm.training.loop); log lines otherwise; --quiet: neither
+    quiet = bool(getattr(args, "quiet", False))
+    bar = tqdm(total=total, unit="w", unit_scale=True, disable=quiet or not sys.stderr.isatty(),
+               desc=f"word2vec {config.model}")
     done = {"words": 0, "logged": 0.0, "t": time.perf_counter()}
     curve: list[dict] = []
 
@@ -230,7 +243,7 @@ def demo_step(ctx) -> dict:
     if ctx.quick:
         sentences = sentences[:500]
     args = command_args(corpus="wiki", model="skipgram", epochs=1 if ctx.quick else 15, seed=ctx.seed,
-                        no_progress=not sys.stderr.isatty(), **vars(ctx.args()))
+                        **vars(ctx.args()))
     m = train_and_write(args, sentences)
     note = m.get("projection", "")
     result = (f"skip-gram {m['epochs']} ep: {m['words_per_second']:,.0f} words/s, analogy {m['analogy_accuracy']:.3f}, "

@@ -22,6 +22,7 @@ from flax import serialization
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.io import atomic_write_bytes
+from scratchlm.training import run as run_folder
 
 _NAME = re.compile(r"^ckpt_(\d{8,})\.msgpack$")
 
@@ -58,6 +59,7 @@ def save_checkpoint(directory: str | Path, state: Any, *, extra: dict | None = N
     if keep is not None:
         for old in list_checkpoints(directory)[:-keep]:
             old.unlink(missing_ok=True)
+    run_folder.checkpoint_written(path)
     return path
 
 

@@ -18,6 +18,7 @@ cross-validation on that fold's training part (nested CV), so the test fold neve
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,7 +150,8 @@ def _select_learning_rate(tokens, labels, train_idx, *, config: CVConfig, wv, sh
 
 
 def cross_validate(texts, labels, config: CVConfig = CVConfig(), *, vectors: WordVectors | None = None,
-                   metrics_dir=None) -> dict:
+                   metrics_dir=None, done: Callable[[int], dict | None] = lambda k: None,
+                   on_fold: Callable[[int, dict], None] = lambda k, record: None) -> dict:
     """k-fold cross-validated accuracy of the classifier, trained through the shared loop.
 
     For each fold the vocabulary is built from the training sentences only (test words they never
@@ -157,7 +159,9 @@ def cross_validate(texts, labels, config: CVConfig = CVConfig(), *, vectors: Wor
     from ``vectors`` (frozen with ``config.freeze_embedding``), the model is trained full-batch with
     AdamW, and it is scored on the held-out fold.  With several ``config.learning_rates`` each outer
     fold picks its own by inner CV on its training part.  Returns per-fold and mean accuracy, macro
-    F1, the majority-class rate and the chosen learning rates.
+    F1, the majority-class rate and the chosen learning rates.  ``done(k)`` may return a finished fold's
+    record (resuming: a fold is the unit of work, as in :func:`scratchlm.training.finetune.cross_validate`);
+    ``on_fold(k, record)`` receives each new one.
     """
     labels = np.asarray(labels, np.float32)
     tokens = [word_tokens(t) for t in texts]
@@ -173,6 +177,13 @@ def cross_validate(texts, labels, config: CVConfig = CVConfig(), *, vectors: Wor
     key = jax.random.key(config.seed)
 
     def run_fold(k: int, train_idx: np.ndarray, test_idx: np.ndarray) -> dict:
+        record = done(k)
+        if record is None:
+            record = fit_fold(k, train_idx, test_idx)
+            on_fold(k, record)
+        return record
+
+    def fit_fold(k: int, train_idx: np.ndarray, test_idx: np.ndarray) -> dict:
         k_fold = jax.random.fold_in(key, k)
         lr, inner = config.learning_rates[0], None
         if len(config.learning_rates) > 1:

@@ -19,6 +19,7 @@ an uninterrupted one would (the "data position" saved with a checkpoint is its s
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import sys
@@ -258,6 +259,22 @@ def _json_value(v):
     return v.item() if v.ndim == 0 else v.tolist()
 
 
+def _logged_evaluations(metrics_path, upto: int) -> list[dict]:
+    """A resumed run's history before its checkpoint, as its JSON-lines log holds it (``{"step", **scores}``
+    per evaluation up to step ``upto``), so that it reports every evaluation, as an uninterrupted run does."""
+    if not metrics_path or not Path(metrics_path).is_file():
+        return []
+    found = []
+    for line in Path(metrics_path).read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by a kill
+            continue
+        if isinstance(record, dict) and record.get("split") == "eval" and record.get("step", upto + 1) <= upto:
+            found.append({k: v for k, v in record.items() if k != "split"})
+    return found
+
+
 def train(
     state: TrainState,
     step_fn: Callable[[TrainState, Any], tuple[TrainState, dict]],
@@ -295,10 +312,10 @@ def train(
         if loop["best_step"] is not None and best_path.exists():
             best_params = ckpt.load_params(best_path, state.params)
 
-    history: list[dict] = []
+    start = int(state.step)
+    history = _logged_evaluations(cfg.metrics_path, start) if last_ckpt is not None else []
     metrics_file = open(cfg.metrics_path, "a") if cfg.metrics_path else None
     show = sys.stderr.isatty() if cfg.progress is None else cfg.progress
-    start = int(state.step)
     bar = None
     if show and start < cfg.steps:
         from tqdm.auto import tqdm

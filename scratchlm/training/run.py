@@ -21,6 +21,9 @@ A folder that is not empty and holds no ``run.json``, or a path that is a file, 
 (``--overwrite`` never deletes a folder scratchlm did not write).  Opening a folder also removes the
 stray temporary files a kill mid-write leaves (``NAME.tmpPID``, :func:`scratchlm.io.atomic_write_bytes`)
 and cuts the JSON-lines logs back to the last checkpoint, so a resumed run's log is one run's log.
+Every checkpoint a run writes updates its ``run.json`` (the step reached and the checkpoint's name,
+written atomically, :func:`checkpoint_written`), and :func:`finished` lets a command find a complete
+run before it loads a model or builds a vocabulary.
 JAX-free: the commands open the folder before anything heavy starts.  With several processes (one
 per host) the run folder is shared: process 0 alone writes, moves and removes files in it; the others
 only read it to find the state.
@@ -35,6 +38,7 @@ import json
 import re
 import shutil
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,6 +136,8 @@ class Run:
     message: str
     record: dict
     lead: bool = True  # process 0 of a multi-host run (or the only process): the one that writes the folder
+    position: Callable[[Path], float] = dataclasses.field(default=lambda folder: checkpoint_step(folder), repr=False)
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     @property
     def out(self) -> Path:
@@ -158,17 +164,40 @@ class Run:
             last = str(found[-1]) if found else "none (no checkpoint was written before it)"
             raise NonFiniteLossError(f"{err}; last good checkpoint: {last}") from None
 
+    def checkpointed(self, path: Path) -> None:
+        """After a checkpoint at ``path``: ``run.json`` records how far the run got and that checkpoint."""
+        with self._lock:
+            self.record.update(step=self.position(self.out), checkpoint=path.relative_to(self.out).as_posix())
+            _write(self.out, self.record)
+
     def finish(self) -> None:
         """Mark the run complete and, unless ``keep_checkpoints``, drop its checkpoint folders (the final
         model is in the run's output files)."""
+        _TRAINING.pop(self.out.resolve(), None)
         if not self.lead:
             return
-        if not self.config.keep_checkpoints:
-            for folder in sorted(self.out.rglob(CHECKPOINTS), reverse=True):
-                if folder.is_dir():
-                    shutil.rmtree(folder)
-        self.record.update(status="complete", step=self.record["total_steps"])
-        _write(self.out, self.record)
+        with self._lock:
+            if not self.config.keep_checkpoints:
+                for folder in sorted(self.out.rglob(CHECKPOINTS), reverse=True):
+                    if folder.is_dir():
+                        shutil.rmtree(folder)
+                self.record.pop("checkpoint", None)
+            self.record.update(status="complete", step=self.record["total_steps"])
+            _write(self.out, self.record)
+
+
+# The runs this process trains (process 0's), by resolved folder: a checkpoint written anywhere under one
+# updates its run.json.  Bookkeeping of the files on disk, as a log handler is; no result depends on it.
+_TRAINING: dict[Path, Run] = {}
+
+
+def checkpoint_written(path: Path) -> None:
+    """Called by :func:`scratchlm.training.checkpoint.save_checkpoint` after each checkpoint is in place
+    (from its writer thread too): the run training into a folder above ``path`` records it in ``run.json``."""
+    path = Path(path).resolve()
+    for out, run in list(_TRAINING.items()):
+        if out in path.parents:
+            run.checkpointed(run.out / path.relative_to(out))
 
 
 def _write(out: Path, record: dict) -> None:
@@ -182,11 +211,12 @@ def checkpoint_step(folder: Path) -> int:
 
 def _cut_logs(out: Path) -> None:
     """Remove stray temporary files, and the JSON-lines records written after each folder's last checkpoint
-    (a rerun writes them again): a finished fold (``result.json`` beside its log) is left as it is."""
+    (a rerun writes them again): a finished fold (``result.json`` beside its log, or ``NAME.result.json``
+    beside ``NAME.jsonl``) is left as it is."""
     for tmp in [p for p in out.rglob("*") if _TMP.search(p.name)]:
         shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink(missing_ok=True)
     for log in out.rglob("*.jsonl"):
-        if (log.parent / "result.json").exists():
+        if (log.parent / "result.json").exists() or log.with_name(log.stem + ".result.json").exists():
             continue
         last = checkpoint_step(log.parent / CHECKPOINTS) if (log.parent / CHECKPOINTS).is_dir() else 0
         kept = []
@@ -264,8 +294,8 @@ def open_run(config: RunConfig, *, command: str, settings: dict, data: str, tota
             if lead:
                 _cut_logs(out)
                 _write(out, {**old, "step": at})  # where the resumed run starts
-            return Run(config, "resume", f"resuming {out} from {unit} {at:g} of {total}", {**old, "step": at},
-                       lead=lead)
+            return _training(Run(config, "resume", f"resuming {out} from {unit} {at:g} of {total}",
+                                 {**old, "step": at}, lead=lead, position=position))
     try:
         out.mkdir(parents=True, exist_ok=True)
         record = {"command": command, "argv": list(sys.argv if argv is None else argv),
@@ -274,4 +304,38 @@ def open_run(config: RunConfig, *, command: str, settings: dict, data: str, tota
         _write(out, record)
     except OSError as err:
         raise ScratchlmError(f"--out {out}: cannot write there ({err.strerror}); choose a writable folder") from None
-    return Run(config, "new", f"training into {out} ({total_steps} {unit}s)", record)
+    return _training(Run(config, "new", f"training into {out} ({total_steps} {unit}s)", record, position=position))
+
+
+def _training(run: Run) -> Run:
+    if run.lead:
+        _TRAINING[run.out.resolve()] = run
+    return run
+
+
+def finished(config: RunConfig, *, command: str, settings: dict, data: str, unit: str = "step") -> Run | None:
+    """The run in ``config.out`` if it is this one and complete (same ``command`` and ``data``, and every
+    value in ``settings`` equal to the recorded one; a dict given may name only some of its keys), else
+    None.  Cheap, and it writes nothing: a command asks it before loading a model or building a
+    vocabulary, so that a complete run is reported at once; ``settings`` is then what the command knows
+    before that work (what follows from it and the data is recorded too, and needs no comparing).
+    Any other state is left to :func:`open_run`, which names what differs."""
+    record_path = Path(config.out) / RUN_FILE
+    if config.overwrite or not record_path.is_file():
+        return None
+    try:
+        old = json.loads(record_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(old, dict) or old.get("status") != "complete" or old.get("command") != command \
+            or old.get("data") != data or not _agrees(_plain(settings), old.get("settings")):
+        return None
+    total = old.get("total_steps")
+    return Run(config, "complete", f"{config.out} holds this run, complete ({total} of {total} {unit}s): "
+               "nothing to do (add --overwrite to train it again)", old)
+
+
+def _agrees(given, recorded) -> bool:
+    if isinstance(given, dict):
+        return isinstance(recorded, dict) and all(k in recorded and _agrees(v, recorded[k]) for k, v in given.items())
+    return given == recorded

@@ -53,6 +53,9 @@ def files(tmp_path):
     (f["gru_json"] / "params.msgpack").write_bytes(b"")
     f["vectors"] = tmp_path / "vectors.txt"
     f["vectors"].write_text("3 x\nthe 0.1\n")
+    f["not_run"] = tmp_path / "notes"  # a folder of the user's, not a run folder
+    f["not_run"].mkdir()
+    (f["not_run"] / "notes.txt").write_text("keep me\n")
     f["out"] = tmp_path / "out"
     return f
 
@@ -83,6 +86,12 @@ BEFORE_ANY_WORK = [
     ("classify --encoder lstm --lr -1", "--lr must be a positive"),
     ("classify --encoder lstm --hidden 0", "--hidden"),
     ("gru-lm train --lr=-1e-3", "--lr must be a positive"),
+    # a negative number in scientific notation is a value, not an option (scratchlm.commands.flags.NEGATIVE_NUMBER)
+    ("gru-lm train --lr -1e-3", "--lr must be a positive"),
+    ("word2vec --lr -2.5E-2", "--lr must be a positive"),
+    ("glove --lr -inf", "--lr must be a positive"),
+    ("finetune --task polarity --lr -5e-5", "--lr must be a positive"),
+    ("classify --lr 0.1 -1e-2", "--lr must be positive"),
     ("gru-lm train --clip-norm -1", "--clip-norm must be a positive"),
     ("gru-lm train --batch-size 0", "--batch-size must be at least 1"),
     ("gru-lm train --vocab-size 0", "--vocab-size must be at least 1"),
@@ -92,6 +101,7 @@ BEFORE_ANY_WORK = [
     ("gru-lm generate --checkpoint {gru} --prompt the --top-p 0", "--top-p must be a fraction"),
     ("gru-lm generate --checkpoint {gru} --prompt the --samples 0", "--samples must be at least 1"),
     ("pretrain --lr=-1e-3", "--lr must be a positive"),
+    ("pretrain --lr -1e-3", "--lr must be a positive"),
     ("pretrain --batch-size 0", "--batch-size must be at least 1"),
     ("pretrain --steps 4 --warmup-steps 4", "--warmup-steps must be below --steps"),
     ("pretrain --intermediate 0", "--intermediate must be at least 1"),
@@ -129,6 +139,9 @@ BEFORE_ANY_WORK = [
     *[(f"{cmd} --out {out}", phrase)
       for cmd in ("word2vec", "glove", "classify", "gru-lm train", "pretrain", "finetune --task polarity", "demo")
       for out, phrase in ((UNWRITABLE, "cannot write"), ("{a_file}", "is a file"))],
+    # a folder that is not a run folder: refused before any data is read
+    *[(f"{cmd} --out {{not_run}}", "not a scratchlm run folder")
+      for cmd in ("word2vec", "glove", "classify", "gru-lm train", "pretrain", "finetune --task polarity")],
     ("tokenize train --model bpe --vocab-size 50 --corpus lee --out {folder}", "is a folder"),
     (f"tokenize train --model bpe --vocab-size 50 --corpus lee --out {UNWRITABLE}/tok.json", "cannot write"),
     ("bench --benchmarks {missing}", "--benchmarks"),
@@ -166,8 +179,6 @@ def _argv(line: str, files: dict) -> tuple[str, list[str]]:
     if command == "gru-lm" and argv[1] == "train" or command in ("word2vec", "glove", "pretrain"):
         if "--corpus" not in argv:
             argv += ["--corpus", "lee"]
-    if command == "word2vec":
-        argv.append("--no-progress")
     return command, argv
 
 

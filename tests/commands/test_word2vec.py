@@ -18,7 +18,7 @@ def test_command_writes_vectors_gensim_loads_and_resumes(tmp_path):
     corpus.write_text("\n".join(" ".join(s) for s in planted_corpus(400, seed=1)) + "\n")
     argv = ["word2vec", "--corpus", str(corpus), "--epochs", "2", "--dim", "8", "--min-count", "1", "--sample", "1e-2",
             "--batch-size", "16", "--steps-per-call", "8", "--checkpoint-every", "1e-9", "--keep-checkpoints",
-            "--no-progress", "--out", str(tmp_path / "o")]
+            "--quiet", "--out", str(tmp_path / "o")]
     assert main(argv) == 0
     full = (tmp_path / "o" / "vectors.txt").read_bytes()
     kv = gensim_kv.KeyedVectors.load_word2vec_format(str(tmp_path / "o" / "vectors.txt"))

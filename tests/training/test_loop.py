@@ -188,3 +188,28 @@ def test_resume_in_a_fresh_process_is_bitwise_identical(tmp_path):
     assert_trees_bitwise_equal(resumed, straight)
     halfway = np.asarray(first.state.params["dense"]["kernel"])
     assert not np.array_equal(halfway, np.asarray(straight["dense"]["kernel"]))
+
+
+def test_a_resumed_run_reports_the_evaluations_before_its_checkpoint(tmp_path):
+    """The history a resumed run returns is the uninterrupted run's: the evaluations up to the checkpoint come
+    back from the JSON-lines log (a line after it, or one cut by a kill, is not taken)."""
+    scores = {}
+
+    def eval_fn(params):  # a score that depends on the params only, so both runs see the same ones
+        return {"score": float(np.sum(np.asarray(params["dense"]["kernel"])))}
+
+    def run(steps, log):
+        state, step_fn = tiny.fresh_state()
+        config = LoopConfig(steps=steps, eval_every=2, log_every=0, checkpoint_dir=tmp_path / log / "ck",
+                            checkpoint_every=4, metrics_path=tmp_path / log / "m.jsonl")
+        (tmp_path / log).mkdir(exist_ok=True)
+        return train(state, step_fn, tiny.batch_fn, config=config, eval_fn=eval_fn)
+
+    scores["straight"] = run(8, "straight").history
+    run(5, "resumed")  # checkpoints at steps 4 and 5; evaluations at 2 and 4 are logged
+    with open(tmp_path / "resumed" / "m.jsonl", "a") as log:
+        log.write('{"step": 6, "split": "eval", "score": 1.0}\n{"step": 7, "spl\n')  # past the checkpoint; a cut line
+    (tmp_path / "resumed" / "ck" / "ckpt_00000005.msgpack").unlink()  # back to step 4
+    scores["resumed"] = run(8, "resumed").history
+    assert [h["step"] for h in scores["straight"]] == [2, 4, 6, 8]
+    assert scores["resumed"] == scores["straight"]

@@ -191,3 +191,43 @@ def test_files_are_written_with_the_users_usual_permissions(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "f.bin").stat().st_mode) == 0o644
+
+
+def test_each_checkpoint_updates_run_json_with_the_step_reached(tmp_path):
+    """run.json follows the run between its start and its end: every checkpoint written under the folder
+    (also in a fold's folder) records the position and the checkpoint, atomically (no temporary file left)."""
+    from scratchlm.training.run import checkpoint_written
+
+    run = _open(tmp_path / "run")
+    for where, step in (("checkpoints", 3), ("fold_1/checkpoints", 7)):
+        path = tmp_path / "run" / where / f"ckpt_{step:08d}.msgpack"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"x")
+        checkpoint_written(path)
+        record = json.loads((tmp_path / "run" / RUN_FILE).read_text())
+        assert (record["status"], record["step"], record["checkpoint"]) == ("running", step, f"{where}/{path.name}")
+    checkpoint_written(tmp_path / "elsewhere" / "ckpt_00000009.msgpack")  # not under a run: nothing to record
+    assert json.loads((tmp_path / "run" / RUN_FILE).read_text())["step"] == 7
+    run.finish()
+    record = json.loads((tmp_path / "run" / RUN_FILE).read_text())
+    assert (record["status"], record["step"]) == ("complete", 10) and "checkpoint" not in record  # dropped
+    assert not [p for p in (tmp_path / "run").rglob("*") if ".tmp" in p.name]
+
+
+def test_finished_finds_a_complete_run_from_what_is_known_before_any_work(tmp_path):
+    from scratchlm.training.run import finished
+
+    def found(settings=SETTINGS, data="d1", **config):
+        return finished(RunConfig(out=tmp_path, **config), command="cmd", settings=settings, data=data)
+
+    assert found() is None  # no run yet
+    run = _open(tmp_path)
+    assert found() is None  # running, not complete
+    run.finish()
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()}
+    assert found().state == "complete" and "complete (10 of 10 steps)" in found().message
+    assert found({"lr": 0.001, "model": {"layers": 1}}).state == "complete"  # the keys known so far agree
+    for other in ({"lr": 0.01}, {"model": {"hidden": 16}}, {"seed": 1}):
+        assert found(other) is None  # another setting, or one the record lacks: open_run names it
+    assert found(data="d2") is None and found(overwrite=True) is None
+    assert before == {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()}

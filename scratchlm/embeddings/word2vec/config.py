@@ -53,6 +53,60 @@ class Word2VecConfig:
             raise ScratchlmError(f"--min-lr ({self.min_lr}) must not exceed --lr ({self.lr}): the rate decays")
 
 
+# gensim's Word2Vec parameter -> this config's field, where the names differ (window, negative, min_count,
+# sample and epochs are the same in both); sg's values are 1 (skip-gram) and 0 (CBOW).
+GENSIM_NAMES = {"vector_size": "dim", "sg": "model", "alpha": "lr", "min_alpha": "min_lr", "size": "dim",
+                "iter": "epochs"}  # size and iter: gensim 3's names
+
+
+def from_gensim(**gensim) -> Word2VecConfig:
+    """A :class:`Word2VecConfig` from gensim's parameter names (``Word2Vec(vector_size=100, window=5, sg=1,
+    negative=5, min_count=5, alpha=0.025, ...)``), mapped as :data:`GENSIM_NAMES` says; also
+    ``Word2VecConfig.from_gensim``.  Parameters scratchlm has no counterpart for are refused, except those
+    that change nothing here: ``hs=0`` (negative sampling is the only objective), ``workers`` (threads),
+    ``seed`` (scratchlm takes a PRNG key where it trains)."""
+    fields = {}
+    for name, value in gensim.items():
+        if name in ("workers", "seed") or (name == "hs" and value == 0):
+            continue
+        if name == "hs":
+            raise ScratchlmError("hs=1: hierarchical softmax is not implemented; scratchlm trains with negative "
+                                 "sampling (negative=K)")
+        field = GENSIM_NAMES.get(name, name)
+        if field == "model":
+            if value not in (0, 1):
+                raise ScratchlmError(f"sg must be 1 (skip-gram) or 0 (CBOW), got {value!r}")
+            value = "skipgram" if value == 1 else "cbow"
+        if field not in Word2VecConfig.__dataclass_fields__:
+            known = sorted([*GENSIM_NAMES, "window", "negative", "min_count", "sample", "epochs", "hs", "workers",
+                            "seed"])
+            raise ScratchlmError(f"from_gensim: gensim's {name!r} has no counterpart in Word2VecConfig (known: "
+                                 f"{', '.join(known)})")
+        fields[field] = value
+    return Word2VecConfig(**fields)
+
+
+def _refuse_gensim_names(init):
+    """``Word2VecConfig(vector_size=...)`` is a :class:`ScratchlmError` that names scratchlm's field, not a bare
+    ``TypeError`` (the dataclass's own ``__init__`` runs otherwise, unchanged)."""
+
+    def __init__(self, *args, **kwargs):
+        named = [k for k in kwargs if k in GENSIM_NAMES]
+        if named:
+            said = ", ".join(f"{k} -> {GENSIM_NAMES[k]}" + (" ('skipgram' or 'cbow')" if k == "sg" else "")
+                             for k in named)
+            raise ScratchlmError(f"Word2VecConfig has no field {', '.join(named)} (gensim's name): {said}; or "
+                                 "Word2VecConfig.from_gensim(...) takes gensim's names")
+        init(self, *args, **kwargs)
+
+    __init__.__doc__, __init__.__wrapped__ = init.__doc__, init
+    return __init__
+
+
+Word2VecConfig.__init__ = _refuse_gensim_names(Word2VecConfig.__init__)
+Word2VecConfig.from_gensim = staticmethod(from_gensim)
+
+
 def cbow_run_length(config: Word2VecConfig) -> int:
     """Consecutive centres per run in a CBOW step: ``gcd(batch_size, run_length)``, so runs tile the batch."""
     return math.gcd(config.batch_size, config.run_length)
