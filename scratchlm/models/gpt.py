@@ -438,6 +438,26 @@ def generate(params: dict, input_ids, *, config: GPTConfig, max_new_tokens: int,
     return out[0] if single else out
 
 
+def generate_text(params: dict, prompt: str, *, config: GPTConfig, tokenizer, key: jax.Array | None,
+                  max_new_tokens: int = 40, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.9,
+                  samples: int = 1) -> list[str]:
+    """``samples`` continuations of ``prompt`` (its text followed by the generated tokens, up to the
+    end-of-text id), through :func:`generate`; ``tokenizer`` a :class:`scratchlm.tokenizers.Tokenizer`
+    (the defaults: Holtzman et al. 2020's nucleus 0.9 at temperature 1; ``temperature=0`` is greedy)."""
+    ids = tokenizer.encode(prompt, add_special_tokens=False).ids
+    if not ids:
+        raise ScratchlmError(f"the prompt {prompt!r} holds no token: give some text to continue")
+    if samples < 1:
+        raise ScratchlmError(f"samples must be at least 1, got {samples}")
+    max_new_tokens = min(max_new_tokens, config.n_positions - len(ids))
+    new = generate(params, np.tile(np.asarray(ids, np.int32), (samples, 1)), config=config, key=key,
+                   max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                   eos_token_id=config.eos_token_id)
+    eos = config.eos_token_id
+    return [tokenizer.decode(ids + [int(w) for w in row[: list(row).index(eos) if eos in row else len(row)]])
+            for row in new]
+
+
 # -------------------------------------------------------------------------------------- checkpoints
 
 # Buffers old GPT-2 checkpoints carry that are no parameters: the causal-mask tables of each block.
