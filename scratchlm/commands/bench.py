@@ -30,7 +30,7 @@ from pathlib import Path
 
 from scratchlm.errors import ScratchlmError
 
-SUITES = ("tokenizers", "word2vec", "glove", "gru", "encoder", "finetune")
+SUITES = ("tokenizers", "word2vec", "glove", "gru", "encoder", "finetune", "gpt")
 NOT_SUITES = {"common", "__init__"}
 
 

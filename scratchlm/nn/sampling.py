@@ -28,15 +28,18 @@ def sample_logits(logits: jax.Array, key: jax.Array, *, temperature: float | jax
 
     Args: logits [B, V]; key a PRNG key.  Returns [B] int32 token ids.
     """
-    greedy = jnp.argmax(logits, axis=-1)
-    logits = logits / jnp.where(temperature > 0, temperature, 1.0)
-    V = logits.shape[-1]
-    ranked = -jnp.sort(-logits, axis=-1)  # [B, V] largest first
-    kth = jnp.take(ranked, jnp.clip(top_k - 1, 0, V - 1), axis=-1)[..., None]  # [B, 1] the k-th largest
-    logits = jnp.where((top_k > 0) & (logits < kth), -jnp.inf, logits)
-    order = jnp.argsort(-logits, axis=-1)  # [B, V] most probable first
-    p_sorted = jnp.exp(log_softmax(jnp.take_along_axis(logits, order, axis=-1)))
-    keep_sorted = jnp.cumsum(p_sorted, axis=-1) - p_sorted < top_p  # mass strictly before each token
-    keep = jnp.zeros_like(keep_sorted).at[jnp.arange(logits.shape[0])[:, None], order].set(keep_sorted)
-    sampled = jax.random.categorical(key, jnp.where(keep, logits, -jnp.inf), axis=-1)
-    return jnp.where(temperature > 0, sampled, greedy).astype(jnp.int32)
+    def draw(logits):
+        logits = logits / jnp.where(temperature > 0, temperature, 1.0)
+        V = logits.shape[-1]
+        ranked = -jnp.sort(-logits, axis=-1)  # [B, V] largest first
+        kth = jnp.take(ranked, jnp.clip(top_k - 1, 0, V - 1), axis=-1)[..., None]  # [B, 1] the k-th largest
+        logits = jnp.where((top_k > 0) & (logits < kth), -jnp.inf, logits)
+        order = jnp.argsort(-logits, axis=-1)  # [B, V] most probable first
+        p_sorted = jnp.exp(log_softmax(jnp.take_along_axis(logits, order, axis=-1)))
+        keep_sorted = jnp.cumsum(p_sorted, axis=-1) - p_sorted < top_p  # mass strictly before each token
+        keep = jnp.zeros_like(keep_sorted).at[jnp.arange(logits.shape[0])[:, None], order].set(keep_sorted)
+        return jax.random.categorical(key, jnp.where(keep, logits, -jnp.inf), axis=-1).astype(jnp.int32)
+
+    # a branch, not a select: greedy decoding skips the two sorts over the vocabulary (most of a small
+    # model's decoding step on a CPU); the draw is the same either way
+    return jax.lax.cond(temperature > 0, draw, lambda logits: jnp.argmax(logits, axis=-1).astype(jnp.int32), logits)
