@@ -30,20 +30,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import jax
-
-    from scratchlm import tokenizers
+    from scratchlm import checks
     from scratchlm.commands.flags import resolve
     from scratchlm.errors import ScratchlmError
-    from scratchlm.models import gpt
 
+    settings = {name: getattr(args, name) if getattr(args, name) is not None else resolve(_SAMPLE + name)
+                for name in ("max_new_tokens", "temperature", "top_k", "top_p", "samples")}
+    checks.at_least("max_new_tokens", settings["max_new_tokens"], 1)
+    checks.at_least("temperature", settings["temperature"], 0)
+    checks.at_least("top_k", settings["top_k"], 0)
+    checks.fraction("top_p", settings["top_p"], low_open=True)
+    checks.at_least("samples", settings["samples"], 1)
+    checks.input_folder(args.model, "--model")
     tokenizer_file = args.model / "tokenizer.json"
     if not tokenizer_file.is_file():
         raise ScratchlmError(f"{tokenizer_file} not found: --model needs the tokenizer beside the weights")
+
+    import jax
+
+    from scratchlm import tokenizers
+    from scratchlm.models import gpt
+
     config, params = gpt.from_pretrained(args.model)
     tokenizer = tokenizers.load(tokenizer_file)
-    settings = {name: getattr(args, name) if getattr(args, name) is not None else resolve(_SAMPLE + name)
-                for name in ("max_new_tokens", "temperature", "top_k", "top_p", "samples")}
     for text in gpt.generate_text(params, args.prompt, config=config, tokenizer=tokenizer,
                                   key=jax.random.key(args.seed), **settings):
         print(text)

@@ -51,3 +51,11 @@ def test_a_folder_without_tokenizer_is_an_error(tmp_path, capsys):
     gpt.save_pretrained(tmp_path, jax.tree.map(np.asarray, random_params(gpt.init, config)), config)
     assert main(["generate", "--model", str(tmp_path), "--prompt", "x"]) == 2
     assert "tokenizer.json not found" in capsys.readouterr().err
+
+
+def test_bad_settings_are_one_error_line_before_the_model_is_read(tmp_path, capsys):
+    for flags, phrase in ((["--top-p", "0"], "--top-p"), (["--samples", "0"], "--samples"),
+                          (["--temperature", "-1"], "--temperature")):
+        assert main(["generate", "--model", str(tmp_path / "none"), "--prompt", "x", *flags]) == 2
+        err = capsys.readouterr().err
+        assert phrase in err and len(err.strip().splitlines()) == 1
