@@ -57,3 +57,35 @@ def run(args: argparse.Namespace) -> int:
                                   key=jax.random.key(args.seed), **settings):
         print(text)
     return 0
+
+
+def demo_step(ctx) -> dict:
+    """The demo's GPT step: pretrain a small GPT on the cleaned Wikipedia sample (``pretrain --arch gpt``,
+    byte-level BPE trained by scratchlm), report its held-out perplexity beside the unigram model's on the same
+    tokens, and continue a prompt through the key/value cache."""
+    import jax
+
+    from scratchlm import tokenizers
+    from scratchlm.commands.pretrain import pretrain_gpt_command
+    from scratchlm.models import gpt
+
+    quick = ctx.quick
+    # Sized as the masked-LM step (commands/pretrain.py: demo_step) for 2 CPU cores: seconds with --quick,
+    # about a minute otherwise.
+    args = argparse.Namespace(
+        arch="gpt", corpus="wiki", tokenizer=None, vocab_size=1000 if quick else 4000, layers=2,
+        hidden=64 if quick else 128, heads=2, intermediate=None, seq_len=64, batch_size=16 if quick else 32,
+        steps=40 if quick else 400, lr=1e-3 if quick else 3e-3, warmup_steps=None, weight_decay=None, dropout=0.0,
+        init=None, bf16=False, fused=False, pre_ln=False, limit=300 if quick else None, eval_every=None,
+        seed=ctx.seed, mesh=None, coordinator=None, num_processes=None, process_id=None, **vars(ctx.args()))
+    m = pretrain_gpt_command(args, progress=None)
+    config, params = gpt.from_pretrained(ctx.out / "model")
+    tokenizer = tokenizers.load(ctx.out / "model" / "tokenizer.json")
+    text = gpt.generate_text(params, "The history of", config=config, tokenizer=tokenizer,
+                             key=jax.random.key(ctx.seed), max_new_tokens=24, top_p=0.9)[0]
+    return {"result": (f"held-out perplexity {m['perplexity_start']:.0f} -> {m['perplexity']:.0f} vs unigram "
+                       f"{m['unigram_perplexity']:.0f} (BPE V={m['vocab_size']}); sample: \"{text}\""),
+            "heldout_loss_start": m["heldout_loss_start"], "heldout_loss_end": m["heldout_loss_end"],
+            "perplexity": m["perplexity"], "unigram_perplexity": m["unigram_perplexity"],
+            "tokens_per_s": m["tokens_per_s"], "parameters": m["parameters"], "vocab_size": m["vocab_size"],
+            "train_seconds": m["train_seconds"], "sample": text}
