@@ -266,3 +266,33 @@ def test_an_untied_head_and_a_foreign_config_are_refused(tmp_path):
         gpt.GPTConfig.from_hf_dict({"scale_attn_by_inverse_layer_idx": True})
     with pytest.raises(ScratchlmError, match="outside"):
         gpt.apply(random_params(gpt.init, TINY), {"input_ids": jnp.array([[1, V]])}, config=TINY)
+
+
+def test_bfloat16_compute_keeps_float32_logits_close():
+    """dtype="bfloat16": activations rounded to 8 mantissa bits (2^-9 relative per rounding), statistics, softmax
+    and logits in float32.  Through 2 blocks of width 16 the errors add like a random walk over ~50 roundings of
+    O(3) activations feeding O(5) logits: ~sqrt(50) * 2^-9 * 5 = 0.07; 0.25 bounds it and still catches a
+    float16 overflow or a dropped float32 statistic (errors of O(1))."""
+    import dataclasses
+
+    params = random_params(gpt.init, TINY, std=0.3)
+    ids = jnp.asarray(np.random.default_rng(0).integers(0, V, (2, 8)))
+    z32 = np.asarray(_apply(params, {"input_ids": ids}, config=TINY)["logits"])
+    out = _apply(params, {"input_ids": ids}, config=dataclasses.replace(TINY, dtype="bfloat16"))
+    assert out["logits"].dtype == jnp.float32 and out["last_hidden_state"].dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(out["logits"]), z32, atol=0.25, rtol=0)
+
+
+def test_one_training_step_changes_every_parameter():
+    """Every leaf gets a non-zero gradient from the next-token loss (no dead branch, the head tied to wte); dropout
+    on, so the training path runs too."""
+    import dataclasses
+
+    config = dataclasses.replace(TINY, resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1)
+    params = random_params(gpt.init, config, std=0.3)
+    ids = jnp.asarray(np.random.default_rng(0).integers(0, V, (4, 24)))  # every position of wpe used
+    grads = jax.jit(jax.grad(lambda p, k: gpt.causal_lm_loss(p, {"input_ids": ids}, config=config, key=k,
+                                                             train=True)))(params, jax.random.key(0))
+    flat = jax.tree_util.tree_leaves_with_path(grads)
+    dead = [jax.tree_util.keystr(path) for path, g in flat if not np.any(np.asarray(g) != 0)]
+    assert not dead, dead

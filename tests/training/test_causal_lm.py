@@ -66,3 +66,15 @@ def test_the_pretrained_model_loads_in_transformers_and_generates(tiny_run, caps
     assert main(["generate", "--model", str(out / "model"), "--prompt", "The history of", "--max-new-tokens", "8",
                  "--seed", "1"]) == 0
     assert capsys.readouterr().out.startswith("The history of")
+
+
+def test_continued_pretraining_from_the_saved_model(tiny_run, tmp_path):
+    """--init a GPT-2 folder: its shape and tokenizer are used, and the run starts from its held-out loss."""
+    from scratchlm.cli import main
+
+    out, first = tiny_run
+    rc = main(["pretrain", "--arch", "gpt", "--corpus", "wiki", "--limit", "400", "--init", str(out / "model"),
+               "--seq-len", "32", "--batch-size", "16", "--steps", "2", "--quiet", "--out", str(tmp_path / "more")])
+    assert rc == 0
+    m = json.loads((tmp_path / "more" / "metrics.json").read_text())
+    assert m["heldout_loss_start"] == pytest.approx(first["heldout_loss_end"], abs=1e-5)  # the same rows, same model
