@@ -296,3 +296,30 @@ def test_one_training_step_changes_every_parameter():
     flat = jax.tree_util.tree_leaves_with_path(grads)
     dead = [jax.tree_util.keystr(path) for path, g in flat if not np.any(np.asarray(g) != 0)]
     assert not dead, dead
+
+
+def test_an_old_gpt2_model_layout_loads(tmp_path):
+    """The Hub's original gpt2 files: names without ``transformer.``, a causal-mask buffer ``h.N.attn.bias``
+    [1, 1, n, n] and ``h.N.attn.masked_bias`` per block, which are no parameters."""
+    params = random_params(gpt.init, TINY)  # what _corrupt saves (the same seed)
+
+    def edit(t):
+        for k in list(t):
+            t[k[len("transformer."):]] = t.pop(k)
+        for n in range(TINY.n_layer):
+            t[f"h.{n}.attn.bias"] = np.tril(np.ones((24, 24), np.float32))[None, None]
+            t[f"h.{n}.attn.masked_bias"] = np.array(-1e4, np.float32)
+
+    _corrupt(tmp_path, edit)
+    _, loaded = gpt.from_pretrained(tmp_path)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_positions_and_flops_worked_examples():
+    """Left padding [0, 0, 1, 1, 1] -> positions [1, 1, 0, 1, 2] (HF generate's cumsum - 1, pads at 1).  GPT-2
+    small's count by hand: N = 12 (4 * 768^2 + 2 * 768 * 3072) + 50257 * 768 = 84,934,656 + 38,597,376 =
+    123,532,032; 6N = 741,192,192; 12 L H T at T = 1024 is 12 * 12 * 768 * 1024 = 113,246,208; sum 854,438,400."""
+    np.testing.assert_array_equal(np.asarray(gpt.position_ids_from_mask(jnp.array([[0, 0, 1, 1, 1]]))),
+                                  [[1, 1, 0, 1, 2]])
+    assert gpt.flops_per_token(gpt.GPTConfig(), 1024) == 854_438_400
