@@ -221,9 +221,11 @@ def pretrain_gpt_command(args: argparse.Namespace, *, progress: bool | None = No
     from scratchlm.training.pretrain import PretrainConfig
     from scratchlm.training.run import data_digest
 
-    for flag, given in (("--mesh", args.mesh), ("--coordinator", args.coordinator), ("--pre-ln", args.pre_ln)):
+    for flag, given, why in (("--mesh", args.mesh, "it trains on one device"),
+                             ("--coordinator", args.coordinator, "it trains on one device"),
+                             ("--pre-ln", args.pre_ln, "GPT-2 is always pre-LN")):
         if given:
-            raise ScratchlmError(f"{flag} is not available with --arch gpt (GPT-2 is pre-LN and trains on one device)")
+            raise ScratchlmError(f"{flag} is not available with --arch gpt: {why}")
     if args.init == "minilm":
         raise ScratchlmError("--init minilm is a BERT encoder: with --arch gpt give a GPT-2 folder")
     run_config = PretrainConfig(**_given(args, _RUN_FLAGS))
