@@ -78,3 +78,14 @@ def test_continued_pretraining_from_the_saved_model(tiny_run, tmp_path):
     assert rc == 0
     m = json.loads((tmp_path / "more" / "metrics.json").read_text())
     assert m["heldout_loss_start"] == pytest.approx(first["heldout_loss_end"], abs=1e-5)  # the same rows, same model
+
+
+def test_bert_only_flags_are_one_error_line_with_gpt(tmp_path, capsys):
+    from scratchlm.cli import main
+
+    for flags, phrase in ((["--pre-ln"], "always pre-LN"), (["--mesh", "data=1"], "one device"),
+                          (["--init", "minilm"], "BERT encoder")):
+        assert main(["pretrain", "--arch", "gpt", "--corpus", "lee", *flags, "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert phrase in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()  # refused before any work
