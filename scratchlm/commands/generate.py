@@ -62,12 +62,16 @@ def run(args: argparse.Namespace) -> int:
 def demo_step(ctx) -> dict:
     """The demo's GPT step: pretrain a small GPT on the cleaned Wikipedia sample (``pretrain --arch gpt``,
     byte-level BPE trained by scratchlm), report its held-out perplexity beside the unigram model's on the same
-    tokens, and continue a prompt through the key/value cache."""
+    tokens, continue a prompt through the key/value cache, and fine-tune it on the polarity sentences from the
+    last real token's state (:func:`scratchlm.training.classify.gpt_encoder`, as ``gru-lm classify`` does for the
+    GRU)."""
     import jax
 
     from scratchlm import tokenizers
     from scratchlm.commands.pretrain import pretrain_gpt_command
-    from scratchlm.models import gpt
+    from scratchlm.data import corpora
+    from scratchlm.models import gpt, heads
+    from scratchlm.training import classify
 
     quick = ctx.quick
     # Sized as the masked-LM step (commands/pretrain.py: demo_step) for 2 CPU cores: seconds with --quick,
@@ -83,8 +87,21 @@ def demo_step(ctx) -> dict:
     tokenizer = tokenizers.load(ctx.out / "model" / "tokenizer.json")
     text = gpt.generate_text(params, "The history of", config=config, tokenizer=tokenizer,
                              key=jax.random.key(ctx.seed), max_new_tokens=24, top_p=0.9)[0]
+
+    def init_head(key, num_classes):
+        return {"gpt": params, "classifier": heads.init_normal(key, config.n_embd, num_classes,
+                                                               config.initializer_range)}
+
+    def encode_text(text):
+        return tokenizer.encode(text, add_special_tokens=False).ids[: config.n_positions]
+
+    polarity = classify.holdout(classify.gpt_encoder(config), init_head, encode_text, corpora.polarity_sentences(),
+                                classify.HoldoutConfig(steps=30 if quick else 150, seed=ctx.seed))
     return {"result": (f"held-out perplexity {m['perplexity_start']:.0f} -> {m['perplexity']:.0f} vs unigram "
-                       f"{m['unigram_perplexity']:.0f} (BPE V={m['vocab_size']}); sample: \"{text}\""),
+                       f"{m['unigram_perplexity']:.0f} (BPE V={m['vocab_size']}); polarity acc "
+                       f"{polarity['test_accuracy']:.2f} (majority {polarity['majority_baseline']:.2f}); "
+                       f"sample: \"{text}\""),
+            **{f"polarity_{k}": v for k, v in polarity.items()},
             "heldout_loss_start": m["heldout_loss_start"], "heldout_loss_end": m["heldout_loss_end"],
             "perplexity": m["perplexity"], "unigram_perplexity": m["unigram_perplexity"],
             "tokens_per_s": m["tokens_per_s"], "parameters": m["parameters"], "vocab_size": m["vocab_size"],
