@@ -59,3 +59,15 @@ def test_bad_settings_are_one_error_line_before_the_model_is_read(tmp_path, caps
         assert main(["generate", "--model", str(tmp_path / "none"), "--prompt", "x", *flags]) == 2
         err = capsys.readouterr().err
         assert phrase in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_demo_step_trains_samples_and_fine_tunes(tmp_path):
+    """The demo's gpt step, quick: a run folder with the model, a sample that continues the prompt, the held-out
+    loss lowered from its start (40 steps: perplexity 1,017 -> 527 on 2 cores), polarity scored."""
+    from scratchlm.commands import generate
+    from scratchlm.commands.demo import DemoContext
+
+    r = generate.demo_step(DemoContext(quick=True, out=tmp_path / "gpt", seed=0))
+    assert (tmp_path / "gpt" / "model" / "model.safetensors").is_file()
+    assert r["sample"].startswith("The history of") and r["heldout_loss_end"] < r["heldout_loss_start"] - 0.5
+    assert 0.0 <= r["polarity_test_accuracy"] <= 1.0 and "polarity acc" in r["result"]
