@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "glove": ("scratchlm.commands.glove", "count co-occurrences and train GloVe"),
     "gru-lm": ("scratchlm.commands.gru_lm", "train or sample the GRU language model"),
     "pretrain": ("scratchlm.commands.pretrain", "masked-LM pretraining of a BERT-style encoder"),
+    "generate": ("scratchlm.commands.generate", "continue a prompt with a GPT-2-layout model (key/value cache)"),
     "finetune": ("scratchlm.commands.finetune", "fine-tune an encoder on sequence/token tasks"),
     "bench": ("scratchlm.commands.bench", "run the benchmarks beside their peers"),
     "docs": ("scratchlm.commands.docs", "build the code-beside-equations site"),

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from scratchlm.errors import ScratchlmError
 
-SUITES = ("tokenizers", "word2vec", "glove", "gru", "lstm", "encoder", "finetune")
+SUITES = ("tokenizers", "word2vec", "glove", "gru", "lstm", "encoder", "finetune", "gpt")
 NOT_SUITES = {"common", "__init__", "digest"}  # digest.py hashes the commands' outputs: not a benchmark
 
 

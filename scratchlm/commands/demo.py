@@ -30,6 +30,7 @@ STEPS: list[tuple[str, str]] = [
     ("glove", "scratchlm.commands.glove"),
     ("gru-lm", "scratchlm.commands.gru_lm"),
     ("pretrain", "scratchlm.commands.pretrain"),
+    ("gpt", "scratchlm.commands.generate"),
     ("finetune", "scratchlm.commands.finetune"),
 ]
 

@@ -1,8 +1,15 @@
-"""`scratchlm pretrain`: masked-LM pretraining of a BERT-style encoder.
+"""`scratchlm pretrain`: masked-LM pretraining of a BERT-style encoder, or causal-LM pretraining of GPT-2.
 
     scratchlm pretrain --corpus wiki --layers 4 --hidden 256 --heads 4 --seq-len 128 --batch-size 32 \\
         --steps 2000 --out runs/bert-small                  # trains a WordPiece vocabulary first
     scratchlm pretrain --corpus wiki --init minilm --steps 200 --out runs/minilm-wiki   # continued
+    scratchlm pretrain --arch gpt --corpus wiki --steps 2000 --out runs/gpt-small   # byte-level BPE, next token
+
+``--arch gpt`` (:mod:`scratchlm.training.causal_lm`) trains a byte-level BPE vocabulary with
+``<|endoftext|>`` (or reads ``--tokenizer``), builds ``SMALL_GPT`` (or continues ``--init DIR``, a GPT-2
+folder) and writes the same run folder, with ``model/`` in HuggingFace's GPT-2 layout (``scratchlm
+generate --model DIR/model`` reads it) and ``metrics.json`` holding ``heldout_loss_start``,
+``heldout_loss_end``, ``perplexity``, the unigram baseline, tokens/s and MFU; one device.
 
 Without ``--tokenizer`` a WordPiece vocabulary of ``--vocab-size`` is trained on the corpus by
 scratchlm (with ``--init minilm``, MiniLM's own tokenizer is used).  With ``--init`` the model's
@@ -54,6 +61,8 @@ _MODEL_FLAGS = {"vocab_size": "vocab_size", "num_hidden_layers": "layers", "hidd
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     small, run = "scratchlm.training.pretrain:SMALL_BERT.", "scratchlm.training.pretrain:PretrainConfig."
+    parser.add_argument("--arch", choices=["bert", "gpt"], default="bert",
+                        help="bert: masked-LM encoder; gpt: causal-LM decoder (GPT-2)")
     parser.add_argument("--corpus", default="wiki", help="wiki, lee, or a UTF-8 text file (one document a line)")
     parser.add_argument("--tokenizer", type=Path, default=None, help="a tokenizer.json (default: train WordPiece)")
     config_flag(parser, "--vocab-size", type=int, help="WordPiece vocabulary to train, in tokens",
@@ -88,8 +97,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    metrics = pretrain_command(args)
-    print(_summary(metrics))
+    if args.arch == "gpt":
+        metrics = pretrain_gpt_command(args)
+        print(_gpt_summary(metrics))
+    else:
+        metrics = pretrain_command(args)
+        print(_summary(metrics))
     print(f"model written to {args.out / 'model'}; metrics in {args.out / 'metrics.json'}")
     return 0
 
@@ -99,6 +112,12 @@ def _summary(m: dict) -> str:
             f"accuracy {m['heldout_mlm_accuracy_start']:.1%} -> {m['heldout_mlm_accuracy_end']:.1%} "
             f"({m['steps']} steps, {m['tokens_per_s']:.3g} tokens/s"
             + (f", MFU {m['mfu']:.1%}" if m.get("mfu") else "") + ")")
+
+
+def _gpt_summary(m: dict) -> str:
+    return (f"held-out loss {m['heldout_loss_start']:.2f} -> {m['heldout_loss_end']:.2f} nats/token, perplexity "
+            f"{m['perplexity']:.1f} (unigram {m['unigram_perplexity']:.1f}) ({m['steps']} steps, "
+            f"{m['tokens_per_s']:.3g} tokens/s" + (f", MFU {m['mfu']:.1%}" if m.get("mfu") else "") + ")")
 
 
 def _given(args: argparse.Namespace, flags: dict[str, str]) -> dict:
@@ -155,7 +174,8 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
     # the new encoder's shape; with --init the checkpoint's (its files are in the data digest; --layers etc. ignored)
     model_settings = dataclasses.asdict(replace(shape, **compute)) if not args.init else compute
     settings = {"run": dataclasses.asdict(run_config), "model": model_settings,
-                **result_settings(args, drop=tuple(_RUN_FLAGS.values()) + tuple(_MODEL_FLAGS.values()) + ("corpus",))}
+                **result_settings(args, drop=tuple(_RUN_FLAGS.values()) + tuple(_MODEL_FLAGS.values()) +
+                                  ("corpus", "arch"))}
     settings.update(tokenizer="file" if args.tokenizer else None, init=init_source(args.init) if args.init else None)
     digest = data_digest(texts, *inputs)
     if complete_run(args, command="pretrain", settings=settings, data=digest):  # before any model is read
@@ -182,6 +202,78 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
                            progress=progress, mesh=mesh, checkpoint_seconds=run.config.checkpoint_every)
     plot_curves(run.out / "curves.png", [run.out / "train_log.jsonl"], title="masked-LM pretraining (pretrain)",
                 loss="MLM cross-entropy (nats/masked token)", metric="mlm_loss")
+    run.finish()
+    return metrics
+
+
+_GPT_FLAGS = {"vocab_size": "vocab_size", "n_layer": "layers", "n_embd": "hidden", "n_head": "heads",
+              "n_inner": "intermediate"}
+
+
+def pretrain_gpt_command(args: argparse.Namespace, *, progress: bool | None = None) -> dict:
+    """Flags -> (byte-level BPE tokenizer, GPTConfig, PretrainConfig) ->
+    :func:`scratchlm.training.causal_lm.pretrain`."""
+    from dataclasses import replace
+
+    from scratchlm import tokenizers
+
+    check_flags(args)
+    from scratchlm.data import corpora
+    from scratchlm.errors import ScratchlmError
+    from scratchlm.models import gpt
+    from scratchlm.tokenizers.pipelines import train_bpe
+    from scratchlm.training.causal_lm import END_OF_TEXT, SMALL_GPT, pretrain
+    from scratchlm.training.plots import plot_curves
+    from scratchlm.training.pretrain import PretrainConfig
+    from scratchlm.training.run import data_digest
+
+    for flag, given, why in (("--mesh", args.mesh, "it trains on one device"),
+                             ("--coordinator", args.coordinator, "it trains on one device"),
+                             ("--pre-ln", args.pre_ln, "GPT-2 is always pre-LN")):
+        if given:
+            raise ScratchlmError(f"{flag} is not available with --arch gpt: {why}")
+    if args.init == "minilm":
+        raise ScratchlmError("--init minilm is a BERT encoder: with --arch gpt give a GPT-2 folder")
+    run_config = PretrainConfig(**_given(args, _RUN_FLAGS))
+    dropout = args.dropout if args.dropout is not None else gpt.GPTConfig.resid_pdrop
+    compute = {"dtype": "bfloat16" if args.bf16 else "float32", "fused_attention": args.fused,
+               "resid_pdrop": dropout, "embd_pdrop": dropout, "attn_pdrop": 0.0 if args.fused else dropout}
+    if not args.init:
+        shape = replace(SMALL_GPT, **_given(args, _GPT_FLAGS), **compute)  # GPTConfig checks the values
+    texts = corpora.load_corpus(args.corpus)
+    if args.limit is not None:
+        texts = texts[: args.limit]
+    inputs = [Path(p) for p in (args.tokenizer, args.init) if p is not None and Path(p).exists()]
+    settings = {"arch": "gpt", "run": dataclasses.asdict(run_config),
+                "model": dataclasses.asdict(shape) if not args.init else compute,
+                **result_settings(args, drop=tuple(_RUN_FLAGS.values()) + tuple(_MODEL_FLAGS.values()) +
+                                  ("corpus", "arch"))}
+    settings.update(tokenizer="file" if args.tokenizer else None, init="folder" if args.init else None)
+    digest = data_digest(texts, *inputs)
+    if complete_run(args, command="pretrain", settings=settings, data=digest):  # before any model is read
+        return json.loads((Path(args.out) / "metrics.json").read_text())
+    init_params = tokenizer = None
+    if args.init:  # the input model and tokenizer read (a damaged one refused) before any work
+        config, init_params = gpt.from_pretrained(args.init, **compute)
+        tok_path = args.tokenizer or Path(args.init) / "tokenizer.json"
+        if not Path(tok_path).is_file():
+            raise ScratchlmError(f"--init {args.init}: no tokenizer.json in it; pass --tokenizer")
+        tokenizer = tokenizers.load(tok_path)
+    elif args.tokenizer:
+        tokenizer = tokenizers.load(args.tokenizer)
+    run = start_run(args, command="pretrain", settings=settings, data=digest, total_steps=run_config.steps)
+    if not args.init:
+        if tokenizer is None:
+            tokenizer = train_bpe(texts, shape.vocab_size, special_tokens=[END_OF_TEXT])
+        eos = tokenizer.token_to_id(END_OF_TEXT)
+        config = replace(shape, vocab_size=tokenizer.get_vocab_size(), bos_token_id=eos, eos_token_id=eos,
+                         n_positions=max(run_config.seq_len, SMALL_GPT.n_positions))
+    with run.training():
+        metrics = pretrain(texts, tokenizer, config, run_config, out=run.out, init_params=init_params,
+                           progress=progress, checkpoint_seconds=run.config.checkpoint_every)
+    plot_curves(run.out / "curves.png", [run.out / "train_log.jsonl"],
+                title="causal-LM pretraining (pretrain --arch gpt)", loss="next-token cross-entropy (nats/token)",
+                metric="loss")
     run.finish()
     return metrics
 

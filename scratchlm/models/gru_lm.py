@@ -12,7 +12,7 @@ The document's ``forward`` predicts from the last step only (``fc(x[-1])``); a l
 scores every position, as here.  ``W_o`` may be tied to ``E`` (Press & Wolf 2017) when E = H.
 
 Also here: perplexity :math:`\exp(\mathcal{L})`, sampling with temperature / top-k / top-p
-(:func:`sample_logits`, :func:`generate`), and the final state as a sequence encoder
+(:func:`scratchlm.nn.sampling.sample_logits`, :func:`generate`), and the final state as a sequence encoder
 (:func:`final_state`) for fine-tuning a classification head (:mod:`scratchlm.training.classify`).
 The stream batching is NumPy.
 """
@@ -29,8 +29,8 @@ import numpy as np
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.nn import gru
-from scratchlm.nn.functional import log_softmax
 from scratchlm.nn.losses import softmax_cross_entropy
+from scratchlm.nn.sampling import sample_logits
 
 
 @dataclass(frozen=True)
@@ -194,35 +194,6 @@ def unigram_perplexity(train_ids: np.ndarray, eval_ids: np.ndarray, vocab_size: 
 
 
 # ----------------------------------------------------------------------------- sampling
-
-
-def sample_logits(logits: jax.Array, key: jax.Array, *, temperature: float | jax.Array = 1.0,
-                  top_k: int | jax.Array = 0, top_p: float | jax.Array = 1.0) -> jax.Array:
-    r"""Draw one token per row from :math:`\mathrm{softmax}(\ell / \tau)` restricted to the top-k, then to the nucleus.
-
-    .. math::  p_i \propto \exp(\ell_i / \tau)\, [\,i \in K\,]\, [\,i \in P\,]
-
-    with :math:`K` the ``top_k`` largest logits (all when 0; Fan et al. 2018) and :math:`P` the
-    smallest set of most probable tokens (under the top-k distribution, as HuggingFace's warpers
-    chain them) whose probability reaches ``top_p`` (nucleus sampling, Holtzman et al. 2020: token
-    i stays when the mass strictly before it is below p, so the most probable token always stays).
-    ``temperature == 0`` is greedy decoding.  All three settings may be traced values, so one
-    compilation serves every setting.
-
-    Args: logits [B, V]; key a PRNG key.  Returns [B] int32 token ids.
-    """
-    greedy = jnp.argmax(logits, axis=-1)
-    logits = logits / jnp.where(temperature > 0, temperature, 1.0)
-    V = logits.shape[-1]
-    ranked = -jnp.sort(-logits, axis=-1)  # [B, V] largest first
-    kth = jnp.take(ranked, jnp.clip(top_k - 1, 0, V - 1), axis=-1)[..., None]  # [B, 1] the k-th largest
-    logits = jnp.where((top_k > 0) & (logits < kth), -jnp.inf, logits)
-    order = jnp.argsort(-logits, axis=-1)  # [B, V] most probable first
-    p_sorted = jnp.exp(log_softmax(jnp.take_along_axis(logits, order, axis=-1)))
-    keep_sorted = jnp.cumsum(p_sorted, axis=-1) - p_sorted < top_p  # mass strictly before each token
-    keep = jnp.zeros_like(keep_sorted).at[jnp.arange(logits.shape[0])[:, None], order].set(keep_sorted)
-    sampled = jax.random.categorical(key, jnp.where(keep, logits, -jnp.inf), axis=-1)
-    return jnp.where(temperature > 0, sampled, greedy).astype(jnp.int32)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "max_new_tokens"))

@@ -41,10 +41,42 @@ def padding_mask(attention_mask: jax.Array) -> jax.Array:
     return (attention_mask > 0)[:, None, None, :]
 
 
-def causal_mask(T: int, S: int | None = None) -> jax.Array:
-    """Boolean ``[1, 1, T, S]`` lower-triangular mask: query :math:`t` sees keys :math:`s \\le t`."""
+def causal_mask(T: int, S: int | None = None, offset: int | jax.Array = 0) -> jax.Array:
+    r"""Boolean ``[1, 1, T, S]`` causal mask of a decoder (Vaswani et al. 2017, §3.2.3; Radford et al. 2018, §3.1).
+
+    .. math::  M_{ts} = \begin{cases} 0 & s \le t + o \\ -\infty & s > t + o \end{cases}
+
+    ``True`` where :math:`M_{ts} = 0`: query :math:`t` (absolute position :math:`t + o`) sees the keys
+    at or before itself and none after, so the prediction at :math:`t` depends only on
+    :math:`x_{\le t}`.  The offset :math:`o` is the number of keys already in a key/value cache
+    before the first query (0 for a whole sequence); it may be a traced value, so one compilation
+    serves every decoding step.
+
+    Args: T queries; S keys (default T); offset o.  Returns bool [1, 1, T, S].
+    """
     S = T if S is None else S
-    return jnp.tril(jnp.ones((T, S), dtype=bool))[None, None]
+    t = jnp.arange(T)[:, None] + offset
+    s = jnp.arange(S)[None, :]
+    return (s <= t)[None, None]
+
+
+def update_kv_cache(cache: dict, K: jax.Array, V: jax.Array, index: int | jax.Array) -> dict:
+    r"""Write the keys and values of new positions into a static-shape key/value cache.
+
+    .. math::  K^{cache}_{[:,\, o:o+T]} \leftarrow K, \qquad V^{cache}_{[:,\, o:o+T]} \leftarrow V
+
+    so that attention at step :math:`t` reads :math:`K_{\le t}` and :math:`V_{\le t}` without
+    recomputing them: each position's key and value depend only on its own input (causal
+    self-attention), so the cached rows equal those a full recomputation would give.  The cache has
+    the fixed length :math:`S` of the longest sequence, so one compiled step serves every position
+    (the offset :math:`o` is traced); positions not yet written are hidden by :func:`causal_mask`.
+
+    Args: cache {"k": [B, S, h, d_k], "v": [B, S, h, d_v]}; K [B, T, h, d_k]; V [B, T, h, d_v];
+    index o, the first position written.  Returns the updated cache (same shapes and dtypes).
+    """
+    start = (0, index, 0, 0)
+    return {"k": jax.lax.dynamic_update_slice(cache["k"], K.astype(cache["k"].dtype), start),
+            "v": jax.lax.dynamic_update_slice(cache["v"], V.astype(cache["v"].dtype), start)}
 
 
 def attention_weights(Q: jax.Array, K: jax.Array, mask: jax.Array | None = None) -> jax.Array:

@@ -10,8 +10,8 @@ differs between the models is data, not code:
 
 - the **encoder** (:class:`Classifier`'s ``encode``): BERT's pooled ``[CLS]`` vector or every
   position (:mod:`scratchlm.training.finetune`), the GRU language model's final state
-  (:func:`gru_encoder`), design document 002's two-layer LSTM (:func:`recurrent_encoder`), the
-  embedding bag's masked mean (:func:`scratchlm.training.embedding_bag`);
+  (:func:`gru_encoder`), design document 002's two-layer LSTM (:func:`recurrent_encoder`), GPT's last
+  real token (:func:`gpt_encoder`), the embedding bag's masked mean (:func:`scratchlm.training.embedding_bag`);
 - the **head** (``head``, ``kind``): a linear softmax or sigmoid layer, or the bag's logistic output;
 - **freezing**: a bool pytree like the params (:func:`scratchlm.training.loop.make_optimizer`'s
   ``trainable``), an optax mask whose False leaves get exactly zero updates;
@@ -36,7 +36,7 @@ import numpy as np
 from scratchlm import checks
 from scratchlm.data.batching import epoch_batch, pad_ids
 from scratchlm.errors import ScratchlmError
-from scratchlm.models import gru_lm, heads, rnn_classifier
+from scratchlm.models import gpt, gru_lm, heads, rnn_classifier
 from scratchlm.training import loop, metrics
 
 
@@ -168,6 +168,26 @@ def recurrent_encoder(config: rnn_classifier.RNNClassifierConfig) -> Classifier:
         return heads.logistic(p, h)[:, None]
 
     return Classifier(encode=encode, head=head, kind="sigmoid", head_key="output", split_key=False)
+
+
+def gpt_encoder(config: gpt.GPTConfig) -> Classifier:
+    r"""GPT as an encoder: the final-layer-normed state of each sequence's last real token,
+    :math:`\mathrm{LN}_f(h^{(L)})_{b,\,t_b}` (:func:`scratchlm.models.gpt.last_token_state`; under the causal
+    mask the only position that has read the whole text, as ``GPT2ForSequenceClassification`` pools), under a
+    linear softmax head (params ``{"gpt": ..., "classifier": ...}``; batches ``{"ids" [B, T], "mask" [B, T],
+    "labels" [B]}``, right or left padding: positions from the mask, so both give the same features).
+    The head has no dropout of its own, as HuggingFace's ``score`` has none."""
+
+    def encode(params, batch, *, key, train):
+        mask = batch["mask"].astype(jnp.int32)
+        inputs = {"input_ids": batch["ids"], "attention_mask": mask, "position_ids": gpt.position_ids_from_mask(mask)}
+        h = gpt.apply(params["gpt"], inputs, config=config, key=key, train=train)["last_hidden_state"]
+        return gpt.last_token_state(h, mask)
+
+    def head(p, h, *, key, train):
+        return heads.linear(p, h)
+
+    return Classifier(encode=encode, head=head, kind="softmax")
 
 
 @dataclass(frozen=True)

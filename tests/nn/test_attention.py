@@ -183,3 +183,34 @@ def test_against_pytorch_scaled_dot_product_attention(x64):
                                                                attn_mask=torch.from_numpy(np.array(mask)))
         got = attention.scaled_dot_product_attention(jnp.asarray(Q), jnp.asarray(K), jnp.asarray(V), mask)
         np.testing.assert_allclose(np.asarray(got), ref.numpy().transpose(0, 2, 1, 3), rtol=1e-12, atol=1e-14)
+
+
+@settings(max_examples=10)
+@given(T=st.integers(1, 5), S=st.integers(1, 8), offset=st.integers(0, 6))
+def test_causal_mask_with_offset_is_its_equation(T, S, offset):
+    """M_ts = 0 exactly where s <= t + o, written out element by element; offset 0 is the lower triangle."""
+    got = np.asarray(attention.causal_mask(T, S, offset))[0, 0]
+    want = np.array([[s <= t + offset for s in range(S)] for t in range(T)])
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.asarray(attention.causal_mask(T, S))[0, 0], np.tril(np.ones((T, S), bool)))
+
+
+@settings(max_examples=6)
+@given(seed=st.integers(0, 2**16), T0=st.integers(1, 4))
+def test_attention_through_the_cache_equals_attention_over_the_whole_sequence(seed, T0):
+    """Filling a cache with the first T0 positions, then one position at a time (update_kv_cache, queries
+    under causal_mask(T, S, o)), gives each query exactly the keys and values the whole sequence gives it:
+    outputs agree to float32 round-off of one softmax over <= 6 keys (1e-6 on O(1) values); positions not
+    yet written are zeros in the cache and masked out."""
+    B, S, h, d = 2, 6, 2, 3
+    Q, K, V, _ = map(jnp.asarray, _qkv_mask(seed, B, S, S, h, d))
+    whole = attention.scaled_dot_product_attention(Q, K, V, attention.causal_mask(S))
+    cache = {"k": jnp.zeros((B, S, h, d)), "v": jnp.zeros((B, S, h, d))}
+    cache = attention.update_kv_cache(cache, K[:, :T0], V[:, :T0], 0)
+    outs = [attention.scaled_dot_product_attention(Q[:, :T0], cache["k"], cache["v"], attention.causal_mask(T0, S))]
+    for t in range(T0, S):
+        cache = attention.update_kv_cache(cache, K[:, t : t + 1], V[:, t : t + 1], jnp.int32(t))
+        outs.append(attention.scaled_dot_product_attention(Q[:, t : t + 1], cache["k"], cache["v"],
+                                                           attention.causal_mask(1, S, t)))
+    np.testing.assert_array_equal(np.asarray(cache["k"]), np.asarray(K))  # every position written once
+    np.testing.assert_allclose(np.asarray(jnp.concatenate(outs, axis=1)), np.asarray(whole), atol=1e-6, rtol=0)

@@ -1,0 +1,227 @@
+"""GPT-2 training throughput and cached generation: scratchlm (JAX) beside HuggingFace's GPT2LMHeadModel (PyTorch).
+
+    python benchmarks/gpt.py --bf16                  # GPT-2 small, seq 1024 (GPU)
+    python benchmarks/gpt.py                         # GPT-2 small, seq 256 (CPU)
+    python benchmarks/gpt.py --quick                 # a tiny decoder, for a smoke run
+
+Training: both do the same work, GPT-2 small (12 layers, 768 wide, 12 heads, vocabulary 50,257, tied
+head) on the same uniform random ids, the mean next-token cross-entropy over all T-1 targets (HF's
+``labels=input_ids``), AdamW at 1e-4 with 100 warm-up steps, decay 0.01 off biases and layer norms,
+global-norm clip 1.0; dropout 0 in both (nanoGPT's pretraining setting; it also keeps the fused attention
+kernel usable).  Both losses start at about ln V = 10.8.  The figures are training tokens/s and MFU:
+
+    MFU = tokens/s x FLOPs/token / peak,  FLOPs/token = 6N + 12 L H T
+
+(scratchlm.models.gpt.flops_per_token, N including the tied head), charged alike to both; the peak is
+the device's dense bf16 figure (scratchlm.training.pretrain.PEAK_BF16_FLOPS); on a CPU MFU is omitted.
+
+Generation: greedy continuation of a 32-token prompt by ``--new-tokens`` tokens at batch 1 and 32, through
+scratchlm's static key/value cache (one prefill, one jitted step per token) and HuggingFace's
+``generate(do_sample=False)`` with its dynamic cache; no end-of-text stop, so both generate every token.
+Generated tokens/s = B x new tokens / seconds, after one untimed call (compilation, warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+# Run as a script, Python puts benchmarks/ first on sys.path, where benchmarks/tokenizers.py would
+# shadow HuggingFace's `tokenizers` package that transformers imports: use the repository root instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+from benchmarks.common import figure, report  # noqa: E402
+
+PROMPT = 32
+
+
+def _config(quick: bool, bf16: bool, fused: bool):
+    from scratchlm.models import gpt
+
+    shape = dict(vocab_size=8000, n_positions=512, n_embd=128, n_layer=2, n_head=2) if quick else {}
+    return gpt.GPTConfig(**shape, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, eos_token_id=None,
+                         bos_token_id=None, dtype="bfloat16" if bf16 else "float32", fused_attention=fused)
+
+
+def train_scratchlm(config, seq_len: int, batch: int, steps: int) -> dict:
+    import jax
+    import numpy as np
+
+    from scratchlm.models import gpt
+    from scratchlm.models.bert import count_params
+    from scratchlm.training.causal_lm import lm_loss
+    from scratchlm.training.loop import init_train_state, make_optimizer, make_train_step
+
+    key = jax.random.key(0, impl="rbg")
+    optimizer = make_optimizer(learning_rate=1e-4, total_steps=10**6, warmup_steps=100, weight_decay=0.01,
+                               clip_norm=1.0)
+    step = make_train_step(lambda p, b, k: lm_loss(p, b, k, config=config), optimizer)
+    state = init_train_state(gpt.init(key, config), optimizer, key)
+    ids = np.random.default_rng(0).integers(0, config.vocab_size, (batch, seq_len)).astype(np.int32)
+    data = jax.device_put({"input_ids": ids})
+    t0 = time.perf_counter()
+    state, m = step(state, data)
+    jax.block_until_ready(m["loss"])
+    compile_s = time.perf_counter() - t0
+    state, m = step(state, data)
+    jax.block_until_ready(m["loss"])
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        state, m = step(state, data)
+    jax.block_until_ready((state.params, m["loss"]))
+    seconds = time.perf_counter() - t0
+    return {"tokens_per_s": steps * batch * seq_len / seconds, "compile_seconds": compile_s,
+            "loss": float(m["loss"]), "parameters": count_params(state.params)}
+
+
+def _hf_model(config, device):
+    import transformers
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    fields = {k: v for k, v in config.to_hf_dict().items() if k not in ("architectures", "model_type")}
+    hf_config = transformers.GPT2Config(**fields)
+    hf_config._attn_implementation = "sdpa"  # PyTorch's fused attention (flash on GPU)
+    return transformers.GPT2LMHeadModel(hf_config).to(device)
+
+
+def train_huggingface(config, seq_len: int, batch: int, steps: int, bf16: bool) -> dict | None:
+    try:
+        import torch
+        import transformers
+    except ImportError:
+        return None
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = _hf_model(config, device).train()
+    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or ".ln_" in n]
+    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or ".ln_" in n)]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=1e-4, fused=device == "cuda")
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, s / 100))
+    ids = torch.randint(0, config.vocab_size, (batch, seq_len), generator=torch.Generator().manual_seed(0)).to(device)
+    autocast = torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16)
+
+    def step():
+        with autocast:
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for _ in range(2):
+        loss = step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    sync()
+    seconds = time.perf_counter() - t0
+    return {"tokens_per_s": steps * batch * seq_len / seconds, "loss": float(loss.detach()),
+            "name": f"transformers {transformers.__version__} GPT2LMHeadModel (torch {torch.__version__}, {device}"
+                    + (", bf16 autocast" if bf16 else "") + ", sdpa)"}
+
+
+def generate_scratchlm(config, batch: int, new_tokens: int) -> dict:
+    import jax
+    import numpy as np
+
+    from scratchlm.models import gpt
+
+    params = gpt.init(jax.random.key(0), config)
+    ids = np.random.default_rng(1).integers(0, config.vocab_size, (batch, PROMPT))
+    t0 = time.perf_counter()
+    gpt.generate(params, ids, config=config, max_new_tokens=new_tokens)  # compiles prefill and the step
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = gpt.generate(params, ids, config=config, max_new_tokens=new_tokens)
+    seconds = time.perf_counter() - t0
+    return {"tokens_per_s": out.size / seconds, "first_call_seconds": first}
+
+
+def generate_huggingface(config, batch: int, new_tokens: int, bf16: bool) -> dict | None:
+    try:
+        import torch
+        import transformers
+    except ImportError:
+        return None
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = _hf_model(config, device).eval()
+    if bf16:
+        model = model.to(torch.bfloat16)
+    ids = torch.randint(0, config.vocab_size, (batch, PROMPT), generator=torch.Generator().manual_seed(1)).to(device)
+    kwargs = {"do_sample": False, "max_new_tokens": new_tokens, "min_new_tokens": new_tokens, "pad_token_id": 0,
+              "eos_token_id": None, "attention_mask": torch.ones_like(ids)}
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    with torch.no_grad():
+        model.generate(ids, **kwargs)
+        sync()
+        t0 = time.perf_counter()
+        out = model.generate(ids, **kwargs)
+        sync()
+    seconds = time.perf_counter() - t0
+    return {"tokens_per_s": batch * (out.shape[1] - PROMPT) / seconds,
+            "name": f"transformers {transformers.__version__} GPT2LMHeadModel.generate (torch {torch.__version__}, "
+                    f"{device}" + (", bf16" if bf16 else "") + ", greedy, dynamic cache)"}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seq", type=int, default=None, help="training sequence length (default GPU 1024, CPU 256, "
+                                                              "quick 64)")
+    parser.add_argument("--batch", type=int, default=None, help="training batch (default GPU 16, CPU 4, quick 4)")
+    parser.add_argument("--steps", type=int, default=None, help="timed training steps (default GPU 20, CPU 3)")
+    parser.add_argument("--new-tokens", type=int, default=None, help="generated tokens (default 128, quick 16)")
+    parser.add_argument("--gen-batches", default="1,32", help="generation batch sizes, comma-separated")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 compute (HF: autocast / bf16 weights)")
+    parser.add_argument("--no-fused", action="store_true", help="plain attention equations instead of the fused kernel")
+    parser.add_argument("--quick", action="store_true", help="a tiny decoder (2 layers, 128 wide) for a smoke run")
+    parser.add_argument("--no-peers", action="store_true", help="skip HuggingFace")
+    args = parser.parse_args(argv)
+
+    import jax
+
+    from scratchlm.models import gpt
+    from scratchlm.training.pretrain import peak_flops
+
+    on_gpu = jax.devices()[0].platform == "gpu"
+    config = _config(args.quick, args.bf16, not args.no_fused)
+    seq = args.seq or (64 if args.quick else 1024 if on_gpu else 256)
+    batch = args.batch or (16 if on_gpu and not args.quick else 4)
+    steps = args.steps or (20 if on_gpu else 3)
+    new_tokens = args.new_tokens or (16 if args.quick else 128)
+    peak = peak_flops()
+    flops = gpt.flops_per_token(config, seq)
+
+    ours = train_scratchlm(config, seq, batch, steps)
+    peer = None if args.no_peers else train_huggingface(config, seq, batch, steps, args.bf16)
+    peer_tps, peer_name = (peer["tokens_per_s"], peer["name"]) if peer else (None, None)
+    figures = [figure(f"training tokens/s, seq {seq}, batch {batch}", ours["tokens_per_s"], peer_tps,
+                      unit="tokens/s", peer_name=peer_name)]
+    if peak:
+        figures.append(figure(f"training MFU, seq {seq}", ours["tokens_per_s"] * flops / peak,
+                              peer_tps * flops / peak if peer_tps else None, unit="fraction of peak bf16",
+                              peer_name=peer_name))
+    generation = []
+    for b in (int(x) for x in args.gen_batches.split(",")):
+        g_ours = generate_scratchlm(config, b, new_tokens)
+        g_peer = None if args.no_peers else generate_huggingface(config, b, new_tokens, args.bf16)
+        figures.append(figure(f"greedy generation tokens/s, batch {b}, {new_tokens} new tokens",
+                              g_ours["tokens_per_s"], g_peer["tokens_per_s"] if g_peer else None,
+                              unit="tokens/s", peer_name=g_peer["name"] if g_peer else None))
+        generation.append({"batch": b, "scratchlm": g_ours, "huggingface": g_peer})
+    return report("gpt", figures, model="quick (2x128)" if args.quick else "GPT-2 small (12x768, 12 heads)",
+                  bf16=args.bf16, fused_attention=not args.no_fused, steps=steps, seq=seq, batch=batch,
+                  flops_per_token=flops, peak_flops=peak, training={"scratchlm": ours, "huggingface": peer},
+                  generation=generation, prompt_tokens=PROMPT)
+
+
+if __name__ == "__main__":
+    main()
