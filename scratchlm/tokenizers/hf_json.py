@@ -20,37 +20,87 @@ from pathlib import Path
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.io import read_text
-from scratchlm.tokenizers.decoders import ByteLevelDecoder, WordPieceDecoder
-from scratchlm.tokenizers.models import BPE, WordPiece
-from scratchlm.tokenizers.normalizers import NFD, BertNormalizer, Lowercase, Sequence, StripAccents
+from scratchlm.tokenizers import split_pre_tokenizers as split
+from scratchlm.tokenizers import text_normalizers as text
+from scratchlm.tokenizers.decoders import (
+    BPEDecoder,
+    ByteFallbackDecoder,
+    ByteLevelDecoder,
+    CTCDecoder,
+    FuseDecoder,
+    MetaspaceDecoder,
+    ReplaceDecoder,
+    SequenceDecoder,
+    StripDecoder,
+    WordPieceDecoder,
+)
+from scratchlm.tokenizers.models import BPE, Unigram, WordLevel, WordPiece
+from scratchlm.tokenizers.normalizers import (
+    NFD,
+    BertNormalizer,
+    ByteLevelNormalizer,
+    Lowercase,
+    Nmt,
+    Sequence,
+    StripAccents,
+)
 from scratchlm.tokenizers.pre_tokenizers import BertPreTokenizer, ByteLevel, Whitespace, WhitespaceSplit
-from scratchlm.tokenizers.processors import ByteLevelProcessing, Padding, TemplateProcessing, Truncation
+from scratchlm.tokenizers.processors import (
+    ByteLevelProcessing,
+    Padding,
+    RobertaProcessing,
+    SequenceProcessing,
+    TemplateProcessing,
+    Truncation,
+)
 from scratchlm.tokenizers.tokenizer import AddedToken, Tokenizer
 
 # slot of the file -> HuggingFace's "type" name -> reader of that component's JSON.
 REGISTRY: dict[str, dict[str, Callable[[dict], object]]] = {
-    "model": {"WordPiece": WordPiece.from_json, "BPE": BPE.from_json},
+    "model": {"WordPiece": WordPiece.from_json, "BPE": BPE.from_json, "Unigram": Unigram.from_json,
+              "WordLevel": WordLevel.from_json},
     "normalizer": {
         "BertNormalizer": BertNormalizer.from_json, "Lowercase": Lowercase.from_json, "NFD": NFD.from_json,
-        "NFKD": NFD.from_json, "StripAccents": StripAccents.from_json,
+        "NFKD": NFD.from_json, "NFC": text.NFC.from_json, "NFKC": text.NFC.from_json,
+        "StripAccents": StripAccents.from_json, "Strip": text.Strip.from_json, "Replace": text.Replace.from_json,
+        "Prepend": text.Prepend.from_json, "Nmt": Nmt.from_json, "ByteLevel": ByteLevelNormalizer.from_json,
         "Sequence": lambda spec: Sequence.from_json(spec, read=lambda member: read("normalizer", member)),
     },
-    "pre_tokenizer": {"BertPreTokenizer": BertPreTokenizer.from_json, "ByteLevel": ByteLevel.from_json,
-                      "Whitespace": Whitespace.from_json, "WhitespaceSplit": WhitespaceSplit.from_json},
-    "post_processor": {"TemplateProcessing": TemplateProcessing.from_json,
-                       "BertProcessing": TemplateProcessing.from_bert_json, "ByteLevel": ByteLevelProcessing.from_json},
-    "decoder": {"WordPiece": WordPieceDecoder.from_json, "ByteLevel": ByteLevelDecoder.from_json},
+    "pre_tokenizer": {
+        "BertPreTokenizer": BertPreTokenizer.from_json, "ByteLevel": ByteLevel.from_json,
+        "Whitespace": Whitespace.from_json, "WhitespaceSplit": WhitespaceSplit.from_json,
+        "Metaspace": split.Metaspace.from_json, "Split": split.Split.from_json,
+        "Punctuation": split.Punctuation.from_json, "Digits": split.Digits.from_json,
+        "CharDelimiterSplit": split.CharDelimiterSplit.from_json, "FixedLength": split.FixedLength.from_json,
+        "Sequence": lambda spec: split.Sequence.from_json(spec, read=lambda member: read("pre_tokenizer", member)),
+    },
+    "post_processor": {
+        "TemplateProcessing": TemplateProcessing.from_json, "BertProcessing": TemplateProcessing.from_bert_json,
+        "ByteLevel": ByteLevelProcessing.from_json, "RobertaProcessing": RobertaProcessing.from_json,
+        "Sequence": lambda spec: SequenceProcessing.from_json(spec, read=lambda m: read("post_processor", m)),
+    },
+    "decoder": {
+        "WordPiece": WordPieceDecoder.from_json, "ByteLevel": ByteLevelDecoder.from_json,
+        "Metaspace": MetaspaceDecoder.from_json, "ByteFallback": ByteFallbackDecoder.from_json,
+        "Fuse": FuseDecoder.from_json, "Strip": StripDecoder.from_json, "BPEDecoder": BPEDecoder.from_json,
+        "CTC": CTCDecoder.from_json, "Replace": lambda spec: ReplaceDecoder(text.Replace.from_json(spec)),
+        "Sequence": lambda spec: SequenceDecoder(tuple(read("decoder", m) for m in spec["decoders"])),
+    },
 }
 
 # Why a type is missing, where there is more to say than "not supported".
-_UNSUPPORTED = {"normalizer": "; NFC/NFKC compose across characters and would need a different alignment"}
+_UNSUPPORTED = {
+    "normalizer": "; Precompiled (a SentencePiece charsmap) is not: rebuild the file with NFKC",
+    "pre_tokenizer": "; UnicodeScripts is not: it needs the Unicode Script property tables",
+}
 
 
 def read(slot: str, spec: dict):
     """The component a ``tokenizer.json`` entry of ``slot`` describes; an unsupported type is an error."""
     kind = spec.get("type")
     if kind is None and slot == "model":  # very old files name no type; tell them apart as HuggingFace does
-        kind = "BPE" if "merges" in spec else "WordPiece" if "continuing_subword_prefix" in spec else None
+        kind = ("BPE" if "merges" in spec else "WordPiece" if "continuing_subword_prefix" in spec
+                else "Unigram" if isinstance(spec.get("vocab"), list) else "WordLevel" if "vocab" in spec else None)
     reader = REGISTRY[slot].get(kind)
     if reader is None:
         raise ScratchlmError(
@@ -60,7 +110,7 @@ def read(slot: str, spec: dict):
 
 
 def load(path: str | Path) -> Tokenizer:
-    """Read a HuggingFace ``tokenizer.json`` (WordPiece or BPE model)."""
+    """Read a HuggingFace ``tokenizer.json`` (a WordPiece, BPE, Unigram or WordLevel model)."""
     path = Path(path)
     try:
         spec = json.loads(read_text(path))

@@ -89,6 +89,7 @@ class Normalizer:
     """
 
     decomposes = False  # True when NFD is applied: combining marks then need canonical reordering
+    charwise = True  # False for the whole-text normalizers (text_normalizers.py): no char_map
 
     def char_map(self, c: str) -> str:
         raise NotImplementedError
@@ -244,6 +245,22 @@ class Sequence(Normalizer):
     def decomposes(self) -> bool:
         return any(n.decomposes for n in self.normalizers)
 
+    @property
+    def charwise(self) -> bool:
+        return all(n.charwise for n in self.normalizers)
+
+    def normalize(self, text: str) -> tuple[str, list[int] | None]:
+        r"""Character-wise members compose into one ``char_map``; otherwise each member normalizes the
+        previous one's output and the alignments compose, :math:`\mathrm{align}(j) = a_1(a_2(j))`."""
+        if self.charwise:
+            return super().normalize(text)
+        alignment = None
+        for n in self.normalizers:
+            text, inner = n.normalize(text)
+            if inner is not None:
+                alignment = inner if alignment is None else [alignment[k] for k in inner]
+        return text, alignment
+
     def char_map(self, c: str) -> str:
         s = c
         for n in self.normalizers:
@@ -257,3 +274,43 @@ class Sequence(Normalizer):
     def from_json(cls, spec: dict, *, read: Callable[[dict], Normalizer]) -> Sequence:
         """``read`` reads one member (``hf_json`` passes its registry's normalizer reader)."""
         return cls(tuple(read(member) for member in spec["normalizers"]))
+
+
+# SentencePiece's NMT normalization as HuggingFace's ``Nmt``: drop these control characters ...
+_NMT_DROP = frozenset([*range(0x01, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F, 0x8F, 0x9F])
+# ... and map these to a space (tab, newlines, zero-width spaces and marks, U+2581, BOM, U+FFFD).
+_NMT_SPACE = frozenset([0x09, 0x0A, 0x0C, 0x0D, 0x1680, *range(0x200B, 0x2010), 0x2028, 0x2029, 0x2581, 0xFEFF,
+                        0xFFFD])
+
+
+@dataclass(frozen=True, eq=False)
+class Nmt(Normalizer):
+    """SentencePiece's ``nmt_nfkc`` control-character clean-up without the NFKC (HuggingFace's ``Nmt``)."""
+
+    def char_map(self, c: str) -> str:
+        o = ord(c)
+        return "" if o in _NMT_DROP else " " if o in _NMT_SPACE else c
+
+    def to_json(self) -> dict:
+        return {"type": "Nmt"}
+
+    @classmethod
+    def from_json(cls, spec: dict) -> Nmt:
+        return cls()
+
+
+@dataclass(frozen=True, eq=False)
+class ByteLevelNormalizer(Normalizer):
+    """Each character as GPT-2's characters of its UTF-8 bytes (HuggingFace's ``normalizers.ByteLevel``)."""
+
+    def char_map(self, c: str) -> str:
+        from scratchlm.tokenizers.pre_tokenizers import to_byte_chars
+
+        return to_byte_chars(c)
+
+    def to_json(self) -> dict:
+        return {"type": "ByteLevel"}
+
+    @classmethod
+    def from_json(cls, spec: dict) -> ByteLevelNormalizer:
+        return cls()

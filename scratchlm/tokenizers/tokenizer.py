@@ -325,7 +325,8 @@ class Tokenizer:
             segments = self._split_added(normalized, self._norm_pattern)
         else:
             segments = ((normalized, 0, None),)
-        pattern = pre.pattern if pre is not None else _WHOLE_TEXT
+        general = getattr(pre, "general", False)
+        pattern = pre.pattern if pre is not None and not general else _WHOLE_TEXT
         cache, tokenize_word = self._cache, self._tokenize_word
         for segment, seg_start, added in segments:
             if added is not None:
@@ -336,6 +337,10 @@ class Tokenizer:
                                else (base + alignment[s], base + alignment[e - 1] + 1))
                 word_ids.append(word_index if fixed is None else fixed)
                 word_index += 1
+                continue
+            if general:
+                word_index = self._encode_general(segment, seg_start, base, alignment, word_index, fixed, ids,
+                                                  tokens, offsets, word_ids)
                 continue
             # Whole-list comprehensions rather than a loop body per word: this is the hot path.
             matches = list(pattern.finditer(segment))
@@ -353,6 +358,25 @@ class Tokenizer:
             else:
                 word_ids += [fixed] * sum(len(h[0]) for h in hits)
             word_index += len(hits)
+        return word_index
+
+    def _encode_general(self, segment, seg_start, base, alignment, word_index, fixed, ids, tokens, offsets,
+                        word_ids) -> int:
+        """A segment through a general pre-tokenizer (``split_pre_tokenizers``): its pieces carry their own
+        alignment to the segment, which the normalizer's alignment maps on to the original text."""
+        def original(j: int) -> int:  # segment position -> original character
+            return base + (seg_start + j if alignment is None else alignment[seg_start + j])
+
+        pieces = self.pre_tokenizer.pre_tokenize([(segment, list(range(len(segment))))],
+                                                 at_origin=lambda j: original(j) == 0)
+        cache, tokenize_word = self._cache, self._tokenize_word
+        for word, align in pieces:
+            hit = cache.get(word) or tokenize_word(word)
+            ids += hit[0]
+            tokens += hit[1]
+            offsets += [(original(align[a]), original(align[b - 1]) + 1) for a, b in hit[2]]
+            word_ids += [word_index if fixed is None else fixed] * len(hit[0])
+            word_index += 1
         return word_index
 
     def _tokenize_word(self, word: str) -> tuple:
