@@ -4,7 +4,8 @@ for every normalized character :math:`j` the original character :math:`\mathrm{a
 (``None``: unchanged text), with HuggingFace ``NormalizedString``'s rules:
 
 * a character that replaces others (a composition :math:`e + \acute{} \to \acute{e}`) takes the alignment
-  of the first one it replaces, so the marks it absorbed fall outside every token's span;
+  of the first one it replaces, so the marks it absorbed fall outside every token's span
+  (:func:`~scratchlm.tokenizers.normalizers.unicode_normalize`);
 * an inserted character (``Replace``'s content, ``Prepend``'s prefix) takes the alignment of the character
   before the insertion point: for ``Replace`` the last character of the match, for ``Prepend`` the first
   character of the text.
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import regex
 
 from scratchlm.errors import ScratchlmError
-from scratchlm.tokenizers.normalizers import WHITESPACE, Normalizer, _canonical_order
+from scratchlm.tokenizers.normalizers import WHITESPACE, Normalizer, unicode_normalize
 
 
 class TextNormalizer(Normalizer):
@@ -38,8 +39,7 @@ class NFC(TextNormalizer):
     r"""Canonical (``compatibility=False``, NFC) or compatibility (NFKC) composition (UAX #15, §3):
     :math:`\mathrm{NFC}(x) = \mathrm{compose}(\mathrm{order}(\mathrm{NFD}(x)))`.
 
-    The alignment follows each character through the decomposition and canonical ordering; a composed
-    character takes the alignment of its first (starter) character."""
+    Aligned as HuggingFace aligns it (:func:`~scratchlm.tokenizers.normalizers.unicode_normalize`)."""
 
     compatibility: bool = False
 
@@ -48,34 +48,7 @@ class NFC(TextNormalizer):
         return "NFKC" if self.compatibility else "NFC"
 
     def normalize(self, text: str) -> tuple[str, list[int] | None]:
-        form = self.form
-        if unicodedata.is_normalized(form, text):
-            return text, None
-        out = unicodedata.normalize(form, text)
-        decompose = "NFKD" if self.compatibility else "NFD"
-        pieces, source = [], []
-        for i, c in enumerate(text):
-            d = unicodedata.normalize(decompose, c)
-            pieces.append(d)
-            source.extend([i] * len(d))
-        chars, source = _canonical_order("".join(pieces), source)
-        used = [False] * len(chars)
-        alignment, p = [], 0
-        for t in out:
-            while p < len(chars) and used[p]:
-                p += 1
-            if p == len(chars):  # cannot happen for a well-formed composition; stay inside the text
-                alignment.append(source[-1] if source else 0)
-                continue
-            alignment.append(source[p])
-            used[p] = True
-            q = p + 1
-            for ch in unicodedata.normalize("NFD", t)[1:]:  # the marks t absorbed
-                while q < len(chars) and (used[q] or chars[q] != ch):
-                    q += 1
-                if q < len(chars):
-                    used[q] = True
-        return out, alignment
+        return unicode_normalize(text, self.form)
 
     def to_json(self) -> dict:
         return {"type": self.form}
