@@ -109,8 +109,9 @@ def read(slot: str, spec: dict):
     return reader(spec)
 
 
-def load(path: str | Path) -> Tokenizer:
-    """Read a HuggingFace ``tokenizer.json`` (a WordPiece, BPE, Unigram or WordLevel model)."""
+def load(path: str | Path, *, rng=None) -> Tokenizer:
+    """Read a HuggingFace ``tokenizer.json`` (a WordPiece, BPE, Unigram or WordLevel model).  ``rng`` (a
+    ``numpy.random.Generator``) drives BPE-dropout when the file's BPE has a ``dropout``."""
     path = Path(path)
     try:
         spec = json.loads(read_text(path))
@@ -120,19 +121,20 @@ def load(path: str | Path) -> Tokenizer:
     if not isinstance(spec, dict) or "model" not in spec:
         raise ScratchlmError(f"{path} is not a tokenizer.json: it has no 'model' entry")
     try:
-        return from_json(spec)
+        return from_json(spec, rng=rng)
     except ScratchlmError as err:
         raise ScratchlmError(f"{path}: {err}") from None
 
 
-def from_json(spec: dict) -> Tokenizer:
+def from_json(spec: dict, *, rng=None) -> Tokenizer:
     """The Tokenizer a parsed ``tokenizer.json`` describes (the inverse of :meth:`Tokenizer.to_json`)."""
 
     def optional(slot: str):
         return None if spec.get(slot) is None else read(slot, spec[slot])
 
+    model = spec["model"]
     return Tokenizer(
-        read("model", spec["model"]),
+        BPE.from_json(model, rng=rng) if rng is not None and model.get("type") == "BPE" else read("model", model),
         normalizer=optional("normalizer"),
         pre_tokenizer=optional("pre_tokenizer"),
         post_processor=optional("post_processor"),

@@ -16,7 +16,6 @@ decomposition, canonical ordering, canonical composition; NFKC the same after co
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 
 import regex

@@ -393,7 +393,7 @@ class Tokenizer:
         else:
             offsets = tuple((char_of[p[2]], char_of[p[3] - 1] + 1) for p in pieces)
         hit = (ids, tokens, offsets)
-        if len(self._cache) < CACHE_CAPACITY:
+        if len(self._cache) < CACHE_CAPACITY and not getattr(self.model, "dropout", None):  # dropout: random
             self._cache[word] = hit
         return hit
 
