@@ -42,7 +42,7 @@ class Unigram(Model):
         self.scores = [s for _, s in pieces]
         self.unk_id = unk_id
         self.byte_fallback = byte_fallback
-        self.min_score = min(self.scores, default=math.inf)
+        self.min_score = min((s for s in self.scores if s == s), default=math.inf)  # NaN never counts, as in HF
         self.unk_score = self.min_score - UNK_PENALTY
         # The trie's common-prefix search as two dicts: every proper prefix of a piece, and piece -> id.
         self._prefixes = {p[:k] for p, _ in pieces for k in range(1, len(p))}
