@@ -38,7 +38,6 @@ from scratchlm.tokenizers.models import BPE, Unigram, WordLevel, WordPiece
 from scratchlm.tokenizers.normalizers import (
     NFD,
     BertNormalizer,
-    ByteLevelNormalizer,
     Lowercase,
     Nmt,
     Sequence,
@@ -63,7 +62,7 @@ REGISTRY: dict[str, dict[str, Callable[[dict], object]]] = {
         "BertNormalizer": BertNormalizer.from_json, "Lowercase": Lowercase.from_json, "NFD": NFD.from_json,
         "NFKD": NFD.from_json, "NFC": text.NFC.from_json, "NFKC": text.NFC.from_json,
         "StripAccents": StripAccents.from_json, "Strip": text.Strip.from_json, "Replace": text.Replace.from_json,
-        "Prepend": text.Prepend.from_json, "Nmt": Nmt.from_json, "ByteLevel": ByteLevelNormalizer.from_json,
+        "Prepend": text.Prepend.from_json, "Nmt": Nmt.from_json, "ByteLevel": text.ByteLevelNormalizer.from_json,
         "Sequence": lambda spec: Sequence.from_json(spec, read=lambda member: read("normalizer", member)),
     },
     "pre_tokenizer": {

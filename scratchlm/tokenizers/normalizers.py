@@ -366,20 +366,3 @@ class Nmt(Normalizer):
     @classmethod
     def from_json(cls, spec: dict) -> Nmt:
         return cls()
-
-
-@dataclass(frozen=True, eq=False)
-class ByteLevelNormalizer(Normalizer):
-    """Each character as GPT-2's characters of its UTF-8 bytes (HuggingFace's ``normalizers.ByteLevel``)."""
-
-    def char_map(self, c: str) -> str:
-        from scratchlm.tokenizers.pre_tokenizers import to_byte_chars
-
-        return to_byte_chars(c)
-
-    def to_json(self) -> dict:
-        return {"type": "ByteLevel"}
-
-    @classmethod
-    def from_json(cls, spec: dict) -> ByteLevelNormalizer:
-        return cls()

@@ -22,6 +22,7 @@ import regex
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.tokenizers.normalizers import WHITESPACE, Normalizer, unicode_normalize
+from scratchlm.tokenizers.pre_tokenizers import to_byte_chars
 
 
 class TextNormalizer(Normalizer):
@@ -147,3 +148,18 @@ class Prepend(TextNormalizer):
     @classmethod
     def from_json(cls, spec: dict) -> Prepend:
         return cls(spec["prepend"])
+
+
+@dataclass(frozen=True, eq=False)
+class ByteLevelNormalizer(Normalizer):
+    """Each character as GPT-2's characters of its UTF-8 bytes (HuggingFace's ``normalizers.ByteLevel``)."""
+
+    def char_map(self, c: str) -> str:
+        return to_byte_chars(c)
+
+    def to_json(self) -> dict:
+        return {"type": "ByteLevel"}
+
+    @classmethod
+    def from_json(cls, spec: dict) -> ByteLevelNormalizer:
+        return cls()
