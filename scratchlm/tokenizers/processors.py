@@ -229,7 +229,7 @@ class Truncation:
     max_length: int
     strategy: str = "longest_first"  # or "only_first", "only_second"
     direction: str = "right"
-    stride: int = 0  # kept for the file format; overflowing windows are not produced
+    stride: int = 0  # overlap of the overflowing windows of a single sequence (pairs: the cut part is dropped)
 
     def __post_init__(self):
         if self.max_length < 0:
@@ -251,10 +251,10 @@ class Truncation:
         if total <= max_length:
             return
         to_remove = total - max_length
+        if second is None and self.strategy != "only_second":
+            first.truncate(max_length, self.direction, self.stride)  # the rest in first.overflowing
+            return
         if self.strategy == "longest_first":
-            if second is None:
-                first.truncate(max_length, self.direction)
-                return
             n1, n2 = len(first), len(second)
             swap = n1 > n2
             if swap:

@@ -104,7 +104,14 @@ class Tokenizer:
         self._added_by_content = {t.content: t for t in self.added_tokens}
         self._added_by_id = {t.id: t for t in self.added_tokens}
         self._raw_pattern = _added_pattern([t for t in self.added_tokens if not t.normalized])
-        self._norm_pattern = _added_pattern([t for t in self.added_tokens if t.normalized])
+        # A normalized token is looked for in the normalized text, written as the normalizer writes it.
+        self._norm_lookup = {}
+        for t in self.added_tokens:
+            if t.normalized:
+                content = self.normalizer.normalize_str(t.content) if self.normalizer is not None else t.content
+                self._norm_lookup[content] = t
+        self._norm_pattern = _added_pattern([AddedToken(**{**t.__dict__, "content": c})
+                                             for c, t in self._norm_lookup.items()])
 
     def add_special_tokens(self, tokens: list[str]) -> int:
         """Add special tokens (ids after the model's vocabulary unless the model has them); returns how many are new."""
@@ -119,6 +126,36 @@ class Tokenizer:
             self._set_added(self.added_tokens + new[-1:])
         return len(new)
 
+    def add_tokens(self, tokens) -> int:
+        """Add tokens after construction (HuggingFace's ``add_tokens``): each a str (not special, matched after
+        normalization) or an :class:`AddedToken` whose ``id`` is ignored.  A token the vocabulary already has
+        keeps its id; a new one takes the next id after the model's vocabulary and the added tokens.
+        Returns how many were added or changed."""
+        model_size = len(self.model.get_vocab())
+        top = max((t.id for t in self.added_tokens), default=None)
+        next_id = model_size if top is None or (top < model_size and model_size) else top + 1
+        current = list(self.added_tokens)
+        by_content = {t.content: t for t in current}
+        count = 0
+        for token in tokens:
+            if isinstance(token, str):
+                token = AddedToken(token, -1, special=False, normalized=True)
+            if not token.content:
+                continue
+            old = by_content.get(token.content)
+            if old is not None and old == AddedToken(**{**token.__dict__, "id": old.id}):
+                continue
+            i = self.token_to_id(token.content)
+            if i is None:
+                i, next_id = next_id, next_id + 1
+            new = AddedToken(**{**token.__dict__, "id": i})
+            current = [t for t in current if t.content != token.content] + [new]
+            by_content[token.content] = new
+            count += 1
+        self._set_added(current)
+        self._cache.clear()
+        return count
+
     def token_to_id(self, token: str) -> int | None:
         added = self._added_by_content.get(token)
         return added.id if added is not None else self.model.token_to_id(token)
@@ -127,13 +164,14 @@ class Tokenizer:
         added = self._added_by_id.get(i)
         return added.content if added is not None else self.model.id_to_token(i)
 
-    def get_vocab(self) -> dict[str, int]:
+    def get_vocab(self, with_added_tokens: bool = True) -> dict[str, int]:
         vocab = self.model.get_vocab()
-        vocab.update({t.content: t.id for t in self.added_tokens})
+        if with_added_tokens:
+            vocab.update({t.content: t.id for t in self.added_tokens})
         return vocab
 
-    def get_vocab_size(self) -> int:
-        return len(self.get_vocab())
+    def get_vocab_size(self, with_added_tokens: bool = True) -> int:
+        return len(self.get_vocab(with_added_tokens))
 
     @property
     def cls_token_id(self) -> int | None:
@@ -168,6 +206,11 @@ class Tokenizer:
 
     def enable_truncation(self, max_length: int, *, stride: int = 0, strategy: str = "longest_first",
                           direction: str = "right") -> None:
+        processor = self.post_processor
+        effective = max_length - (processor.num_special_tokens_to_add(False) if processor is not None else 0)
+        if stride and stride >= effective:
+            raise ScratchlmError(f"truncation stride {stride} must be smaller than the effective max_length "
+                                 f"{effective} (max_length {max_length} less the special tokens)")
         self.truncation = Truncation(max_length, strategy, direction, stride)
 
     def no_truncation(self) -> None:
@@ -209,7 +252,8 @@ class Tokenizer:
 
     def encode_batch(self, texts, pairs=None, *, add_special_tokens: bool = True,
                      is_pretokenized: bool = False) -> list[Encoding]:
-        """``encode`` for each text (and pair); with padding enabled the batch is padded together."""
+        """``encode`` for each text (and pair); with padding enabled the batch is padded together.  Without
+        ``pairs`` an item may itself be a pair, ``(text, pair)``, as in HuggingFace."""
         return self._encode_all(texts, pairs, add_special_tokens, is_pretokenized, self.truncation, self.padding)
 
     def _encode_all(self, texts, pairs, add_special_tokens: bool, is_pretokenized: bool,
@@ -218,8 +262,11 @@ class Tokenizer:
             raise ScratchlmError(f"encode_batch: {len(texts)} texts but {len(pairs)} pairs")
         out = []
         for k, text in enumerate(texts):
+            pair = None if pairs is None else pairs[k]
+            if pairs is None and _is_pair(text, is_pretokenized):  # HuggingFace's (text, pair) items
+                text, pair = text
             first = self._encode_sequence(text, 0, is_pretokenized)
-            second = None if pairs is None else self._encode_sequence(pairs[k], 1, is_pretokenized)
+            second = None if pair is None else self._encode_sequence(pair, 1, is_pretokenized)
             out.append(self._post_process(first, second, add_special_tokens, truncation))
         if padding is not None:
             padding.apply(out)
@@ -269,9 +316,14 @@ class Tokenizer:
                     f"truncation max_length {truncation.max_length} leaves no room for the {n_added} "
                     "special tokens")
             truncation.apply(first, second, truncation.max_length - n_added)
-        if processor is None:
-            return default_process(first, second)
-        return processor.process(first, second, add_special_tokens)
+        overflowing, first.overflowing = first.overflowing, []
+
+        def process(a, b):
+            return default_process(a, b) if processor is None else processor.process(a, b, add_special_tokens)
+
+        encoding = process(first, second)
+        encoding.overflowing = [process(o, None) for o in overflowing]
+        return encoding
 
     def _encode_sequence(self, text, type_id: int, is_pretokenized: bool) -> Encoding:
         if is_pretokenized:
@@ -290,7 +342,7 @@ class Tokenizer:
             for piece, base, added in pieces:
                 if added is not None:
                     ids.append(added.id)
-                    tokens.append(added.content)
+                    tokens.append(piece)
                     offsets.append((base, base + len(piece)))
                     word_ids.append(word_index if fixed is None else fixed)
                     word_index += 1
@@ -298,13 +350,15 @@ class Tokenizer:
                     word_index = self._encode_piece(piece, base, word_index, fixed, ids, tokens, offsets, word_ids)
         return Encoding.from_tokens(ids, tokens, offsets, word_ids, type_id=type_id, sequence_id=type_id)
 
-    def _split_added(self, text: str, pattern: regex.Pattern) -> list[tuple[str, int, AddedToken | None]]:
+    def _split_added(self, text: str, pattern: regex.Pattern,
+                     lookup: dict | None = None) -> list[tuple[str, int, AddedToken | None]]:
         """``text`` cut around the added tokens it holds: ``(piece, start, token or None)``."""
         pieces, cursor = [], 0
+        lookup = self._added_by_content if lookup is None else lookup
         for m in pattern.finditer(text):
             if m.start() > cursor:
                 pieces.append((text[cursor:m.start()], cursor, None))
-            pieces.append((m.group(), m.start(), self._added_by_content[m.group().strip()]))
+            pieces.append((m.group(), m.start(), lookup[m.group().strip()]))
             cursor = m.end()
         if cursor < len(text) or not pieces:
             pieces.append((text[cursor:], cursor, None))
@@ -322,7 +376,7 @@ class Tokenizer:
             alignment = [0] + (alignment if alignment is not None else list(range(len(normalized))))
             normalized = " " + normalized
         if self._norm_pattern is not None:
-            segments = self._split_added(normalized, self._norm_pattern)
+            segments = self._split_added(normalized, self._norm_pattern, self._norm_lookup)
         else:
             segments = ((normalized, 0, None),)
         general = getattr(pre, "general", False)
@@ -332,7 +386,7 @@ class Tokenizer:
             if added is not None:
                 s, e = seg_start, seg_start + len(segment)
                 ids.append(added.id)
-                tokens.append(added.content)
+                tokens.append(segment)  # the text matched, as HuggingFace writes it (normalized, with l/rstrip)
                 offsets.append((base + s, base + e) if alignment is None
                                else (base + alignment[s], base + alignment[e - 1] + 1))
                 word_ids.append(word_index if fixed is None else fixed)
@@ -440,3 +494,10 @@ class Tokenizer:
 
 
 _WHOLE_TEXT = regex.compile(r"(?s).+")
+
+
+def _is_pair(item, is_pretokenized: bool) -> bool:
+    """A batch item that is a pair: a tuple of two texts (or of two word lists), or a list of two str."""
+    if isinstance(item, tuple) and len(item) == 2:
+        return True
+    return not is_pretokenized and isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)

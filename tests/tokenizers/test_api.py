@@ -1,0 +1,111 @@
+"""The Tokenizer API items HuggingFace has (scratchlm/tokenizers/tokenizer.py, encoding.py): add_tokens after
+construction, normalized added tokens, truncation stride with overflowing windows, get_vocab without
+added tokens, batches mixing texts and pairs, and the Encoding position helpers -- each against ``tokenizers``."""
+
+import json
+
+import pytest
+
+from scratchlm import tokenizers
+from scratchlm.data import corpora
+from scratchlm.tokenizers import hf_json
+from scratchlm.tokenizers.tokenizer import AddedToken
+
+hf = pytest.importorskip("tokenizers")
+
+
+@pytest.fixture
+def pair():
+    path = corpora.minilm_path() / "tokenizer.json"
+    ours, theirs = tokenizers.load(path), hf.Tokenizer.from_file(str(path))
+    for tok in (ours, theirs):
+        tok.no_padding(), tok.no_truncation()
+    return ours, theirs
+
+
+def _same(a, b):
+    assert (b.ids, b.tokens, b.offsets, b.type_ids, b.word_ids) == (a.ids, a.tokens, a.offsets, a.type_ids, a.word_ids)
+
+
+def test_add_tokens_after_construction(pair):
+    """'Mixed' is normalized (lowercased) before matching, so it matches 'MIXED' and 'mixed'; 'hello' is in
+    the vocabulary and keeps its id; the new ones take the ids after the vocabulary."""
+    ours, theirs = pair
+    new = ["Mixed", "hello", "brandnewtoken"]
+    assert ours.add_tokens(new) == theirs.add_tokens(new) == 3
+    assert ours.add_tokens([AddedToken("<special>", -1, special=True)]) == \
+        theirs.add_tokens([hf.AddedToken("<special>", special=True, normalized=False)]) == 1
+    assert ours.get_vocab() == theirs.get_vocab()
+    assert ours.get_vocab(with_added_tokens=False) == theirs.get_vocab(with_added_tokens=False)
+    assert ours.get_vocab_size(with_added_tokens=False) == theirs.get_vocab_size(with_added_tokens=False)
+    for text in ["a MIXED text, mixed up", "say hello to brandnewtoken<special>!", "Mixedness"]:
+        _same(theirs.encode(text), ours.encode(text))
+    assert ours.add_tokens(["Mixed"]) == theirs.add_tokens(["Mixed"]) == 0  # already there
+
+
+def test_normalized_added_token_from_file(tmp_path):
+    """A file's added token with normalized=True is matched in the lowercased text."""
+    spec = json.loads((corpora.minilm_path() / "tokenizer.json").read_text(encoding="utf-8"))
+    spec["added_tokens"].append({"id": 30522, "content": "MiXeD", "single_word": False, "lstrip": False,
+                                 "rstrip": False, "normalized": True, "special": False})
+    spec["padding"] = spec["truncation"] = None
+    theirs = hf.Tokenizer.from_str(json.dumps(spec))
+    ours = hf_json.from_json(spec)
+    _same(theirs.encode("mixed and MIXED"), ours.encode("mixed and MIXED"))
+    assert ours.encode("mixed").ids[1] == theirs.encode("mixed").ids[1] == 30522
+
+
+@pytest.mark.parametrize("max_length, stride, direction", [(8, 0, "right"), (8, 3, "right"), (6, 2, "left"),
+                                                           (5, 2, "right")])
+def test_truncation_stride_gives_overflowing_windows(pair, max_length, stride, direction):
+    ours, theirs = pair
+    ours.enable_truncation(max_length, stride=stride, direction=direction)
+    theirs.enable_truncation(max_length, stride=stride, direction=direction)
+    text = "The quick brown fox jumps over the lazy dog near the river bank today"
+    a, b = theirs.encode(text), ours.encode(text)
+    _same(a, b)
+    assert len(b.overflowing) == len(a.overflowing) > 0
+    for x, y in zip(a.overflowing, b.overflowing):
+        _same(x, y)
+
+
+def test_stride_not_below_the_effective_length_is_an_error(pair):
+    """max_length 5 less BERT's 2 special tokens leaves 3 < stride 4: HuggingFace refuses it too."""
+    ours, theirs = pair
+    with pytest.raises(Exception, match="stride set to 4"):
+        theirs.enable_truncation(5, stride=4)
+    with pytest.raises(tokenizers.ScratchlmError, match="stride 4 .* effective max_length 3"):
+        ours.enable_truncation(5, stride=4)
+
+
+def test_added_token_string_is_the_text_matched(pair):
+    """With lstrip the token holds the spaces it took; the offsets cover them."""
+    ours, theirs = pair
+    ours.add_tokens([AddedToken("<mask2>", -1, special=True, lstrip=True, rstrip=True)])
+    theirs.add_tokens([hf.AddedToken("<mask2>", special=True, lstrip=True, rstrip=True, normalized=False)])
+    _same(theirs.encode("fill  <mask2>  here"), ours.encode("fill  <mask2>  here"))
+
+
+def test_encode_batch_mixes_texts_and_pairs(pair):
+    ours, theirs = pair
+    batch = ["a single text", ("first of a pair", "second of a pair"), "another"]
+    for a, b in zip(theirs.encode_batch(batch), ours.encode_batch(batch)):
+        _same(a, b)
+
+
+def test_encoding_position_helpers(pair):
+    ours, theirs = pair
+    for args in [("Hello world, unbelievable tokenization!",), ("Hello world", "unbelievable pairs here")]:
+        a, b = theirs.encode(*args), ours.encode(*args)
+        assert b.n_sequences == a.n_sequences
+        for k in range(len(a.ids) + 1):
+            assert b.token_to_chars(k) == a.token_to_chars(k)
+            assert b.token_to_word(k) == a.token_to_word(k)
+            assert b.token_to_sequence(k) == a.token_to_sequence(k)
+        for seq in range(a.n_sequences):
+            for w in range(8):
+                assert b.word_to_tokens(w, seq) == a.word_to_tokens(w, seq)
+                assert b.word_to_chars(w, seq) == a.word_to_chars(w, seq)
+            for c in range(30):
+                assert b.char_to_token(c, seq) == a.char_to_token(c, seq)
+                assert b.char_to_word(c, seq) == a.char_to_word(c, seq)
