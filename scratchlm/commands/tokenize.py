@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from scratchlm import tokenizers
 
     tok = tokenizers.load(checks.input_file(args.tokenizer, "--tokenizer"))
-    for line in sys.stdin:
+    for line in _stdin_lines():
         enc = tok.encode(line.rstrip("\n"), add_special_tokens=not args.no_special)
         print(" ".join(enc.tokens) if args.tokens else " ".join(map(str, enc.ids)))
     return 0
@@ -81,6 +81,23 @@ def train(model: str, texts, vocab_size: int, *, byte_level: bool = False, speci
                                    min_frequency=min_frequency)
     return pipelines.train_bert_wordpiece(texts, vocab_size, special_tokens=special_tokens,
                                           min_frequency=min_frequency, lowercase=lowercase, score=score)
+
+
+def _stdin_lines():
+    """Standard input's lines, decoded as strict UTF-8: undecodable bytes are an error naming the line and
+    byte, not characters silently dropped (a surrogate-escaped byte would be)."""
+    from scratchlm.errors import ScratchlmError
+
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream (tests, notebooks)
+        yield from sys.stdin
+        return
+    for number, raw in enumerate(stream, start=1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ScratchlmError(f"standard input line {number} is not valid UTF-8: byte 0x{raw[err.start]:02x} at "
+                                 f"byte offset {err.start}") from None
 
 
 def _load(spec: str) -> list[str]:

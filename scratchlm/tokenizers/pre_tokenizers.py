@@ -141,6 +141,11 @@ class ByteLevel(PreTokenizer):
             alignment.extend([i] * len(ch.encode("utf-8")))
         return mapped, alignment
 
+    def pre_tokenize_str(self, text: str) -> list[tuple[str, tuple[int, int]]]:
+        """The words and their spans (the space put before the text aligned to its first character)."""
+        pieces = self.pre_tokenize([(text, list(range(len(text))))])
+        return [(w, (align[0], align[-1] + 1)) for w, align in pieces]
+
     def to_json(self) -> dict:
         return {"type": "ByteLevel", "add_prefix_space": self.add_prefix_space,
                 "trim_offsets": self.trim_offsets, "use_regex": self.use_regex}

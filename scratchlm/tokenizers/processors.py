@@ -88,7 +88,14 @@ class TemplateProcessing:
             return tuple(out)
 
         specials = {name: (tuple(s["ids"]), tuple(s["tokens"])) for name, s in spec.get("special_tokens", {}).items()}
-        return cls(pieces(spec["single"]), pieces(spec["pair"]), specials)
+        single, pair = pieces(spec["single"]), pieces(spec["pair"])
+        missing = sorted({p for p, _ in single + pair if p not in ("A", "B") and p not in specials})
+        if missing:  # HuggingFace refuses these files too
+            raise ScratchlmError(f"TemplateProcessing: missing special token(s) {', '.join(missing)} "
+                                 "(the templates name them but special_tokens does not define them)")
+        if pair and not {"A", "B"} <= {p for p, _ in pair}:
+            raise ScratchlmError("TemplateProcessing: the pair template must use both sequences ($A and $B)")
+        return cls(single, pair, specials)
 
     @classmethod
     def from_bert_json(cls, spec: dict) -> TemplateProcessing:

@@ -7,64 +7,25 @@ The hot path is one ``str.translate`` (normalization), one compiled regex (words
 look-up per word; only texts whose normalization changes lengths (accents written as combining
 marks, CJK, control characters) pay for a per-character alignment, so offsets stay exact.
 
-Why one module of ~410 lines: its four entry points (``encode``, ``encode_batch``, the
-transformers-style ``__call__``, ``decode``) share the one encoding path above, read in one place.
+Why one module of ~460 lines: its four entry points (``encode``, ``encode_batch``, the
+transformers-style ``__call__``, ``decode``) share the one encoding path above, read in one place
+(the added tokens' own type and pattern are in ``added_tokens``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import regex
 
 from scratchlm.errors import ScratchlmError
+from scratchlm.tokenizers.added_tokens import AddedToken, added_pattern
 from scratchlm.tokenizers.decoders import SpaceDecoder
 from scratchlm.tokenizers.encoding import Encoding, encodings_to_arrays
 from scratchlm.tokenizers.processors import Padding, Truncation, call_settings, default_process
 
 CACHE_CAPACITY = 200_000  # words; beyond it new words are tokenized but not cached (HuggingFace's rule)
-
-
-@dataclass(frozen=True)
-class AddedToken:
-    """A token matched in the raw text before anything else (HuggingFace's ``AddedToken``)."""
-
-    content: str
-    id: int
-    special: bool = True
-    single_word: bool = False
-    lstrip: bool = False
-    rstrip: bool = False
-    normalized: bool = False  # matched in the normalized text rather than the original
-
-    def to_json(self) -> dict:
-        return {"id": self.id, "content": self.content, "single_word": self.single_word, "lstrip": self.lstrip,
-                "rstrip": self.rstrip, "normalized": self.normalized, "special": self.special}
-
-    @classmethod
-    def from_json(cls, spec: dict) -> AddedToken:
-        special = spec.get("special", False)
-        return cls(spec["content"], spec["id"], special, spec.get("single_word", False), spec.get("lstrip", False),
-                   spec.get("rstrip", False), spec.get("normalized", not special))
-
-
-def _added_pattern(tokens: list[AddedToken]) -> regex.Pattern | None:
-    """One alternation, longest first, so the leftmost-longest token wins (HuggingFace's Aho-Corasick rule)."""
-    if not tokens:
-        return None
-    parts = []
-    for t in sorted(tokens, key=lambda t: -len(t.content)):
-        p = regex.escape(t.content)
-        if t.single_word:
-            p = rf"(?<!\w){p}(?!\w)"
-        if t.lstrip:
-            p = rf"\s*{p}"
-        if t.rstrip:
-            p = rf"{p}\s*"
-        parts.append(p)
-    return regex.compile("|".join(parts))
 
 
 class Tokenizer:
@@ -103,14 +64,14 @@ class Tokenizer:
         self.added_tokens = sorted(tokens, key=lambda t: t.id)
         self._added_by_content = {t.content: t for t in self.added_tokens}
         self._added_by_id = {t.id: t for t in self.added_tokens}
-        self._raw_pattern = _added_pattern([t for t in self.added_tokens if not t.normalized])
+        self._raw_pattern = added_pattern([t for t in self.added_tokens if not t.normalized])
         # A normalized token is looked for in the normalized text, written as the normalizer writes it.
         self._norm_lookup = {}
         for t in self.added_tokens:
             if t.normalized:
                 content = self.normalizer.normalize_str(t.content) if self.normalizer is not None else t.content
                 self._norm_lookup[content] = t
-        self._norm_pattern = _added_pattern([AddedToken(**{**t.__dict__, "content": c})
+        self._norm_pattern = added_pattern([AddedToken(**{**t.__dict__, "content": c})
                                              for c, t in self._norm_lookup.items()])
 
     def add_special_tokens(self, tokens: list[str]) -> int:
@@ -334,6 +295,13 @@ class Tokenizer:
             if not isinstance(text, str):
                 raise ScratchlmError(f"encode expects a str, got {type(text).__name__}")
             words = [text]
+        for word in words:
+            if not word.isascii():
+                try:
+                    word.encode("utf-8")
+                except UnicodeEncodeError as err:  # HuggingFace's Rust strings cannot hold one either
+                    raise ScratchlmError(f"encode: the text holds a lone surrogate {word[err.start]!r} at "
+                                         f"character {err.start}: it is not valid Unicode") from None
         ids, tokens, offsets, word_ids = [], [], [], []
         word_index = 0
         for k, word in enumerate(words):

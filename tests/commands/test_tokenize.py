@@ -47,6 +47,16 @@ def test_train_unigram_writes_a_file_huggingface_reads(corpus, tmp_path):
     assert [t["content"] for t in spec["added_tokens"]] == ["<unk>"]
 
 
+def test_encode_refuses_undecodable_standard_input(monkeypatch, capsys):
+    """Bytes that are not UTF-8 on standard input are an error naming the line and byte (HuggingFace cannot
+    take them either), not characters silently dropped."""
+    path = corpora.minilm_path() / "tokenizer.json"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"fine\nbad \xff byte\n"), encoding="utf-8"))
+    rc = cli.main(["tokenize", "encode", "--tokenizer", str(path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "line 2 is not valid UTF-8: byte 0xff at byte offset 4" in err
+
+
 def test_encode_prints_ids_of_each_line(monkeypatch, capsys):
     path = corpora.minilm_path() / "tokenizer.json"
     monkeypatch.setattr(sys, "stdin", io.StringIO("Hello world\nA second line, with a comma.\n"))

@@ -109,3 +109,36 @@ def test_encoding_position_helpers(pair):
             for c in range(30):
                 assert b.char_to_token(c, seq) == a.char_to_token(c, seq)
                 assert b.char_to_word(c, seq) == a.char_to_word(c, seq)
+
+
+def test_lone_surrogate_is_an_error(pair):
+    """HuggingFace cannot take 'a\\ud800b' (its strings are UTF-8); neither do we, rather than drop it."""
+    ours, theirs = pair
+    with pytest.raises(TypeError):
+        theirs.encode("a\ud800b")
+    with pytest.raises(tokenizers.ScratchlmError, match="lone surrogate"):
+        ours.encode("a\ud800b")
+
+
+@pytest.mark.parametrize("single, pair_template, message", [
+    ("[X] $A", "$A $B", "missing special token"), ("$A", "$A", "must use both sequences")])
+def test_template_refused_as_huggingface_refuses_it(single, pair_template, message):
+    with pytest.raises(ValueError):
+        hf.processors.TemplateProcessing(single=single, pair=pair_template, special_tokens=[])
+
+    def pieces(template):
+        return [{"Sequence": {"id": p[1], "type_id": 0}} if p.startswith("$") else
+                {"SpecialToken": {"id": p, "type_id": 0}} for p in template.split()]
+
+    spec = {"type": "TemplateProcessing", "single": pieces(single), "pair": pieces(pair_template),
+            "special_tokens": {}}
+    with pytest.raises(tokenizers.ScratchlmError, match=message):
+        hf_json.read("post_processor", spec)
+
+
+@pytest.mark.parametrize("text", ["Hello world", " hi", "héllo  x"])
+def test_byte_level_pre_tokenize_str_adds_the_prefix_space(text):
+    from scratchlm.tokenizers.pre_tokenizers import ByteLevel
+
+    assert ByteLevel(add_prefix_space=True).pre_tokenize_str(text) == \
+        hf.pre_tokenizers.ByteLevel(add_prefix_space=True).pre_tokenize_str(text)
