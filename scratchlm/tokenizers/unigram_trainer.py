@@ -40,6 +40,8 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 
+import numpy as np
+
 from scratchlm.errors import ScratchlmError
 from scratchlm.tokenizers.models.unigram import Unigram
 
@@ -144,6 +146,99 @@ def expected_counts(model: Unigram, words: list[tuple[str, int]]) -> list[float]
         for start, end, i, score in nodes:
             expected[i] += n * math.exp(alpha[start] + score + beta[end] - z)
     return expected
+
+
+class Lattices:
+    """Every word's lattice over the seed vocabulary, as flat NumPy arrays, for the vectorized E-step.
+
+    The vocabulary only shrinks during training, so each EM round's lattice is the seed lattice's nodes
+    whose piece is still alive, plus an unknown node where a position lost its one-character piece.  Word
+    :math:`k`'s positions are ``offset[k] .. offset[k] + len(word)`` of one flat array; the forward and
+    backward passes go position by position within the words, all words at once.
+    """
+
+    def __init__(self, words: list[tuple[str, int]], seeds: list[str]):
+        index = {s: i for i, s in enumerate(seeds)}
+        prefixes = {s[:k] for s in seeds for k in range(1, len(s))}
+        longest = max(map(len, seeds))
+        src, dst, seed, within = [], [], [], []
+        char_seed, offsets, pos = [], [], 0
+        for word, _ in words:
+            offsets.append(pos)
+            n = len(word)
+            for start in range(n):
+                char_seed.append(index.get(word[start], -1))
+                for end in range(start + 1, min(n, start + longest) + 1):
+                    piece = word[start:end]
+                    i = index.get(piece)
+                    if i is not None:
+                        src.append(pos + start)
+                        dst.append(pos + end)
+                        seed.append(i)
+                        within.append(end)
+                    if piece not in prefixes:
+                        break
+            char_seed.append(-1)  # the word's end position starts no piece
+            pos += n + 1
+        self.size = pos
+        self.offsets = np.array(offsets, dtype=np.int64)
+        self.lengths = np.array([len(w) for w, _ in words], dtype=np.int64)
+        self.counts = np.array([n for _, n in words], dtype=np.float64)
+        self.word_of = np.repeat(np.arange(len(words)), self.lengths + 1)
+        self.within = np.arange(pos) - np.repeat(self.offsets, self.lengths + 1)  # position inside its word
+        self.src, self.dst = np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64)
+        self.seed, self.char_seed = np.array(seed, dtype=np.int64), np.array(char_seed, dtype=np.int64)
+        self.is_start = np.ones(pos, dtype=bool)
+        self.is_start[self.offsets + self.lengths] = False  # end positions start nothing
+
+    def nodes(self, seed_to_id: np.ndarray, scores: np.ndarray, unk_id: int, unk_score: float):
+        """The current lattice: ``(src, dst, id, score)`` of the live nodes and the unknown nodes."""
+        ids = seed_to_id[self.seed]
+        live = ids >= 0
+        char_ids = np.where(self.char_seed >= 0, seed_to_id[np.maximum(self.char_seed, 0)], -1)
+        unk_at = np.flatnonzero(self.is_start & (char_ids < 0))
+        src = np.concatenate([self.src[live], unk_at])
+        dst = np.concatenate([self.dst[live], unk_at + 1])
+        ids = np.concatenate([ids[live], np.full(len(unk_at), unk_id)])
+        score = np.concatenate([scores[ids[:live.sum()]], np.full(len(unk_at), unk_score)])
+        return src, dst, ids, score
+
+
+def _grouped_logsumexp(values: np.ndarray, keys: np.ndarray, out: np.ndarray) -> None:
+    """``out[k] = logaddexp(out[k], logsumexp(values[keys == k]))`` for every key (``keys`` sorted)."""
+    if not len(values):
+        return
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    top = np.maximum.reduceat(values, starts)
+    total = np.add.reduceat(np.exp(values - np.repeat(top, np.diff(np.r_[starts, len(values)]))), starts)
+    at = keys[starts]
+    out[at] = np.logaddexp(out[at], top + np.log(total))
+
+
+def expected_counts_fast(lattices: Lattices, model: Unigram, seed_to_id: np.ndarray) -> np.ndarray:
+    """:func:`expected_counts`, vectorized over all words (tested equal to it)."""
+    scores = np.array(model.scores, dtype=np.float64)
+    src, dst, ids, score = lattices.nodes(seed_to_id, scores, model.unk_id, model.unk_score)
+    within_src, within_dst = lattices.within[src], lattices.within[dst]
+    alpha = np.full(lattices.size, -np.inf)
+    alpha[lattices.offsets] = 0.0
+    order = np.lexsort((dst, within_dst))  # by the end's place in its word, then by end
+    bounds = np.searchsorted(within_dst[order], np.arange(1, lattices.lengths.max() + 2))
+    for e in range(len(bounds) - 1):
+        group = order[bounds[e]:bounds[e + 1]]
+        _grouped_logsumexp(alpha[src[group]] + score[group], dst[group], alpha)
+    beta = np.full(lattices.size, -np.inf)
+    beta[lattices.offsets + lattices.lengths] = 0.0
+    order = np.lexsort((src, -within_src))  # by the start's place, last first, then by start
+    keys = -within_src[order]
+    bounds = np.searchsorted(keys, np.arange(-lattices.lengths.max(), 1))
+    for b in range(len(bounds) - 1):
+        group = order[bounds[b]:bounds[b + 1]]
+        _grouped_logsumexp(score[group] + beta[dst[group]], src[group], beta)
+    z = alpha[lattices.offsets + lattices.lengths]
+    word = lattices.word_of[src]
+    posterior = np.exp(alpha[src] + score + beta[dst] - z[word]) * lattices.counts[word]
+    return np.bincount(ids, weights=posterior, minlength=len(model.pieces))
 
 
 def m_step(pieces: list[Piece], expected: list[float]) -> list[Piece]:
@@ -271,11 +366,15 @@ def train_unigram_model(word_counts: dict[str, int] | Iterable[tuple[str, int]],
     if not words:
         raise ScratchlmError("cannot train a Unigram model on an empty corpus")
     pieces = [(UNK, math.nan)] + seed_pieces(words, max_piece_length, seed_size)
+    seeds = [p for p, _ in pieces]
+    lattices = Lattices(words, seeds)
     desired = vocab_size * 11 // 10
     while True:
         model = Unigram(pieces, unk_id=0)
         for _ in range(n_sub_iterations):
-            pieces = m_step(pieces, expected_counts(model, words))
+            seed_to_id = np.array([model.vocab.get(s, -1) for s in seeds], dtype=np.int64)
+            seed_to_id[0] = -1  # the placeholder matches no text
+            pieces = m_step(pieces, list(expected_counts_fast(lattices, model, seed_to_id)))
             model = Unigram(pieces, unk_id=0)
         if len(pieces) <= desired:
             break
