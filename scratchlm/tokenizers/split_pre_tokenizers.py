@@ -237,6 +237,9 @@ class Metaspace(GeneralPreTokenizer):
                 f"Metaspace prepend_scheme must be always, first or never, got {self.prepend_scheme!r}")
         if len(self.replacement) != 1:
             raise ScratchlmError(f"Metaspace replacement must be one character, got {self.replacement!r}")
+        rep = regex.escape(self.replacement)
+        # merged_with_next on the replacement: each one starts a piece (split_spans' rule, as one regex)
+        object.__setattr__(self, "_pieces", regex.compile(f"{rep}[^{rep}]*|[^{rep}]+"))
 
     def pre_tokenize(self, pieces: list[Piece], at_origin=None) -> list[Piece]:
         out, rep = [], self.replacement
@@ -247,7 +250,7 @@ class Metaspace(GeneralPreTokenizer):
                     or self.prepend_scheme == "first" and at_origin is not None and at_origin(align[0])):
                 text, align = rep + text, [align[0]] + align
             if self.split:
-                out += [(text[a:b], align[a:b]) for a, b in split_spans(text, lambda c: c == rep, "merged_with_next")]
+                out += [(m.group(), align[m.start():m.end()]) for m in self._pieces.finditer(text)]
             elif text:
                 out.append((text, align))
         return out

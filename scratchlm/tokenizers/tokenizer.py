@@ -392,14 +392,21 @@ class Tokenizer:
         pieces = self.pre_tokenizer.pre_tokenize([(segment, list(range(len(segment))))],
                                                  at_origin=lambda j: original(j) == 0)
         cache, tokenize_word = self._cache, self._tokenize_word
-        for word, align in pieces:
-            hit = cache.get(word) or tokenize_word(word)
-            ids += hit[0]
-            tokens += hit[1]
-            offsets += [(original(align[a]), original(align[b - 1]) + 1) for a, b in hit[2]]
-            word_ids += [word_index if fixed is None else fixed] * len(hit[0])
-            word_index += 1
-        return word_index
+        hits = [cache.get(word) or tokenize_word(word) for word, _ in pieces]
+        ids += [i for h in hits for i in h[0]]
+        tokens += [t for h in hits for t in h[1]]
+        if alignment is None:  # segment position j is original character base + seg_start + j
+            shift = base + seg_start
+            offsets += [(shift + align[a], shift + align[b - 1] + 1)
+                        for h, (_, align) in zip(hits, pieces) for a, b in h[2]]
+        else:
+            offsets += [(original(align[a]), original(align[b - 1]) + 1)
+                        for h, (_, align) in zip(hits, pieces) for a, b in h[2]]
+        if fixed is None:
+            word_ids += [k for k, h in enumerate(hits, start=word_index) for _ in h[0]]
+        else:
+            word_ids += [fixed] * sum(len(h[0]) for h in hits)
+        return word_index + len(hits)
 
     def _tokenize_word(self, word: str) -> tuple:
         """The model's tokens for one word, offsets in the word's characters; cached."""
