@@ -97,26 +97,6 @@ def seed_pieces(words: list[tuple[str, int]], max_piece_length: int = 16, seed_s
     return [(s, math.log(score) - log_total) for s, score in seeds]
 
 
-def _lattice(model: Unigram, word: str) -> list[tuple[int, int, int, float]]:
-    """The lattice's nodes ``(start, end, id, score)``: every piece at every position, and the unknown piece
-    (score :math:`\\min \\log p - 10`) where no one-character piece starts (HuggingFace's ``populate_nodes``)."""
-    vocab, prefixes, scores, longest = model.vocab, model._prefixes, model.scores, model._longest
-    nodes, n = [], len(word)
-    for start in range(n):
-        single = False
-        for end in range(start + 1, min(n, start + longest) + 1):
-            piece = word[start:end]
-            i = vocab.get(piece)
-            if i is not None:
-                nodes.append((start, end, i, scores[i]))
-                single = single or end == start + 1
-            if piece not in prefixes:
-                break
-        if not single:
-            nodes.append((start, start + 1, model.unk_id, model.unk_score))
-    return nodes
-
-
 def _logaddexp(a: float, b: float) -> float:
     if a == -math.inf:
         return b
@@ -133,7 +113,7 @@ def expected_counts(model: Unigram, words: list[tuple[str, int]]) -> list[float]
     expected = [0.0] * len(model.pieces)
     for word, n in words:
         size = len(word)
-        nodes = _lattice(model, word)
+        nodes = model.lattice(word)
         alpha = [-math.inf] * (size + 1)
         alpha[0] = 0.0
         for start, end, _, score in nodes:  # in order of start: every node ending at `start` came before
@@ -256,7 +236,7 @@ def _viterbi_ids(model: Unigram, word: str, *, exclude_whole: bool = False) -> l
     best = [-math.inf] * (size + 1)
     best[0] = 0.0
     back: list = [None] * (size + 1)
-    for start, end, i, score in _lattice(model, word):
+    for start, end, i, score in model.lattice(word):
         if exclude_whole and start == 0 and end == size:
             continue
         candidate = best[start] + score

@@ -3,6 +3,7 @@ Viterbi segmentation, the unknown-piece rule and byte fallback; and tokenizer.js
 families, built locally with HuggingFace's classes, encoded id-, token- and offset-identically."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -231,3 +232,32 @@ def test_bpe_dropout_with_an_explicit_generator():
     assert np.mean([len(run(s)) for s in range(20)]) > len(base)
     with pytest.raises(ScratchlmError, match="explicit rng"):
         BPE.from_json({**spec, "dropout": 0.3})
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.3])
+def test_sampling_follows_the_sharpened_posterior(alpha):
+    """Kudo 2018 Eq. 5: each segmentation x of 'abab' is drawn with probability P(x)^alpha / sum P(x')^alpha.
+    4,000 draws: each empirical frequency within 5 binomial standard deviations, sqrt(p (1 - p) / 4000)."""
+    model = Unigram([("<unk>", 0.0), ("a", -1.0), ("b", -1.5), ("ab", -1.2), ("ba", -2.0), ("aba", -2.5)], unk_id=0)
+    rng = np.random.default_rng(0)
+    draws = 4000
+    counts = {}
+    for _ in range(draws):
+        key = tuple((s, e) for _, s, e in model.sample("abab", rng, alpha=alpha))
+        counts[key] = counts.get(key, 0) + 1
+
+    def segmentations(word, pos=0):
+        if pos == len(word):
+            yield ()
+        for end in range(pos + 1, len(word) + 1):
+            if word[pos:end] in model.vocab:
+                for rest in segmentations(word, end):
+                    yield ((pos, end),) + rest
+
+    weights = {seg: math.exp(alpha * sum(model.scores[model.vocab["abab"[s:e]]] for s, e in seg))
+               for seg in segmentations("abab")}
+    total = sum(weights.values())
+    assert set(counts) <= set(weights)
+    for seg, w in weights.items():
+        p = w / total
+        assert abs(counts.get(seg, 0) / draws - p) <= 5 * math.sqrt(p * (1 - p) / draws)

@@ -54,7 +54,7 @@ PIECES = [("<UNK>", math.nan), ("a", -1.0), ("b", -1.5), ("ab", -1.2), ("ba", -2
 
 def _segmentations(word, model):
     """Every segmentation of ``word`` over the lattice, with its log-probability (brute force)."""
-    nodes = ut._lattice(model, word)
+    nodes = model.lattice(word)
     out = []
 
     def walk(pos, path, score):

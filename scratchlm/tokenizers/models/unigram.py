@@ -13,12 +13,16 @@ starts with becomes the unknown piece with HuggingFace's (and SentencePiece's) s
 whose token string is the text it covers.  With ``byte_fallback`` an unknown stretch becomes the
 pieces ``<0xNN>`` of its UTF-8 bytes, each spanning the whole stretch, when the vocabulary has them all.
 
-The scores are learnt by :func:`scratchlm.tokenizers.unigram_trainer.train_unigram` (EM, then pruning).
+Subword regularization (:meth:`Unigram.sample`): a segmentation drawn from the posterior sharpened by
+:math:`\alpha` (Kudo 2018, §2.2).  The scores are learnt by
+:func:`scratchlm.tokenizers.unigram_trainer.train_unigram_model` (EM, then pruning).
 """
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.tokenizers.models.base import Model
@@ -97,6 +101,51 @@ class Unigram(Model):
             end = start
         out.reverse()
         return out
+
+    def lattice(self, word: str) -> list[tuple[int, int, int, float]]:
+        """The lattice: ``(start, end, id, score)`` for every piece at every position, and the unknown piece
+        where no one-character piece starts."""
+        vocab, prefixes, scores, n = self.vocab, self._prefixes, self.scores, len(word)
+        nodes = []
+        for start in range(n):
+            single = False
+            for end in range(start + 1, min(n, start + self._longest) + 1):
+                piece = word[start:end]
+                i = vocab.get(piece)
+                if i is not None:
+                    nodes.append((start, end, i, scores[i]))
+                    single = single or end == start + 1
+                if piece not in prefixes:
+                    break
+            if not single:
+                if self.unk_id is None:
+                    raise ScratchlmError(f"Unigram: {word[start]!r} is not in the vocabulary and the model has no "
+                                         "unk_id")
+                nodes.append((start, start + 1, self.unk_id, self.unk_score))
+        return nodes
+
+    def sample(self, word: str, rng: np.random.Generator, alpha: float = 0.1) -> list[tuple[int, int, int]]:
+        r"""Subword regularization (Kudo 2018, §2.2, Eq. 5): a segmentation drawn with probability
+        :math:`P(\mathbf{x} \mid X)^\alpha / \sum_{\mathbf{x}'} P(\mathbf{x}' \mid X)^\alpha`, by forward
+        filtering, backward sampling over the lattice (every segmentation, not an n-best list);
+        ``[(id, start, end), ...]``, unknown characters not fused.  ``rng`` is explicit (a NumPy Generator)."""
+        n = len(word)
+        nodes = self.lattice(word)
+        forward = [-math.inf] * (n + 1)
+        forward[0] = 0.0
+        ending: list[list[tuple[int, int, float]]] = [[] for _ in range(n + 1)]
+        for start, end, i, score in nodes:  # in order of start
+            value = forward[start] + alpha * score
+            forward[end] = np.logaddexp(forward[end], value)
+            ending[end].append((start, i, value))
+        out, end = [], n
+        while end > 0:
+            logits = np.array([v for _, _, v in ending[end]]) - forward[end]
+            k = rng.choice(len(logits), p=np.exp(logits) / np.exp(logits).sum())
+            start, i, _ = ending[end][k]
+            out.append((i, start, end))
+            end = start
+        return out[::-1]
 
     def tokenize(self, word: str) -> list[tuple[int, str, int, int]]:
         """``[(id, token, start, end), ...]`` for one word.  An unknown token's string is the text it covers
