@@ -272,11 +272,8 @@ class Tokenizer:
         processor = self.post_processor
         if truncation is not None:
             n_added = processor.num_special_tokens_to_add(second is not None) if processor and add_special_tokens else 0
-            if truncation.max_length < n_added:
-                raise ScratchlmError(
-                    f"truncation max_length {truncation.max_length} leaves no room for the {n_added} "
-                    "special tokens")
-            truncation.apply(first, second, truncation.max_length - n_added)
+            if truncation.max_length >= n_added:  # HuggingFace does not truncate when the specials alone overflow
+                truncation.apply(first, second, truncation.max_length - n_added)
         overflowing, first.overflowing = first.overflowing, []
 
         def process(a, b):

@@ -142,3 +142,14 @@ def test_byte_level_pre_tokenize_str_adds_the_prefix_space(text):
 
     assert ByteLevel(add_prefix_space=True).pre_tokenize_str(text) == \
         hf.pre_tokenizers.ByteLevel(add_prefix_space=True).pre_tokenize_str(text)
+
+
+@pytest.mark.parametrize("max_length", [1, 2, 3])
+def test_truncation_below_the_special_tokens(pair, max_length):
+    """HuggingFace skips truncation when max_length cannot even hold the special tokens (1 < 2 for one
+    text; 2 < 3 for a pair), and truncates both texts to nothing when it holds exactly them."""
+    ours, theirs = pair
+    ours.enable_truncation(max_length)
+    theirs.enable_truncation(max_length)
+    for args in [("hello world there",), ("hello", "world there")]:
+        _same(theirs.encode(*args), ours.encode(*args))
