@@ -77,13 +77,14 @@ def train_bert_wordpiece(texts: Iterable[str], vocab_size: int, *, special_token
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int, *, byte_level: bool = True, special_tokens: Iterable[str] = (),
-              min_frequency: int = 0, limit_alphabet: int | None = None) -> Tokenizer:
+              min_frequency: int = 0, limit_alphabet: int | None = None,
+              max_token_length: int | None = None) -> Tokenizer:
     r"""Train a BPE tokenizer on ``texts``; returns a :class:`~scratchlm.tokenizers.Tokenizer`.
 
     ``byte_level=True``: GPT-2's byte-level pre-tokenizer (no prefix space, so ``decode(encode(s)) == s``)
     with all 256 byte symbols in the alphabet, as HuggingFace's ``ByteLevelBPETokenizer`` trains.
     Otherwise words split by ``Whitespace`` (``\w+|[^\w\s]+``), characters as the alphabet, no unknown token.
-    Other settings are HuggingFace ``BpeTrainer``'s defaults.
+    Other settings are HuggingFace ``BpeTrainer``'s defaults (``max_token_length``: no limit).
     """
     special_tokens = list(dict.fromkeys(special_tokens))
     if byte_level:
@@ -100,7 +101,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int, *, byte_level: bool = True,
         word_counts[pre.transform(word)[0]] += n
     id_to_token, merges = trainers.learn_merges(word_counts, vocab_size, special_tokens=special_tokens,
                                                 initial_alphabet=alphabet, limit_alphabet=limit_alphabet,
-                                                min_frequency=min_frequency)
+                                                min_frequency=min_frequency, max_token_length=max_token_length)
     vocab = {t: i for i, t in enumerate(id_to_token)}
     added = [AddedToken(t, vocab[t], special=True) for t in special_tokens]
     return Tokenizer(BPE(vocab, merges), pre_tokenizer=pre, decoder=decoder, added_tokens=added)

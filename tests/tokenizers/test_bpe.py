@@ -94,3 +94,23 @@ def test_empty_corpus_is_an_error():
         train_bpe([], 300)
     with pytest.raises(CorpusError, match="empty corpus"):
         train_bpe(["", ""], 300, byte_level=False)
+
+
+@pytest.mark.parametrize("byte_level, max_token_length", [(True, 4), (False, 3)])
+def test_max_token_length_merges_equal_huggingface(byte_level, max_token_length):
+    """HuggingFace's BpeTrainer(max_token_length=L): a pair formed by a merge is counted only while its two
+    symbols are shorter than L together; the same merges in the same order, no token longer than L."""
+    texts = corpora.wikipedia_paragraphs()[:300]
+    ours = train_bpe(texts, 900, byte_level=byte_level, max_token_length=max_token_length)
+    hf = hf_tokenizers.Tokenizer(hf_tokenizers.models.BPE())
+    if byte_level:
+        hf.pre_tokenizer = hf_tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+        alphabet = hf_tokenizers.pre_tokenizers.ByteLevel.alphabet()
+    else:
+        hf.pre_tokenizer = hf_tokenizers.pre_tokenizers.Whitespace()
+        alphabet = []
+    hf.train_from_iterator(texts, hf_tokenizers.trainers.BpeTrainer(
+        vocab_size=900, show_progress=False, initial_alphabet=alphabet, max_token_length=max_token_length))
+    model = json.loads(hf.to_str())["model"]
+    assert ours.model.merges == [tuple(m) for m in model["merges"]]
+    assert max(len(t) for t in ours.get_vocab()) <= max_token_length
