@@ -197,3 +197,20 @@ def test_vectorized_e_step_equals_the_plain_one(words, dropped):
     seed_to_id[0] = -1
     fast = ut.expected_counts_fast(lattices, model, seed_to_id)
     assert fast == pytest.approx(ut.expected_counts(model, words), rel=1e-9, abs=1e-12)
+
+
+def test_tokens_per_line_within_three_percent_of_sentencepiece(trained, tmp_path):
+    """The sentencepiece package's own Unigram trainer (NFKC, the same vocabulary size, one line a text):
+    it seeds and splits differently (sentences, character coverage), so only the compression is compared."""
+    spm = pytest.importorskip("sentencepiece")
+    texts, _, ours = trained
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(t.replace("\n", " ") for t in texts) + "\n", encoding="utf-8")
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(tmp_path / "sp"), vocab_size=500,
+                                   model_type="unigram", normalization_rule_name="nfkc", max_sentence_length=1 << 20,
+                                   bos_id=-1, eos_id=-1, unk_id=0, minloglevel=2, num_threads=1)
+    sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "sp.model"))
+    held_out = corpora.lee_corpus()[120:200]
+    n_sp = sum(len(sp.encode(t)) for t in held_out)
+    n_ours = sum(len(ours.encode(t).ids) for t in held_out)
+    assert abs(n_ours / n_sp - 1) < 0.03
