@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scratchlm import tokenizers
 from scratchlm.data import corpora
 from scratchlm.errors import ScratchlmError
+from scratchlm.tokenizers import hf_json
 from scratchlm.tokenizers.pipelines import train_bpe
 from scratchlm.tokenizers.pre_tokenizers import bytes_to_unicode
 
@@ -114,3 +115,19 @@ def test_max_token_length_merges_equal_huggingface(byte_level, max_token_length)
     model = json.loads(hf.to_str())["model"]
     assert ours.model.merges == [tuple(m) for m in model["merges"]]
     assert max(len(t) for t in ours.get_vocab()) <= max_token_length
+
+
+@pytest.mark.parametrize("byte_level", [True, False])
+def test_dropped_characters_shift_offsets_as_huggingface(byte_level):
+    """Without an unknown token (and, byte-level, without all 256 bytes) BPE drops a character it cannot
+    spell; HuggingFace's offsets then run on the kept symbols' bytes only, so later tokens are shifted left
+    ('ﬁne' -> 'ne' at (0, 1)).  We reproduce that rather than give the 'right' spans."""
+    tok = hf_tokenizers.Tokenizer(hf_tokenizers.models.BPE())
+    tok.pre_tokenizer = (hf_tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=True) if byte_level
+                         else hf_tokenizers.pre_tokenizers.Whitespace())
+    tok.train_from_iterator(corpora.lee_corpus()[:100],
+                            hf_tokenizers.trainers.BpeTrainer(vocab_size=400, show_progress=False))
+    ours = hf_json.from_json(json.loads(tok.to_str()))
+    for text in ["ﬁne café x", "aéb ü中x", "abc中def", "élan"]:
+        a, b = tok.encode(text), ours.encode(text)
+        assert (b.ids, b.offsets) == (a.ids, a.offsets)

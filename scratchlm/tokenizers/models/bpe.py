@@ -59,6 +59,7 @@ class BPE(Model):
         vocab, unk = self.vocab, self.unk_token
         ids, spans = [], []
         n = len(word)
+        dropped: set[int] = set()
         for i, ch in enumerate(word):
             s = ch
             if i > 0 and self.prefix:
@@ -80,7 +81,8 @@ class BPE(Model):
                 else:
                     ids.append(vocab[unk])
                     spans.append([i, i + 1])
-            # else: HuggingFace drops a character it cannot represent
+            else:  # HuggingFace drops a character it cannot represent
+                dropped.add(i)
         ranks = self.ranks
         if self.dropout:
             self._merge_with_dropout(ids, spans)
@@ -95,6 +97,8 @@ class BPE(Model):
             ids[best_at:best_at + 2] = [best[1]]
             spans[best_at:best_at + 2] = [[spans[best_at][0], spans[best_at + 1][1]]]
         inverse = self.inverse
+        if dropped:
+            spans = _shifted_spans(word, spans, dropped)
         return [(t, inverse[t], s, e) for t, (s, e) in zip(ids, spans)]
 
     def _merge_with_dropout(self, ids: list[int], spans: list[list[int]]) -> None:
@@ -133,3 +137,17 @@ class BPE(Model):
                    end_of_word_suffix=spec.get("end_of_word_suffix"), fuse_unk=spec.get("fuse_unk", False),
                    ignore_merges=spec.get("ignore_merges", False), byte_fallback=spec.get("byte_fallback", False),
                    dropout=dropout, rng=rng)
+
+
+
+def _shifted_spans(word: str, spans: list[list[int]], dropped: set[int]) -> list[list[int]]:
+    """HuggingFace's offsets when characters were dropped: its ``Word`` places each symbol at the running sum
+    of the UTF-8 lengths of the kept symbols before it, so every dropped character shifts the later offsets
+    left by its bytes; read back as characters of ``word``."""
+    char_at_byte = [i for i, ch in enumerate(word) for _ in ch.encode("utf-8")]
+    out, position = [], 0
+    for start, end in spans:
+        length = sum(len(word[i].encode("utf-8")) for i in range(start, end) if i not in dropped)
+        out.append([char_at_byte[position], char_at_byte[position + length - 1] + 1])
+        position += length
+    return out
