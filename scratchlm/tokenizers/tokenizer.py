@@ -323,7 +323,7 @@ class Tokenizer:
         for m in pattern.finditer(text):
             if m.start() > cursor:
                 pieces.append((text[cursor:m.start()], cursor, None))
-            pieces.append((m.group(), m.start(), lookup[m.group().strip()]))
+            pieces.append((m.group(), m.start(), _which(m.group(), lookup)))
             cursor = m.end()
         if cursor < len(text) or not pieces:
             pieces.append((text[cursor:], cursor, None))
@@ -466,6 +466,14 @@ class Tokenizer:
 
 
 _WHOLE_TEXT = regex.compile(r"(?s).+")
+
+
+def _which(matched: str, lookup: dict):
+    """The added token a match of the added-token pattern is (the match may hold the spaces l/rstrip took)."""
+    token = lookup.get(matched) or lookup.get(matched.strip())
+    if token is None:  # a token whose own content starts or ends with a space: the longest one inside the match
+        token = max((t for c, t in lookup.items() if c in matched), key=lambda t: len(t.content))
+    return token
 
 
 def _is_pair(item, is_pretokenized: bool) -> bool:

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from scratchlm import tokenizers
 from scratchlm.data import corpora
 from scratchlm.errors import ScratchlmError
+from scratchlm.tokenizers import hf_json
 from scratchlm.tokenizers.models import BPE, Unigram
 from tests.tokenizers.peers import texts
 
@@ -261,3 +262,23 @@ def test_sampling_follows_the_sharpened_posterior(alpha):
     for seg, w in weights.items():
         p = w / total
         assert abs(counts.get(seg, 0) / draws - p) <= 5 * math.sqrt(p * (1 - p) / draws)
+
+
+@pytest.mark.parametrize("scheme", ["first", "always", "never"])
+@pytest.mark.parametrize("split", [True, False])
+def test_metaspace_schemes_around_added_tokens(scheme, split):
+    """prepend_scheme 'first' puts the '▁' only before the text that begins the input, not after an added
+    token; 'always' before every stretch between added tokens.  With a normalized added token and one whose
+    content starts with a space (lstrip)."""
+    tok = hf.Tokenizer(hf.models.Unigram())
+    tok.normalizer = N.NFKC()
+    tok.pre_tokenizer = P.Metaspace(prepend_scheme=scheme, split=split)
+    tok.decoder = D.Metaspace(prepend_scheme=scheme, split=split)
+    _train(tok, T.UnigramTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], unk_token="<unk>",
+                                 show_progress=False))
+    tok.add_tokens(["Mixed", hf.AddedToken(" <mask>", lstrip=True, special=True, normalized=False)])
+    ours = hf_json.from_json(json.loads(tok.to_str()))
+    for text in ["<s>hello world</s>", "hello <s> world", " <s>x", "a Mixed  <mask> thing", "ﬁ<s>ﬁ", "MIXED", ""]:
+        a, b = tok.encode(text), ours.encode(text)
+        assert (b.ids, b.tokens, b.offsets, b.word_ids) == (a.ids, a.tokens, a.offsets, a.word_ids)
+        assert ours.decode(b.ids, skip_special_tokens=False) == tok.decode(a.ids, skip_special_tokens=False)
