@@ -114,6 +114,9 @@ class Encoding:
             values[:] = kept
         self.overflowing = parts[1:]
 
+    def copy(self) -> Encoding:
+        return self._slice(0, len(self))
+
     def _slice(self, start: int, stop: int) -> Encoding:
         return Encoding(*(list(values[start:stop]) for values in self._fields()))
 

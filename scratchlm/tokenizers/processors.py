@@ -236,7 +236,7 @@ class Truncation:
     max_length: int
     strategy: str = "longest_first"  # or "only_first", "only_second"
     direction: str = "right"
-    stride: int = 0  # overlap of the overflowing windows of a single sequence (pairs: the cut part is dropped)
+    stride: int = 0  # overlap of the overflowing windows (Encoding.truncate)
 
     def __post_init__(self):
         if self.max_length < 0:
@@ -272,8 +272,8 @@ class Truncation:
                 n2 = n1 + max_length % 2
             if swap:
                 n1, n2 = n2, n1
-            first.truncate(n1, self.direction)
-            second.truncate(n2, self.direction)
+            first.truncate(n1, self.direction, self.stride)
+            second.truncate(n2, self.direction, self.stride)
             return
         target = first if self.strategy == "only_first" else second
         if target is None:
@@ -282,7 +282,7 @@ class Truncation:
             raise ScratchlmError(
                 f"cannot truncate to max_length {max_length} with {self.strategy}: that sequence has only "
                 f"{len(target)} tokens and {to_remove} must go")
-        target.truncate(len(target) - to_remove, self.direction)
+        target.truncate(len(target) - to_remove, self.direction, self.stride)
 
     def to_json(self) -> dict:
         strategy = {"longest_first": "LongestFirst", "only_first": "OnlyFirst",

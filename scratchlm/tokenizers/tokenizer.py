@@ -274,13 +274,23 @@ class Tokenizer:
             n_added = processor.num_special_tokens_to_add(second is not None) if processor and add_special_tokens else 0
             if truncation.max_length >= n_added:  # HuggingFace does not truncate when the specials alone overflow
                 truncation.apply(first, second, truncation.max_length - n_added)
-        overflowing, first.overflowing = first.overflowing, []
+        # HuggingFace's Encoding::merge_with: each overflowing window of the first text with the second and
+        # with each of its windows, then the first text with each window of the second.
+        first_over, first.overflowing = first.overflowing, []
+        second_over = [] if second is None else second.overflowing
+        if second is not None:
+            second.overflowing = []
+        combos = []
+        for a in first_over:
+            combos.append((a, None if second is None else second.copy()))
+            combos += [(a.copy(), b) for b in second_over]
+        combos += [(first.copy(), b) for b in second_over]
 
         def process(a, b):
             return default_process(a, b) if processor is None else processor.process(a, b, add_special_tokens)
 
         encoding = process(first, second)
-        encoding.overflowing = [process(o, None) for o in overflowing]
+        encoding.overflowing = [process(a, b) for a, b in combos]
         return encoding
 
     def _encode_sequence(self, text, type_id: int, is_pretokenized: bool) -> Encoding:

@@ -153,3 +153,18 @@ def test_truncation_below_the_special_tokens(pair, max_length):
     theirs.enable_truncation(max_length)
     for args in [("hello world there",), ("hello", "world there")]:
         _same(theirs.encode(*args), ours.encode(*args))
+
+
+@pytest.mark.parametrize("strategy, max_length, stride", [("only_second", 16, 2), ("longest_first", 16, 2),
+                                                          ("only_second", 14, 3), ("longest_first", 11, 1)])
+def test_pair_truncation_stride_windows_like_huggingface(pair, strategy, max_length, stride):
+    """Question answering's use: the context cut into overlapping windows, each with the whole question."""
+    ours, theirs = pair
+    ours.enable_truncation(max_length, stride=stride, strategy=strategy)
+    theirs.enable_truncation(max_length, stride=stride, strategy=strategy)
+    question, context = "what is the capital of france", "paris is the capital and largest city of france by far"
+    a, b = theirs.encode(question, context), ours.encode(question, context)
+    _same(a, b)
+    assert len(b.overflowing) == len(a.overflowing) > 0
+    for x, y in zip(a.overflowing, b.overflowing):
+        _same(x, y)
