@@ -25,8 +25,7 @@ from dataclasses import dataclass
 import regex
 
 from scratchlm.errors import ScratchlmError
-from scratchlm.tokenizers.normalizers import is_punctuation
-from scratchlm.tokenizers.pre_tokenizers import PreTokenizer
+from scratchlm.tokenizers.pre_tokenizers import _PUNCT, PreTokenizer
 
 Piece = tuple[str, list[int]]
 BEHAVIORS = {"Removed": "removed", "Isolated": "isolated", "MergedWithPrevious": "merged_with_previous",
@@ -154,7 +153,7 @@ class Punctuation(GeneralPreTokenizer):
     behavior: str = "isolated"
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        return split_spans(text, is_punctuation, self.behavior)
+        return split_spans(text, _PUNCTUATION, self.behavior)
 
     def to_json(self) -> dict:
         return {"type": "Punctuation", "behavior": _behavior_json(self.behavior)}
@@ -165,8 +164,12 @@ class Punctuation(GeneralPreTokenizer):
 
 
 def is_numeric(c: str) -> bool:
-    """Rust's ``char::is_numeric``: general category Nd, Nl or No."""
+    """Rust's ``char::is_numeric``: general category Nd, Nl or No (``_DIGIT`` as one regex)."""
     return unicodedata.category(c) in ("Nd", "Nl", "No")
+
+
+_DIGIT = regex.compile(r"\p{N}")  # one match per character, as HuggingFace's char predicate
+_PUNCTUATION = regex.compile(f"[{_PUNCT}]")  # BERT's punctuation (normalizers.is_punctuation)
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,7 @@ class Digits(GeneralPreTokenizer):
     individual_digits: bool = False
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        return split_spans(text, is_numeric, "isolated" if self.individual_digits else "contiguous")
+        return split_spans(text, _DIGIT, "isolated" if self.individual_digits else "contiguous")
 
     def to_json(self) -> dict:
         return {"type": "Digits", "individual_digits": self.individual_digits}
@@ -193,7 +196,7 @@ class CharDelimiterSplit(GeneralPreTokenizer):
     delimiter: str
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        return split_spans(text, lambda c: c == self.delimiter, "removed")
+        return split_spans(text, regex.compile(regex.escape(self.delimiter)), "removed")
 
     def to_json(self) -> dict:
         return {"type": "CharDelimiterSplit", "delimiter": self.delimiter}

@@ -178,3 +178,16 @@ def test_post_processor_like_huggingface(processor):
         a, b = theirs.encode(*args), ours.encode(*args)
         assert (b.ids, b.offsets, b.type_ids, b.special_tokens_mask) == \
             (a.ids, a.offsets, a.type_ids, a.special_tokens_mask)
+
+
+def test_character_class_regexes_equal_their_predicates():
+    """Digits and Punctuation split with one regex each; it accepts exactly the characters of the predicate
+    (Rust's char::is_numeric: Nd, Nl, No; BERT's punctuation) over the generated alphabet and then some."""
+    from scratchlm.tokenizers import split_pre_tokenizers as sp
+    from scratchlm.tokenizers.normalizers import is_punctuation
+    from tests.tokenizers.peers import ALPHABET
+
+    chars = set(ALPHABET) | {chr(c) for c in range(0x2150, 0x2190)} | set("²³¹¼½¾٣۴߁०௧")
+    for c in chars:
+        assert bool(sp._DIGIT.fullmatch(c)) == sp.is_numeric(c), c
+        assert bool(sp._PUNCTUATION.fullmatch(c)) == is_punctuation(c), c
