@@ -62,7 +62,8 @@ REGISTRY: dict[str, dict[str, Callable[[dict], object]]] = {
         "BertNormalizer": BertNormalizer.from_json, "Lowercase": Lowercase.from_json, "NFD": NFD.from_json,
         "NFKD": NFD.from_json, "NFC": text.NFC.from_json, "NFKC": text.NFC.from_json,
         "StripAccents": StripAccents.from_json, "Strip": text.Strip.from_json, "Replace": text.Replace.from_json,
-        "Prepend": text.Prepend.from_json, "Nmt": Nmt.from_json, "ByteLevel": text.ByteLevelNormalizer.from_json,
+        "Prepend": text.Prepend.from_json, "Precompiled": text.Precompiled.from_json, "Nmt": Nmt.from_json,
+        "ByteLevel": text.ByteLevelNormalizer.from_json,
         "Sequence": lambda spec: Sequence.from_json(spec, read=lambda member: read("normalizer", member)),
     },
     "pre_tokenizer": {
@@ -89,7 +90,6 @@ REGISTRY: dict[str, dict[str, Callable[[dict], object]]] = {
 
 # Why a type is missing, where there is more to say than "not supported".
 _UNSUPPORTED = {
-    "normalizer": "; Precompiled (a SentencePiece charsmap) is not: rebuild the file with NFKC",
     "pre_tokenizer": "; UnicodeScripts is not: it needs the Unicode Script property tables",
 }
 

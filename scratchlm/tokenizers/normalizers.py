@@ -204,14 +204,21 @@ def unicode_normalize(text: str, form: str) -> tuple[str, list[int] | None]:
             out_changes.append(change)
             out_ccc.append(cc)
         chars, changes = out, out_changes
+    return "".join(chars), positional_alignment(changes, len(text))
+
+
+def positional_alignment(changes: list[int], n_original: int) -> list[int]:
+    """HuggingFace's ``NormalizedString::transform``: each new character's change is 0 (it replaces the next
+    original character), :math:`-k` (it replaces that one and the :math:`k` after it) or +1 (inserted: it
+    takes the alignment of the last original character read)."""
     alignment, read = [], 0
     for change in changes:
         if change > 0:
             alignment.append(max(read - 1, 0))
         else:
-            alignment.append(min(read, len(text) - 1))
+            alignment.append(min(read, n_original - 1))
             read += 1 - change
-    return "".join(chars), alignment
+    return alignment
 
 
 @dataclass(frozen=True, eq=False)

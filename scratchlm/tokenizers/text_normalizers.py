@@ -16,12 +16,14 @@ decomposition, canonical ordering, canonical composition; NFKC the same after co
 
 from __future__ import annotations
 
+import base64
+import struct
 from dataclasses import dataclass
 
 import regex
 
 from scratchlm.errors import ScratchlmError
-from scratchlm.tokenizers.normalizers import WHITESPACE, Normalizer, unicode_normalize
+from scratchlm.tokenizers.normalizers import WHITESPACE, Normalizer, positional_alignment, unicode_normalize
 from scratchlm.tokenizers.pre_tokenizers import to_byte_chars
 
 
@@ -163,3 +165,97 @@ class ByteLevelNormalizer(Normalizer):
     @classmethod
     def from_json(cls, spec: dict) -> ByteLevelNormalizer:
         return cls()
+
+
+@dataclass(frozen=True, eq=False)
+class Precompiled(TextNormalizer):
+    """SentencePiece's compiled normalization rules (``precompiled_charsmap``: a double-array trie over UTF-8
+    bytes whose values index NUL-terminated replacement strings; Kudo & Richardson 2018, §3.3), applied as
+    HuggingFace does: per extended grapheme cluster, the whole cluster when it is shorter than 6 bytes
+    and its shortest matching prefix has a rule, else character by character."""
+
+    charsmap: str  # base64, as in the file
+
+    def __post_init__(self):
+        try:
+            blob = base64.b64decode(self.charsmap)
+            (size,) = struct.unpack_from("<I", blob)
+            trie = struct.unpack_from(f"<{size // 4}I", blob, 4)
+            replacements = blob[4 + size // 4 * 4:]
+            replacements.decode("utf-8")
+        except (ValueError, struct.error) as err:
+            raise ScratchlmError(f"Precompiled: cannot read precompiled_charsmap ({err})") from None
+        object.__setattr__(self, "_trie", trie)
+        object.__setattr__(self, "_replacements", replacements)
+        object.__setattr__(self, "_cache", {})
+
+    def _lookup(self, chunk: str) -> str | None:
+        """The replacement of the shortest prefix of ``chunk`` that has a rule (spm_precompiled's
+        ``transform``: the first common-prefix-search result)."""
+        hit = self._cache.get(chunk, False)
+        if hit is not False:
+            return hit
+        trie, result = self._trie, None
+        if not trie:
+            return None
+
+        def offset(unit: int) -> int:
+            return (unit >> 10) << ((unit & (1 << 9)) >> 6)
+
+        node = offset(trie[0])
+        for byte in chunk.encode("utf-8"):
+            if byte == 0:
+                break
+            node ^= byte
+            if node >= len(trie):
+                break
+            unit = trie[node]
+            if unit & ((1 << 31) | 0xFF) != byte:
+                break
+            node ^= offset(unit)
+            if (unit >> 8) & 1:
+                start = trie[node] & ((1 << 31) - 1)
+                end = self._replacements.find(b"\0", start)
+                result = self._replacements[start:end if end >= 0 else len(self._replacements)].decode("utf-8")
+                break
+        self._cache[chunk] = result
+        return result
+
+    def normalize(self, text: str) -> tuple[str, list[int] | None]:
+        chars, changes, modified = [], [], False
+
+        def replace(old: str, new: str) -> None:
+            chars.extend(new)
+            diff = len(new) - len(old)
+            changes.extend([0] * (len(new) - max(diff, 0)) + [1] * max(diff, 0))
+            if diff < 0 and changes:  # the last change so far, even an earlier character's (HuggingFace's)
+                changes[-1] += diff
+
+        for grapheme in _GRAPHEME.findall(text):
+            if len(grapheme.encode("utf-8")) < 6:
+                new = self._lookup(grapheme)
+                if new is not None:
+                    modified = True
+                    replace(grapheme, new)
+                    continue
+            for c in grapheme:
+                new = self._lookup(c)
+                if new is not None:
+                    modified = True
+                    replace(c, new)
+                else:
+                    chars.append(c)
+                    changes.append(0)
+        if not modified:
+            return text, None
+        return "".join(chars), positional_alignment(changes, len(text))
+
+    def to_json(self) -> dict:
+        return {"type": "Precompiled", "precompiled_charsmap": self.charsmap}
+
+    @classmethod
+    def from_json(cls, spec: dict) -> Precompiled:
+        return cls(spec["precompiled_charsmap"])
+
+
+_GRAPHEME = regex.compile(r"\X")

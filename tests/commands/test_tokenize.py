@@ -88,7 +88,7 @@ def test_vocab_size_below_alphabet_is_a_clear_error(corpus, tmp_path, capsys):
 
 @pytest.mark.parametrize("edit, message", [
     (lambda spec: spec["model"].update(type="Mystery"), "model type 'Mystery' is not supported"),
-    (lambda spec: spec.update(normalizer={"type": "Precompiled"}), "normalizer type 'Precompiled' is not supported"),
+    (lambda spec: spec.update(normalizer={"type": "Mystery"}), "normalizer type 'Mystery' is not supported"),
     (lambda spec: spec.update(pre_tokenizer={"type": "UnicodeScripts"}),
      "pre_tokenizer type 'UnicodeScripts' is not supported"),
 ])

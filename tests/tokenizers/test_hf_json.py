@@ -21,6 +21,7 @@ COMPONENTS = {
         {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "},
         {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
         {"type": "Prepend", "prepend": "\u2581"}, {"type": "Nmt"}, {"type": "ByteLevel"},
+        {"type": "Precompiled", "precompiled_charsmap": "AAAAAA=="},
         {"type": "Sequence", "normalizers": [{"type": "NFD"}, {"type": "StripAccents"}, {"type": "Lowercase"}]},
     ],
     "pre_tokenizer": [
@@ -87,10 +88,10 @@ def test_file_round_trips(tmp_path, make):
     assert again.to_json() == tok.to_json() == json.loads((tmp_path / "t.json").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("slot, kind", [("normalizer", "Precompiled"), ("pre_tokenizer", "UnicodeScripts"),
+@pytest.mark.parametrize("slot, kind", [("pre_tokenizer", "UnicodeScripts"),
                                         ("model", "Mystery"), ("decoder", "Mystery"), ("post_processor", "Mystery")])
 def test_unsupported_type_is_refused_by_name(slot, kind):
-    """HuggingFace documents Precompiled and UnicodeScripts; scratchlm refuses them, naming the type."""
+    """HuggingFace documents UnicodeScripts; scratchlm refuses it (and any unknown type), naming the type."""
     with pytest.raises(tokenizers.ScratchlmError, match=f"{slot} type '{kind}' is not supported by scratchlm "
                                                         r"\(supported: "):
         hf_json.read(slot, {"type": kind})
@@ -99,7 +100,7 @@ def test_unsupported_type_is_refused_by_name(slot, kind):
 def test_every_type_huggingface_documents_is_read_or_refused_by_name():
     """The Python package's component classes are HuggingFace's documented list."""
     hf = pytest.importorskip("tokenizers")
-    refused = {"normalizers": {"Precompiled"}, "pre_tokenizers": {"UnicodeScripts"}}
+    refused = {"pre_tokenizers": {"UnicodeScripts"}}
     slots = {"normalizers": "normalizer", "pre_tokenizers": "pre_tokenizer", "decoders": "decoder",
              "processors": "post_processor", "models": "model"}
     renamed = {"Delimiter": "CharDelimiterSplit", "PostProcessor": None, "Normalizer": None, "PreTokenizer": None,
