@@ -7,7 +7,7 @@ The hot path is one ``str.translate`` (normalization), one compiled regex (words
 look-up per word; only texts whose normalization changes lengths (accents written as combining
 marks, CJK, control characters) pay for a per-character alignment, so offsets stay exact.
 
-Why one module of ~460 lines: its four entry points (``encode``, ``encode_batch``, the
+Why one module of ~490 lines: its four entry points (``encode``, ``encode_batch``, the
 transformers-style ``__call__``, ``decode``) share the one encoding path above, read in one place
 (the added tokens' own type and pattern are in ``added_tokens``).
 """
