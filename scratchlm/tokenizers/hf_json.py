@@ -72,6 +72,7 @@ REGISTRY: dict[str, dict[str, Callable[[dict], object]]] = {
         "Metaspace": split.Metaspace.from_json, "Split": split.Split.from_json,
         "Punctuation": split.Punctuation.from_json, "Digits": split.Digits.from_json,
         "CharDelimiterSplit": split.CharDelimiterSplit.from_json, "FixedLength": split.FixedLength.from_json,
+        "UnicodeScripts": split.UnicodeScripts.from_json,
         "Sequence": lambda spec: split.Sequence.from_json(spec, read=lambda member: read("pre_tokenizer", member)),
     },
     "post_processor": {
@@ -88,12 +89,6 @@ REGISTRY: dict[str, dict[str, Callable[[dict], object]]] = {
     },
 }
 
-# Why a type is missing, where there is more to say than "not supported".
-_UNSUPPORTED = {
-    "pre_tokenizer": "; UnicodeScripts is not: it needs the Unicode Script property tables",
-}
-
-
 def read(slot: str, spec: dict):
     """The component a ``tokenizer.json`` entry of ``slot`` describes; an unsupported type is an error."""
     kind = spec.get("type")
@@ -104,7 +99,7 @@ def read(slot: str, spec: dict):
     if reader is None:
         raise ScratchlmError(
             f"tokenizer.json {slot} type {kind!r} is not supported by scratchlm "
-            f"(supported: {', '.join(REGISTRY[slot])}{_UNSUPPORTED.get(slot, '')})")
+            f"(supported: {', '.join(REGISTRY[slot])})")
     return reader(spec)
 
 

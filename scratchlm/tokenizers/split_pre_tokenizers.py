@@ -18,6 +18,7 @@ normalized text; the tokenizer maps those to the original text.  These pre-token
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -221,6 +222,65 @@ class FixedLength(GeneralPreTokenizer):
     @classmethod
     def from_json(cls, spec: dict) -> FixedLength:
         return cls(spec.get("length", 5))
+
+
+# HuggingFace's (SentencePiece's) script list, the common ones first; a character of any other script,
+# or unassigned, is "Any" there and here.
+_SCRIPTS = ("Latin", "Common", "Han", "Inherited", "Cyrillic", "Greek", "Arabic", "Hangul", "Hiragana", "Katakana",
+            "Devanagari", "Hebrew", "Thai", "Adlam", "Ahom", "AnatolianHieroglyphs", "Armenian", "Avestan",
+            "Balinese", "Bamum", "BassaVah", "Batak", "Bengali", "Bhaiksuki", "Bopomofo", "Brahmi", "Braille",
+            "Buginese", "Buhid", "CanadianAboriginal", "Carian", "CaucasianAlbanian", "Chakma", "Cham", "Cherokee",
+            "Coptic", "Cuneiform", "Cypriot", "Deseret", "Duployan", "EgyptianHieroglyphs", "Elbasan", "Ethiopic",
+            "Georgian", "Glagolitic", "Gothic", "Grantha", "Gujarati", "Gurmukhi", "Hanunoo", "Hatran",
+            "ImperialAramaic", "InscriptionalPahlavi", "InscriptionalParthian", "Javanese", "Kaithi", "Kannada",
+            "KayahLi", "Kharoshthi", "Khmer", "Khojki", "Khudawadi", "Lao", "Lepcha", "Limbu", "LinearA",
+            "LinearB", "Lisu", "Lycian", "Lydian", "Mahajani", "Malayalam", "Mandaic", "Manichaean", "Marchen",
+            "MeeteiMayek", "MendeKikakui", "MeroiticCursive", "MeroiticHieroglyphs", "Miao", "Modi", "Mongolian",
+            "Mro", "Multani", "Myanmar", "Nabataean", "NewTaiLue", "Newa", "Nko", "Ogham", "OlChiki",
+            "OldHungarian", "OldItalic", "OldNorthArabian", "OldPermic", "OldPersian", "OldSouthArabian",
+            "OldTurkic", "Oriya", "Osage", "Osmanya", "PahawhHmong", "Palmyrene", "PauCinHau", "PhagsPa",
+            "Phoenician", "PsalterPahlavi", "Rejang", "Runic", "Samaritan", "Saurashtra", "Sharada", "Shavian",
+            "Siddham", "SignWriting", "Sinhala", "SoraSompeng", "Sundanese", "SylotiNagri", "Syriac", "Tagalog",
+            "Tagbanwa", "TaiLe", "TaiTham", "TaiViet", "Takri", "Tamil", "Tangut", "Telugu", "Thaana", "Tibetan",
+            "Tifinagh", "Tirhuta", "Ugaritic", "Vai", "WarangCiti", "Yi")
+_SCRIPT_OF = regex.compile("|".join(f"(?P<{name}>\\p{{Script={name}}})" for name in _SCRIPTS))
+
+
+@functools.cache
+def script_of(c: str) -> str:
+    """SentencePiece's script of a character for ``UnicodeScripts``: Hiragana, Katakana and U+30FC count as
+    Han, a space as "Any" (it joins either side)."""
+    if c == "\u30fc":
+        return "Han"
+    if c == " ":
+        return "Any"
+    m = _SCRIPT_OF.match(c)
+    script = m.lastgroup if m else "Any"
+    return "Han" if script in ("Hiragana", "Katakana") else script
+
+
+@dataclass(frozen=True)
+class UnicodeScripts(GeneralPreTokenizer):
+    """Cut where the script changes (spaces belong to no script), HuggingFace's ``UnicodeScripts``: as
+    HuggingFace, what comes before the first character of a script (leading spaces) is dropped."""
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        cuts, last = [], None
+        for i, c in enumerate(text):
+            script = script_of(c)
+            if script != "Any" and script != last:
+                cuts.append(i)
+            if script != "Any":
+                last = script
+        cuts.append(len(text))
+        return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+    def to_json(self) -> dict:
+        return {"type": "UnicodeScripts"}
+
+    @classmethod
+    def from_json(cls, spec: dict) -> UnicodeScripts:
+        return cls()
 
 
 @dataclass(frozen=True)

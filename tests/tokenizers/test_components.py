@@ -36,6 +36,7 @@ PRE_TOKENIZERS = {
     "SplitInvert": lambda: P.Split(hf.Regex(r"[a-z]+"), "removed", invert=True),
     "SplitString": lambda: P.Split("a", "merged_with_previous"),
     "CharDelimiterSplit": lambda: P.CharDelimiterSplit("a"), "FixedLength": lambda: P.FixedLength(3),
+    "UnicodeScripts": lambda: P.UnicodeScripts(),
     "Sequence": lambda: P.Sequence([P.WhitespaceSplit(), P.Metaspace()]),
     "SequenceByteLevel": lambda: P.Sequence([P.Digits(), P.ByteLevel(add_prefix_space=True)]),
 }
