@@ -89,6 +89,7 @@ REGISTRY: dict[str, dict[str, Callable[[dict], object]]] = {
     },
 }
 
+
 def read(slot: str, spec: dict):
     """The component a ``tokenizer.json`` entry of ``slot`` describes; an unsupported type is an error."""
     kind = spec.get("type")
