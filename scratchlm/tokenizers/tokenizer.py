@@ -58,6 +58,18 @@ class Tokenizer:
         self._cache: dict[str, tuple] = {}
         self._set_added(list(added_tokens))
 
+    @property
+    def normalizer(self):
+        return self._normalizer
+
+    @normalizer.setter
+    def normalizer(self, normalizer) -> None:
+        """A new normalizer re-writes the normalized added tokens (HuggingFace's ``refresh_normalized_tokens``)."""
+        self._normalizer = normalizer
+        if "_added_by_id" in self.__dict__:
+            self._set_added(list(self.added_tokens))
+            self._cache.clear()
+
     # ------------------------------------------------------------------ vocabulary
 
     def _set_added(self, tokens: list[AddedToken]) -> None:

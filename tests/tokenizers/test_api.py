@@ -168,3 +168,12 @@ def test_pair_truncation_stride_windows_like_huggingface(pair, strategy, max_len
     assert len(b.overflowing) == len(a.overflowing) > 0
     for x, y in zip(a.overflowing, b.overflowing):
         _same(x, y)
+
+
+def test_setting_the_normalizer_refreshes_normalized_added_tokens(pair):
+    ours, theirs = pair
+    ours.add_tokens(["Mixed"])
+    theirs.add_tokens(["Mixed"])
+    ours.normalizer, theirs.normalizer = None, None
+    for text in ["Mixed and mixed", "MIXED"]:
+        _same(theirs.encode(text), ours.encode(text))
