@@ -214,3 +214,19 @@ def test_tokens_per_line_within_three_percent_of_sentencepiece(trained, tmp_path
     n_sp = sum(len(sp.encode(t)) for t in held_out)
     n_ours = sum(len(ours.encode(t).ids) for t in held_out)
     assert abs(n_ours / n_sp - 1) < 0.03
+
+
+@settings(max_examples=30, deadline=None)
+@given(words=st.lists(st.tuples(st.text(st.sampled_from("abcdx"), min_size=1, max_size=9), st.integers(1, 4)),
+                      min_size=1, max_size=6, unique_by=lambda w: w[0]),
+       dropped=st.sets(st.integers(1, 6)))
+def test_vectorized_viterbi_counts_equal_the_plain_ones(words, dropped):
+    """viterbi_counts_fast == viterbi_counts: the same best paths (ties to the piece starting first), so
+    the same integer counts exactly."""
+    seeds = [p for p, _ in PIECES] + ["dd", "xa"]
+    alive = [(p, s) for i, (p, s) in enumerate(PIECES + [("dd", -2.0), ("xa", -2.2)]) if i not in dropped]
+    model = Unigram(alive, unk_id=0)
+    seed_to_id = np.array([model.vocab.get(s, -1) for s in seeds])
+    seed_to_id[0] = -1
+    fast = ut.viterbi_counts_fast(ut.Lattices(words, seeds), model, seed_to_id)
+    assert list(fast) == ut.viterbi_counts(model, words)
