@@ -33,17 +33,15 @@ BEHAVIORS = {"Removed": "removed", "Isolated": "isolated", "MergedWithPrevious":
              "MergedWithNext": "merged_with_next", "Contiguous": "contiguous"}
 
 
-def find_matches(text: str, pattern: regex.Pattern | Callable[[str], bool]) -> list[tuple[int, int, bool]]:
-    """``text`` cut into ``(start, end, is_match)`` pieces covering it: the regex's matches (or each character
-    the predicate accepts) and the gaps between them (HuggingFace's ``Pattern::find_matches``)."""
+def find_matches(text: str, pattern: regex.Pattern) -> list[tuple[int, int, bool]]:
+    """``text`` cut into ``(start, end, is_match)`` pieces covering it: the regex's matches and the gaps
+    between them (HuggingFace's ``Pattern::find_matches``; a character class matches one character a time,
+    as HuggingFace's character predicates do)."""
     if not text:
         return [(0, 0, False)]
     out, prev = [], 0
-    if isinstance(pattern, regex.Pattern):
-        spans = (m.span() for m in pattern.finditer(text))
-    else:
-        spans = ((i, i + 1) for i, c in enumerate(text) if pattern(c))
-    for s, e in spans:
+    for m in pattern.finditer(text):
+        s, e = m.span()
         if prev != s:
             out.append((prev, s, False))
         out.append((s, e, True))
