@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scratchlm import tokenizers
 from scratchlm.data import corpora
@@ -282,3 +283,20 @@ def test_metaspace_schemes_around_added_tokens(scheme, split):
         a, b = tok.encode(text), ours.encode(text)
         assert (b.ids, b.tokens, b.offsets, b.word_ids) == (a.ids, a.tokens, a.offsets, a.word_ids)
         assert ours.decode(b.ids, skip_special_tokens=False) == tok.decode(a.ids, skip_special_tokens=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pieces=st.dictionaries(st.text(st.sampled_from("abcé中"), min_size=1, max_size=4),
+                              st.sampled_from([-1.0, -2.0, -2.5, -3.0, 0.0]), min_size=1, max_size=12),
+       byte_fallback=st.booleans(),
+       word=st.text(st.sampled_from("abcé中xy"), min_size=1, max_size=12))
+def test_random_vocabularies_segment_like_huggingface(pieces, byte_fallback, word):
+    """Random pieces with tied scores, unknown characters (x, y), optional byte pieces: HuggingFace's Unigram
+    model and ours give the same tokens, ids and offsets (ties, unknown fusion and byte fallback included)."""
+    vocab = [("<unk>", 0.0)] + sorted(pieces.items())
+    if byte_fallback:
+        vocab += [(f"<0x{b:02X}>", -5.0) for b in "xé".encode()]
+    theirs = hf.Tokenizer(hf.models.Unigram(vocab, 0, byte_fallback))
+    ours = hf_json.from_json(json.loads(theirs.to_str()))
+    a, b = theirs.encode(word), ours.encode(word)
+    assert (b.ids, b.tokens, b.offsets) == (a.ids, a.tokens, a.offsets)
