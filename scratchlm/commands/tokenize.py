@@ -1,12 +1,14 @@
-"""`scratchlm tokenize`: train a BPE / WordPiece tokenizer on a corpus, or encode standard input.
+"""`scratchlm tokenize`: train a BPE / WordPiece / Unigram tokenizer on a corpus, or encode standard input.
 
     scratchlm tokenize train --model bpe --byte-level --vocab-size 8000 --corpus wiki --out bpe.json
+    scratchlm tokenize train --model unigram --vocab-size 8000 --corpus wiki --out unigram.json
     scratchlm tokenize train --model wordpiece --vocab-size 8000 --corpus FILE --out wp.json \\
         --special "[PAD]" "[UNK]" "[CLS]" "[SEP]" "[MASK]"
     echo "Hello world" | scratchlm tokenize encode --tokenizer wp.json
 
 Training uses HuggingFace's trainer defaults (``min_frequency`` 0, no alphabet limit, no special
-tokens unless ``--special`` names them).  ``--corpus`` is a UTF-8 file with one text a line, or
+tokens unless ``--special`` names them; Unigram: NFKC and SentencePiece's ``▁`` spaces, with the unknown
+token ``<unk>`` at id 0 unless ``--special`` places it).  ``--corpus`` is a UTF-8 file with one text a line, or
 ``wiki`` / ``lee`` for the shipped corpora.  The output is a HuggingFace ``tokenizer.json``.
 """
 
@@ -21,7 +23,8 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     train = sub.add_parser("train", help="train a tokenizer and write tokenizer.json")
-    train.add_argument("--model", choices=["bpe", "wordpiece"], required=True, help="the merge algorithm")
+    train.add_argument("--model", choices=["bpe", "wordpiece", "unigram"], required=True,
+                       help="the sub-word algorithm: BPE or WordPiece merges, or the Unigram language model")
     train.add_argument("--byte-level", action="store_true", help="BPE over UTF-8 bytes (GPT-2); lossless decoding")
     train.add_argument("--vocab-size", type=int, required=True, help="tokens in the vocabulary, specials included")
     train.add_argument("--corpus", required=True, help="UTF-8 file, one text a line; or 'wiki' / 'lee'")
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from scratchlm import tokenizers
 
     tok = tokenizers.load(checks.input_file(args.tokenizer, "--tokenizer"))
-    for line in sys.stdin:
+    for line in _stdin_lines():
         enc = tok.encode(line.rstrip("\n"), add_special_tokens=not args.no_special)
         print(" ".join(enc.tokens) if args.tokens else " ".join(map(str, enc.ids)))
     return 0
@@ -71,11 +74,30 @@ def train(model: str, texts, vocab_size: int, *, byte_level: bool = False, speci
           lowercase: bool = True, score: str = "frequency"):
     from scratchlm.tokenizers import pipelines
 
+    if model == "unigram":
+        return pipelines.train_unigram(texts, vocab_size, special_tokens=special_tokens)
     if model == "bpe":
         return pipelines.train_bpe(texts, vocab_size, byte_level=byte_level, special_tokens=special_tokens,
                                    min_frequency=min_frequency)
     return pipelines.train_bert_wordpiece(texts, vocab_size, special_tokens=special_tokens,
                                           min_frequency=min_frequency, lowercase=lowercase, score=score)
+
+
+def _stdin_lines():
+    """Standard input's lines, decoded as strict UTF-8: undecodable bytes are an error naming the line and
+    byte, not characters silently dropped (a surrogate-escaped byte would be)."""
+    from scratchlm.errors import ScratchlmError
+
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream (tests, notebooks)
+        yield from sys.stdin
+        return
+    for number, raw in enumerate(stream, start=1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ScratchlmError(f"standard input line {number} is not valid UTF-8: byte 0x{raw[err.start]:02x} at "
+                                 f"byte offset {err.start}") from None
 
 
 def _load(spec: str) -> list[str]:

@@ -36,13 +36,18 @@ Training (``pipelines``)::
     from scratchlm.tokenizers import pipelines
     tok = pipelines.train_bert_wordpiece(texts, 8000, special_tokens=pipelines.BERT_SPECIAL_TOKENS)
     tok = pipelines.train_bpe(texts, 8000)          # GPT-2's byte-level BPE
+    tok = pipelines.train_unigram(texts, 8000)      # SentencePiece's Unigram (NFKC, "▁" spaces)
 
-Modules by role, in the order text flows through them: ``normalizers`` (BERT's cleaning, accents,
-CJK; alignment to the original text), ``pre_tokenizers`` (BERT's punctuation split, GPT-2's
-byte-level split), ``models`` (encode one word: ``models.bpe`` by merge rank, ``models.wordpiece`` by
-greedy longest match), ``processors`` (special tokens, truncation, padding), ``decoders`` (tokens back
-to text), ``encoding`` (the result and its arrays), ``tokenizer`` (the pipeline); ``trainers`` (one
-merge learner, the score as its parameter), ``pipelines`` (the BERT WordPiece and byte-level BPE
+Modules by role, in the order text flows through them: ``added_tokens`` (strings matched before
+anything else), ``normalizers`` (character-wise: BERT's cleaning, accents, CJK, NFD; Unicode
+normalization with HuggingFace's alignment) and ``text_normalizers`` (NFC/NFKC, Strip, Replace,
+Prepend), ``pre_tokenizers`` (one regex: BERT's punctuation split, GPT-2's byte-level split) and
+``split_pre_tokenizers`` (Metaspace, Split and its behaviours, Digits, Punctuation, Sequence),
+``models`` (encode one word: ``bpe`` by merge rank, ``wordpiece`` by greedy longest match,
+``unigram`` by Viterbi, ``wordlevel`` by look-up), ``processors`` (special tokens, truncation,
+padding), ``decoders`` (tokens back to text), ``encoding`` (the result, its position helpers and
+arrays), ``tokenizer`` (the pipeline); ``trainers`` (one merge learner, the score as its parameter),
+``unigram_trainer`` (EM and pruning), ``pipelines`` (the BERT WordPiece, byte-level BPE and Unigram
 tokenizers, built or trained), ``hf_json`` (the file format: a registry of component types),
 ``vocab`` (word-level vocabulary).
 """

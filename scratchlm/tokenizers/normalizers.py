@@ -25,6 +25,7 @@ that existed in Unicode 3.2 with the same category today, plus emoji, normalize 
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,6 +90,7 @@ class Normalizer:
     """
 
     decomposes = False  # True when NFD is applied: combining marks then need canonical reordering
+    charwise = True  # False for the whole-text normalizers (text_normalizers.py): no char_map
 
     def char_map(self, c: str) -> str:
         raise NotImplementedError
@@ -149,6 +151,76 @@ def _canonical_order(s: str, alignment: list[int]) -> tuple[str, list[int]]:
     return "".join(chars), align
 
 
+@functools.cache
+def _compose_pair(a: str, b: str) -> str | None:
+    """The primary composite of ``a`` and ``b`` (UAX #15, D114), or ``None``."""
+    c = unicodedata.normalize("NFC", a + b)
+    return c if len(c) == 1 else None
+
+
+def unicode_normalize(text: str, form: str) -> tuple[str, list[int] | None]:
+    r"""``unicodedata.normalize(form, text)`` with HuggingFace's alignment (its ``NormalizedString.nfd`` ...).
+
+    UAX #15, §3: decompose every character (``NFD``/``NFKD``), sort each run of combining marks by
+    combining class (canonical ordering), and for ``NFC``/``NFKC`` compose every mark not blocked from the
+    last starter.  Each output character carries a *change*: 0 for the first character of a
+    decomposition, +1 for the others, and a composition sums its parts' changes less one; the changes
+    move with their characters when marks are reordered.  The alignment is then read *positionally*, as
+    HuggingFace's ``transform`` does: a character of change :math:`c \le 0` takes the next unread original
+    character and skips :math:`-c` more, one of change +1 takes the last one read.
+    """
+    if unicodedata.is_normalized(form, text):
+        return text, None
+    decompose = "NFKD" if form in ("NFKC", "NFKD") else "NFD"
+    chars, changes = [], []
+    for c in text:
+        d = unicodedata.normalize(decompose, c)
+        chars.extend(d)
+        changes += [0] + [1] * (len(d) - 1)
+    ccc = [unicodedata.combining(ch) for ch in chars]
+    i, n = 0, len(chars)
+    while i < n:  # canonical ordering, each change moving with its character
+        j = i
+        while j < n and ccc[j] != 0:
+            j += 1
+        if j - i > 1:
+            order = sorted(range(i, j), key=ccc.__getitem__)
+            chars[i:j], changes[i:j], ccc[i:j] = ([seq[k] for k in order] for seq in (chars, changes, ccc))
+        i = max(j, i + 1)
+    if form in ("NFC", "NFKC"):
+        out, out_changes, out_ccc, starter = [], [], [], None
+        for c, change, cc in zip(chars, changes, ccc):
+            if starter is not None:
+                adjacent = starter == len(out) - 1
+                blocked = not adjacent and (out_ccc[-1] == 0 or out_ccc[-1] >= cc)
+                composite = None if blocked else _compose_pair(out[starter], c)
+                if composite is not None:
+                    out[starter] = composite
+                    out_changes[starter] += change - 1
+                    continue
+            if cc == 0:
+                starter = len(out)
+            out.append(c)
+            out_changes.append(change)
+            out_ccc.append(cc)
+        chars, changes = out, out_changes
+    return "".join(chars), positional_alignment(changes, len(text))
+
+
+def positional_alignment(changes: list[int], n_original: int) -> list[int]:
+    """HuggingFace's ``NormalizedString::transform``: each new character's change is 0 (it replaces the next
+    original character), :math:`-k` (it replaces that one and the :math:`k` after it) or +1 (inserted: it
+    takes the alignment of the last original character read)."""
+    alignment, read = [], 0
+    for change in changes:
+        if change > 0:
+            alignment.append(max(read - 1, 0))
+        else:
+            alignment.append(min(read, n_original - 1))
+            read += 1 - change
+    return alignment
+
+
 @dataclass(frozen=True, eq=False)
 class BertNormalizer(Normalizer):
     """BERT's text cleaning: control characters out, whitespace to spaces, CJK ideographs spaced,
@@ -207,6 +279,10 @@ class NFD(Normalizer):
 
     compatibility: bool = False
     decomposes = True
+    charwise = False  # reordered marks are aligned positionally (unicode_normalize), as HuggingFace does
+
+    def normalize(self, text: str) -> tuple[str, list[int] | None]:
+        return unicode_normalize(text, "NFKD" if self.compatibility else "NFD")
 
     def char_map(self, c: str) -> str:
         return unicodedata.normalize("NFKD" if self.compatibility else "NFD", c)
@@ -221,10 +297,11 @@ class NFD(Normalizer):
 
 @dataclass(frozen=True, eq=False)
 class StripAccents(Normalizer):
-    """Drop non-spacing marks (HuggingFace's ``StripAccents``; put it after NFD)."""
+    """Drop combining marks, Mn, Mc and Me (HuggingFace's ``StripAccents``, its ``is_combining_mark``; put it
+    after NFD).  BERT's own accent stripping drops Mn only (``BertNormalizer``)."""
 
     def char_map(self, c: str) -> str:
-        return "" if unicodedata.category(c) == "Mn" else c
+        return "" if unicodedata.category(c) in ("Mn", "Mc", "Me") else c
 
     def to_json(self) -> dict:
         return {"type": "StripAccents"}
@@ -244,6 +321,22 @@ class Sequence(Normalizer):
     def decomposes(self) -> bool:
         return any(n.decomposes for n in self.normalizers)
 
+    @property
+    def charwise(self) -> bool:
+        return all(n.charwise for n in self.normalizers)
+
+    def normalize(self, text: str) -> tuple[str, list[int] | None]:
+        r"""Character-wise members compose into one ``char_map``; otherwise each member normalizes the
+        previous one's output and the alignments compose, :math:`\mathrm{align}(j) = a_1(a_2(j))`."""
+        if self.charwise:
+            return super().normalize(text)
+        alignment = None
+        for n in self.normalizers:
+            text, inner = n.normalize(text)
+            if inner is not None:
+                alignment = inner if alignment is None else [alignment[k] for k in inner]
+        return text, alignment
+
     def char_map(self, c: str) -> str:
         s = c
         for n in self.normalizers:
@@ -257,3 +350,26 @@ class Sequence(Normalizer):
     def from_json(cls, spec: dict, *, read: Callable[[dict], Normalizer]) -> Sequence:
         """``read`` reads one member (``hf_json`` passes its registry's normalizer reader)."""
         return cls(tuple(read(member) for member in spec["normalizers"]))
+
+
+# SentencePiece's NMT normalization as HuggingFace's ``Nmt``: drop these control characters ...
+_NMT_DROP = frozenset([*range(0x01, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F, 0x8F, 0x9F])
+# ... and map these to a space (tab, newlines, zero-width spaces and marks, U+2581, BOM, U+FFFD).
+_NMT_SPACE = frozenset([0x09, 0x0A, 0x0C, 0x0D, 0x1680, *range(0x200B, 0x2010), 0x2028, 0x2029, 0x2581, 0xFEFF,
+                        0xFFFD])
+
+
+@dataclass(frozen=True, eq=False)
+class Nmt(Normalizer):
+    """SentencePiece's ``nmt_nfkc`` control-character clean-up without the NFKC (HuggingFace's ``Nmt``)."""
+
+    def char_map(self, c: str) -> str:
+        o = ord(c)
+        return "" if o in _NMT_DROP else " " if o in _NMT_SPACE else c
+
+    def to_json(self) -> dict:
+        return {"type": "Nmt"}
+
+    @classmethod
+    def from_json(cls, spec: dict) -> Nmt:
+        return cls()

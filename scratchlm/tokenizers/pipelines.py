@@ -5,9 +5,12 @@ r"""Whole tokenizers, built or trained: the BERT WordPiece pipeline and the (byt
   BERT's ``vocab.txt``; :func:`train_bert_wordpiece` learns the vocabulary first.
 * :func:`train_bpe` learns a BPE model under GPT-2's byte-level pre-tokenizer (Radford et al. 2019) or
   HuggingFace's ``Whitespace`` one.
+* :func:`train_unigram` learns a Unigram model (Kudo 2018) under SentencePiece's NFKC and ``▁`` spaces
+  (Kudo & Richardson 2018), HuggingFace ``UnigramTrainer``'s defaults.
 
-Both trainers count the pre-tokenized words of the texts, then call
-:func:`scratchlm.tokenizers.trainers.learn_merges`.
+The merge trainers count the pre-tokenized words of the texts, then call
+:func:`scratchlm.tokenizers.trainers.learn_merges`; the Unigram one calls
+:func:`scratchlm.tokenizers.unigram_trainer.train_unigram_model`.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from pathlib import Path
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.tokenizers import trainers
-from scratchlm.tokenizers.decoders import ByteLevelDecoder, WordPieceDecoder
+from scratchlm.tokenizers.decoders import ByteLevelDecoder, MetaspaceDecoder, WordPieceDecoder
 from scratchlm.tokenizers.models import BPE, WordPiece
 from scratchlm.tokenizers.normalizers import BertNormalizer
 from scratchlm.tokenizers.pre_tokenizers import BertPreTokenizer, ByteLevel, Whitespace, bytes_to_unicode
 from scratchlm.tokenizers.processors import TemplateProcessing
+from scratchlm.tokenizers.split_pre_tokenizers import Metaspace
+from scratchlm.tokenizers.text_normalizers import NFC
 from scratchlm.tokenizers.tokenizer import AddedToken, Tokenizer
+from scratchlm.tokenizers.unigram_trainer import train_unigram_model
 
 BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -71,13 +77,14 @@ def train_bert_wordpiece(texts: Iterable[str], vocab_size: int, *, special_token
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int, *, byte_level: bool = True, special_tokens: Iterable[str] = (),
-              min_frequency: int = 0, limit_alphabet: int | None = None) -> Tokenizer:
+              min_frequency: int = 0, limit_alphabet: int | None = None,
+              max_token_length: int | None = None) -> Tokenizer:
     r"""Train a BPE tokenizer on ``texts``; returns a :class:`~scratchlm.tokenizers.Tokenizer`.
 
     ``byte_level=True``: GPT-2's byte-level pre-tokenizer (no prefix space, so ``decode(encode(s)) == s``)
     with all 256 byte symbols in the alphabet, as HuggingFace's ``ByteLevelBPETokenizer`` trains.
     Otherwise words split by ``Whitespace`` (``\w+|[^\w\s]+``), characters as the alphabet, no unknown token.
-    Other settings are HuggingFace ``BpeTrainer``'s defaults.
+    Other settings are HuggingFace ``BpeTrainer``'s defaults (``max_token_length``: no limit).
     """
     special_tokens = list(dict.fromkeys(special_tokens))
     if byte_level:
@@ -94,7 +101,33 @@ def train_bpe(texts: Iterable[str], vocab_size: int, *, byte_level: bool = True,
         word_counts[pre.transform(word)[0]] += n
     id_to_token, merges = trainers.learn_merges(word_counts, vocab_size, special_tokens=special_tokens,
                                                 initial_alphabet=alphabet, limit_alphabet=limit_alphabet,
-                                                min_frequency=min_frequency)
+                                                min_frequency=min_frequency, max_token_length=max_token_length)
     vocab = {t: i for i, t in enumerate(id_to_token)}
     added = [AddedToken(t, vocab[t], special=True) for t in special_tokens]
     return Tokenizer(BPE(vocab, merges), pre_tokenizer=pre, decoder=decoder, added_tokens=added)
+
+
+def train_unigram(texts: Iterable[str], vocab_size: int, *, special_tokens: Iterable[str] = ("<unk>",),
+                  unk_token: str | None = "<unk>", shrinking_factor: float = 0.75, n_sub_iterations: int = 2,
+                  max_piece_length: int = 16, seed_size: int = 1_000_000) -> Tokenizer:
+    """Train a SentencePiece-style Unigram tokenizer on ``texts``; returns a :class:`~scratchlm.tokenizers.Tokenizer`.
+
+    NFKC, then ``Metaspace`` (spaces become ``▁``, which starts every word, one put before the text), the
+    Unigram model learnt by :func:`~scratchlm.tokenizers.unigram_trainer.train_unigram_model` with
+    HuggingFace ``UnigramTrainer``'s settings; the special tokens first (ids 0, 1, ...), the unknown token
+    ``<unk>`` at id 0 unless ``special_tokens`` places it (``unk_token=None``: no unknown token, and an
+    unseen character is then an error when encoding, as in HuggingFace).
+    """
+    special_tokens = list(dict.fromkeys(special_tokens))
+    normalizer, pre = NFC(compatibility=True), Metaspace()
+    words: Counter = Counter()
+    for text in texts:
+        normalized, _ = normalizer.normalize(text)
+        words.update(w for w, _ in pre.pre_tokenize([(normalized, list(range(len(normalized))))]))
+    model = train_unigram_model(words, vocab_size, special_tokens=special_tokens, unk_token=unk_token,
+                                shrinking_factor=shrinking_factor, n_sub_iterations=n_sub_iterations,
+                                max_piece_length=max_piece_length, seed_size=seed_size)
+    specials = special_tokens if unk_token is None or unk_token in special_tokens else [unk_token, *special_tokens]
+    added = [AddedToken(t, model.vocab[t], special=True) for t in specials]
+    return Tokenizer(model, normalizer=normalizer, pre_tokenizer=pre, decoder=MetaspaceDecoder(),
+                     added_tokens=added)

@@ -10,6 +10,9 @@ model sees.  Words are what the tokenizer caches, so a pre-tokenizer also bounds
   map: every UTF-8 byte becomes one printable character, so byte-level BPE never meets an unknown
   symbol and decoding is lossless.
 * ``Whitespace`` (``\\w+|[^\\w\\s]+``) and ``WhitespaceSplit``, as HuggingFace names them.
+
+The pre-tokenizers that need more than one regex (``Metaspace``, ``Split`` and its behaviours,
+``Digits``, ``Punctuation``, ``Sequence``, ...) are in :mod:`scratchlm.tokenizers.split_pre_tokenizers`.
 """
 
 from __future__ import annotations
@@ -69,6 +72,19 @@ class PreTokenizer:
     def transform(self, word: str) -> tuple[str, list[int] | None]:
         return word, None
 
+    def pre_tokenize(self, pieces: list[tuple[str, list[int]]], at_origin=None) -> list[tuple[str, list[int]]]:
+        """Split each ``(string, alignment)`` piece into words (the general path that ``Sequence`` composes):
+        the regex's matches, each transformed, its alignment following the transform."""
+        out = []
+        for text, align in pieces:
+            if self.add_prefix_space and text and not text.startswith(" "):
+                text, align = " " + text, [align[0]] + align
+            for m in self.pattern.finditer(text):
+                a, b = m.span()
+                word, char_of = self.transform(text[a:b])
+                out.append((word, align[a:b] if char_of is None else [align[a + k] for k in char_of]))
+        return out
+
     def pre_tokenize_str(self, text: str) -> list[tuple[str, tuple[int, int]]]:
         """The words and their spans, as HuggingFace's method of the same name returns them."""
         return [(self.transform(m.group())[0], m.span()) for m in self.pattern.finditer(text)]
@@ -124,6 +140,11 @@ class ByteLevel(PreTokenizer):
         for i, ch in enumerate(word):
             alignment.extend([i] * len(ch.encode("utf-8")))
         return mapped, alignment
+
+    def pre_tokenize_str(self, text: str) -> list[tuple[str, tuple[int, int]]]:
+        """The words and their spans (the space put before the text aligned to its first character)."""
+        pieces = self.pre_tokenize([(text, list(range(len(text))))])
+        return [(w, (align[0], align[-1] + 1)) for w, align in pieces]
 
     def to_json(self) -> dict:
         return {"type": "ByteLevel", "add_prefix_space": self.add_prefix_space,

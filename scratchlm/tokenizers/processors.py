@@ -88,7 +88,14 @@ class TemplateProcessing:
             return tuple(out)
 
         specials = {name: (tuple(s["ids"]), tuple(s["tokens"])) for name, s in spec.get("special_tokens", {}).items()}
-        return cls(pieces(spec["single"]), pieces(spec["pair"]), specials)
+        single, pair = pieces(spec["single"]), pieces(spec["pair"])
+        missing = sorted({p for p, _ in single + pair if p not in ("A", "B") and p not in specials})
+        if missing:  # HuggingFace refuses these files too
+            raise ScratchlmError(f"TemplateProcessing: missing special token(s) {', '.join(missing)} "
+                                 "(the templates name them but special_tokens does not define them)")
+        if pair and not {"A", "B"} <= {p for p, _ in pair}:
+            raise ScratchlmError("TemplateProcessing: the pair template must use both sequences ($A and $B)")
+        return cls(single, pair, specials)
 
     @classmethod
     def from_bert_json(cls, spec: dict) -> TemplateProcessing:
@@ -126,6 +133,77 @@ class ByteLevelProcessing:
         return cls(spec.get("add_prefix_space", True), spec.get("trim_offsets", True), spec.get("use_regex", True))
 
 
+@dataclass(frozen=True)
+class RobertaProcessing:
+    """RoBERTa's special tokens (Liu et al. 2019): ``<s> A </s>`` and ``<s> A </s> </s> B </s>``, every
+    ``token_type_id`` 0, offsets trimmed as the byte-level post-processor trims them (``trim_offsets``)."""
+
+    sep: tuple[str, int] = ("</s>", 2)
+    cls: tuple[str, int] = ("<s>", 0)
+    trim_offsets: bool = True
+    add_prefix_space: bool = True
+
+    @property
+    def template(self) -> TemplateProcessing:
+        (sep, sep_id), (cls_token, cls_id) = self.sep, self.cls
+        return TemplateProcessing(single=((cls_token, 0), ("A", 0), (sep, 0)),
+                                  pair=((cls_token, 0), ("A", 0), (sep, 0), (sep, 0), ("B", 0), (sep, 0)),
+                                  special_tokens={cls_token: ((cls_id,), (cls_token,)), sep: ((sep_id,), (sep,))})
+
+    def num_special_tokens_to_add(self, is_pair: bool) -> int:
+        return 4 if is_pair else 2
+
+    def process(self, first: Encoding, second: Encoding | None, add_special_tokens: bool) -> Encoding:
+        if self.trim_offsets:
+            for enc in (first, second):
+                if enc is not None:
+                    _trim_offsets(enc, self.add_prefix_space)
+        return self.template.process(first, second, add_special_tokens)
+
+    def to_json(self) -> dict:
+        return {"type": "RobertaProcessing", "sep": list(self.sep), "cls": list(self.cls),
+                "trim_offsets": self.trim_offsets, "add_prefix_space": self.add_prefix_space}
+
+    @classmethod
+    def from_json(cls, spec: dict) -> RobertaProcessing:
+        return cls(tuple(spec.get("sep", ("</s>", 2))), tuple(spec.get("cls", ("<s>", 0))),
+                   spec.get("trim_offsets", True), spec.get("add_prefix_space", True))
+
+
+@dataclass(frozen=True)
+class SequenceProcessing:
+    """Post-processors in turn (HuggingFace's ``processors.Sequence``): the byte-level ones trim the offsets
+    of each sequence; the last one places the special tokens."""
+
+    processors: tuple
+
+    def num_special_tokens_to_add(self, is_pair: bool) -> int:
+        return sum(p.num_special_tokens_to_add(is_pair) for p in self.processors)
+
+    def process(self, first: Encoding, second: Encoding | None, add_special_tokens: bool) -> Encoding:
+        *before, last = self.processors
+        for p in before:
+            if p.trim_offsets:
+                for enc in (first, second):
+                    if enc is not None:
+                        _trim_offsets(enc, p.add_prefix_space)
+        return last.process(first, second, add_special_tokens)
+
+    def to_json(self) -> dict:
+        return {"type": "Sequence", "processors": [p.to_json() for p in self.processors]}
+
+    @classmethod
+    def from_json(cls, spec: dict, *, read) -> SequenceProcessing:
+        processors = tuple(read(member) for member in spec["processors"])
+        if not processors:
+            return cls((ByteLevelProcessing(trim_offsets=False),))
+        for p in processors[:-1]:
+            if not isinstance(p, ByteLevelProcessing):
+                raise ScratchlmError(f"post_processor Sequence: {p.to_json()['type']} can only come last "
+                                     "(scratchlm places special tokens once)")
+        return cls(processors)
+
+
 def _trim_offsets(encoding: Encoding, add_prefix_space: bool) -> None:
     """HuggingFace's ByteLevel ``process_offsets``: offsets leave out a token's leading / trailing spaces."""
     for i, (token, (start, end)) in enumerate(zip(encoding.tokens, encoding.offsets)):
@@ -158,7 +236,7 @@ class Truncation:
     max_length: int
     strategy: str = "longest_first"  # or "only_first", "only_second"
     direction: str = "right"
-    stride: int = 0  # kept for the file format; overflowing windows are not produced
+    stride: int = 0  # overlap of the overflowing windows (Encoding.truncate)
 
     def __post_init__(self):
         if self.max_length < 0:
@@ -180,10 +258,10 @@ class Truncation:
         if total <= max_length:
             return
         to_remove = total - max_length
+        if second is None and self.strategy != "only_second":
+            first.truncate(max_length, self.direction, self.stride)  # the rest in first.overflowing
+            return
         if self.strategy == "longest_first":
-            if second is None:
-                first.truncate(max_length, self.direction)
-                return
             n1, n2 = len(first), len(second)
             swap = n1 > n2
             if swap:
@@ -194,8 +272,8 @@ class Truncation:
                 n2 = n1 + max_length % 2
             if swap:
                 n1, n2 = n2, n1
-            first.truncate(n1, self.direction)
-            second.truncate(n2, self.direction)
+            first.truncate(n1, self.direction, self.stride)
+            second.truncate(n2, self.direction, self.stride)
             return
         target = first if self.strategy == "only_first" else second
         if target is None:
@@ -204,7 +282,7 @@ class Truncation:
             raise ScratchlmError(
                 f"cannot truncate to max_length {max_length} with {self.strategy}: that sequence has only "
                 f"{len(target)} tokens and {to_remove} must go")
-        target.truncate(len(target) - to_remove, self.direction)
+        target.truncate(len(target) - to_remove, self.direction, self.stride)
 
     def to_json(self) -> dict:
         strategy = {"longest_first": "LongestFirst", "only_first": "OnlyFirst",

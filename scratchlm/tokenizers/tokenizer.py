@@ -7,65 +7,26 @@ The hot path is one ``str.translate`` (normalization), one compiled regex (words
 look-up per word; only texts whose normalization changes lengths (accents written as combining
 marks, CJK, control characters) pay for a per-character alignment, so offsets stay exact.
 
-Why one module of ~410 lines: its four entry points (``encode``, ``encode_batch``, the
-transformers-style ``__call__``, ``decode``) share the one encoding path above, read in one place.
+Why one module of ~510 lines: its four entry points (``encode``, ``encode_batch``, the
+transformers-style ``__call__``, ``decode``) share the one encoding path above, read in one place
+(the added tokens' own type and pattern are in ``added_tokens``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import regex
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.tokenizers import hf_folder
+from scratchlm.tokenizers.added_tokens import AddedToken, added_pattern
 from scratchlm.tokenizers.decoders import SpaceDecoder
 from scratchlm.tokenizers.encoding import Encoding, encodings_to_arrays
 from scratchlm.tokenizers.processors import Padding, Truncation, call_settings, default_process
 
 CACHE_CAPACITY = 200_000  # words; beyond it new words are tokenized but not cached (HuggingFace's rule)
-
-
-@dataclass(frozen=True)
-class AddedToken:
-    """A token matched in the raw text before anything else (HuggingFace's ``AddedToken``)."""
-
-    content: str
-    id: int
-    special: bool = True
-    single_word: bool = False
-    lstrip: bool = False
-    rstrip: bool = False
-    normalized: bool = False  # matched in the normalized text rather than the original
-
-    def to_json(self) -> dict:
-        return {"id": self.id, "content": self.content, "single_word": self.single_word, "lstrip": self.lstrip,
-                "rstrip": self.rstrip, "normalized": self.normalized, "special": self.special}
-
-    @classmethod
-    def from_json(cls, spec: dict) -> AddedToken:
-        special = spec.get("special", False)
-        return cls(spec["content"], spec["id"], special, spec.get("single_word", False), spec.get("lstrip", False),
-                   spec.get("rstrip", False), spec.get("normalized", not special))
-
-
-def _added_pattern(tokens: list[AddedToken]) -> regex.Pattern | None:
-    """One alternation, longest first, so the leftmost-longest token wins (HuggingFace's Aho-Corasick rule)."""
-    if not tokens:
-        return None
-    parts = []
-    for t in sorted(tokens, key=lambda t: -len(t.content)):
-        p = regex.escape(t.content)
-        if t.single_word:
-            p = rf"(?<!\w){p}(?!\w)"
-        if t.lstrip:
-            p = rf"\s*{p}"
-        if t.rstrip:
-            p = rf"{p}\s*"
-        parts.append(p)
-    return regex.compile("|".join(parts))
 
 
 class Tokenizer:
@@ -99,14 +60,33 @@ class Tokenizer:
         self._cache: dict[str, tuple] = {}
         self._set_added(list(added_tokens))
 
+    @property
+    def normalizer(self):
+        return self._normalizer
+
+    @normalizer.setter
+    def normalizer(self, normalizer) -> None:
+        """A new normalizer re-writes the normalized added tokens (HuggingFace's ``refresh_normalized_tokens``)."""
+        self._normalizer = normalizer
+        if "_added_by_id" in self.__dict__:
+            self._set_added(list(self.added_tokens))
+            self._cache.clear()
+
     # ------------------------------------------------------------------ vocabulary
 
     def _set_added(self, tokens: list[AddedToken]) -> None:
         self.added_tokens = sorted(tokens, key=lambda t: t.id)
         self._added_by_content = {t.content: t for t in self.added_tokens}
         self._added_by_id = {t.id: t for t in self.added_tokens}
-        self._raw_pattern = _added_pattern([t for t in self.added_tokens if not t.normalized])
-        self._norm_pattern = _added_pattern([t for t in self.added_tokens if t.normalized])
+        self._raw_pattern = added_pattern([t for t in self.added_tokens if not t.normalized])
+        # A normalized token is looked for in the normalized text, written as the normalizer writes it.
+        self._norm_lookup = {}
+        for t in self.added_tokens:
+            if t.normalized:
+                content = self.normalizer.normalize_str(t.content) if self.normalizer is not None else t.content
+                self._norm_lookup[content] = t
+        self._norm_pattern = added_pattern([AddedToken(**{**t.__dict__, "content": c})
+                                             for c, t in self._norm_lookup.items()])
 
     def add_special_tokens(self, tokens: list[str]) -> int:
         """Add special tokens (ids after the model's vocabulary unless the model has them); returns how many are new."""
@@ -121,6 +101,36 @@ class Tokenizer:
             self._set_added(self.added_tokens + new[-1:])
         return len(new)
 
+    def add_tokens(self, tokens) -> int:
+        """Add tokens after construction (HuggingFace's ``add_tokens``): each a str (not special, matched after
+        normalization) or an :class:`AddedToken` whose ``id`` is ignored.  A token the vocabulary already has
+        keeps its id; a new one takes the next id after the model's vocabulary and the added tokens.
+        Returns how many were added or changed."""
+        model_size = len(self.model.get_vocab())
+        top = max((t.id for t in self.added_tokens), default=None)
+        next_id = model_size if top is None or (top < model_size and model_size) else top + 1
+        current = list(self.added_tokens)
+        by_content = {t.content: t for t in current}
+        count = 0
+        for token in tokens:
+            if isinstance(token, str):
+                token = AddedToken(token, -1, special=False, normalized=True)
+            if not token.content:
+                continue
+            old = by_content.get(token.content)
+            if old is not None and old == AddedToken(**{**token.__dict__, "id": old.id}):
+                continue
+            i = self.token_to_id(token.content)
+            if i is None:
+                i, next_id = next_id, next_id + 1
+            new = AddedToken(**{**token.__dict__, "id": i})
+            current = [t for t in current if t.content != token.content] + [new]
+            by_content[token.content] = new
+            count += 1
+        self._set_added(current)
+        self._cache.clear()
+        return count
+
     def token_to_id(self, token: str) -> int | None:
         added = self._added_by_content.get(token)
         return added.id if added is not None else self.model.token_to_id(token)
@@ -129,13 +139,14 @@ class Tokenizer:
         added = self._added_by_id.get(i)
         return added.content if added is not None else self.model.id_to_token(i)
 
-    def get_vocab(self) -> dict[str, int]:
+    def get_vocab(self, with_added_tokens: bool = True) -> dict[str, int]:
         vocab = self.model.get_vocab()
-        vocab.update({t.content: t.id for t in self.added_tokens})
+        if with_added_tokens:
+            vocab.update({t.content: t.id for t in self.added_tokens})
         return vocab
 
-    def get_vocab_size(self) -> int:
-        return len(self.get_vocab())
+    def get_vocab_size(self, with_added_tokens: bool = True) -> int:
+        return len(self.get_vocab(with_added_tokens))
 
     @property
     def cls_token_id(self) -> int | None:
@@ -170,6 +181,11 @@ class Tokenizer:
 
     def enable_truncation(self, max_length: int, *, stride: int = 0, strategy: str = "longest_first",
                           direction: str = "right") -> None:
+        processor = self.post_processor
+        effective = max_length - (processor.num_special_tokens_to_add(False) if processor is not None else 0)
+        if stride and stride >= effective:
+            raise ScratchlmError(f"truncation stride {stride} must be smaller than the effective max_length "
+                                 f"{effective} (max_length {max_length} less the special tokens)")
         self.truncation = Truncation(max_length, strategy, direction, stride)
 
     def no_truncation(self) -> None:
@@ -211,7 +227,8 @@ class Tokenizer:
 
     def encode_batch(self, texts, pairs=None, *, add_special_tokens: bool = True,
                      is_pretokenized: bool = False) -> list[Encoding]:
-        """``encode`` for each text (and pair); with padding enabled the batch is padded together."""
+        """``encode`` for each text (and pair); with padding enabled the batch is padded together.  Without
+        ``pairs`` an item may itself be a pair, ``(text, pair)``, as in HuggingFace."""
         return self._encode_all(texts, pairs, add_special_tokens, is_pretokenized, self.truncation, self.padding)
 
     def _encode_all(self, texts, pairs, add_special_tokens: bool, is_pretokenized: bool,
@@ -220,8 +237,11 @@ class Tokenizer:
             raise ScratchlmError(f"encode_batch: {len(texts)} texts but {len(pairs)} pairs")
         out = []
         for k, text in enumerate(texts):
+            pair = None if pairs is None else pairs[k]
+            if pairs is None and _is_pair(text, is_pretokenized):  # HuggingFace's (text, pair) items
+                text, pair = text
             first = self._encode_sequence(text, 0, is_pretokenized)
-            second = None if pairs is None else self._encode_sequence(pairs[k], 1, is_pretokenized)
+            second = None if pair is None else self._encode_sequence(pair, 1, is_pretokenized)
             out.append(self._post_process(first, second, add_special_tokens, truncation))
         if padding is not None:
             padding.apply(out)
@@ -266,14 +286,26 @@ class Tokenizer:
         processor = self.post_processor
         if truncation is not None:
             n_added = processor.num_special_tokens_to_add(second is not None) if processor and add_special_tokens else 0
-            if truncation.max_length < n_added:
-                raise ScratchlmError(
-                    f"truncation max_length {truncation.max_length} leaves no room for the {n_added} "
-                    "special tokens")
-            truncation.apply(first, second, truncation.max_length - n_added)
-        if processor is None:
-            return default_process(first, second)
-        return processor.process(first, second, add_special_tokens)
+            if truncation.max_length >= n_added:  # HuggingFace does not truncate when the specials alone overflow
+                truncation.apply(first, second, truncation.max_length - n_added)
+        # HuggingFace's Encoding::merge_with: each overflowing window of the first text with the second and
+        # with each of its windows, then the first text with each window of the second.
+        first_over, first.overflowing = first.overflowing, []
+        second_over = [] if second is None else second.overflowing
+        if second is not None:
+            second.overflowing = []
+        combos = []
+        for a in first_over:
+            combos.append((a, None if second is None else second.copy()))
+            combos += [(a.copy(), b) for b in second_over]
+        combos += [(first.copy(), b) for b in second_over]
+
+        def process(a, b):
+            return default_process(a, b) if processor is None else processor.process(a, b, add_special_tokens)
+
+        encoding = process(first, second)
+        encoding.overflowing = [process(a, b) for a, b in combos]
+        return encoding
 
     def _encode_sequence(self, text, type_id: int, is_pretokenized: bool) -> Encoding:
         if is_pretokenized:
@@ -284,6 +316,13 @@ class Tokenizer:
             if not isinstance(text, str):
                 raise ScratchlmError(f"encode expects a str, got {type(text).__name__}")
             words = [text]
+        for word in words:
+            if not word.isascii():
+                try:
+                    word.encode("utf-8")
+                except UnicodeEncodeError as err:  # HuggingFace's Rust strings cannot hold one either
+                    raise ScratchlmError(f"encode: the text holds a lone surrogate {word[err.start]!r} at "
+                                         f"character {err.start}: it is not valid Unicode") from None
         ids, tokens, offsets, word_ids = [], [], [], []
         word_index = 0
         for k, word in enumerate(words):
@@ -292,7 +331,7 @@ class Tokenizer:
             for piece, base, added in pieces:
                 if added is not None:
                     ids.append(added.id)
-                    tokens.append(added.content)
+                    tokens.append(piece)
                     offsets.append((base, base + len(piece)))
                     word_ids.append(word_index if fixed is None else fixed)
                     word_index += 1
@@ -300,13 +339,15 @@ class Tokenizer:
                     word_index = self._encode_piece(piece, base, word_index, fixed, ids, tokens, offsets, word_ids)
         return Encoding.from_tokens(ids, tokens, offsets, word_ids, type_id=type_id, sequence_id=type_id)
 
-    def _split_added(self, text: str, pattern: regex.Pattern) -> list[tuple[str, int, AddedToken | None]]:
+    def _split_added(self, text: str, pattern: regex.Pattern,
+                     lookup: dict | None = None) -> list[tuple[str, int, AddedToken | None]]:
         """``text`` cut around the added tokens it holds: ``(piece, start, token or None)``."""
         pieces, cursor = [], 0
+        lookup = self._added_by_content if lookup is None else lookup
         for m in pattern.finditer(text):
             if m.start() > cursor:
                 pieces.append((text[cursor:m.start()], cursor, None))
-            pieces.append((m.group(), m.start(), self._added_by_content[m.group().strip()]))
+            pieces.append((m.group(), m.start(), _which(m.group(), lookup)))
             cursor = m.end()
         if cursor < len(text) or not pieces:
             pieces.append((text[cursor:], cursor, None))
@@ -324,20 +365,25 @@ class Tokenizer:
             alignment = [0] + (alignment if alignment is not None else list(range(len(normalized))))
             normalized = " " + normalized
         if self._norm_pattern is not None:
-            segments = self._split_added(normalized, self._norm_pattern)
+            segments = self._split_added(normalized, self._norm_pattern, self._norm_lookup)
         else:
             segments = ((normalized, 0, None),)
-        pattern = pre.pattern if pre is not None else _WHOLE_TEXT
+        general = getattr(pre, "general", False)
+        pattern = pre.pattern if pre is not None and not general else _WHOLE_TEXT
         cache, tokenize_word = self._cache, self._tokenize_word
         for segment, seg_start, added in segments:
             if added is not None:
                 s, e = seg_start, seg_start + len(segment)
                 ids.append(added.id)
-                tokens.append(added.content)
+                tokens.append(segment)  # the text matched, as HuggingFace writes it (normalized, with l/rstrip)
                 offsets.append((base + s, base + e) if alignment is None
                                else (base + alignment[s], base + alignment[e - 1] + 1))
                 word_ids.append(word_index if fixed is None else fixed)
                 word_index += 1
+                continue
+            if general:
+                word_index = self._encode_general(segment, seg_start, base, alignment, word_index, fixed, ids,
+                                                  tokens, offsets, word_ids)
                 continue
             # Whole-list comprehensions rather than a loop body per word: this is the hot path.
             matches = list(pattern.finditer(segment))
@@ -357,6 +403,32 @@ class Tokenizer:
             word_index += len(hits)
         return word_index
 
+    def _encode_general(self, segment, seg_start, base, alignment, word_index, fixed, ids, tokens, offsets,
+                        word_ids) -> int:
+        """A segment through a general pre-tokenizer (``split_pre_tokenizers``): its pieces carry their own
+        alignment to the segment, which the normalizer's alignment maps on to the original text."""
+        def original(j: int) -> int:  # segment position -> original character
+            return base + (seg_start + j if alignment is None else alignment[seg_start + j])
+
+        pieces = self.pre_tokenizer.pre_tokenize([(segment, list(range(len(segment))))],
+                                                 at_origin=lambda j: original(j) == 0)
+        cache, tokenize_word = self._cache, self._tokenize_word
+        hits = [cache.get(word) or tokenize_word(word) for word, _ in pieces]
+        ids += [i for h in hits for i in h[0]]
+        tokens += [t for h in hits for t in h[1]]
+        if alignment is None:  # segment position j is original character base + seg_start + j
+            shift = base + seg_start
+            offsets += [(shift + align[a], shift + align[b - 1] + 1)
+                        for h, (_, align) in zip(hits, pieces) for a, b in h[2]]
+        else:
+            offsets += [(original(align[a]), original(align[b - 1]) + 1)
+                        for h, (_, align) in zip(hits, pieces) for a, b in h[2]]
+        if fixed is None:
+            word_ids += [k for k, h in enumerate(hits, start=word_index) for _ in h[0]]
+        else:
+            word_ids += [fixed] * sum(len(h[0]) for h in hits)
+        return word_index + len(hits)
+
     def _tokenize_word(self, word: str) -> tuple:
         """The model's tokens for one word, offsets in the word's characters; cached."""
         if self.pre_tokenizer is not None:
@@ -371,7 +443,7 @@ class Tokenizer:
         else:
             offsets = tuple((char_of[p[2]], char_of[p[3] - 1] + 1) for p in pieces)
         hit = (ids, tokens, offsets)
-        if len(self._cache) < CACHE_CAPACITY:
+        if len(self._cache) < CACHE_CAPACITY and not getattr(self.model, "dropout", None):  # dropout: random
             self._cache[word] = hit
         return hit
 
@@ -424,3 +496,18 @@ class Tokenizer:
 
 
 _WHOLE_TEXT = regex.compile(r"(?s).+")
+
+
+def _which(matched: str, lookup: dict):
+    """The added token a match of the added-token pattern is (the match may hold the spaces l/rstrip took)."""
+    token = lookup.get(matched) or lookup.get(matched.strip())
+    if token is None:  # a token whose own content starts or ends with a space: the longest one inside the match
+        token = max((t for c, t in lookup.items() if c in matched), key=lambda t: len(t.content))
+    return token
+
+
+def _is_pair(item, is_pretokenized: bool) -> bool:
+    """A batch item that is a pair: a tuple of two texts (or of two word lists), or a list of two str."""
+    if isinstance(item, tuple) and len(item) == 2:
+        return True
+    return not is_pretokenized and isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)

@@ -104,8 +104,8 @@ def merge_pair(words: list[list[int]], counts: list[int], positions: Iterable[in
 def learn_merges(word_counts: dict[str, int], vocab_size: int, *, score: Callable[[int, int, int], float] = frequency,
                  special_tokens: Iterable[str] = (), initial_alphabet: Iterable[str] = (),
                  limit_alphabet: int | None = None, min_frequency: int = 0,
-                 continuing_subword_prefix: str | None = None,
-                 end_of_word_suffix: str | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+                 continuing_subword_prefix: str | None = None, end_of_word_suffix: str | None = None,
+                 max_token_length: int | None = None) -> tuple[list[str], list[tuple[str, str]]]:
     r"""Learn merges from word counts by ``score`` (:func:`frequency` or :func:`likelihood`); returns
     ``(id_to_token, merges)``.  With :func:`frequency` this is HuggingFace's ``BpeTrainer`` (and, with
     ``continuing_subword_prefix="##"``, its ``WordPieceTrainer``).
@@ -114,7 +114,9 @@ def learn_merges(word_counts: dict[str, int], vocab_size: int, *, score: Callabl
     ``initial_alphabet``, sorted by code point; ``limit_alphabet`` keeps the most frequent), the
     prefixed / suffixed characters in order of first appearance (HuggingFace numbers them in its
     hash-map order, which changes from run to run), then one token per merge.  A pair is a candidate
-    while its count is at least ``max(1, min_frequency)``.
+    while its count is at least ``max(1, min_frequency)``.  ``max_token_length`` (HuggingFace's, in
+    characters of the word, prefix and suffix not counted): a pair formed by a merge is counted only
+    when its two symbols together are shorter than it.
     """
     id_to_token, words, counts = _initial_vocabulary(
         word_counts, vocab_size, special_tokens=special_tokens, initial_alphabet=initial_alphabet,
@@ -132,6 +134,15 @@ def learn_merges(word_counts: dict[str, int], vocab_size: int, *, score: Callabl
             token_to_id[token] = len(id_to_token)
             id_to_token.append(token)
         return token_to_id[token]
+
+    def symbol_length(t: int) -> int:
+        """Characters of the word a symbol covers (its prefix and suffix not counted)."""
+        token, n = id_to_token[t], len(id_to_token[t])
+        if continuing_subword_prefix and token.startswith(continuing_subword_prefix):
+            n -= n_prefix
+        if end_of_word_suffix and token.endswith(end_of_word_suffix):
+            n -= len(end_of_word_suffix)
+        return n
 
     pair_counts: dict[Pair, int] = {}
     where: dict[Pair, set[int]] = {}  # pair -> the words holding it (a superset once merges begin)
@@ -180,6 +191,11 @@ def learn_merges(word_counts: dict[str, int], vocab_size: int, *, score: Callabl
         new = merged_token(pair)
         merges.append((pair, new))
         step = merge_pair(words, counts, where[pair] if exact else positions, pair, new)
+        if max_token_length is not None:  # HuggingFace's Word::merge: a too-long new pair is never counted
+            long = [p for p in step.gained if symbol_length(p[0]) + symbol_length(p[1]) >= max_token_length]
+            for p in long:
+                del step.gained[p]
+                step.deltas.pop(p, None)
         for p, d in step.deltas.items():
             pair_counts[p] = pair_counts.get(p, 0) + d
         a, b = pair

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scratchlm import tokenizers
 from scratchlm.data import corpora
 from scratchlm.errors import ScratchlmError
+from scratchlm.tokenizers import hf_json
 from scratchlm.tokenizers.pipelines import train_bpe
 from scratchlm.tokenizers.pre_tokenizers import bytes_to_unicode
 
@@ -94,3 +95,39 @@ def test_empty_corpus_is_an_error():
         train_bpe([], 300)
     with pytest.raises(CorpusError, match="empty corpus"):
         train_bpe(["", ""], 300, byte_level=False)
+
+
+@pytest.mark.parametrize("byte_level, max_token_length", [(True, 4), (False, 3)])
+def test_max_token_length_merges_equal_huggingface(byte_level, max_token_length):
+    """HuggingFace's BpeTrainer(max_token_length=L): a pair formed by a merge is counted only while its two
+    symbols are shorter than L together; the same merges in the same order, no token longer than L."""
+    texts = corpora.wikipedia_paragraphs()[:300]
+    ours = train_bpe(texts, 900, byte_level=byte_level, max_token_length=max_token_length)
+    hf = hf_tokenizers.Tokenizer(hf_tokenizers.models.BPE())
+    if byte_level:
+        hf.pre_tokenizer = hf_tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+        alphabet = hf_tokenizers.pre_tokenizers.ByteLevel.alphabet()
+    else:
+        hf.pre_tokenizer = hf_tokenizers.pre_tokenizers.Whitespace()
+        alphabet = []
+    hf.train_from_iterator(texts, hf_tokenizers.trainers.BpeTrainer(
+        vocab_size=900, show_progress=False, initial_alphabet=alphabet, max_token_length=max_token_length))
+    model = json.loads(hf.to_str())["model"]
+    assert ours.model.merges == [tuple(m) for m in model["merges"]]
+    assert max(len(t) for t in ours.get_vocab()) <= max_token_length
+
+
+@pytest.mark.parametrize("byte_level", [True, False])
+def test_dropped_characters_shift_offsets_as_huggingface(byte_level):
+    """Without an unknown token (and, byte-level, without all 256 bytes) BPE drops a character it cannot
+    spell; HuggingFace's offsets then run on the kept symbols' bytes only, so later tokens are shifted left
+    ('ﬁne' -> 'ne' at (0, 1)).  We reproduce that rather than give the 'right' spans."""
+    tok = hf_tokenizers.Tokenizer(hf_tokenizers.models.BPE())
+    tok.pre_tokenizer = (hf_tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=True) if byte_level
+                         else hf_tokenizers.pre_tokenizers.Whitespace())
+    tok.train_from_iterator(corpora.lee_corpus()[:100],
+                            hf_tokenizers.trainers.BpeTrainer(vocab_size=400, show_progress=False))
+    ours = hf_json.from_json(json.loads(tok.to_str()))
+    for text in ["ﬁne café x", "aéb ü中x", "abc中def", "élan"]:
+        a, b = tok.encode(text), ours.encode(text)
+        assert (b.ids, b.offsets) == (a.ids, a.offsets)

@@ -16,19 +16,43 @@ COMPONENTS = {
     "normalizer": [
         {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": False, "strip_accents": None,
          "lowercase": False},
-        {"type": "Lowercase"}, {"type": "NFD"}, {"type": "NFKD"}, {"type": "StripAccents"},
+        {"type": "Lowercase"}, {"type": "NFD"}, {"type": "NFKD"}, {"type": "NFC"}, {"type": "NFKC"},
+        {"type": "StripAccents"}, {"type": "Strip", "strip_left": True, "strip_right": False},
+        {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "},
+        {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
+        {"type": "Prepend", "prepend": "\u2581"}, {"type": "Nmt"}, {"type": "ByteLevel"},
+        {"type": "Precompiled", "precompiled_charsmap": "AAAAAA=="},
         {"type": "Sequence", "normalizers": [{"type": "NFD"}, {"type": "StripAccents"}, {"type": "Lowercase"}]},
     ],
     "pre_tokenizer": [
         {"type": "BertPreTokenizer"}, {"type": "Whitespace"}, {"type": "WhitespaceSplit"},
         {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": False},
+        {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False},
+        {"type": "Split", "pattern": {"Regex": "\\d+"}, "behavior": "MergedWithNext", "invert": True},
+        {"type": "Punctuation", "behavior": "Contiguous"}, {"type": "Digits", "individual_digits": True},
+        {"type": "CharDelimiterSplit", "delimiter": "_"}, {"type": "FixedLength", "length": 3},
+        {"type": "UnicodeScripts"},
+        {"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"},
+                                               {"type": "Metaspace", "replacement": "_", "prepend_scheme": "always",
+                                                "split": True}]},
     ],
     "post_processor": [
         {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
         TemplateProcessing.bert("[CLS]", 101, "[SEP]", 102).to_json(),
+        {"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0], "trim_offsets": True,
+         "add_prefix_space": False},
+        {"type": "Sequence", "processors": [
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+            TemplateProcessing.bert("[CLS]", 101, "[SEP]", 102).to_json()]},
     ],
     "decoder": [{"type": "WordPiece", "prefix": "##", "cleanup": False},
-                {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}],
+                {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+                {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True},
+                {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0},
+                {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+                {"type": "BPEDecoder", "suffix": "</w>"},
+                {"type": "CTC", "pad_token": "<pad>", "word_delimiter_token": "|", "cleanup": True},
+                {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"}]}],
 }
 
 
@@ -65,7 +89,25 @@ def test_file_round_trips(tmp_path, make):
     assert again.to_json() == tok.to_json() == json.loads((tmp_path / "t.json").read_text(encoding="utf-8"))
 
 
-def test_unsupported_type_names_the_supported_ones():
-    with pytest.raises(tokenizers.ScratchlmError, match="decoder type 'Metaspace' is not supported by scratchlm "
-                                                        r"\(supported: WordPiece, ByteLevel\)"):
-        hf_json.read("decoder", {"type": "Metaspace"})
+@pytest.mark.parametrize("slot", ["normalizer", "pre_tokenizer", "model", "decoder", "post_processor"])
+def test_unsupported_type_is_refused_by_name(slot):
+    """A type HuggingFace does not have is refused, naming it and the supported ones."""
+    with pytest.raises(tokenizers.ScratchlmError, match=f"{slot} type 'Mystery' is not supported by scratchlm "
+                                                        r"\(supported: "):
+        hf_json.read(slot, {"type": "Mystery"})
+
+
+def test_every_type_huggingface_documents_is_read():
+    """The Python package's component classes are HuggingFace's documented list: every one is registered."""
+    hf = pytest.importorskip("tokenizers")
+    slots = {"normalizers": "normalizer", "pre_tokenizers": "pre_tokenizer", "decoders": "decoder",
+             "processors": "post_processor", "models": "model"}
+    renamed = {"Delimiter": "CharDelimiterSplit", "PostProcessor": None, "Normalizer": None, "PreTokenizer": None,
+               "Decoder": None, "Model": None, "DecodeStream": None, "NORMALIZERS": None}
+    for module, slot in slots.items():
+        names = [n for n in dir(getattr(hf, module)) if n[0].isupper()]
+        for name in names:
+            name = renamed.get(name, name)
+            if name is None:
+                continue
+            assert name in hf_json.REGISTRY[slot], (module, name)

@@ -37,10 +37,14 @@ def test_alignment_is_none_when_characters_map_one_to_one():
 
 def test_canonical_ordering_across_characters():
     """NFD sorts combining marks by class: U+0301 (class 230) after U+0323 (class 220), even when they
-    come from different characters, and the alignment moves with them."""
+    come from different characters; HuggingFace reads the alignment positionally (each character of a
+    decomposition's first place takes the next original character), so the swapped marks keep positions 1, 2.
+    'Ä' + U+0337 (class 1): A (the first of Ä's decomposition) takes 0, U+0337 takes the next original
+    character (1), and U+0308, inserted by the decomposition, the one before (1)."""
     normalized, alignment = NFD().normalize("a\u0301\u0323")
     assert normalized == unicodedata.normalize("NFD", "a\u0301\u0323") == "a\u0323\u0301"
-    assert alignment == [0, 2, 1]
+    assert alignment == [0, 1, 2]
+    assert NFD().normalize("\u00c4\u0337") == ("A\u0337\u0308", [0, 1, 1])
     assert Sequence((NFD(), StripAccents())).normalize_str("Crème brûlée") == "Creme brulee"
 
 
