@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq", type=int, default=None, help="training sequence length (default GPU 1024, CPU 256, "
                                                               "quick 64)")
-    parser.add_argument("--batch", type=int, default=None, help="training batch (default GPU 16, CPU 4, quick 4)")
+    parser.add_argument("--batch-size", type=int, default=None, help="training batch (default GPU 16, CPU 4, quick 4)")
     parser.add_argument("--steps", type=int, default=None, help="timed training steps (default GPU 20, CPU 3)")
     parser.add_argument("--new-tokens", type=int, default=None, help="generated tokens (default 128, quick 16)")
     parser.add_argument("--gen-batches", default="1,32", help="generation batch sizes, comma-separated")
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
     on_gpu = jax.devices()[0].platform == "gpu"
     config = _config(args.quick, args.bf16, not args.no_fused)
     seq = args.seq or (64 if args.quick else 1024 if on_gpu else 256)
-    batch = args.batch or (16 if on_gpu and not args.quick else 4)
+    batch = args.batch_size or (16 if on_gpu and not args.quick else 4)
     steps = args.steps or (20 if on_gpu else 3)
     new_tokens = args.new_tokens or (16 if args.quick else 128)
     peak = peak_flops()

@@ -6,7 +6,7 @@ calls (JAX's compilation, cuDNN's plan selection) are excluded, every timed call
 result is on the host side of the device.
 
     python benchmarks/lstm.py                     # 2 layers, D 256, H 512, T 64, B 32
-    python benchmarks/lstm.py --batch 256         # the large-batch figure
+    python benchmarks/lstm.py --batch-size 256         # the large-batch figure
     python benchmarks/lstm.py --unroll 1,4,8 --precision highest
     python benchmarks/lstm.py --quick --no-peers   # a smoke run
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--input", type=int, default=256)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--seq", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--unroll", default="1",
                         help="lax.scan unroll factor(s), comma-separated: each is timed, the best is the figure")
     parser.add_argument("--precision", default="default", choices=["default", "high", "highest"])
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="a smoke run: batch 8, sequence 16, 3 repeats")
     args = parser.parse_args(argv)
     if args.quick:
-        args.batch, args.seq, args.repeats = 8, 16, 3
+        args.batch_size, args.seq, args.repeats = 8, 16, 3
 
     # JAX and PyTorch share one GPU here: JAX must not take 75% of its memory up front.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = lstm.LSTMConfig(args.input, args.hidden, args.layers)
     params = lstm.init(jax.random.key(0), config)
     rng = np.random.default_rng(0)
-    B, T = args.batch, args.seq
+    B, T = args.batch_size, args.seq
     x = rng.standard_normal((B, T, args.input), dtype=np.float32)
     g_out = rng.standard_normal((B, T, args.hidden), dtype=np.float32)
     g_h, g_c = rng.standard_normal((2, args.layers, B, args.hidden), dtype=np.float32)
