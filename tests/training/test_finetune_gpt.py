@@ -112,7 +112,7 @@ def runs(tmp_path_factory):
     fast = ["--task", "polarity", "--init", str(root / "gpt"), "--folds", "2", "--limit", "40", "--batch-size", "8",
             "--lr", "2e-2", "--dropout", "0", "--max-length", "32", "--seed", "1", "--quiet"]
     _cli(["finetune", *fast, "--epochs", "3", "--out", str(root / "pol")])
-    _cli(["finetune", *fast, "--epochs", "2", "--lora-rank", "4", "--out", str(root / "lora")])
+    _cli(["finetune", *fast, "--epochs", "1", "--lora-rank", "4", "--out", str(root / "lora")])
     return root
 
 
@@ -201,7 +201,9 @@ def test_lora_gpt_adapter_folder_loads_in_peft(runs):
 
 
 def test_finetune_gpt_token_task_is_refused_before_any_work(runs, tmp_path, capsys):
-    assert cli.main(["finetune", "--task", "wikiner", "--init", str(runs / "gpt"), "--out", str(tmp_path / "x")]) == 2
+    conll = tmp_path / "ner.conll"
+    conll.write_text("Paris B-LOC\nis O\nbig O\n\nRome B-LOC\nis O\nold O\n")
+    assert cli.main(["finetune", "--task", str(conll), "--init", str(runs / "gpt"), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "token classification with GPT-2 is not supported" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
