@@ -102,7 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "(default: full fine-tuning)")
     config_flag(group, "--lora-alpha", type=float, help="the update is scaled by alpha / R", source=lo + "lora_alpha")
     config_flag(group, "--lora-targets", help="comma-separated layer names or dotted suffixes, e.g. "
-                "query,key,value,dense (PEFT's target_modules)", source=lo + "target_modules")
+                "query,key,value,dense (PEFT's target_modules; c_attn for a GPT-2 --init)",
+                source=lo + "target_modules")
     config_flag(group, "--lora-dropout", type=float, help="dropout on the adapters' input", source=lo + "lora_dropout")
     add_run_arguments(parser)
     add_parallel_arguments(parser)  # --mesh data=8 | data=4,model=2 (FSDP); --coordinator/--num-processes/--process-id

@@ -226,3 +226,15 @@ def test_lora_on_conv1d_equals_the_dense_form_of_its_transpose():
     np.testing.assert_allclose(gpt.conv1d(as_conv, x), lora.lora_dense({"weight": W.T, "bias": np.zeros(9)},
                                adapters["c"], x, scaling=conv.scaling), atol=1e-5)
     np.testing.assert_allclose(np.asarray(as_conv["weight"]).T, np.asarray(as_dense["weight"]), atol=1e-6)
+
+
+def test_a_bias_free_sigmoid_score_is_written_as_two_rows(tmp_path):
+    r"""A one-logit score of a binary task (``--head sigmoid``) is saved as the rows (0, w), no bias: the softmax of
+    HuggingFace's two logits (0, z) is :math:`\sigma(z)`; read back, the score has two rows and no bias."""
+    params = ENCODER.init_head(jax.random.key(1), gpt.init(jax.random.key(0), TINY), "sequence", 1)
+    gpt.save_pretrained(tmp_path, params, TINY, labels=("neg", "pos"), pad_token_id=0)
+    _, loaded = gpt.from_pretrained(tmp_path)
+    assert set(loaded["score"]) == {"weight"}
+    np.testing.assert_array_equal(np.asarray(loaded["score"]["weight"]),
+                                  np.concatenate([np.zeros((1, TINY.n_embd)), np.asarray(params["score"]["weight"])]))
+    assert json.loads((tmp_path / "config.json").read_text())["label2id"] == {"neg": 0, "pos": 1}
