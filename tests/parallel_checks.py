@@ -291,6 +291,7 @@ def finetune_checks(out: dict, tmp: Path) -> None:
 
     from scratchlm import distributed as par
     from scratchlm.models import bert
+    from scratchlm.training import encoders
     from scratchlm.training import finetune as ft
 
     config = bert.BertConfig(**{**TINY, "max_position_embeddings": 32})  # rows are bucketed to 32 tokens
@@ -305,7 +306,7 @@ def finetune_checks(out: dict, tmp: Path) -> None:
 
     train, dev = examples(16), examples(8)  # 2 steps an epoch
     run = ft.FinetuneConfig(task="sequence", num_labels=2, epochs=2, batch_size=8, lr=1e-3)
-    start = ft.init_classifier(jax.random.key(0), params, config, run)
+    start = ft.init_classifier(jax.random.key(0), params, encoders.of(config), run)
     mesh = par.make_mesh(4, 2)
     seen = []  # the params each evaluation receives (host copies): epoch 2's are the run's last
 
@@ -313,16 +314,16 @@ def finetune_checks(out: dict, tmp: Path) -> None:
         seen.append(jax.tree.map(np.asarray, p))
         if stop and len(seen) == 2:
             raise KeyboardInterrupt  # killed during epoch 2's evaluation: epoch 1's checkpoint is the latest
-        return ft.evaluate(p, dev, bert_config=config, config=run)
+        return ft.evaluate(p, dev, encoder=encoders.of(config), config=run)
 
     try:
-        ft.fit(start, train, None, bert_config=config, config=run, dev_eval=lambda p: dev_eval(p, stop=True),
+        ft.fit(start, train, None, encoder=encoders.of(config), config=run, dev_eval=lambda p: dev_eval(p, stop=True),
                checkpoint_dir=tmp / "finetune", mesh=mesh, checkpoint_seconds=1e-9)  # a checkpoint every step
     except KeyboardInterrupt:
         pass
     uninterrupted = seen[1]  # the first run got through epoch 2's steps
     seen.clear()
-    resumed = ft.fit(start, train, None, bert_config=config, config=run, dev_eval=dev_eval,
+    resumed = ft.fit(start, train, None, encoder=encoders.of(config), config=run, dev_eval=dev_eval,
                      checkpoint_dir=tmp / "finetune", mesh=mesh, checkpoint_seconds=1e-9)
     out["finetune_resume"] = {
         "identical": all(np.array_equal(a, b)

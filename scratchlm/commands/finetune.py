@@ -11,7 +11,10 @@ sequence task) or CoNLL columns ``token ... tag`` (a token task); a file is spli
 deterministically unless ``--folds K`` asks for cross-validation.  ``--init``: ``minilm``, a
 folder with ``config.json`` + ``model.safetensors`` in HuggingFace's names (what ``scratchlm
 pretrain`` writes in ``OUT/model``; its run folder ``OUT`` stands for it) and, ideally, its
-``tokenizer.json``, or a HuggingFace Hub id (:func:`scratchlm.models.hub.resolve`).
+``tokenizer.json``, or a HuggingFace Hub id (:func:`scratchlm.models.hub.resolve`).  A GPT-2 folder
+(``model_type`` ``gpt2``: ``scratchlm pretrain --arch gpt``'s, with its ``tokenizer.json``) fine-tunes on
+sequence tasks from its last real token (:class:`scratchlm.training.encoders.GPTEncoder`): ``best/`` is then
+``GPT2ForSequenceClassification``'s folder, and LoRA targets ``c_attn`` unless ``--lora-targets`` names others.
 
 ``--out`` is the run folder (:mod:`scratchlm.training.run`) and receives ``run.json``, ``best/`` (the
 best dev checkpoint as a folder transformers loads as it is: ``config.json`` naming the head
@@ -38,6 +41,7 @@ moments sharded 2 ways (FSDP); a resumed run may use another mesh.  ``--coordina
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import time
@@ -98,7 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "(default: full fine-tuning)")
     config_flag(group, "--lora-alpha", type=float, help="the update is scaled by alpha / R", source=lo + "lora_alpha")
     config_flag(group, "--lora-targets", help="comma-separated layer names or dotted suffixes, e.g. "
-                "query,key,value,dense (PEFT's target_modules)", source=lo + "target_modules")
+                "query,key,value,dense (PEFT's target_modules; c_attn for a GPT-2 --init)",
+                source=lo + "target_modules")
     config_flag(group, "--lora-dropout", type=float, help="dropout on the adapters' input", source=lo + "lora_dropout")
     add_run_arguments(parser)
     add_parallel_arguments(parser)  # --mesh data=8 | data=4,model=2 (FSDP); --coordinator/--num-processes/--process-id
@@ -107,25 +112,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------------------- inputs
 
 
-def load_init(spec: str | Path):
-    """(bert_config, params, tokenizer) from ``minilm``, a checkpoint folder (or the run folder of ``scratchlm
-    pretrain``) or a HuggingFace Hub id (:func:`~scratchlm.commands.common.resolve_init`)."""
-    from scratchlm import tokenizers
-    from scratchlm.data import corpora
+def init_arch(path: Path, spec: str | Path) -> str:
+    """``"bert"`` or ``"gpt"``: the architecture a model folder's ``config.json`` names (``model_type``)."""
     from scratchlm.models import bert
 
-    path = model_folder(resolve_init(spec))
+    model_type = "bert"
     if (path / "config.json").exists():
         try:
             model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type", "bert")
         except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
             model_type = "bert"  # a damaged config.json: bert.from_pretrained says what is wrong with it
-        if model_type not in bert.MODEL_TYPES:
-            raise ScratchlmError(f"--init {spec}: model_type {model_type!r}; fine-tuning supports BERT-family encoders "
-                                 "(a GRU language model head is not implemented yet)")
-    config, params = bert.from_pretrained(path)
-    params = {k: v for k, v in params.items() if k in ("embeddings", "encoder", "pooler")}
+    if model_type == "gpt2":
+        return "gpt"
+    if model_type not in bert.MODEL_TYPES:
+        raise ScratchlmError(f"--init {spec}: model_type {model_type!r}; fine-tuning supports BERT-family encoders "
+                             "and GPT-2 (a GRU language model head is not implemented yet)")
+    return "bert"
+
+
+def load_init(spec: str | Path):
+    """(model config, params, tokenizer) from ``minilm``, a checkpoint folder (or the run folder of ``scratchlm
+    pretrain``) or a HuggingFace Hub id (:func:`~scratchlm.commands.common.resolve_init`): a ``BertConfig``, or
+    a ``GPTConfig`` for a GPT-2 folder; params the encoder's tensors only."""
+    from scratchlm import tokenizers
+    from scratchlm.data import corpora
+    from scratchlm.models import bert, gpt
+    from scratchlm.training import encoders
+
+    path = model_folder(resolve_init(spec))
+    arch = init_arch(path, spec)
+    config, params = (gpt if arch == "gpt" else bert).from_pretrained(path)
+    params = encoders.of(config).pretrained(params)
     tok_file = path / "tokenizer.json"
+    if not tok_file.exists() and arch == "gpt":
+        raise ScratchlmError(f"--init {spec}: {path} holds no tokenizer.json; a GPT-2 model reads the byte-level BPE "
+                             "it was trained with")
     if not tok_file.exists():
         print(f"note: {path} holds no tokenizer.json; using MiniLM's", flush=True)
         tok_file = corpora.minilm_path() / "tokenizer.json"
@@ -168,12 +189,16 @@ def _token_task(splits, limit, tasks):
             "splits": {k: (v[:limit] if limit else v) for k, v in splits.items()}}
 
 
-def encode(task: dict, tok, max_length: int, vocab_size: int | None = None):
+def encode(task: dict, tok, max_length: int, vocab_size: int | None = None, special=None):
     """Arrays for every split: ``{"train": data, ...}`` (+ word counts for token tasks); ``vocab_size``, the
-    model's, checks every id (a tokenizer larger than the model's table would otherwise train on clamped rows)."""
+    model's, checks every id (a tokenizer larger than the model's table would otherwise train on clamped rows);
+    ``special`` the model's template ids (:class:`scratchlm.data.tasks.SpecialIds`; default: the tokenizer's
+    ``[CLS]``, ``[SEP]``, ``[PAD]``, ``[UNK]``)."""
     from scratchlm.data import tasks
 
-    special = tasks.SpecialIds(cls=tok.cls_token_id, sep=tok.sep_token_id, pad=tok.pad_token_id, unk=tok.unk_token_id)
+    if special is None:
+        special = tasks.SpecialIds(cls=tok.cls_token_id, sep=tok.sep_token_id, pad=tok.pad_token_id,
+                                   unk=tok.unk_token_id)
     text_ids = lambda s: tok.encode(s, add_special_tokens=False).ids  # noqa: E731
     if task["kind"] == "sequence":
         return tasks.encode_sequence_task(task["examples"], text_ids, special, max_length, vocab_size=vocab_size)
@@ -236,6 +261,8 @@ def lora_config(args: argparse.Namespace):
         for flag in ("lora_rank", *_LORA_FLAGS):
             delattr(args, flag)
         return None
+    if not hasattr(args, "_lora_default_targets"):  # the first call: the model's default targets, once it is known
+        args._lora_default_targets = args.lora_targets is None
     fields = {field: getattr(args, flag) for flag, field in _LORA_FLAGS.items() if getattr(args, flag) is not None}
     if "target_modules" in fields:
         fields["target_modules"] = tuple(t.strip() for t in fields["target_modules"].split(",") if t.strip())
@@ -270,9 +297,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from scratchlm.data.batching import subset
-    from scratchlm.models import bert
+    from scratchlm.training import encoders, seqeval
     from scratchlm.training import finetune as ft
-    from scratchlm.training import seqeval
     from scratchlm.training.cv import kfold
     from scratchlm.training.epoch_timing import epoch_timing
     from scratchlm.training.metrics import sequence_metrics
@@ -288,6 +314,13 @@ def run(args: argparse.Namespace) -> int:
     if task["kind"] == "token" and folds:
         raise ScratchlmError("--folds is for sequence tasks; token tasks use their train/dev/test splits")
     init_kind = init_source(args.init)
+    init_path = resolve_init(args.init)  # fetched once (a Hub id); load_init reads the folder
+    arch = init_arch(model_folder(init_path), args.init)
+    encoders.check_task(arch, config.task)
+    if config.lora is not None:  # the model's orientation, and its default targets when --lora-targets is left out
+        config = dataclasses.replace(config, lora=encoders.ARCHS[arch].lora_config(
+            config.lora, default_targets=args._lora_default_targets))
+        args.lora_targets = ",".join(config.lora.target_modules)
     builtin = args.task in ("polarity", "wikiner")
     settings = {**result_settings(args, drop=("task", "init")), "task": args.task if builtin else "file",
                 "init": init_kind, "folds": folds}
@@ -299,13 +332,15 @@ def run(args: argparse.Namespace) -> int:
         lines = log.read_text().splitlines() if log.exists() else []
         return sum(1 for line in lines if '"split": "eval"' in line)
 
-    init_path = resolve_init(args.init)  # fetched once (a Hub id); load_init reads the folder
     digest = data_digest(json.dumps(task, sort_keys=True, default=str), model_folder(init_path))
     if complete_run(args, command="finetune", settings=settings, data=digest, unit="fold" if folds else "epoch"):
         return 0  # said before the model is read
     # the model and its tokenizer read, and every id checked against the model, before the run folder is opened
-    bert_config, pretrained, tok = load_init(init_path)
-    data = encode(task, tok, args.max_length, bert_config.vocab_size)
+    model_config, pretrained, tok = load_init(init_path)
+    encoder = encoders.of(model_config)
+    if args.max_length > encoder.max_positions:
+        raise ScratchlmError(f"--max-length {args.max_length} exceeds the model's {encoder.max_positions} positions")
+    data = encode(task, tok, args.max_length, encoder.vocab_size, encoder.special_ids(tok))
     run = start_run(args, command="finetune", settings=settings, data=digest, total_steps=folds or config.epochs,
                     unit="fold" if folds else "epoch", position=position)
     out: Path = run.out
@@ -315,17 +350,18 @@ def run(args: argparse.Namespace) -> int:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
 
     def save_best(params, labels):  # a transformers folder: the task's head and label names, the tokenizer's files
-        bert.save_pretrained(out / "best", params, bert_config, tokenizer=tok, labels=labels, task=config.task)
+        encoder.save_pretrained(out / "best", params, tokenizer=tok, labels=labels, task=config.task)
 
     def save_model(params, labels):  # with LoRA: the PEFT adapter folder, and best/ the merged model
         if config.lora is not None:
             from scratchlm.models import peft_format
 
-            saved = ("classifier",) if "pooler" in pretrained or config.task == "token" else ("pooler", "classifier")
             base = ("sentence-transformers/all-MiniLM-L6-v2" if init_kind == "minilm" else
                     args.init if init_kind == "hub" else str(model_folder(init_path)))
             peft_format.save_adapter(out / "adapter", params, config.lora, task=config.task,
-                                     base_model_name_or_path=base, modules_to_save=saved)
+                                     base_model_name_or_path=base,
+                                     modules_to_save=encoder.modules_to_save(pretrained, config.task),
+                                     layout=encoder.peft_layout)
         save_best(ft.merged(params, config), labels)
 
     if config.task == "sequence" and folds:
@@ -354,7 +390,7 @@ def run(args: argparse.Namespace) -> int:
             return out / f"fold_{f}"
 
         with run.training():
-            cv = ft.cross_validate(pretrained, data, bert_config=bert_config, config=config, folds=folds, key=key,
+            cv = ft.cross_validate(pretrained, data, encoder=encoder, config=config, folds=folds, key=key,
                                    fold_dir=fold_dir, done=done, on_fold=on_fold, progress=None, mesh=mesh,
                                    checkpoint_seconds=run.config.checkpoint_every)
         y = data["labels"]
@@ -379,16 +415,16 @@ def run(args: argparse.Namespace) -> int:
                       "test": (subset(data, test_index), None)}
         else:
             splits = data
-        params = ft.init_classifier(key, pretrained, bert_config, config)
+        params = ft.init_classifier(key, pretrained, encoder, config)
         with run.training():
-            result = ft.fit(params, splits["train"][0], None, bert_config=bert_config, config=config,
-                            dev_eval=lambda p: ft.evaluate(p, splits["dev"][0], bert_config=bert_config,
+            result = ft.fit(params, splits["train"][0], None, encoder=encoder, config=config,
+                            dev_eval=lambda p: ft.evaluate(p, splits["dev"][0], encoder=encoder,
                                                            config=config, tags=names, n_words=splits["dev"][1]),
                             checkpoint_dir=run.checkpoints, metrics_path=out / "metrics.jsonl", progress=None,
                             mesh=mesh, checkpoint_seconds=run.config.checkpoint_every)
         save_model(result.params, names)
         test, n_words = splits["test"]
-        predicted = ft.predict(result.params, test, bert_config=bert_config, config=config)
+        predicted = ft.predict(result.params, test, encoder=encoder, config=config)
         common = {"history": result.history, "best_step": result.best_step, "stopped_early": result.stopped_early,
                   **epoch_timing([{"epoch_seconds": result.epoch_seconds, "epoch_compiled": result.epoch_compiled}]),
                   "epoch_seconds": result.epoch_seconds, "epoch_compiled": result.epoch_compiled}
@@ -406,7 +442,7 @@ def run(args: argparse.Namespace) -> int:
             report = seqeval.tag_report([[names[t] for t in test["labels"]]], [[names[p] for p in predicted]])
             confusion = None
         curve_files = [out / "metrics.jsonl"]
-    metrics = {**metrics, **lora_cost(key, pretrained, bert_config, config), "task": args.task, "labels": list(names),
+    metrics = {**metrics, **lora_cost(key, pretrained, encoder, config), "task": args.task, "labels": list(names),
                "settings": settings,
                "wall_seconds": time.perf_counter() - started}
     jsonio.write(out / "metrics.json", metrics)
@@ -419,10 +455,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def lora_cost(key, pretrained: dict, bert_config, config) -> dict:
+def lora_cost(key, pretrained: dict, encoder, config) -> dict:
     """With LoRA: what trains and the optimizer state's bytes, beside full fine-tuning's (shapes only)."""
-    import dataclasses
-
     import jax
 
     from scratchlm.nn.lora import ADAPTERS
@@ -430,10 +464,11 @@ def lora_cost(key, pretrained: dict, bert_config, config) -> dict:
 
     if config.lora is None:
         return {}
-    params = jax.eval_shape(lambda: ft.init_classifier(key, pretrained, bert_config, config))
+    params = jax.eval_shape(lambda: ft.init_classifier(key, pretrained, encoder, config))
     base = {k: v for k, v in params.items() if k != ADAPTERS}
-    full = ft.training_cost(base, dataclasses.replace(config, lora=None))
-    return {**ft.training_cost(params, config), "full_finetune_optimizer_state_bytes": full["optimizer_state_bytes"]}
+    full = ft.training_cost(base, dataclasses.replace(config, lora=None), encoder=encoder)
+    return {**ft.training_cost(params, config, encoder=encoder),
+            "full_finetune_optimizer_state_bytes": full["optimizer_state_bytes"]}
 
 
 def plot(out: Path, curve_files: list[Path], metric: str, confusion, names) -> None:

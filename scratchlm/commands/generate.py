@@ -61,17 +61,25 @@ def run(args: argparse.Namespace) -> int:
 
 def demo_step(ctx) -> dict:
     """The demo's GPT step: pretrain a small GPT on the cleaned Wikipedia sample (``pretrain --arch gpt``,
-    byte-level BPE trained by scratchlm), report its held-out perplexity beside the unigram model's on the same
-    tokens, continue a prompt through the key/value cache, and fine-tune it on the polarity sentences from the
-    last real token's state (:func:`scratchlm.training.classify.gpt_encoder`, as ``gru-lm classify`` does for the
-    GRU)."""
+    byte-level BPE trained by scratchlm), report its held-out perplexity beside a GRU LM's and the unigram
+    model's on the same tokens, continue a prompt through the key/value cache, and fine-tune it on the polarity
+    sentences from the last real token's state (:func:`scratchlm.training.classify.gpt_encoder`, as ``gru-lm
+    classify`` does for the GRU).
+
+    The GRU LM (one layer as wide as the GPT, :func:`scratchlm.training.lm.train_on_ids`) trains on the GPT's
+    training rows as one stream, for as many steps of as many tokens, and is scored on the GPT's held-out rows
+    (:func:`scratchlm.training.causal_lm.token_rows`), each from a zero state as the GPT reads each row from its
+    start: the same targets, the same contexts."""
     import jax
 
     from scratchlm import tokenizers
     from scratchlm.commands.pretrain import pretrain_gpt_command
     from scratchlm.data import corpora
-    from scratchlm.models import gpt, heads
+    from scratchlm.models import gpt, gru_lm, heads
     from scratchlm.training import classify
+    from scratchlm.training.causal_lm import token_rows
+    from scratchlm.training.lm import LMConfig, train_on_ids
+    from scratchlm.training.pretrain import PretrainConfig
 
     quick = ctx.quick
     # Sized as the masked-LM step (commands/pretrain.py: demo_step) for 2 CPU cores: seconds with --quick,
@@ -85,6 +93,17 @@ def demo_step(ctx) -> dict:
     m = pretrain_gpt_command(args, progress=None)
     config, params = gpt.from_pretrained(ctx.out / "model")
     tokenizer = tokenizers.load(ctx.out / "model" / "tokenizer.json")
+    texts = corpora.load_corpus("wiki")[: args.limit]
+    train_rows, heldout_rows = token_rows(texts, tokenizer, PretrainConfig(seq_len=args.seq_len))
+    assert len(heldout_rows) == m["heldout_sequences"], "the GPT's held-out rows"
+    gru_config = gru_lm.GRULMConfig(config.vocab_size, embed_size=args.hidden, hidden_size=args.hidden, num_layers=1,
+                                    dropout=0.0)
+    # lr 1e-2: the GRU step's (commands/gru_lm.py: demo_step); the GPT's steps, batch and window, so both see as
+    # many training tokens
+    gru = train_on_ids(train_rows.ravel(), heldout_rows.ravel(), gru_config,
+                       LMConfig(seq_len=args.seq_len, batch_size=args.batch_size, steps=args.steps, lr=1e-2,
+                                seed=ctx.seed), progress=False)
+    gru_perplexity = gru_lm.perplexity(gru.params, heldout_rows, config=gru_config, seq_len=heldout_rows.shape[1] - 1)
     text = gpt.generate_text(params, "The history of", config=config, tokenizer=tokenizer,
                              key=jax.random.key(ctx.seed), max_new_tokens=24, top_p=0.9)[0]
 
@@ -97,12 +116,14 @@ def demo_step(ctx) -> dict:
 
     polarity = classify.holdout(classify.gpt_encoder(config), init_head, encode_text, corpora.polarity_sentences(),
                                 classify.HoldoutConfig(steps=30 if quick else 150, seed=ctx.seed))
-    return {"result": (f"held-out perplexity {m['perplexity_start']:.0f} -> {m['perplexity']:.0f} vs unigram "
-                       f"{m['unigram_perplexity']:.0f} (BPE V={m['vocab_size']}); polarity acc "
+    return {"result": (f"held-out perplexity {m['perplexity_start']:.0f} -> {m['perplexity']:.0f} vs GRU LM "
+                       f"{gru_perplexity:.0f} and unigram {m['unigram_perplexity']:.0f} on the same tokens (BPE "
+                       f"V={m['vocab_size']}); polarity acc "
                        f"{polarity['test_accuracy']:.2f} (majority {polarity['majority_baseline']:.2f}); "
                        f"sample: \"{text}\""),
             **{f"polarity_{k}": v for k, v in polarity.items()},
             "heldout_loss_start": m["heldout_loss_start"], "heldout_loss_end": m["heldout_loss_end"],
             "perplexity": m["perplexity"], "unigram_perplexity": m["unigram_perplexity"],
+            "gru_perplexity": gru_perplexity, "gru_parameters": sum(int(x.size) for x in jax.tree.leaves(gru.params)),
             "tokens_per_s": m["tokens_per_s"], "parameters": m["parameters"], "vocab_size": m["vocab_size"],
             "train_seconds": m["train_seconds"], "sample": text}

@@ -36,10 +36,12 @@ Encode = Callable[[str], list[int]]
 
 @dataclass(frozen=True)
 class SpecialIds:
-    cls: int
-    sep: int
+    """The ids a model's input template uses; ``cls`` and ``sep`` None for a model without one (GPT-2)."""
+
+    cls: int | None
+    sep: int | None
     pad: int
-    unk: int
+    unk: int | None
 
 
 # ----------------------------------------------------------------------------- reading files
@@ -128,7 +130,11 @@ def _truncate_pair(a: list[int], b: list[int], budget: int) -> tuple[list[int], 
 
 def encode_sequence(a: list[int], b: list[int] | None, special: SpecialIds,
                     max_length: int) -> tuple[list[int], list[int]]:
-    """``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]`` (truncated to ``max_length``) and its segment ids."""
+    """``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]`` (truncated to ``max_length``) and its segment ids; without
+    ``[CLS]``/``[SEP]`` (``special.cls`` None: GPT-2, whose tokenizer has no template) ``A`` or ``A B``."""
+    if special.cls is None:
+        a, b = _truncate_pair(a, b or [], max_length)
+        return [*a, *b], [0] * (len(a) + len(b))
     if b is None:
         a = a[: max_length - 2]
         return [special.cls, *a, special.sep], [0] * (len(a) + 2)

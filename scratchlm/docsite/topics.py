@@ -51,7 +51,8 @@ TOPICS: tuple[Topic, ...] = (
           "report", "004 §3.2, §5", "Devlin et al. 2019; Loshchilov & Hutter 2019; Hu et al. 2021",
           ("*finetune*", "*fine_tun*", "*lora*", "*peft*", "*seqeval*", "*wikiner*", "*tasks*", "*metrics*",
            "scratchlm.training.loop*",
-           "scratchlm.training.freeze", "scratchlm.training.cv", "scratchlm.training.epoch_timing",
+           "scratchlm.training.freeze", "scratchlm.training.encoders", "scratchlm.training.cv",
+           "scratchlm.training.epoch_timing",
            "scratchlm.data.batching")),
 )
 

@@ -480,7 +480,7 @@ def save_pretrained(path: str | Path, params: dict, config: BertConfig, *, token
     path.mkdir(parents=True, exist_ok=True)
     hf = config.to_hf_dict()
     if "classifier" in params:
-        params = {**params, "classifier": _labelled_classifier(params["classifier"], labels)}
+        params = {**params, "classifier": heads.softmax_rows(params["classifier"], labels)}
         C = int(params["classifier"]["weight"].shape[0])
         names = [f"LABEL_{i}" for i in range(C)] if labels is None else [str(name) for name in labels]
         hf["architectures"] = [_ARCHITECTURES[task or "sequence"]]
@@ -499,18 +499,6 @@ def save_pretrained(path: str | Path, params: dict, config: BertConfig, *, token
     if tokenizer is not None:
         tokenizer.save_pretrained(path, model_max_length=config.max_position_embeddings)
     return path
-
-
-def _labelled_classifier(head: dict, labels) -> dict:
-    """The classifier as HuggingFace reads it: one row per label; a sigmoid head's one row w, b becomes
-    (0, w), (0, b) for a binary task (see :func:`save_pretrained`)."""
-    C = int(head["weight"].shape[0])
-    if labels is None or len(labels) == C:
-        return head
-    if C == 1 and len(labels) == 2:
-        W, b = np.asarray(head["weight"], np.float32), np.asarray(head["bias"], np.float32)
-        return {"weight": np.concatenate([np.zeros_like(W), W]), "bias": np.concatenate([np.zeros_like(b), b])}
-    raise ScratchlmError(f"{len(labels)} label names for a classifier of {C} outputs")
 
 
 def count_params(params: dict) -> int:

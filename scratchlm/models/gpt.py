@@ -150,6 +150,12 @@ def init(key: jax.Array, config: GPTConfig) -> dict:
             "ln_f": init_layer_norm(H)}
 
 
+def init_score(key: jax.Array, config: GPTConfig, num_labels: int) -> dict:
+    """``GPT2ForSequenceClassification``'s head ``score``: ``weight [C, H] ~ N(0, initializer_range^2)``, no
+    bias (HuggingFace's ``nn.Linear(n_embd, num_labels, bias=False)``)."""
+    return {"weight": config.initializer_range * jax.random.normal(key, (num_labels, config.n_embd), jnp.float32)}
+
+
 # ------------------------------------------------------------------------------------------- forward
 
 
@@ -335,6 +341,21 @@ def last_token_state(hidden: jax.Array, attention_mask: jax.Array) -> jax.Array:
     return jnp.take_along_axis(hidden, jnp.maximum(t_b, 0)[:, None, None], axis=1)[:, 0]
 
 
+def sequence_state(params: dict, batch: dict, *, config: GPTConfig, key: jax.Array | None = None,
+                   train: bool = False) -> jax.Array:
+    r"""The sequence's features for classification: :math:`\mathrm{LN}_f(h^{(L)})_{b,\,t_b}`, the state of its
+    last real token (:func:`last_token_state`; under the causal mask the only position that has read the
+    whole text, as ``GPT2ForSequenceClassification`` pools).  Positions come from the mask
+    (:func:`position_ids_from_mask`), so right and left padding give the same features.
+
+    Args: batch {"input_ids": [B, T], "attention_mask": [B, T] 1/0}.  Returns [B, H].
+    """
+    mask = batch["attention_mask"].astype(jnp.int32)
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": mask, "position_ids": position_ids_from_mask(mask)}
+    h = apply(params, inputs, config=config, key=key, train=train)["last_hidden_state"]
+    return last_token_state(h, mask)
+
+
 # ---------------------------------------------------------------------------------------- generation
 
 
@@ -470,8 +491,9 @@ def _expected_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
 
 
 def from_pretrained(path: str | Path, **config_overrides) -> tuple[GPTConfig, dict]:
-    """Load a HuggingFace GPT-2 folder (``config.json`` + ``model.safetensors``), ``GPT2LMHeadModel`` or
-    ``GPT2Model`` layout (with or without the ``transformer.`` prefix).
+    """Load a HuggingFace GPT-2 folder (``config.json`` + ``model.safetensors``), ``GPT2LMHeadModel``,
+    ``GPT2Model`` (with or without the ``transformer.`` prefix) or ``GPT2ForSequenceClassification`` layout
+    (its head ``score.weight`` loads as ``params["score"]``).
 
     ``lm_head.weight``, when written, must equal ``wte.weight`` (the head is tied).  Any tensor missing,
     left over, or of the wrong shape raises :class:`ScratchlmError` naming every such tensor.
@@ -500,6 +522,7 @@ def from_pretrained(path: str | Path, **config_overrides) -> tuple[GPTConfig, di
         raise ScratchlmError(f"{weights_file} is damaged or not a safetensors file ({err})") from None
     flat = {(k[len("transformer."):] if k.startswith("transformer.") else k): v for k, v in raw.items()
             if not k.endswith(_BUFFER_SUFFIXES)}
+    score = flat.pop("score.weight", None)
     head = flat.pop("lm_head.weight", None)
     if head is not None and "wte.weight" in flat and not np.array_equal(head, flat["wte.weight"]):
         raise ScratchlmError(f"{weights_file}: lm_head.weight differs from transformer.wte.weight; scratchlm ties "
@@ -514,22 +537,51 @@ def from_pretrained(path: str | Path, **config_overrides) -> tuple[GPTConfig, di
                ([f"mis-shaped tensors: {misshaped}"] if misshaped else [])
     if problems:
         raise ScratchlmError(f"{weights_file} does not match {config_file}: " + "; ".join(problems))
-    return config, unflatten_params({k: jnp.asarray(v, jnp.float32) for k, v in flat.items()})
+    params = unflatten_params({k: jnp.asarray(v, jnp.float32) for k, v in flat.items()})
+    if score is not None:
+        if score.ndim != 2 or score.shape[1] != config.n_embd:
+            raise ScratchlmError(f"{weights_file}: score.weight {tuple(score.shape)}, config expects [C, "
+                                 f"{config.n_embd}]")
+        params["score"] = {"weight": jnp.asarray(score, jnp.float32)}
+    return config, params
 
 
-def save_pretrained(path: str | Path, params: dict, config: GPTConfig) -> Path:
+def save_pretrained(path: str | Path, params: dict, config: GPTConfig, *, tokenizer=None,
+                    labels: list[str] | tuple[str, ...] | None = None, pad_token_id: int | None = None) -> Path:
     """Write ``config.json`` + ``model.safetensors`` as ``GPT2LMHeadModel.save_pretrained`` does (names
-    ``transformer.*``; the tied ``lm_head.weight`` left out, as HuggingFace leaves it).  Returns the folder."""
+    ``transformer.*``; the tied ``lm_head.weight`` left out, as HuggingFace leaves it).  Returns the folder.
+
+    With a ``score`` head the folder is ``GPT2ForSequenceClassification``'s, as
+    :func:`scratchlm.models.bert.save_pretrained` writes ``BertForSequenceClassification``'s: ``score.weight``
+    (a sigmoid head's one row as the two rows :math:`(0, w)`, :func:`scratchlm.models.heads.softmax_rows`),
+    ``num_labels``, ``id2label`` / ``label2id`` from ``labels`` and ``pad_token_id``, by which HuggingFace
+    finds each row's last real token.  With ``tokenizer`` (a :class:`scratchlm.tokenizers.Tokenizer`) its
+    files too, ``pad_token_id``'s token named as its ``pad_token`` (and ``eos_token``, ``bos_token`` the
+    config's), so ``transformers.pipeline("text-classification", model=path)`` runs as it is."""
     from safetensors.numpy import save
 
     from scratchlm.io import atomic_write_bytes, atomic_write_text
+    from scratchlm.models import heads
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    flat = {f"transformer.{k}": np.ascontiguousarray(np.asarray(v, np.float32))
+    hf = config.to_hf_dict()
+    if "score" in params:
+        params = {**params, "score": heads.softmax_rows(params["score"], labels)}
+        C = int(params["score"]["weight"].shape[0])
+        names = [f"LABEL_{i}" for i in range(C)] if labels is None else [str(name) for name in labels]
+        hf.update(architectures=["GPT2ForSequenceClassification"], num_labels=C, pad_token_id=pad_token_id,
+                  id2label={str(i): name for i, name in enumerate(names)},
+                  label2id={name: i for i, name in enumerate(names)})
+    flat = {(k if k.split(".")[0] == "score" else f"transformer.{k}"): np.ascontiguousarray(np.asarray(v, np.float32))
             for k, v in flatten_params(params).items()}
     atomic_write_bytes(path / "model.safetensors", save(flat, metadata={"format": "pt"}))
-    atomic_write_text(path / "config.json", json.dumps(config.to_hf_dict(), indent=2) + "\n")
+    atomic_write_text(path / "config.json", json.dumps(hf, indent=2) + "\n")
+    if tokenizer is not None:
+        roles = {"bos_token": config.bos_token_id, "eos_token": config.eos_token_id, "pad_token": pad_token_id}
+        tokenizer.save_pretrained(path, model_max_length=config.n_positions,
+                                  special_tokens={role: tokenizer.id_to_token(i) for role, i in roles.items()
+                                                  if i is not None and tokenizer.id_to_token(i) is not None})
     return path
 
 

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scratchlm.data.batching import IGNORE
+from scratchlm.errors import ScratchlmError
 from scratchlm.nn.attention import dense
 from scratchlm.nn.functional import dropout
 from scratchlm.nn.losses import binary_cross_entropy_with_logits, softmax_cross_entropy
@@ -97,6 +98,20 @@ def loss(logits: jax.Array, labels: jax.Array, *, kind: str, class_weights=None,
     keep = labels != IGNORE
     correct, count = jnp.sum((jnp.argmax(logits, -1) == labels) & keep), jnp.sum(keep)
     return ell, {"loss": ell, "accuracy": correct / jnp.maximum(count, 1)}
+
+
+def softmax_rows(head: dict, labels) -> dict:
+    r"""A linear head as HuggingFace's ``*ForSequenceClassification`` reads it, one row per label: a sigmoid
+    head's one row :math:`w, b` of a binary task becomes the rows :math:`(0, w), (0, b)`, whose softmax is
+    its probability, :math:`\mathrm{softmax}(0, z)_1 = \sigma(z)` (Bishop 2006, §4.2).  A head without a
+    bias (GPT-2's ``score``) keeps none.  NumPy arrays out."""
+    C = int(head["weight"].shape[0])
+    if labels is None or len(labels) == C:
+        return head
+    if C == 1 and len(labels) == 2:
+        return {k: np.concatenate([np.zeros_like(v), v]) for k, v in
+                ((k, np.asarray(head[k], np.float32)) for k in ("weight", "bias") if k in head)}
+    raise ScratchlmError(f"{len(labels)} label names for a classifier of {C} outputs")
 
 
 def predict(logits, kind: str) -> np.ndarray:

@@ -28,12 +28,13 @@ def dense(p: dict, x: jax.Array) -> jax.Array:
 
     .. math::  y = x W^\top + b, \qquad W \in \mathbb{R}^{d_{out} \times d_{in}}
 
-    The weight is cast to the dtype of ``x`` (float32 parameters, bfloat16 compute on request).
+    The weight is cast to the dtype of ``x`` (float32 parameters, bfloat16 compute on request).  A layer
+    without a ``bias`` (GPT-2's ``score``, ``nn.Linear(..., bias=False)``) has :math:`b = 0`.
 
-    Args: p {"weight": [d_out, d_in], "bias": [d_out]}; x [..., d_in].  Returns [..., d_out].
+    Args: p {"weight": [d_out, d_in], "bias": [d_out] (optional)}; x [..., d_in].  Returns [..., d_out].
     """
-    W, b = p["weight"].astype(x.dtype), p["bias"].astype(x.dtype)
-    return jnp.einsum("...i,oi->...o", x, W) + b
+    y = jnp.einsum("...i,oi->...o", x, p["weight"].astype(x.dtype))
+    return y + p["bias"].astype(x.dtype) if "bias" in p else y
 
 
 def padding_mask(attention_mask: jax.Array) -> jax.Array:

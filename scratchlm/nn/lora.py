@@ -14,7 +14,10 @@ the optimizer may change.
 (:func:`scratchlm.nn.attention.dense`: :math:`y = x W^\top + b`), which is the paper's
 :math:`W_0 \in \mathbb{R}^{d \times k}` with :math:`d` = out and :math:`k` = in.  So :math:`A`
 ``[r, in]`` is PEFT's ``lora_A.weight`` and :math:`B` ``[out, r]`` its ``lora_B.weight``, element
-for element, without a transpose.
+for element, without a transpose.  GPT-2's ``Conv1D`` stores its weight ``[in, out]``
+(:func:`scratchlm.models.gpt.conv1d`: :math:`y = xW + b`); ``LoraConfig.fan_in_fan_out`` (PEFT's field,
+which PEFT itself sets for ``Conv1D``) says so, and the update is then written as
+:math:`(BA)^\top` onto that weight, :math:`A` and :math:`B` keeping the same shapes and PEFT's names.
 
 **Adapters** are a dict from module name (HuggingFace's dotted name, e.g.
 ``"encoder.layer.0.attention.self.query"``) to ``{"lora_A": A [r, k], "lora_B": B [d, r]}``.  A params
@@ -59,6 +62,7 @@ class LoraConfig:
     lora_alpha: float = 8.0  # alpha: the update is scaled by alpha / r (Hu et al. 2021, §4.1); PEFT's default
     target_modules: tuple[str, ...] = ("query", "value")  # PEFT's default for BERT: W_q and W_v (Hu et al. §7.1)
     lora_dropout: float = 0.0  # dropout on the adapter's input; PEFT's default
+    fan_in_fan_out: bool = False  # weights stored [in, out] (GPT-2's Conv1D); PEFT's field, True for Conv1D
 
     def __post_init__(self):
         if isinstance(self.target_modules, str) or not all(isinstance(t, str) for t in self.target_modules):
@@ -79,7 +83,8 @@ class LoraConfig:
 
 
 def _dense_weights(params: dict) -> dict[str, jax.Array]:
-    """``{module name: W}`` for every rank-2 leaf named ``weight`` (a dense layer's ``[out, in]`` matrix)."""
+    """``{module name: W}`` for every rank-2 leaf named ``weight`` (a dense layer's ``[out, in]`` matrix, or
+    ``[in, out]`` under ``fan_in_fan_out``)."""
     found = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
         names = [str(getattr(p, "key", getattr(p, "idx", p))) for p in path]
@@ -121,16 +126,18 @@ def init(key: jax.Array, params: dict, config: LoraConfig) -> dict:
     weights = _dense_weights(params)
     adapters = {}
     for i, module in enumerate(targets(params, config)):
-        d, k = weights[module].shape
+        d, k = weights[module].shape[::-1] if config.fan_in_fan_out else weights[module].shape
         bound = 1.0 / math.sqrt(k)
         A = jax.random.uniform(jax.random.fold_in(key, i), (config.r, k), jnp.float32, -bound, bound)
         adapters[module] = {"lora_A": A, "lora_B": jnp.zeros((d, config.r), jnp.float32)}
     return adapters
 
 
-def delta(adapter: dict, scaling: float) -> jax.Array:
-    r"""The low-rank update (Hu et al. 2021, eq. 3): :math:`\Delta W = \frac{\alpha}{r} B A`, ``[d, k]``."""
-    return scaling * (adapter["lora_B"] @ adapter["lora_A"])
+def delta(adapter: dict, scaling: float, fan_in_fan_out: bool = False) -> jax.Array:
+    r"""The low-rank update (Hu et al. 2021, eq. 3): :math:`\Delta W = \frac{\alpha}{r} B A`, ``[d, k]``;
+    its transpose ``[k, d]`` for a weight stored ``[in, out]`` (``fan_in_fan_out``, PEFT's ``transpose``)."""
+    update = scaling * (adapter["lora_B"] @ adapter["lora_A"])
+    return update.T if fan_in_fan_out else update
 
 
 def lora_dense(p: dict, adapter: dict, x: jax.Array, *, scaling: float, rate: float = 0.0,
@@ -174,14 +181,14 @@ def merge(params: dict, adapters: dict, config: LoraConfig) -> dict:
     same structure (any ``params["lora"]`` passed through), each adapted weight replaced.
     """
     weights = _dense_weights(params)
-    return _replace(params, {m: weights[m] + delta(a, config.scaling).astype(weights[m].dtype)
+    return _replace(params, {m: weights[m] + delta(a, config.scaling, config.fan_in_fan_out).astype(weights[m].dtype)
                              for m, a in adapters.items()})
 
 
 def unmerge(params: dict, adapters: dict, config: LoraConfig) -> dict:
     r"""The inverse of :func:`merge`: :math:`W_0 = W - \frac{\alpha}{r} B A` (exact up to float rounding)."""
     weights = _dense_weights(params)
-    return _replace(params, {m: weights[m] - delta(a, config.scaling).astype(weights[m].dtype)
+    return _replace(params, {m: weights[m] - delta(a, config.scaling, config.fan_in_fan_out).astype(weights[m].dtype)
                              for m, a in adapters.items()})
 
 
@@ -210,7 +217,7 @@ def adapt(params: dict, adapters: dict, config: LoraConfig, *, key: jax.Array | 
         keep = dropout(jnp.ones((a["lora_A"].shape[1],), a["lora_A"].dtype), p, key=jax.random.fold_in(key, i),
                        train=True)  # m / (1 - p), [k]
         dropped = {"lora_A": a["lora_A"] * keep[None, :], "lora_B": a["lora_B"]}
-        new[m] = weights[m] + delta(dropped, config.scaling).astype(weights[m].dtype)
+        new[m] = weights[m] + delta(dropped, config.scaling, config.fan_in_fan_out).astype(weights[m].dtype)
     return _replace(params, new)
 
 

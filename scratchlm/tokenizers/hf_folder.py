@@ -41,13 +41,14 @@ def special_tokens_map(tok) -> dict[str, str]:
     return out
 
 
-def tokenizer_config(tok, *, model_max_length: int | None = None) -> dict:
+def tokenizer_config(tok, *, model_max_length: int | None = None, special_tokens: dict[str, str] | None = None) -> dict:
     """``tokenizer_config.json``: the transformers class, its options and the special tokens.
 
     ``BertTokenizerFast`` when the pipeline is BERT's (a WordPiece model under a ``BertNormalizer``), with
     the normalizer's options as BERT's tokenizer arguments; else ``PreTrainedTokenizerFast``, which runs
     any ``tokenizer.json``.  ``model_max_length``: the longest input the model reads (its position
-    table); transformers truncates to it when asked to truncate."""
+    table); transformers truncates to it when asked to truncate.  ``special_tokens``: roles to add to
+    :func:`special_tokens_map`'s (a GPT-2 vocabulary's ``<|endoftext|>`` as ``eos_token`` and ``pad_token``)."""
     bert = isinstance(tok.model, WordPiece) and isinstance(tok.normalizer, BertNormalizer)
     config: dict = {"tokenizer_class": "BertTokenizerFast" if bert else "PreTrainedTokenizerFast"}
     if bert:
@@ -56,7 +57,7 @@ def tokenizer_config(tok, *, model_max_length: int | None = None) -> dict:
                       tokenize_chinese_chars=n.handle_chinese_chars, do_basic_tokenize=True, never_split=None)
     if model_max_length is not None:
         config["model_max_length"] = int(model_max_length)
-    config.update(special_tokens_map(tok))
+    config.update(special_tokens_map(tok), **(special_tokens or {}))
     config["clean_up_tokenization_spaces"] = False  # decode gives the decoder's text, as scratchlm's decode does
     return config
 
@@ -72,16 +73,20 @@ def vocab_txt(tok) -> str | None:
     return "".join(by_id[i] + "\n" for i in range(len(by_id)))
 
 
-def save_pretrained(folder: str | Path, tok, *, model_max_length: int | None = None) -> list[Path]:
+def save_pretrained(folder: str | Path, tok, *, model_max_length: int | None = None,
+                    special_tokens: dict[str, str] | None = None) -> list[Path]:
     """Write ``tok``'s files of a HuggingFace model folder (see the module doc); returns the paths written.
+    ``special_tokens``: roles beside the ones the vocabulary's own names give (:func:`tokenizer_config`).
 
     ``tokenizer.json`` holds the same bytes :meth:`~scratchlm.tokenizers.Tokenizer.save` writes."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     texts = {"tokenizer.json": json.dumps(tok.to_json(), ensure_ascii=False, indent=2) + "\n",
-             "tokenizer_config.json": json.dumps(tokenizer_config(tok, model_max_length=model_max_length),
+             "tokenizer_config.json": json.dumps(tokenizer_config(tok, model_max_length=model_max_length,
+                                                                  special_tokens=special_tokens),
                                                  ensure_ascii=False, indent=2) + "\n",
-             "special_tokens_map.json": json.dumps(special_tokens_map(tok), ensure_ascii=False, indent=2) + "\n"}
+             "special_tokens_map.json": json.dumps({**special_tokens_map(tok), **(special_tokens or {})},
+                                                   ensure_ascii=False, indent=2) + "\n"}
     vocab = vocab_txt(tok)
     if vocab is not None:
         texts["vocab.txt"] = vocab

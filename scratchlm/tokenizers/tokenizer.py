@@ -488,11 +488,14 @@ class Tokenizer:
         """Write a HuggingFace ``tokenizer.json`` (``tokenizers.Tokenizer.from_file`` reads it)."""
         Path(path).write_text(json.dumps(self.to_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
-    def save_pretrained(self, folder: str | Path, *, model_max_length: int | None = None) -> list[Path]:
+    def save_pretrained(self, folder: str | Path, *, model_max_length: int | None = None,
+                        special_tokens: dict[str, str] | None = None) -> list[Path]:
         """Write the tokenizer files of a HuggingFace model folder (``tokenizer.json``,
         ``tokenizer_config.json``, ``special_tokens_map.json``, ``vocab.txt``), so transformers'
-        ``AutoTokenizer.from_pretrained(folder)`` runs this pipeline (:mod:`scratchlm.tokenizers.hf_folder`)."""
-        return hf_folder.save_pretrained(folder, self, model_max_length=model_max_length)
+        ``AutoTokenizer.from_pretrained(folder)`` runs this pipeline (:mod:`scratchlm.tokenizers.hf_folder`);
+        ``special_tokens`` adds roles (``{"pad_token": "<|endoftext|>"}``)."""
+        return hf_folder.save_pretrained(folder, self, model_max_length=model_max_length,
+                                         special_tokens=special_tokens)
 
 
 _WHOLE_TEXT = regex.compile(r"(?s).+")

@@ -56,6 +56,26 @@ def pack_stream(token_ids: list[list[int]], seq_len: int, *, eos_id: int) -> np.
     return np.asarray(stream[: n * seq_len], np.int32).reshape(n, seq_len)
 
 
+def token_rows(texts: list[str], tokenizer, run: PretrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The training and held-out rows [N, seq_len] of ``texts``: the last ``run.heldout_fraction`` of the documents
+    held out (:func:`scratchlm.training.pretrain.split_documents`), each part tokenized and packed
+    (:func:`pack_stream`), the held-out rows cut to ``run.max_heldout_rows``.  Any other model scored on the
+    held-out rows (the demo's GRU LM) is scored on the same tokens."""
+    eos = tokenizer.token_to_id(END_OF_TEXT)
+    if eos is None:
+        raise ScratchlmError(f"the tokenizer has no {END_OF_TEXT} token; causal-LM pretraining separates documents "
+                             "with it")
+    train_docs, heldout_docs = split_documents(texts, run.heldout_fraction)
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+
+    def encode(docs):
+        return [e.ids for e in tokenizer.encode_batch(docs, add_special_tokens=False)]
+
+    train_rows = pack_stream(encode(train_docs), run.seq_len, eos_id=eos)
+    return train_rows, pack_stream(encode(heldout_docs), run.seq_len, eos_id=eos)[: run.max_heldout_rows]
+
+
 def lm_loss(params: dict, batch: dict, key: jax.Array, *, config: gpt.GPTConfig,
             train: bool = True) -> tuple[jax.Array, dict]:
     """The shared loop's ``loss_fn(params, batch, key)``: :func:`scratchlm.models.gpt.causal_lm_loss` and its
@@ -112,25 +132,13 @@ def pretrain(texts: list[str], tokenizer, model_config: gpt.GPTConfig, run: Pret
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    eos = tokenizer.token_to_id(END_OF_TEXT)
-    if eos is None:
-        raise ScratchlmError(f"the tokenizer has no {END_OF_TEXT} token; causal-LM pretraining separates documents "
-                             "with it")
     if tokenizer.get_vocab_size() > model_config.vocab_size:
         raise ScratchlmError(f"tokenizer vocabulary ({tokenizer.get_vocab_size()}) exceeds the model's "
                              f"vocab_size ({model_config.vocab_size})")
     if run.seq_len > model_config.n_positions:
         raise ScratchlmError(f"seq_len {run.seq_len} exceeds n_positions {model_config.n_positions}")
 
-    train_docs, heldout_docs = split_documents(texts, run.heldout_fraction)
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-
-    def encode(docs):
-        return [e.ids for e in tokenizer.encode_batch(docs, add_special_tokens=False)]
-
-    train_rows = pack_stream(encode(train_docs), run.seq_len, eos_id=eos)
-    heldout_rows = pack_stream(encode(heldout_docs), run.seq_len, eos_id=eos)[: run.max_heldout_rows]
+    train_rows, heldout_rows = token_rows(texts, tokenizer, run)
     unigram_loss = math.log(unigram_perplexity(train_rows, heldout_rows[:, 1:], tokenizer.get_vocab_size()))
 
     key = jax.random.key(run.seed, impl="rbg")  # as masked-LM pretraining: the hardware generator for dropout

@@ -172,17 +172,15 @@ def recurrent_encoder(config: rnn_classifier.RNNClassifierConfig) -> Classifier:
 
 def gpt_encoder(config: gpt.GPTConfig) -> Classifier:
     r"""GPT as an encoder: the final-layer-normed state of each sequence's last real token,
-    :math:`\mathrm{LN}_f(h^{(L)})_{b,\,t_b}` (:func:`scratchlm.models.gpt.last_token_state`; under the causal
+    :math:`\mathrm{LN}_f(h^{(L)})_{b,\,t_b}` (:func:`scratchlm.models.gpt.sequence_state`; under the causal
     mask the only position that has read the whole text, as ``GPT2ForSequenceClassification`` pools), under a
     linear softmax head (params ``{"gpt": ..., "classifier": ...}``; batches ``{"ids" [B, T], "mask" [B, T],
     "labels" [B]}``, right or left padding: positions from the mask, so both give the same features).
     The head has no dropout of its own, as HuggingFace's ``score`` has none."""
 
     def encode(params, batch, *, key, train):
-        mask = batch["mask"].astype(jnp.int32)
-        inputs = {"input_ids": batch["ids"], "attention_mask": mask, "position_ids": gpt.position_ids_from_mask(mask)}
-        h = gpt.apply(params["gpt"], inputs, config=config, key=key, train=train)["last_hidden_state"]
-        return gpt.last_token_state(h, mask)
+        inputs = {"input_ids": batch["ids"], "attention_mask": batch["mask"]}
+        return gpt.sequence_state(params["gpt"], inputs, config=config, key=key, train=train)
 
     def head(p, h, *, key, train):
         return heads.linear(p, h)

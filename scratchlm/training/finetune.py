@@ -2,12 +2,13 @@ r"""Fine-tuning a pretrained encoder on a sequence or token classification task 
 
 The recipe of design document 004 §3.2, step by step:
 
-1. **Pretrained model and data**: ``params`` from :func:`scratchlm.models.bert.from_pretrained` (or a
-   scratchlm pretraining checkpoint), the task as arrays from :mod:`scratchlm.data.tasks`.
-2. **Task layer and loss** (:func:`init_classifier`, :func:`bert_classifier`, :func:`logits`, :func:`loss`):
-   BERT is the encoder of the one classification recipe (:mod:`scratchlm.training.classify`), a
-   linear head (:mod:`scratchlm.models.heads`) reads the pooled ``[CLS]`` vector (sequence) or
-   every token (token classification), with
+1. **Pretrained model and data**: ``params`` from :func:`scratchlm.models.bert.from_pretrained` or
+   :func:`scratchlm.models.gpt.from_pretrained` (or a scratchlm pretraining checkpoint), the model as an
+   ``encoder`` adapter (:mod:`scratchlm.training.encoders`), the task as arrays from :mod:`scratchlm.data.tasks`.
+2. **Task layer and loss** (:func:`init_classifier`, :func:`logits`, :func:`loss`): the encoder is the
+   encoder of the one classification recipe (:mod:`scratchlm.training.classify`), a linear head
+   (:mod:`scratchlm.models.heads`) reads BERT's pooled ``[CLS]`` vector (sequence) or every token (token
+   classification), or GPT-2's last real token (sequence), with
    softmax cross-entropy; or a single logit with binary cross-entropy (``head="sigmoid"``)
    for a binary sequence task (document 004 §4.1).  Fine-tuning minimises the empirical risk
 
@@ -50,11 +51,12 @@ from scratchlm import checks
 from scratchlm.data.batching import steps_per_epoch, subset, take, train_batch
 from scratchlm.data.tasks import word_predictions
 from scratchlm.errors import ScratchlmError
-from scratchlm.models import bert, heads
+from scratchlm.models import heads
 from scratchlm.nn import lora
 from scratchlm.training import classify, loop, seqeval
 from scratchlm.training.cv import cross_validate as cross_validate_folds
 from scratchlm.training.cv import dev_split
+from scratchlm.training.encoders import Encoder
 from scratchlm.training.epoch_timing import EpochClock
 from scratchlm.training.freeze import parse_freeze, trainable_mask
 from scratchlm.training.metrics import sequence_metrics
@@ -118,68 +120,29 @@ class FinetuneConfig:
         return "entity_f1" if self.task == "token" else "accuracy"
 
 
-def with_dropout(bert_config: bert.BertConfig, rate: float | None) -> bert.BertConfig:
-    """The encoder config with hidden and attention dropout set to ``rate`` (unchanged when None)."""
-    if rate is None:
-        return bert_config
-    return dataclasses.replace(bert_config, hidden_dropout_prob=rate, attention_probs_dropout_prob=rate)
-
-
-def init_classifier(key: jax.Array, params: dict, bert_config: bert.BertConfig, config: FinetuneConfig) -> dict:
-    """``params`` with a fresh ``classifier`` head (:math:`W \\sim N(0, 0.02^2)`, :math:`b = 0`).
-
-    A token classifier reads every position's :math:`h^{(L)}_t`, never the pooler, so the pooler
-    is dropped (as in HuggingFace's ``BertForTokenClassification``): without a gradient, AdamW's
-    weight decay alone would shrink it and the saved model would carry a damaged, unused pooler.
-    A sequence classifier on a checkpoint without a pooler (scratchlm's MLM pretraining saves
-    none) gets a freshly initialised one.  With ``config.lora`` the params also carry LoRA adapters
-    for the target layers under ``params["lora"]`` (:func:`scratchlm.nn.lora.init`, key
+def init_classifier(key: jax.Array, params: dict, encoder: Encoder, config: FinetuneConfig) -> dict:
+    """``params`` with a fresh head (the encoder's ``init_head``: BERT's ``classifier``,
+    :math:`W \\sim N(0, 0.02^2)`, :math:`b = 0`, with a fresh pooler where the checkpoint has none;
+    GPT-2's bias-free ``score``).  With ``config.lora`` the params also carry LoRA
+    adapters for the target layers under ``params["lora"]`` (:func:`scratchlm.nn.lora.init`, key
     ``fold_in(key, 1)``; the head's key is the same as without LoRA).
     """
     k_lora = jax.random.fold_in(key, 1)
-    if config.task == "token":
-        params = {k: v for k, v in params.items() if k != "pooler"}
-        params = {**params, "classifier": bert.init_token_classifier(key, bert_config, config.outputs)}
-    else:
-        if "pooler" not in params:  # a pretraining checkpoint (MLM trains no pooler): a fresh one, as HuggingFace does
-            k_pool, key = jax.random.split(key)
-            H = bert_config.hidden_size
-            params = {**params, "pooler": {"dense": bert.init_dense(k_pool, H, H, bert_config.initializer_range)}}
-        params = {**params, "classifier": bert.init_sequence_classifier(key, bert_config, config.outputs)}
+    params = encoder.init_head(key, params, config.task, config.outputs)
     if config.lora is not None:
-        encoder = {k: v for k, v in params.items() if k != "classifier"}
-        params = {**params, lora.ADAPTERS: lora.init(k_lora, encoder, config.lora)}
+        base = {k: v for k, v in params.items() if k != encoder.head_key}
+        params = {**params, lora.ADAPTERS: lora.init(k_lora, base, config.lora)}
     return params
 
 
-def bert_classifier(bert_config: bert.BertConfig, task: str, head: str,
-                    lora_config: lora.LoraConfig | None = None) -> classify.Classifier:
-    r"""BERT as the recipe's encoder: the pooled ``[CLS]`` vector (sequence) or every position's
-    :math:`h^{(L)}_t` (token) under a linear head with the encoder's hidden dropout
-    (``BertFor{Sequence,Token}Classification``); ``head`` the loss, softmax or sigmoid.  With
-    ``lora_config`` the encoder is :func:`scratchlm.nn.lora.wrap` of BERT's ``apply``
-    (:math:`W' = W_0 + \frac{\alpha}{r}BA` on the target layers) and BERT's ``apply`` is unchanged."""
-    feature = "last_hidden_state" if task == "token" else "pooler_output"
-    apply = bert.apply if lora_config is None else lora.wrap(bert.apply, lora_config)
-
-    def encode(params, batch, *, key, train):
-        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
-        return apply(params, inputs, config=bert_config, key=key, train=train)[feature]
-
-    def linear(p, h, *, key, train):
-        return heads.linear(p, h, rate=bert_config.hidden_dropout_prob, key=key, train=train)
-
-    return classify.Classifier(encode=encode, head=linear, kind=head)
-
-
-def logits(params: dict, batch: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig,
+def logits(params: dict, batch: dict, *, encoder: Encoder, config: FinetuneConfig,
            key: jax.Array | None = None, train: bool = False) -> jax.Array:
     """Classifier logits: [B, C] (sequence; [B, 1] for the sigmoid head) or [B, T, C] (token)."""
-    model = bert_classifier(bert_config, config.task, config.head, config.lora)
+    model = encoder.classifier(config.task, config.head, config.lora)
     return classify.logits(model, params, batch, key=key, train=train)
 
 
-def loss(params: dict, batch: dict, key: jax.Array | None, *, bert_config: bert.BertConfig, config: FinetuneConfig,
+def loss(params: dict, batch: dict, key: jax.Array | None, *, encoder: Encoder, config: FinetuneConfig,
          train: bool = True) -> tuple[jax.Array, dict]:
     r"""The task loss and metrics of one batch (:func:`scratchlm.models.heads.loss`).
 
@@ -187,14 +150,14 @@ def loss(params: dict, batch: dict, key: jax.Array | None, *, bert_config: bert.
     labelled positions (tokens labelled ``IGNORE`` add nothing).  Sigmoid head:
     :math:`-\frac{1}{N}\sum_i [y_i\log\sigma(z_i) + (1-y_i)\log\sigma(-z_i)]` (document 004 §4.1).
     """
-    model = bert_classifier(bert_config, config.task, config.head, config.lora)
+    model = encoder.classifier(config.task, config.head, config.lora)
     return classify.loss(model, params, batch, key, class_weights=config.class_weights, train=train)
 
 
 # ----------------------------------------------------------------------------- batches
 
 
-def predict(params: dict, data: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig,
+def predict(params: dict, data: dict, *, encoder: Encoder, config: FinetuneConfig,
             batch_size: int = 64, forward: Callable | None = None) -> np.ndarray:
     """Class predictions: [N] (sequence) or [N, T] (token, over ``data``'s full width).
 
@@ -203,7 +166,7 @@ def predict(params: dict, data: dict, *, bert_config: bert.BertConfig, config: F
     compiles once per length bucket and row count rather than once per data-set size (k folds
     differ by one example; dev sets are small).
     """
-    forward = forward or forward_program(bert_config, config)
+    forward = forward or forward_program(encoder, config)
     N = len(data["labels"])
     width = data["input_ids"].shape[1]
     rows = batch_size if N > batch_size else max(8, 1 << max(N - 1, 0).bit_length())
@@ -232,12 +195,12 @@ def word_tags(data: dict, predicted: np.ndarray, n_words: list[int], tags: tuple
     return y_true, y_pred
 
 
-def evaluate(params: dict, data: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig,
+def evaluate(params: dict, data: dict, *, encoder: Encoder, config: FinetuneConfig,
              tags: tuple[str, ...] | None = None, n_words: list[int] | None = None,
              forward: Callable | None = None) -> dict:
     """Dev/test metrics: ``accuracy, precision, recall, f1`` (sequence) or entity-level
     ``entity_precision, entity_recall, entity_f1`` and token ``accuracy`` (token)."""
-    predicted = predict(params, data, bert_config=bert_config, config=config, forward=forward)
+    predicted = predict(params, data, encoder=encoder, config=config, forward=forward)
     if config.task == "sequence":
         return sequence_metrics(predicted, data["labels"], config.num_labels)
     y_true, y_pred = word_tags(data, predicted, n_words, tags)
@@ -257,23 +220,24 @@ def evaluate(params: dict, data: dict, *, bert_config: bert.BertConfig, config: 
 _PROGRAMS: dict = {}
 
 
-def programs(params: dict, bert_config: bert.BertConfig, config: FinetuneConfig, total_steps: int):
+def programs(params: dict, encoder: Encoder, config: FinetuneConfig, total_steps: int):
     """The jitted train step (with its ``.optimizer``) and jitted forward pass for a run.
 
     They depend on the shapes, the encoder config, the hyper-parameters and the number of steps,
     not on the data or the seed, so k folds of equal size share one compilation (compiling
     MiniLM's step costs more than a few epochs of the 200 polarity sentences on a CPU).
     """
-    cache_key = (bert_config, dataclasses.replace(config, seed=0, patience=None, epochs=1), total_steps,
+    cache_key = (encoder, dataclasses.replace(config, seed=0, patience=None, epochs=1), total_steps,
                  jax.tree.structure(params), tuple(np.shape(x) for x in jax.tree.leaves(params)))
     if cache_key not in _PROGRAMS:
         if len(_PROGRAMS) >= 8:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
-        model = bert_classifier(with_dropout(bert_config, config.dropout), config.task, config.head, config.lora)
+        model = encoder.with_dropout(config.dropout).classifier(config.task, config.head, config.lora)
         tx, step_fn = classify.make_step(model, optimizer_config(config, total_steps),
-                                         trainable=trainable_leaves(params, config), class_weights=config.class_weights)
+                                         trainable=trainable_leaves(params, config, encoder),
+                                         class_weights=config.class_weights)
         _PROGRAMS[cache_key] = _Step(step_fn, tx)
-    return _PROGRAMS[cache_key], forward_program(bert_config, config)
+    return _PROGRAMS[cache_key], forward_program(encoder, config)
 
 
 def optimizer_config(config: FinetuneConfig, total_steps: int) -> classify.OptimizerConfig:
@@ -282,20 +246,20 @@ def optimizer_config(config: FinetuneConfig, total_steps: int) -> classify.Optim
                                     schedule="linear", weight_decay=config.weight_decay, clip_norm=config.clip_norm)
 
 
-def trainable_leaves(params: dict, config: FinetuneConfig) -> dict:
-    """The optimizer's mask: the freezing policy, or with LoRA the adapters and the classifier only
-    (PEFT's ``modules_to_save`` for a classification task; the encoder, pooler included, frozen)."""
+def trainable_leaves(params: dict, config: FinetuneConfig, encoder: Encoder) -> dict:
+    """The optimizer's mask: the freezing policy on the encoder's layout, or with LoRA the adapters and the
+    head only (PEFT's ``modules_to_save`` for a classification task; the encoder, pooler included, frozen)."""
     if config.lora is None:
-        return trainable_mask(params, config.freeze)
-    return lora.trainable_mask(params, modules_to_save=("classifier",))
+        return trainable_mask(params, config.freeze, encoder.freeze_layout)
+    return lora.trainable_mask(params, modules_to_save=(encoder.head_key,))
 
 
-def training_cost(params: dict, config: FinetuneConfig, total_steps: int = 1) -> dict:
+def training_cost(params: dict, config: FinetuneConfig, total_steps: int = 1, *, encoder: Encoder) -> dict:
     """What a run trains and what its optimizer holds: ``trainable_params``, ``total_params`` (adapters
     included, as PEFT's ``print_trainable_parameters`` counts), ``trainable_fraction`` and
     ``optimizer_state_bytes`` (AdamW's moments of the trainable leaves, from the optimizer's own
     ``init`` on shapes: nothing is allocated)."""
-    mask = trainable_leaves(params, config)
+    mask = trainable_leaves(params, config, encoder)
     sizes = [int(np.prod(np.shape(x))) for x in jax.tree.leaves(params)]
     n_train = sum(n for n, t in zip(sizes, jax.tree.leaves(mask)) if t)
     state = jax.eval_shape(classify.make_optimizer(optimizer_config(config, total_steps), trainable=mask).init, params)
@@ -305,7 +269,7 @@ def training_cost(params: dict, config: FinetuneConfig, total_steps: int = 1) ->
 
 
 def merged(params: dict, config: FinetuneConfig) -> dict:
-    """The fine-tuned model as plain BERT params: with LoRA the updates folded into the weights
+    """The fine-tuned model as plain params: with LoRA the updates folded into the weights
     (:func:`scratchlm.nn.lora.merge`) and the adapters dropped; otherwise ``params`` itself."""
     if config.lora is None:
         return params
@@ -314,15 +278,15 @@ def merged(params: dict, config: FinetuneConfig) -> dict:
 
 
 @functools.cache
-def _forward(bert_config: bert.BertConfig, task: str, head: str, num_labels: int,
+def _forward(encoder: Encoder, task: str, head: str, num_labels: int,
              lora_config: lora.LoraConfig | None = None) -> Callable:
     config = FinetuneConfig(task=task, num_labels=num_labels, head=head, lora=lora_config)
-    return jax.jit(lambda p, b: logits(p, b, bert_config=bert_config, config=config))
+    return jax.jit(lambda p, b: logits(p, b, encoder=encoder, config=config))
 
 
-def forward_program(bert_config: bert.BertConfig, config: FinetuneConfig) -> Callable:
+def forward_program(encoder: Encoder, config: FinetuneConfig) -> Callable:
     """The jitted inference forward pass ``(params, batch) -> logits``, shared by every run alike."""
-    return _forward(bert_config, config.task, config.head, config.num_labels, config.lora)
+    return _forward(encoder, config.task, config.head, config.num_labels, config.lora)
 
 
 @dataclass(frozen=True)
@@ -349,11 +313,11 @@ class FitResult:
     epoch_compiled: list[bool] = dataclasses.field(default_factory=list)  # whether it compiled the step
 
 
-def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertConfig, config: FinetuneConfig,
+def fit(params: dict, train: dict, dev: dict | None, *, encoder: Encoder, config: FinetuneConfig,
         dev_eval: Callable[[dict], dict] | None = None, checkpoint_dir: str | Path | None = None,
         metrics_path: str | Path | None = None, progress: bool | None = False, mesh=None,
         checkpoint_seconds: float = 0.0) -> FitResult:
-    """Fine-tune ``params`` (which already hold a ``classifier``) on ``train``; evaluate ``dev`` every epoch.
+    """Fine-tune ``params`` (holding a head: :func:`init_classifier`) on ``train``; evaluate ``dev`` every epoch.
 
     ``dev_eval(params) -> metrics`` overrides the default dev evaluation (:func:`evaluate`);
     early stopping watches ``config.metric`` with ``config.patience`` epochs and the best
@@ -368,7 +332,7 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
     from scratchlm import distributed as par
 
     per_epoch = steps_per_epoch(len(train["labels"]), config.batch_size)
-    step_fn, forward = programs(params, bert_config, config, config.epochs * per_epoch)
+    step_fn, forward = programs(params, encoder, config, config.epochs * per_epoch)
     # The step donates its state; copying keeps the caller's params (often shared by k folds) alive.
     # RngBitGenerator keys, as in pretraining: dropout masks from the hardware generator instead of
     # threefry, which is slow to compile on CPUs (it tripled a small model's step compile time) and
@@ -383,7 +347,7 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
         return state, loop_step
 
     if dev is not None and dev_eval is None:
-        dev_eval = lambda p: evaluate(p, dev, bert_config=bert_config, config=config, forward=forward)  # noqa: E731
+        dev_eval = lambda p: evaluate(p, dev, encoder=encoder, config=config, forward=forward)  # noqa: E731
     if mesh is not None:
         par.divisible_batch(min(config.batch_size, len(train["labels"])), mesh)
         if dev_eval is not None:  # a host copy through the one-device forward pass (compiled once for all runs)
@@ -430,7 +394,7 @@ def fit(params: dict, train: dict, dev: dict | None, *, bert_config: bert.BertCo
                      stopped_early=result.stopped_early, epoch_seconds=clock.seconds, epoch_compiled=clock.compiled)
 
 
-def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, config: FinetuneConfig, folds: int,
+def cross_validate(params: dict, data: dict, *, encoder: Encoder, config: FinetuneConfig, folds: int,
                    dev_fraction: float = 0.1, key: jax.Array, fold_dir: Callable[[int], Path | None] = lambda f: None,
                    done: Callable[[int], dict | None] = lambda f: None,
                    on_fold: Callable[[int, dict, dict], None] = lambda f, r, p: None,
@@ -450,14 +414,14 @@ def cross_validate(params: dict, data: dict, *, bert_config: bert.BertConfig, co
         record = done(f)
         if record is None:
             fit_index, dev_index = dev_split(labels, train_index, dev_fraction, config.seed + f)
-            start = init_classifier(jax.random.fold_in(key, f), params, bert_config, config)
+            start = init_classifier(jax.random.fold_in(key, f), params, encoder, config)
             directory = fold_dir(f)
-            result = fit(start, subset(data, fit_index), subset(data, dev_index), bert_config=bert_config,
+            result = fit(start, subset(data, fit_index), subset(data, dev_index), encoder=encoder,
                          config=config, checkpoint_dir=directory and directory / "checkpoints",
                          metrics_path=directory and directory / "metrics.jsonl", progress=progress, mesh=mesh,
                          checkpoint_seconds=checkpoint_seconds)
-            predicted = predict(result.params, subset(data, test_index), bert_config=bert_config, config=config,
-                                forward=forward_program(bert_config, config))
+            predicted = predict(result.params, subset(data, test_index), encoder=encoder, config=config,
+                                forward=forward_program(encoder, config))
             record = {"fold": f, "test_index": test_index.tolist(), "predictions": predicted.tolist(),
                       "test": sequence_metrics(predicted, labels[test_index], config.num_labels),
                       "history": result.history, "best_step": result.best_step, "best_dev": result.best_metric,

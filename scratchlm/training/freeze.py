@@ -1,10 +1,14 @@
-"""Freezing policies of BERT fine-tuning as data: a bool pytree like the params (the optax mask of
+"""Freezing policies of fine-tuning (BERT, GPT-2) as data: a bool pytree like the params (the optax mask of
 :func:`scratchlm.training.loop.make_optimizer`'s ``trainable``), never a branch in the step.
 
-Policies: ``none``, ``embeddings``, ``encoder`` and ``all-but-top-N`` (document 004 §3.2).
+Policies: ``none``, ``embeddings``, ``encoder`` and ``all-but-top-N`` (document 004 §3.2), on the
+model's :class:`FreezeLayout`.
 """
 
 from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
 
 import jax
 
@@ -24,18 +28,35 @@ def parse_freeze(freeze: str) -> int | None:
                          f"got {freeze!r}")
 
 
-def trainable_mask(params: dict, freeze: str) -> dict:
+@dataclass(frozen=True)
+class FreezeLayout:
+    """Where a model keeps what the policies freeze: the top-level keys of its ``embeddings``, the path to
+    its list of Transformer ``layers``, and the top-level keys of its ``body`` (what ``encoder`` freezes:
+    all but the head)."""
+
+    embeddings: tuple[str, ...]
+    layers: tuple[str, ...]
+    body: tuple[str, ...]
+
+
+BERT = FreezeLayout(embeddings=("embeddings",), layers=("encoder", "layer"), body=("embeddings", "encoder"))
+GPT2 = FreezeLayout(embeddings=("wte", "wpe"), layers=("h",), body=("wte", "wpe", "h", "ln_f"))
+
+
+def trainable_mask(params: dict, freeze: str, layout: FreezeLayout = BERT) -> dict:
     """A bool pytree shaped like ``params``: True where the optimiser may change the parameter.
 
     - ``none``: everything trains.
     - ``embeddings``: the embedding tables and their layer norm are frozen.
     - ``encoder``: embeddings and every Transformer layer are frozen; only the pooler (the first
       layer of ``BertForSequenceClassification``'s head) and the classifier train — "only the top
-      layer" of document 004 §3.2.
+      layer" of document 004 §3.2 (GPT-2, without a pooler: its final layer norm frozen too, the
+      ``score`` alone trains).
     - ``all-but-top-N``: embeddings and all but the top N Transformer layers are frozen.
     """
     top = parse_freeze(freeze)
-    L = len(params["encoder"]["layer"])
+    layers = functools.reduce(lambda node, k: node[k], layout.layers, params)
+    L = len(layers)
     if top is not None and top > L:
         raise ScratchlmError(f"--freeze {freeze}: the model has only {L} layers")
 
@@ -45,10 +66,13 @@ def trainable_mask(params: dict, freeze: str) -> dict:
     mask = mark(params, True)
     if freeze == "none":
         return mask
-    mask["embeddings"] = mark(params["embeddings"], False)
-    if freeze == "encoder":
-        mask["encoder"] = mark(params["encoder"], False)
-    elif top is not None:
-        mask["encoder"] = {**mask["encoder"],
-                           "layer": [mark(layer, l >= L - top) for l, layer in enumerate(params["encoder"]["layer"])]}
+    for k in layout.body if freeze == "encoder" else layout.embeddings:
+        mask[k] = mark(params[k], False)
+    if top is not None:
+        *parents, last = layout.layers
+        node = mask
+        for k in parents:
+            node[k] = dict(node[k])
+            node = node[k]
+        node[last] = [mark(layer, l >= L - top) for l, layer in enumerate(layers)]
     return mask

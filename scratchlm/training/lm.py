@@ -80,10 +80,20 @@ def train_lm(paragraphs: list[str], codec: TextCodec, model_config: gru_lm.GRULM
     checkpoint every that many seconds (:attr:`scratchlm.training.loop.LoopConfig.checkpoint_seconds`).
     """
     n_valid = held_out(paragraphs, config.valid_fraction)
-    seq_len, batch, steps = config.seq_len, config.batch_size, config.steps
     train_ids, valid_ids = codec.stream(paragraphs[:-n_valid]), codec.stream(paragraphs[-n_valid:])
     if eval_tokens:
         valid_ids = valid_ids[:eval_tokens]
+    return train_on_ids(train_ids, valid_ids, model_config, config, checkpoint_dir=checkpoint_dir,
+                        metrics_path=metrics_path, progress=progress, checkpoint_seconds=checkpoint_seconds)
+
+
+def train_on_ids(train_ids: np.ndarray, valid_ids: np.ndarray, model_config: gru_lm.GRULMConfig, config: LMConfig, *,
+                 checkpoint_dir: str | Path | None = None, metrics_path: str | Path | None = None,
+                 progress: bool | None = None, checkpoint_seconds: float = 0.0) -> LMResult:
+    """:func:`train_lm` on id streams already made (``config.valid_fraction`` unused): the training stream
+    cut into ``config.batch_size`` streams, the held-out one scored at the end (the demo's GPT step trains
+    the GRU LM on the GPT's own byte-level BPE tokens this way)."""
+    seq_len, batch, steps = config.seq_len, config.batch_size, config.steps
     streams = gru_lm.make_streams(train_ids, batch)
     valid_streams = gru_lm.make_streams(valid_ids, min(batch, max(1, len(valid_ids) // (seq_len + 1))))
 

@@ -71,3 +71,5 @@ def test_the_demo_step_trains_samples_and_fine_tunes(tmp_path):
     assert (tmp_path / "gpt" / "model" / "model.safetensors").is_file()
     assert r["sample"].startswith("The history of") and r["heldout_loss_end"] < r["heldout_loss_start"] - 0.5
     assert 0.0 <= r["polarity_test_accuracy"] <= 1.0 and "polarity acc" in r["result"]
+    # the GRU LM scored on the GPT's held-out tokens: a perplexity (above 1, finite) beside the GPT's
+    assert 1.0 < r["gru_perplexity"] < float("inf") and "GRU LM" in r["result"]

@@ -15,6 +15,7 @@ import pytest
 from scratchlm import cli
 from scratchlm.commands import finetune as command
 from scratchlm.models import bert
+from scratchlm.training import encoders
 from scratchlm.training import finetune as ft
 
 transformers = pytest.importorskip("transformers")
@@ -58,8 +59,9 @@ def _scratchlm(folder, task: dict):
     if task["kind"] == "token":
         data = data["test"][0]
     ft_config = ft.FinetuneConfig(task=task["kind"], num_labels=len(task["labels"]))
-    predicted = ft.predict(params, data, bert_config=config, config=ft_config)
-    logits = ft.forward_program(config, ft_config)(params, {k: v for k, v in data.items() if k != "labels"})
+    encoder = encoders.of(config)
+    predicted = ft.predict(params, data, encoder=encoder, config=ft_config)
+    logits = ft.forward_program(encoder, ft_config)(params, {k: v for k, v in data.items() if k != "labels"})
     return tok, data, predicted, np.asarray(jax.nn.softmax(logits, axis=-1))
 
 
@@ -166,7 +168,7 @@ def test_a_sigmoid_head_is_written_as_two_logits_with_the_same_probabilities(run
     texts = ["a gripping , funny film .", "dull and far too long ."]
     batch = tok(texts, padding=True, return_tensors="np")
     sig = ft.FinetuneConfig(task="sequence", num_labels=2, head="sigmoid")
-    z = np.asarray(ft.logits(params, batch, bert_config=config, config=sig))[:, 0]
+    z = np.asarray(ft.logits(params, batch, encoder=encoders.of(config), config=sig))[:, 0]
     model = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path)
     with torch.no_grad():
         hf = model(**{k: torch.as_tensor(v, dtype=torch.long) for k, v in batch.items()}).logits.softmax(-1).numpy()

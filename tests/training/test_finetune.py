@@ -11,12 +11,14 @@ import pytest
 from scratchlm.data import batching, tasks
 from scratchlm.errors import ScratchlmError
 from scratchlm.models import bert
+from scratchlm.training import encoders
 from scratchlm.training import finetune as ft
 from scratchlm.training.epoch_timing import epoch_timing
 from scratchlm.training.freeze import trainable_mask
 
 TINY = bert.BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                        intermediate_size=32, max_position_embeddings=64)
+ENCODER = encoders.of(TINY)
 SPECIAL = tasks.SpecialIds(cls=1, sep=2, pad=0, unk=3)
 
 
@@ -56,7 +58,7 @@ def base_params():
 
 
 def with_head(base_params, config, seed=1):
-    return ft.init_classifier(jax.random.key(seed), base_params, TINY, config)
+    return ft.init_classifier(jax.random.key(seed), base_params, ENCODER, config)
 
 
 # One set of hyper-parameters for every training test here, and for the command runs through
@@ -101,7 +103,7 @@ def test_each_head_overfits_one_batch_and_frozen_parameters_stay_bitwise(base_pa
     before = leaves(params)
     marked = jax.tree_util.tree_leaves_with_path(trainable_mask(params, config.freeze))
     mask = {jax.tree_util.keystr(p): t for p, t in marked}
-    result = ft.fit(params, data, None, bert_config=TINY, config=config)
+    result = ft.fit(params, data, None, encoder=ENCODER, config=config)
     after = leaves(result.params)
     assert set(mask) == set(before) == set(after)
     if config.freeze != "none":
@@ -111,7 +113,7 @@ def test_each_head_overfits_one_batch_and_frozen_parameters_stay_bitwise(base_pa
             assert not np.array_equal(before[leaf], after[leaf]), f"{leaf} should have moved"
         else:
             assert np.array_equal(before[leaf], after[leaf]), f"{leaf} is frozen but changed"
-    scores = ft.evaluate(result.params, data, bert_config=TINY, config=config, tags=tags, n_words=n_words)
+    scores = ft.evaluate(result.params, data, encoder=ENCODER, config=config, tags=tags, n_words=n_words)
     assert scores["accuracy"] == 1.0
     if config.task == "token":
         assert scores["entity_f1"] == 1.0 and "pooler" not in result.params  # a token head has no pooler
@@ -141,7 +143,7 @@ def test_steps_equal_huggingface_steps_from_the_same_params_and_batch(base_param
     config = overfit_config(name)
     data = tiny_token_data()[0] if config.task == "token" else tiny_sequence_data()
     params = with_head(base_params, config)
-    step, _ = ft.programs(params, TINY, config, EPOCHS)  # the overfitting test's compiled step
+    step, _ = ft.programs(params, ENCODER, config, EPOCHS)  # the overfitting test's compiled step
     state = loop.init_train_state(jax.tree.map(jnp.copy, params), step.optimizer, jax.random.key(0, impl="rbg"))
     bert.save_pretrained(tmp_path, params, TINY)
     hf_class = (transformers.BertForTokenClassification if config.task == "token"
@@ -218,7 +220,7 @@ def test_early_stopping_restores_the_best_dev_checkpoint(base_params):
         return {"accuracy": next(scripted)}
 
     data = tiny_sequence_data()
-    result = ft.fit(with_head(base_params, config), data, None, bert_config=TINY, config=config, dev_eval=dev_eval)
+    result = ft.fit(with_head(base_params, config), data, None, encoder=ENCODER, config=config, dev_eval=dev_eval)
     per_epoch = batching.steps_per_epoch(len(data["labels"]), BATCH)
     assert [h["accuracy"] for h in result.history] == [0.5, 0.8, 0.6, 0.7]
     assert result.stopped_early and result.best_step == 2 * per_epoch and result.best_metric == 0.8

@@ -18,6 +18,7 @@ from tests.training import test_finetune as shared
 from tests.training.test_finetune import (
     BATCH,
     COMMAND_FLAGS,
+    ENCODER,
     EPOCHS,
     LR,
     TINY,
@@ -44,17 +45,17 @@ def test_only_adapters_and_the_head_move_and_frozen_leaves_stay_bitwise(base_par
     and the training loss fell."""
     config = lora_config()
     data = tiny_sequence_data()
-    params = ft.init_classifier(jax.random.key(1), base_params, TINY, config)
+    params = ft.init_classifier(jax.random.key(1), base_params, ENCODER, config)
     assert set(params[lora.ADAPTERS]) == {f"encoder.layer.{i}.attention.self.{m}" for i in range(2)
                                           for m in ("query", "value")}
     before = leaves(params)
-    result = ft.fit(params, data, None, bert_config=TINY, config=config)
+    result = ft.fit(params, data, None, encoder=ENCODER, config=config)
     after = leaves(result.params)
     assert set(before) == set(after)
     for leaf in before:
         moves = leaf.startswith("['lora']") or leaf.startswith("['classifier']")
         assert np.array_equal(before[leaf], after[leaf]) != moves, f"{leaf}: {'frozen' if not moves else 'trains'}"
-    scores = ft.evaluate(result.params, data, bert_config=TINY, config=config)
+    scores = ft.evaluate(result.params, data, encoder=ENCODER, config=config)
     assert scores["accuracy"] >= 0.75  # 8 examples, a random 16-wide encoder seen through rank-4 updates
 
 
@@ -63,16 +64,16 @@ def test_merged_params_predict_what_the_adapted_model_predicts(base_params):
     B drawn non-zero so that the update matters.  Both are the same weights W_0 + s B A, computed once in
     each path: equal to float32 rounding of a 2-layer forward pass (test_bert's 1e-5)."""
     config = lora_config()
-    params = ft.init_classifier(jax.random.key(1), base_params, TINY, config)
+    params = ft.init_classifier(jax.random.key(1), base_params, ENCODER, config)
     rng = np.random.default_rng(0)
     params[lora.ADAPTERS] = {m: {**a, "lora_B": 0.3 * rng.standard_normal(a["lora_B"].shape).astype(np.float32)}
                              for m, a in params[lora.ADAPTERS].items()}
     merged = ft.merged(params, config)
     assert lora.ADAPTERS not in merged and set(merged) == set(base_params) | {"classifier"}
     batch = {k: v for k, v in tiny_sequence_data().items() if k != "labels"}
-    adapted = ft.logits(params, batch, bert_config=TINY, config=config)
-    plain = ft.logits(merged, batch, bert_config=TINY, config=ft.FinetuneConfig(task="sequence", num_labels=2))
-    base = ft.logits({**base_params, "classifier": params["classifier"]}, batch, bert_config=TINY,
+    adapted = ft.logits(params, batch, encoder=ENCODER, config=config)
+    plain = ft.logits(merged, batch, encoder=ENCODER, config=ft.FinetuneConfig(task="sequence", num_labels=2))
+    base = ft.logits({**base_params, "classifier": params["classifier"]}, batch, encoder=ENCODER,
                      config=ft.FinetuneConfig(task="sequence", num_labels=2))
     np.testing.assert_allclose(np.asarray(adapted), np.asarray(plain), atol=1e-5, rtol=0)
     # the updates matter: BERT's N(0, 0.02^2) head keeps logits ~1e-2, and B moves them by ~1e-3, 100x the bound
@@ -84,14 +85,14 @@ def test_optimizer_state_holds_only_the_trainable_leaves(base_params):
     LoRA r=4 on query and value of 2 layers of width 16: 2 x 2 x (4x16 + 16x4) = 512 adapter numbers, plus the
     classifier's 2x16 + 2 = 34."""
     config = lora_config()
-    params = ft.init_classifier(jax.random.key(1), base_params, TINY, config)
-    cost = ft.training_cost(params, config)
+    params = ft.init_classifier(jax.random.key(1), base_params, ENCODER, config)
+    cost = ft.training_cost(params, config, encoder=ENCODER)
     assert cost["trainable_params"] == 512 + 34
     assert cost["total_params"] == bert.count_params(params)
     assert cost["trainable_fraction"] == pytest.approx(546 / bert.count_params(params))
     assert 0 <= cost["optimizer_state_bytes"] - 8 * 546 <= 64  # the scalar counts
     full_config = lora_config(lora=None)
-    full = ft.training_cost(ft.merged(params, config), full_config)
+    full = ft.training_cost(ft.merged(params, config), full_config, encoder=ENCODER)
     n_full = bert.count_params(ft.merged(params, config))
     assert full["trainable_fraction"] == 1.0 and 0 <= full["optimizer_state_bytes"] - 8 * n_full <= 64
 
@@ -156,8 +157,8 @@ def test_lora_steps_equal_peft_steps_from_the_same_params_and_batch(base_params,
 
     config = lora_config()
     data = tiny_sequence_data()
-    params = ft.init_classifier(jax.random.key(1), base_params, TINY, config)
-    step, _ = ft.programs(params, TINY, config, EPOCHS)  # the first test's compiled step
+    params = ft.init_classifier(jax.random.key(1), base_params, ENCODER, config)
+    step, _ = ft.programs(params, ENCODER, config, EPOCHS)  # the first test's compiled step
     state = loop.init_train_state(jax.tree.map(jax.numpy.copy, params), step.optimizer, jax.random.key(0, impl="rbg"))
     bert.save_pretrained(tmp_path, ft.merged(params, config), TINY)  # B = 0: the merged model is the base
     model = transformers.BertForSequenceClassification.from_pretrained(
