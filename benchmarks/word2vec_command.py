@@ -116,7 +116,7 @@ def main(argv=None) -> dict:
             [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
         for name in models:
             ours, theirs = [], []
-            for r in range(args.rounds):  # alternate the sides: the machine's load falls on both
+            for _ in range(args.rounds):  # alternate the sides: the machine's load falls on both
                 ours.append(run_ours(corpus, tmp / f"ours-{name}", name, args.epochs, args.seed, env))
                 theirs.append(run_gensim(corpus, tmp, name, args.epochs, args.seed, args.workers, env))
             warm = ours[1:] or ours
