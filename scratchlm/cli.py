@@ -96,5 +96,27 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def console_main() -> None:
+    """``scratchlm`` as its own process: :func:`main`, then an exit that skips the interpreter's teardown.
+
+    Once a command has returned, its files are written and closed; what is left is Python freeing every
+    module and JAX's runtime object by object (0.3 s of CPU after a Word2Vec run on 2 cores, 1.8-3 s of wall
+    time when the cores are busy).  The exit handlers still run (logging's flush among them) after the
+    worker threads still running have finished, then the streams are flushed and the process ends.
+    Only for a process of its own: called in-process, :func:`main` returns as usual.
+    """
+    import atexit
+    import threading
+
+    code = main()
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -47,6 +47,7 @@ class PhaseClock:
         self.compile_seconds = 0.0
         self.trace_seconds = 0.0
         self.cache_hits = 0
+        self.marks: list[dict] = []
 
     @contextlib.contextmanager
     def phase(self, name: str):
@@ -55,6 +56,12 @@ class PhaseClock:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    def mark(self, name: str) -> None:
+        """Note a moment (a fold's end): seconds since the start and XLA's counts so far, for per-part figures."""
+        self.marks.append({"mark": name, "at": round(time.perf_counter() - self.started, 4), "programs": self.programs,
+                           "compile_or_cache_read_seconds": round(self.compile_seconds, 4),
+                           "persistent_cache_hits": self.cache_hits})
 
     def _on_duration(self, event: str, duration: float, **_) -> None:
         if event == _COMPILE:
@@ -88,4 +95,5 @@ class PhaseClock:
                 "process_age": None if (age := process_age()) is None else round(age, 3),
                 "xla": {"programs": self.programs, "compile_or_cache_read_seconds": round(self.compile_seconds, 4),
                         "trace_and_lower_seconds": round(self.trace_seconds, 4),
-                        "persistent_cache_hits": self.cache_hits}}
+                        "persistent_cache_hits": self.cache_hits},
+                **({"marks": self.marks} if self.marks else {})}
