@@ -112,9 +112,9 @@ def main(argv=None) -> dict:
         tmp = Path(tmp)
         corpus = tmp / "corpus.txt"
         words = write_corpus(corpus, args.repeat, fraction)
-        env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(tmp / "xla"), "PYTHONPATH": os.pathsep.join(
-            [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
-        for name in models:
+        path = os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])
+        for name in models:  # each model's first run with a compile cache of its own, empty
+            env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(tmp / f"xla-{name}"), "PYTHONPATH": path}
             ours, theirs = [], []
             for _ in range(args.rounds):  # alternate the sides: the machine's load falls on both
                 ours.append(run_ours(corpus, tmp / f"ours-{name}", name, args.epochs, args.seed, env))
