@@ -29,7 +29,7 @@ from pathlib import Path
 
 # Keys whose values are wall-clock measurements (or dates, versions): not behaviour.
 TIMING_KEY = re.compile(
-    r"(second|_s$|^s$|per_s|/s|time|elapsed|mfu|date|duration|throughput|speed|version|wall|compile)",
+    r"(second|_s$|^s$|per_s|/s|time|timings|elapsed|mfu|date|duration|throughput|speed|version|wall|compile)",
     re.IGNORECASE,
 )
 

@@ -15,7 +15,7 @@ def test_compile_cache_defaults_under_xdg_cache_home_and_respects_the_user():
     environ = {"XDG_CACHE_HOME": "/somewhere"}
     cli.use_compile_cache(environ)
     assert environ["JAX_COMPILATION_CACHE_DIR"] == os.path.join("/somewhere", "scratchlm", "xla")
-    assert environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0.5"
+    assert environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"
 
     environ = {"XDG_CACHE_HOME": "/somewhere", "JAX_COMPILATION_CACHE_DIR": "/mine",
                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "3"}
@@ -43,3 +43,18 @@ def test_compile_cache_is_written_and_read_back_by_a_fresh_process(tmp_path):
     assert outputs[0][0] == "True" and outputs[0] == outputs[1]
     assert entries[0], "nothing was written to the cache"
     assert entries[1] == entries[0], "the second process compiled a program the first had cached"
+
+
+def test_the_command_line_process_exits_with_the_commands_status_and_its_output_flushed(tmp_path):
+    """``python -m scratchlm.cli`` (:func:`cli.console_main`) skips the interpreter's teardown: the exit status and
+    the last line written, unflushed, to each stream must still come out."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    program = ("import sys; from scratchlm import cli; "
+               "cli.main = lambda: (sys.stdout.write('to stdout'), sys.stderr.write('to stderr'), 3)[-1]; "
+               "cli.console_main()")
+    done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "to stdout", "to stderr")
+    done = subprocess.run([sys.executable, "-m", "scratchlm.cli", "word2vec", "--corpus", str(tmp_path / "none"),
+                           "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("scratchlm word2vec: error: --corpus")

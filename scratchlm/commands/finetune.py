@@ -293,6 +293,14 @@ def check_flags(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scratchlm.training.phases import PhaseClock
+
+    clock = PhaseClock()  # where the command's seconds go: metrics.json "timings"
+    with clock.listening():
+        return _run(args, clock)
+
+
+def _run(args: argparse.Namespace, clock) -> int:
     import jax
     import numpy as np
 
@@ -307,7 +315,9 @@ def run(args: argparse.Namespace) -> int:
     check_flags(args)
     mesh = setup_parallel(args)  # before any other JAX call
     started = time.perf_counter()
-    task = load_task(args.task, args.limit)
+    clock.seconds["imports"] = started - clock.started
+    with clock.phase("task"):
+        task = load_task(args.task, args.limit)
     names = task["labels"]
     config = finetune_config(args, task["kind"], len(names))  # every flag checked before the model is loaded
     folds = args.folds if args.folds is not None else (5 if args.task == "polarity" else None)
@@ -336,11 +346,13 @@ def run(args: argparse.Namespace) -> int:
     if complete_run(args, command="finetune", settings=settings, data=digest, unit="fold" if folds else "epoch"):
         return 0  # said before the model is read
     # the model and its tokenizer read, and every id checked against the model, before the run folder is opened
-    model_config, pretrained, tok = load_init(init_path)
+    with clock.phase("load_model"):
+        model_config, pretrained, tok = load_init(init_path)
     encoder = encoders.of(model_config)
     if args.max_length > encoder.max_positions:
         raise ScratchlmError(f"--max-length {args.max_length} exceeds the model's {encoder.max_positions} positions")
-    data = encode(task, tok, args.max_length, encoder.vocab_size, encoder.special_ids(tok))
+    with clock.phase("tokenize"):
+        data = encode(task, tok, args.max_length, encoder.vocab_size, encoder.special_ids(tok))
     run = start_run(args, command="finetune", settings=settings, data=digest, total_steps=folds or config.epochs,
                     unit="fold" if folds else "epoch", position=position)
     out: Path = run.out
@@ -379,7 +391,9 @@ def run(args: argparse.Namespace) -> int:
             fold_dir = out / f"fold_{f}"
             if (record["best_dev"] or 0.0) > best["dev"]:
                 best["dev"] = record["best_dev"] or 0.0
-                save_model(params, names)
+                with clock.phase("save_best"):
+                    save_model(params, names)
+            clock.mark(f"fold {f}")
             jsonio.write(fold_dir / "result.json", record, indent=None)
             if not run.config.keep_checkpoints:  # the fold is finished: its model is in result.json and best/
                 shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)
@@ -389,7 +403,7 @@ def run(args: argparse.Namespace) -> int:
             (out / f"fold_{f}").mkdir(exist_ok=True)
             return out / f"fold_{f}"
 
-        with run.training():
+        with clock.phase("folds"), run.training():
             cv = ft.cross_validate(pretrained, data, encoder=encoder, config=config, folds=folds, key=key,
                                    fold_dir=fold_dir, done=done, on_fold=on_fold, progress=None, mesh=mesh,
                                    checkpoint_seconds=run.config.checkpoint_every)
@@ -416,7 +430,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             splits = data
         params = ft.init_classifier(key, pretrained, encoder, config)
-        with run.training():
+        with clock.phase("train"), run.training():
             result = ft.fit(params, splits["train"][0], None, encoder=encoder, config=config,
                             dev_eval=lambda p: ft.evaluate(p, splits["dev"][0], encoder=encoder,
                                                            config=config, tags=names, n_words=splits["dev"][1]),
@@ -445,9 +459,11 @@ def run(args: argparse.Namespace) -> int:
     metrics = {**metrics, **lora_cost(key, pretrained, encoder, config), "task": args.task, "labels": list(names),
                "settings": settings,
                "wall_seconds": time.perf_counter() - started}
+    with clock.phase("plot"):
+        plot(out, curve_files, config.metric, confusion, names)
+    metrics["timings"] = clock.report()
     jsonio.write(out / "metrics.json", metrics)
     (out / "report.txt").write_text(report)
-    plot(out, curve_files, config.metric, confusion, names)
     run.finish()
     print(report)
     headline = "entity_f1" if config.task == "token" else "accuracy"
