@@ -66,9 +66,13 @@ def _hf_predict(model, data: dict, kind: str, batch_size: int = 64) -> np.ndarra
 def hf_optimizer(model, config, total_steps: int):
     """HuggingFace's side of scratchlm's optimizer: ``torch.optim.AdamW`` (eps 1e-8, betas 0.9/0.999) with
     decay ``config.weight_decay`` on every tensor but biases and LayerNorm (``run_glue``'s groups), and
-    ``get_linear_schedule_with_warmup`` over ``total_steps``.  Returns (optimizer, schedule)."""
+    ``transformers.get_scheduler(config.schedule)`` over ``total_steps`` (``linear`` is
+    ``get_linear_schedule_with_warmup``, ``constant`` ignores the warm-up as scratchlm's does), the warm-up
+    ``int(warmup_fraction * total_steps)`` steps as scratchlm's.  Returns (optimizer, schedule)."""
     import torch
-    from transformers import get_linear_schedule_with_warmup
+    from transformers import get_scheduler
+
+    from scratchlm.training.finetune import optimizer_config
 
     def decays(name):
         return not (name.endswith("bias") or "LayerNorm" in name)
@@ -79,7 +83,9 @@ def hf_optimizer(model, config, total_steps: int):
                                    {"name": "no_decay", "params": [p for n, p in named if not decays(n)],
                                     "weight_decay": 0.0}],
                                   lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
-    return optimizer, get_linear_schedule_with_warmup(optimizer, int(config.warmup_fraction * total_steps), total_steps)
+    warmup = optimizer_config(config, total_steps).warmup_steps  # 0 for "constant", as HF's
+    return optimizer, get_scheduler(config.schedule, optimizer, num_warmup_steps=warmup,
+                                    num_training_steps=total_steps)
 
 
 def hf_step(model, optimizer, schedule, batch: dict, config) -> float:
@@ -129,7 +135,8 @@ def polarity(seed: int, args, pretrained, bert_config, tok) -> dict:
     from scratchlm.training import finetune as ft
 
     config = ft.FinetuneConfig(task="sequence", num_labels=2, lr=args.lr, epochs=args.epochs,
-                               batch_size=args.batch_size, dropout=args.dropout, seed=seed)
+                               batch_size=args.batch_size, dropout=args.dropout, seed=seed, schedule=args.schedule,
+                               warmup_fraction=args.warmup_fraction)
     data = encode(load_task("polarity", None), tok, args.max_length)
     labels = data["labels"]
     ours, theirs = np.full(len(labels), -1), np.full(len(labels), -1)
@@ -165,7 +172,8 @@ def ner(seed: int, args, pretrained, bert_config, tok) -> dict:
     names = task["labels"]
     data = encode(task, tok, args.max_length)
     config = ft.FinetuneConfig(task="token", num_labels=len(names), lr=args.lr, epochs=args.epochs,
-                               batch_size=args.batch_size, dropout=args.dropout, seed=seed)
+                               batch_size=args.batch_size, dropout=args.dropout, seed=seed, schedule=args.schedule,
+                               warmup_fraction=args.warmup_fraction)
     (train, _), (dev, dev_words), (test, test_words) = data["train"], data["dev"], data["test"]
     start = ft.init_classifier(jax.random.key(seed), pretrained, bert_config, config)
     result = ft.fit(start, train, None, bert_config=bert_config, config=config,
@@ -192,10 +200,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--schedule", default="linear", choices=("linear", "constant", "constant_with_warmup",
+                                                                  "cosine"),
+                        help="the learning-rate schedule of both sides (FinetuneConfig.schedule, HF lr_scheduler_type)")
+    parser.add_argument("--warmup-fraction", type=float, default=0.1, help="warm-up share of the steps (both sides)")
     parser.add_argument("--max-length", type=int, default=32)
     parser.add_argument("--dropout", type=float, default=None,
                         help="default: the checkpoint's 0.1; 0 leaves the two sides equal up to float round-off")
-    parser.add_argument("--ner-train", type=int, default=800, help="silver NER training sentences used")
+    parser.add_argument("--ner-train", type=int, default=800, help="silver NER training sentences used (0: no NER)")
     parser.add_argument("--ner-eval", type=int, default=200, help="dev and test sentences used")
     parser.add_argument("--quick", action="store_true",
                         help="2 seeds, 2 folds, 120 NER sentences (about 10 min on 2 CPU cores)")
@@ -212,9 +224,9 @@ def main(argv=None) -> dict:
     runs = {"polarity": [], "ner": []}
     for seed in range(args.seeds):
         runs["polarity"].append(polarity(seed, args, pretrained, bert_config, tok))
-        runs["ner"].append(ner(seed, args, pretrained, bert_config, tok))
-        print(json.dumps({"seed": seed, "polarity": runs["polarity"][-1], "ner": runs["ner"][-1]}), file=sys.stderr,
-              flush=True)
+        if args.ner_train:
+            runs["ner"].append(ner(seed, args, pretrained, bert_config, tok))
+        print(json.dumps({"seed": seed, **{k: v[-1] for k, v in runs.items() if v}}), file=sys.stderr, flush=True)
 
     def mean(task, k):
         return float(np.mean([r[k] for r in runs[task]]))
@@ -226,15 +238,18 @@ def main(argv=None) -> dict:
     figures = [
         figure("polarity k-fold accuracy", mean("polarity", "ours"), mean("polarity", "hf"), unit="accuracy",
                peer_name=peer),
-        figure("silver-NER entity F1", mean("ner", "ours"), mean("ner", "hf"), unit="F1", peer_name=peer),
         figure("polarity seconds per epoch", mean("polarity", "ours_s"), mean("polarity", "hf_s"), unit="s",
                peer_name=peer, higher_is_better=False),
-        figure("silver-NER seconds per epoch", mean("ner", "ours_s"), mean("ner", "hf_s"), unit="s",
-               peer_name=peer, higher_is_better=False),
     ]
+    if args.ner_train:
+        figures[1:1] = [figure("silver-NER entity F1", mean("ner", "ours"), mean("ner", "hf"), unit="F1",
+                               peer_name=peer)]
+        figures.append(figure("silver-NER seconds per epoch", mean("ner", "ours_s"), mean("ner", "hf_s"), unit="s",
+                              peer_name=peer, higher_is_better=False))
     return report("finetune", figures, settings=vars(args),
                   std={"polarity_accuracy": {"scratchlm": std("polarity", "ours"), "peer": std("polarity", "hf")},
-                       "ner_entity_f1": {"scratchlm": std("ner", "ours"), "peer": std("ner", "hf")}},
+                       **({"ner_entity_f1": {"scratchlm": std("ner", "ours"), "peer": std("ner", "hf")}}
+                          if args.ner_train else {})},
                   runs=runs)
 
 

@@ -67,7 +67,7 @@ _PLOT_NOTE = 'note: matplotlib is not installed, so no plots were drawn: pip ins
 # dataclass while the parser is built would import JAX before ``cli.use_compile_cache`` sets the
 # environment JAX reads at import.  The run's settings (metrics.json) record the resolved values.
 _FLAGS = {name: name for name in ("lr", "epochs", "batch_size", "freeze", "head", "dropout", "weight_decay",
-                                  "warmup_fraction", "clip_norm", "patience", "seed")}
+                                  "warmup_fraction", "schedule", "clip_norm", "patience", "seed")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     config_flag(parser, "--weight-decay", type=float, help="AdamW's decoupled weight decay", source=ft + "weight_decay")
     config_flag(parser, "--warmup-fraction", type=float, help="share of the steps spent warming up, in [0, 1] (HF's "
                 "warmup_ratio)", source=ft + "warmup_fraction")
+    config_flag(parser, "--schedule", choices=("linear", "constant", "constant_with_warmup", "cosine"),
+                help="learning rate over the steps (HF's lr_scheduler_type): linear is BERT's warm-up then decay "
+                "to 0; constant has no warm-up", source=ft + "schedule")
     config_flag(parser, "--clip-norm", type=float, help="global gradient-norm clip; 0: none", source=ft + "clip_norm")
     parser.add_argument("--patience", type=int, help="early-stopping patience in epochs (default: never stop)")
     parser.add_argument("--class-weights", default=None, help="comma-separated w_j (sequence tasks; default: all 1)")

@@ -59,6 +59,15 @@ from scratchlm.training.epoch_timing import EpochClock
 from scratchlm.training.freeze import parse_freeze, trainable_mask
 from scratchlm.training.metrics import sequence_metrics
 
+# The learning-rate schedules, by HuggingFace's ``lr_scheduler_type`` names (``transformers.get_scheduler``):
+# name -> (the loop's schedule after the warm-up, whether ``warmup_fraction`` applies).
+SCHEDULES = {
+    "linear": ("linear", True),  # BERT's: warm-up over warmup_fraction of the steps, then linear decay to 0
+    "constant": ("constant", False),  # the peak rate from the first step to the last (no warm-up)
+    "constant_with_warmup": ("constant", True),  # warm-up, then the peak rate to the end
+    "cosine": ("cosine", True),  # warm-up, then half a cosine down to 0 (Loshchilov & Hutter 2017)
+}
+
 
 @dataclass(frozen=True)
 class FinetuneConfig:
@@ -72,6 +81,7 @@ class FinetuneConfig:
     epochs: int = 3  # appendix A.3 searches {2, 3, 4}
     batch_size: int = 16  # appendix A.3 searches {16, 32}
     warmup_fraction: float = 0.1  # of the steps (HF's warmup_ratio): BERT warms up over the first 10%
+    schedule: str = "linear"  # the learning rate over the steps (SCHEDULES; HF's lr_scheduler_type names)
     weight_decay: float = 0.01  # BERT's AdamW decay
     clip_norm: float | None = 1.0  # global gradient-norm clip of BERT's released optimization.py (HF Trainer's too)
     dropout: float | None = None  # None keeps the pretrained config's 0.1 (appendix A.3)
@@ -93,6 +103,8 @@ class FinetuneConfig:
                 raise ScratchlmError(f"{flag} must be at least 1, got {getattr(self, name)}")
         checks.positive("lr", self.lr)
         checks.fraction("warmup_fraction", self.warmup_fraction)
+        if self.schedule not in SCHEDULES:
+            raise ScratchlmError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.weight_decay < 0 or (self.clip_norm is not None and self.clip_norm <= 0):
             raise ScratchlmError(f"--weight-decay must be >= 0 and --clip-norm > 0, got {self.weight_decay}, "
                                  f"{self.clip_norm}")
@@ -277,9 +289,14 @@ def programs(params: dict, bert_config: bert.BertConfig, config: FinetuneConfig,
 
 
 def optimizer_config(config: FinetuneConfig, total_steps: int) -> classify.OptimizerConfig:
-    """AdamW on BERT's schedule: linear warm-up over ``warmup_fraction`` of the steps, then linear decay."""
-    return classify.OptimizerConfig(config.lr, total_steps, warmup_steps=int(config.warmup_fraction * total_steps),
-                                    schedule="linear", weight_decay=config.weight_decay, clip_norm=config.clip_norm)
+    r"""AdamW on ``config.schedule`` (:data:`SCHEDULES`, :func:`scratchlm.training.loop.make_schedule`):
+    ``linear`` is BERT's, a linear warm-up over :math:`t_w = \lfloor f_w T\rfloor` steps (``warmup_fraction``
+    :math:`f_w` of the :math:`T` steps, as HF's ``warmup_ratio``) then linear decay to 0; ``constant`` holds
+    :math:`\eta` from the first step; ``constant_with_warmup`` and ``cosine`` warm up over :math:`t_w` first."""
+    after, warms_up = SCHEDULES[config.schedule]
+    warmup = int(config.warmup_fraction * total_steps) if warms_up else 0
+    return classify.OptimizerConfig(config.lr, total_steps, warmup_steps=warmup,
+                                    schedule=after, weight_decay=config.weight_decay, clip_norm=config.clip_norm)
 
 
 def trainable_leaves(params: dict, config: FinetuneConfig) -> dict:
