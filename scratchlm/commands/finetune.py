@@ -275,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
     from scratchlm.data.batching import subset
     from scratchlm.models import bert
     from scratchlm.training import finetune as ft
-    from scratchlm.training import seqeval
+    from scratchlm.training import probe, seqeval
     from scratchlm.training.cv import kfold
     from scratchlm.training.epoch_timing import epoch_timing
     from scratchlm.training.metrics import sequence_metrics
@@ -361,9 +361,12 @@ def run(args: argparse.Namespace) -> int:
                                    fold_dir=fold_dir, done=done, on_fold=on_fold, progress=None, mesh=mesh,
                                    checkpoint_seconds=run.config.checkpoint_every)
         y = data["labels"]
-        majority = float(max(np.mean(y == c) for c in np.unique(y)))
+        every = np.arange(len(y))
+        tested = [np.asarray(r["test_index"]) for r in cv["folds"]]
+        baselines = probe.sequence_baselines(pretrained, data, bert_config=bert_config, num_classes=len(names),
+                                             folds=[(np.setdiff1d(every, t), t) for t in tested])
         metrics = {"accuracy": cv["accuracy"], "f1": cv["f1"], "precision": cv["precision"], "recall": cv["recall"],
-                   "majority_rate": majority, "folds": folds,
+                   **baselines, "folds": folds,
                    **epoch_timing(cv["folds"]),
                    "per_fold": [{k: r[k] for k in ("fold", "test", "history", "best_step", "best_dev",
                                                     "seconds_per_epoch", "epoch_seconds", "epoch_compiled",
@@ -396,16 +399,20 @@ def run(args: argparse.Namespace) -> int:
                   **epoch_timing([{"epoch_seconds": result.epoch_seconds, "epoch_compiled": result.epoch_compiled}]),
                   "epoch_seconds": result.epoch_seconds, "epoch_compiled": result.epoch_compiled}
         if config.task == "token":
+            baselines = probe.token_baselines(pretrained, splits["train"][0], test, n_words, names,
+                                              bert_config=bert_config)
             y_true, y_pred = ft.word_tags(test, predicted, n_words, names)
             scores = seqeval.entity_scores(y_true, y_pred)["micro"]
             metrics = {"entity_f1": scores["f1"], "entity_precision": scores["precision"],
-                       "entity_recall": scores["recall"], **common}
+                       "entity_recall": scores["recall"], **baselines, **common}
             report = ("entity level (exact span and type, as seqeval):\n"
                       + seqeval.classification_report(y_true, y_pred)
                       + "\nper tag (token level):\n" + seqeval.tag_report(y_true, y_pred))
             confusion = (y_true, y_pred)
         else:
-            metrics = {**sequence_metrics(predicted, test["labels"], config.num_labels), **common}
+            baselines = probe.sequence_baselines(pretrained, data, bert_config=bert_config, num_classes=len(names),
+                                                 folds=[(train_index, test_index)])
+            metrics = {**sequence_metrics(predicted, test["labels"], config.num_labels), **baselines, **common}
             report = seqeval.tag_report([[names[t] for t in test["labels"]]], [[names[p] for p in predicted]])
             confusion = None
         curve_files = [out / "metrics.jsonl"]
@@ -419,7 +426,18 @@ def run(args: argparse.Namespace) -> int:
     print(report)
     headline = "entity_f1" if config.task == "token" else "accuracy"
     print(f"{headline} {metrics[headline]:.4f}; wrote {out}/metrics.json, report.txt, best/", flush=True)
+    print(baseline_line(metrics, config.task), flush=True)
     return 0
+
+
+def baseline_line(metrics: dict, task: str) -> str:
+    """The run's result beside its two baselines (:mod:`scratchlm.training.probe`), one line."""
+    if task == "token":
+        return (f"baselines: all-O tags accuracy {metrics['majority_rate']:.4f} (entity F1 0); linear probe of the "
+                f"frozen initial encoder, per token: entity F1 {metrics['linear_probe_entity_f1']:.4f}, accuracy "
+                f"{metrics['linear_probe_accuracy']:.4f}; fine-tuned: entity F1 {metrics['entity_f1']:.4f}")
+    return (f"baselines: majority rate {metrics['majority_rate']:.4f}; linear probe of the frozen initial encoder "
+            f"(mean-pooled) {metrics['linear_probe_accuracy']:.4f}; fine-tuned: accuracy {metrics['accuracy']:.4f}")
 
 
 def lora_cost(key, pretrained: dict, bert_config, config) -> dict:
