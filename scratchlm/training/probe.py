@@ -91,13 +91,12 @@ def features(params: dict, data: dict, *, bert_config: bert.BertConfig, pooled: 
     out = []
     for start in range(0, N, batch_size):
         index = np.arange(start, min(start + batch_size, N))
-        rows = np.concatenate([index, np.zeros(min(batch_size, N) - len(index), int)])
-        batch = {k: jnp.asarray(v) for k, v in take(data, rows).items()
-                 if k in ("input_ids", "attention_mask", "token_type_ids")}
+        filled = np.concatenate([index, np.zeros(min(batch_size, N) - len(index), int)])
+        rows = take(data, filled)  # at the batch's bucketed length (labels padded with IGNORE)
+        batch = {k: jnp.asarray(rows[k]) for k in ("input_ids", "attention_mask", "token_type_ids")}
         f = np.asarray(forward(encoder, batch))[: len(index)]
-        if not pooled:  # the labelled positions (all within the batch's bucketed length)
-            labelled = np.asarray(data["labels"])[index] != IGNORE
-            f = f[labelled[:, : f.shape[1]]]
+        if not pooled:  # the labelled positions
+            f = f[np.asarray(rows["labels"])[: len(index)] != IGNORE]
         out.append(f)
     return np.concatenate(out)
 
