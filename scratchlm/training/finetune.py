@@ -17,7 +17,8 @@ The recipe of design document 004 §3.2, step by step:
    starting from the pretrained :math:`\theta`.
 3. **Hyper-parameters**: AdamW (Loshchilov & Hutter 2019) with decoupled weight decay that skips
    biases and layer-norm parameters, the gradient clipped to global norm 1 (as in BERT's released
-   ``optimization.py``), linear warm-up then linear decay (BERT's schedule), dropout, and a
+   ``optimization.py``), a learning-rate schedule (``FinetuneConfig.schedule``: by default a 10 % warm-up
+   then the peak rate to the end, chosen on the polarity task; BERT's linear decay by name), dropout, and a
    freezing policy (:func:`scratchlm.training.freeze.trainable_mask`, an optax mask) or LoRA
    (``FinetuneConfig.lora``: low-rank adapters of :mod:`scratchlm.nn.lora` and the classifier train,
    the optimizer holds state for them alone; :func:`training_cost` counts both).
@@ -71,17 +72,28 @@ SCHEDULES = {
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """One fine-tuning run.  Defaults are Devlin et al. (2019), appendix A.3, where it gives them."""
+    """One fine-tuning run.  Defaults are Devlin et al. (2019), appendix A.3, where it gives them, except the
+    peak rate and the schedule, chosen by evidence on the shipped polarity task.
+
+    There (MiniLM, 200 sentences, 5-fold cross-validation, 3 epochs of batch 16 = 27 steps a fold, T <= 32;
+    k-fold accuracy, mean ± sd over seeds 0-2, scratchlm; a shared, loaded 2-core CPU, 2026-12-05):
+    BERT's recipe, lr 5e-5 with 10 % warm-up then linear decay to 0 (the default until then), 0.565 ± 0.036;
+    lr 5e-5 constant 0.593 ± 0.028; lr 1e-4 linear (BERT's schedule) 0.612 ± 0.016; lr 1e-4 with 10 %
+    warm-up then constant 0.688 ± 0.016 (majority rate 0.5).  On 27 steps a decay to 0 spends the second
+    half of a short run at small rates: the higher peak held to the end learns most, 0.12 above BERT's
+    recipe (over 3 sd of either) and 0.08 above the same peak decayed.  ``schedule="linear", lr=5e-5``
+    is BERT's recipe, by name (``--schedule linear --lr 5e-5``).
+    """
 
     task: str  # "sequence" or "token"
     num_labels: int
     head: str = "softmax"  # "softmax" (C logits) or "sigmoid" (one logit; binary sequence tasks)
     freeze: str = "none"  # none | embeddings | encoder | all-but-top-N (N an integer, e.g. all-but-top-2)
-    lr: float = 5e-5  # AdamW's peak rate: appendix A.3 searches {5e-5, 3e-5, 2e-5}
+    lr: float = 1e-4  # AdamW's peak rate (appendix A.3 searches {5e-5, 3e-5, 2e-5}; small data: the docstring)
     epochs: int = 3  # appendix A.3 searches {2, 3, 4}
     batch_size: int = 16  # appendix A.3 searches {16, 32}
     warmup_fraction: float = 0.1  # of the steps (HF's warmup_ratio): BERT warms up over the first 10%
-    schedule: str = "linear"  # the learning rate over the steps (SCHEDULES; HF's lr_scheduler_type names)
+    schedule: str = "constant_with_warmup"  # the rate over the steps (SCHEDULES, HF's names); BERT's: "linear"
     weight_decay: float = 0.01  # BERT's AdamW decay
     clip_norm: float | None = 1.0  # global gradient-norm clip of BERT's released optimization.py (HF Trainer's too)
     dropout: float | None = None  # None keeps the pretrained config's 0.1 (appendix A.3)
