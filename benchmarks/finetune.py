@@ -2,17 +2,21 @@
 
 Both sides get the same folds / splits, the same batches in the same order (``batching.train_batch``),
 the same initial classifier weights, AdamW with decay 0.01 skipping biases and LayerNorm, the gradient
-clipped to global norm 1, linear warm-up (10%) then linear decay, dropout 0.1, and keep the best dev
-epoch.  With dropout off, a step of each from the same params and batch gives the same loss and
+clipped to global norm 1, the ``--schedule`` (default ``linear``: BERT's 10% warm-up then linear decay;
+HuggingFace's side through ``transformers.get_scheduler`` of the same name), dropout 0.1, and keep the best
+dev epoch.  With dropout off, a step of each from the same params and batch gives the same loss and
 params to float32 round-off (``tests/training/test_finetune.py``).  Only the dropout masks differ
 (two different random number generators); that is what the several seeds average over.
 
 Figures: polarity accuracy by k-fold cross-validation (every sentence predicted once), entity F1 on
 the silver NER test split, and training seconds per epoch (steady state, compilation excluded) for
-both tasks.  Run: ``python -m benchmarks.finetune [--quick]``.
+both tasks, each as the mean and standard deviation over ``--seeds`` seeds.  Run:
+``python -m benchmarks.finetune [--quick]``; the defaults' evidence (polarity only, 3-epoch default recipe):
+``python -m benchmarks.finetune --seeds 5 --epochs 3 --batch-size 16 --lr 5e-5 --schedule constant --ner-train 0``.
+
 
 ``--whole-command`` times what a user waits for instead (issue 28): ``scratchlm finetune --task polarity
---init minilm --folds 5`` (its defaults: 3 epochs, batch 16, lr 5e-5, up to 128 sub-tokens) started as its
+--init minilm --folds 5`` (its defaults, ``FinetuneConfig``'s, up to 128 sub-tokens) started as its
 own process, beside a HuggingFace process doing the same job (:func:`hf_whole_job`: import torch and
 transformers, load MiniLM and its fast tokenizer, tokenize the sentences, then for each of the same
 stratified folds train with the same optimizer and schedule, evaluate the dev split every epoch and keep
@@ -77,9 +81,13 @@ def _hf_predict(model, data: dict, kind: str, batch_size: int = 64) -> np.ndarra
 def hf_optimizer(model, config, total_steps: int):
     """HuggingFace's side of scratchlm's optimizer: ``torch.optim.AdamW`` (eps 1e-8, betas 0.9/0.999) with
     decay ``config.weight_decay`` on every tensor but biases and LayerNorm (``run_glue``'s groups), and
-    ``get_linear_schedule_with_warmup`` over ``total_steps``.  Returns (optimizer, schedule)."""
+    ``transformers.get_scheduler(config.schedule)`` over ``total_steps`` (``linear`` is
+    ``get_linear_schedule_with_warmup``, ``constant`` ignores the warm-up as scratchlm's does), the warm-up
+    ``int(warmup_fraction * total_steps)`` steps as scratchlm's.  Returns (optimizer, schedule)."""
     import torch
-    from transformers import get_linear_schedule_with_warmup
+    from transformers import get_scheduler
+
+    from scratchlm.training.finetune import optimizer_config
 
     def decays(name):
         return not (name.endswith("bias") or "LayerNorm" in name)
@@ -90,7 +98,9 @@ def hf_optimizer(model, config, total_steps: int):
                                    {"name": "no_decay", "params": [p for n, p in named if not decays(n)],
                                     "weight_decay": 0.0}],
                                   lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
-    return optimizer, get_linear_schedule_with_warmup(optimizer, int(config.warmup_fraction * total_steps), total_steps)
+    warmup = optimizer_config(config, total_steps).warmup_steps  # 0 for "constant", as HF's
+    return optimizer, get_scheduler(config.schedule, optimizer, num_warmup_steps=warmup,
+                                    num_training_steps=total_steps)
 
 
 def hf_step(model, optimizer, schedule, batch: dict, config) -> float:
@@ -144,7 +154,8 @@ def polarity(seed: int, args, pretrained, bert_config, tok) -> dict:
     from scratchlm.training import finetune as ft
 
     config = ft.FinetuneConfig(task="sequence", num_labels=2, lr=args.lr, epochs=args.epochs,
-                               batch_size=args.batch_size, dropout=args.dropout, seed=seed)
+                               batch_size=args.batch_size, dropout=args.dropout, seed=seed, schedule=args.schedule,
+                               warmup_fraction=args.warmup_fraction)
     data = encode(load_task("polarity", None), tok, args.max_length)
     labels = data["labels"]
     ours, theirs = np.full(len(labels), -1), np.full(len(labels), -1)
@@ -180,7 +191,8 @@ def ner(seed: int, args, pretrained, bert_config, tok) -> dict:
     names = task["labels"]
     data = encode(task, tok, args.max_length)
     config = ft.FinetuneConfig(task="token", num_labels=len(names), lr=args.lr, epochs=args.epochs,
-                               batch_size=args.batch_size, dropout=args.dropout, seed=seed)
+                               batch_size=args.batch_size, dropout=args.dropout, seed=seed, schedule=args.schedule,
+                               warmup_fraction=args.warmup_fraction)
     (train, _), (dev, dev_words), (test, test_words) = data["train"], data["dev"], data["test"]
     start = ft.init_classifier(jax.random.key(seed), pretrained, bert_config, config)
     result = ft.fit(start, train, None, bert_config=bert_config, config=config,
@@ -197,7 +209,8 @@ def ner(seed: int, args, pretrained, bert_config, tok) -> dict:
     return {"ours": ours, "hf": theirs, "ours_s": result.seconds_per_epoch, "hf_s": seconds}
 
 
-def hf_whole_job(seed: int, folds: int, epochs: int, batch_size: int, lr: float, max_length: int, out: str) -> None:
+def hf_whole_job(seed: int, folds: int, epochs: int, batch_size: int, lr: float, max_length: int, out: str,
+                 schedule: str = "linear") -> None:
     """HuggingFace doing ``scratchlm finetune --task polarity --folds K``'s job in its own process (see the
     module's docstring); writes the best fold's model and tokenizer to ``out/best`` and the accuracy to
     ``out/accuracy.txt``."""
@@ -210,7 +223,8 @@ def hf_whole_job(seed: int, folds: int, epochs: int, batch_size: int, lr: float,
 
     torch.set_num_threads(os.cpu_count() or 1)
     config = types.SimpleNamespace(task="sequence", num_labels=2, lr=lr, epochs=epochs, batch_size=batch_size,
-                                   dropout=None, seed=seed, weight_decay=0.01, warmup_fraction=0.1, clip_norm=1.0)
+                                   dropout=None, seed=seed, weight_decay=0.01, warmup_fraction=0.1, clip_norm=1.0,
+                                   schedule=schedule)
     tok = AutoTokenizer.from_pretrained(str(corpora.minilm_path()))
     sentences = corpora.polarity_sentences()
     enc = tok([t for t, _ in sentences], truncation=True, max_length=max_length, padding="longest",
@@ -255,7 +269,7 @@ def whole_command(args) -> dict:
             cmd = [sys.executable, "-m", "scratchlm.cli", "finetune", "--task", "polarity", "--init", "minilm",
                    "--folds", str(args.folds), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
                    "--lr", str(args.lr), "--max-length", str(args.max_length), "--seed", str(seed),
-                   "--out", str(out), "--overwrite", "--quiet"]
+                   "--schedule", args.schedule, "--out", str(out), "--overwrite", "--quiet"]
             t0 = time.perf_counter()
             subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
             seconds = time.perf_counter() - t0
@@ -265,7 +279,7 @@ def whole_command(args) -> dict:
             hf_out.mkdir()
             job = [sys.executable, "-m", "benchmarks.finetune", "--hf-job", str(hf_out), "--hf-seed", str(seed),
                    "--folds", str(args.folds), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-                   "--lr", str(args.lr), "--max-length", str(args.max_length)]
+                   "--lr", str(args.lr), "--max-length", str(args.max_length), "--schedule", args.schedule]
             t0 = time.perf_counter()
             subprocess.run(job, env=env, check=True, stdout=subprocess.DEVNULL, cwd=root)
             theirs.append({"seconds": time.perf_counter() - t0,
@@ -295,27 +309,35 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--schedule", default="linear", choices=("linear", "constant", "constant_with_warmup",
+                                                                  "cosine"),
+                        help="the learning-rate schedule of both sides (FinetuneConfig.schedule, HF lr_scheduler_type)")
+    parser.add_argument("--warmup-fraction", type=float, default=0.1, help="warm-up share of the steps (both sides)")
     parser.add_argument("--max-length", type=int, default=32)
     parser.add_argument("--dropout", type=float, default=None,
                         help="default: the checkpoint's 0.1; 0 leaves the two sides equal up to float round-off")
-    parser.add_argument("--ner-train", type=int, default=800, help="silver NER training sentences used")
+    parser.add_argument("--ner-train", type=int, default=800, help="silver NER training sentences used (0: no NER)")
     parser.add_argument("--ner-eval", type=int, default=200, help="dev and test sentences used")
     parser.add_argument("--quick", action="store_true",
                         help="2 seeds, 2 folds, 120 NER sentences (about 10 min on 2 CPU cores)")
     parser.add_argument("--whole-command", action="store_true",
                         help="time `scratchlm finetune --task polarity` and a HuggingFace process doing the same "
-                             "job, both whole (defaults then: the command's, 3 epochs, batch 16, lr 5e-5, length 128)")
+                             "job, both whole (defaults: the command's, length 128)")
     parser.add_argument("--hf-job", default=None, help=argparse.SUPPRESS)  # the HuggingFace process of --whole-command
     parser.add_argument("--hf-seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.whole_command or args.hf_job:
+        from scratchlm.training.finetune import FinetuneConfig
+
         given = set(argv if argv is not None else sys.argv[1:])
-        for flag, value in (("--epochs", 3), ("--batch-size", 16), ("--lr", 5e-5), ("--max-length", 128)):
+        for flag, value in (("--epochs", FinetuneConfig.epochs), ("--batch-size", FinetuneConfig.batch_size),
+                            ("--lr", FinetuneConfig.lr), ("--schedule", FinetuneConfig.schedule),
+                            ("--max-length", 128)):
             if flag not in given:
                 setattr(args, flag[2:].replace("-", "_"), value)
     if args.hf_job:
         return hf_whole_job(args.hf_seed, args.folds, args.epochs, args.batch_size, args.lr, args.max_length,
-                            args.hf_job)
+                            args.hf_job, args.schedule)
     if args.whole_command:
         if args.quick:
             args.seeds, args.folds, args.epochs = 1, 2, 1
@@ -332,9 +354,9 @@ def main(argv=None) -> dict:
     runs = {"polarity": [], "ner": []}
     for seed in range(args.seeds):
         runs["polarity"].append(polarity(seed, args, pretrained, bert_config, tok))
-        runs["ner"].append(ner(seed, args, pretrained, bert_config, tok))
-        print(json.dumps({"seed": seed, "polarity": runs["polarity"][-1], "ner": runs["ner"][-1]}), file=sys.stderr,
-              flush=True)
+        if args.ner_train:
+            runs["ner"].append(ner(seed, args, pretrained, bert_config, tok))
+        print(json.dumps({"seed": seed, **{k: v[-1] for k, v in runs.items() if v}}), file=sys.stderr, flush=True)
 
     def mean(task, k):
         return float(np.mean([r[k] for r in runs[task]]))
@@ -346,15 +368,18 @@ def main(argv=None) -> dict:
     figures = [
         figure("polarity k-fold accuracy", mean("polarity", "ours"), mean("polarity", "hf"), unit="accuracy",
                peer_name=peer),
-        figure("silver-NER entity F1", mean("ner", "ours"), mean("ner", "hf"), unit="F1", peer_name=peer),
         figure("polarity seconds per epoch", mean("polarity", "ours_s"), mean("polarity", "hf_s"), unit="s",
                peer_name=peer, higher_is_better=False),
-        figure("silver-NER seconds per epoch", mean("ner", "ours_s"), mean("ner", "hf_s"), unit="s",
-               peer_name=peer, higher_is_better=False),
     ]
+    if args.ner_train:
+        figures[1:1] = [figure("silver-NER entity F1", mean("ner", "ours"), mean("ner", "hf"), unit="F1",
+                               peer_name=peer)]
+        figures.append(figure("silver-NER seconds per epoch", mean("ner", "ours_s"), mean("ner", "hf_s"), unit="s",
+                              peer_name=peer, higher_is_better=False))
     return report("finetune", figures, settings=vars(args),
                   std={"polarity_accuracy": {"scratchlm": std("polarity", "ours"), "peer": std("polarity", "hf")},
-                       "ner_entity_f1": {"scratchlm": std("ner", "ours"), "peer": std("ner", "hf")}},
+                       **({"ner_entity_f1": {"scratchlm": std("ner", "ours"), "peer": std("ner", "hf")}}
+                          if args.ner_train else {})},
                   runs=runs)
 
 

@@ -73,6 +73,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-4, help="full fine-tuning's peak rate")
     parser.add_argument("--lora-lr", type=float, default=5e-4, help="LoRA's peak rate (Hu et al. 2021, Table 9)")
+    parser.add_argument("--lora-epochs", type=int, default=None, help="LoRA's epochs (default: --epochs)")
+    parser.add_argument("--schedule", default="linear", help="both sides' FinetuneConfig.schedule")
     parser.add_argument("--max-length", type=int, default=32)
     parser.add_argument("--ner-train", type=int, default=800, help="silver NER training sentences (0: no NER)")
     parser.add_argument("--ner-eval", type=int, default=200, help="dev and test sentences used")
@@ -99,8 +101,9 @@ def main(argv=None) -> dict:
 
     def configs(task: str, num_labels: int, seed: int) -> dict:
         full = ft.FinetuneConfig(task=task, num_labels=num_labels, lr=args.lr, epochs=args.epochs,
-                                 batch_size=args.batch, seed=seed)
-        return {"full": full, "lora": dataclasses.replace(full, lr=args.lora_lr, lora=lora)}
+                                 batch_size=args.batch, seed=seed, schedule=args.schedule)
+        return {"full": full, "lora": dataclasses.replace(full, lr=args.lora_lr, lora=lora,
+                                                          epochs=args.lora_epochs or args.epochs)}
 
     runs = {"polarity": [], "ner": []}
     for seed in range(args.seeds):

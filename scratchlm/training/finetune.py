@@ -18,7 +18,8 @@ The recipe of design document 004 §3.2, step by step:
    starting from the pretrained :math:`\theta`.
 3. **Hyper-parameters**: AdamW (Loshchilov & Hutter 2019) with decoupled weight decay that skips
    biases and layer-norm parameters, the gradient clipped to global norm 1 (as in BERT's released
-   ``optimization.py``), linear warm-up then linear decay (BERT's schedule), dropout, and a
+   ``optimization.py``), a learning-rate schedule (``FinetuneConfig.schedule``: by default a 10 % warm-up
+   then the peak rate to the end, chosen on the polarity task; BERT's linear decay by name), dropout, and a
    freezing policy (:func:`scratchlm.training.freeze.trainable_mask`, an optax mask) or LoRA
    (``FinetuneConfig.lora``: low-rank adapters of :mod:`scratchlm.nn.lora` and the classifier train,
    the optimizer holds state for them alone; :func:`training_cost` counts both).
@@ -61,19 +62,40 @@ from scratchlm.training.epoch_timing import EpochClock
 from scratchlm.training.freeze import parse_freeze, trainable_mask
 from scratchlm.training.metrics import sequence_metrics
 
+# The learning-rate schedules, by HuggingFace's ``lr_scheduler_type`` names (``transformers.get_scheduler``):
+# name -> (the loop's schedule after the warm-up, whether ``warmup_fraction`` applies).
+SCHEDULES = {
+    "linear": ("linear", True),  # BERT's: warm-up over warmup_fraction of the steps, then linear decay to 0
+    "constant": ("constant", False),  # the peak rate from the first step to the last (no warm-up)
+    "constant_with_warmup": ("constant", True),  # warm-up, then the peak rate to the end
+    "cosine": ("cosine", True),  # warm-up, then half a cosine down to 0 (Loshchilov & Hutter 2017)
+}
+
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """One fine-tuning run.  Defaults are Devlin et al. (2019), appendix A.3, where it gives them."""
+    """One fine-tuning run.  Defaults are Devlin et al. (2019), appendix A.3, where it gives them, except the
+    peak rate and the schedule, chosen by evidence on the shipped polarity task.
+
+    There (MiniLM, 200 sentences, 5-fold cross-validation, 3 epochs of batch 16 = 27 steps a fold, T <= 32;
+    k-fold accuracy, mean ± sd over seeds 0-4, scratchlm; a shared, loaded 2-core CPU, 2026-12-05):
+    BERT's recipe, lr 5e-5 with 10 % warm-up then linear decay to 0 (the default until then), 0.547 ± 0.038;
+    lr 5e-5 constant 0.579 ± 0.032; lr 1e-4 linear (BERT's schedule) 0.585 ± 0.038; lr 1e-4 with 10 %
+    warm-up then constant 0.686 ± 0.012 (majority rate 0.5).  On 27 steps a decay to 0 spends the second
+    half of a short run at small rates: the higher peak held to the end learns most, 0.14 above BERT's
+    recipe and 0.10 above the same peak decayed (each over 2.5 sd of either).  ``schedule="linear", lr=5e-5``
+    is BERT's recipe, by name (``--schedule linear --lr 5e-5``).
+    """
 
     task: str  # "sequence" or "token"
     num_labels: int
     head: str = "softmax"  # "softmax" (C logits) or "sigmoid" (one logit; binary sequence tasks)
     freeze: str = "none"  # none | embeddings | encoder | all-but-top-N (N an integer, e.g. all-but-top-2)
-    lr: float = 5e-5  # AdamW's peak rate: appendix A.3 searches {5e-5, 3e-5, 2e-5}
+    lr: float = 1e-4  # AdamW's peak rate (appendix A.3 searches {5e-5, 3e-5, 2e-5}; small data: the docstring)
     epochs: int = 3  # appendix A.3 searches {2, 3, 4}
     batch_size: int = 16  # appendix A.3 searches {16, 32}
     warmup_fraction: float = 0.1  # of the steps (HF's warmup_ratio): BERT warms up over the first 10%
+    schedule: str = "constant_with_warmup"  # the rate over the steps (SCHEDULES, HF's names); BERT's: "linear"
     weight_decay: float = 0.01  # BERT's AdamW decay
     clip_norm: float | None = 1.0  # global gradient-norm clip of BERT's released optimization.py (HF Trainer's too)
     dropout: float | None = None  # None keeps the pretrained config's 0.1 (appendix A.3)
@@ -95,6 +117,8 @@ class FinetuneConfig:
                 raise ScratchlmError(f"{flag} must be at least 1, got {getattr(self, name)}")
         checks.positive("lr", self.lr)
         checks.fraction("warmup_fraction", self.warmup_fraction)
+        if self.schedule not in SCHEDULES:
+            raise ScratchlmError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.weight_decay < 0 or (self.clip_norm is not None and self.clip_norm <= 0):
             raise ScratchlmError(f"--weight-decay must be >= 0 and --clip-norm > 0, got {self.weight_decay}, "
                                  f"{self.clip_norm}")
@@ -241,9 +265,14 @@ def programs(params: dict, encoder: Encoder, config: FinetuneConfig, total_steps
 
 
 def optimizer_config(config: FinetuneConfig, total_steps: int) -> classify.OptimizerConfig:
-    """AdamW on BERT's schedule: linear warm-up over ``warmup_fraction`` of the steps, then linear decay."""
-    return classify.OptimizerConfig(config.lr, total_steps, warmup_steps=int(config.warmup_fraction * total_steps),
-                                    schedule="linear", weight_decay=config.weight_decay, clip_norm=config.clip_norm)
+    r"""AdamW on ``config.schedule`` (:data:`SCHEDULES`, :func:`scratchlm.training.loop.make_schedule`):
+    ``linear`` is BERT's, a linear warm-up over :math:`t_w = \lfloor f_w T\rfloor` steps (``warmup_fraction``
+    :math:`f_w` of the :math:`T` steps, as HF's ``warmup_ratio``) then linear decay to 0; ``constant`` holds
+    :math:`\eta` from the first step; ``constant_with_warmup`` and ``cosine`` warm up over :math:`t_w` first."""
+    after, warms_up = SCHEDULES[config.schedule]
+    warmup = int(config.warmup_fraction * total_steps) if warms_up else 0
+    return classify.OptimizerConfig(config.lr, total_steps, warmup_steps=warmup,
+                                    schedule=after, weight_decay=config.weight_decay, clip_norm=config.clip_norm)
 
 
 def trainable_leaves(params: dict, config: FinetuneConfig, encoder: Encoder) -> dict:

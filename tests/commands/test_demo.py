@@ -50,3 +50,37 @@ def test_the_summary_table_fits_100_columns_and_keeps_every_word():
     assert lines[0].split() == ["step", "wall", "s", "result"]
     assert " ".join(text.split()).count("123,456 words/s") == 6  # wrapped, not cut
     assert lines[2].startswith("word2vec     61.2  skip-gram")
+
+
+def test_the_full_finetune_step_shows_lora_beside_full_fine_tuning(tmp_path, monkeypatch):
+    """The finetune step runs the command twice in the full demo (full, then LoRA r=8 in its own run folder on
+    the same folds and seed) and once in the quick one; the command is a stand-in writing metrics.json."""
+    from scratchlm.commands import finetune
+
+    calls = []
+
+    def stand_in(args):
+        calls.append(args)
+        lora = args.lora_rank is not None
+        m = {"folds": args.folds, "accuracy": 0.7 if lora else 0.75, "f1": 0.7, "majority_rate": 0.5,
+             "linear_probe_accuracy": 0.6, "seconds_per_epoch": 1.0 if lora else 2.0}
+        if lora:
+            m |= {"trainable_fraction": 0.0042, "trainable_params": 9_000, "optimizer_state_bytes": 72_000,
+                  "full_finetune_optimizer_state_bytes": 181_000_000}
+        (args.out / "metrics.json").write_text(json.dumps(m))
+        return 0
+
+    monkeypatch.setattr(finetune, "run", stand_in)
+    quick = finetune.demo_step(demo.DemoContext(quick=True, out=tmp_path / "quick" / "finetune", seed=3))
+    assert len(calls) == 1 and "lora" not in quick and "linear probe 0.600" in quick["result"]
+    calls.clear()
+    full = finetune.demo_step(demo.DemoContext(quick=False, out=tmp_path / "full" / "finetune", seed=3))
+    plain, lora = calls
+    assert plain.out == tmp_path / "full" / "finetune" and lora.out == tmp_path / "full" / "finetune-lora"
+    assert plain.lora_rank is None and lora.lora_rank == 8 and lora.lr == finetune.DEMO_LORA_LR
+    assert (plain.folds, plain.seed, plain.epochs, plain.batch_size) == (lora.folds, lora.seed, lora.epochs,
+                                                                          lora.batch_size)
+    assert full["lora"]["accuracy"] == 0.7 and full["lora"]["trainable_fraction"] == 0.0042
+    assert full["optimizer_state_bytes"] == 181_000_000
+    for shown in ("LoRA r=8: accuracy 0.700", "trainable 0.42%", "173 MiB", "0.07 MiB"):
+        assert shown in full["result"]

@@ -189,10 +189,35 @@ def test_trainable_mask_rejects_unknown_policies(base_params):
 
 @pytest.mark.parametrize("field,value,match", [("freeze", "bogus", "freeze must be"), ("epochs", 0, "epochs"),
                                                ("head", "tanh", "head"), ("warmup_fraction", 1.5, "warmup-fraction"),
-                                               ("class_weights", (1.0,), "class-weights")])
+                                               ("class_weights", (1.0,), "class-weights"),
+                                               ("schedule", "warmup", "--schedule must be one of")])
 def test_finetune_config_raises_scratchlm_errors(field, value, match):
     with pytest.raises(ScratchlmError, match=match):
         ft.FinetuneConfig(task="sequence", num_labels=2, **{field: value})
+
+
+@pytest.mark.parametrize("name", list(ft.SCHEDULES))
+def test_each_schedule_is_huggingfaces_of_the_same_name(name):
+    """``FinetuneConfig.schedule`` names HF's ``lr_scheduler_type``: the rate of every one of the T = 30 steps
+    (10 % warm-up, as a 3-epoch polarity fold) equals ``transformers.get_scheduler(name)``'s, whose ``constant``
+    ignores the warm-up it is given, as ours does.  optax computes in float32: 1e-6 relative (a few ulps)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from scratchlm.training import loop
+
+    T, eta = 30, 5e-5
+    config = ft.FinetuneConfig(task="sequence", num_labels=2, lr=eta, schedule=name)
+    oc = ft.optimizer_config(config, T)
+    ours = loop.make_schedule(oc.learning_rate, oc.steps, oc.warmup_steps, oc.schedule)
+    sgd = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=eta)
+    theirs = transformers.get_scheduler(name, sgd, num_warmup_steps=int(0.1 * T), num_training_steps=T)
+    rates = []
+    for _ in range(T):
+        rates.append(sgd.param_groups[0]["lr"])
+        sgd.step()
+        theirs.step()
+    np.testing.assert_allclose([float(ours(t)) for t in range(T)], rates, rtol=1e-6, atol=1e-12)
+    assert (oc.warmup_steps == 0) == (name == "constant")
 
 
 def test_command_rejects_a_bad_flag_before_loading_the_model(tmp_path, capsys):
@@ -330,6 +355,7 @@ def test_command_cross_validation_on_a_jsonl_task_learns_and_resumes(tiny_checkp
     assert _command(argv) == 0
     metrics = _strict_json(tmp_path / "run" / "metrics.json")
     assert metrics["majority_rate"] == 0.5 and metrics["accuracy"] >= 0.75
+    assert 0.0 <= metrics["linear_probe_accuracy"] <= 1.0  # the frozen random encoder's probe, same folds
     assert {"f1", "precision", "recall"} <= set(metrics) and len(metrics["per_fold"]) == 3
     assert metrics["seconds_per_epoch"] > 0 and metrics["epochs_timed"] > 0
     assert (tmp_path / "run" / "best" / "model.safetensors").exists() and (tmp_path / "run" / "report.txt").exists()
@@ -356,6 +382,9 @@ def test_command_token_task_from_conll(tiny_checkpoint, tmp_path):
                      *COMMAND_FLAGS, "--out", str(tmp_path / "run")]) == 0
     metrics = _strict_json(tmp_path / "run" / "metrics.json")
     assert metrics["entity_f1"] == 1.0 and metrics["labels"] == ["O", "B-PER", "I-PER"]
+    # the baselines: all-O tags get "wrote notes" right, "Ada Lovelace" wrong, and find no entity
+    assert metrics["majority_rate"] == 0.5 and metrics["majority_entity_f1"] == 0.0
+    assert 0.0 <= metrics["linear_probe_entity_f1"] <= 1.0
     assert len(metrics["history"]) == EPOCHS and metrics["seconds_per_epoch"] > 0
     report = (tmp_path / "run" / "report.txt").read_text()
     assert "PER" in report and "B-PER" in report and "weighted avg" in report
