@@ -82,12 +82,12 @@ def demo_step(ctx) -> dict:
     from scratchlm.training.pretrain import PretrainConfig
 
     quick = ctx.quick
-    # Sized as the masked-LM step (commands/pretrain.py: demo_step) for 2 CPU cores: seconds with --quick,
-    # about a minute otherwise.
+    # Sized for 2 CPU cores: seconds with --quick, about a minute otherwise (200 steps: at 400 the step, with
+    # its GRU LM on the same tokens, took 125 s of a 324 s full demo, over the demo's 5-minute budget).
     args = argparse.Namespace(
         arch="gpt", corpus="wiki", tokenizer=None, vocab_size=1000 if quick else 4000, layers=2,
         hidden=64 if quick else 128, heads=2, intermediate=None, seq_len=64, batch_size=16 if quick else 32,
-        steps=40 if quick else 400, lr=1e-3 if quick else 3e-3, warmup_steps=None, weight_decay=None, dropout=0.0,
+        steps=40 if quick else 200, lr=1e-3 if quick else 3e-3, warmup_steps=None, weight_decay=None, dropout=0.0,
         init=None, bf16=False, fused=False, pre_ln=False, limit=300 if quick else None, eval_every=None,
         seed=ctx.seed, mesh=None, coordinator=None, num_processes=None, process_id=None, **vars(ctx.args()))
     m = pretrain_gpt_command(args, progress=None)
