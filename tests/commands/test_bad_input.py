@@ -249,7 +249,7 @@ def test_the_tokenizer_and_the_model_must_agree(files, tmp_path, capsys):
     small = tmp_path / "small"
     bert.save_pretrained(small, bert.init(jax.random.key(0), config), config)
     rc = cli.main(["finetune", "--task", "polarity", "--init", str(small), "--limit", "8", "--epochs", "1",
-                   "--out", str(tmp_path / "ft")])
+                   "--max-length", "64", "--out", str(tmp_path / "ft")])  # within the model's 64 positions
     assert "is outside [0, 50)" in _one_error_line(capsys, "finetune", rc)
 
 

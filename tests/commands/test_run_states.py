@@ -49,7 +49,7 @@ COMMANDS = {
                  ("--lr", "0.01", "run.lr: 0.0005 -> 0.01"), ["model/model.safetensors"]),
     "finetune": (["finetune", "--task", "wikiner", "--epochs", "2", "--limit", "16", "--max-length", "16",
                   "--batch-size", "8", "--seed", "1"],
-                 ("--lr", "0.001", "lr: 5e-05 -> 0.001"), ["best/model.safetensors"]),
+                 ("--lr", "0.001", "lr: 0.0001 -> 0.001"), ["best/model.safetensors"]),
 }
 
 
