@@ -140,17 +140,30 @@ def check_flags(args: argparse.Namespace) -> None:
         init_source(args.init)
 
 
+def _read_inputs(args: argparse.Namespace, init_path, from_pretrained, compute: dict):
+    """(config, params, tokenizer) of ``--init`` (its folder's tokenizer.json unless ``--tokenizer``), or
+    (None, None, the ``--tokenizer`` file or None): read, and a damaged one refused, before any work."""
+    from scratchlm import tokenizers
+    from scratchlm.errors import ScratchlmError
+
+    if not args.init:
+        return None, None, tokenizers.load(args.tokenizer) if args.tokenizer else None
+    config, params = from_pretrained(init_path, **compute)
+    tok_path = args.tokenizer or init_path / "tokenizer.json"
+    if not Path(tok_path).is_file():
+        raise ScratchlmError(f"--init {args.init}: no tokenizer.json in {init_path}; pass --tokenizer")
+    return config, params, tokenizers.load(tok_path)
+
+
 def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) -> dict:
     """Flags -> (tokenizer, BertConfig, PretrainConfig) -> :func:`scratchlm.training.pretrain.pretrain`."""
     from dataclasses import replace
 
-    from scratchlm import tokenizers
 
     check_flags(args)
     mesh = setup_parallel(args)  # before any other JAX call: jax.distributed.initialize comes first
 
     from scratchlm.data import corpora
-    from scratchlm.errors import ScratchlmError
     from scratchlm.models import bert
     from scratchlm.tokenizers.pipelines import BERT_SPECIAL_TOKENS, train_bert_wordpiece
     from scratchlm.training.plots import plot_curves
@@ -180,15 +193,7 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
     digest = data_digest(texts, *inputs)
     if complete_run(args, command="pretrain", settings=settings, data=digest):  # before any model is read
         return json.loads((Path(args.out) / "metrics.json").read_text())
-    init_params = tokenizer = None  # the input model and tokenizer read (a damaged one refused) before any work
-    if args.init:
-        config, init_params = bert.from_pretrained(init_path, **compute)
-        tok_path = args.tokenizer or init_path / "tokenizer.json"
-        if not Path(tok_path).is_file():
-            raise ScratchlmError(f"--init {args.init}: no tokenizer.json in {init_path}; pass --tokenizer")
-        tokenizer = tokenizers.load(tok_path)
-    elif args.tokenizer:
-        tokenizer = tokenizers.load(args.tokenizer)
+    config, init_params, tokenizer = _read_inputs(args, init_path, bert.from_pretrained, compute)
     run = start_run(args, command="pretrain", settings=settings, data=digest, total_steps=run_config.steps)
     if not args.init:
         if tokenizer is None:
@@ -215,7 +220,6 @@ def pretrain_gpt_command(args: argparse.Namespace, *, progress: bool | None = No
     :func:`scratchlm.training.causal_lm.pretrain`."""
     from dataclasses import replace
 
-    from scratchlm import tokenizers
 
     check_flags(args)
     from scratchlm.data import corpora
@@ -252,15 +256,8 @@ def pretrain_gpt_command(args: argparse.Namespace, *, progress: bool | None = No
     digest = data_digest(texts, *inputs)
     if complete_run(args, command="pretrain", settings=settings, data=digest):  # before any model is read
         return json.loads((Path(args.out) / "metrics.json").read_text())
-    init_params = tokenizer = None
-    if args.init:  # the input model and tokenizer read (a damaged one refused) before any work
-        config, init_params = gpt.from_pretrained(args.init, **compute)
-        tok_path = args.tokenizer or Path(args.init) / "tokenizer.json"
-        if not Path(tok_path).is_file():
-            raise ScratchlmError(f"--init {args.init}: no tokenizer.json in it; pass --tokenizer")
-        tokenizer = tokenizers.load(tok_path)
-    elif args.tokenizer:
-        tokenizer = tokenizers.load(args.tokenizer)
+    config, init_params, tokenizer = _read_inputs(args, args.init and Path(args.init), gpt.from_pretrained,
+                                                  compute)
     run = start_run(args, command="pretrain", settings=settings, data=digest, total_steps=run_config.steps)
     if not args.init:
         if tokenizer is None:

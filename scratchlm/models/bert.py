@@ -381,6 +381,20 @@ def _expected_shapes(config: BertConfig, *, pooler: bool, mlm: bool,
     return {name: tuple(s.shape) for name, s in flatten_params(shapes).items()}
 
 
+def check_tensors(flat: dict, expected: dict, weights_file, config_file) -> None:
+    """Refuse a checkpoint whose tensor names or shapes differ from what its config implies: one
+    :class:`ScratchlmError` listing the missing, unexpected and mis-shaped tensors (any model's loader)."""
+    missing = sorted(set(expected) - set(flat))
+    unexpected = sorted(set(flat) - set(expected))
+    misshaped = [f"{k}: checkpoint {tuple(flat[k].shape)}, config expects {expected[k]}"
+                 for k in sorted(set(expected) & set(flat)) if tuple(flat[k].shape) != expected[k]]
+    problems = ([f"missing tensors: {missing}"] if missing else []) + \
+               ([f"unexpected tensors: {unexpected}"] if unexpected else []) + \
+               ([f"mis-shaped tensors: {misshaped}"] if misshaped else [])
+    if problems:
+        raise ScratchlmError(f"{weights_file} does not match {config_file}: " + "; ".join(problems))
+
+
 def from_pretrained(path: str | Path, **config_overrides) -> tuple[BertConfig, dict]:
     """Load a HuggingFace BERT checkpoint folder (``config.json`` + ``model.safetensors``).
 
@@ -431,16 +445,7 @@ def from_pretrained(path: str | Path, **config_overrides) -> tuple[BertConfig, d
     num_labels = flat["classifier.weight"].shape[0] if "classifier.weight" in flat else None
     expected = _expected_shapes(config, pooler=any(k.startswith("pooler.") for k in flat),
                                 mlm=any(k.startswith("cls.") for k in flat), num_labels=num_labels)
-
-    missing = sorted(set(expected) - set(flat))
-    unexpected = sorted(set(flat) - set(expected))
-    misshaped = [f"{k}: checkpoint {tuple(flat[k].shape)}, config expects {expected[k]}"
-                 for k in sorted(set(expected) & set(flat)) if tuple(flat[k].shape) != expected[k]]
-    problems = ([f"missing tensors: {missing}"] if missing else []) + \
-               ([f"unexpected tensors: {unexpected}"] if unexpected else []) + \
-               ([f"mis-shaped tensors: {misshaped}"] if misshaped else [])
-    if problems:
-        raise ScratchlmError(f"{weights_file} does not match {config_file}: " + "; ".join(problems))
+    check_tensors(flat, expected, weights_file, config_file)
     params = unflatten_params({k: jnp.asarray(v, jnp.float32) for k, v in flat.items()})
     return config, params
 

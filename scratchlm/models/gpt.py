@@ -40,7 +40,7 @@ import numpy as np
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.io import read_text
-from scratchlm.models.bert import flatten_params, unflatten_params
+from scratchlm.models.bert import check_tensors, flatten_params, unflatten_params
 from scratchlm.nn.attention import (
     causal_mask,
     fused_attention,
@@ -528,15 +528,7 @@ def from_pretrained(path: str | Path, **config_overrides) -> tuple[GPTConfig, di
         raise ScratchlmError(f"{weights_file}: lm_head.weight differs from transformer.wte.weight; scratchlm ties "
                              "them (an untied head is not supported)")
     expected = _expected_shapes(config)
-    missing = sorted(set(expected) - set(flat))
-    unexpected = sorted(set(flat) - set(expected))
-    misshaped = [f"{k}: checkpoint {tuple(flat[k].shape)}, config expects {expected[k]}"
-                 for k in sorted(set(expected) & set(flat)) if tuple(flat[k].shape) != expected[k]]
-    problems = ([f"missing tensors: {missing}"] if missing else []) + \
-               ([f"unexpected tensors: {unexpected}"] if unexpected else []) + \
-               ([f"mis-shaped tensors: {misshaped}"] if misshaped else [])
-    if problems:
-        raise ScratchlmError(f"{weights_file} does not match {config_file}: " + "; ".join(problems))
+    check_tensors(flat, expected, weights_file, config_file)
     params = unflatten_params({k: jnp.asarray(v, jnp.float32) for k, v in flat.items()})
     if score is not None:
         if score.ndim != 2 or score.shape[1] != config.n_embd:
