@@ -81,8 +81,31 @@ serialization.register_serialization_state(
 )
 
 
-def _suffix(layer: int, direction: int) -> str:
+def param_suffix(layer: int, direction: int) -> str:
     return f"_l{layer}" + ("_reverse" if direction == 1 else "")
+
+
+def torch_layout_params(key: jax.Array, config, gates: int, dtype: Any = jnp.float32) -> dict:
+    r"""A stacked recurrent layer's parameters in PyTorch's names and layout, every entry
+    :math:`\sim U(-1/\sqrt{H}, 1/\sqrt{H})` as ``torch.nn.GRU``/``LSTM`` draw them: per layer and direction
+    ``weight_ih [gH, D]``, ``weight_hh [gH, H]``, ``bias_ih [gH]``, ``bias_hh [gH]`` for ``gates`` = g (3 for the
+    GRU, 4 for the LSTM).  ``config`` has ``input_size``, ``hidden_size``, ``num_layers``, ``num_directions``."""
+    H = config.hidden_size
+    bound = 1.0 / np.sqrt(H)
+    shapes = {}
+    for layer in range(config.num_layers):
+        D = config.input_size if layer == 0 else H * config.num_directions
+        for direction in range(config.num_directions):
+            s = param_suffix(layer, direction)
+            shapes.update({"weight_ih" + s: (gates * H, D), "weight_hh" + s: (gates * H, H),
+                           "bias_ih" + s: (gates * H,), "bias_hh" + s: (gates * H,)})
+    sizes = [int(np.prod(shape)) for shape in shapes.values()]
+    # One draw cut into the tensors: a random kernel per tensor would cost a compilation each (~0.3 s on CPU).
+    u = jax.random.uniform(key, (sum(sizes),), dtype, -bound, bound)
+    params: dict = {"config": config}
+    for (name, shape), chunk in zip(shapes.items(), jnp.split(u, np.cumsum(sizes)[:-1]), strict=True):
+        params[name] = chunk.reshape(shape)
+    return params
 
 
 @functools.partial(jax.jit, static_argnames=("config", "dtype"))
@@ -92,22 +115,7 @@ def init(key: jax.Array, config: GRUConfig, dtype: Any = jnp.float32) -> dict:
     Returns ``{"config": config, "weight_ih_l0": [3H, D], "weight_hh_l0": [3H, H], "bias_ih_l0": [3H],
     "bias_hh_l0": [3H], ...}`` (layer l > 0 has input size H, or 2H when bidirectional).
     """
-    H = config.hidden_size
-    bound = 1.0 / np.sqrt(H)
-    shapes = {}
-    for layer in range(config.num_layers):
-        D = config.input_size if layer == 0 else H * config.num_directions
-        for direction in range(config.num_directions):
-            s = _suffix(layer, direction)
-            shapes.update({"weight_ih" + s: (3 * H, D), "weight_hh" + s: (3 * H, H), "bias_ih" + s: (3 * H,),
-                           "bias_hh" + s: (3 * H,)})
-    sizes = [int(np.prod(shape)) for shape in shapes.values()]
-    # One draw cut into the tensors: a random kernel per tensor would cost a compilation each (~0.3 s on CPU).
-    u = jax.random.uniform(key, (sum(sizes),), dtype, -bound, bound)
-    params: dict = {"config": config}
-    for (name, shape), chunk in zip(shapes.items(), jnp.split(u, np.cumsum(sizes)[:-1])):
-        params[name] = chunk.reshape(shape)
-    return params
+    return torch_layout_params(key, config, 3, dtype)
 
 
 def params_from_torch(state_dict: Mapping[str, Any], *, variant: str = "cudnn") -> dict:
@@ -333,7 +341,7 @@ def apply(
         outputs = []
         for d in range(dirs):
             out, h_T = _scan_direction(
-                params, _suffix(layer, d), layer_input, h0[layer * dirs + d], mask,
+                params, param_suffix(layer, d), layer_input, h0[layer * dirs + d], mask,
                 variant=config.variant, reverse=d == 1, unroll=unroll, precision=precision,
             )
             outputs.append(out)

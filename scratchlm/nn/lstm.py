@@ -43,6 +43,7 @@ from jax import lax
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.nn.functional import dropout as _dropout
+from scratchlm.nn.gru import param_suffix, torch_layout_params
 
 
 @jax.tree_util.register_static
@@ -71,10 +72,6 @@ serialization.register_serialization_state(
 )
 
 
-def _suffix(layer: int, direction: int) -> str:
-    return f"_l{layer}" + ("_reverse" if direction == 1 else "")
-
-
 @functools.partial(jax.jit, static_argnames=("config", "dtype"))
 def init(key: jax.Array, config: LSTMConfig, dtype: Any = jnp.float32) -> dict:
     r"""Parameters drawn as ``torch.nn.LSTM`` draws them: every entry :math:`\sim U(-1/\sqrt{H}, 1/\sqrt{H})`.
@@ -82,22 +79,7 @@ def init(key: jax.Array, config: LSTMConfig, dtype: Any = jnp.float32) -> dict:
     Returns ``{"config": config, "weight_ih_l0": [4H, D], "weight_hh_l0": [4H, H], "bias_ih_l0": [4H],
     "bias_hh_l0": [4H], ...}`` (layer l > 0 has input size H, or 2H when bidirectional).
     """
-    H = config.hidden_size
-    bound = 1.0 / np.sqrt(H)
-    shapes = {}
-    for layer in range(config.num_layers):
-        D = config.input_size if layer == 0 else H * config.num_directions
-        for direction in range(config.num_directions):
-            s = _suffix(layer, direction)
-            shapes.update({"weight_ih" + s: (4 * H, D), "weight_hh" + s: (4 * H, H), "bias_ih" + s: (4 * H,),
-                           "bias_hh" + s: (4 * H,)})
-    sizes = [int(np.prod(shape)) for shape in shapes.values()]
-    # One draw cut into the tensors: a random kernel per tensor would cost a compilation each (~0.3 s on CPU).
-    u = jax.random.uniform(key, (sum(sizes),), dtype, -bound, bound)
-    params: dict = {"config": config}
-    for (name, shape), chunk in zip(shapes.items(), jnp.split(u, np.cumsum(sizes)[:-1])):
-        params[name] = chunk.reshape(shape)
-    return params
+    return torch_layout_params(key, config, 4, dtype)
 
 
 def params_from_torch(state_dict: Mapping[str, Any]) -> dict:
@@ -323,7 +305,7 @@ def apply(
             layer_input = _dropout(layer_input, dropout, key=sub, train=train)
         outputs = []
         for d in range(dirs):
-            s, k = _suffix(layer, d), layer * dirs + d
+            s, k = param_suffix(layer, d), layer * dirs + d
             a_x = input_projection(layer_input, params["weight_ih" + s], params["bias_ih" + s], precision)  # [T, B, 4H]
             out, h_T, c_T = recurrence(a_x, h0[k], c0[k], params["weight_hh" + s], params["bias_hh" + s], mask,
                                        d == 1, unroll, precision)
