@@ -147,7 +147,7 @@ def hf_fit(classifier: dict | None, train: dict, dev_eval, config, *, score_of_b
     return model, float(np.median(times[1:] if len(times) > 1 else times))
 
 
-def polarity(seed: int, args, pretrained, bert_config, tok) -> dict:
+def polarity(seed: int, args, pretrained, encoder, tok) -> dict:
     import jax
 
     from scratchlm.commands.finetune import encode, load_task
@@ -163,9 +163,9 @@ def polarity(seed: int, args, pretrained, bert_config, tok) -> dict:
     for f, (train_index, test_index) in enumerate(cv.kfold(len(labels), args.folds, seed, stratify_by=labels)):
         fit_index, dev_index = cv.dev_split(labels, train_index, 0.1, seed + f)
         train, dev, test = (batching.subset(data, i) for i in (fit_index, dev_index, test_index))
-        start = ft.init_classifier(jax.random.fold_in(jax.random.key(seed), f), pretrained, bert_config, config)
-        result = ft.fit(start, train, dev, bert_config=bert_config, config=config)
-        ours[test_index] = ft.predict(result.params, test, bert_config=bert_config, config=config)
+        start = ft.init_classifier(jax.random.fold_in(jax.random.key(seed), f), pretrained, encoder, config)
+        result = ft.fit(start, train, dev, encoder=encoder, config=config)
+        ours[test_index] = ft.predict(result.params, test, encoder=encoder, config=config)
         t_ours.append(result.seconds_per_epoch)
 
         def dev_acc(m, dev=dev):
@@ -178,7 +178,7 @@ def polarity(seed: int, args, pretrained, bert_config, tok) -> dict:
             "ours_s": float(np.median(t_ours)), "hf_s": float(np.median(t_hf))}
 
 
-def ner(seed: int, args, pretrained, bert_config, tok) -> dict:
+def ner(seed: int, args, pretrained, encoder, tok) -> dict:
     import jax
 
     from scratchlm.commands.finetune import encode, load_task
@@ -194,15 +194,15 @@ def ner(seed: int, args, pretrained, bert_config, tok) -> dict:
                                batch_size=args.batch_size, dropout=args.dropout, seed=seed, schedule=args.schedule,
                                warmup_fraction=args.warmup_fraction)
     (train, _), (dev, dev_words), (test, test_words) = data["train"], data["dev"], data["test"]
-    start = ft.init_classifier(jax.random.key(seed), pretrained, bert_config, config)
-    result = ft.fit(start, train, None, bert_config=bert_config, config=config,
-                    dev_eval=lambda p: ft.evaluate(p, dev, bert_config=bert_config, config=config, tags=names,
+    start = ft.init_classifier(jax.random.key(seed), pretrained, encoder, config)
+    result = ft.fit(start, train, None, encoder=encoder, config=config,
+                    dev_eval=lambda p: ft.evaluate(p, dev, encoder=encoder, config=config, tags=names,
                                                    n_words=dev_words))
 
     def f1(predicted, split, words):
         return seqeval.entity_f1(*ft.word_tags(split, predicted, words, names))
 
-    ours = f1(ft.predict(result.params, test, bert_config=bert_config, config=config), test, test_words)
+    ours = f1(ft.predict(result.params, test, encoder=encoder, config=config), test, test_words)
     model, seconds = hf_fit(start["classifier"], train, lambda m: f1(_hf_predict(m, dev, "token"), dev, dev_words),
                             config)
     theirs = f1(_hf_predict(model, test, "token"), test, test_words)
@@ -350,12 +350,15 @@ def main(argv=None) -> dict:
     from scratchlm.commands.finetune import load_init
 
     torch.set_num_threads(os.cpu_count() or 1)
+    from scratchlm.training import encoders
+
     bert_config, pretrained, tok = load_init("minilm")
+    encoder = encoders.of(bert_config)
     runs = {"polarity": [], "ner": []}
     for seed in range(args.seeds):
-        runs["polarity"].append(polarity(seed, args, pretrained, bert_config, tok))
+        runs["polarity"].append(polarity(seed, args, pretrained, encoder, tok))
         if args.ner_train:
-            runs["ner"].append(ner(seed, args, pretrained, bert_config, tok))
+            runs["ner"].append(ner(seed, args, pretrained, encoder, tok))
         print(json.dumps({"seed": seed, **{k: v[-1] for k, v in runs.items() if v}}), file=sys.stderr, flush=True)
 
     def mean(task, k):

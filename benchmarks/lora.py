@@ -27,7 +27,7 @@ from scratchlm.data import batching
 from scratchlm.training import cv
 
 
-def polarity(config, pretrained, bert_config, data, folds: int) -> dict:
+def polarity(config, pretrained, encoder, data, folds: int) -> dict:
     """k-fold accuracy and median seconds per epoch of one seed (``config.seed``)."""
     import jax
 
@@ -38,15 +38,15 @@ def polarity(config, pretrained, bert_config, data, folds: int) -> dict:
     for f, (train_index, test_index) in enumerate(cv.kfold(len(labels), folds, seed, stratify_by=labels)):
         fit_index, dev_index = cv.dev_split(labels, train_index, 0.1, seed + f)
         train, dev, test = (batching.subset(data, i) for i in (fit_index, dev_index, test_index))
-        start = ft.init_classifier(jax.random.fold_in(jax.random.key(seed), f), pretrained, bert_config, config)
-        result = ft.fit(start, train, dev, bert_config=bert_config, config=config)
-        predicted[test_index] = ft.predict(result.params, test, bert_config=bert_config, config=config)
+        start = ft.init_classifier(jax.random.fold_in(jax.random.key(seed), f), pretrained, encoder, config)
+        result = ft.fit(start, train, dev, encoder=encoder, config=config)
+        predicted[test_index] = ft.predict(result.params, test, encoder=encoder, config=config)
         seconds.append(result.seconds_per_epoch)
     timed = [s for s in seconds if s is not None]
     return {"accuracy": float(np.mean(predicted == labels)), "seconds": float(np.median(timed)) if timed else None}
 
 
-def ner(config, pretrained, bert_config, data, names) -> dict:
+def ner(config, pretrained, encoder, data, names) -> dict:
     """Entity F1 on the test split and seconds per epoch of one seed."""
     import jax
 
@@ -54,11 +54,11 @@ def ner(config, pretrained, bert_config, data, names) -> dict:
     from scratchlm.training import seqeval
 
     (train, _), (dev, dev_words), (test, test_words) = data["train"], data["dev"], data["test"]
-    start = ft.init_classifier(jax.random.key(config.seed), pretrained, bert_config, config)
-    result = ft.fit(start, train, None, bert_config=bert_config, config=config,
-                    dev_eval=lambda p: ft.evaluate(p, dev, bert_config=bert_config, config=config, tags=names,
+    start = ft.init_classifier(jax.random.key(config.seed), pretrained, encoder, config)
+    result = ft.fit(start, train, None, encoder=encoder, config=config,
+                    dev_eval=lambda p: ft.evaluate(p, dev, encoder=encoder, config=config, tags=names,
                                                    n_words=dev_words))
-    predicted = ft.predict(result.params, test, bert_config=bert_config, config=config)
+    predicted = ft.predict(result.params, test, encoder=encoder, config=config)
     return {"f1": seqeval.entity_f1(*ft.word_tags(test, predicted, test_words, names)),
             "seconds": result.seconds_per_epoch}
 
@@ -87,9 +87,11 @@ def main(argv=None) -> dict:
 
     from scratchlm.commands.finetune import encode, load_init, load_task
     from scratchlm.nn.lora import LoraConfig
+    from scratchlm.training import encoders
     from scratchlm.training import finetune as ft
 
     bert_config, pretrained, tok = load_init("minilm")
+    encoder = encoders.of(bert_config)
     lora = LoraConfig(r=args.rank, lora_alpha=args.alpha)
     pol_data = encode(load_task("polarity", None), tok, args.max_length)
     if args.ner_train:
@@ -107,17 +109,17 @@ def main(argv=None) -> dict:
 
     runs = {"polarity": [], "ner": []}
     for seed in range(args.seeds):
-        runs["polarity"].append({side: polarity(c, pretrained, bert_config, pol_data, args.folds)
+        runs["polarity"].append({side: polarity(c, pretrained, encoder, pol_data, args.folds)
                                  for side, c in configs("sequence", 2, seed).items()})
         if args.ner_train:
-            runs["ner"].append({side: ner(c, pretrained, bert_config, ner_data, ner_names)
+            runs["ner"].append({side: ner(c, pretrained, encoder, ner_data, ner_names)
                                 for side, c in configs("token", len(ner_names), seed).items()})
         print({"seed": seed, **{k: v[-1] for k, v in runs.items() if v}}, file=sys.stderr, flush=True)
 
     sides = configs("sequence", 2, 0)
-    shapes = {side: jax.eval_shape(lambda c=c: ft.init_classifier(jax.random.key(0), pretrained, bert_config, c))
+    shapes = {side: jax.eval_shape(lambda c=c: ft.init_classifier(jax.random.key(0), pretrained, encoder, c))
               for side, c in sides.items()}
-    cost = {side: ft.training_cost(shapes[side], c) for side, c in sides.items()}
+    cost = {side: ft.training_cost(shapes[side], c, encoder=encoder) for side, c in sides.items()}
 
     def stat(task, side, key, f=np.mean):
         values = [r[side][key] for r in runs[task] if r[side][key] is not None]
