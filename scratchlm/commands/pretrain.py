@@ -228,7 +228,6 @@ def pretrain_gpt_command(args: argparse.Namespace, *, progress: bool | None = No
     :func:`scratchlm.training.causal_lm.pretrain`."""
     from dataclasses import replace
 
-
     from scratchlm.errors import ScratchlmError
 
     check_flags(args)
