@@ -98,18 +98,15 @@ def _cli(argv: list[str]) -> tuple[int, str]:
     return code, err.getvalue()
 
 
-def measure(out_path: str) -> None:
-    import tempfile
-
+def problem(tmp: Path) -> tuple[Path, dict]:
+    """A corpus file of 40 synthetic documents and, in ``tmp/init``, a GPT-2 folder (``TINY``, weights drawn with
+    NumPy, a byte-level BPE tokenizer with ``<|endoftext|>`` trained on the corpus); returns (corpus, params)."""
     import jax
 
     from scratchlm.models import gpt
     from scratchlm.tokenizers.pipelines import train_bpe
     from scratchlm.training.causal_lm import END_OF_TEXT
 
-    assert jax.device_count() == 8, "run with XLA_FLAGS=--xla_force_host_platform_device_count=8"
-    out: dict = {}
-    tmp = Path(tempfile.mkdtemp(prefix="parallel-gpt-"))
     rng = np.random.default_rng(0)
     words = "alpha beta gamma delta river stone north south house light green small".split()
     texts = [" ".join(rng.choice(words, 30)) for _ in range(40)]
@@ -122,6 +119,18 @@ def measure(out_path: str) -> None:
     params = jax.tree.map(lambda s: (0.1 * rng.normal(size=s.shape)).astype(s.dtype), shapes)
     gpt.save_pretrained(tmp / "init", params, config)
     tokenizer.save(tmp / "init" / "tokenizer.json")
+    return corpus, params
+
+
+def measure(out_path: str) -> None:
+    import tempfile
+
+    import jax
+
+    assert jax.device_count() == 8, "run with XLA_FLAGS=--xla_force_host_platform_device_count=8"
+    out: dict = {}
+    tmp = Path(tempfile.mkdtemp(prefix="parallel-gpt-"))
+    corpus, params = problem(tmp)
     base = ["pretrain", "--arch", "gpt", "--corpus", str(corpus), "--init", str(tmp / "init"), *FLAGS]
 
     def run(name: str, flags: list[str]) -> dict:
@@ -133,6 +142,14 @@ def measure(out_path: str) -> None:
                 "losses": [r["loss"] for r in log if r.get("split") == "train"]}
 
     runs = {name: run(name, flags) for name, flags in MESHES.items()}
+    # what --mesh data=4,model=2 does to GPT-2's names: rules_for (FSDP) splits each along its largest divisible axis
+    from scratchlm import distributed as par
+
+    mesh = par.make_mesh(4, 2)
+    specs = par.partition_specs(params, par.rules_for(mesh), mesh)
+    out["fsdp_specs"] = {name: str(spec) for name, spec in (("c_attn", specs["h"][0]["attn"]["c_attn"]["weight"]),
+                                                            ("c_fc", specs["h"][1]["mlp"]["c_fc"]["weight"]),
+                                                            ("wpe", specs["wpe"]["weight"]))}
     ref = runs["one"]
     out["scale"] = _max_abs(ref["state"]["params"])
     out["moved"] = _max_diff(params, ref["state"]["params"])
@@ -204,6 +221,13 @@ def test_gpt_pretraining_on_a_mesh_equals_one_device(results, name):
     assert r["params_diff"] <= atol and r["opt_diff"] <= atol
 
 
+def test_fsdp_splits_gpt2s_weights_over_the_model_axis(results):
+    """The FSDP rules know no model: GPT-2's ``c_attn [H, 3H]`` and ``c_fc [H, 4H]`` split along their output axis
+    (the largest), ``wpe [T, H]`` along H (T = H = 16 x 32: the larger)."""
+    assert results["fsdp_specs"] == {"c_attn": "PartitionSpec(None, 'model')", "c_fc": "PartitionSpec(None, 'model')",
+                                     "wpe": "PartitionSpec(None, 'model')"}
+
+
 def test_gpt_run_on_a_mesh_resumes_bit_for_bit_and_is_found_complete(results):
     """Killed after step 2's checkpoint and run again on the 4x2 mesh: the loop restores host arrays, the mesh step
     places them, and step 3 ends on exactly the uninterrupted run's state; ``metrics.json`` records the mesh.  Run
@@ -219,6 +243,59 @@ def test_a_batch_the_data_axis_cannot_split_is_the_same_error_for_gpt_and_bert(r
     assert gpt["code"] == bert["code"] == 2 and not gpt["created"] and not bert["created"]
     assert gpt["error"] == bert["error"] == ("scratchlm pretrain: error: --batch-size 6 must be a multiple of the "
                                              "mesh's data axis (4) and of the number of processes (1)")
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_gpt_and_process_0_writes_it(tmp_path):
+    """``scratchlm pretrain --arch gpt --mesh data=2 --coordinator 127.0.0.1:PORT --num-processes 2 --process-id I``
+    in two CPU processes (one device each, collectives over gloo) sharing one run folder, beside the one-device
+    run.  Each process reads its half of the training documents, so the batches differ from one device's (the
+    halves are packed apart) and the params are not compared; what must hold: process 0 writes the folder, the
+    metrics record the mesh and both processes, the held-out loss at the start is the one-device run's (the
+    same init, every process scoring every held-out row), and the unigram baseline is that of both halves'
+    tokens, counted here from the halves as each process packs its own (the same float64 operations: equal)."""
+    import math
+    import socket
+
+    from scratchlm import distributed as par
+    from scratchlm import tokenizers
+    from scratchlm.data import corpora
+    from scratchlm.models.gru_lm import unigram_perplexity_of_counts
+    from scratchlm.training.causal_lm import token_rows
+    from scratchlm.training.pretrain import PretrainConfig
+
+    corpus, _ = problem(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT), XLA_FLAGS=FAST_COMPILE)
+    command = [sys.executable, "-m", "scratchlm.cli", "pretrain", "--arch", "gpt", "--corpus", str(corpus),
+               "--init", str(tmp_path / "init"), *FLAGS]
+
+    def start(name, *extra):
+        return subprocess.Popen([*command, "--out", str(tmp_path / name), *extra], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = {f"rank{i}": start("shared", "--mesh", "data=2", "--coordinator", f"127.0.0.1:{port}",
+                               "--num-processes", "2", "--process-id", str(i)) for i in range(2)}
+    procs["one"] = start("one")
+    logs = {name: proc.communicate(timeout=300)[0] for name, proc in procs.items()}
+    assert all(proc.returncode == 0 for proc in procs.values()), {k: v[-2000:] for k, v in logs.items()}
+    one, two = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("one", "shared"))
+    assert two["mesh"] == {"data": 2, "model": 1} and two["processes"] == 2 and one["processes"] == 1
+    assert two["heldout_loss_start"] == one["heldout_loss_start"]
+    assert two["heldout_loss_end"] < two["heldout_loss_start"]
+    assert (tmp_path / "shared" / "model" / "model.safetensors").is_file()
+    assert (tmp_path / "shared" / "train_log.process1.jsonl").is_file()  # process 1 logs beside, writes nothing else
+
+    texts, tokenizer = corpora.load_corpus(str(corpus)), tokenizers.load(tmp_path / "init" / "tokenizer.json")
+    halves = [token_rows(texts, tokenizer, PretrainConfig(seq_len=T), share=lambda d, i=i: par.process_shard(d, i, 2))
+              for i in range(2)]
+    counts = sum(np.bincount(rows.ravel(), minlength=tokenizer.get_vocab_size()) for rows, _ in halves)
+    assert two["unigram_loss"] == math.log(unigram_perplexity_of_counts(counts, halves[0][1][:, 1:]))
+    own = np.bincount(halves[0][0].ravel(), minlength=tokenizer.get_vocab_size())  # process 0's half alone
+    assert two["unigram_loss"] != math.log(unigram_perplexity_of_counts(own, halves[0][1][:, 1:]))
 
 
 if __name__ == "__main__":

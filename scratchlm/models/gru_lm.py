@@ -186,8 +186,8 @@ def perplexity(params: dict, streams: np.ndarray, *, config: GRULMConfig, seq_le
 
 
 def unigram_perplexity(train_ids: np.ndarray, eval_ids: np.ndarray, vocab_size: int) -> float:
-    r"""The baseline: perplexity of the add-one-smoothed unigram model :math:`p(w) = \frac{c(w) + 1}{N + V}`
-    from training counts (:func:`unigram_perplexity_of_counts` of the ids' counts)."""
+    """The baseline: perplexity of the add-one-smoothed unigram model of ``train_ids`` on ``eval_ids``
+    (:func:`unigram_perplexity_of_counts` of their counts over ``vocab_size`` words)."""
     return unigram_perplexity_of_counts(np.bincount(np.asarray(train_ids).ravel(), minlength=vocab_size), eval_ids)
 
 

@@ -7,9 +7,10 @@ r"""Causal language-model pretraining of GPT-2 (Radford et al. 2018 §3.1, 2019 
 * :func:`pack_stream` joins the tokenized documents, each followed by the end-of-text id (GPT-2's
   ``<|endoftext|>`` between documents, Radford et al. 2019 §2.2), and cuts full rows of ``seq_len``:
   no padding, every position a target;
-* the loop, the optimizer (AdamW, warm-up + linear decay, clipping), the batch order and the held-out
-  split are masked-LM pretraining's (:mod:`scratchlm.training.pretrain`: ``PretrainConfig``,
-  ``split_documents``, ``batch_fn_for``), so both architectures run through one recipe shape;
+* the loop, the optimizer (AdamW, warm-up + linear decay, clipping), the batch order, the held-out
+  split and the mesh are masked-LM pretraining's (:mod:`scratchlm.training.pretrain`: ``PretrainConfig``,
+  ``split_documents``, ``batch_fn_for``; :func:`scratchlm.training.pretrain_loop.train_on_mesh`), so both
+  architectures run through one recipe shape, on one device or a mesh;
 * :func:`make_eval_fn` scores the held-out rows (mean NLL per target token), and the baseline is the
   add-one unigram model of the training tokens (:func:`scratchlm.models.gru_lm.unigram_perplexity`),
   the cross-entropy any model that has learned nothing about context cannot beat.

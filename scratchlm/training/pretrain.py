@@ -8,7 +8,9 @@ The pieces, in the order data meets them:
   device, with the step's key, so every epoch sees a fresh masking (RoBERTa's dynamic masking);
 * :func:`mlm_loss` is the cross-entropy on the selected positions only, through the tied decoder;
 * :func:`pretrain` wires them into the shared loop (:mod:`scratchlm.training.loop`: AdamW, warmup
-  + linear decay, clipping, checkpoints) and writes the final model with HuggingFace names.
+  + linear decay, clipping, checkpoints) on one device or a mesh, through
+  :func:`scratchlm.training.pretrain_loop.train_on_mesh` (causal-LM pretraining's too), and writes the
+  final model with HuggingFace names.
 """
 
 from __future__ import annotations
