@@ -12,7 +12,7 @@ r"""Causal language-model pretraining of GPT-2 (Radford et al. 2018 §3.1, 2019 
   ``split_documents``, ``batch_fn_for``; :func:`scratchlm.training.pretrain_loop.train_on_mesh`), so both
   architectures run through one recipe shape, on one device or a mesh;
 * :func:`make_eval_fn` scores the held-out rows (mean NLL per target token), and the baseline is the
-  add-one unigram model of the training tokens (:func:`scratchlm.models.gru_lm.unigram_perplexity`),
+  add-one unigram model of the training tokens (:func:`scratchlm.models.gru_lm.unigram_perplexity_of_counts`),
   the cross-entropy any model that has learned nothing about context cannot beat.
 """
 
