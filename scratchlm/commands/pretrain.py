@@ -9,7 +9,7 @@
 ``<|endoftext|>`` (or reads ``--tokenizer``), builds ``SMALL_GPT`` (or continues ``--init DIR``, a GPT-2
 folder) and writes the same run folder, with ``model/`` in HuggingFace's GPT-2 layout (``scratchlm
 generate --model DIR/model`` reads it) and ``metrics.json`` holding ``heldout_loss_start``,
-``heldout_loss_end``, ``perplexity``, the unigram baseline, tokens/s and MFU; one device.
+``heldout_loss_end``, ``perplexity``, the unigram baseline, tokens/s and MFU.
 
 Without ``--tokenizer`` a WordPiece vocabulary of ``--vocab-size`` is trained on the corpus by
 scratchlm (with ``--init minilm``, MiniLM's own tokenizer is used).  With ``--init`` the model's
@@ -25,6 +25,12 @@ HuggingFace names, ``config.json`` (``BertForMaskedLM``), ``tokenizer.json``, ``
 ``--mesh data=8`` trains data parallel over 8 devices, ``--mesh data=4,model=2`` with parameters and
 AdamW moments sharded 2 ways (FSDP); ``--coordinator HOST:PORT --num-processes N --process-id I``
 runs one process per host (see :mod:`scratchlm.distributed` for the launch on GPU clusters and TPU pods).
+Both architectures train there through one function
+(:func:`scratchlm.training.pretrain_loop.train_on_mesh`); ``--batch-size`` must be a multiple of the
+mesh's ``data`` axis and of the number of processes, checked before any work; ``metrics.json`` records
+the ``mesh``, and a run resumes from its checkpoints on any mesh::
+
+    scratchlm pretrain --arch gpt --corpus wiki --mesh data=4,model=2 --batch-size 32 --out runs/gpt-fsdp
 """
 
 from __future__ import annotations
@@ -168,9 +174,11 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
     from scratchlm.tokenizers.pipelines import BERT_SPECIAL_TOKENS, train_bert_wordpiece
     from scratchlm.training.plots import plot_curves
     from scratchlm.training.pretrain import SMALL_BERT, PretrainConfig, pretrain
+    from scratchlm.training.pretrain_loop import local_batch
     from scratchlm.training.run import data_digest
 
     run_config = PretrainConfig(**_given(args, _RUN_FLAGS))
+    local_batch(run_config.batch_size, mesh)  # a batch the mesh cannot split: refused before any work
     dropout = args.dropout if args.dropout is not None else bert.BertConfig.hidden_dropout_prob
     compute = {"dtype": "bfloat16" if args.bf16 else "float32", "fused_attention": args.fused,
                "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": 0.0 if args.fused else dropout}
@@ -220,25 +228,26 @@ def pretrain_gpt_command(args: argparse.Namespace, *, progress: bool | None = No
     :func:`scratchlm.training.causal_lm.pretrain`."""
     from dataclasses import replace
 
+    from scratchlm.errors import ScratchlmError
 
     check_flags(args)
+    if args.pre_ln:
+        raise ScratchlmError("--pre-ln is not available with --arch gpt: GPT-2 is always pre-LN")
+    if args.init == "minilm":
+        raise ScratchlmError("--init minilm is a BERT encoder: with --arch gpt give a GPT-2 folder")
+    mesh = setup_parallel(args)  # before any other JAX call: jax.distributed.initialize comes first
+
     from scratchlm.data import corpora
-    from scratchlm.errors import ScratchlmError
     from scratchlm.models import gpt
     from scratchlm.tokenizers.pipelines import train_bpe
     from scratchlm.training.causal_lm import END_OF_TEXT, SMALL_GPT, pretrain
     from scratchlm.training.plots import plot_curves
     from scratchlm.training.pretrain import PretrainConfig
+    from scratchlm.training.pretrain_loop import local_batch
     from scratchlm.training.run import data_digest
 
-    for flag, given, why in (("--mesh", args.mesh, "it trains on one device"),
-                             ("--coordinator", args.coordinator, "it trains on one device"),
-                             ("--pre-ln", args.pre_ln, "GPT-2 is always pre-LN")):
-        if given:
-            raise ScratchlmError(f"{flag} is not available with --arch gpt: {why}")
-    if args.init == "minilm":
-        raise ScratchlmError("--init minilm is a BERT encoder: with --arch gpt give a GPT-2 folder")
     run_config = PretrainConfig(**_given(args, _RUN_FLAGS))
+    local_batch(run_config.batch_size, mesh)  # a batch the mesh cannot split: refused before any work
     dropout = args.dropout if args.dropout is not None else gpt.GPTConfig.resid_pdrop
     compute = {"dtype": "bfloat16" if args.bf16 else "float32", "fused_attention": args.fused,
                "resid_pdrop": dropout, "embd_pdrop": dropout, "attn_pdrop": 0.0 if args.fused else dropout}
@@ -267,7 +276,7 @@ def pretrain_gpt_command(args: argparse.Namespace, *, progress: bool | None = No
                          n_positions=max(run_config.seq_len, SMALL_GPT.n_positions))
     with run.training():
         metrics = pretrain(texts, tokenizer, config, run_config, out=run.out, init_params=init_params,
-                           progress=progress, checkpoint_seconds=run.config.checkpoint_every)
+                           progress=progress, mesh=mesh, checkpoint_seconds=run.config.checkpoint_every)
     plot_curves(run.out / "curves.png", [run.out / "train_log.jsonl"],
                 title="causal-LM pretraining (pretrain --arch gpt)", loss="next-token cross-entropy (nats/token)",
                 metric="loss")

@@ -28,8 +28,8 @@ to stay sparse.
   :func:`scratchlm.embeddings.word2vec.sharded.make_sharded_word2vec_update` and GloVe's sharded
   step move only the rows a step touches, never a table.
 
-**Commands.**  ``scratchlm pretrain``, ``scratchlm finetune``, ``scratchlm word2vec`` and
-``scratchlm glove`` take ``--mesh`` and the multi-host flags
+**Commands.**  ``scratchlm pretrain`` (``--arch bert`` and ``gpt``), ``scratchlm finetune``,
+``scratchlm word2vec`` and ``scratchlm glove`` take ``--mesh`` and the multi-host flags
 (:func:`scratchlm.commands.common.setup_parallel`); the first two wrap the shared loop's step with
 :func:`on_mesh`, word2vec runs its sharded step inside its jitted steps, glove inside its jitted epochs.
 

@@ -186,10 +186,20 @@ def perplexity(params: dict, streams: np.ndarray, *, config: GRULMConfig, seq_le
 
 
 def unigram_perplexity(train_ids: np.ndarray, eval_ids: np.ndarray, vocab_size: int) -> float:
-    r"""The baseline: perplexity of the add-one-smoothed unigram model :math:`p(w) = \frac{c(w) + 1}{N + V}`
-    from training counts."""
-    counts = np.bincount(np.asarray(train_ids).ravel(), minlength=vocab_size).astype(np.float64)
-    log_p = np.log((counts + 1.0) / (counts.sum() + vocab_size))
+    """The baseline: perplexity of the add-one-smoothed unigram model of ``train_ids`` on ``eval_ids``
+    (:func:`unigram_perplexity_of_counts` of their counts over ``vocab_size`` words)."""
+    return unigram_perplexity_of_counts(np.bincount(np.asarray(train_ids).ravel(), minlength=vocab_size), eval_ids)
+
+
+def unigram_perplexity_of_counts(counts: np.ndarray, eval_ids: np.ndarray) -> float:
+    r"""The add-one-smoothed unigram model's perplexity on ``eval_ids`` from the training counts :math:`c(w)`
+    (``counts [V]``, summed over several processes' shares if need be):
+
+    .. math::  p(w) = \frac{c(w) + 1}{N + V}, \qquad \mathrm{PPL} = \exp\Big(-\frac{1}{M}\sum_{m} \log p(w_m)\Big)
+
+    (Laplace's add-one rule; :math:`N = \sum_w c(w)`, :math:`M` evaluation tokens)."""
+    counts = np.asarray(counts).astype(np.float64)
+    log_p = np.log((counts + 1.0) / (counts.sum() + len(counts)))
     return float(np.exp(-log_p[np.asarray(eval_ids).ravel()].mean()))
 
 

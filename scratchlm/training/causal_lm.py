@@ -7,20 +7,20 @@ r"""Causal language-model pretraining of GPT-2 (Radford et al. 2018 §3.1, 2019 
 * :func:`pack_stream` joins the tokenized documents, each followed by the end-of-text id (GPT-2's
   ``<|endoftext|>`` between documents, Radford et al. 2019 §2.2), and cuts full rows of ``seq_len``:
   no padding, every position a target;
-* the loop, the optimizer (AdamW, warm-up + linear decay, clipping), the batch order and the held-out
-  split are masked-LM pretraining's (:mod:`scratchlm.training.pretrain`: ``PretrainConfig``,
-  ``split_documents``, ``batch_fn_for``), so both architectures run through one recipe shape;
+* the loop, the optimizer (AdamW, warm-up + linear decay, clipping), the batch order, the held-out
+  split and the mesh are masked-LM pretraining's (:mod:`scratchlm.training.pretrain`: ``PretrainConfig``,
+  ``split_documents``, ``batch_fn_for``; :func:`scratchlm.training.pretrain_loop.train_on_mesh`), so both
+  architectures run through one recipe shape, on one device or a mesh;
 * :func:`make_eval_fn` scores the held-out rows (mean NLL per target token), and the baseline is the
-  add-one unigram model of the training tokens (:func:`scratchlm.models.gru_lm.unigram_perplexity`),
+  add-one unigram model of the training tokens (:func:`scratchlm.models.gru_lm.unigram_perplexity_of_counts`),
   the cross-entropy any model that has learned nothing about context cannot beat.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import math
-import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from scratchlm import jsonio
 from scratchlm.errors import CorpusError, ScratchlmError
 from scratchlm.models import gpt
 from scratchlm.models.bert import count_params
-from scratchlm.models.gru_lm import unigram_perplexity
+from scratchlm.models.gru_lm import unigram_perplexity_of_counts
 from scratchlm.nn.losses import softmax_cross_entropy
 from scratchlm.training.pretrain import PretrainConfig, batch_fn_for, peak_flops, split_documents
 
@@ -56,16 +56,19 @@ def pack_stream(token_ids: list[list[int]], seq_len: int, *, eos_id: int) -> np.
     return np.asarray(stream[: n * seq_len], np.int32).reshape(n, seq_len)
 
 
-def token_rows(texts: list[str], tokenizer, run: PretrainConfig) -> tuple[np.ndarray, np.ndarray]:
+def token_rows(texts: list[str], tokenizer, run: PretrainConfig, *,
+               share: Callable[[list], list] = lambda docs: docs) -> tuple[np.ndarray, np.ndarray]:
     """The training and held-out rows [N, seq_len] of ``texts``: the last ``run.heldout_fraction`` of the documents
     held out (:func:`scratchlm.training.pretrain.split_documents`), each part tokenized and packed
-    (:func:`pack_stream`), the held-out rows cut to ``run.max_heldout_rows``.  Any other model scored on the
-    held-out rows (the demo's GRU LM) is scored on the same tokens."""
+    (:func:`pack_stream`), the held-out rows cut to ``run.max_heldout_rows``.  ``share`` picks the training
+    documents this process reads (all of them by default; :func:`pretrain` gives each process its share).  Any
+    other model scored on the held-out rows (the demo's GRU LM) is scored on the same tokens."""
     eos = tokenizer.token_to_id(END_OF_TEXT)
     if eos is None:
         raise ScratchlmError(f"the tokenizer has no {END_OF_TEXT} token; causal-LM pretraining separates documents "
                              "with it")
     train_docs, heldout_docs = split_documents(texts, run.heldout_fraction)
+    train_docs = share(train_docs)
     tokenizer.no_padding()
     tokenizer.no_truncation()
 
@@ -117,18 +120,23 @@ def make_eval_fn(rows: np.ndarray, *, config: gpt.GPTConfig, batch_size: int):
 
 
 def pretrain(texts: list[str], tokenizer, model_config: gpt.GPTConfig, run: PretrainConfig, *,
-             out: str | Path, init_params: dict | None = None, progress: bool | None = None,
+             out: str | Path, init_params: dict | None = None, progress: bool | None = None, mesh=None,
              checkpoint_seconds: float = 0.0) -> dict:
     """Tokenize, pack and train next-token prediction; write ``out/model`` (HuggingFace GPT-2 layout +
     ``tokenizer.json``) and ``out/metrics.json``.  Returns the metrics dict: held-out loss at the start and
     the end (``heldout_loss_start``, ``heldout_loss_end``), perplexity, the unigram baseline, tokens/s and MFU
-    (where the device's peak is known).
+    (where the device's peak is known), and the ``mesh`` it trained on.
 
     ``tokenizer`` is a scratchlm :class:`~scratchlm.tokenizers.Tokenizer` holding ``<|endoftext|>``;
-    ``init_params`` continues from those weights.  One device; a run with checkpoints in ``out/checkpoints``
-    resumes from the latest.
+    ``init_params`` continues from those weights.  ``mesh`` (a :func:`scratchlm.distributed.make_mesh`)
+    trains on several devices as masked-LM pretraining does, through the same
+    :func:`scratchlm.training.pretrain_loop.train_on_mesh`: data parallel on ``data=N``, FSDP when
+    ``model > 1``; with several processes each tokenizes and feeds its share of the training documents, the
+    unigram baseline counts every process's tokens, and process 0 writes the model and metrics.  A run with
+    checkpoints in ``out/checkpoints`` resumes from the latest, on any mesh.
     """
-    from scratchlm.training.loop import LoopConfig, init_train_state, make_optimizer, make_train_step, train
+    from scratchlm import distributed as par
+    from scratchlm.training.pretrain_loop import local_batch, train_on_mesh
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,40 +146,26 @@ def pretrain(texts: list[str], tokenizer, model_config: gpt.GPTConfig, run: Pret
     if run.seq_len > model_config.n_positions:
         raise ScratchlmError(f"seq_len {run.seq_len} exceeds n_positions {model_config.n_positions}")
 
-    train_rows, heldout_rows = token_rows(texts, tokenizer, run)
-    unigram_loss = math.log(unigram_perplexity(train_rows, heldout_rows[:, 1:], tokenizer.get_vocab_size()))
+    rows_per_step = local_batch(run.batch_size, mesh)
+    train_rows, heldout_rows = token_rows(texts, tokenizer, run, share=par.process_shard)
+    counts = np.bincount(train_rows.ravel(), minlength=tokenizer.get_vocab_size())
+    if jax.process_count() > 1:  # the baseline of every process's training tokens, not of this one's share
+        counts = sum(a["counts"] for a in par.allgather_arrays({"counts": counts}))
+    unigram_loss = math.log(unigram_perplexity_of_counts(counts, heldout_rows[:, 1:]))
 
     key = jax.random.key(run.seed, impl="rbg")  # as masked-LM pretraining: the hardware generator for dropout
     k_init, k_train = jax.random.split(key)
     params = init_params if init_params is not None else gpt.init(k_init, model_config)
-    optimizer = make_optimizer(name="adamw", learning_rate=run.lr, total_steps=run.steps,
-                               warmup_steps=run.resolved_warmup_steps, schedule="linear",
-                               weight_decay=run.weight_decay, clip_norm=run.clip_norm)
-    step_fn = make_train_step(lambda p, b, k: lm_loss(p, b, k, config=model_config), optimizer)
     eval_fn = make_eval_fn(heldout_rows, config=replace(model_config, dtype="float32"), batch_size=run.batch_size)
-    before = eval_fn(params)
-    metrics_path = out / "train_log.jsonl"
-    checkpoint_dir = out / "checkpoints"
-    if not checkpoint_dir.is_dir():  # a resumed run continues its log
-        metrics_path.unlink(missing_ok=True)
-    loop_config = LoopConfig(steps=run.steps, eval_every=run.eval_every, log_every=run.log_every,
-                             checkpoint_dir=checkpoint_dir, checkpoint_every=0, resume=True,
-                             checkpoint_seconds=checkpoint_seconds, metrics_path=metrics_path, progress=progress,
-                             description="pretrain (causal LM)")
-    data = {"input_ids": train_rows}
-    t0 = time.perf_counter()
-    result = train(init_train_state(params, optimizer, k_train), step_fn, batch_fn_for(data, run.batch_size, run.seed),
-                   config=loop_config, eval_fn=eval_fn if run.eval_every else None)
-    train_seconds = time.perf_counter() - t0
-    final = result.state.params
-    after = eval_fn(final)
-    gpt.save_pretrained(out / "model", final, model_config)
-    tokenizer.save(out / "model" / "tokenizer.json")
+    done = train_on_mesh(params, lambda p, b, k: lm_loss(p, b, k, config=model_config), eval_fn,
+                         batch_fn_for({"input_ids": train_rows}, rows_per_step, run.seed), run, key=k_train, out=out,
+                         mesh=mesh, progress=progress, checkpoint_seconds=checkpoint_seconds,
+                         description="pretrain (causal LM)")
+    before, after, final = done.before, done.after, done.final
+    if done.lead:
+        gpt.save_pretrained(out / "model", final, model_config)
+        tokenizer.save(out / "model" / "tokenizer.json")
 
-    windows = [json.loads(line) for line in metrics_path.read_text().splitlines()]
-    rates = [w["steps_per_s"] for w in windows if w.get("split") == "train"][1:]  # the first holds the compilation
-    steps_per_s = float(np.median(rates)) if rates else run.steps / train_seconds
-    tokens_per_s = steps_per_s * run.batch_size * run.seq_len
     flops = gpt.flops_per_token(model_config, run.seq_len)
     peak = peak_flops()
     metrics = {
@@ -180,12 +174,12 @@ def pretrain(texts: list[str], tokenizer, model_config: gpt.GPTConfig, run: Pret
         "unigram_loss": unigram_loss, "unigram_perplexity": math.exp(unigram_loss),
         "heldout_sequences": int(len(heldout_rows)), "train_sequences": int(len(train_rows)),
         "steps": run.steps, "batch_size": run.batch_size, "seq_len": run.seq_len,
-        "train_seconds": train_seconds, "tokens_per_s": tokens_per_s, "flops_per_token": flops,
-        "mfu": tokens_per_s * flops / peak if peak else None, "peak_flops": peak,
-        "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
+        "train_seconds": done.train_seconds, "tokens_per_s": done.tokens_per_s, "flops_per_token": flops,
+        "mfu": done.tokens_per_s * flops / peak if peak else None, "peak_flops": peak, **done.placement(mesh),
         "parameters": count_params(final), "model_config": model_config.to_hf_dict(),
-        "vocab_size": tokenizer.get_vocab_size(), "history": result.history,
-        "final_train_loss": next((w["loss"] for w in reversed(windows) if w.get("split") == "train"), math.nan),
+        "vocab_size": tokenizer.get_vocab_size(), "history": done.result.history,
+        "final_train_loss": done.final_train_loss,
     }
-    jsonio.write(out / "metrics.json", metrics)
+    if done.lead:
+        jsonio.write(out / "metrics.json", metrics)
     return metrics

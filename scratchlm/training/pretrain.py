@@ -8,15 +8,14 @@ The pieces, in the order data meets them:
   device, with the step's key, so every epoch sees a fresh masking (RoBERTa's dynamic masking);
 * :func:`mlm_loss` is the cross-entropy on the selected positions only, through the tied decoder;
 * :func:`pretrain` wires them into the shared loop (:mod:`scratchlm.training.loop`: AdamW, warmup
-  + linear decay, clipping, checkpoints) and writes the final model with HuggingFace names.
+  + linear decay, clipping, checkpoints) on one device or a mesh, through
+  :func:`scratchlm.training.pretrain_loop.train_on_mesh` (causal-LM pretraining's too), and writes the
+  final model with HuggingFace names.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import math
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -299,7 +298,7 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
     on CPU); ``checkpoint_seconds``: also a checkpoint every that many seconds.
     """
     from scratchlm import distributed as par
-    from scratchlm.training.loop import LoopConfig, init_train_state, make_optimizer, make_train_step, train
+    from scratchlm.training.pretrain_loop import local_batch, train_on_mesh
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -316,10 +315,8 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
                              f"{model_config.max_position_embeddings}")
 
     train_docs, heldout_docs = split_documents(texts, run.heldout_fraction)
-    local_batch = run.batch_size if mesh is None else par.divisible_batch(run.batch_size, mesh)
-    if jax.process_count() > 1:
-        train_docs = par.process_shard(train_docs)  # this process's documents; the held-out set is shared
-    lead = jax.process_index() == 0
+    rows_per_step = local_batch(run.batch_size, mesh)
+    train_docs = par.process_shard(train_docs)  # this process's documents; the held-out set is shared
     tokenizer.no_padding()
     tokenizer.no_truncation()
 
@@ -343,47 +340,18 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
     params = {k: v for k, v in params.items() if k != "pooler"}
     if "cls" not in params:
         params["cls"] = bert.init_mlm_head(k_head, model_config)
-    warmup = run.resolved_warmup_steps
-    optimizer = make_optimizer(name="adamw", learning_rate=run.lr, total_steps=run.steps,
-                               warmup_steps=warmup, schedule="linear", weight_decay=run.weight_decay,
-                               clip_norm=run.clip_norm)
-    step_fn = make_train_step(lambda p, b, k: mlm_loss(p, b, k, config=model_config, masking=masking), optimizer)
     eval_fn = make_eval_fn(heldout_data, config=replace(model_config, dtype="float32"), masking=masking,
                            batch_size=run.batch_size, seed=run.seed + 1)
-
-    if mesh is not None:  # one evaluation program for every call: host params onto one device
-        eval_on_device = eval_fn
-
-        def eval_fn(p):
-            return eval_on_device(par.gather_to_host(p))
-
-    before = eval_fn(params)
-    state, step_fn = par.on_mesh(step_fn, init_train_state(params, optimizer, k_train), mesh)
-    metrics_path = out / ("train_log.jsonl" if lead else f"train_log.process{jax.process_index()}.jsonl")
-    checkpoint_dir = out / "checkpoints" if lead else None
-    if checkpoint_dir is None or not checkpoint_dir.is_dir():  # a resumed run continues its log
-        metrics_path.unlink(missing_ok=True)
-    loop_config = LoopConfig(steps=run.steps, eval_every=run.eval_every, log_every=run.log_every,
-                             checkpoint_dir=checkpoint_dir, checkpoint_every=0, resume=True,
-                             checkpoint_seconds=checkpoint_seconds, metrics_path=metrics_path, progress=progress,
-                             description="pretrain (masked LM)")
-    t0 = time.perf_counter()
-    result = train(state, step_fn, batch_fn_for(train_data, local_batch, run.seed), config=loop_config,
-                   eval_fn=eval_fn if run.eval_every else None)
-    train_seconds = time.perf_counter() - t0
-    after = eval_fn(result.state.params)
-
-    final = dict(result.state.params if mesh is None else par.gather_to_host(result.state.params))
+    done = train_on_mesh(params, lambda p, b, k: mlm_loss(p, b, k, config=model_config, masking=masking), eval_fn,
+                         batch_fn_for(train_data, rows_per_step, run.seed), run, key=k_train, out=out, mesh=mesh,
+                         progress=progress, checkpoint_seconds=checkpoint_seconds,
+                         description="pretrain (masked LM)")
+    before, after, final = done.before, done.after, dict(done.final)
     if init_params is not None and "pooler" in init_params:
         final["pooler"] = init_params["pooler"]  # keep the pooler a loaded model came with
-    if lead:
+    if done.lead:
         bert.save_pretrained(out / "model", final, model_config, tokenizer=tokenizer)  # a transformers folder
 
-    # throughput from the loop's logged windows, skipping the first (it holds the compilation)
-    windows = [json.loads(line) for line in metrics_path.read_text().splitlines()]
-    rates = [w["steps_per_s"] for w in windows if w.get("split") == "train"][1:]
-    steps_per_s = float(np.median(rates)) if rates else run.steps / train_seconds
-    tokens_per_s = steps_per_s * run.batch_size * run.seq_len
     flops = bert.flops_per_token(model_config, run.seq_len, masking.max_predictions(run.seq_len))
     peak = peak_flops()
     metrics = {
@@ -391,14 +359,12 @@ def pretrain(texts: list[str], tokenizer, model_config: bert.BertConfig, run: Pr
         "heldout_mlm_accuracy_start": before["mlm_accuracy"], "heldout_mlm_accuracy_end": after["mlm_accuracy"],
         "heldout_sequences": int(len(heldout_rows)), "train_sequences": int(len(train_rows)),
         "steps": run.steps, "batch_size": run.batch_size, "seq_len": run.seq_len,
-        "train_seconds": train_seconds, "tokens_per_s": tokens_per_s, "flops_per_token": flops,
-        "mfu": tokens_per_s * flops / peak if peak else None, "peak_flops": peak,
-        "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
-        "mesh": None if mesh is None else dict(mesh.shape), "processes": jax.process_count(),
+        "train_seconds": done.train_seconds, "tokens_per_s": done.tokens_per_s, "flops_per_token": flops,
+        "mfu": done.tokens_per_s * flops / peak if peak else None, "peak_flops": peak, **done.placement(mesh),
         "parameters": bert.count_params(final), "model_config": model_config.to_hf_dict(),
-        "vocab_size": tokenizer.get_vocab_size(), "history": result.history,
-        "final_train_loss": next((w["loss"] for w in reversed(windows) if w.get("split") == "train"), math.nan),
+        "vocab_size": tokenizer.get_vocab_size(), "history": done.result.history,
+        "final_train_loss": done.final_train_loss,
     }
-    if lead:
+    if done.lead:
         jsonio.write(out / "metrics.json", metrics)
     return metrics

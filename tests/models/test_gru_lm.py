@@ -132,6 +132,9 @@ def test_perplexity_is_exp_of_mean_nll(params):
     # counts would give an infinite perplexity (token 2 unseen); dividing by N instead of N + V gives 2.
     smoothed = gru_lm.unigram_perplexity(np.array([0, 0, 0, 1]), np.array([0, 1, 2]), 3)
     assert smoothed == pytest.approx(3.5, rel=1e-12)
+    # the same counts from two processes' shares, (2, 0, 0) + (1, 1, 0), summed (pretrain --arch gpt on hosts)
+    shares = [np.bincount(share, minlength=3) for share in (np.array([0, 0]), np.array([0, 1]))]
+    assert gru_lm.unigram_perplexity_of_counts(sum(shares), np.array([0, 1, 2])) == pytest.approx(3.5, rel=1e-12)
 
 
 # ----------------------------------------------------------------------------- sampling

@@ -80,10 +80,10 @@ def test_continued_pretraining_from_the_saved_model(tiny_run, tmp_path):
     assert m["heldout_loss_start"] == pytest.approx(first["heldout_loss_end"], abs=1e-5)  # the same rows, same model
 
 
-def test_bert_only_flags_are_one_error_line_with_gpt(tmp_path, capsys):
+def test_bert_only_flags_and_a_mesh_too_large_are_one_error_line_with_gpt(tmp_path, capsys):
     from scratchlm.cli import main
 
-    for flags, phrase in ((["--pre-ln"], "always pre-LN"), (["--mesh", "data=1"], "one device"),
+    for flags, phrase in ((["--pre-ln"], "always pre-LN"), (["--mesh", "data=2"], "needs 2 devices"),
                           (["--init", "minilm"], "BERT encoder")):
         assert main(["pretrain", "--arch", "gpt", "--corpus", "lee", *flags, "--out", str(tmp_path / "x")]) == 2
         err = capsys.readouterr().err
