@@ -5,8 +5,14 @@ forward+backward steps/s through scratchlm's ``lax.scan`` layers beside ``torch.
 One step = forward over [B, T, D] through L layers, a scalar loss on the outputs and the final states
 (h_n; and c_n for the LSTM), and the gradients of every weight.  Both sides start from the same weights
 and inputs; the first calls (JAX's compilation, cuDNN's plan selection) are excluded, every timed call
-blocks until the result is on the host side of the device.  The leading underscore keeps this module out
-of ``scratchlm bench``'s suites: the suites are the two scripts that call :func:`main`.
+blocks until the result is on the host side of the device.
+
+On a GPU JAX's default float32 matmul precision may use TF32, as cuDNN's RNNs do by default in
+PyTorch (``torch.backends.cudnn.allow_tf32 = True``); ``--precision highest`` rules it out for JAX and
+the same flag turns TF32 off on the PyTorch side, so the two are compared at the same precision.
+
+The leading underscore keeps this module out of ``scratchlm bench``'s suites: the suites are the two
+scripts that call :func:`main`.
 """
 
 from __future__ import annotations

@@ -1,19 +1,11 @@
 """GRU forward+backward steps/s: scratchlm's ``lax.scan`` GRU beside ``torch.nn.GRU`` (cuDNN on a GPU).
 
-One step = forward over [B, T, D] through L layers, a scalar loss on the outputs and the final state,
-and the gradients of every weight.  Both sides start from the same weights and inputs; the first
-calls (JAX's compilation, cuDNN's plan selection) are excluded, every timed call blocks until the
-result is on the host side of the device.
-
-    python benchmarks/gru.py                      # 2 layers, D 256, H 512, T 64, B 32
+    python benchmarks/gru.py                           # 2 layers, D 256, H 512, T 64, B 32
     python benchmarks/gru.py --batch-size 256          # the large-batch figure
     python benchmarks/gru.py --unroll 1,4,8 --precision highest
-    python benchmarks/gru.py --quick --no-peers    # a smoke run
+    python benchmarks/gru.py --quick --no-peers        # a smoke run
 
-On a GPU JAX's default float32 matmul precision may use TF32, as cuDNN's RNNs do by default in
-PyTorch (``torch.backends.cudnn.allow_tf32 = True``); ``--precision highest`` rules it out for JAX and
-the same flag turns TF32 off on the PyTorch side, so the two are compared at the same precision.
-The body is the LSTM's too (``benchmarks/_recurrent.py``).
+What a step is and how it is timed: ``benchmarks/_recurrent.py``, the body shared with the LSTM's benchmark.
 """
 
 from __future__ import annotations
