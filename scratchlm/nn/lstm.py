@@ -42,8 +42,7 @@ from flax import serialization
 from jax import lax
 
 from scratchlm.errors import ScratchlmError
-from scratchlm.nn.functional import dropout as _dropout
-from scratchlm.nn.gru import param_suffix, torch_layout_params
+from scratchlm.nn.recurrent import stacked, torch_layout_params
 
 
 @jax.tree_util.register_static
@@ -267,9 +266,10 @@ def apply(
 
     Layer :math:`l` reads :math:`\mathrm{dropout}(h^{(l-1)}_{1..T})` (dropout between layers only,
     as PyTorch does, drawn from ``key`` when ``train``); a bidirectional layer concatenates the
-    forward and the backward direction's outputs.  Where ``mask[b, t]`` is false the step is padding:
-    :math:`(h, c)` are carried unchanged and the output is zero, so padded steps anywhere change
-    nothing (the backward direction starts at the last real token, like a packed sequence).
+    forward and the backward direction's outputs (:func:`scratchlm.nn.recurrent.stacked`, the GRU's too).
+    Where ``mask[b, t]`` is false the step is padding: :math:`(h, c)` are carried unchanged and the
+    output is zero, so padded steps anywhere change nothing (the backward direction starts at the last
+    real token, like a packed sequence).
 
     Args:
       params: from :func:`init` or :func:`params_from_torch` (sizes in ``params["config"]``).
@@ -293,24 +293,14 @@ def apply(
         if h0.shape != (L * dirs, B, H) or c0.shape != (L * dirs, B, H):
             raise ValueError(f"lstm.apply: expected initial_state (h0, c0) each [{L * dirs}, {B}, {H}], "
                              f"got {h0.shape} and {c0.shape}")
-    if mask is not None:
-        if mask.shape != (B, T):
-            raise ValueError(f"lstm.apply: expected mask [{B}, {T}], got {mask.shape}")
-        mask = jnp.swapaxes(mask.astype(bool), 0, 1)  # [B, T] -> [T, B]
-    layer_input = jnp.swapaxes(x, 0, 1)  # [B, T, D] -> [T, B, D]: scan runs over the leading axis
-    h_n, c_n = [], []
-    for layer in range(L):
-        if layer > 0:
-            key, sub = jax.random.split(key) if key is not None else (None, None)
-            layer_input = _dropout(layer_input, dropout, key=sub, train=train)
-        outputs = []
-        for d in range(dirs):
-            s, k = param_suffix(layer, d), layer * dirs + d
-            a_x = input_projection(layer_input, params["weight_ih" + s], params["bias_ih" + s], precision)  # [T, B, 4H]
-            out, h_T, c_T = recurrence(a_x, h0[k], c0[k], params["weight_hh" + s], params["bias_hh" + s], mask,
-                                       d == 1, unroll, precision)
-            outputs.append(out)
-            h_n.append(h_T)
-            c_n.append(c_T)
-        layer_input = outputs[0] if dirs == 1 else jnp.concatenate(outputs, axis=-1)  # [T, B, dirs·H]
-    return jnp.swapaxes(layer_input, 0, 1), (jnp.stack(h_n), jnp.stack(c_n))
+    if mask is not None and mask.shape != (B, T):
+        raise ValueError(f"lstm.apply: expected mask [{B}, {T}], got {mask.shape}")
+
+    def direction(s, layer_input, states, step_mask, reverse):
+        a_x = input_projection(layer_input, params["weight_ih" + s], params["bias_ih" + s], precision)  # [T, B, 4H]
+        out, h_T, c_T = recurrence(a_x, *states, params["weight_hh" + s], params["bias_hh" + s], step_mask, reverse,
+                                   unroll, precision)
+        return out, (h_T, c_T)
+
+    outputs, (h_n, c_n) = stacked(direction, config, x, (h0, c0), mask=mask, dropout=dropout, key=key, train=train)
+    return outputs, (h_n, c_n)
