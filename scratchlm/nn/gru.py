@@ -34,7 +34,6 @@ variant the two biases add up: :math:`b = b_{ih} + b_{hh}`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,15 +42,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import serialization
 from jax import lax
 
 from scratchlm.errors import ScratchlmError
-from scratchlm.nn.recurrent import stacked, torch_layout_params
+from scratchlm.nn.recurrent import load_torch_tensors, register_config, stacked, torch_layout_params
 
 VARIANTS = ("cho", "cudnn")
 
 
+@register_config  # it travels inside params, and so inside checkpoints
 @jax.tree_util.register_static
 @dataclass(frozen=True)
 class GRUConfig:
@@ -70,15 +69,6 @@ class GRUConfig:
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
-
-
-# The config travels inside params and so inside checkpoints: msgpack stores it as a plain dict.
-serialization.register_serialization_state(
-    GRUConfig,
-    lambda config: dataclasses.asdict(config),
-    lambda target, state: GRUConfig(**{f.name: state.get(f.name, getattr(target, f.name))
-                                       for f in dataclasses.fields(GRUConfig)}),
-)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "dtype"))
@@ -104,21 +94,7 @@ def params_from_torch(state_dict: Mapping[str, Any], *, variant: str = "cudnn") 
     bidirectional = "weight_ih_l0_reverse" in state_dict
     three_h, D = np.shape(state_dict["weight_ih_l0"])
     config = GRUConfig(D, three_h // 3, num_layers, bidirectional, variant)
-    expected = jax.eval_shape(lambda: init(jax.random.key(0), config))
-    params: dict = {"config": config}
-    for name, spec in expected.items():
-        if name == "config":
-            continue
-        if name not in state_dict:
-            raise ScratchlmError(f"state_dict lacks {name!r} (expected {spec.shape})")
-        value = np.asarray(state_dict[name], dtype=np.float32)
-        if value.shape != spec.shape:
-            raise ScratchlmError(f"state_dict[{name!r}] has shape {value.shape}, expected {spec.shape}")
-        params[name] = jnp.asarray(value)
-    extra = sorted(set(state_dict) - set(params))
-    if extra:
-        raise ScratchlmError(f"state_dict holds tensors a GRU does not have: {extra} (bias=False is not supported)")
-    return params
+    return load_torch_tensors(state_dict, config, init, model="a GRU", unsupported="bias=False is not supported")
 
 
 def input_projection(x: jax.Array, weight_ih: jax.Array, bias_ih: jax.Array, precision=None) -> jax.Array:

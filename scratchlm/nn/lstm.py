@@ -29,7 +29,6 @@ recurrence has a hand-written backward pass (:func:`_recurrence_bwd`) beside the
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,13 +37,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import serialization
 from jax import lax
 
 from scratchlm.errors import ScratchlmError
-from scratchlm.nn.recurrent import stacked, torch_layout_params
+from scratchlm.nn.recurrent import load_torch_tensors, register_config, stacked, torch_layout_params
 
 
+@register_config  # it travels inside params, and so inside checkpoints
 @jax.tree_util.register_static
 @dataclass(frozen=True)
 class LSTMConfig:
@@ -60,15 +59,6 @@ class LSTMConfig:
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
-
-
-# The config travels inside params and so inside checkpoints: msgpack stores it as a plain dict.
-serialization.register_serialization_state(
-    LSTMConfig,
-    lambda config: dataclasses.asdict(config),
-    lambda target, state: LSTMConfig(**{f.name: state.get(f.name, getattr(target, f.name))
-                                        for f in dataclasses.fields(LSTMConfig)}),
-)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "dtype"))
@@ -96,22 +86,8 @@ def params_from_torch(state_dict: Mapping[str, Any]) -> dict:
     if four_h % 4:
         raise ScratchlmError(f"state_dict['weight_ih_l0'] has {four_h} rows: an LSTM has 4H (a GRU has 3H)")
     config = LSTMConfig(D, four_h // 4, num_layers, bidirectional)
-    expected = jax.eval_shape(lambda: init(jax.random.key(0), config))
-    params: dict = {"config": config}
-    for name, spec in expected.items():
-        if name == "config":
-            continue
-        if name not in state_dict:
-            raise ScratchlmError(f"state_dict lacks {name!r} (expected {spec.shape})")
-        value = np.asarray(state_dict[name], dtype=np.float32)
-        if value.shape != spec.shape:
-            raise ScratchlmError(f"state_dict[{name!r}] has shape {value.shape}, expected {spec.shape}")
-        params[name] = jnp.asarray(value)
-    extra = sorted(set(state_dict) - set(params))
-    if extra:
-        raise ScratchlmError(f"state_dict holds tensors this LSTM does not have: {extra} "
-                             "(bias=False and proj_size > 0 are not supported)")
-    return params
+    return load_torch_tensors(state_dict, config, init, model="this LSTM",
+                              unsupported="bias=False and proj_size > 0 are not supported")
 
 
 def input_projection(x: jax.Array, weight_ih: jax.Array, bias_ih: jax.Array, precision=None) -> jax.Array:

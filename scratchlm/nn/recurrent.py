@@ -1,5 +1,6 @@
 r"""What the GRU (:mod:`scratchlm.nn.gru`) and the LSTM (:mod:`scratchlm.nn.lstm`) share around their cells:
-PyTorch's parameter names and initialisation, and the stacking of layers and directions.
+PyTorch's parameter names, initialisation and loading, the configs' msgpack form, and the stacking of
+layers and directions.
 
 Each cell keeps its own equations, its own scan over time and its own written-out backward pass in
 its module; here is only what does not depend on the cell: which tensor is whose (``weight_ih_l1_reverse``),
@@ -8,14 +9,29 @@ how they are drawn, and how layers and directions are wired (:func:`stacked`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import serialization
 
+from scratchlm.errors import ScratchlmError
 from scratchlm.nn.functional import dropout as _dropout
+
+
+def register_config(cls: type) -> type:
+    """A frozen config dataclass that travels inside params, and so inside checkpoints: msgpack stores it as a
+    plain dict; a field an older checkpoint lacks takes its default."""
+    serialization.register_serialization_state(
+        cls,
+        lambda config: dataclasses.asdict(config),
+        lambda target, state: cls(**{f.name: state.get(f.name, getattr(target, f.name))
+                                     for f in dataclasses.fields(cls)}),
+    )
+    return cls
 
 
 def param_suffix(layer: int, direction: int) -> str:
@@ -42,6 +58,28 @@ def torch_layout_params(key: jax.Array, config, gates: int, dtype: Any = jnp.flo
     params: dict = {"config": config}
     for (name, shape), chunk in zip(shapes.items(), jnp.split(u, np.cumsum(sizes)[:-1]), strict=True):
         params[name] = chunk.reshape(shape)
+    return params
+
+
+def load_torch_tensors(state_dict: Mapping[str, Any], config, init: Callable, *, model: str,
+                       unsupported: str) -> dict:
+    """The tensors of a ``torch.nn.GRU``/``LSTM`` state_dict as params of ``config`` (float32): each one
+    ``init`` draws must be there with its shape, and no other (a :class:`ScratchlmError` naming it otherwise;
+    ``model`` and ``unsupported`` word the message about extra tensors)."""
+    expected = jax.eval_shape(lambda: init(jax.random.key(0), config))
+    params: dict = {"config": config}
+    for name, spec in expected.items():
+        if name == "config":
+            continue
+        if name not in state_dict:
+            raise ScratchlmError(f"state_dict lacks {name!r} (expected {spec.shape})")
+        value = np.asarray(state_dict[name], dtype=np.float32)
+        if value.shape != spec.shape:
+            raise ScratchlmError(f"state_dict[{name!r}] has shape {value.shape}, expected {spec.shape}")
+        params[name] = jnp.asarray(value)
+    extra = sorted(set(state_dict) - set(params))
+    if extra:
+        raise ScratchlmError(f"state_dict holds tensors {model} does not have: {extra} ({unsupported})")
     return params
 
 

@@ -6,7 +6,10 @@ from types import SimpleNamespace
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
+from scratchlm.errors import ScratchlmError
+from scratchlm.nn import gru, lstm
 from scratchlm.nn.recurrent import stacked
 
 
@@ -53,3 +56,18 @@ def test_dropout_falls_between_layers_only_with_a_fresh_draw_per_layer():
     assert (seen[0] == 1.0).all()
     dropped = [s == 0.0 for s in seen[1:]]
     assert all(d.any() and not d.all() for d in dropped) and (dropped[0] != dropped[1]).any()
+
+
+def test_an_extra_tensor_is_named_with_what_each_module_does_not_support():
+    """load_torch_tensors, through both modules' params_from_torch: an unexpected tensor is refused, named, with
+    the module's own words for what it does not support."""
+    for module, config, words in ((gru, gru.GRUConfig(3, 4), "a GRU does not have: ['extra'] (bias=False is not "
+                                   "supported)"),
+                                  (lstm, lstm.LSTMConfig(3, 4), "this LSTM does not have: ['extra'] (bias=False and "
+                                   "proj_size > 0 are not supported)")):
+        state_dict = {k: np.asarray(v) for k, v in module.init(jax.random.key(0), config).items() if k != "config"}
+        with pytest.raises(ScratchlmError) as caught:
+            module.params_from_torch({**state_dict, "extra": np.zeros(2)})
+        assert str(caught.value) == "state_dict holds tensors " + words
+        loaded = module.params_from_torch(state_dict)
+        assert loaded["config"] == config and all(loaded[k].dtype == np.float32 for k in state_dict)
