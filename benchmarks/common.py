@@ -56,6 +56,82 @@ def time_call(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1) -> di
             "first_seconds": first if first is not None else float("nan"), "repeats": repeats}
 
 
+# The training recipe the throughput benchmarks (encoder.py, gpt.py) charge alike to scratchlm and its PyTorch
+# peer: AdamW (Loshchilov & Hutter 2019) at 1e-4, linear warm-up over 100 steps, decay 0.01 off biases and
+# LayerNorms, global-norm clip 1.0.
+LEARNING_RATE, WARMUP_STEPS, WEIGHT_DECAY, CLIP_NORM = 1e-4, 100, 0.01, 1.0
+
+
+def time_scratchlm_training(loss: Callable, params: Any, key: Any, batch: Any, steps: int, *,
+                            settle: int) -> dict[str, Any]:
+    """Train ``params`` on one ``batch`` kept on the device with the recipe above; time ``steps`` steps.
+
+    ``loss(params, batch, key) -> (loss, metrics)`` as :func:`scratchlm.training.loop.make_train_step` takes
+    it.  The first call's wall time (compilation and one step) is ``compile_seconds``; ``settle`` more
+    untimed steps let autotuning and the allocator settle; the ``steps`` timed ones run with no host sync
+    inside the loop, one block at its end.  Returns ``{"state", "loss" (the last step's), "compile_seconds",
+    "seconds"}``.
+    """
+    import jax
+
+    from scratchlm.training.loop import init_train_state, make_optimizer, make_train_step
+
+    optimizer = make_optimizer(learning_rate=LEARNING_RATE, total_steps=10**6, warmup_steps=WARMUP_STEPS,
+                               weight_decay=WEIGHT_DECAY, clip_norm=CLIP_NORM)
+    step = make_train_step(loss, optimizer)
+    state = init_train_state(params, optimizer, key)
+    t0 = time.perf_counter()
+    state, m = step(state, batch)
+    jax.block_until_ready(m["loss"])
+    compile_seconds = time.perf_counter() - t0
+    for _ in range(settle):
+        state, m = step(state, batch)
+    jax.block_until_ready(m["loss"])
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        state, m = step(state, batch)
+    jax.block_until_ready((state.params, m["loss"]))
+    seconds = time.perf_counter() - t0
+    return {"state": state, "loss": float(m["loss"]), "compile_seconds": compile_seconds, "seconds": seconds}
+
+
+def time_torch_training(model: Any, loss: Callable[[], Any], steps: int, *, no_decay: Callable[[str], bool],
+                        warmup: int, device: str) -> dict[str, Any]:
+    """The PyTorch peer's side of :func:`time_scratchlm_training`: the same recipe, transcribed.
+
+    ``loss()`` computes one step's loss on ``model`` (under autocast where the caller wants it);
+    ``no_decay(name)`` says which named parameters AdamW leaves undecayed.  ``warmup`` untimed steps, then
+    ``steps`` timed ones, the device synchronised before and after.  Returns ``{"loss" (the last step's, a
+    float), "seconds"}``.
+    """
+    import torch
+
+    named = list(model.named_parameters())
+    groups = [{"params": [p for n, p in named if not no_decay(n)], "weight_decay": WEIGHT_DECAY},
+              {"params": [p for n, p in named if no_decay(n)], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=LEARNING_RATE, fused=device == "cuda")
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, s / WARMUP_STEPS))
+
+    def step():
+        value = loss()
+        value.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        return value
+
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        value = step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        value = step()
+    sync()
+    return {"loss": float(value.detach()), "seconds": time.perf_counter() - t0}
+
+
 def figure(name: str, scratchlm: float, peer: float | None, *, unit: str, peer_name: str | None,
            higher_is_better: bool = True) -> dict[str, Any]:
     """One row of the side-by-side table: scratchlm, the peer, and their ratio (scratchlm / peer)."""

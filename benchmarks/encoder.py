@@ -34,7 +34,6 @@ import argparse
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 # Run as a script, Python puts benchmarks/ first on sys.path, where benchmarks/tokenizers.py would
@@ -43,7 +42,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-from benchmarks.common import figure, report  # noqa: E402
+from benchmarks.common import figure, report, time_scratchlm_training, time_torch_training  # noqa: E402
 
 
 def _configs(quick: bool):
@@ -63,7 +62,6 @@ def bench_scratchlm(config, seq_len: int, batch: int, steps: int, bf16: bool, fu
 
     from scratchlm.models import bert
     from scratchlm.training import pretrain as P
-    from scratchlm.training.loop import init_train_state, make_optimizer, make_train_step
 
     cfg = dataclasses.replace(config, dtype="bfloat16" if bf16 else "float32", fused_attention=fused,
                               attention_probs_dropout_prob=0.0 if fused else config.attention_probs_dropout_prob)
@@ -72,29 +70,14 @@ def bench_scratchlm(config, seq_len: int, batch: int, steps: int, bf16: bool, fu
     params = bert.init(key, cfg)
     del params["pooler"]
     params["cls"] = bert.init_mlm_head(key, cfg)
-    optimizer = make_optimizer(learning_rate=1e-4, total_steps=10**6, warmup_steps=100, weight_decay=0.01,
-                               clip_norm=1.0)
-    step = make_train_step(lambda p, b, k: P.mlm_loss(p, b, k, config=cfg, masking=masking), optimizer)
-    state = init_train_state(params, optimizer, key)
     rng = np.random.default_rng(0)
     ids = rng.integers(1000, cfg.vocab_size, (batch, seq_len)).astype(np.int32)
     ids[:, 0], ids[:, -1] = 101, 102
     data = jax.device_put(P.make_batches(ids, (101, 102, 0)))  # one batch kept on the device
-
-    t0 = time.perf_counter()
-    state, m = step(state, data)
-    jax.block_until_ready(m["loss"])
-    compile_s = time.perf_counter() - t0
-    for _ in range(2):  # settle (autotuning, allocator)
-        state, m = step(state, data)
-    jax.block_until_ready(m["loss"])
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        state, m = step(state, data)
-    jax.block_until_ready((state.params, m["loss"]))
-    seconds = time.perf_counter() - t0
-    return {"tokens_per_s": steps * batch * seq_len / seconds, "compile_seconds": compile_s,
-            "loss": float(m["loss"]), "parameters": bert.count_params(state.params)}
+    run = time_scratchlm_training(lambda p, b, k: P.mlm_loss(p, b, k, config=cfg, masking=masking), params, key,
+                                  data, steps, settle=2)
+    return {"tokens_per_s": steps * batch * seq_len / run["seconds"], "compile_seconds": run["compile_seconds"],
+            "loss": run["loss"], "parameters": bert.count_params(run["state"].params)}
 
 
 def bench_huggingface(config, seq_len: int, batch: int, steps: int, bf16: bool, fused: bool,
@@ -111,12 +94,6 @@ def bench_huggingface(config, seq_len: int, batch: int, steps: int, bf16: bool, 
     hf_config = transformers.BertConfig(**{**fields, "attention_probs_dropout_prob": attention_dropout})
     hf_config._attn_implementation = "sdpa"  # PyTorch's fused attention (flash on GPU)
     model = transformers.BertForMaskedLM(hf_config).to(device).train()
-    # scratchlm's AdamW: decay off biases and LayerNorms, linear warmup from 0 over 100 steps
-    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=1e-4, fused=device == "cuda")
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, s / 100))
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, config.vocab_size, (batch, seq_len), generator=g)
     ids[:, 0], ids[:, -1] = 101, 102
@@ -140,35 +117,22 @@ def bench_huggingface(config, seq_len: int, batch: int, steps: int, bf16: bool, 
         new = torch.where(unused, labels, new)
         return ids.scatter(1, positions, new), positions, torch.where(unused, -100, labels)
 
-    def step():
+    def loss():
         masked, positions, labels = mask_tokens()
         with autocast:
             if all_positions:  # HuggingFace's recipe: labels at the selected positions, all T decoded
                 full = torch.full_like(ids, -100).scatter(1, positions, labels)
-                loss = model(input_ids=masked, labels=full).loss
-            else:  # the same work as scratchlm: decode the K selected positions only
-                h = model.bert(input_ids=masked).last_hidden_state  # [B, T, H]
-                h_S = h.gather(1, positions[..., None].expand(-1, -1, H))  # [B, K, H]
-                logits = model.cls(h_S).float()  # [B, K, V]; the loss in float32, as scratchlm's
-                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), labels.reshape(-1), ignore_index=-100)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        return loss
+                return model(input_ids=masked, labels=full).loss
+            # the same work as scratchlm: decode the K selected positions only
+            h = model.bert(input_ids=masked).last_hidden_state  # [B, T, H]
+            h_S = h.gather(1, positions[..., None].expand(-1, -1, H))  # [B, K, H]
+            logits = model.cls(h_S).float()  # [B, K, V]; the loss in float32, as scratchlm's
+            return torch.nn.functional.cross_entropy(logits.reshape(-1, V), labels.reshape(-1), ignore_index=-100)
 
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    for _ in range(3):
-        loss = step()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        loss = step()
-    sync()
-    seconds = time.perf_counter() - t0
+    run = time_torch_training(model, loss, steps, no_decay=lambda n: n.endswith("bias") or "LayerNorm" in n,
+                              warmup=3, device=device)
     recipe = "all T positions decoded" if all_positions else "K selected positions decoded, as scratchlm"
-    return {"tokens_per_s": steps * batch * seq_len / seconds, "loss": float(loss.detach()),
+    return {"tokens_per_s": steps * batch * seq_len / run["seconds"], "loss": run["loss"],
             "name": f"transformers {transformers.__version__} BertForMaskedLM (torch {torch.__version__}, {device}"
                     + (", bf16 autocast" if bf16 else "") + f", sdpa; {recipe})"}
 

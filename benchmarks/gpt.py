@@ -35,7 +35,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-from benchmarks.common import figure, report  # noqa: E402
+from benchmarks.common import figure, report, time_scratchlm_training, time_torch_training  # noqa: E402
 
 PROMPT = 32
 
@@ -55,28 +55,14 @@ def train_scratchlm(config, seq_len: int, batch: int, steps: int) -> dict:
     from scratchlm.models import gpt
     from scratchlm.models.bert import count_params
     from scratchlm.training.causal_lm import lm_loss
-    from scratchlm.training.loop import init_train_state, make_optimizer, make_train_step
 
     key = jax.random.key(0, impl="rbg")
-    optimizer = make_optimizer(learning_rate=1e-4, total_steps=10**6, warmup_steps=100, weight_decay=0.01,
-                               clip_norm=1.0)
-    step = make_train_step(lambda p, b, k: lm_loss(p, b, k, config=config), optimizer)
-    state = init_train_state(gpt.init(key, config), optimizer, key)
     ids = np.random.default_rng(0).integers(0, config.vocab_size, (batch, seq_len)).astype(np.int32)
     data = jax.device_put({"input_ids": ids})
-    t0 = time.perf_counter()
-    state, m = step(state, data)
-    jax.block_until_ready(m["loss"])
-    compile_s = time.perf_counter() - t0
-    state, m = step(state, data)
-    jax.block_until_ready(m["loss"])
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        state, m = step(state, data)
-    jax.block_until_ready((state.params, m["loss"]))
-    seconds = time.perf_counter() - t0
-    return {"tokens_per_s": steps * batch * seq_len / seconds, "compile_seconds": compile_s,
-            "loss": float(m["loss"]), "parameters": count_params(state.params)}
+    run = time_scratchlm_training(lambda p, b, k: lm_loss(p, b, k, config=config), gpt.init(key, config), key, data,
+                                  steps, settle=1)
+    return {"tokens_per_s": steps * batch * seq_len / run["seconds"], "compile_seconds": run["compile_seconds"],
+            "loss": run["loss"], "parameters": count_params(run["state"].params)}
 
 
 def _hf_model(config, device):
@@ -97,34 +83,16 @@ def train_huggingface(config, seq_len: int, batch: int, steps: int, bf16: bool) 
         return None
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = _hf_model(config, device).train()
-    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or ".ln_" in n]
-    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or ".ln_" in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=1e-4, fused=device == "cuda")
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, s / 100))
     ids = torch.randint(0, config.vocab_size, (batch, seq_len), generator=torch.Generator().manual_seed(0)).to(device)
     autocast = torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16)
 
-    def step():
+    def loss():
         with autocast:
-            loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        return loss
+            return model(input_ids=ids, labels=ids).loss
 
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    for _ in range(2):
-        loss = step()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        loss = step()
-    sync()
-    seconds = time.perf_counter() - t0
-    return {"tokens_per_s": steps * batch * seq_len / seconds, "loss": float(loss.detach()),
+    run = time_torch_training(model, loss, steps, no_decay=lambda n: n.endswith("bias") or ".ln_" in n, warmup=2,
+                              device=device)
+    return {"tokens_per_s": steps * batch * seq_len / run["seconds"], "loss": run["loss"],
             "name": f"transformers {transformers.__version__} GPT2LMHeadModel (torch {torch.__version__}, {device}"
                     + (", bf16 autocast" if bf16 else "") + ", sdpa)"}
 

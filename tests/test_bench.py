@@ -183,3 +183,15 @@ def test_a_suite_of_scores_alone_gets_a_row_that_says_where_they_are(bench_dir, 
     assert main(["bench", "--benchmarks", str(bench_dir), "--suite", "scores"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("scores"))
     assert "no side-by-side figure (its results: --json)" in row and "cpu: fake" in row
+
+
+def test_the_recurrent_suites_share_one_body_and_still_take_the_standard_flags():
+    """benchmarks/gru.py and lstm.py call benchmarks/_recurrent.py's body; `scratchlm bench` reads a suite's flags
+    from its own script's text, so each script must still name both, and the body is no suite of its own."""
+    import pathlib
+
+    folder = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+    for suite in ("gru", "lstm"):
+        assert bench.supported_flags(folder / f"{suite}.py") == {"--quick", "--no-peers"}, suite
+    suites = bench.available_suites(folder)
+    assert {"gru", "lstm"} <= set(suites) and "_recurrent" not in suites

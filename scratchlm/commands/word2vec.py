@@ -37,6 +37,7 @@ from scratchlm.commands.common import (
     start_run,
 )
 from scratchlm.embeddings.word2vec.config import Word2VecConfig, default_cpu_batch, default_noise_share
+from scratchlm.errors import ScratchlmError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,13 +81,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command_args(**overrides) -> argparse.Namespace:
     """The command's arguments as parsed from an empty command line, with ``overrides`` (for callers
-    such as the demo that run the command in-process: every flag gets its default, none is forgotten)."""
+    such as the demo that run the command in-process: every flag gets its default, none is forgotten).  A key
+    that is no argument of the command is a :class:`~scratchlm.errors.ScratchlmError` naming it."""
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(["--out", str(overrides.get("out", "."))])
     unknown = set(overrides) - set(vars(args))
     if unknown:
-        raise TypeError(f"not word2vec arguments: {sorted(unknown)}")
+        raise ScratchlmError(f"not arguments of scratchlm word2vec: {', '.join(sorted(unknown))} (its arguments: "
+                             f"{', '.join(sorted(vars(args)))})")
     return argparse.Namespace(**{**vars(args), **overrides})
 
 

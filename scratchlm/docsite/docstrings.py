@@ -71,6 +71,10 @@ _PAPERS = [
                                 "Nature 323, 1986")),
     ("levy", "2015", Paper("Levy et al. 2015", "Improving Distributional Similarity with Lessons Learned from Word "
                            "Embeddings", "TACL 2015", "https://aclanthology.org/Q15-1016")),
+    ("graves", "2013", Paper("Graves et al. 2013", "Speech Recognition with Deep Recurrent Neural Networks",
+                             "ICASSP 2013", "https://arxiv.org/abs/1303.5778")),
+    ("schuster", "1997", Paper("Schuster & Paliwal 1997", "Bidirectional Recurrent Neural Networks",
+                               "IEEE Transactions on Signal Processing 45(11), 1997")),
     ("pascanu", "2013", Paper("Pascanu et al. 2013", "On the Difficulty of Training Recurrent Neural Networks",
                               "ICML 2013", "https://arxiv.org/abs/1211.5063")),
     ("finkelstein", "2002", Paper("Finkelstein et al. 2002", "Placing Search in Context: The Concept Revisited",

@@ -34,7 +34,6 @@ variant the two biases add up: :math:`b = b_{ih} + b_{hh}`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,15 +42,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import serialization
 from jax import lax
 
 from scratchlm.errors import ScratchlmError
-from scratchlm.nn.functional import dropout as _dropout
+from scratchlm.nn.recurrent import load_torch_tensors, register_config, stacked, torch_layout_params
 
 VARIANTS = ("cho", "cudnn")
 
 
+@register_config  # it travels inside params, and so inside checkpoints
 @jax.tree_util.register_static
 @dataclass(frozen=True)
 class GRUConfig:
@@ -70,42 +69,6 @@ class GRUConfig:
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
-
-
-# The config travels inside params and so inside checkpoints: msgpack stores it as a plain dict.
-serialization.register_serialization_state(
-    GRUConfig,
-    lambda config: dataclasses.asdict(config),
-    lambda target, state: GRUConfig(**{f.name: state.get(f.name, getattr(target, f.name))
-                                       for f in dataclasses.fields(GRUConfig)}),
-)
-
-
-def param_suffix(layer: int, direction: int) -> str:
-    return f"_l{layer}" + ("_reverse" if direction == 1 else "")
-
-
-def torch_layout_params(key: jax.Array, config, gates: int, dtype: Any = jnp.float32) -> dict:
-    r"""A stacked recurrent layer's parameters in PyTorch's names and layout, every entry
-    :math:`\sim U(-1/\sqrt{H}, 1/\sqrt{H})` as ``torch.nn.GRU``/``LSTM`` draw them: per layer and direction
-    ``weight_ih [gH, D]``, ``weight_hh [gH, H]``, ``bias_ih [gH]``, ``bias_hh [gH]`` for ``gates`` = g (3 for the
-    GRU, 4 for the LSTM).  ``config`` has ``input_size``, ``hidden_size``, ``num_layers``, ``num_directions``."""
-    H = config.hidden_size
-    bound = 1.0 / np.sqrt(H)
-    shapes = {}
-    for layer in range(config.num_layers):
-        D = config.input_size if layer == 0 else H * config.num_directions
-        for direction in range(config.num_directions):
-            s = param_suffix(layer, direction)
-            shapes.update({"weight_ih" + s: (gates * H, D), "weight_hh" + s: (gates * H, H),
-                           "bias_ih" + s: (gates * H,), "bias_hh" + s: (gates * H,)})
-    sizes = [int(np.prod(shape)) for shape in shapes.values()]
-    # One draw cut into the tensors: a random kernel per tensor would cost a compilation each (~0.3 s on CPU).
-    u = jax.random.uniform(key, (sum(sizes),), dtype, -bound, bound)
-    params: dict = {"config": config}
-    for (name, shape), chunk in zip(shapes.items(), jnp.split(u, np.cumsum(sizes)[:-1]), strict=True):
-        params[name] = chunk.reshape(shape)
-    return params
 
 
 @functools.partial(jax.jit, static_argnames=("config", "dtype"))
@@ -131,21 +94,7 @@ def params_from_torch(state_dict: Mapping[str, Any], *, variant: str = "cudnn") 
     bidirectional = "weight_ih_l0_reverse" in state_dict
     three_h, D = np.shape(state_dict["weight_ih_l0"])
     config = GRUConfig(D, three_h // 3, num_layers, bidirectional, variant)
-    expected = jax.eval_shape(lambda: init(jax.random.key(0), config))
-    params: dict = {"config": config}
-    for name, spec in expected.items():
-        if name == "config":
-            continue
-        if name not in state_dict:
-            raise ScratchlmError(f"state_dict lacks {name!r} (expected {spec.shape})")
-        value = np.asarray(state_dict[name], dtype=np.float32)
-        if value.shape != spec.shape:
-            raise ScratchlmError(f"state_dict[{name!r}] has shape {value.shape}, expected {spec.shape}")
-        params[name] = jnp.asarray(value)
-    extra = sorted(set(state_dict) - set(params))
-    if extra:
-        raise ScratchlmError(f"state_dict holds tensors a GRU does not have: {extra} (bias=False is not supported)")
-    return params
+    return load_torch_tensors(state_dict, config, init, model="a GRU", unsupported="bias=False is not supported")
 
 
 def input_projection(x: jax.Array, weight_ih: jax.Array, bias_ih: jax.Array, precision=None) -> jax.Array:
@@ -305,9 +254,10 @@ def apply(
 
     Layer :math:`l` reads :math:`\mathrm{dropout}(h^{(l-1)}_{1..T})` (dropout between layers only,
     as PyTorch does, drawn from ``key`` when ``train``); a bidirectional layer concatenates the
-    forward and the backward direction's outputs.  Where ``mask[b, t]`` is false the step is padding:
-    the state is carried unchanged and the output is zero, so padded steps anywhere change nothing
-    (the backward direction starts at the last real token, like a packed sequence).
+    forward and the backward direction's outputs (:func:`scratchlm.nn.recurrent.stacked`, the LSTM's too).
+    Where ``mask[b, t]`` is false the step is padding: the state is carried unchanged and the output
+    is zero, so padded steps anywhere change nothing (the backward direction starts at the last real
+    token, like a packed sequence).
 
     Args:
       params: from :func:`init` or :func:`params_from_torch` (variant and sizes in ``params["config"]``).
@@ -328,23 +278,13 @@ def apply(
         h0 = jnp.zeros((L * dirs, B, H), x.dtype)
     elif h0.shape != (L * dirs, B, H):
         raise ValueError(f"gru.apply: expected h0 [{L * dirs}, {B}, {H}], got {h0.shape}")
-    if mask is not None:
-        if mask.shape != (B, T):
-            raise ValueError(f"gru.apply: expected mask [{B}, {T}], got {mask.shape}")
-        mask = jnp.swapaxes(mask.astype(bool), 0, 1)  # [B, T] -> [T, B]
-    layer_input = jnp.swapaxes(x, 0, 1)  # [B, T, D] -> [T, B, D]: scan runs over the leading axis
-    h_n = []
-    for layer in range(L):
-        if layer > 0:
-            key, sub = jax.random.split(key) if key is not None else (None, None)
-            layer_input = _dropout(layer_input, dropout, key=sub, train=train)
-        outputs = []
-        for d in range(dirs):
-            out, h_T = _scan_direction(
-                params, param_suffix(layer, d), layer_input, h0[layer * dirs + d], mask,
-                variant=config.variant, reverse=d == 1, unroll=unroll, precision=precision,
-            )
-            outputs.append(out)
-            h_n.append(h_T)
-        layer_input = outputs[0] if dirs == 1 else jnp.concatenate(outputs, axis=-1)  # [T, B, dirs·H]
-    return jnp.swapaxes(layer_input, 0, 1), jnp.stack(h_n)
+    if mask is not None and mask.shape != (B, T):
+        raise ValueError(f"gru.apply: expected mask [{B}, {T}], got {mask.shape}")
+
+    def direction(s, layer_input, states, step_mask, reverse):
+        out, h_T = _scan_direction(params, s, layer_input, states[0], step_mask, variant=config.variant,
+                                   reverse=reverse, unroll=unroll, precision=precision)
+        return out, (h_T,)
+
+    outputs, (h_n,) = stacked(direction, config, x, (h0,), mask=mask, dropout=dropout, key=key, train=train)
+    return outputs, h_n

@@ -29,7 +29,6 @@ recurrence has a hand-written backward pass (:func:`_recurrence_bwd`) beside the
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,14 +37,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import serialization
 from jax import lax
 
 from scratchlm.errors import ScratchlmError
-from scratchlm.nn.functional import dropout as _dropout
-from scratchlm.nn.gru import param_suffix, torch_layout_params
+from scratchlm.nn.recurrent import load_torch_tensors, register_config, stacked, torch_layout_params
 
 
+@register_config  # it travels inside params, and so inside checkpoints
 @jax.tree_util.register_static
 @dataclass(frozen=True)
 class LSTMConfig:
@@ -61,15 +59,6 @@ class LSTMConfig:
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
-
-
-# The config travels inside params and so inside checkpoints: msgpack stores it as a plain dict.
-serialization.register_serialization_state(
-    LSTMConfig,
-    lambda config: dataclasses.asdict(config),
-    lambda target, state: LSTMConfig(**{f.name: state.get(f.name, getattr(target, f.name))
-                                        for f in dataclasses.fields(LSTMConfig)}),
-)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "dtype"))
@@ -97,22 +86,8 @@ def params_from_torch(state_dict: Mapping[str, Any]) -> dict:
     if four_h % 4:
         raise ScratchlmError(f"state_dict['weight_ih_l0'] has {four_h} rows: an LSTM has 4H (a GRU has 3H)")
     config = LSTMConfig(D, four_h // 4, num_layers, bidirectional)
-    expected = jax.eval_shape(lambda: init(jax.random.key(0), config))
-    params: dict = {"config": config}
-    for name, spec in expected.items():
-        if name == "config":
-            continue
-        if name not in state_dict:
-            raise ScratchlmError(f"state_dict lacks {name!r} (expected {spec.shape})")
-        value = np.asarray(state_dict[name], dtype=np.float32)
-        if value.shape != spec.shape:
-            raise ScratchlmError(f"state_dict[{name!r}] has shape {value.shape}, expected {spec.shape}")
-        params[name] = jnp.asarray(value)
-    extra = sorted(set(state_dict) - set(params))
-    if extra:
-        raise ScratchlmError(f"state_dict holds tensors this LSTM does not have: {extra} "
-                             "(bias=False and proj_size > 0 are not supported)")
-    return params
+    return load_torch_tensors(state_dict, config, init, model="this LSTM",
+                              unsupported="bias=False and proj_size > 0 are not supported")
 
 
 def input_projection(x: jax.Array, weight_ih: jax.Array, bias_ih: jax.Array, precision=None) -> jax.Array:
@@ -267,9 +242,10 @@ def apply(
 
     Layer :math:`l` reads :math:`\mathrm{dropout}(h^{(l-1)}_{1..T})` (dropout between layers only,
     as PyTorch does, drawn from ``key`` when ``train``); a bidirectional layer concatenates the
-    forward and the backward direction's outputs.  Where ``mask[b, t]`` is false the step is padding:
-    :math:`(h, c)` are carried unchanged and the output is zero, so padded steps anywhere change
-    nothing (the backward direction starts at the last real token, like a packed sequence).
+    forward and the backward direction's outputs (:func:`scratchlm.nn.recurrent.stacked`, the GRU's too).
+    Where ``mask[b, t]`` is false the step is padding: :math:`(h, c)` are carried unchanged and the
+    output is zero, so padded steps anywhere change nothing (the backward direction starts at the last
+    real token, like a packed sequence).
 
     Args:
       params: from :func:`init` or :func:`params_from_torch` (sizes in ``params["config"]``).
@@ -293,24 +269,14 @@ def apply(
         if h0.shape != (L * dirs, B, H) or c0.shape != (L * dirs, B, H):
             raise ValueError(f"lstm.apply: expected initial_state (h0, c0) each [{L * dirs}, {B}, {H}], "
                              f"got {h0.shape} and {c0.shape}")
-    if mask is not None:
-        if mask.shape != (B, T):
-            raise ValueError(f"lstm.apply: expected mask [{B}, {T}], got {mask.shape}")
-        mask = jnp.swapaxes(mask.astype(bool), 0, 1)  # [B, T] -> [T, B]
-    layer_input = jnp.swapaxes(x, 0, 1)  # [B, T, D] -> [T, B, D]: scan runs over the leading axis
-    h_n, c_n = [], []
-    for layer in range(L):
-        if layer > 0:
-            key, sub = jax.random.split(key) if key is not None else (None, None)
-            layer_input = _dropout(layer_input, dropout, key=sub, train=train)
-        outputs = []
-        for d in range(dirs):
-            s, k = param_suffix(layer, d), layer * dirs + d
-            a_x = input_projection(layer_input, params["weight_ih" + s], params["bias_ih" + s], precision)  # [T, B, 4H]
-            out, h_T, c_T = recurrence(a_x, h0[k], c0[k], params["weight_hh" + s], params["bias_hh" + s], mask,
-                                       d == 1, unroll, precision)
-            outputs.append(out)
-            h_n.append(h_T)
-            c_n.append(c_T)
-        layer_input = outputs[0] if dirs == 1 else jnp.concatenate(outputs, axis=-1)  # [T, B, dirs·H]
-    return jnp.swapaxes(layer_input, 0, 1), (jnp.stack(h_n), jnp.stack(c_n))
+    if mask is not None and mask.shape != (B, T):
+        raise ValueError(f"lstm.apply: expected mask [{B}, {T}], got {mask.shape}")
+
+    def direction(s, layer_input, states, step_mask, reverse):
+        a_x = input_projection(layer_input, params["weight_ih" + s], params["bias_ih" + s], precision)  # [T, B, 4H]
+        out, h_T, c_T = recurrence(a_x, *states, params["weight_hh" + s], params["bias_hh" + s], step_mask, reverse,
+                                   unroll, precision)
+        return out, (h_T, c_T)
+
+    outputs, (h_n, c_n) = stacked(direction, config, x, (h0, c0), mask=mask, dropout=dropout, key=key, train=train)
+    return outputs, (h_n, c_n)

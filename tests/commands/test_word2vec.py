@@ -66,3 +66,15 @@ def test_flags_default_to_the_configs_defaults():
         if field.name in ("batch_size", "noise_share", "normalize_duplicates", "run_length"):
             continue
         assert getattr(args, field.name) == getattr(config, field.name), field.name
+
+
+def test_command_args_refuses_an_unknown_key():
+    """A key that is no argument of the command (a misspelt flag) is a ScratchlmError naming it and the real ones,
+    never a silently ignored setting."""
+    from scratchlm.commands import word2vec as command
+    from scratchlm.errors import ScratchlmError
+
+    with pytest.raises(ScratchlmError, match=r"not arguments of scratchlm word2vec: epoch, windw \(its arguments: "
+                                             r".*\bepochs\b.*\bwindow\b"):
+        command.command_args(epochs=2, epoch=3, windw=4)
+    assert command.command_args(epochs=2).epochs == 2  # a known key is taken

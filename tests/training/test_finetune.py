@@ -8,70 +8,27 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from scratchlm.data import batching, tasks
+from scratchlm.data import batching
 from scratchlm.errors import ScratchlmError
 from scratchlm.models import bert
-from scratchlm.training import encoders
 from scratchlm.training import finetune as ft
 from scratchlm.training.epoch_timing import epoch_timing
 from scratchlm.training.freeze import trainable_mask
+from tests.training.finetune_tiny import (
+    BATCH,
+    COMMAND_FLAGS,
+    ENCODER,
+    EPOCHS,
+    LR,
+    TINY,
+    finetune_command,
+    leaves,
+    strict_json,
+    tiny_sequence_data,
+    tiny_token_data,
+    with_head,
+)
 
-TINY = bert.BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                       intermediate_size=32, max_position_embeddings=64)
-ENCODER = encoders.of(TINY)
-SPECIAL = tasks.SpecialIds(cls=1, sep=2, pad=0, unk=3)
-
-
-def tiny_sequence_data(n=8, seed=0):
-    """n random sentences of ids 4..39; label 1 iff the sentence holds id 4 (a learnable rule)."""
-    rng = np.random.default_rng(seed)
-    examples = []
-    for i in range(n):
-        words = rng.integers(5, 40, size=rng.integers(3, 9)).tolist()
-        if i % 2:
-            words[rng.integers(len(words))] = 4
-        examples.append((" ".join(map(str, words)), None, i % 2))
-    return tasks.encode_sequence_task(examples, lambda s: [int(w) for w in s.split()], SPECIAL, 64)
-
-
-def tiny_token_data(n=8, seed=0):
-    """Words are ids; tag 1 (B) on id 4, 2 (I) on the id 5 that follows it, 0 (O) on ids 6..39."""
-    rng = np.random.default_rng(seed)
-    sentences = []
-    for _ in range(n):
-        words = rng.integers(6, 40, size=6).tolist()
-        at = int(rng.integers(0, 5))
-        words[at], words[at + 1] = 4, 5
-        tags = [0] * 6
-        tags[at], tags[at + 1] = 1, 2
-        sentences.append(([str(w) for w in words], tags))
-    return tasks.encode_token_task(sentences, lambda w: [int(w)], SPECIAL, 64), [6] * n
-
-
-def leaves(params):
-    return {jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(params)}
-
-
-@pytest.fixture(scope="module")
-def base_params():
-    return bert.init(jax.random.key(0), TINY)
-
-
-def with_head(base_params, config, seed=1):
-    return ft.init_classifier(jax.random.key(seed), base_params, ENCODER, config)
-
-
-# One set of hyper-parameters for every training test here, and for the command runs through
-# their flags: the compiled step depends on them, the head and the shapes (8 rows, length bucket
-# 32) but not on the data, so all runs of one head share one compilation, which is most of a tiny
-# model's test time.  20 epochs of one batch at 1e-2 overfit each head with room to spare (every
-# head fits its batch by about epoch 12).
-# Clipping keeps its default (BERT's 1.0), so the HuggingFace parity test below checks it and
-# reuses these compilations; warm-up and decay slow the command's 3-fold task below its bound.
-EPOCHS, LR, BATCH = 20, 1e-2, 8
-COMMAND_FLAGS = ["--epochs", str(EPOCHS), "--lr", str(LR), "--batch-size", str(BATCH), "--dropout", "0",
-                 "--warmup-fraction", "0",
-                 "--weight-decay", "0", "--max-length", "16"]
 # all-but-top-1 freezes the embeddings and layer 0 and trains layer 1, the pooler and the
 # classifier.  The other heads train everything ("none": every leaf must then move): the token
 # labels and the command's good/bad task hang on word identity, which the frozen random 16-wide
@@ -292,53 +249,6 @@ def test_minilm_on_polarity_folds_beats_the_majority_rate(tmp_path):
     assert (tmp_path / "report.txt").exists() and (tmp_path / "best" / "model.safetensors").exists()
 
 
-# Words of the two command tasks below; with the specials they fill TINY's 40-piece vocabulary.
-VOCAB = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]", "good", "bad", "the", "a", "film", "plot", "cast", "story",
-         "music", "ending", "was", "is", "truly", "quite", "ada", "lovelace", "alan", "turing", "grace", "hopper",
-         "wrote", "notes", "met", "in", "paris", "london", "and", "."]
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory, base_params):
-    """TINY's random weights saved as `scratchlm pretrain` would, with MiniLM's tokenizer.json cut
-    down to VOCAB: the command then builds the same config, shapes and hyper-parameters (its flags
-    are COMMAND_FLAGS) as the tests above, and reuses their compiled programs."""
-    import json
-
-    from scratchlm.data import corpora
-
-    spec = json.loads((corpora.minilm_path() / "tokenizer.json").read_text())
-    spec["model"]["vocab"] = {piece: i for i, piece in enumerate(VOCAB)}
-    for token in spec["added_tokens"]:
-        token["id"] = VOCAB.index(token["content"])
-    for name, special in spec["post_processor"]["special_tokens"].items():
-        special["ids"] = [VOCAB.index(name)]
-    path = tmp_path_factory.mktemp("tiny") / "model"
-    bert.save_pretrained(path, base_params, TINY)
-    (path / "tokenizer.json").write_text(json.dumps(spec))
-    return path
-
-
-def _command(argv):
-    import argparse
-
-    from scratchlm.commands import finetune as command
-
-    parser = argparse.ArgumentParser()
-    command.add_arguments(parser)
-    return command.run(parser.parse_args(argv))
-
-
-def _strict_json(path):
-    """metrics.json as a strict JSON reader sees it: NaN or Infinity would raise."""
-    import json
-
-    def reject(constant):
-        raise ValueError(f"{path} holds {constant}, which JSON does not allow")
-
-    return json.loads(path.read_text(), parse_constant=reject)
-
-
 def test_command_cross_validation_on_a_jsonl_task_learns_and_resumes(tiny_checkpoint, tmp_path):
     """The polarity command's path (k-fold cross-validation through `scratchlm finetune`) on a task a
     tiny random model can learn: the label is the word good/bad.  3 folds of 24 texts, each
@@ -352,8 +262,8 @@ def test_command_cross_validation_on_a_jsonl_task_learns_and_resumes(tiny_checkp
     (tmp_path / "task.jsonl").write_text("\n".join(lines) + "\n")
     argv = ["--task", str(tmp_path / "task.jsonl"), "--init", str(tiny_checkpoint), "--folds", "3",
             "--freeze", "none", *COMMAND_FLAGS, "--out", str(tmp_path / "run")]
-    assert _command(argv) == 0
-    metrics = _strict_json(tmp_path / "run" / "metrics.json")
+    assert finetune_command(argv) == 0
+    metrics = strict_json(tmp_path / "run" / "metrics.json")
     assert metrics["majority_rate"] == 0.5 and metrics["accuracy"] >= 0.75
     assert 0.0 <= metrics["linear_probe_accuracy"] <= 1.0  # the frozen random encoder's probe, same folds
     assert {"f1", "precision", "recall"} <= set(metrics) and len(metrics["per_fold"]) == 3
@@ -362,8 +272,8 @@ def test_command_cross_validation_on_a_jsonl_task_learns_and_resumes(tiny_checkp
     (tmp_path / "run" / "metrics.json").unlink()  # as if killed after the last fold, before the end
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     (tmp_path / "run" / "run.json").write_text(json.dumps({**record, "status": "running"}))
-    assert _command(argv) == 0  # resumes: every fold is read back, nothing is retrained
-    again = _strict_json(tmp_path / "run" / "metrics.json")
+    assert finetune_command(argv) == 0  # resumes: every fold is read back, nothing is retrained
+    again = strict_json(tmp_path / "run" / "metrics.json")
     assert again["accuracy"] == metrics["accuracy"] and again["seconds_per_epoch"] == metrics["seconds_per_epoch"]
 
 
@@ -378,9 +288,9 @@ def test_command_token_task_from_conll(tiny_checkpoint, tmp_path):
             "Grace B-PER\nHopper I-PER\nwas O\nin O\nParis O\n", "the O\nfilm O\nwas O\ngood O\n",
             "Turing B-PER\nwrote O\nnotes O\nin O\nLondon O\n"] * 2
     (tmp_path / "task.conll").write_text("\n".join(rows))
-    assert _command(["--task", str(tmp_path / "task.conll"), "--init", str(tiny_checkpoint), "--freeze", "none",
+    assert finetune_command(["--task", str(tmp_path / "task.conll"), "--init", str(tiny_checkpoint), "--freeze", "none",
                      *COMMAND_FLAGS, "--out", str(tmp_path / "run")]) == 0
-    metrics = _strict_json(tmp_path / "run" / "metrics.json")
+    metrics = strict_json(tmp_path / "run" / "metrics.json")
     assert metrics["entity_f1"] == 1.0 and metrics["labels"] == ["O", "B-PER", "I-PER"]
     # the baselines: all-O tags get "wrote notes" right, "Ada Lovelace" wrong, and find no entity
     assert metrics["majority_rate"] == 0.5 and metrics["majority_entity_f1"] == 0.0

@@ -22,6 +22,7 @@ from scratchlm.models import gpt
 from scratchlm.nn import lora
 from scratchlm.training import encoders, freeze
 from scratchlm.training import finetune as ft
+from tests.training.finetune_tiny import tiny_sequence_data
 
 # float32 forward passes of a 1-layer, 32-wide decoder in JAX and in PyTorch differ by ~1e-6 per logit (a few
 # hundred float32 operations on values of order 1); 1e-4 on probabilities and logits leaves two orders of
@@ -37,16 +38,9 @@ def _cli(argv):
     assert cli.main(argv) == 0, argv
 
 
-def _sentences(n=8, seed=0):
-    """n random texts of ids 2..39 of varied lengths; label 1 iff the text holds id 1 (a learnable rule)."""
-    rng = np.random.default_rng(seed)
-    examples = []
-    for i in range(n):
-        words = rng.integers(2, 40, size=rng.integers(3, 9)).tolist()
-        if i % 2:
-            words[rng.integers(len(words))] = 1
-        examples.append((" ".join(map(str, words)), None, i % 2))
-    return tasks.encode_sequence_task(examples, lambda s: [int(w) for w in s.split()], ENCODER.special_ids(None), 32)
+def _sentences():
+    """The BERT tests' task in GPT-2's ids: 8 texts of ids 2..39; label 1 iff the text holds id 1."""
+    return tiny_sequence_data(marker=1, special=ENCODER.special_ids(None), max_length=TINY.n_positions)
 
 
 def test_gpt_frames_the_text_as_it_is_padded_with_end_of_text():

@@ -14,22 +14,18 @@ from scratchlm.errors import ScratchlmError
 from scratchlm.models import bert
 from scratchlm.nn import lora
 from scratchlm.training import finetune as ft
-from tests.training import test_finetune as shared
-from tests.training.test_finetune import (
+from tests.training.finetune_tiny import (
     BATCH,
     COMMAND_FLAGS,
     ENCODER,
     EPOCHS,
     LR,
     TINY,
-    _command,
-    _strict_json,
+    finetune_command,
     leaves,
+    strict_json,
     tiny_sequence_data,
 )
-
-# the fine-tuning tests' fixtures (same tiny model and checkpoint, so their compiled programs are reused)
-base_params, tiny_checkpoint = shared.base_params, shared.tiny_checkpoint
 
 LORA = lora.LoraConfig(r=4, lora_alpha=8.0)
 
@@ -111,9 +107,9 @@ def test_command_writes_the_adapter_folder_merged_model_and_costs(tiny_checkpoin
     (tmp_path / "task.jsonl").write_text("\n".join(lines) + "\n")
     argv = ["--task", str(tmp_path / "task.jsonl"), "--init", str(tiny_checkpoint), "--folds", "2",
             *COMMAND_FLAGS, "--lora-rank", "4", "--out", str(tmp_path / "run")]
-    assert _command(argv) == 0
+    assert finetune_command(argv) == 0
     run = tmp_path / "run"
-    metrics = _strict_json(run / "metrics.json")
+    metrics = strict_json(run / "metrics.json")
     assert 0 < metrics["trainable_fraction"] < 0.1 and metrics["trainable_params"] == 546
     assert metrics["optimizer_state_bytes"] < metrics["full_finetune_optimizer_state_bytes"] / 10
     assert metrics["settings"]["lora_rank"] == 4 and metrics["settings"]["lora_targets"] == "query,value"

@@ -1,0 +1,173 @@
+"""The recurrent benchmark's one body, for ``benchmarks/gru.py`` and ``benchmarks/lstm.py``: a cell's
+forward+backward steps/s through scratchlm's ``lax.scan`` layers beside ``torch.nn.GRU`` / ``torch.nn.LSTM``
+(cuDNN on a GPU).
+
+One step = forward over [B, T, D] through L layers, a scalar loss on the outputs and the final states
+(h_n; and c_n for the LSTM), and the gradients of every weight.  Both sides start from the same weights
+and inputs; the first calls (JAX's compilation, cuDNN's plan selection) are excluded, every timed call
+blocks until the result is on the host side of the device.
+
+On a GPU JAX's default float32 matmul precision may use TF32, as cuDNN's RNNs do by default in
+PyTorch (``torch.backends.cudnn.allow_tf32 = True``); ``--precision highest`` rules it out for JAX and
+the same flag turns TF32 off on the PyTorch side, so the two are compared at the same precision.
+
+The leading underscore keeps this module out of ``scratchlm bench``'s suites: the suites are the two
+scripts that call :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from benchmarks.common import figure, report, time_call
+
+
+def _finals(states) -> tuple:
+    """A layer stack's final states as a tuple: ``(h_n,)`` for the GRU, ``(h_n, c_n)`` for the LSTM."""
+    return states if isinstance(states, tuple) else (states,)
+
+
+def _torch_step(cell, args, state_dict, x, g_out, g_finals):
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        torch.backends.cudnn.allow_tf32 = args.precision != "highest"
+        torch.backends.cuda.matmul.allow_tf32 = args.precision != "highest"
+    module = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+    model = module(args.input, args.hidden, num_layers=args.layers, batch_first=True).to(device)
+    model.load_state_dict({k: torch.tensor(v) for k, v in state_dict.items()})
+    x_t, g_out_t = (torch.tensor(a, device=device) for a in (x, g_out))
+    g_finals_t = [torch.tensor(g, device=device) for g in g_finals]
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        outputs, states = model(x_t)
+        loss = (outputs * g_out_t).sum() + sum((s * g).sum() for s, g in zip(_finals(states), g_finals_t))
+        loss.backward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return loss
+
+    if device == "cuda":
+        where = f"cuDNN {torch.backends.cudnn.version()} ({torch.cuda.get_device_name()})"
+    else:
+        where = f"CPU, {torch.get_num_threads()} threads"
+    name = f"torch {torch.__version__} " + where
+    return step, name
+
+
+def _one_layer_recurrence_seconds(lstm, params, g_out, g_finals, rng, args, unroll, precision) -> dict:
+    """Does the LSTM's hand-written backward pass pay?  One layer's recurrence, forward + backward, against
+    autodiff of the plain scan of the cell (lstm.scan_recurrence), at the same B, T, H and the best unroll."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    B, T = args.batch_size, args.seq
+    a_x = jax.device_put(rng.standard_normal((T, B, 4 * args.hidden), dtype=np.float32))
+    zeros = jnp.zeros((B, args.hidden), jnp.float32)
+    w_hh, b_hh = params["weight_hh_l0"], params["bias_hh_l0"]
+    g_h, g_c = g_finals
+
+    def recurrence_seconds(fn):
+        def one_layer(a_x, w_hh, b_hh):
+            outputs, h_T, c_T = fn(a_x, zeros, zeros, w_hh, b_hh, None, False, unroll, precision)
+            return jnp.sum(outputs * g_out.swapaxes(0, 1)) + jnp.sum(h_T * g_h[0]) + jnp.sum(c_T * g_c[0])
+
+        step = jax.jit(jax.grad(one_layer, argnums=(0, 1, 2)))
+        return time_call(lambda: jax.block_until_ready(step(a_x, w_hh, b_hh)), repeats=args.repeats,
+                         warmup=2)["median_seconds"]
+
+    return {"hand_written_backward": recurrence_seconds(lstm.recurrence),
+            "autodiff_of_the_scan": recurrence_seconds(lstm.scan_recurrence)}
+
+
+def main(cell: str, doc: str, argv: list[str] | None = None) -> dict:
+    """Parse ``argv`` (the script's ``doc`` is its help), time ``cell`` ("gru" or "lstm") and its PyTorch twin,
+    and print and return the :func:`benchmarks.common.report` named after the cell."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--input", type=int, default=256)
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--seq", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--unroll", default="1",
+                        help="lax.scan unroll factor(s), comma-separated: each is timed, the best is the figure")
+    parser.add_argument("--precision", default="default", choices=["default", "high", "highest"])
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--no-peers", action="store_true", help="time scratchlm only")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: batch 8, sequence 16, 3 repeats")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batch_size, args.seq, args.repeats = 8, 16, 3
+
+    # JAX and PyTorch share one GPU here: JAX must not take 75% of its memory up front.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from scratchlm.nn import gru, lstm
+
+    nn = {"gru": gru, "lstm": lstm}[cell]
+    config = {"gru": gru.GRUConfig, "lstm": lstm.LSTMConfig}[cell](args.input, args.hidden, args.layers)
+    params = nn.init(jax.random.key(0), config)
+    rng = np.random.default_rng(0)
+    B, T = args.batch_size, args.seq
+    x = rng.standard_normal((B, T, args.input), dtype=np.float32)
+    g_out = rng.standard_normal((B, T, args.hidden), dtype=np.float32)
+    n_finals = 1 if cell == "gru" else 2  # h_n; h_n and c_n
+    g_finals = tuple(rng.standard_normal((n_finals, args.layers, B, args.hidden), dtype=np.float32))
+    precision = None if args.precision == "default" else args.precision
+
+    def loss(params, x, g_out, g_finals, unroll):
+        outputs, states = nn.apply(params, x, unroll=unroll, precision=precision)
+        return jnp.sum(outputs * g_out) + sum(jnp.sum(s * g) for s, g in zip(_finals(states), g_finals))
+
+    grad_step = jax.jit(jax.value_and_grad(loss), static_argnums=4)
+    device_args = [jax.device_put(a) for a in (x, g_out, g_finals)]
+    by_unroll = {}
+    for unroll in (int(u) for u in args.unroll.split(",")):
+        def run(unroll=unroll):
+            return jax.block_until_ready(grad_step(params, *device_args, unroll))
+
+        by_unroll[unroll] = time_call(run, repeats=args.repeats, warmup=2)
+    best_unroll = min(by_unroll, key=lambda u: by_unroll[u]["median_seconds"])
+    ours = by_unroll[best_unroll]
+    ours_rate = 1.0 / ours["median_seconds"]
+
+    extra = {}
+    if cell == "lstm":
+        extra["one_layer_recurrence_seconds"] = _one_layer_recurrence_seconds(
+            lstm, params, g_out, g_finals, rng, args, best_unroll, precision)
+
+    peer_rate, peer_name, peer = None, None, None
+    if not args.no_peers:
+        state_dict = {k: np.asarray(v) for k, v in params.items() if k != "config"}
+        torch_step, peer_name = _torch_step(cell, args, state_dict, x, g_out, g_finals)
+        peer = time_call(torch_step, repeats=args.repeats, warmup=2)
+        peer_rate = 1.0 / peer["median_seconds"]
+
+    tokens = B * T
+    figures = [
+        figure(f"fwd+bwd steps/s (L{args.layers} D{args.input} H{args.hidden} T{T} B{B})", ours_rate, peer_rate,
+               unit="steps/s", peer_name=peer_name),
+        figure("fwd+bwd tokens/s", ours_rate * tokens, peer_rate * tokens if peer_rate else None,
+               unit="tokens/s", peer_name=peer_name),
+    ]
+    settings = {"layers": args.layers, "input": args.input, "hidden": args.hidden, "seq": T, "batch": B,
+                "unroll": best_unroll, "precision": args.precision}
+    if cell == "gru":
+        settings["variant"] = config.variant  # the LSTM has one
+    settings["threads"] = os.cpu_count()
+    return report(
+        cell, figures,
+        settings=settings,
+        compile_seconds=ours["first_seconds"] - ours["median_seconds"],
+        scratchlm_median_seconds=ours["median_seconds"],
+        steps_per_s_by_unroll={u: 1.0 / t["median_seconds"] for u, t in by_unroll.items()},
+        peer_median_seconds=peer["median_seconds"] if peer else None,
+        **extra,
+    )
