@@ -179,3 +179,14 @@ def token_baselines(params: dict, train: dict, test: dict, n_words: list[int], t
                                              np.asarray(test["labels"]), len(tags)))
     return {"majority_rate": acc_major, "majority_entity_f1": f1_major,
             "linear_probe_entity_f1": f1_probe, "linear_probe_accuracy": acc_probe}
+
+
+def baseline_line(metrics: dict, task: str) -> str:
+    """A run's result beside its two baselines, one line for the terminal (``metrics``: the run's
+    ``metrics.json``, holding :func:`sequence_baselines`' or :func:`token_baselines`' keys)."""
+    if task == "token":
+        return (f"baselines: all-O tags accuracy {metrics['majority_rate']:.4f} (entity F1 0); linear probe of the "
+                f"frozen initial encoder, per token: entity F1 {metrics['linear_probe_entity_f1']:.4f}, accuracy "
+                f"{metrics['linear_probe_accuracy']:.4f}; fine-tuned: entity F1 {metrics['entity_f1']:.4f}")
+    return (f"baselines: majority rate {metrics['majority_rate']:.4f}; linear probe of the frozen initial encoder "
+            f"(mean-pooled) {metrics['linear_probe_accuracy']:.4f}; fine-tuned: accuracy {metrics['accuracy']:.4f}")

@@ -60,7 +60,7 @@ HEAVY = {
     "glove": ["scratchlm.training.glove:train_on_corpus"],
     "gru-lm": ["scratchlm.data.codec:TextCodec.build"],
     "pretrain": ["scratchlm.models.bert:from_pretrained", "scratchlm.tokenizers.pipelines:train_bert_wordpiece"],
-    "finetune": ["scratchlm.commands.finetune:load_init", "scratchlm.commands.finetune:encode"],
+    "finetune": ["scratchlm.training.encoders:load_init", "scratchlm.data.tasks:encode_task"],
 }
 
 

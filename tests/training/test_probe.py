@@ -14,14 +14,15 @@ from scratchlm.training import probe
 
 @functools.cache
 def minilm():
-    from scratchlm.commands.finetune import load_init
+    from scratchlm.training.encoders import load_init
 
     return load_init("minilm")
 
 
 @functools.cache
 def polarity(n=48):
-    from scratchlm.commands.finetune import encode, load_task
+    from scratchlm.data.tasks import encode_task as encode
+    from scratchlm.data.tasks import load_task
 
     task = load_task("polarity", None)
     task["examples"] = task["examples"][::200 // n][:n]  # both classes (the file is sorted by label)
@@ -30,7 +31,8 @@ def polarity(n=48):
 
 @functools.cache
 def ner(n=30):
-    from scratchlm.commands.finetune import encode, load_task
+    from scratchlm.data.tasks import encode_task as encode
+    from scratchlm.data.tasks import load_task
 
     task = load_task("wikiner", None)
     task["splits"] = {k: v[:n] for k, v in task["splits"].items()}
