@@ -332,8 +332,9 @@ def _run(args: argparse.Namespace, clock) -> int:
         y = data["labels"]
         every = np.arange(len(y))
         tested = [np.asarray(r["test_index"]) for r in cv["folds"]]
-        baselines = probe.sequence_baselines(pretrained, data, config=encoder.config, num_classes=len(names),
-                                             folds=[(np.setdiff1d(every, t), t) for t in tested])
+        with clock.phase("baselines"):
+            baselines = probe.sequence_baselines(pretrained, data, config=encoder.config, num_classes=len(names),
+                                                 folds=[(np.setdiff1d(every, t), t) for t in tested])
         metrics = {"accuracy": cv["accuracy"], "f1": cv["f1"], "precision": cv["precision"], "recall": cv["recall"],
                    **baselines, "folds": folds,
                    **epoch_timing(cv["folds"]),
@@ -368,8 +369,9 @@ def _run(args: argparse.Namespace, clock) -> int:
                   **epoch_timing([{"epoch_seconds": result.epoch_seconds, "epoch_compiled": result.epoch_compiled}]),
                   "epoch_seconds": result.epoch_seconds, "epoch_compiled": result.epoch_compiled}
         if config.task == "token":
-            baselines = probe.token_baselines(pretrained, splits["train"][0], test, n_words, names,
-                                              config=encoder.config)
+            with clock.phase("baselines"):
+                baselines = probe.token_baselines(pretrained, splits["train"][0], test, n_words, names,
+                                                  config=encoder.config)
             y_true, y_pred = ft.word_tags(test, predicted, n_words, names)
             scores = seqeval.entity_scores(y_true, y_pred)["micro"]
             metrics = {"entity_f1": scores["f1"], "entity_precision": scores["precision"],
@@ -379,8 +381,9 @@ def _run(args: argparse.Namespace, clock) -> int:
                       + "\nper tag (token level):\n" + seqeval.tag_report(y_true, y_pred))
             confusion = (y_true, y_pred)
         else:
-            baselines = probe.sequence_baselines(pretrained, data, config=encoder.config, num_classes=len(names),
-                                                 folds=[(train_index, test_index)])
+            with clock.phase("baselines"):
+                baselines = probe.sequence_baselines(pretrained, data, config=encoder.config, num_classes=len(names),
+                                                     folds=[(train_index, test_index)])
             metrics = {**sequence_metrics(predicted, test["labels"], config.num_labels), **baselines, **common}
             report = seqeval.tag_report([[names[t] for t in test["labels"]]], [[names[p] for p in predicted]])
             confusion = None

@@ -193,7 +193,7 @@ def predict(params: dict, data: dict, *, encoder: Encoder, config: FinetuneConfi
     forward = forward or forward_program(encoder, config)
     N = len(data["labels"])
     width = data["input_ids"].shape[1]
-    rows = batch_size if N > batch_size else max(8, 1 << max(N - 1, 0).bit_length())
+    rows = batch_rows(N, batch_size)
     out = []
     for start in range(0, N, rows):
         index = np.arange(start, min(start + rows, N))
@@ -205,6 +205,12 @@ def predict(params: dict, data: dict, *, encoder: Encoder, config: FinetuneConfi
             pred = np.pad(pred[:, :width], ((0, 0), (0, max(width - pred.shape[1], 0))))
         out.append(pred)
     return np.concatenate(out)
+
+
+def batch_rows(n: int, batch_size: int = 64) -> int:
+    """The rows of each forward batch :func:`predict` runs on ``n`` examples: ``batch_size``, or the next
+    power of two (at least 8) when ``n`` is smaller."""
+    return batch_size if n > batch_size else max(8, 1 << max(n - 1, 0).bit_length())
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -471,8 +477,9 @@ def cross_validate(params: dict, data: dict, *, encoder: Encoder, config: Finetu
                          config=config, checkpoint_dir=checkpoints,
                          metrics_path=directory and directory / "metrics.jsonl", progress=progress, mesh=mesh,
                          checkpoint_seconds=checkpoint_seconds)
+            # the test fold in batches of the dev set's rows: the dev evaluation's compiled forward passes serve it
             predicted = predict(result.params, subset(data, test_index), encoder=encoder, config=config,
-                                forward=forward_program(encoder, config))
+                                batch_size=batch_rows(len(dev_index)), forward=forward_program(encoder, config))
             record = {"fold": f, "test_index": test_index.tolist(), "predictions": predicted.tolist(),
                       "test": sequence_metrics(predicted, labels[test_index], config.num_labels),
                       "history": result.history, "best_step": result.best_step, "best_dev": result.best_metric,
