@@ -54,6 +54,7 @@ import argparse
 import dataclasses
 import json
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -272,6 +273,9 @@ def _run(args: argparse.Namespace, clock) -> int:
     out: Path = run.out
     if run.state == "complete":
         return 0
+    # pyplot's import (0.4-0.8 s) on a second thread while the model trains, so that drawing at the end starts at once
+    warm = threading.Thread(target=plots.warm_up, name="finetune-plots", daemon=True)
+    warm.start()
     key = jax.random.key(args.seed)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
 
@@ -315,7 +319,7 @@ def _run(args: argparse.Namespace, clock) -> int:
                     save_model(params, names)
             clock.mark(f"fold {f}")
             jsonio.write(fold_dir / "result.json", record, indent=None)
-            if not fold_checkpoints:  # the fold's result is the run's checkpoint: run.json says how far it got
+            if not fold_checkpoints and run.lead:  # the fold's result is the run's checkpoint: run.json records it
                 run.checkpointed(fold_dir / "result.json")
             if not run.config.keep_checkpoints:  # the fold is finished: its model is in result.json and best/
                 shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)
@@ -392,6 +396,7 @@ def _run(args: argparse.Namespace, clock) -> int:
                "settings": settings,
                "wall_seconds": time.perf_counter() - started}
     with clock.phase("plot"):
+        warm.join()
         title, labels = ("fine-tuning: one curve per fold", [f"fold {f}" for f in range(folds)]) if folds else (
             "fine-tuning", None)
         note = plots.plot_curves(out / "curves.png", curve_files, title=title, loss="cross-entropy",

@@ -95,9 +95,11 @@ def test_token_features_are_the_first_sub_tokens_of_each_word():
     X = probe.features(params, data, config=config, pooled=False, batch_size=8)
     labelled = data["labels"] != IGNORE
     assert len(X) == labelled.sum() == sum(min(n, r.sum()) for n, r in zip(words, labelled))
-    row = {k: data[k][:1] for k in ("input_ids", "attention_mask", "token_type_ids")}
-    h = np.asarray(bert.apply(params, row, config=config)["last_hidden_state"])[0]
-    np.testing.assert_allclose(X[: labelled[0].sum()], h[labelled[0]], atol=1e-4)  # as above
+    rows = {k: data[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    h = np.asarray(bert.apply(params, rows, config=config)["last_hidden_state"])
+    # every sentence's positions, in data order, although the pass runs the sentences shortest first
+    want = np.concatenate([h[i][labelled[i]] for i in range(len(h))])
+    np.testing.assert_allclose(X, want, atol=1e-4)  # as above
 
 
 def test_the_majority_rate_skips_ignored_positions():
