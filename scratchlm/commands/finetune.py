@@ -46,6 +46,10 @@ seconds, and its end-of-fold checkpoint (the parameters and AdamW's two moments:
 ``--mesh data=8`` trains data parallel, ``--mesh data=4,model=2`` with the parameters and AdamW
 moments sharded 2 ways (FSDP); a resumed run may use another mesh.  ``--coordinator HOST:PORT
 --num-processes N --process-id I``: one process per host (:mod:`scratchlm.distributed`).
+
+(About 470 lines: this docstring, the flags of two recipes (full fine-tuning and LoRA) and their checks, the
+run's output files for k folds or a train/dev/test split, and the demo's step.  What reads a task or a
+model, trains, predicts and scores lives in ``scratchlm/data/tasks.py`` and ``scratchlm/training/``.)
 """
 
 from __future__ import annotations

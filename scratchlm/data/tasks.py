@@ -1,5 +1,6 @@
 """Fine-tuning tasks as arrays: reading the user's files, encoding sentences (and sentence pairs),
-and aligning word-level tags with WordPiece sub-tokens.
+and aligning word-level tags with WordPiece sub-tokens; :func:`load_task` and :func:`encode_task` take a
+task whole (``polarity``, ``wikiner`` or a file), as ``scratchlm finetune`` reads it.
 
 Input layout (Devlin et al. 2019, §3 and Fig. 2): a single sentence is ``[CLS] A [SEP]`` with
 segment ids 0; a pair is ``[CLS] A [SEP] B [SEP]`` with segment ids 0 up to and including the first
