@@ -150,7 +150,8 @@ def hf_fit(classifier: dict | None, train: dict, dev_eval, config, *, score_of_b
 def polarity(seed: int, args, pretrained, encoder, tok) -> dict:
     import jax
 
-    from scratchlm.commands.finetune import encode, load_task
+    from scratchlm.data.tasks import encode_task as encode
+    from scratchlm.data.tasks import load_task
     from scratchlm.training import finetune as ft
 
     config = ft.FinetuneConfig(task="sequence", num_labels=2, lr=args.lr, epochs=args.epochs,
@@ -181,7 +182,8 @@ def polarity(seed: int, args, pretrained, encoder, tok) -> dict:
 def ner(seed: int, args, pretrained, encoder, tok) -> dict:
     import jax
 
-    from scratchlm.commands.finetune import encode, load_task
+    from scratchlm.data.tasks import encode_task as encode
+    from scratchlm.data.tasks import load_task
     from scratchlm.training import finetune as ft
     from scratchlm.training import seqeval
 
@@ -347,7 +349,7 @@ def main(argv=None) -> dict:
     import torch
     import transformers
 
-    from scratchlm.commands.finetune import load_init
+    from scratchlm.training.encoders import load_init
 
     torch.set_num_threads(os.cpu_count() or 1)
     from scratchlm.training import encoders

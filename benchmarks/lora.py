@@ -85,10 +85,12 @@ def main(argv=None) -> dict:
 
     import jax
 
-    from scratchlm.commands.finetune import encode, load_init, load_task
+    from scratchlm.data.tasks import encode_task as encode
+    from scratchlm.data.tasks import load_task
     from scratchlm.nn.lora import LoraConfig
     from scratchlm.training import encoders
     from scratchlm.training import finetune as ft
+    from scratchlm.training.encoders import load_init
 
     bert_config, pretrained, tok = load_init("minilm")
     encoder = encoders.of(bert_config)

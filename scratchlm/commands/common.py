@@ -19,9 +19,24 @@ from scratchlm.training.run import Run, RunConfig, check_out, finished, open_run
 COMMON_LOGGER = "scratchlm"
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+class _StoreGiven(argparse.Action):
+    """Store the value, and note on the namespace that the flag was given (``_DEST_given``): a command may
+    treat its default differently from the same value asked for (:func:`given`)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"_{self.dest}_given", True)
+
+
+def given(args: argparse.Namespace, dest: str) -> bool:
+    """Whether the flag stored in ``dest`` was on the command line (a flag of :func:`add_run_arguments`)."""
+    return bool(getattr(args, f"_{dest}_given", False))
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, checkpoint_note: str = "") -> None:
     """The run folder's flags, the same in every training command: ``--out DIR`` (required),
-    ``--overwrite``, ``--checkpoint-every SECONDS``, ``--keep-checkpoints``, ``--quiet`` / ``--verbose``."""
+    ``--overwrite``, ``--checkpoint-every SECONDS``, ``--keep-checkpoints``, ``--quiet`` / ``--verbose``;
+    ``checkpoint_note`` ends the help of the two checkpoint flags (a command's own rule)."""
     group = parser.add_argument_group("the run folder (see README: Runs: resuming, overwriting, checkpoints)")
     group.add_argument("--out", type=Path, required=True, metavar="DIR",
                        help="run folder: new or empty to train, the same run's folder to resume or find it "
@@ -29,9 +44,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--overwrite", action="store_true", default=RunConfig.overwrite,
                        help="remove the run in --out and train afresh")
     group.add_argument("--checkpoint-every", type=float, default=RunConfig.checkpoint_every, metavar="SECONDS",
-                       help="wall-clock seconds between checkpoints; 0: only at the end (default: %(default)s s)")
+                       action=_StoreGiven, help="wall-clock seconds between checkpoints; 0: only at the end "
+                       f"(default: %(default)s s){checkpoint_note}")
     group.add_argument("--keep-checkpoints", action="store_true", default=RunConfig.keep_checkpoints,
-                       help="a finished run keeps its last two checkpoints (default: dropped, the model stays)")
+                       help=f"a finished run keeps its last two checkpoints (default: dropped, the model stays)"
+                       f"{checkpoint_note}")
     verbosity = group.add_mutually_exclusive_group()
     verbosity.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
     verbosity.add_argument("--verbose", action="store_true", help="also debugging detail on stderr")
@@ -139,13 +156,6 @@ def resolve_init(spec: str | Path, flag: str = "--init") -> Path:
         return hub.resolve(spec)
     except ScratchlmError as err:
         raise ScratchlmError(f"{flag} {err}") from None
-
-
-def model_folder(path: Path) -> Path:
-    """``path``, or its ``model/`` when ``path`` is the run folder of ``scratchlm pretrain``."""
-    if not (path / "config.json").exists() and (path / "model" / "config.json").exists():
-        return path / "model"
-    return path
 
 
 def add_parallel_arguments(parser: argparse.ArgumentParser) -> None:

@@ -26,6 +26,16 @@ extra).  Running the same command again after a kill resumes: finished folds are
 interrupted one continues from its last checkpoint; a finished run is left as it is; other settings
 are refused (``--overwrite`` replaces the run).
 
+With ``--folds`` a fold is the unit of resumption unless checkpoints are asked for: without
+``--checkpoint-every`` or ``--keep-checkpoints`` a fold keeps its best dev params in memory and writes
+nothing but its log before it ends, then ``fold_K/result.json`` (its predictions and scores) and, when it
+is the best fold so far, ``best/``; a fold cut short by a kill starts again from its beginning with the
+same key and batches, so the run still ends on an uninterrupted run's bytes.  A polarity fold takes
+seconds, and its end-of-fold checkpoint (the parameters and AdamW's two moments: three times MiniLM's
+86 MB) and ``best.msgpack`` at each better epoch cost more than a fold's restart would save.  ``--checkpoint-every S``
+(given) checkpoints inside folds every S seconds and at each fold's end, as every other run does;
+``--keep-checkpoints`` keeps each fold's last two.
+
 ``--lora-rank R`` trains low-rank adapters (Hu et al. 2021; :mod:`scratchlm.nn.lora`) on the
 ``--lora-targets`` layers (default ``query,value``, PEFT's) and the classifier instead of every weight;
 ``--out`` then also receives ``adapter/``, a PEFT adapter folder (``adapter_config.json``,
@@ -36,6 +46,10 @@ are refused (``--overwrite`` replaces the run).
 ``--mesh data=8`` trains data parallel, ``--mesh data=4,model=2`` with the parameters and AdamW
 moments sharded 2 ways (FSDP); a resumed run may use another mesh.  ``--coordinator HOST:PORT
 --num-processes N --process-id I``: one process per host (:mod:`scratchlm.distributed`).
+
+(About 470 lines: this docstring, the flags of two recipes (full fine-tuning and LoRA) and their checks, the
+run's output files for k folds or a train/dev/test split, and the demo's step.  What reads a task or a
+model, trains, predicts and scores lives in ``scratchlm/data/tasks.py`` and ``scratchlm/training/``.)
 """
 
 from __future__ import annotations
@@ -44,6 +58,7 @@ import argparse
 import dataclasses
 import json
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -53,8 +68,8 @@ from scratchlm.commands.common import (
     add_run_arguments,
     check_run_folder,
     complete_run,
+    given,
     init_source,
-    model_folder,
     resolve_init,
     result_settings,
     setup_parallel,
@@ -63,13 +78,13 @@ from scratchlm.commands.common import (
 from scratchlm.commands.flags import config_flag
 from scratchlm.errors import ScratchlmError
 
-_PLOT_NOTE = 'note: matplotlib is not installed, so no plots were drawn: pip install "scratchlm[plot]"'
-
-
 # Defaults live once, in training/finetune.py's FinetuneConfig (Devlin et al. 2019, appendix A.3, with
 # reasons there).  A flag left out is None here and takes that default when the command runs: reading the
 # dataclass while the parser is built would import JAX before ``cli.use_compile_cache`` sets the
 # environment JAX reads at import.  The run's settings (metrics.json) record the resolved values.
+_CV_CHECKPOINTS = ("; with --folds, a fold writes checkpoints (and its best dev params, best.msgpack) only when "
+                   "--checkpoint-every or --keep-checkpoints is given: otherwise a finished fold's result.json is "
+                   "the checkpoint, and a fold cut short starts again from its beginning, exactly")
 _FLAGS = {name: name for name in ("lr", "epochs", "batch_size", "freeze", "head", "dropout", "weight_decay",
                                   "warmup_fraction", "schedule", "clip_norm", "patience", "seed")}
 
@@ -108,109 +123,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 "query,key,value,dense (PEFT's target_modules; c_attn for a GPT-2 --init)",
                 source=lo + "target_modules")
     config_flag(group, "--lora-dropout", type=float, help="dropout on the adapters' input", source=lo + "lora_dropout")
-    add_run_arguments(parser)
+    add_run_arguments(parser, checkpoint_note=_CV_CHECKPOINTS)
     add_parallel_arguments(parser)  # --mesh data=8 | data=4,model=2 (FSDP); --coordinator/--num-processes/--process-id
-
-
-# ----------------------------------------------------------------------------- inputs
-
-
-def init_arch(path: Path, spec: str | Path) -> str:
-    """``"bert"`` or ``"gpt"``: the architecture a model folder's ``config.json`` names (``model_type``)."""
-    from scratchlm.models import bert
-
-    model_type = "bert"
-    if (path / "config.json").exists():
-        try:
-            model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type", "bert")
-        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-            model_type = "bert"  # a damaged config.json: bert.from_pretrained says what is wrong with it
-    if model_type == "gpt2":
-        return "gpt"
-    if model_type not in bert.MODEL_TYPES:
-        raise ScratchlmError(f"--init {spec}: model_type {model_type!r}; fine-tuning supports BERT-family encoders "
-                             "and GPT-2 (a GRU language model head is not implemented yet)")
-    return "bert"
-
-
-def load_init(spec: str | Path):
-    """(model config, params, tokenizer) from ``minilm``, a checkpoint folder (or the run folder of ``scratchlm
-    pretrain``) or a HuggingFace Hub id (:func:`~scratchlm.commands.common.resolve_init`): a ``BertConfig``, or
-    a ``GPTConfig`` for a GPT-2 folder; params the encoder's tensors only."""
-    from scratchlm import tokenizers
-    from scratchlm.data import corpora
-    from scratchlm.models import bert, gpt
-    from scratchlm.training import encoders
-
-    path = model_folder(resolve_init(spec))
-    arch = init_arch(path, spec)
-    config, params = (gpt if arch == "gpt" else bert).from_pretrained(path)
-    params = encoders.of(config).pretrained(params)
-    tok_file = path / "tokenizer.json"
-    if not tok_file.exists() and arch == "gpt":
-        raise ScratchlmError(f"--init {spec}: {path} holds no tokenizer.json; a GPT-2 model reads the byte-level BPE "
-                             "it was trained with")
-    if not tok_file.exists():
-        print(f"note: {path} holds no tokenizer.json; using MiniLM's", flush=True)
-        tok_file = corpora.minilm_path() / "tokenizer.json"
-    tok = tokenizers.load(tok_file)
-    tok.no_padding()
-    tok.no_truncation()
-    return config, params, tok
-
-
-def load_task(spec: str, limit: int | None):
-    """A dict describing the task: kind, label names, and its examples (or splits)."""
-    from scratchlm.data import corpora, tasks, wikiner
-
-    if spec == "polarity":
-        examples = [(text, None, y) for text, y in corpora.polarity_sentences()]
-        return {"kind": "sequence", "labels": ("neg", "pos"), "examples": examples[:limit] if limit else examples}
-    if spec == "wikiner":
-        data = wikiner.wikiner()
-        splits = {name: [(s.tokens, s.tags) for s in sentences] for name, sentences in data.items()}
-        return _token_task(splits, limit, tasks)
-    path = Path(spec)
-    if not path.exists():
-        raise ScratchlmError(f"--task {spec}: not polarity, wikiner, or an existing file")
-    if path.suffix in (".jsonl", ".json"):
-        raw = tasks.read_jsonl(path)
-        names = tasks.label_vocabulary([y for _, _, y in raw])
-        examples = [(a, b, names.index(y)) for a, b, y in raw]
-        return {"kind": "sequence", "labels": names, "examples": examples[:limit] if limit else examples}
-    sentences = tasks.read_conll(path)
-    part = [i % 10 for i in range(len(sentences))]  # 80/10/10 in file order, interleaved
-    splits = {"test": [s for s, p in zip(sentences, part) if p == 0],
-              "dev": [s for s, p in zip(sentences, part) if p == 1],
-              "train": [s for s, p in zip(sentences, part) if p > 1]}
-    return _token_task(splits, limit, tasks)
-
-
-def _token_task(splits, limit, tasks):
-    names = tasks.label_vocabulary([t for sentences in splits.values() for _, tags in sentences for t in tags])
-    return {"kind": "token", "labels": names,
-            "splits": {k: (v[:limit] if limit else v) for k, v in splits.items()}}
-
-
-def encode(task: dict, tok, max_length: int, vocab_size: int | None = None, special=None):
-    """Arrays for every split: ``{"train": data, ...}`` (+ word counts for token tasks); ``vocab_size``, the
-    model's, checks every id (a tokenizer larger than the model's table would otherwise train on clamped rows);
-    ``special`` the model's template ids (:class:`scratchlm.data.tasks.SpecialIds`; default: the tokenizer's
-    ``[CLS]``, ``[SEP]``, ``[PAD]``, ``[UNK]``)."""
-    from scratchlm.data import tasks
-
-    if special is None:
-        special = tasks.SpecialIds(cls=tok.cls_token_id, sep=tok.sep_token_id, pad=tok.pad_token_id,
-                                   unk=tok.unk_token_id)
-    text_ids = lambda s: tok.encode(s, add_special_tokens=False).ids  # noqa: E731
-    if task["kind"] == "sequence":
-        return tasks.encode_sequence_task(task["examples"], text_ids, special, max_length, vocab_size=vocab_size)
-    out = {}
-    for name, sentences in task["splits"].items():
-        tagged = [(words, [task["labels"].index(t) for t in tags]) for words, tags in sentences]
-        out[name] = (tasks.encode_token_task(tagged, text_ids, special, max_length, vocab_size=vocab_size),
-                     [len(w) for w, _ in sentences])
-    return out
 
 
 # ----------------------------------------------------------------------------- run
@@ -307,8 +221,10 @@ def _run(args: argparse.Namespace, clock) -> int:
     import jax
     import numpy as np
 
+    from scratchlm.data import tasks
     from scratchlm.data.batching import subset
-    from scratchlm.training import encoders, probe, seqeval
+    from scratchlm.models.hub import model_folder
+    from scratchlm.training import encoders, plots, probe, seqeval
     from scratchlm.training import finetune as ft
     from scratchlm.training.cv import kfold
     from scratchlm.training.epoch_timing import epoch_timing
@@ -320,7 +236,7 @@ def _run(args: argparse.Namespace, clock) -> int:
     started = time.perf_counter()
     clock.seconds["imports"] = started - clock.started
     with clock.phase("task"):
-        task = load_task(args.task, args.limit)
+        task = tasks.load_task(args.task, args.limit)
     names = task["labels"]
     config = finetune_config(args, task["kind"], len(names))  # every flag checked before the model is loaded
     folds = args.folds if args.folds is not None else (5 if args.task == "polarity" else None)
@@ -328,7 +244,7 @@ def _run(args: argparse.Namespace, clock) -> int:
         raise ScratchlmError("--folds is for sequence tasks; token tasks use their train/dev/test splits")
     init_kind = init_source(args.init)
     init_path = resolve_init(args.init)  # fetched once (a Hub id); load_init reads the folder
-    arch = init_arch(model_folder(init_path), args.init)
+    arch = encoders.init_arch(model_folder(init_path), args.init)
     encoders.check_task(arch, config.task)
     if config.lora is not None:  # the model's orientation, and its default targets when --lora-targets is left out
         config = dataclasses.replace(config, lora=encoders.ARCHS[arch].lora_config(
@@ -350,17 +266,20 @@ def _run(args: argparse.Namespace, clock) -> int:
         return 0  # said before the model is read
     # the model and its tokenizer read, and every id checked against the model, before the run folder is opened
     with clock.phase("load_model"):
-        model_config, pretrained, tok = load_init(init_path)
+        model_config, pretrained, tok = encoders.load_init(init_path)
     encoder = encoders.of(model_config)
     if args.max_length > encoder.max_positions:
         raise ScratchlmError(f"--max-length {args.max_length} exceeds the model's {encoder.max_positions} positions")
     with clock.phase("tokenize"):
-        data = encode(task, tok, args.max_length, encoder.vocab_size, encoder.special_ids(tok))
+        data = tasks.encode_task(task, tok, args.max_length, encoder.vocab_size, encoder.special_ids(tok))
     run = start_run(args, command="finetune", settings=settings, data=digest, total_steps=folds or config.epochs,
                     unit="fold" if folds else "epoch", position=position)
     out: Path = run.out
     if run.state == "complete":
         return 0
+    # pyplot's import (0.4-0.8 s) on a second thread while the model trains, so that drawing at the end starts at once
+    warm = threading.Thread(target=plots.warm_up, name="finetune-plots", daemon=True)
+    warm.start()
     key = jax.random.key(args.seed)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
 
@@ -380,11 +299,17 @@ def _run(args: argparse.Namespace, clock) -> int:
         save_best(ft.merged(params, config), labels)
 
     if config.task == "sequence" and folds:
+        # checkpoints inside a fold only when asked for (the module's docstring): otherwise a fold is the unit
+        fold_checkpoints = run.config.keep_checkpoints or given(args, "checkpoint_every")
+
+        def dev_score(record):  # the fold's best dev score; a score of 0.0 still beats a fold without one
+            return -1.0 if record.get("best_dev") is None else record["best_dev"]
+
         best = {"dev": -1.0}
         for f in range(folds):
             done_file = out / f"fold_{f}" / "result.json"
             if done_file.exists():
-                best["dev"] = max(best["dev"], json.loads(done_file.read_text()).get("best_dev") or -1.0)
+                best["dev"] = max(best["dev"], dev_score(json.loads(done_file.read_text())))
 
         def done(f):
             path = out / f"fold_{f}" / "result.json"
@@ -392,12 +317,14 @@ def _run(args: argparse.Namespace, clock) -> int:
 
         def on_fold(f, record, params):
             fold_dir = out / f"fold_{f}"
-            if (record["best_dev"] or 0.0) > best["dev"]:
-                best["dev"] = record["best_dev"] or 0.0
+            if dev_score(record) > best["dev"]:  # as read back on resuming, so best/ is the same fold's either way
+                best["dev"] = dev_score(record)
                 with clock.phase("save_best"):
                     save_model(params, names)
             clock.mark(f"fold {f}")
             jsonio.write(fold_dir / "result.json", record, indent=None)
+            if not fold_checkpoints and run.lead:  # the fold's result is the run's checkpoint: run.json records it
+                run.checkpointed(fold_dir / "result.json")
             if not run.config.keep_checkpoints:  # the fold is finished: its model is in result.json and best/
                 shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)
             print(f"fold {f + 1}/{folds}: test accuracy {record['test']['accuracy']:.3f}", flush=True)
@@ -409,12 +336,13 @@ def _run(args: argparse.Namespace, clock) -> int:
         with clock.phase("folds"), run.training():
             cv = ft.cross_validate(pretrained, data, encoder=encoder, config=config, folds=folds, key=key,
                                    fold_dir=fold_dir, done=done, on_fold=on_fold, progress=None, mesh=mesh,
-                                   checkpoint_seconds=run.config.checkpoint_every)
+                                   checkpoint_seconds=run.config.checkpoint_every, checkpoint_folds=fold_checkpoints)
         y = data["labels"]
         every = np.arange(len(y))
         tested = [np.asarray(r["test_index"]) for r in cv["folds"]]
-        baselines = probe.sequence_baselines(pretrained, data, config=encoder.config, num_classes=len(names),
-                                             folds=[(np.setdiff1d(every, t), t) for t in tested])
+        with clock.phase("baselines"):
+            baselines = probe.sequence_baselines(pretrained, data, config=encoder.config, num_classes=len(names),
+                                                 folds=[(np.setdiff1d(every, t), t) for t in tested])
         metrics = {"accuracy": cv["accuracy"], "f1": cv["f1"], "precision": cv["precision"], "recall": cv["recall"],
                    **baselines, "folds": folds,
                    **epoch_timing(cv["folds"]),
@@ -449,8 +377,9 @@ def _run(args: argparse.Namespace, clock) -> int:
                   **epoch_timing([{"epoch_seconds": result.epoch_seconds, "epoch_compiled": result.epoch_compiled}]),
                   "epoch_seconds": result.epoch_seconds, "epoch_compiled": result.epoch_compiled}
         if config.task == "token":
-            baselines = probe.token_baselines(pretrained, splits["train"][0], test, n_words, names,
-                                              config=encoder.config)
+            with clock.phase("baselines"):
+                baselines = probe.token_baselines(pretrained, splits["train"][0], test, n_words, names,
+                                                  config=encoder.config)
             y_true, y_pred = ft.word_tags(test, predicted, n_words, names)
             scores = seqeval.entity_scores(y_true, y_pred)["micro"]
             metrics = {"entity_f1": scores["f1"], "entity_precision": scores["precision"],
@@ -460,17 +389,26 @@ def _run(args: argparse.Namespace, clock) -> int:
                       + "\nper tag (token level):\n" + seqeval.tag_report(y_true, y_pred))
             confusion = (y_true, y_pred)
         else:
-            baselines = probe.sequence_baselines(pretrained, data, config=encoder.config, num_classes=len(names),
-                                                 folds=[(train_index, test_index)])
+            with clock.phase("baselines"):
+                baselines = probe.sequence_baselines(pretrained, data, config=encoder.config, num_classes=len(names),
+                                                     folds=[(train_index, test_index)])
             metrics = {**sequence_metrics(predicted, test["labels"], config.num_labels), **baselines, **common}
             report = seqeval.tag_report([[names[t] for t in test["labels"]]], [[names[p] for p in predicted]])
             confusion = None
         curve_files = [out / "metrics.jsonl"]
-    metrics = {**metrics, **lora_cost(key, pretrained, encoder, config), "task": args.task, "labels": list(names),
+    metrics = {**metrics, **ft.lora_cost(key, pretrained, encoder, config), "task": args.task, "labels": list(names),
                "settings": settings,
                "wall_seconds": time.perf_counter() - started}
     with clock.phase("plot"):
-        plot(out, curve_files, config.metric, confusion, names)
+        warm.join()
+        title, labels = ("fine-tuning: one curve per fold", [f"fold {f}" for f in range(folds)]) if folds else (
+            "fine-tuning", None)
+        note = plots.plot_curves(out / "curves.png", curve_files, title=title, loss="cross-entropy",
+                                 metric=config.metric, labels=labels)
+        if confusion is not None:
+            plots.plot_confusion(out / "confusion.png", *confusion, names)
+    if note == plots.NO_MATPLOTLIB:
+        print(f"note: {note}", flush=True)
     metrics["timings"] = clock.report()
     jsonio.write(out / "metrics.json", metrics)
     (out / "report.txt").write_text(report)
@@ -478,80 +416,8 @@ def _run(args: argparse.Namespace, clock) -> int:
     print(report)
     headline = "entity_f1" if config.task == "token" else "accuracy"
     print(f"{headline} {metrics[headline]:.4f}; wrote {out}/metrics.json, report.txt, best/", flush=True)
-    print(baseline_line(metrics, config.task), flush=True)
+    print(probe.baseline_line(metrics, config.task), flush=True)
     return 0
-
-
-def baseline_line(metrics: dict, task: str) -> str:
-    """The run's result beside its two baselines (:mod:`scratchlm.training.probe`), one line."""
-    if task == "token":
-        return (f"baselines: all-O tags accuracy {metrics['majority_rate']:.4f} (entity F1 0); linear probe of the "
-                f"frozen initial encoder, per token: entity F1 {metrics['linear_probe_entity_f1']:.4f}, accuracy "
-                f"{metrics['linear_probe_accuracy']:.4f}; fine-tuned: entity F1 {metrics['entity_f1']:.4f}")
-    return (f"baselines: majority rate {metrics['majority_rate']:.4f}; linear probe of the frozen initial encoder "
-            f"(mean-pooled) {metrics['linear_probe_accuracy']:.4f}; fine-tuned: accuracy {metrics['accuracy']:.4f}")
-
-
-def lora_cost(key, pretrained: dict, encoder, config) -> dict:
-    """With LoRA: what trains and the optimizer state's bytes, beside full fine-tuning's (shapes only)."""
-    import jax
-
-    from scratchlm.nn.lora import ADAPTERS
-    from scratchlm.training import finetune as ft
-
-    if config.lora is None:
-        return {}
-    params = jax.eval_shape(lambda: ft.init_classifier(key, pretrained, encoder, config))
-    base = {k: v for k, v in params.items() if k != ADAPTERS}
-    full = ft.training_cost(base, dataclasses.replace(config, lora=None), encoder=encoder)
-    return {**ft.training_cost(params, config, encoder=encoder),
-            "full_finetune_optimizer_state_bytes": full["optimizer_state_bytes"]}
-
-
-def plot(out: Path, curve_files: list[Path], metric: str, confusion, names) -> None:
-    """``curves.png`` (train loss and dev metric by step) and, for token tasks, ``confusion.png``."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(_PLOT_NOTE, flush=True)
-        return
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for i, path in enumerate(p for p in curve_files if p.exists()):
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        train = [r for r in records if r.get("split") == "train"]
-        dev = [r for r in records if r.get("split") == "eval"]
-        label = f"fold {i}" if len(curve_files) > 1 else None
-        ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label=label)
-        ax_metric.plot([r["step"] for r in dev], [r.get(metric, float("nan")) for r in dev], marker="o", label=label)
-    ax_loss.set(title="training loss", xlabel="step", ylabel="cross-entropy")
-    ax_metric.set(title=f"dev {metric}", xlabel="step", ylabel=metric)
-    if len(curve_files) > 1:
-        ax_metric.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "curves.png", dpi=120)
-    plt.close(fig)
-    if confusion is None:
-        return
-    import numpy as np
-
-    y_true, y_pred = confusion
-    index = {t: i for i, t in enumerate(names)}
-    M = np.zeros((len(names), len(names)), int)
-    for t, p in zip((t for s in y_true for t in s), (p for s in y_pred for p in s)):
-        M[index[t], index[p]] += 1
-    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(names), 1 + 0.6 * len(names)))
-    ax.imshow(np.log1p(M), cmap="Blues")
-    for i in range(len(names)):
-        for j in range(len(names)):
-            ax.text(j, i, str(M[i, j]), ha="center", va="center", fontsize=8)
-    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names,
-           xlabel="predicted tag", ylabel="true tag", title="token confusion (test)")
-    fig.tight_layout()
-    fig.savefig(out / "confusion.png", dpi=120)
-    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------- demo

@@ -46,7 +46,6 @@ from scratchlm.commands.common import (
     check_run_folder,
     complete_run,
     init_source,
-    model_folder,
     resolve_init,
     result_settings,
     setup_parallel,
@@ -171,6 +170,7 @@ def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) 
 
     from scratchlm.data import corpora
     from scratchlm.models import bert
+    from scratchlm.models.hub import model_folder
     from scratchlm.tokenizers.pipelines import BERT_SPECIAL_TOKENS, train_bert_wordpiece
     from scratchlm.training.plots import plot_curves
     from scratchlm.training.pretrain import SMALL_BERT, PretrainConfig, pretrain

@@ -1,5 +1,6 @@
 """Fine-tuning tasks as arrays: reading the user's files, encoding sentences (and sentence pairs),
-and aligning word-level tags with WordPiece sub-tokens.
+and aligning word-level tags with WordPiece sub-tokens; :func:`load_task` and :func:`encode_task` take a
+task whole (``polarity``, ``wikiner`` or a file), as ``scratchlm finetune`` reads it.
 
 Input layout (Devlin et al. 2019, §3 and Fig. 2): a single sentence is ``[CLS] A [SEP]`` with
 segment ids 0; a pair is ``[CLS] A [SEP] B [SEP]`` with segment ids 0 up to and including the first
@@ -28,7 +29,7 @@ import numpy as np
 
 from scratchlm.data.batching import IGNORE, pad_batch
 from scratchlm.data.corpora import read_lines
-from scratchlm.errors import CorpusError
+from scratchlm.errors import CorpusError, ScratchlmError
 from scratchlm.io import read_text
 
 Encode = Callable[[str], list[int]]
@@ -193,3 +194,70 @@ def encode_token_task(sentences: Sequence[tuple[Sequence[str], Sequence[int]]], 
         rows.append(ids)
         labels.append(y)
     return pad_batch(rows, [[0] * len(r) for r in rows], special.pad, labels=labels, vocab_size=vocab_size)
+
+
+# ----------------------------------------------------------------------------- a fine-tuning task, whole
+
+
+def load_task(spec: str, limit: int | None = None) -> dict:
+    """The task ``spec`` names, as a dict: ``kind`` (``"sequence"`` or ``"token"``), ``labels`` (the label
+    names, in id order) and its ``examples`` ``(text, text_pair, label id)`` (a sequence task) or its
+    ``splits`` ``{"train", "dev", "test"}`` of ``(words, tags)`` (a token task); ``limit`` keeps the first
+    N examples of each.
+
+    ``polarity``: the 200 Pang–Lee sentences; ``wikiner``: the silver NER set (:mod:`scratchlm.data.wikiner`);
+    a ``.jsonl`` / ``.json`` file of ``{"text", "label"[, "text_pair"]}`` lines (a sequence task); any other
+    file: CoNLL columns ``token ... tag`` (a token task), split 80/10/10 in file order, interleaved."""
+    from scratchlm.data import corpora, wikiner
+
+    if spec == "polarity":
+        examples = [(text, None, y) for text, y in corpora.polarity_sentences()]
+        return {"kind": "sequence", "labels": ("neg", "pos"), "examples": examples[:limit] if limit else examples}
+    if spec == "wikiner":
+        splits = {name: [(s.tokens, s.tags) for s in sentences] for name, sentences in wikiner.wikiner().items()}
+        return _token_task(splits, limit)
+    path = Path(spec)
+    if not path.exists():
+        raise ScratchlmError(f"--task {spec}: not polarity, wikiner, or an existing file")
+    if path.suffix in (".jsonl", ".json"):
+        raw = read_jsonl(path)
+        names = label_vocabulary([y for _, _, y in raw])
+        examples = [(a, b, names.index(y)) for a, b, y in raw]
+        return {"kind": "sequence", "labels": names, "examples": examples[:limit] if limit else examples}
+    sentences = read_conll(path)
+    part = [i % 10 for i in range(len(sentences))]  # 80/10/10 in file order, interleaved
+    splits = {"test": [s for s, p in zip(sentences, part) if p == 0],
+              "dev": [s for s, p in zip(sentences, part) if p == 1],
+              "train": [s for s, p in zip(sentences, part) if p > 1]}
+    return _token_task(splits, limit)
+
+
+def _token_task(splits: dict, limit: int | None) -> dict:
+    names = label_vocabulary([t for sentences in splits.values() for _, tags in sentences for t in tags])
+    return {"kind": "token", "labels": names,
+            "splits": {k: (v[:limit] if limit else v) for k, v in splits.items()}}
+
+
+def encode_task(task: dict, tok, max_length: int, vocab_size: int | None = None,
+                special: SpecialIds | None = None) -> dict:
+    """A :func:`load_task` task as arrays: a sequence task's examples as one
+    :func:`encode_sequence_task` dict; a token task's as ``{split: (arrays, word counts)}``.
+
+    ``tok``: a tokenizer (:func:`scratchlm.tokenizers.load`, without padding or truncation);
+    ``vocab_size``, the model's, checks every id (a tokenizer larger than the model's table would
+    otherwise train on clamped rows); ``special`` the model's template ids (default: the tokenizer's
+    ``[CLS]``, ``[SEP]``, ``[PAD]``, ``[UNK]``)."""
+    if special is None:
+        special = SpecialIds(cls=tok.cls_token_id, sep=tok.sep_token_id, pad=tok.pad_token_id, unk=tok.unk_token_id)
+
+    def text_ids(text: str) -> list[int]:
+        return tok.encode(text, add_special_tokens=False).ids
+
+    if task["kind"] == "sequence":
+        return encode_sequence_task(task["examples"], text_ids, special, max_length, vocab_size=vocab_size)
+    out = {}
+    for name, sentences in task["splits"].items():
+        tagged = [(words, [task["labels"].index(t) for t in tags]) for words, tags in sentences]
+        out[name] = (encode_token_task(tagged, text_ids, special, max_length, vocab_size=vocab_size),
+                     [len(w) for w, _ in sentences])
+    return out

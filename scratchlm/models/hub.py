@@ -55,6 +55,14 @@ def resolve(name_or_path: str | Path) -> Path:
     return minilm_path() if kind == "shipped" else _from_hub(str(name_or_path))
 
 
+def model_folder(path: Path) -> Path:
+    """``path``, or its ``model/`` when ``path`` is the run folder of ``scratchlm pretrain``."""
+    path = Path(path)
+    if not (path / "config.json").exists() and (path / "model" / "config.json").exists():
+        return path / "model"
+    return path
+
+
 def _from_hub(repo_id: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
@@ -68,4 +76,4 @@ def _from_hub(repo_id: str) -> Path:
                              f"Hub gave no copy ({type(err).__name__}: {err})") from None
 
 
-__all__ = ["HUB_FILES", "SHIPPED", "resolve", "source"]
+__all__ = ["HUB_FILES", "SHIPPED", "model_folder", "resolve", "source"]

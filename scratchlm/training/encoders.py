@@ -26,6 +26,7 @@ token's state has not read the words after it.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -212,6 +213,50 @@ def of(config: bert.BertConfig | gpt.GPTConfig) -> Encoder:
     raise TypeError(f"no fine-tuning adapter for {type(config).__name__}")
 
 
+def init_arch(path: Path, spec: str | Path) -> str:
+    """``"bert"`` or ``"gpt"``: the architecture a model folder's ``config.json`` names (``model_type``);
+    ``spec`` is what the user named it by, for the error."""
+    model_type = "bert"
+    if (path / "config.json").exists():
+        try:
+            model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type", "bert")
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            model_type = "bert"  # a damaged config.json: bert.from_pretrained says what is wrong with it
+    if model_type == "gpt2":
+        return "gpt"
+    if model_type not in bert.MODEL_TYPES:
+        raise ScratchlmError(f"--init {spec}: model_type {model_type!r}; fine-tuning supports BERT-family encoders "
+                             "and GPT-2 (a GRU language model head is not implemented yet)")
+    return "bert"
+
+
+def load_init(spec: str | Path):
+    """(model config, params, tokenizer) of a pretrained model: ``minilm``, a checkpoint folder (or the run
+    folder of ``scratchlm pretrain``, :func:`scratchlm.models.hub.model_folder`) or a HuggingFace Hub id
+    (:func:`scratchlm.models.hub.resolve`); a ``BertConfig``, or a ``GPTConfig`` for a GPT-2 folder; params
+    the encoder's tensors only (:meth:`BertEncoder.pretrained`); the folder's tokenizer (MiniLM's when a BERT
+    folder holds none) without padding or truncation."""
+    from scratchlm import tokenizers
+    from scratchlm.data import corpora
+    from scratchlm.models import hub
+
+    path = hub.model_folder(hub.resolve(spec))
+    arch = init_arch(path, spec)
+    config, params = (gpt if arch == "gpt" else bert).from_pretrained(path)
+    params = of(config).pretrained(params)
+    tok_file = path / "tokenizer.json"
+    if not tok_file.exists() and arch == "gpt":
+        raise ScratchlmError(f"--init {spec}: {path} holds no tokenizer.json; a GPT-2 model reads the byte-level BPE "
+                             "it was trained with")
+    if not tok_file.exists():
+        print(f"note: {path} holds no tokenizer.json; using MiniLM's", flush=True)
+        tok_file = corpora.minilm_path() / "tokenizer.json"
+    tok = tokenizers.load(tok_file)
+    tok.no_padding()
+    tok.no_truncation()
+    return config, params, tok
+
+
 def check_task(arch: str, task: str) -> None:
     """Refuse what an architecture cannot fine-tune: token classification with GPT-2."""
     if arch == "gpt" and task != "sequence":
@@ -219,4 +264,4 @@ def check_task(arch: str, task: str) -> None:
                              "state has not read the words after it; fine-tune a BERT-style encoder (--init minilm)")
 
 
-__all__ = ["ARCHS", "BertEncoder", "GPTEncoder", "Encoder", "check_task", "of"]
+__all__ = ["ARCHS", "BertEncoder", "GPTEncoder", "Encoder", "check_task", "init_arch", "load_init", "of"]

@@ -193,7 +193,7 @@ def predict(params: dict, data: dict, *, encoder: Encoder, config: FinetuneConfi
     forward = forward or forward_program(encoder, config)
     N = len(data["labels"])
     width = data["input_ids"].shape[1]
-    rows = batch_size if N > batch_size else max(8, 1 << max(N - 1, 0).bit_length())
+    rows = batch_rows(N, batch_size)
     out = []
     for start in range(0, N, rows):
         index = np.arange(start, min(start + rows, N))
@@ -205,6 +205,12 @@ def predict(params: dict, data: dict, *, encoder: Encoder, config: FinetuneConfi
             pred = np.pad(pred[:, :width], ((0, 0), (0, max(width - pred.shape[1], 0))))
         out.append(pred)
     return np.concatenate(out)
+
+
+def batch_rows(n: int, batch_size: int = 64) -> int:
+    """The rows of each forward batch :func:`predict` runs on ``n`` examples: ``batch_size``, or the next
+    power of two (at least 8) when ``n`` is smaller."""
+    return batch_size if n > batch_size else max(8, 1 << max(n - 1, 0).bit_length())
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -295,6 +301,18 @@ def training_cost(params: dict, config: FinetuneConfig, total_steps: int = 1, *,
     opt_bytes = sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(state))
     return {"trainable_params": n_train, "total_params": sum(sizes), "trainable_fraction": n_train / sum(sizes),
             "optimizer_state_bytes": opt_bytes}
+
+
+def lora_cost(key: jax.Array, pretrained: dict, encoder: Encoder, config: FinetuneConfig) -> dict:
+    """With LoRA, :func:`training_cost` of the run beside full fine-tuning's optimizer state
+    (``full_finetune_optimizer_state_bytes``), from shapes only; without LoRA, ``{}``."""
+    if config.lora is None:
+        return {}
+    params = jax.eval_shape(lambda: init_classifier(key, pretrained, encoder, config))
+    base = {k: v for k, v in params.items() if k != lora.ADAPTERS}
+    full = training_cost(base, dataclasses.replace(config, lora=None), encoder=encoder)
+    return {**training_cost(params, config, encoder=encoder),
+            "full_finetune_optimizer_state_bytes": full["optimizer_state_bytes"]}
 
 
 def merged(params: dict, config: FinetuneConfig) -> dict:
@@ -427,15 +445,21 @@ def cross_validate(params: dict, data: dict, *, encoder: Encoder, config: Finetu
                    dev_fraction: float = 0.1, key: jax.Array, fold_dir: Callable[[int], Path | None] = lambda f: None,
                    done: Callable[[int], dict | None] = lambda f: None,
                    on_fold: Callable[[int, dict, dict], None] = lambda f, r, p: None,
-                   progress: bool | None = False, mesh=None, checkpoint_seconds: float = 0.0) -> dict:
+                   progress: bool | None = False, mesh=None, checkpoint_seconds: float = 0.0,
+                   checkpoint_folds: bool = True) -> dict:
     """k-fold cross-validation of a sequence task: every example predicted once, by a model that never saw it.
 
     For fold f: a fresh classifier (key ``fold_in(key, f)``) on the pretrained ``params``,
     trained on the other folds minus a stratified ``dev_fraction`` held out for early stopping,
     then used to predict fold f.  ``done(f)`` may return a finished fold's record (resuming);
     ``on_fold(f, record, params)`` receives each new one with the fold's best params.  Returns the pooled metrics
-    over all N
-    examples, the predictions and the per-fold records.
+    over all N examples, the predictions and the per-fold records.
+
+    A fold trains with checkpoints in ``fold_dir(f)/checkpoints`` (every ``checkpoint_seconds``, at its end, and
+    the best dev params as ``best.msgpack``) when ``checkpoint_folds``, or when that folder already holds one
+    (a run resumed from them).  Otherwise the fold is the unit of resumption: its best params stay in memory and
+    nothing is written before ``on_fold``, so a fold cut short starts again from its beginning, with the same
+    key and batches, and ends on the bytes an uninterrupted run writes.
     """
     labels = data["labels"]
 
@@ -445,12 +469,17 @@ def cross_validate(params: dict, data: dict, *, encoder: Encoder, config: Finetu
             fit_index, dev_index = dev_split(labels, train_index, dev_fraction, config.seed + f)
             start = init_classifier(jax.random.fold_in(key, f), params, encoder, config)
             directory = fold_dir(f)
+            checkpoints = directory and directory / "checkpoints"
+            if checkpoints and not checkpoint_folds and not (checkpoints.is_dir()
+                                                             and any(checkpoints.rglob("ckpt_*.msgpack"))):
+                checkpoints = None
             result = fit(start, subset(data, fit_index), subset(data, dev_index), encoder=encoder,
-                         config=config, checkpoint_dir=directory and directory / "checkpoints",
+                         config=config, checkpoint_dir=checkpoints,
                          metrics_path=directory and directory / "metrics.jsonl", progress=progress, mesh=mesh,
                          checkpoint_seconds=checkpoint_seconds)
+            # the test fold in batches of the dev set's rows: the dev evaluation's compiled forward passes serve it
             predicted = predict(result.params, subset(data, test_index), encoder=encoder, config=config,
-                                forward=forward_program(encoder, config))
+                                batch_size=batch_rows(len(dev_index)), forward=forward_program(encoder, config))
             record = {"fold": f, "test_index": test_index.tolist(), "predictions": predicted.tolist(),
                       "test": sequence_metrics(predicted, labels[test_index], config.num_labels),
                       "history": result.history, "best_step": result.best_step, "best_dev": result.best_metric,

@@ -138,3 +138,27 @@ def plot_word_groups(path: Path, wv, *, title: str, groups: dict[str, Sequence[s
         return "no plot: too few of the chosen words are in the vocabulary"
     vectors = np.asarray(wv.vectors)[[wv.index[w] for w, _ in found]]
     return plot_projection(path, [w for w, _ in found], vectors, [g for _, g in found], title=title)
+
+
+def plot_confusion(path: Path, y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]],
+                   names: Sequence[str], *, title: str = "token confusion (test)") -> str:
+    """``path``: the confusion counts of the tags in ``y_true`` against ``y_pred`` (sentences of tag strings),
+    true tag by row, predicted by column, shaded by log(1 + count) so that rare tags show beside ``O``."""
+    plt = _pyplot()
+    if plt is None:
+        return NO_MATPLOTLIB
+    index = {t: i for i, t in enumerate(names)}
+    M = np.zeros((len(names), len(names)), int)
+    for t, p in zip((t for s in y_true for t in s), (p for s in y_pred for p in s)):
+        M[index[t], index[p]] += 1
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(names), 1 + 0.6 * len(names)))
+    ax.imshow(np.log1p(M), cmap="Blues")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, str(M[i, j]), ha="center", va="center", fontsize=8)
+    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names,
+           xlabel="predicted tag", ylabel="true tag", title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return f"plot: {path}"

@@ -124,10 +124,10 @@ def test_finetune_reads_a_hub_id_and_a_pretraining_run_folder(tmp_path, monkeypa
     import jax
     import numpy as np
 
-    from scratchlm.commands import finetune
     from scratchlm.data import corpora
     from scratchlm.models import bert, hub
     from scratchlm.tokenizers import load
+    from scratchlm.training import encoders
 
     config = bert.BertConfig(vocab_size=30522, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                              intermediate_size=16, max_position_embeddings=32)
@@ -136,7 +136,22 @@ def test_finetune_reads_a_hub_id_and_a_pretraining_run_folder(tmp_path, monkeypa
                          tokenizer=load(corpora.minilm_path() / "tokenizer.json"))
     monkeypatch.setattr(hub, "_from_hub", lambda repo_id: tmp_path / "run" / "model")
     for spec in ("acme/tiny-bert", str(tmp_path / "run")):
-        loaded_config, loaded, tok = finetune.load_init(spec)
+        loaded_config, loaded, tok = encoders.load_init(spec)
         assert loaded_config.hidden_size == 8 and tok.get_vocab_size() == 30522
         np.testing.assert_array_equal(loaded["embeddings"]["word_embeddings"]["weight"],
                                       params["embeddings"]["word_embeddings"]["weight"])
+
+
+def test_a_run_flag_given_is_told_from_its_default():
+    """``--checkpoint-every`` at its default and the same value given are one setting but two requests
+    (finetune checkpoints inside folds only when asked): :func:`common.given` tells them apart."""
+    from scratchlm.training.run import RunConfig
+
+    parser = argparse.ArgumentParser()
+    common.add_run_arguments(parser, checkpoint_note="; a note")
+    left_out = parser.parse_args(["--out", "x"])
+    asked = parser.parse_args(["--out", "x", "--checkpoint-every", str(RunConfig.checkpoint_every)])
+    assert left_out.checkpoint_every == asked.checkpoint_every == RunConfig.checkpoint_every
+    assert not common.given(left_out, "checkpoint_every") and common.given(asked, "checkpoint_every")
+    assert common.result_settings(left_out) == common.result_settings(asked)  # not a setting of the result
+    assert "; a note" in parser.format_help()

@@ -60,7 +60,7 @@ HEAVY = {
     "glove": ["scratchlm.training.glove:train_on_corpus"],
     "gru-lm": ["scratchlm.data.codec:TextCodec.build"],
     "pretrain": ["scratchlm.models.bert:from_pretrained", "scratchlm.tokenizers.pipelines:train_bert_wordpiece"],
-    "finetune": ["scratchlm.commands.finetune:load_init", "scratchlm.commands.finetune:encode"],
+    "finetune": ["scratchlm.training.encoders:load_init", "scratchlm.data.tasks:encode_task"],
 }
 
 
@@ -298,6 +298,36 @@ def test_finetune_cross_validation_keeps_each_folds_checkpoints_when_asked(tiny_
         assert (out / fold / "result.json").exists() and _checkpoints(out / fold), fold
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "complete" and record["checkpoint"].startswith("fold_1/checkpoints/ckpt_")
+
+
+@pytest.mark.slow  # three processes, as the kill test above (about 60 s); tests/training/test_finetune.py cuts a
+# fold in-process (test_cross_validation_cut_mid_fold_resumes_to_an_uninterrupted_runs_bytes) in seconds
+def test_finetune_folds_without_checkpoints_killed_in_a_fold_restart_it_to_the_same_bytes(tiny_encoder, tmp_path):
+    """Cross-validation without --checkpoint-every or --keep-checkpoints writes no checkpoint: killed with SIGKILL
+    once fold 1 has logged its first step, the run again starts fold 1 afresh and ends on the uninterrupted run's
+    bytes."""
+    argv, compared = KILLED["finetune"]
+    argv = [*argv, "--init", str(tiny_encoder)]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    done = _scratchlm([*argv, "--quiet", "--out", str(straight)])
+    proc = _scratchlm([*argv, "--quiet", "--out", str(killed)])
+    log = killed / "fold_1" / "metrics.jsonl"
+    try:
+        while proc.poll() is None and not (log.exists() and log.read_text().count("\n") >= 1):
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed: give it more work"
+    assert done.wait() == 0, done.communicate()[1]
+    assert not list(killed.rglob("ckpt_*.msgpack")) and not list(killed.rglob("best.msgpack"))
+    assert not (killed / "fold_1" / "result.json").exists()
+    again = _scratchlm([*argv, "--out", str(killed)])
+    err = again.communicate()[1]
+    assert again.returncode == 0 and f"resuming {killed} from fold 1" in err, err
+    for f in compared:
+        assert _untimed(killed / f) == _untimed(straight / f), f
+    assert json.loads((killed / "run.json").read_text())["status"] == "complete"
 
 
 # ----------------------------------------------------------------------------- issue 23's probes

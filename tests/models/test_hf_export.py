@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from scratchlm import cli
-from scratchlm.commands import finetune as command
+from scratchlm.data import tasks
 from scratchlm.models import bert
 from scratchlm.training import encoders
 from scratchlm.training import finetune as ft
@@ -38,7 +38,7 @@ def runs(tmp_path_factory):
     _cli(["pretrain", "--corpus", "lee", "--vocab-size", "300", "--layers", "1", "--hidden", "32", "--heads", "2",
           "--seq-len", "32", "--batch-size", "4", "--steps", "4", "--eval-every", "2", "--limit", "60", "--seed", "1",
           "--out", str(root / "pretrain")])
-    # --init is the pretraining run folder: it stands for its model/ (commands.common.model_folder)
+    # --init is the pretraining run folder: it stands for its model/ (models.hub.model_folder)
     # A learning rate of 2e-2 without dropout moves the fresh pooler and heads far enough from N(0, 0.02^2) in
     # 4 epochs that the predicted probabilities differ between sentences (0.33 to 0.47 on the 12 below; at
     # BERT's 5e-5 they all sit at 0.4995 +- 1e-5, and a comparison of probabilities could not fail).
@@ -56,8 +56,8 @@ def _scratchlm(folder, task: dict):
     """scratchlm's own inference on ``task``: the folder read back, the command's encoding (no truncation: the
     pipelines do not truncate), :func:`scratchlm.training.finetune.predict` and the softmax of its logits."""
     config, params = bert.from_pretrained(folder)
-    tok = command.load_init(folder)[2]
-    data = command.encode(task, tok, config.max_position_embeddings, config.vocab_size)
+    tok = encoders.load_init(folder)[2]
+    data = tasks.encode_task(task, tok, config.max_position_embeddings, config.vocab_size)
     if task["kind"] == "token":
         data = data["test"][0]
     ft_config = ft.FinetuneConfig(task=task["kind"], num_labels=len(task["labels"]))
@@ -75,7 +75,7 @@ def test_finetuned_polarity_folder_in_the_text_classification_pipeline(runs):
     assert hf_config["num_labels"] == 2
     assert not (folder / "labels.json").exists()  # config.json holds the label names now
 
-    task = command.load_task("polarity", None)
+    task = tasks.load_task("polarity", None)
     task["examples"] = task["examples"][:6] + task["examples"][-6:]  # both classes of the set's real sentences
     texts = [text for text, _, _ in task["examples"]]
     tok, data, predicted, probs = _scratchlm(folder, task)
@@ -95,8 +95,8 @@ def test_finetuned_polarity_folder_in_the_text_classification_pipeline(runs):
 
 def test_finetuned_ner_folder_in_the_token_classification_pipeline(runs):
     folder = runs / "ner" / "best"
-    task = command.load_task("wikiner", None)
-    tok, limit = command.load_init(folder)[2], bert.from_pretrained(folder)[0].max_position_embeddings
+    task = tasks.load_task("wikiner", None)
+    tok, limit = encoders.load_init(folder)[2], bert.from_pretrained(folder)[0].max_position_embeddings
     fits = [s for s in task["splits"]["test"] if len(tok.encode(" ".join(s[0])).ids) <= limit]  # no truncation
     task["splits"] = {"test": fits[:8]}
     hf_config = json.loads((folder / "config.json").read_text())
@@ -126,7 +126,7 @@ def test_pretrained_folder_in_the_fill_mask_pipeline(runs):
     probabilities for a masked word are scratchlm's (:func:`scratchlm.models.bert.mlm_logits`)."""
     folder = runs / "pretrain" / "model"
     assert json.loads((folder / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
-    tok = command.load_init(folder)[2]
+    tok = encoders.load_init(folder)[2]
     config, params = bert.from_pretrained(folder)
     text = "the prime minister said the [MASK] would meet on monday ."
     ids = np.asarray([tok.encode(text).ids], np.int32)
@@ -145,7 +145,7 @@ def test_tokenizer_files(runs):
     """tokenizer_config.json names BERT's fast tokenizer with the normalizer's options and the model's length;
     vocab.txt is the vocabulary in id order; special_tokens_map.json the roles."""
     folder = runs / "pol" / "best"
-    tok = command.load_init(folder)[2]
+    tok = encoders.load_init(folder)[2]
     tc = json.loads((folder / "tokenizer_config.json").read_text())
     assert tc["tokenizer_class"] == "BertTokenizerFast" and tc["do_lower_case"] is True
     assert tc["model_max_length"] == bert.from_pretrained(folder)[0].max_position_embeddings
@@ -163,7 +163,7 @@ def test_a_sigmoid_head_is_written_as_two_logits_with_the_same_probabilities(run
     r"""A one-logit (sigmoid) head of a binary task is saved as the logits (0, z):
     :math:`\mathrm{softmax}(0, z)_1 = \sigma(z)`, so HuggingFace's softmax gives scratchlm's probability."""
     config, params = bert.from_pretrained(runs / "pol" / "best")
-    tok = command.load_init(runs / "pol" / "best")[2]
+    tok = encoders.load_init(runs / "pol" / "best")[2]
     head = bert.init_sequence_classifier(jax.random.key(3), config, 1)
     params = {**params, "classifier": {"weight": 50 * head["weight"], "bias": head["bias"] + 0.3}}
     bert.save_pretrained(tmp_path, params, config, tokenizer=tok, labels=("neg", "pos"), task="sequence")

@@ -299,3 +299,78 @@ def test_command_token_task_from_conll(tiny_checkpoint, tmp_path):
     report = (tmp_path / "run" / "report.txt").read_text()
     assert "PER" in report and "B-PER" in report and "weighted avg" in report
     assert (tmp_path / "run" / "curves.png").exists() and (tmp_path / "run" / "confusion.png").exists()
+
+
+def _untimed(value):
+    """A JSON value without its wall-clock figures (keys naming seconds, rates, compilation or timings)."""
+    timing = ("seconds", "per_s", "compiled", "wall", "timings", "timed")
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if not any(t in k for t in timing)}
+    return [_untimed(v) for v in value] if isinstance(value, list) else value
+
+
+def _read(path):
+    import json
+
+    if path.suffix == ".jsonl":
+        return [_untimed(json.loads(line)) for line in path.read_text().splitlines()]
+    return _untimed(json.loads(path.read_text())) if path.suffix == ".json" else path.read_bytes()
+
+
+@pytest.mark.parametrize("checkpoint_flags", [[], ["--checkpoint-every", "1e-9"]], ids=["folds-only", "asked"])
+def test_cross_validation_cut_mid_fold_resumes_to_an_uninterrupted_runs_bytes(tiny_checkpoint, tmp_path,
+                                                                             monkeypatch, checkpoint_flags):
+    """Without --checkpoint-every or --keep-checkpoints a fold writes no checkpoint and no best.msgpack: a run
+    stopped in fold 1's second epoch (an exception from its dev evaluation, where a kill would leave the same
+    files: everything a fold writes before its end is its log) starts fold 1 again and ends on the bytes of an
+    uninterrupted run.  Given --checkpoint-every, folds checkpoint as before and the run resumes from them.
+
+    The one-sentence dev sets score 0.0 in every epoch of both folds: best/ must still be fold 0's on resuming
+    (a fold read back with best_dev 0.0 was once taken for a fold without a score, and fold 1 overwrote best/)."""
+    import json
+
+    from scratchlm.training import checkpoint as ckpt
+
+    words = ["film", "plot", "cast", "story"]
+    lines = [json.dumps({"text": f"{w} {words[i % 4]} was {w}", "label": w}) for i in range(8) for w in ("good", "bad")]
+    (tmp_path / "task.jsonl").write_text("\n".join(lines) + "\n")
+
+    def argv(out):
+        return ["--task", str(tmp_path / "task.jsonl"), "--init", str(tiny_checkpoint), "--folds", "2",
+                *COMMAND_FLAGS, "--epochs", "3", *checkpoint_flags, "--out", str(out)]
+
+    written = []
+    for name in ("save_checkpoint", "save_params"):
+        original = getattr(ckpt, name)
+        monkeypatch.setattr(ckpt, name, lambda path, *a, _f=original, **k: written.append(path) or _f(path, *a, **k))
+    assert _command(argv(tmp_path / "straight")) == 0
+    assert bool(written) == bool(checkpoint_flags), written
+
+    calls = []
+    evaluate = ft.evaluate
+
+    def cut(*args, **kwargs):  # fold 0's three evaluations, then fold 1's first; its second never returns
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt("cut mid-fold")
+        return evaluate(*args, **kwargs)
+
+    killed = tmp_path / "killed"
+    with monkeypatch.context() as patch:
+        patch.setattr(ft, "evaluate", cut)
+        with pytest.raises(KeyboardInterrupt):
+            _command(argv(killed))
+    assert (killed / "fold_0" / "result.json").exists() and not (killed / "fold_1" / "result.json").exists()
+    assert json.loads((killed / "run.json").read_text())["status"] == "running"
+    assert [json.loads(line)["split"] for line in (killed / "fold_1" / "metrics.jsonl").read_text().splitlines()
+            ].count("eval") == 1  # fold 1 was cut after its first epoch's evaluation
+    assert bool(list(killed.rglob("ckpt_*.msgpack"))) == bool(checkpoint_flags)
+    assert _command(argv(killed)) == 0
+    for f in ("best/model.safetensors", "fold_0/result.json", "fold_1/result.json", "fold_1/metrics.jsonl",
+              "metrics.json", "report.txt"):
+        if f == "metrics.json":  # the settings hold --out
+            a, b = (_read(out / f) for out in (killed, tmp_path / "straight"))
+            assert {**a, "settings": None} == {**b, "settings": None}
+        else:
+            assert _read(killed / f) == _read(tmp_path / "straight" / f), f
+    assert not list(killed.rglob("ckpt_*.msgpack")) and not list(killed.rglob("best.msgpack"))

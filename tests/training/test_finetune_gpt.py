@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from scratchlm import cli
-from scratchlm.commands import finetune as command
 from scratchlm.data import tasks
 from scratchlm.models import gpt
 from scratchlm.nn import lora
@@ -113,10 +112,10 @@ def runs(tmp_path_factory):
 def _scratchlm(folder, texts):
     """scratchlm's inference on ``texts`` from the saved folder: its ids, predictions and probabilities."""
     config, params = gpt.from_pretrained(folder)
-    tok = command.load_init(folder)[2]
+    tok = encoders.load_init(folder)[2]
     encoder = encoders.of(config)
     task = {"kind": "sequence", "labels": ("neg", "pos"), "examples": [(t, None, 0) for t in texts]}
-    data = command.encode(task, tok, config.n_positions, config.vocab_size, encoder.special_ids(tok))
+    data = tasks.encode_task(task, tok, config.n_positions, config.vocab_size, encoder.special_ids(tok))
     ft_config = ft.FinetuneConfig(task="sequence", num_labels=2)
     logits = ft.forward_program(encoder, ft_config)(params, {k: v for k, v in data.items() if k != "labels"})
     return data, ft.predict(params, data, encoder=encoder, config=ft_config), np.asarray(logits)
@@ -140,8 +139,8 @@ def test_finetuned_gpt_folder_in_the_text_classification_pipeline(runs):
     eos = json.loads((runs / "gpt" / "model" / "config.json").read_text())["eos_token_id"]
     assert hf_config["architectures"] == ["GPT2ForSequenceClassification"] and hf_config["model_type"] == "gpt2"
     assert hf_config["id2label"] == {"0": "neg", "1": "pos"} and hf_config["pad_token_id"] == eos
-    task = command.load_task("polarity", None)
-    tok, limit = command.load_init(folder)[2], gpt.from_pretrained(folder)[0].n_positions
+    task = tasks.load_task("polarity", None)
+    tok, limit = encoders.load_init(folder)[2], gpt.from_pretrained(folder)[0].n_positions
     fits = [text for text, _, _ in task["examples"] if len(tok.encode(text).ids) <= limit]  # no truncation
     texts = fits[:6] + fits[-6:]  # both classes of the set's real sentences
     data, predicted, logits = _scratchlm(folder, texts)

@@ -14,14 +14,15 @@ from scratchlm.training import probe
 
 @functools.cache
 def minilm():
-    from scratchlm.commands.finetune import load_init
+    from scratchlm.training.encoders import load_init
 
     return load_init("minilm")
 
 
 @functools.cache
 def polarity(n=48):
-    from scratchlm.commands.finetune import encode, load_task
+    from scratchlm.data.tasks import encode_task as encode
+    from scratchlm.data.tasks import load_task
 
     task = load_task("polarity", None)
     task["examples"] = task["examples"][::200 // n][:n]  # both classes (the file is sorted by label)
@@ -30,7 +31,8 @@ def polarity(n=48):
 
 @functools.cache
 def ner(n=30):
-    from scratchlm.commands.finetune import encode, load_task
+    from scratchlm.data.tasks import encode_task as encode
+    from scratchlm.data.tasks import load_task
 
     task = load_task("wikiner", None)
     task["splits"] = {k: v[:n] for k, v in task["splits"].items()}
@@ -93,9 +95,11 @@ def test_token_features_are_the_first_sub_tokens_of_each_word():
     X = probe.features(params, data, config=config, pooled=False, batch_size=8)
     labelled = data["labels"] != IGNORE
     assert len(X) == labelled.sum() == sum(min(n, r.sum()) for n, r in zip(words, labelled))
-    row = {k: data[k][:1] for k in ("input_ids", "attention_mask", "token_type_ids")}
-    h = np.asarray(bert.apply(params, row, config=config)["last_hidden_state"])[0]
-    np.testing.assert_allclose(X[: labelled[0].sum()], h[labelled[0]], atol=1e-4)  # as above
+    rows = {k: data[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    h = np.asarray(bert.apply(params, rows, config=config)["last_hidden_state"])
+    # every sentence's positions, in data order, although the pass runs the sentences shortest first
+    want = np.concatenate([h[i][labelled[i]] for i in range(len(h))])
+    np.testing.assert_allclose(X, want, atol=1e-4)  # as above
 
 
 def test_the_majority_rate_skips_ignored_positions():
