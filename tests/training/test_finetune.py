@@ -343,7 +343,7 @@ def test_cross_validation_cut_mid_fold_resumes_to_an_uninterrupted_runs_bytes(ti
     for name in ("save_checkpoint", "save_params"):
         original = getattr(ckpt, name)
         monkeypatch.setattr(ckpt, name, lambda path, *a, _f=original, **k: written.append(path) or _f(path, *a, **k))
-    assert _command(argv(tmp_path / "straight")) == 0
+    assert finetune_command(argv(tmp_path / "straight")) == 0
     assert bool(written) == bool(checkpoint_flags), written
 
     calls = []
@@ -359,13 +359,13 @@ def test_cross_validation_cut_mid_fold_resumes_to_an_uninterrupted_runs_bytes(ti
     with monkeypatch.context() as patch:
         patch.setattr(ft, "evaluate", cut)
         with pytest.raises(KeyboardInterrupt):
-            _command(argv(killed))
+            finetune_command(argv(killed))
     assert (killed / "fold_0" / "result.json").exists() and not (killed / "fold_1" / "result.json").exists()
     assert json.loads((killed / "run.json").read_text())["status"] == "running"
     assert [json.loads(line)["split"] for line in (killed / "fold_1" / "metrics.jsonl").read_text().splitlines()
             ].count("eval") == 1  # fold 1 was cut after its first epoch's evaluation
     assert bool(list(killed.rglob("ckpt_*.msgpack"))) == bool(checkpoint_flags)
-    assert _command(argv(killed)) == 0
+    assert finetune_command(argv(killed)) == 0
     for f in ("best/model.safetensors", "fold_0/result.json", "fold_1/result.json", "fold_1/metrics.jsonl",
               "metrics.json", "report.txt"):
         if f == "metrics.json":  # the settings hold --out
