@@ -332,8 +332,9 @@ def main(argv=None) -> dict:
         from scratchlm.training.finetune import FinetuneConfig
 
         given = set(argv if argv is not None else sys.argv[1:])
-        for flag, value in (("--epochs", FinetuneConfig.epochs), ("--batch-size", FinetuneConfig.batch_size),
-                            ("--lr", FinetuneConfig.lr), ("--schedule", FinetuneConfig.schedule),
+        defaults = FinetuneConfig(task="sequence", num_labels=2)  # lr and epochs resolved (full fine-tuning's)
+        for flag, value in (("--epochs", defaults.epochs), ("--batch-size", defaults.batch_size),
+                            ("--lr", defaults.lr), ("--schedule", defaults.schedule),
                             ("--max-length", 128)):
             if flag not in given:
                 setattr(args, flag[2:].replace("-", "_"), value)

@@ -22,11 +22,14 @@ import re
 NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
 
 
-def config_flag(parser, *names: str, source: str, **kwargs) -> argparse.Action:
+def config_flag(parser, *names: str, source: str, otherwise: tuple[str, str] | None = None,
+                **kwargs) -> argparse.Action:
     """``parser.add_argument(*names, default=None, **kwargs)`` whose ``--help`` shows the default stated at
-    ``source``, ``"module:Class.field"`` (e.g. ``"scratchlm.training.lm:LMConfig.lr"``)."""
+    ``source``, ``"module:Class.field"`` (e.g. ``"scratchlm.training.lm:LMConfig.lr"``); ``otherwise``,
+    ``(condition, source)``, names a second default and when it applies (e.g. LoRA's rate)."""
     action = parser.add_argument(*names, default=None, **kwargs)
     action.config_default = source
+    action.config_otherwise = otherwise
     return action
 
 
@@ -60,6 +63,11 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         source = getattr(action, "config_default", None)
         if source is not None:
             value = str(resolve(source)).replace("%", "%%")
+            otherwise = getattr(action, "config_otherwise", None)
+            if otherwise is not None:
+                condition, other = otherwise
+                value += f", from {source.partition(':')[2]}; {condition}: {resolve(other)}".replace("%", "%%")
+                return f"{text} (default: {value}, from {other.partition(':')[2]})"
             return f"{text} (default: {value}, from {source.partition(':')[2]})"
         if action.required or (action.default is None and "default" in text.lower()):
             return text

@@ -73,6 +73,20 @@ SCHEDULES = {
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """The default peak rate and epochs of a fine-tuning run (:class:`FinetuneConfig` takes them when left None)."""
+
+    lr: float
+    epochs: int
+
+
+# Full fine-tuning: appendix A.3 searches lr {5e-5, 3e-5, 2e-5} and epochs {2, 3, 4}; the small-data
+# peak 1e-4 is chosen by evidence (FinetuneConfig's docstring).
+FULL = Recipe(lr=1e-4, epochs=3)
+LORA = Recipe(lr=2e-3, epochs=6)  # LoRA (Hu et al. 2021): a higher rate for longer (FinetuneConfig's docstring)
+
+
+@dataclass(frozen=True)
 class FinetuneConfig:
     """One fine-tuning run.  Defaults are Devlin et al. (2019), appendix A.3, where it gives them, except the
     peak rate and the schedule, chosen by evidence on the shipped polarity task.
@@ -85,14 +99,23 @@ class FinetuneConfig:
     half of a short run at small rates: the higher peak held to the end learns most, 0.14 above BERT's
     recipe and 0.10 above the same peak decayed (each over 2.5 sd of either).  ``schedule="linear", lr=5e-5``
     is BERT's recipe, by name (``--schedule linear --lr 5e-5``).
+
+    ``lr`` and ``epochs`` left as None take :data:`FULL`'s values, or :data:`LORA`'s when ``lora`` is set:
+    adapters start at B = 0 and train 0.3 % of the weights, so they take a higher rate for more steps
+    (Hu et al. 2021, Table 9, train RoBERTa-base's adapters at 4e-4 to 5e-4 for 30-80 epochs).  Chosen on
+    the same task (r = 8, alpha 8, query/value; k-fold accuracy of seed 0, one run each): lr 1e-3 for 3
+    epochs 0.52, 1e-3 for 6 epochs 0.67, 2e-3 for 6 epochs 0.715 (alpha 16: 1e-3 for 6 epochs 0.72, for 10
+    epochs 0.73; 2e-3 for 6 epochs 0.68; 5e-4 for 6 epochs 0.59).  Over seeds 0-4 (``benchmarks/lora.py``,
+    2026-12-05) LoRA at 2e-3 for 6 epochs scored 0.675 ± 0.048 against full fine-tuning's 0.686 ± 0.012
+    (seeds 1-4 alone, which the choice never saw: 0.665 against 0.683).
     """
 
     task: str  # "sequence" or "token"
     num_labels: int
     head: str = "softmax"  # "softmax" (C logits) or "sigmoid" (one logit; binary sequence tasks)
     freeze: str = "none"  # none | embeddings | encoder | all-but-top-N (N an integer, e.g. all-but-top-2)
-    lr: float = 1e-4  # AdamW's peak rate (appendix A.3 searches {5e-5, 3e-5, 2e-5}; small data: the docstring)
-    epochs: int = 3  # appendix A.3 searches {2, 3, 4}
+    lr: float | None = None  # AdamW's peak rate; None: FULL.lr, or LORA.lr with lora (the docstring)
+    epochs: int | None = None  # None: FULL.epochs, or LORA.epochs with lora
     batch_size: int = 16  # appendix A.3 searches {16, 32}
     warmup_fraction: float = 0.1  # of the steps (HF's warmup_ratio): BERT warms up over the first 10%
     schedule: str = "constant_with_warmup"  # the rate over the steps (SCHEDULES, HF's names); BERT's: "linear"
@@ -105,6 +128,10 @@ class FinetuneConfig:
     lora: lora.LoraConfig | None = None  # low-rank adapters (Hu et al. 2021): only A, B and the head train
 
     def __post_init__(self):
+        recipe = FULL if self.lora is None else LORA
+        for name in ("lr", "epochs"):  # the recorded config holds the values the run used
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, getattr(recipe, name))
         if self.task not in ("sequence", "token"):
             raise ScratchlmError(f"task must be 'sequence' or 'token', got {self.task!r}")
         if self.head not in heads.KINDS:

@@ -77,9 +77,9 @@ def test_the_full_finetune_step_shows_lora_beside_full_fine_tuning(tmp_path, mon
     full = finetune.demo_step(demo.DemoContext(quick=False, out=tmp_path / "full" / "finetune", seed=3))
     plain, lora = calls
     assert plain.out == tmp_path / "full" / "finetune" and lora.out == tmp_path / "full" / "finetune-lora"
-    assert plain.lora_rank is None and lora.lora_rank == 8 and lora.lr == finetune.DEMO_LORA_LR
-    assert (plain.folds, plain.seed, plain.epochs, plain.batch_size) == (lora.folds, lora.seed, lora.epochs,
-                                                                          lora.batch_size)
+    assert plain.lora_rank is None and lora.lora_rank == 8 and lora.lr is None  # LoRA's default rate
+    assert (plain.folds, plain.seed, plain.batch_size) == (lora.folds, lora.seed, lora.batch_size)
+    assert lora.epochs == 2 * plain.epochs  # LoRA's defaults double full fine-tuning's epochs
     assert full["lora"]["accuracy"] == 0.7 and full["lora"]["trainable_fraction"] == 0.0042
     assert full["optimizer_state_bytes"] == 181_000_000
     for shown in ("LoRA r=8: accuracy 0.700", "trainable 0.42%", "173 MiB", "0.07 MiB"):

@@ -4,6 +4,7 @@ beside the merged model."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jax
@@ -180,3 +181,16 @@ def test_lora_steps_equal_peft_steps_from_the_same_params_and_batch(base_params,
         np.testing.assert_allclose(v, theirs[k], rtol=0, atol=3e-2 * LR, err_msg=k)
     assert not np.array_equal(ours[next(k for k in ours if k.endswith("lora_A.weight"))],
                               np.asarray(params[lora.ADAPTERS]["encoder.layer.0.attention.self.query"]["lora_A"]))
+
+
+def test_lora_takes_its_own_default_rate_and_epochs():
+    """``lr``/``epochs`` left None resolve to LoRA's recipe with adapters, full fine-tuning's without; a given
+    value is kept either way, and the resolved values are what the config records (and replace copies)."""
+    full = ft.FinetuneConfig(task="sequence", num_labels=2)
+    adapted = ft.FinetuneConfig(task="sequence", num_labels=2, lora=lora.LoraConfig(r=8))
+    assert (full.lr, full.epochs) == (ft.FULL.lr, ft.FULL.epochs)
+    assert (adapted.lr, adapted.epochs) == (ft.LORA.lr, ft.LORA.epochs)
+    assert ft.LORA.lr > ft.FULL.lr and ft.LORA.epochs > ft.FULL.epochs
+    given = ft.FinetuneConfig(task="sequence", num_labels=2, lr=3e-4, epochs=2, lora=lora.LoraConfig(r=8))
+    assert (given.lr, given.epochs) == (3e-4, 2)
+    assert dataclasses.replace(adapted, seed=1).lr == ft.LORA.lr
