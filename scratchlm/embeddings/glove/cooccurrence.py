@@ -47,6 +47,10 @@ from scratchlm.tokenizers.vocab import build_vocabulary, vocabulary_from_counts,
 # One pair's footprint while a chunk is counted: its packed int64 key in the per-distance piece, in
 # the concatenated array and in the sorted copy, plus the boolean masks and reduced outputs.
 _BYTES_PER_PAIR = 40
+# One key's footprint in a merge step (:func:`_merge_step`): its key and value, its merge position, two
+# boolean masks, its run start and the reduced key and value (8 + 8 + 8 + 2 + 8 + 16 bytes, rounded up).
+_MERGE_BYTES_PER_KEY = 56
+_MERGE_BLOCK = 1 << 16  # keys of each run a merge step takes when no memory ceiling is given
 _FORMAT_VERSION = 1
 
 
@@ -162,7 +166,7 @@ def count_pairs(sentences: Iterable[Sequence[str]], words: Sequence[str], *, win
     pairs_per_token = window * (2 if symmetric else 1)
     tokens_per_chunk = max(1, int(max_memory_mb * 2**20 / (_BYTES_PER_PAIR * pairs_per_token)))
     return count_id_pairs(_id_chunks(sentences, index, tokens_per_chunk), vocab_size=len(words),
-                          window=window, symmetric=symmetric)
+                          window=window, symmetric=symmetric, block=_merge_block(max_memory_mb))
 
 
 def read_cooccurrences(sentences: Sequence[Sequence[str]], *, window: int, symmetric: bool, min_count: int,
@@ -241,8 +245,14 @@ def _id_chunks(sentences: Iterable[Sequence[str]], index: dict[str, int],
         yield np.array(ids, dtype=np.int64), np.array(sentence_ids, dtype=np.int64)
 
 
+def _merge_block(max_memory_mb: float) -> int:
+    """Keys of each run a merge step takes: a step (at most twice that many keys) within a quarter of
+    ``max_memory_mb``, but at least 1024 keys, so that tiny ceilings do not make a merge crawl."""
+    return max(1024, int(max_memory_mb * 2**20 / (4 * 2 * _MERGE_BYTES_PER_KEY)))
+
+
 def count_id_pairs(chunks: Iterable[tuple[np.ndarray, np.ndarray]], *, vocab_size: int, window: int,
-                   symmetric: bool) -> tuple[np.ndarray, np.ndarray]:
+                   symmetric: bool, block: int = _MERGE_BLOCK) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique keys ``i·V + j`` (int64) and their :math:`X_{ij}` (float64) from streamed id chunks.
 
     Each chunk is ``(ids, sentence_ids)``; the last ``window`` tokens of a chunk are carried into the
@@ -263,10 +273,10 @@ def count_id_pairs(chunks: Iterable[tuple[np.ndarray, np.ndarray]], *, vocab_siz
         # Binary-counter merging: merge while the newest run is at least half its predecessor.
         while len(runs) > 1 and 2 * runs[-1][0].size >= runs[-2][0].size:
             b = runs.pop()
-            runs.append(_merge(runs.pop(), b))
+            runs.append(_merge(runs.pop(), b, block=block))
     while len(runs) > 1:
         b = runs.pop()
-        runs.append(_merge(runs.pop(), b))
+        runs.append(_merge(runs.pop(), b, block=block))
     if not runs:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     return runs[0]
@@ -307,9 +317,45 @@ def _sum_sorted(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nd
     return keys[starts], np.add.reduceat(values, starts)
 
 
-def _merge(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Merge two sorted unique-key runs in O(n log n) searches, without a full re-sort."""
+def _merge(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], *,
+           block: int = _MERGE_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """Sum two sorted unique-key runs into one: the sorted union of the keys, ``va + vb`` where both hold a key.
+
+    Memory: beyond the inputs, only the output at its exact size (a first pass counts the keys the
+    runs share) and one step's buffers: each step merges at most ``block`` keys of each run, cut at a
+    key so that no key is split across steps, about ``_MERGE_BYTES_PER_KEY`` bytes a key.  A step
+    places each key of ``a`` before the equal key of ``b`` and sums runs of equal keys in that order,
+    so the sums are those of one merge over whole arrays, bit for bit.
+    """
     (ka, va), (kb, vb) = a, b
+    na, nb = ka.size, kb.size
+    shared = 0
+    if nb:
+        for s in range(0, na, block):
+            part = ka[s : s + block]
+            at = np.minimum(np.searchsorted(kb, part), nb - 1)
+            shared += int(np.count_nonzero(kb[at] == part))
+    keys = np.empty(na + nb - shared, dtype=np.int64)
+    values = np.empty(keys.size, dtype=np.float64)
+    ia = ib = out = 0
+    while ia < na or ib < nb:
+        ea, eb = min(ia + block, na), min(ib + block, nb)
+        # The cut: the smallest last key of a window that stops short of its run's end; every key of
+        # either run up to the cut lies in its window, and the run that sets the cut is taken whole.
+        ends = [k[e - 1] for k, e, n in ((ka, ea, na), (kb, eb, nb)) if e < n]
+        if ends:
+            cut = min(ends)
+            ea = ia + int(np.searchsorted(ka[ia:ea], cut, side="right"))
+            eb = ib + int(np.searchsorted(kb[ib:eb], cut, side="right"))
+        k, v = _merge_step(ka[ia:ea], va[ia:ea], kb[ib:eb], vb[ib:eb])
+        keys[out : out + k.size], values[out : out + k.size] = k, v
+        out += k.size
+        ia, ib = ea, eb
+    return keys, values
+
+
+def _merge_step(ka: np.ndarray, va: np.ndarray, kb: np.ndarray, vb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One step of :func:`_merge`: both runs whole, by their merge positions (no re-sort)."""
     keys = np.empty(ka.size + kb.size, dtype=np.int64)
     values = np.empty(keys.size, dtype=np.float64)
     # A key of a goes before equal keys of b; each run's own order is kept.
