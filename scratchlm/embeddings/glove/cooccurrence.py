@@ -22,12 +22,30 @@ and sorted (NumPy's vectorised sort of plain integers is ~10× faster than an ar
 to sorted unique ``i·V + j`` keys with their summed :math:`1/d` weights.  Sorted partial counts are
 merged pairwise (a binary-counter schedule, so the total merge work is O(nnz log chunks)).
 
-Memory ceiling: one chunk's buffers take about ``_BYTES_PER_PAIR`` bytes per pair and a chunk holds
-``max_memory_mb · 2^20 / (_BYTES_PER_PAIR · pairs per token)`` tokens, so the partial buffers stay
-under ``max_memory_mb``.  The merged counts themselves take 16 bytes per distinct pair (int64 key,
-float64 value) and a merge briefly holds its inputs, its output and the merge positions, so the
-peak is about ``max_memory_mb`` MiB + 64 bytes × nnz: beyond the ceiling, only the output's own size
-(which ``cooccur`` instead spills to overflow files on disk).  A dense V×V matrix is never allocated.
+Memory ceiling: beyond the corpus and the vocabulary as given, counting takes at most
+:math:`M + 64\,\text{nnz}` bytes (:math:`M` = ``max_memory_mb`` MiB, nnz = the distinct pairs of
+the result): beyond the ceiling, only the output's own size, whatever the corpus's length (``cooccur``
+instead spills its partial counts to overflow files on disk).  A dense V×V matrix is never allocated.
+The terms, phase by phase:
+
+- Counting a chunk: its buffers take about ``_BYTES_PER_PAIR`` = 40 bytes per pair and a chunk holds
+  :math:`M / (40 \cdot \text{pairs per token})` tokens, so they stay under :math:`M`.
+- The partial counts held between chunks: sorted runs of 16 bytes a key (int64 key, float64 value).
+  The merge schedule keeps each run under half the run before it, so the runs sum to under twice the
+  oldest, itself at most nnz keys: under :math:`32\,\text{nnz}`; only the newest chunk's run (at most
+  one key per pair of its chunk, 16 of the 40 bytes a pair took: :math:`0.4\,M`) may break the
+  halving until merged.
+- A merge (:func:`_merge`): its output at its exact size (at most nnz keys: :math:`16\,\text{nnz}`),
+  filled in steps of at most :math:`M/4` (:func:`_merge_block`; 1024 keys of each run at the least);
+  no buffer the size of its inputs.
+- The result: the merged keys and values (:math:`16\,\text{nnz}`), the ids ``i``, ``j`` (int32:
+  :math:`8\,\text{nnz}`) and one int64 temporary (:math:`8\,\text{nnz}`).
+
+So the peak is :math:`\max(M + 32\,\text{nnz},\ 0.65\,M + 48\,\text{nnz},\ 32\,\text{nnz})
+\le M + 48\,\text{nnz}`; the stated :math:`64\,\text{nnz}` leaves 16 bytes a pair to the allocator.
+(Before the merges were made in steps, a merge also built an array of its inputs' combined length,
+their merge positions and the reduced copy, about 38 bytes per input key: a peak near 90 bytes × nnz
+on the sample repeated 4 or 16 times, beyond the stated bound.)
 Nothing here imports JAX except :func:`read_cooccurrences`, which asks it how many processes share the
 corpus (several hosts: each counts its share, and the partial counts are gathered and merged).
 """
@@ -62,7 +80,7 @@ class CooccurrenceConfig:
     symmetric: bool = True  # both sides of the centre word (cooccur -symmetric 1); False: left only
     min_count: int = 5  # demo.sh VOCAB_MIN_COUNT=5 (vocab_count -min-count)
     max_size: int | None = None  # keep at most this many words (vocab_count -max-vocab); None: all
-    max_memory_mb: float = 512.0  # ceiling for one chunk's counting buffers (cooccur -memory is in GB)
+    max_memory_mb: float = 512.0  # ceiling for the counting buffers (cooccur -memory is in GB)
 
     def __post_init__(self):  # count_cooccurrences checks its arguments again: it is called without a config too
         checks.at_least("window", self.window, 1)
@@ -143,7 +161,8 @@ def count_cooccurrences(sentences: Sequence[Sequence[str]], *, window: int = Coo
 
     Args: sentences: a re-iterable of token sequences (read twice: vocabulary, then counting);
     window: context words on each side (``cooccur -window-size``); symmetric: both sides or left only;
-    min_count / max_size: vocabulary bounds; max_memory_mb: ceiling for one chunk's buffers;
+    min_count / max_size: vocabulary bounds; max_memory_mb: ceiling for the counting buffers beyond
+    the output's own 64 bytes a pair (module docstring);
     vocabulary: ``(words, counts)`` already built (then ``min_count`` / ``max_size`` are not applied).
     """
     _check_settings(window, max_memory_mb)  # before any work
