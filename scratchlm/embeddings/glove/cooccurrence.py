@@ -359,8 +359,9 @@ def _merge(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], *
     ia = ib = out = 0
     while ia < na or ib < nb:
         ea, eb = min(ia + block, na), min(ib + block, nb)
-        # The cut: the smallest last key of a window that stops short of its run's end; every key of
-        # either run up to the cut lies in its window, and the run that sets the cut is taken whole.
+        # The cut: the smallest last key of a window that stops short of its run's end.  Every key of
+        # either run up to the cut lies in its window, and the window that sets the cut is taken
+        # whole, so each step takes at least `block` keys (or all that are left).
         ends = [k[e - 1] for k, e, n in ((ka, ea, na), (kb, eb, nb)) if e < n]
         if ends:
             cut = min(ends)
