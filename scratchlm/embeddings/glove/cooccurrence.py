@@ -22,12 +22,30 @@ and sorted (NumPy's vectorised sort of plain integers is ~10× faster than an ar
 to sorted unique ``i·V + j`` keys with their summed :math:`1/d` weights.  Sorted partial counts are
 merged pairwise (a binary-counter schedule, so the total merge work is O(nnz log chunks)).
 
-Memory ceiling: one chunk's buffers take about ``_BYTES_PER_PAIR`` bytes per pair and a chunk holds
-``max_memory_mb · 2^20 / (_BYTES_PER_PAIR · pairs per token)`` tokens, so the partial buffers stay
-under ``max_memory_mb``.  The merged counts themselves take 16 bytes per distinct pair (int64 key,
-float64 value) and a merge briefly holds its inputs, its output and the merge positions, so the
-peak is about ``max_memory_mb`` MiB + 64 bytes × nnz: beyond the ceiling, only the output's own size
-(which ``cooccur`` instead spills to overflow files on disk).  A dense V×V matrix is never allocated.
+Memory ceiling: beyond the corpus and the vocabulary as given, counting takes at most
+:math:`M + 64\,\text{nnz}` bytes (:math:`M` = ``max_memory_mb`` MiB, nnz = the distinct pairs of
+the result): beyond the ceiling, only the output's own size, whatever the corpus's length (``cooccur``
+instead spills its partial counts to overflow files on disk).  A dense V×V matrix is never allocated.
+The terms, phase by phase:
+
+- Counting a chunk: its buffers take about ``_BYTES_PER_PAIR`` = 40 bytes per pair and a chunk holds
+  :math:`M / (40 \cdot \text{pairs per token})` tokens, so they stay under :math:`M`.
+- The partial counts held between chunks: sorted runs of 16 bytes a key (int64 key, float64 value).
+  The merge schedule keeps each run under half the run before it, so the runs sum to under twice the
+  oldest, itself at most nnz keys: under :math:`32\,\text{nnz}`; only the newest chunk's run (at most
+  one key per pair of its chunk, 16 of the 40 bytes a pair took: :math:`0.4\,M`) may break the
+  halving until merged.
+- A merge (:func:`_merge`): its output at its exact size (at most nnz keys: :math:`16\,\text{nnz}`),
+  filled in steps of at most :math:`M/4` (:func:`_merge_block`; 1024 keys of each run at the least);
+  no buffer the size of its inputs.
+- The result: the merged keys and values (:math:`16\,\text{nnz}`), the ids ``i``, ``j`` (int32:
+  :math:`8\,\text{nnz}`) and one int64 temporary (:math:`8\,\text{nnz}`).
+
+So the peak is :math:`\max(M + 32\,\text{nnz},\ 0.65\,M + 48\,\text{nnz},\ 32\,\text{nnz})
+\le M + 48\,\text{nnz}`; the stated :math:`64\,\text{nnz}` leaves 16 bytes a pair to the allocator.
+(Before the merges were made in steps, a merge also built an array of its inputs' combined length,
+their merge positions and the reduced copy, about 38 bytes per input key: a peak near 90 bytes × nnz
+on the sample repeated 4 or 16 times, beyond the stated bound.)
 Nothing here imports JAX except :func:`read_cooccurrences`, which asks it how many processes share the
 corpus (several hosts: each counts its share, and the partial counts are gathered and merged).
 """
@@ -47,6 +65,10 @@ from scratchlm.tokenizers.vocab import build_vocabulary, vocabulary_from_counts,
 # One pair's footprint while a chunk is counted: its packed int64 key in the per-distance piece, in
 # the concatenated array and in the sorted copy, plus the boolean masks and reduced outputs.
 _BYTES_PER_PAIR = 40
+# One key's footprint in a merge step (:func:`_merge_step`): its key and value, its merge position, two
+# boolean masks, its run start and the reduced key and value (8 + 8 + 8 + 2 + 8 + 16 bytes, rounded up).
+_MERGE_BYTES_PER_KEY = 56
+_MERGE_BLOCK = 1 << 16  # keys of each run a merge step takes when no memory ceiling is given
 _FORMAT_VERSION = 1
 
 
@@ -58,7 +80,7 @@ class CooccurrenceConfig:
     symmetric: bool = True  # both sides of the centre word (cooccur -symmetric 1); False: left only
     min_count: int = 5  # demo.sh VOCAB_MIN_COUNT=5 (vocab_count -min-count)
     max_size: int | None = None  # keep at most this many words (vocab_count -max-vocab); None: all
-    max_memory_mb: float = 512.0  # ceiling for one chunk's counting buffers (cooccur -memory is in GB)
+    max_memory_mb: float = 512.0  # ceiling for the counting buffers (cooccur -memory is in GB)
 
     def __post_init__(self):  # count_cooccurrences checks its arguments again: it is called without a config too
         checks.at_least("window", self.window, 1)
@@ -139,7 +161,8 @@ def count_cooccurrences(sentences: Sequence[Sequence[str]], *, window: int = Coo
 
     Args: sentences: a re-iterable of token sequences (read twice: vocabulary, then counting);
     window: context words on each side (``cooccur -window-size``); symmetric: both sides or left only;
-    min_count / max_size: vocabulary bounds; max_memory_mb: ceiling for one chunk's buffers;
+    min_count / max_size: vocabulary bounds; max_memory_mb: ceiling for the counting buffers beyond
+    the output's own 64 bytes a pair (module docstring);
     vocabulary: ``(words, counts)`` already built (then ``min_count`` / ``max_size`` are not applied).
     """
     _check_settings(window, max_memory_mb)  # before any work
@@ -162,7 +185,7 @@ def count_pairs(sentences: Iterable[Sequence[str]], words: Sequence[str], *, win
     pairs_per_token = window * (2 if symmetric else 1)
     tokens_per_chunk = max(1, int(max_memory_mb * 2**20 / (_BYTES_PER_PAIR * pairs_per_token)))
     return count_id_pairs(_id_chunks(sentences, index, tokens_per_chunk), vocab_size=len(words),
-                          window=window, symmetric=symmetric)
+                          window=window, symmetric=symmetric, block=_merge_block(max_memory_mb))
 
 
 def read_cooccurrences(sentences: Sequence[Sequence[str]], *, window: int, symmetric: bool, min_count: int,
@@ -241,8 +264,14 @@ def _id_chunks(sentences: Iterable[Sequence[str]], index: dict[str, int],
         yield np.array(ids, dtype=np.int64), np.array(sentence_ids, dtype=np.int64)
 
 
+def _merge_block(max_memory_mb: float) -> int:
+    """Keys of each run a merge step takes: a step (at most twice that many keys) within a quarter of
+    ``max_memory_mb``, but at least 1024 keys, so that tiny ceilings do not make a merge crawl."""
+    return max(1024, int(max_memory_mb * 2**20 / (4 * 2 * _MERGE_BYTES_PER_KEY)))
+
+
 def count_id_pairs(chunks: Iterable[tuple[np.ndarray, np.ndarray]], *, vocab_size: int, window: int,
-                   symmetric: bool) -> tuple[np.ndarray, np.ndarray]:
+                   symmetric: bool, block: int = _MERGE_BLOCK) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique keys ``i·V + j`` (int64) and their :math:`X_{ij}` (float64) from streamed id chunks.
 
     Each chunk is ``(ids, sentence_ids)``; the last ``window`` tokens of a chunk are carried into the
@@ -263,10 +292,10 @@ def count_id_pairs(chunks: Iterable[tuple[np.ndarray, np.ndarray]], *, vocab_siz
         # Binary-counter merging: merge while the newest run is at least half its predecessor.
         while len(runs) > 1 and 2 * runs[-1][0].size >= runs[-2][0].size:
             b = runs.pop()
-            runs.append(_merge(runs.pop(), b))
+            runs.append(_merge(runs.pop(), b, block=block))
     while len(runs) > 1:
         b = runs.pop()
-        runs.append(_merge(runs.pop(), b))
+        runs.append(_merge(runs.pop(), b, block=block))
     if not runs:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     return runs[0]
@@ -307,9 +336,46 @@ def _sum_sorted(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nd
     return keys[starts], np.add.reduceat(values, starts)
 
 
-def _merge(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Merge two sorted unique-key runs in O(n log n) searches, without a full re-sort."""
+def _merge(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], *,
+           block: int = _MERGE_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """Sum two sorted unique-key runs into one: the sorted union of the keys, ``va + vb`` where both hold a key.
+
+    Memory: beyond the inputs, only the output at its exact size (a first pass counts the keys the
+    runs share) and one step's buffers: each step merges at most ``block`` keys of each run, cut at a
+    key so that no key is split across steps, about ``_MERGE_BYTES_PER_KEY`` bytes a key.  A step
+    places each key of ``a`` before the equal key of ``b`` and sums runs of equal keys in that order,
+    so the sums are those of one merge over whole arrays, bit for bit.
+    """
     (ka, va), (kb, vb) = a, b
+    na, nb = ka.size, kb.size
+    shared = 0
+    if nb:
+        for s in range(0, na, block):
+            part = ka[s : s + block]
+            at = np.minimum(np.searchsorted(kb, part), nb - 1)
+            shared += int(np.count_nonzero(kb[at] == part))
+    keys = np.empty(na + nb - shared, dtype=np.int64)
+    values = np.empty(keys.size, dtype=np.float64)
+    ia = ib = out = 0
+    while ia < na or ib < nb:
+        ea, eb = min(ia + block, na), min(ib + block, nb)
+        # The cut: the smallest last key of a window that stops short of its run's end.  Every key of
+        # either run up to the cut lies in its window, and the window that sets the cut is taken
+        # whole, so each step takes at least `block` keys (or all that are left).
+        ends = [k[e - 1] for k, e, n in ((ka, ea, na), (kb, eb, nb)) if e < n]
+        if ends:
+            cut = min(ends)
+            ea = ia + int(np.searchsorted(ka[ia:ea], cut, side="right"))
+            eb = ib + int(np.searchsorted(kb[ib:eb], cut, side="right"))
+        k, v = _merge_step(ka[ia:ea], va[ia:ea], kb[ib:eb], vb[ib:eb])
+        keys[out : out + k.size], values[out : out + k.size] = k, v
+        out += k.size
+        ia, ib = ea, eb
+    return keys, values
+
+
+def _merge_step(ka: np.ndarray, va: np.ndarray, kb: np.ndarray, vb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One step of :func:`_merge`: both runs whole, by their merge positions (no re-sort)."""
     keys = np.empty(ka.size + kb.size, dtype=np.int64)
     values = np.empty(keys.size, dtype=np.float64)
     # A key of a goes before equal keys of b; each run's own order is kept.

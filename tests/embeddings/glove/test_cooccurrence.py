@@ -87,12 +87,19 @@ def test_left_only_counts_context_left_of_centre():
 
 
 def test_memory_stays_under_the_stated_ceiling():
-    """Peak traced memory <= max_memory_mb + 64 bytes per non-zero (the bound the module states),
-    on a corpus whose dense V x V float64 matrix would take over 20 times the ceiling."""
+    """Peak traced memory <= max_memory_mb + 64 bytes per non-zero (the bound the module states), on a
+    corpus whose dense V x V float64 matrix would take over 20 times the ceiling, repeated 8 times as
+    benchmarks/growth.py repeats its sample: nnz stops growing while chunks keep coming, so the merges
+    into a run of nnz keys dominate (merging whole arrays took about 83 bytes a pair here).
+
+    Margin: the module derives at most M + 48 bytes a pair for the arrays; what else counting
+    allocates is the vocabulary (a Counter and an index dict over V = 1800 words, about 0.3 MB) and
+    one chunk's id lists (16 bytes a token, 2.8 kB at M = 1 MiB), far under the 16 bytes x ~2e5 pairs
+    (3.2 MB) the stated bound leaves beyond the derivation."""
     rng = np.random.default_rng(0)
     V = 1800
     vocab = [f"w{k}" for k in range(V)]
-    sentences = [[vocab[k] for k in rng.integers(0, V, size=30)] for _ in range(1000)]
+    sentences = [[vocab[k] for k in rng.integers(0, V, size=30)] for _ in range(1000)] * 8
     ceiling_mb = 1.0
     tracemalloc.start()
     try:
@@ -102,11 +109,35 @@ def test_memory_stays_under_the_stated_ceiling():
         tracemalloc.stop()
     assert c.vocab_size ** 2 * 8 > 20 * ceiling_mb * 2**20
     assert peak <= ceiling_mb * 2**20 + 64 * c.nnz, (peak, c.nnz)
+    # and the derivation itself: M + 48 bytes a pair, plus 0.5 MiB for the vocabulary's dicts, lists
+    # and tuples (five containers of 1800 entries at under 64 bytes an entry each: 0.58 MB = 0.55 MiB,
+    # of which the words themselves are the corpus's own strings)
+    assert peak <= ceiling_mb * 2**20 + 48 * c.nnz + 0.55 * 2**20, (peak, c.nnz)
     # Chunking changes the summation order only.
     one_chunk = count_cooccurrences(sentences, window=4, min_count=1, max_memory_mb=1024)
     np.testing.assert_array_equal(one_chunk.i, c.i)
     np.testing.assert_array_equal(one_chunk.j, c.j)
     np.testing.assert_allclose(one_chunk.x, c.x, rtol=1e-12)
+
+
+sorted_runs = st.lists(st.tuples(st.integers(0, 60), st.floats(0.01, 10.0)), max_size=40).map(
+    lambda kv: (np.array(sorted(dict(kv)), dtype=np.int64), np.array([dict(kv)[k] for k in sorted(dict(kv))])))
+
+
+@settings(max_examples=60)
+@given(a=sorted_runs, b=sorted_runs, block=st.integers(1, 8))
+def test_merge_in_steps_equals_a_plain_merge_bit_for_bit(a, b, block):
+    """_merge's steps of `block` keys against a dict: the sorted union of the keys, x_a + x_b (that
+    order) where both runs hold a key; exactly equal, since each sum is the same single addition."""
+    from scratchlm.embeddings.glove.cooccurrence import _merge
+
+    expected = dict(zip(a[0].tolist(), a[1].tolist(), strict=True))
+    for k, v in zip(b[0].tolist(), b[1].tolist(), strict=True):
+        expected[k] = expected[k] + v if k in expected else v
+    keys, x = _merge(a, b, block=block)
+    assert keys.dtype == np.int64 and x.dtype == np.float64
+    assert keys.tolist() == sorted(expected)
+    assert x.tolist() == [expected[k] for k in sorted(expected)]
 
 
 def test_save_load_round_trip(tmp_path):
