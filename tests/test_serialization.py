@@ -107,8 +107,9 @@ def test_a_train_state_with_optax_state_writes_the_bytes_flaxs_struct_dataclass_
     state = init_train_state(params, tx, jax.random.key_data(jax.random.key(7)))
     old = FlaxTrainState(**{f.name: getattr(state, f.name) for f in dataclasses.fields(state)})
     assert jax.tree.structure(old).num_leaves == jax.tree.structure(state).num_leaves
-    ours = serialization.msgpack_serialize({"state": serialization.to_state_dict(state), "extra": {"epoch": 1}})
-    theirs = flax_serialization.msgpack_serialize({"state": flax_serialization.to_state_dict(old), "extra": {"epoch": 1}})
+    extra = {"epoch": 1, "vocab": ["a", "b"]}
+    ours = serialization.msgpack_serialize({"state": serialization.to_state_dict(state), "extra": extra})
+    theirs = flax_serialization.msgpack_serialize({"state": flax_serialization.to_state_dict(old), "extra": extra})
     assert ours == theirs
     blank = init_train_state(jax.tree.map(jnp.zeros_like, params), tx, jnp.zeros(2, jnp.uint32))
     restored = serialization.from_state_dict(blank, serialization.msgpack_restore(theirs)["state"])
