@@ -94,8 +94,11 @@ def data_digest(*parts: Any) -> str:
             h.update(part)
         elif isinstance(part, (list, tuple)):
             h.update(b"[")
-            for p in part:
-                add(p)
+            if part and all(isinstance(p, str) for p in part):  # a corpus's lines: the same bytes in one update
+                h.update(("\0".join(part) + "\0").encode("utf-8"))
+            else:
+                for p in part:
+                    add(p)
             h.update(b"]")
         else:
             h.update(repr(part).encode("utf-8"))
