@@ -83,8 +83,7 @@ def _format_g9(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     inf: hardly any trained weight) goes through Python's ``"%.9g"``.  Equality with ``"%.9g" %`` is tested
     on values of every exponent and on each power of two.
     """
-    with np.errstate(invalid="ignore"):  # widening a signalling NaN raises the invalid flag: it stays a NaN
-        x = values.astype(np.float64)  # exact
+    x = values.astype(np.float64)  # exact
     a = np.abs(x)
     fast = (a >= 1e-4) & (a < 1e8)  # False for nan
     a = np.where(fast, a, 1.0)
