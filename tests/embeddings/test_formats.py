@@ -84,8 +84,8 @@ def test_bad_inputs(tmp_path):
 
 
 def printf_rows(wv: WordVectors) -> bytes:
-    """The text rows with one Python ``%`` format a row (how formats.py wrote them before): the plain definition
-    the NumPy formatter must equal byte for byte."""
+    """The text rows as the C tool's ``fprintf(fo, "%lf ", ...)`` successor writes them, one Python format a value:
+    the plain definition the NumPy formatter must equal byte for byte."""
     return "".join(("%s" + " %.9g" * wv.dim + "\n") % (w, *row) for w, row in zip(wv.words, wv.vectors.tolist())
                    ).encode("utf-8")
 
