@@ -42,91 +42,11 @@ def _check_words(words: tuple[str, ...]) -> None:
             raise ScratchlmError(f"word {i} ({word!r}) is empty or holds whitespace; the text formats cannot store it")
 
 
-_POW10 = 10 ** np.arange(13, dtype=np.uint64)  # 10^0 .. 10^12
-_SPACE, _MINUS, _DOT, _ZERO = (ord(c) for c in " -.0")
-
-
-def _nine_digits(M: np.ndarray, E: np.ndarray, X: np.ndarray) -> np.ndarray:
-    r""":math:`n = \operatorname{round}(M \cdot 2^E \cdot 10^{8 - X})`, ties to even, in exact uint64 integers:
-    ``M`` < 2^24 and :math:`10^{8-X} \le 10^{12}` keep :math:`M \cdot 10^{8-X}` below 2^64."""
-    num = M * _POW10[np.clip(8 - X, 0, 12)]
-    s = -E  # the binary point's position in num; at most 38 for |x| >= 1e-4
-    right = np.maximum(s, 1).astype(np.uint64)
-    q = num >> right
-    r = num - (q << right)
-    half = np.uint64(1) << (right - np.uint64(1))
-    up = (r > half) | ((r == half) & ((q & np.uint64(1)) == 1))
-    return np.where(s > 0, q + up, num << np.maximum(-s, 0).astype(np.uint64))
-
-
-def _fixed_layout(X: np.ndarray) -> np.ndarray:
-    """[k, 14]: character p of a number printed in fixed notation with decimal exponent X, as an index into
-    ``[digit 0 .. digit 8, ".", "0"]`` (``d.ddd``, ``ddd.dd`` for X >= 0; ``0.00ddd`` for X < 0)."""
-    p, X = np.arange(14)[None, :], X[:, None]
-    z = np.maximum(-X - 1, 0)  # zeros after "0."
-    at = np.where(X >= 0, np.where(p < X + 1, p, np.where(p == X + 1, 9, p - 1)),
-                  np.where(p == 0, 10, np.where(p == 1, 9, np.where(p < 2 + z, 10, p - 2 - z))))
-    return np.clip(at, 0, 10)  # past the number's end: anything, it is not written
-
-
-_LAYOUT = _fixed_layout(np.arange(-4, 9))  # one row per exponent X = -4 .. 8
-
-
-def _format_g9(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r"""Each float32 as ``" %.9g"`` (Python's, so C's ``printf``) in ASCII: ``([n, 16] bytes, [n, 16] which are
-    used)``.
-
-    Python formats a float in ~0.3 us; here NumPy does it for every value at once.  A value
-    :math:`x = M \cdot 2^E` (``M`` < 2^24, float32's significand) with 1e-4 <= |x| < 1e8 prints in fixed notation
-    with its 9 significant digits :math:`n` (:func:`_nine_digits`, correctly rounded as ``printf``), decimal
-    exponent ``X`` (10^8 <= n < 10^9) and trailing zeros dropped; the rest (zero, exponent notation, nan,
-    inf: hardly any trained weight) goes through Python's ``"%.9g"``.  Equality with ``"%.9g" %`` is tested
-    on values of every exponent and on each power of two.
-    """
-    x = values.astype(np.float64)  # exact
-    a = np.abs(x)
-    fast = (a >= 1e-4) & (a < 1e8)  # False for nan
-    a = np.where(fast, a, 1.0)
-    m, e = np.frexp(a)
-    M, E = (m * 2.0**24).astype(np.uint64), e.astype(np.int64) - 24  # x = M 2^E exactly
-    X = np.floor(np.log10(a)).astype(np.int64)  # the decimal exponent, or one off next to a power of ten
-    n = _nine_digits(M, E, X)
-    for _ in range(2):
-        shift = (n >= _POW10[9]).astype(np.int64) - (n < _POW10[8])
-        if not shift.any():
-            break
-        X = X + shift
-        n = _nine_digits(M, E, X)
-    fast &= (n >= _POW10[8]) & (n < _POW10[9]) & (X >= -4) & (X <= 8)
-    digits = (n[:, None] // _POW10[8::-1] % np.uint64(10)).astype(np.uint8)  # [n, 9], most significant first
-    kept = 9 - np.argmax(digits[:, ::-1] != 0, axis=1)  # significant digits left once trailing zeros go
-    X = np.clip(X, -4, 8)
-    table = np.concatenate([digits + _ZERO, np.full((len(n), 2), (_DOT, _ZERO), np.uint8)], axis=1)
-    chars = np.take_along_axis(table, _LAYOUT[X + 4], axis=1)  # [n, 14]
-    length = np.where(X >= 0, np.where(kept <= X + 1, X + 1, kept + 1), 2 + np.maximum(-X - 1, 0) + kept)
-    field = np.empty((len(n), 16), np.uint8)
-    field[:, 0], field[:, 1], field[:, 2:] = _SPACE, _MINUS, chars
-    used = np.concatenate([np.ones((len(n), 1), bool), (x < 0)[:, None], np.arange(14) < length[:, None]], axis=1)
-    for i in np.flatnonzero(~fast):
-        text = ("%.9g" % x[i]).encode()  # noqa: UP031 (printf's format, as the C tool writes)
-        field[i, 1 : 1 + len(text)] = np.frombuffer(text, np.uint8)
-        used[i, 1:] = np.arange(15) < len(text)
-    return field, used
-
-
-def _text_rows(wv: WordVectors) -> bytes:
-    r"""The rows ``word x_1 ... x_D``, ``"%s" + " %.9g" * D + "\n"`` each: '%.9g' is the shortest fixed precision
-    that round-trips every float32 exactly.  Formatted by NumPy (:func:`_format_g9`), 2,048 rows at a time."""
-    V, D = wv.vectors.shape
-    rows = []
-    for start in range(0, V, 2048):
-        block = wv.vectors[start : start + 2048]
-        field, used = _format_g9(block.reshape(-1))
-        blob = field.reshape(len(block), D * 16)[used.reshape(len(block), D * 16)].tobytes()
-        ends = np.cumsum(used.reshape(len(block), -1).sum(axis=1)).tolist()
-        rows += [word.encode("utf-8") + blob[i:j] + b"\n"
-                 for word, i, j in zip(wv.words[start : start + 2048], [0, *ends[:-1]], ends)]
-    return b"".join(rows)
+def _format_rows(wv: WordVectors) -> list[str]:
+    # '%.9g' is the shortest fixed precision that round-trips every float32 exactly; one format string
+    # a row is 1.5x as fast as formatting each number (0.6 -> 0.4 s for 8,853 x 100)
+    row_format = "%s" + " %.9g" * wv.vectors.shape[1] + "\n"
+    return [row_format % (word, *row) for word, row in zip(wv.words, wv.vectors.tolist())]
 
 
 def save_word2vec(wv: WordVectors, path: str | Path, *, binary: bool = False) -> None:
@@ -141,13 +61,13 @@ def save_word2vec(wv: WordVectors, path: str | Path, *, binary: bool = False) ->
             for word, row in zip(wv.words, rows):
                 f.write(word.encode("utf-8") + b" " + row.tobytes() + b"\n")
         else:
-            f.write(_text_rows(wv))
+            f.write("".join(_format_rows(wv)).encode("utf-8"))
 
 
 def save_glove(wv: WordVectors, path: str | Path) -> None:
     """Write the GloVe text format (word2vec text without the header)."""
     _check_words(wv.words)
-    Path(path).write_bytes(_text_rows(wv))
+    Path(path).write_bytes("".join(_format_rows(wv)).encode("utf-8"))
 
 
 def _open(path: str | Path):
