@@ -118,7 +118,7 @@ def _raw_leaves(tree) -> list[np.ndarray]:
 
 def _checkpoint_state(out: Path) -> dict:
     """The state dict of the (only) checkpoint a pretrain run wrote: params, opt_state, step, key."""
-    from flax import serialization
+    from scratchlm import serialization
 
     (path,) = sorted((out / "checkpoints").glob("ckpt_*.msgpack"))
     return serialization.msgpack_restore(path.read_bytes())["state"]
@@ -127,9 +127,9 @@ def _checkpoint_state(out: Path) -> dict:
 def pretrain_checks(out: dict, tmp: Path) -> None:
     """``scratchlm pretrain`` on one device, data parallel over 8 and FSDP over 4x2: the same two steps."""
     import jax
-    from flax import serialization
 
     from scratchlm import distributed as par
+    from scratchlm import serialization
     from scratchlm.cli import main
     from scratchlm.training import checkpoint
 
@@ -240,8 +240,8 @@ def word2vec_command_checks(out: dict, tmp: Path) -> None:
     import shutil
 
     import jax
-    from flax import serialization
 
+    from scratchlm import serialization
     from scratchlm.commands import word2vec as command
     from scratchlm.embeddings import evaluate
 
@@ -378,8 +378,8 @@ def worker(port: int, process_id: int, num_processes: int, path: str) -> None:
                                              "--num-processes", str(num_processes),
                                              "--process-id", str(process_id)]))  # every device on data
     import jax
-    from flax import serialization
 
+    from scratchlm import serialization
     from scratchlm.training.loop import init_train_state, make_train_step
 
     params, optimizer, loss_fn, batch = bert_problem()

@@ -222,7 +222,7 @@ def test_checkpoint_from_8_devices_restores_on_fewer(mesh_results, n):
 def test_two_processes_take_one_data_parallel_step(runs, mesh_results):
     """Two CPU processes, a loopback coordinator, the multi-host flags through ``commands.common.setup_parallel``:
     both end with the params of the one-device step (each fed only its half of the batch)."""
-    from flax import serialization
+    from scratchlm import serialization
 
     procs = runs["workers"]
     logs = _finish(procs, timeout=300)

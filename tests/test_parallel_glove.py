@@ -349,8 +349,8 @@ def _command_checks(out: dict, tmp: Path) -> None:
     import shutil
 
     import jax
-    from flax import serialization
 
+    from scratchlm import serialization
     from scratchlm.commands import glove as command
     from scratchlm.embeddings import evaluate
     from scratchlm.embeddings.glove import kernels

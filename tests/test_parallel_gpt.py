@@ -64,7 +64,7 @@ TOL = 4 * np.sqrt(B * T) * U * STEPS  # the module docstring's relative bound: S
 
 def _state(run: Path) -> dict:
     """The last checkpoint's state (params, opt_state, step, key) of a run folder."""
-    from flax import serialization
+    from scratchlm import serialization
 
     path = sorted((run / "checkpoints").glob("ckpt_*.msgpack"))[-1]
     return serialization.msgpack_restore(path.read_bytes())["state"]

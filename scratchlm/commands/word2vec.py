@@ -236,11 +236,15 @@ def _train_and_write(args, sentences, clock) -> dict:
 
     drawn = side.submit(draw) if lead else None
     side.shutdown(wait=False)  # the queued work still runs; nothing more is queued
-    with clock.phase("write"):
-        if lead:
-            save_word2vec(wv, out / "vectors.txt")
-    with clock.phase("score"):
-        scores = standard_scores(wv, restrict_vocab=args.restrict_vocab)
+    # The scores need no file: a third thread computes them (NumPy's products release the GIL) while this
+    # one formats and writes the vectors (Python's formatting holds it).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="word2vec-score") as scorer:
+        scoring = scorer.submit(standard_scores, wv, restrict_vocab=args.restrict_vocab)
+        with clock.phase("write"):
+            if lead:
+                save_word2vec(wv, out / "vectors.txt")
+        with clock.phase("score"):  # what is left of the scoring once the vectors are written
+            scores = scoring.result()
     trained_words = raw_words * (config.epochs - start_epoch)
     metrics = {"model": config.model, "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
                "raw_words": raw_words, "vocab_size": len(vocab), "epochs": config.epochs,

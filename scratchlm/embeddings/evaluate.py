@@ -69,6 +69,20 @@ def _vocab(wv: WordVectors, restrict_vocab: int, case_insensitive: bool) -> tupl
     return ok, canonical
 
 
+def _variants(canonical: np.ndarray) -> np.ndarray:
+    """[N, m]: row r lists the rows whose canonical row is r (its case variants, r first), padded by repeating r;
+    m is the most variants any word has.  Indexing it by a question's words bans m cells a question instead of
+    comparing all N rows with each word."""
+    rows = np.arange(len(canonical))
+    order = np.lexsort((rows, canonical))  # rows grouped by canonical row, each group in row order
+    starts = np.searchsorted(canonical[order], rows)  # where each canonical row's group begins in `order`
+    sizes = np.bincount(canonical, minlength=len(canonical))
+    m = int(sizes.max()) if len(sizes) else 1
+    slot = np.minimum(np.arange(m)[None, :], np.maximum(sizes, 1)[:, None] - 1)  # [N, m], the last one repeated
+    out = order[np.minimum(starts[:, None] + slot, len(order) - 1)]
+    return np.where(sizes[:, None] > 0, out, rows[:, None])
+
+
 @dataclass(frozen=True)
 class AnalogyResult:
     accuracy: float  # correct / answered (0.0 when none answered)
@@ -118,6 +132,7 @@ def evaluate_analogies(wv: WordVectors, questions: Mapping[str, Sequence[Questio
                 oov += 1
     hits = np.zeros(len(ids), dtype=bool)
     if ids:
+        variants = _variants(canonical)
         ids_arr = np.asarray(ids, dtype=np.int64)  # [Q, 4] rows of a, b, c, expected
         for start in range(0, len(ids_arr), chunk):
             a, b, c, d = ids_arr[start : start + chunk].T
@@ -127,9 +142,8 @@ def evaluate_analogies(wv: WordVectors, questions: Mapping[str, Sequence[Questio
                 cos_a, cos_b, cos_c = ((1.0 + U[x] @ U.T) / 2.0 for x in (a, b, c))
                 scores = cos_b * cos_c / (cos_a + epsilon)
             # pass over the question words and every case variant of them
-            banned = ((canonical[None, :] == a[:, None]) | (canonical[None, :] == b[:, None])
-                      | (canonical[None, :] == c[:, None]))
-            scores = np.where(banned, -np.inf, scores)
+            banned = np.concatenate([variants[a], variants[b], variants[c]], axis=1)  # [q, 3m] rows
+            scores[np.arange(len(banned))[:, None], banned] = -np.inf
             predicted = canonical[np.argmax(scores, axis=1)]
             hits[start : start + chunk] = predicted == d
     sections: dict[str, list[int]] = {name: [0, 0] for name in questions}

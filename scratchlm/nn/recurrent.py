@@ -16,8 +16,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import serialization
 
+from scratchlm import serialization
 from scratchlm.errors import ScratchlmError
 from scratchlm.nn.functional import dropout as _dropout
 

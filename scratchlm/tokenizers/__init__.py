@@ -52,10 +52,26 @@ tokenizers, built or trained), ``hf_json`` (the file format: a registry of compo
 ``vocab`` (word-level vocabulary).
 """
 
+import importlib
+
 from scratchlm.errors import ScratchlmError
-from scratchlm.tokenizers.encoding import Encoding, encodings_to_arrays
-from scratchlm.tokenizers.hf_json import load
-from scratchlm.tokenizers.tokenizer import AddedToken, Tokenizer
-from scratchlm.tokenizers.vocab import Vocab
+
+# The names above, each imported from its module on first use (PEP 562): Word2Vec and GloVe import only
+# ``tokenizers.vocab``, and the pipeline's modules (regular expressions, the JSON registry) would cost every
+# such command 30-60 ms at start-up.
+_HOME = {"Encoding": "encoding", "encodings_to_arrays": "encoding", "load": "hf_json", "AddedToken": "tokenizer",
+         "Tokenizer": "tokenizer", "Vocab": "vocab"}
 
 __all__ = ["AddedToken", "Encoding", "ScratchlmError", "Tokenizer", "Vocab", "encodings_to_arrays", "load"]
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module 'scratchlm.tokenizers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"scratchlm.tokenizers.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})

@@ -15,6 +15,7 @@ NumPy: no JAX.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -116,10 +117,7 @@ def word_counts(sentences: Iterable[Sequence[str]]) -> Counter[str]:
     A :class:`collections.Counter`: its iteration order is each word's first appearance, which no
     ranking here depends on (:func:`ranked_words` breaks ties by the word itself).
     """
-    counter: Counter[str] = Counter()
-    for sentence in sentences:
-        counter.update(sentence)
-    return counter
+    return Counter(itertools.chain.from_iterable(sentences))  # one counting loop in C over every token
 
 
 def ranked_words(counts: Mapping[str, int], *, min_count: int = 1, max_size: int | None = None,

@@ -1,4 +1,5 @@
-"""Atomic, resumable checkpoints: one msgpack file per step (flax.serialization), never a pickle.
+"""Atomic, resumable checkpoints: one msgpack file per step, never a pickle (:mod:`scratchlm.serialization`,
+flax's format).
 
 A checkpoint holds a whole training-state pytree (params, optimizer state, step, PRNG key) plus an
 ``extra`` dict of plain values (data position, loop bookkeeping, model config).  It is written to a
@@ -18,8 +19,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import serialization
 
+from scratchlm import serialization
 from scratchlm.errors import ScratchlmError
 from scratchlm.io import atomic_write_bytes
 from scratchlm.training import run as run_folder

@@ -55,7 +55,7 @@ def restore_rows(path: str | Path, state: TrainState, vocab_size: int) -> TrainS
     (parameters 0, accumulators :math:`4/\eta^2`), and a checkpoint written there holds them too.
     The first ``vocab_size`` rows are read exactly; the rows after them are ``state``'s (a fresh state).
     """
-    from flax import serialization
+    from scratchlm import serialization
 
     saved_rows = np.shape(serialization.msgpack_restore(Path(path).read_bytes())["state"]["params"]["W"])[0]
     tables = (state.params, state.opt_state)

@@ -151,7 +151,7 @@ def load_trained(folder: Path) -> tuple[dict, gru_lm.GRULMConfig, TextCodec]:
     target = jax.eval_shape(lambda: gru_lm.init(jax.random.key(0), config))  # shapes only: nothing to draw
     try:
         params = checkpoint.load_params(folder / "params.msgpack", target)
-    except ValueError as err:  # flax names the missing or unexpected tensors
+    except ValueError as err:  # scratchlm.serialization names the missing or unexpected tensors
         raise ScratchlmError(f"{folder / 'params.msgpack'} does not hold the model of its config.json: {err}") from None
     return params, config, TextCodec.load(folder)
 

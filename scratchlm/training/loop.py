@@ -32,28 +32,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import struct
 
 from scratchlm import jsonio
 from scratchlm.distributed.rules import path_names
 from scratchlm.errors import NonFiniteLossError, ScratchlmError
 from scratchlm.training import checkpoint as ckpt
+from scratchlm.training.state import TrainState
 
 logger = logging.getLogger("scratchlm.training")
 LOG_SECONDS = 30.0  # without a terminal, a log line at least this often (and every 10 % of the steps)
-
-
-@struct.dataclass
-class TrainState:
-    """Everything that changes during training; a pytree, so it passes through ``jit`` whole."""
-
-    params: Any
-    opt_state: Any
-    step: jax.Array  # int32 scalar: the number of updates applied so far
-    key: jax.Array  # the run's PRNG key; step t uses fold_in(key, t)
-    # State a loss hands from one step to the next (the GRU LM's hidden state under truncated BPTT,
-    # see make_train_step(carry=True)); checkpointed with the rest, so a resume continues it exactly.
-    carry: Any = None
 
 
 def init_train_state(params: Any, optimizer: optax.GradientTransformation, key: jax.Array,

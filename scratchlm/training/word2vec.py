@@ -34,7 +34,7 @@ from scratchlm.embeddings.word2vec import kernels, model, sampling, sharded
 from scratchlm.embeddings.word2vec.config import Word2VecConfig, cbow_run_length
 from scratchlm.errors import CorpusError, NonFiniteLossError, ScratchlmError
 from scratchlm.training import checkpoint as ckpt
-from scratchlm.training.loop import TrainState
+from scratchlm.training.state import TrainState
 
 logger = logging.getLogger("scratchlm.training.word2vec")
 

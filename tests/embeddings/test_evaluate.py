@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchlm.embeddings import evaluate
 from scratchlm.embeddings.evaluate import (
     cosine_similarity,
     evaluate_analogies,
@@ -127,3 +128,16 @@ def test_oov_is_counted_not_a_crash():
         evaluate_word_pairs(wv, [("x", "y", 1.0)])
     pairs = evaluate_word_pairs(wv, [("a", "b", 1.0), ("a", "c", 2.0), ("b", "d", 3.0), ("q", "a", 1.0)])
     assert pairs.oov == 1 and pairs.oov_ratio == pytest.approx(25.0)
+
+
+@settings(max_examples=50)
+@given(st.lists(st.sampled_from(["a", "A", "b", "B", "bb", "Bb", "BB", "c"]), min_size=1, max_size=30, unique=True))
+def test_each_words_banned_rows_are_exactly_its_case_variants(words):
+    """The analogy search passes over ``{j : canonical[j] = r}`` for a question word r; ``_variants`` lists it by
+    index (padded by repeating a member) instead of comparing all N rows with r."""
+    wv = WordVectors(tuple(words), np.zeros((len(words), 2), np.float32))
+    _, canonical = evaluate._vocab(wv, len(words), case_insensitive=True)
+    variants = evaluate._variants(canonical)
+    for r in np.unique(canonical):
+        assert set(variants[r].tolist()) == set(np.flatnonzero(canonical == r).tolist())
+        assert variants[r][0] == r  # the most frequent variant (the canonical row) first

@@ -257,7 +257,7 @@ def test_holdout_recipe_learns_a_separable_task(trained):
 
 
 def test_a_checkpoint_with_a_missing_or_misshaped_tensor_is_a_clear_error(trained, tmp_path, capsys):
-    from flax import serialization
+    from scratchlm import serialization
 
     for case in ("missing", "misshaped"):
         folder = tmp_path / case

@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchlm import serialization
 from scratchlm.errors import ScratchlmError
 from scratchlm.nn import gru
 from scratchlm.testing import check_closed_form_grad, check_grads

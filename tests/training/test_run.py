@@ -154,6 +154,19 @@ def test_data_digest_reads_contents_not_names(tmp_path):
     assert data_digest("x") == data_digest("x")
 
 
+def test_a_list_of_lines_hashes_as_its_parts_one_by_one():
+    """The digest of a list is ``[``, each part's bytes (a str: UTF-8 then NUL), ``]``: a list of strings, hashed in
+    one update, must give the digest every earlier run folder recorded."""
+    import hashlib
+
+    lines = ["the cat", "naïve", "", "東京"]
+    want = hashlib.sha256(b"[" + b"".join(line.encode() + b"\0" for line in lines) + b"]").hexdigest()
+    assert data_digest(lines) == want
+    assert data_digest(tuple(lines)) == want
+    assert data_digest([]) == hashlib.sha256(b"[]").hexdigest()
+    assert data_digest(["a", b"b"]) == hashlib.sha256(b"[a\0b]").hexdigest()  # mixed parts take the general path
+
+
 def test_differences_name_nested_settings():
     assert differences({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}, "d": 4}) == ["b.c: 2 -> 3", "d: (unset) -> 4"]
 

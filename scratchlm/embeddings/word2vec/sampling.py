@@ -14,6 +14,7 @@ during training.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -65,15 +66,17 @@ def encode(sentences: Iterable[Sequence[str]], vocab: Vocab, *,
     Dropping before windowing is what the C tool and gensim do: a window counts in-vocabulary words.
     ``allow_empty``: return empty arrays instead of raising (one process's shard may hold none).
     """
+    sentences = sentences if isinstance(sentences, Sequence) else list(sentences)
     index = {w: i for i, w in enumerate(vocab.words)}
-    ids, sentence = [], []
-    for s, words in enumerate(sentences):
-        row = [index[w] for w in words if w in index]
-        ids.extend(row)
-        sentence.extend([s] * len(row))
-    if not ids and not allow_empty:
+    lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
+    # one look-up a token, in C (map over dict.get, -1 for a word outside the vocabulary): no Python loop
+    found = np.fromiter(map(index.get, itertools.chain.from_iterable(sentences), itertools.repeat(-1)),
+                        dtype=np.int32, count=int(lengths.sum()))
+    keep = found >= 0
+    ids, sentence = found[keep], np.repeat(np.arange(len(sentences), dtype=np.int32), lengths)[keep]
+    if not ids.size and not allow_empty:
         raise CorpusError("no in-vocabulary word in the corpus")
-    return np.asarray(ids, dtype=np.int32), np.asarray(sentence, dtype=np.int32)
+    return ids, sentence
 
 
 def keep_probability(counts: np.ndarray, sample: float) -> np.ndarray:
