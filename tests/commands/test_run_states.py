@@ -184,6 +184,9 @@ def _scratchlm(argv: list[str]) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+# Slow (26 s on an idle 2-core machine, three processes): gru-lm's five-states test above covers its resume code,
+# and word2vec's, glove's and classify's kill tests below the shared run module's atomic writes and log cutting.
+@pytest.mark.slow
 def test_gru_lm_killed_with_sigkill_resumes_to_the_same_bytes(tmp_path):
     """A true kill -9 after the first checkpoint appears (mid-run, before the last step); the same command
     again resumes and ends on the uninterrupted run's bytes.  Every run is a fresh process, as a user's
