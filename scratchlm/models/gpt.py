@@ -51,7 +51,7 @@ from scratchlm.nn.attention import (
 from scratchlm.nn.functional import dropout, gelu
 from scratchlm.nn.losses import softmax_cross_entropy
 from scratchlm.nn.sampling import sample_logits
-from scratchlm.nn.transformer import apply_layer_norm, init_layer_norm
+from scratchlm.nn.transformer import apply_layer_norm, init_layer_norm, stored_gradient
 
 
 @dataclass(frozen=True)
@@ -254,6 +254,7 @@ def decoder(params: dict, input_ids: jax.Array, position_ids: jax.Array, mask: j
     for l, p_l in enumerate(params["h"]):
         x, c = decoder_block(p_l, x, mask, config=config, cache=None if cache is None else cache[l], index=index,
                              key=k_blocks[l], train=train)
+        x = stored_gradient(x)  # pre-LN: the residual stream's gradient, once per layer
         if cache is not None:
             new_cache.append(c)
     return apply_layer_norm(params["ln_f"], x, config.layer_norm_epsilon), new_cache

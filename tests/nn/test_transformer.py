@@ -213,3 +213,28 @@ def test_encoder_layer_equals_huggingface_bert_layer(x64):
     got = transformer.encoder_layer(jax.tree.map(jnp.asarray, p), jnp.asarray(x), padding_mask(jnp.asarray(keep)),
                                     config=cfg)
     np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_stored_gradient_is_the_identity_both_ways(x64):
+    """``stored_gradient`` changes only where XLA keeps the residual gradient: its value and its gradient
+    are the identity's, exactly (a conditional whose branches both return the cotangent), and it
+    differentiates twice like the identity, so it composes with ``jax.grad`` like any other function."""
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((3, 5)))
+    w = jnp.asarray(np.random.default_rng(1).standard_normal((3, 5)))
+    f = lambda x: jnp.sum(jnp.sin(transformer.stored_gradient(x)) * w)  # noqa: E731
+    np.testing.assert_array_equal(transformer.stored_gradient(x), x)
+    np.testing.assert_array_equal(jax.jit(jax.grad(f))(x), jnp.cos(x) * w)
+    check_grads(f, (x,))
+    hessian_vector = jax.grad(lambda x: jnp.sum(jax.grad(f)(x) * w))(x)  # d/dx of cos(x) w . w
+    np.testing.assert_allclose(hessian_vector, -jnp.sin(x) * w * w, rtol=1e-12)
+
+
+def test_stored_gradient_is_a_conditional_in_the_cpu_backward_pass():
+    """On CPU the cotangent passes through a conditional (XLA never fuses one, and strips
+    ``optimization_barrier`` before fusing), so the pre-LN stack's residual gradient is computed once
+    per layer instead of once per consumer; the forward pass holds no conditional."""
+    x = jnp.ones((2, 4))
+    backward = jax.jit(jax.grad(lambda x: jnp.sum(transformer.stored_gradient(x) ** 2)))
+    forward = jax.jit(lambda x: jnp.sum(transformer.stored_gradient(x) ** 2))
+    assert " conditional(" in backward.lower(x).compile().as_text()
+    assert " conditional(" not in forward.lower(x).compile().as_text()
