@@ -10,7 +10,9 @@ in a checkpoint is ``params["layer"][N]["attention"]["self"]["query"]["weight"]`
 
 The stack is a Python loop over ``params["layer"]`` rather than ``lax.scan`` over stacked weights:
 the list keeps each checkpoint tensor one-to-one with a leaf, and unrolling lets XLA fuse across
-layer boundaries, at the price of a compile time linear in depth (seconds for 12 layers).
+layer boundaries, at the price of a compile time linear in depth (seconds for 12 layers).  Fusing
+across layers can also go too far: in a pre-LN stack XLA:CPU recomputed the residual stream's gradient
+once per later layer, which :func:`stored_gradient` prevents.
 """
 
 from __future__ import annotations
