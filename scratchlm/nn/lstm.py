@@ -154,16 +154,17 @@ def scan_recurrence(a_x, h0, c0, weight_hh, bias_hh, mask=None, reverse=False, u
 
 
 def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reverse, unroll, precision):
-    r""":func:`recurrence`'s numbers, also returning what the backward pass reads.  Feature-major: x [T, D, B],
-    h0, c0 [H, B]; the step's one matmul is :math:`[W\ U]\,[x_t; h_{t-1}]`."""
+    """:func:`recurrence`'s numbers, also returning what the backward pass reads.  Feature-major: x [T, D, B],
+    h0, c0 [H, B]."""
     H = weight_hh.shape[1]
-    weight = jnp.concatenate([weight_ih, weight_hh], axis=1)  # [4H, D + H]
-    bias = (bias_ih + bias_hh)[:, None]
+    bias_ih, bias_hh = bias_ih[:, None], bias_hh[:, None]
 
     def step(carry, inputs):
         h, c = carry
         x_t, m_t = inputs
-        a = jnp.dot(weight, jnp.concatenate([x_t, h]), precision=precision) + bias  # [4H, B]
+        # the sums in cell's order: (W x_t + b_ih) + U h + b_hh
+        a = (jnp.dot(weight_ih, x_t, precision=precision) + bias_ih + jnp.dot(weight_hh, h, precision=precision)
+             + bias_hh)  # [4H, B]
         gates = jnp.concatenate([jax.nn.sigmoid(a[: 2 * H]), jnp.tanh(a[2 * H : 3 * H]), jax.nn.sigmoid(a[3 * H :])])
         i, f, g, o = gates[:H], gates[H : 2 * H], gates[2 * H : 3 * H], gates[3 * H :]
         c_t = f * c + i * g
@@ -185,11 +186,11 @@ def recurrence(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reverse,
     (:func:`_recurrence_bwd`): :func:`input_projection` and then :func:`scan_recurrence`'s numbers, in the
     feature-major layout.
 
-    Feature-major means the batch is the last axis: the step is the matmul
-    :math:`a_t = [W\ U]\,[x_t; h_{t-1}] + b_{ih} + b_{hh}` of the [4H, D + H] weights by a [D + H, B] column
-    block, which XLA's CPU matmul runs at its large-matmul rate (the batch-major
-    :math:`h_{t-1} U^\top`, [B, H] by [H, 4H], runs far below it), and the input projection costs no pass
-    of its own over a [T, B, 4H] array.
+    Feature-major means the batch is the last axis: the step's products :math:`W x_t` and :math:`U h_{t-1}`
+    are [4H, D] and [4H, H] weights times [D, B] and [H, B] column blocks, which XLA's CPU matmul (YNNPACK)
+    runs near its large-matmul rate (the batch-major :math:`h_{t-1} U^\top`, [B, H] by [H, 4H], runs far
+    below it: 2-layer, 512-unit benchmark), so the input projection moves into the step and costs no
+    [T, B, 4H] array written and read back.
 
     Args: x [T, D, B]; h0, c0 [H, B]; weight_ih [4H, D]; weight_hh [4H, H]; bias_ih, bias_hh [4H];
     mask [T, B] bool or None.  Returns (outputs [T, H, B], h_T [H, B], c_T [H, B]), padded steps as
@@ -256,7 +257,9 @@ def _recurrence_bwd(reverse, unroll, precision, residuals, cotangents):
     over_steps = (((1,), (1,)), ((), ()))
     d_weight_ih = lax.dot_general(d_a, x, over_steps, precision=precision)  # [4H, D]
     d_weight_hh = lax.dot_general(d_a, h_prev, over_steps, precision=precision)  # [4H, H]
-    d_x = jnp.swapaxes(jnp.dot(weight_ih.T, d_a, precision=precision).reshape(D, T, B), 0, 1)  # [T, D, B]
+    # W^T as an array of its own: folded into the dot as a transposed operand, XLA leaves YNNPACK for a slower dot
+    weight_ih_t = lax.optimization_barrier(weight_ih.T)
+    d_x = jnp.swapaxes(jnp.dot(weight_ih_t, d_a, precision=precision).reshape(D, T, B), 0, 1)  # [T, D, B]
     d_bias = d_a.sum(axis=1)
     return d_x, d_h0, d_c0, d_weight_ih, d_weight_hh, d_bias, d_bias, None
 
