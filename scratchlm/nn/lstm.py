@@ -202,9 +202,7 @@ def recurrence(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reverse,
 def _recurrence_fwd(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reverse, unroll, precision):
     out, (h_carried, gates, c_prev) = _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reverse,
                                                unroll, precision)
-    h_prev = (jnp.concatenate([h_carried[1:], h0[None]]) if reverse
-              else jnp.concatenate([h0[None], h_carried[:-1]]))  # [T, H, B]: the state each step read
-    return out, (x, h_prev, gates, c_prev, out[2], weight_ih, weight_hh, mask)
+    return out, (x, h0, h_carried, gates, c_prev, out[2], weight_ih, weight_hh, mask)
 
 
 def _recurrence_bwd(reverse, unroll, precision, residuals, cotangents):
@@ -225,7 +223,7 @@ def _recurrence_bwd(reverse, unroll, precision, residuals, cotangents):
     biases' :math:`\sum_t \bar a_t` and the inputs' :math:`W^\top \bar a_t` are one matmul each over
     all steps after it (autodiff of the scan accumulates them step by step in small matmuls).
     """
-    x, h_prev, gates, c_prev, c_T, weight_ih, weight_hh, mask = residuals
+    x, h0, h_carried, gates, c_prev, c_T, weight_ih, weight_hh, mask = residuals
     d_outputs, d_h_T, d_c_T = cotangents
     T, D, B = x.shape
     H = weight_hh.shape[1]
@@ -253,7 +251,10 @@ def _recurrence_bwd(reverse, unroll, precision, residuals, cotangents):
     (d_h0, d_c0, _), d_a = lax.scan(step, (d_h_T, d_c_T, c_T), (d_outputs, gates, c_prev, mask),
                                     reverse=not reverse, unroll=unroll)
     # [T, F, B] -> [F, T·B] (whole 4-byte·B rows move): every product below is one plain matmul over all steps
-    d_a, x, h_prev = (jnp.swapaxes(a, 0, 1).reshape(a.shape[1], T * B) for a in (d_a, x, h_prev))
+    d_a, x = (jnp.swapaxes(a, 0, 1).reshape(a.shape[1], T * B) for a in (d_a, x))
+    h_carried = jnp.swapaxes(h_carried, 0, 1)  # [H, T, B]; shifted by one step (one copy with the swap):
+    h_prev = jnp.concatenate([h_carried[:, 1:], h0[:, None]] if reverse else [h0[:, None], h_carried[:, :-1]], axis=1)
+    h_prev = h_prev.reshape(H, T * B)  # the state each step read
     over_steps = (((1,), (1,)), ((), ()))
     d_weight_ih = lax.dot_general(d_a, x, over_steps, precision=precision)  # [4H, D]
     d_weight_hh = lax.dot_general(d_a, h_prev, over_steps, precision=precision)  # [4H, H]
