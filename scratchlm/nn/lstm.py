@@ -21,10 +21,20 @@ that ``torch.nn.LSTM``'s weights load unchanged.
 Parameters are named as in ``torch.nn.LSTM.state_dict()`` (``weight_ih_l0`` = :math:`[W_i; W_f; W_g; W_o]`
 of shape [4H, D], ``weight_hh_l0`` = :math:`[U_i; U_f; U_g; U_o]` [4H, H], ``bias_ih_l0``, ``bias_hh_l0``
 [4H], ``…_reverse`` for the backward direction), plus ``params["config"]``: the :class:`LSTMConfig`, a
-static pytree node (no leaves) so that ``jit``/``grad``/optax see only the arrays.  The structure is
-:mod:`scratchlm.nn.gru`'s: the input projections of every step are one matmul before the scan, and the
-recurrence has a hand-written backward pass (:func:`_recurrence_bwd`) beside the plain scan of
-:func:`cell` (:func:`scan_recurrence`), which a float64 test holds it equal to.
+static pytree node (no leaves) so that ``jit``/``grad``/optax see only the arrays.
+
+Two implementations of one layer, held equal by a float64 test: the plain one writes the equations as
+they read (:func:`input_projection`, one matmul before the scan, then :func:`cell` in a ``lax.scan``,
+:func:`scan_recurrence`, differentiated by autodiff); the fast one, :func:`recurrence`, which
+:func:`apply` runs, has its backward pass written out (:func:`_recurrence_bwd`) and works feature-major:
+the layers hand each other [T, D, B] sequences (batch last), so that every matmul is a plain one in
+XLA's CPU layout.  Inside the step, :math:`W x_t` and :math:`U h_{t-1}` are [4H, ·] weights times
+[·, B] column blocks, which XLA's CPU matmul (YNNPACK) runs near its large-matmul rate (the batch-major
+:math:`h_{t-1} U^\top` runs far below it), so the input projection moves into the step; after the
+backward scan, the weights' and the inputs' gradients are one plain matmul each over all steps (the
+gates' gradients [T, 4H, B] reordered to [4H, T·B] by moving whole rows of B numbers).  Measured on 2
+CPU cores (2 layers of 512 units, T 64, B 32, forward and backward): 1.2–1.3x the batch-major layout
+with the projection outside the scan.
 """
 
 from __future__ import annotations
