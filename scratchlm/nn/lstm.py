@@ -198,9 +198,9 @@ def recurrence(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reverse,
 
     Feature-major means the batch is the last axis: the step's products :math:`W x_t` and :math:`U h_{t-1}`
     are [4H, D] and [4H, H] weights times [D, B] and [H, B] column blocks, which XLA's CPU matmul (YNNPACK)
-    runs near its large-matmul rate (the batch-major :math:`h_{t-1} U^\top`, [B, H] by [H, 4H], runs far
-    below it: 2-layer, 512-unit benchmark), so the input projection moves into the step and costs no
-    [T, B, 4H] array written and read back.
+    runs near its large-matmul rate (64 steps of :math:`U h_{t-1}` at H 512, B 32 on 2 cores: 15–17 ms,
+    against 20–22 ms for the batch-major :math:`h_{t-1} U^\top`, [B, H] by [H, 4H]), so the input
+    projection moves into the step and costs no [T, B, 4H] array written and read back.
 
     Args: x [T, D, B]; h0, c0 [H, B]; weight_ih [4H, D]; weight_hh [4H, H]; bias_ih, bias_hh [4H];
     mask [T, B] bool or None.  Returns (outputs [T, H, B], h_T [H, B], c_T [H, B]), padded steps as
