@@ -6,8 +6,9 @@
     python benchmarks/lstm.py --quick --no-peers       # a smoke run
 
 What a step is and how it is timed: ``benchmarks/_recurrent.py``, the body shared with the GRU's benchmark.
-``one_layer_recurrence_seconds`` times one layer's recurrence with the hand-written backward pass beside
-autodiff of the plain scan: whether writing it out pays.
+``one_layer_recurrence_seconds`` times one layer (input projection and recurrence) the way ``lstm.apply`` runs
+it (``lstm.recurrence``: feature-major, the backward pass written out) beside autodiff of the plain scan
+(``lstm.input_projection`` then ``lstm.scan_recurrence``): whether writing it out pays.
 """
 
 from __future__ import annotations

@@ -21,10 +21,20 @@ that ``torch.nn.LSTM``'s weights load unchanged.
 Parameters are named as in ``torch.nn.LSTM.state_dict()`` (``weight_ih_l0`` = :math:`[W_i; W_f; W_g; W_o]`
 of shape [4H, D], ``weight_hh_l0`` = :math:`[U_i; U_f; U_g; U_o]` [4H, H], ``bias_ih_l0``, ``bias_hh_l0``
 [4H], ``…_reverse`` for the backward direction), plus ``params["config"]``: the :class:`LSTMConfig`, a
-static pytree node (no leaves) so that ``jit``/``grad``/optax see only the arrays.  The structure is
-:mod:`scratchlm.nn.gru`'s: the input projections of every step are one matmul before the scan, and the
-recurrence has a hand-written backward pass (:func:`_recurrence_bwd`) beside the plain scan of
-:func:`cell` (:func:`scan_recurrence`), which a float64 test holds it equal to.
+static pytree node (no leaves) so that ``jit``/``grad``/optax see only the arrays.
+
+Two implementations of one layer, held equal by a float64 test: the plain one writes the equations as
+they read (:func:`input_projection`, one matmul before the scan, then :func:`cell` in a ``lax.scan``,
+:func:`scan_recurrence`, differentiated by autodiff); the fast one, :func:`recurrence`, which
+:func:`apply` runs, has its backward pass written out (:func:`_recurrence_bwd`) and works feature-major:
+the layers hand each other [T, D, B] sequences (batch last), so that every matmul is a plain one in
+XLA's CPU layout.  Inside the step, :math:`W x_t` and :math:`U h_{t-1}` are [4H, ·] weights times
+[·, B] column blocks, which XLA's CPU matmul (YNNPACK) runs near its large-matmul rate (the batch-major
+:math:`h_{t-1} U^\top` runs far below it), so the input projection moves into the step; after the
+backward scan, the weights' and the inputs' gradients are one plain matmul each over all steps (the
+gates' gradients [T, 4H, B] reordered to [4H, T·B] by moving whole rows of B numbers).  Measured on 2
+CPU cores (2 layers of 512 units, T 64, B 32, forward and backward): 1.2–1.3x the batch-major layout
+with the projection outside the scan.
 """
 
 from __future__ import annotations
@@ -153,32 +163,56 @@ def scan_recurrence(a_x, h0, c0, weight_hh, bias_hh, mask=None, reverse=False, u
     return outputs, h_T, c_T
 
 
-def _forward(a_x, h0, c0, weight_hh, bias_hh, mask, reverse, unroll, precision):
-    """:func:`scan_recurrence`'s numbers, also returning what the backward pass reads."""
+def _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reverse, unroll, precision):
+    """:func:`recurrence`'s numbers, also returning what the backward pass reads.  Feature-major: x [T, D, B],
+    h0, c0 [H, B]."""
+    H = weight_hh.shape[1]
+    bias_ih, bias_hh = bias_ih[:, None], bias_hh[:, None]
 
     def step(carry, inputs):
         h, c = carry
-        a_x_t, m_t = inputs
-        i, f, g, o = _gates(a_x_t, h, weight_hh, bias_hh, precision)
+        x_t, m_t = inputs
+        # the sums in cell's order: (W x_t + b_ih) + U h + b_hh
+        a = (jnp.dot(weight_ih, x_t, precision=precision) + bias_ih + jnp.dot(weight_hh, h, precision=precision)
+             + bias_hh)  # [4H, B]
+        gates = jnp.concatenate([jax.nn.sigmoid(a[: 2 * H]), jnp.tanh(a[2 * H : 3 * H]), jax.nn.sigmoid(a[3 * H :])])
+        i, f, g, o = gates[:H], gates[H : 2 * H], gates[2 * H : 3 * H], gates[3 * H :]
         c_t = f * c + i * g
-        tanh_c = jnp.tanh(c_t)
-        h_t = o * tanh_c
-        out = _masked(m_t, h_t, 0.0)
-        return (_masked(m_t, h_t, h), _masked(m_t, c_t, c)), (out, (h, c, i, f, g, o, tanh_c))
+        h_t = o * jnp.tanh(c_t)
+        if m_t is None:
+            return (h_t, c_t), (h_t, None, gates, c)
+        m = m_t[None, :]
+        h_carry, c_t = jnp.where(m, h_t, h), jnp.where(m, c_t, c)
+        return (h_carry, c_t), (jnp.where(m, h_t, 0.0), h_carry, gates, c)
 
-    (h_T, c_T), (outputs, saved) = lax.scan(step, (h0, c0), (a_x, mask), reverse=reverse, unroll=unroll)
-    return (outputs, h_T, c_T), saved
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8))
-def recurrence(a_x, h0, c0, weight_hh, bias_hh, mask, reverse, unroll, precision):
-    """:func:`scan_recurrence` with the backward pass written out (:func:`_recurrence_bwd`): the same numbers."""
-    return _forward(a_x, h0, c0, weight_hh, bias_hh, mask, reverse, unroll, precision)[0]
+    (h_T, c_T), (outputs, h_carried, gates, c_prev) = lax.scan(step, (h0, c0), (x, mask), reverse=reverse,
+                                                               unroll=unroll)
+    return (outputs, h_T, c_T), (outputs if mask is None else h_carried, gates, c_prev)
 
 
-def _recurrence_fwd(a_x, h0, c0, weight_hh, bias_hh, mask, reverse, unroll, precision):
-    out, saved = _forward(a_x, h0, c0, weight_hh, bias_hh, mask, reverse, unroll, precision)
-    return out, (saved, weight_hh, mask)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(8, 9, 10))
+def recurrence(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reverse, unroll, precision):
+    r"""One layer's one direction, input projection included, with the backward pass written out
+    (:func:`_recurrence_bwd`): :func:`input_projection` and then :func:`scan_recurrence`'s numbers, in the
+    feature-major layout.
+
+    Feature-major means the batch is the last axis: the step's products :math:`W x_t` and :math:`U h_{t-1}`
+    are [4H, D] and [4H, H] weights times [D, B] and [H, B] column blocks, which XLA's CPU matmul (YNNPACK)
+    runs near its large-matmul rate (64 steps of :math:`U h_{t-1}` at H 512, B 32 on 2 cores: 15–17 ms,
+    against 20–22 ms for the batch-major :math:`h_{t-1} U^\top`, [B, H] by [H, 4H]), so the input
+    projection moves into the step and costs no [T, B, 4H] array written and read back.
+
+    Args: x [T, D, B]; h0, c0 [H, B]; weight_ih [4H, D]; weight_hh [4H, H]; bias_ih, bias_hh [4H];
+    mask [T, B] bool or None.  Returns (outputs [T, H, B], h_T [H, B], c_T [H, B]), padded steps as
+    :func:`scan_recurrence`'s.
+    """
+    return _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reverse, unroll, precision)[0]
+
+
+def _recurrence_fwd(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reverse, unroll, precision):
+    out, (h_carried, gates, c_prev) = _forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reverse,
+                                               unroll, precision)
+    return out, (x, h0, h_carried, gates, c_prev, out[2], weight_ih, weight_hh, mask)
 
 
 def _recurrence_bwd(reverse, unroll, precision, residuals, cotangents):
@@ -192,35 +226,53 @@ def _recurrence_bwd(reverse, unroll, precision, residuals, cotangents):
         \bar a_i = \bar c_t\, g_t\, i_t (1 - i_t), \quad \bar a_f = \bar c_t\, c_{t-1} f_t (1 - f_t), \\
         \bar a_g = \bar c_t\, i_t (1 - g_t^2), \quad \bar a_o = \bar h_t \tanh(c_t)\, o_t (1 - o_t), \\
         \frac{\partial L}{\partial c_{t-1}} = \bar c_t \odot f_t, \qquad
-        \frac{\partial L}{\partial h_{t-1}} = [\bar a_i; \bar a_f; \bar a_g; \bar a_o]\, U
+        \frac{\partial L}{\partial h_{t-1}} = U^\top [\bar a_i; \bar a_f; \bar a_g; \bar a_o]
 
-    The loop carries only :math:`(\bar h, \bar c)`; the recurrent weights' gradient
-    :math:`\sum_t \bar a_t^\top h_{t-1}` is one matmul over all steps after it (autodiff of the scan
-    accumulates it step by step in small matmuls).
+    The loop carries only :math:`(\bar h, \bar c)` (and :math:`c_t`, whose tanh it recomputes); the
+    weights' gradients :math:`\sum_t \bar a_t x_t^\top`, :math:`\sum_t \bar a_t h_{t-1}^\top`, the
+    biases' :math:`\sum_t \bar a_t` and the inputs' :math:`W^\top \bar a_t` are one matmul each over
+    all steps after it (autodiff of the scan accumulates them step by step in small matmuls).
     """
-    (h_prev, c_prev, i, f, g, o, tanh_c), weight_hh, mask = residuals
+    x, h0, h_carried, gates, c_prev, c_T, weight_ih, weight_hh, mask = residuals
     d_outputs, d_h_T, d_c_T = cotangents
+    T, D, B = x.shape
+    H = weight_hh.shape[1]
+    weight_hh_t = weight_hh.T  # [H, 4H], transposed once outside the loop
 
     def step(carry, inputs):
-        d_h, d_c = carry
-        d_out_t, m_t, c, i, f, g, o, tanh_c = inputs
+        d_h, d_c, c = carry
+        d_out_t, gates_t, c_p, m_t = inputs
+        i, f, g, o = gates_t[:H], gates_t[H : 2 * H], gates_t[2 * H : 3 * H], gates_t[3 * H :]
+        tanh_c = jnp.tanh(c)
         d_h_t = d_h + d_out_t
         d_c_t = d_c + d_h_t * o * (1.0 - tanh_c * tanh_c)
         if m_t is not None:  # a padded step passed the state through untouched: no gradient reaches its gates
-            d_h_t, d_c_t = jnp.where(m_t[:, None], d_h_t, 0.0), jnp.where(m_t[:, None], d_c_t, 0.0)
-        d_a = jnp.concatenate([d_c_t * g * i * (1.0 - i), d_c_t * c * f * (1.0 - f), d_c_t * i * (1.0 - g * g),
-                               d_h_t * tanh_c * o * (1.0 - o)], axis=-1)  # [B, 4H]
-        d_h_prev = jnp.dot(d_a, weight_hh, precision=precision)
+            m = m_t[None, :]
+            d_h_t, d_c_t = jnp.where(m, d_h_t, 0.0), jnp.where(m, d_c_t, 0.0)
+        d_a = jnp.concatenate([d_c_t * g * i * (1.0 - i), d_c_t * c_p * f * (1.0 - f), d_c_t * i * (1.0 - g * g),
+                               d_h_t * tanh_c * o * (1.0 - o)])  # [4H, B]
+        d_h_prev = jnp.dot(weight_hh_t, d_a, precision=precision)
         d_c_prev = d_c_t * f
         if m_t is not None:
-            d_h_prev = d_h_prev + jnp.where(m_t[:, None], 0.0, d_h)
-            d_c_prev = d_c_prev + jnp.where(m_t[:, None], 0.0, d_c)
-        return (d_h_prev, d_c_prev), d_a
+            d_h_prev = d_h_prev + jnp.where(m, 0.0, d_h)
+            d_c_prev = d_c_prev + jnp.where(m, 0.0, d_c)
+        return (d_h_prev, d_c_prev, c_p), d_a
 
-    (d_h0, d_c0), d_a = lax.scan(step, (d_h_T, d_c_T), (d_outputs, mask, c_prev, i, f, g, o, tanh_c),
-                                 reverse=not reverse, unroll=unroll)
-    d_weight_hh = jnp.einsum("tbg,tbh->gh", d_a, h_prev, precision=precision)  # [4H, H], all steps at once
-    return d_a, d_h0, d_c0, d_weight_hh, d_a.sum(axis=(0, 1)), None
+    (d_h0, d_c0, _), d_a = lax.scan(step, (d_h_T, d_c_T, c_T), (d_outputs, gates, c_prev, mask),
+                                    reverse=not reverse, unroll=unroll)
+    # [T, F, B] -> [F, T·B] (whole 4-byte·B rows move): every product below is one plain matmul over all steps
+    d_a, x = (jnp.swapaxes(a, 0, 1).reshape(a.shape[1], T * B) for a in (d_a, x))
+    h_carried = jnp.swapaxes(h_carried, 0, 1)  # [H, T, B]; shifted by one step (one copy with the swap):
+    h_prev = jnp.concatenate([h_carried[:, 1:], h0[:, None]] if reverse else [h0[:, None], h_carried[:, :-1]], axis=1)
+    h_prev = h_prev.reshape(H, T * B)  # the state each step read
+    over_steps = (((1,), (1,)), ((), ()))
+    d_weight_ih = lax.dot_general(d_a, x, over_steps, precision=precision)  # [4H, D]
+    d_weight_hh = lax.dot_general(d_a, h_prev, over_steps, precision=precision)  # [4H, H]
+    # W^T as an array of its own: folded into the dot as a transposed operand, XLA leaves YNNPACK for a slower dot
+    weight_ih_t = lax.optimization_barrier(weight_ih.T)
+    d_x = jnp.swapaxes(jnp.dot(weight_ih_t, d_a, precision=precision).reshape(D, T, B), 0, 1)  # [T, D, B]
+    d_bias = d_a.sum(axis=1)
+    return d_x, d_h0, d_c0, d_weight_ih, d_weight_hh, d_bias, d_bias, None
 
 
 recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
@@ -273,10 +325,10 @@ def apply(
         raise ValueError(f"lstm.apply: expected mask [{B}, {T}], got {mask.shape}")
 
     def direction(s, layer_input, states, step_mask, reverse):
-        a_x = input_projection(layer_input, params["weight_ih" + s], params["bias_ih" + s], precision)  # [T, B, 4H]
-        out, h_T, c_T = recurrence(a_x, *states, params["weight_hh" + s], params["bias_hh" + s], step_mask, reverse,
-                                   unroll, precision)
+        out, h_T, c_T = recurrence(layer_input, *states, params["weight_ih" + s], params["weight_hh" + s],
+                                   params["bias_ih" + s], params["bias_hh" + s], step_mask, reverse, unroll, precision)
         return out, (h_T, c_T)
 
-    outputs, (h_n, c_n) = stacked(direction, config, x, (h0, c0), mask=mask, dropout=dropout, key=key, train=train)
+    outputs, (h_n, c_n) = stacked(direction, config, x, (h0, c0), mask=mask, dropout=dropout, key=key, train=train,
+                                  feature_major=True)
     return outputs, (h_n, c_n)

@@ -93,6 +93,7 @@ def stacked(
     dropout: float = 0.0,
     key: jax.Array | None = None,
     train: bool = False,
+    feature_major: bool = False,
 ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     r"""Layers and directions around one cell's recurrence: the deep RNN of Graves et al. 2013 (eq. 11, layer
     :math:`l` reads layer :math:`l-1`'s outputs) with each layer bidirectional (Schuster & Paliwal 1997;
@@ -110,6 +111,12 @@ def stacked(
     states and final_states each a tuple of [B, H] (the GRU's ``(h,)``, the LSTM's ``(h, c)``), mask [T, B]
     bool or None, outputs [T, B, H].
 
+    With ``feature_major`` the layers pass each other their sequences as [T, D, B] (features before the
+    batch; :mod:`scratchlm.nn.lstm` runs its matmuls in that layout, see its module docstring):
+    ``direction`` then receives x [T, D, B] and states of [H, B], and returns outputs [T, H, B] and final
+    states of [H, B]; the arguments and results of ``stacked`` itself, and the dropout masks drawn, are the same
+    in both layouts.
+
     Args: config with ``num_layers`` L and ``num_directions``; x [B, T, D] batch-first; initial_states
     a tuple of [L·dirs, B, H], index ``l·dirs + d`` as in PyTorch; mask [B, T] bool, true at real steps.
     Returns: outputs [B, T, dirs·H] of the top layer, the final states as a tuple of [L·dirs, B, H].
@@ -117,19 +124,27 @@ def stacked(
     L, dirs = config.num_layers, config.num_directions
     if mask is not None:
         mask = jnp.swapaxes(mask.astype(bool), 0, 1)  # [B, T] -> [T, B]
-    layer_input = jnp.swapaxes(x, 0, 1)  # [B, T, D] -> [T, B, D]: scan runs over the leading axis
+    # scan runs over the leading axis: [B, T, D] -> [T, B, D], or [T, D, B] feature-major
+    layer_input = jnp.transpose(x, (1, 2, 0) if feature_major else (1, 0, 2))
+    feature_axis = 1 if feature_major else 2
+    state_layout = (lambda s: s.T) if feature_major else (lambda s: s)  # [B, H] <-> [H, B]
     finals: list[list[jax.Array]] = [[] for _ in initial_states]
     for layer in range(L):
         if layer > 0:
             key, sub = jax.random.split(key) if key is not None else (None, None)
-            layer_input = _dropout(layer_input, dropout, key=sub, train=train)
+            if feature_major:  # the mask drawn for [T, B, D], as in the batch-major layout
+                layer_input = jnp.swapaxes(_dropout(jnp.swapaxes(layer_input, 1, 2), dropout, key=sub, train=train),
+                                           1, 2)
+            else:
+                layer_input = _dropout(layer_input, dropout, key=sub, train=train)
         outputs = []
         for d in range(dirs):
             k = layer * dirs + d
-            out, last = direction(param_suffix(layer, d), layer_input, tuple(s[k] for s in initial_states), mask,
-                                  d == 1)
+            out, last = direction(param_suffix(layer, d), layer_input,
+                                  tuple(state_layout(s[k]) for s in initial_states), mask, d == 1)
             outputs.append(out)
             for states, state in zip(finals, last, strict=True):
-                states.append(state)
-        layer_input = outputs[0] if dirs == 1 else jnp.concatenate(outputs, axis=-1)  # [T, B, dirs·H]
-    return jnp.swapaxes(layer_input, 0, 1), tuple(jnp.stack(states) for states in finals)
+                states.append(state_layout(state))
+        layer_input = outputs[0] if dirs == 1 else jnp.concatenate(outputs, axis=feature_axis)  # dirs·H features
+    outputs = jnp.transpose(layer_input, (2, 0, 1) if feature_major else (1, 0, 2))  # -> [B, T, dirs·H]
+    return outputs, tuple(jnp.stack(states) for states in finals)

@@ -184,31 +184,45 @@ def test_one_step_jacobian_closed_form(x64):
     check_closed_form_grad(projected, jax.jit(vjp_closed_form), ((h, c), x_t, params))
 
 
+@pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_hand_written_backward_equals_autodiff_of_the_scan(x64, reverse):
-    """lstm.recurrence's custom VJP equals autodiff of lstm.scan_recurrence (cell in a plain scan), masked,
-    in float64: the same chain rule summed in another order, so they agree to round-off (~1e-15 relative
-    per op over 5 steps); 1e-10 exposes any wrong term."""
+def test_hand_written_backward_equals_autodiff_of_the_scan(x64, reverse, masked):
+    """lstm.recurrence (feature-major, the input projection inside the step, its custom VJP) equals
+    lstm.input_projection then autodiff of lstm.scan_recurrence (cell in a plain scan), in value and in the
+    gradients of x, h0, c0 and all four weights, with and without a mask, in float64: the same chain rule summed
+    in another order, so they agree to round-off (~1e-15 relative per op over 5 steps); 1e-10 exposes any wrong
+    term."""
     rng = np.random.default_rng(6)
-    T, B, H = 5, 3, 4
-    a_x = rng.standard_normal((T, B, 4 * H))
+    T, B, D, H = 5, 3, 2, 4
+    x = rng.standard_normal((T, B, D))
     h0, c0 = rng.standard_normal((2, B, H))
-    weight_hh, bias_hh = 0.5 * rng.standard_normal((4 * H, H)), 0.5 * rng.standard_normal(4 * H)
-    mask = jnp.asarray(np.array([[1, 1, 1], [1, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], bool))
+    weight_ih, weight_hh = 0.5 * rng.standard_normal((4 * H, D)), 0.5 * rng.standard_normal((4 * H, H))
+    bias_ih, bias_hh = 0.5 * rng.standard_normal((2, 4 * H))
+    mask = jnp.asarray(np.array([[1, 1, 1], [1, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], bool)) if masked else None
     cot = [rng.standard_normal((T, B, H)), rng.standard_normal((B, H)), rng.standard_normal((B, H))]
 
-    def loss(fn):
-        def f(a_x, h0, c0, weight_hh, bias_hh):
-            outs = fn(a_x, h0, c0, weight_hh, bias_hh, mask, reverse, 1, None)
-            return sum(jnp.sum(o * w) for o, w in zip(outs, cot))
-        return jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2, 3, 4)))
+    def plain(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
+        a_x = lstm.input_projection(x, weight_ih, bias_ih)
+        return lstm.scan_recurrence(a_x, h0, c0, weight_hh, bias_hh, mask, reverse)
 
-    args = tuple(map(jnp.asarray, (a_x, h0, c0, weight_hh, bias_hh)))
-    (v_fast, g_fast), (v_plain, g_plain) = loss(lstm.recurrence)(*args), loss(lstm.scan_recurrence)(*args)
+    def fast(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):  # [T, B, D] <-> [T, D, B], [B, H] <-> [H, B]
+        out, h_T, c_T = lstm.recurrence(jnp.swapaxes(x, 1, 2), h0.T, c0.T, weight_ih, weight_hh, bias_ih, bias_hh,
+                                        mask, reverse, 1, None)
+        return jnp.swapaxes(out, 1, 2), h_T.T, c_T.T
+
+    def loss(fn):
+        def f(*args):
+            return sum(jnp.sum(o * w) for o, w in zip(fn(*args), cot))
+        return jax.jit(jax.value_and_grad(f, argnums=tuple(range(7))))
+
+    args = tuple(map(jnp.asarray, (x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)))
+    (v_fast, g_fast), (v_plain, g_plain) = loss(fast)(*args), loss(plain)(*args)
     assert g_fast[0].dtype == jnp.float64
     np.testing.assert_allclose(v_fast, v_plain, rtol=1e-12)
-    for name, a, b in zip(("a_x", "h0", "c0", "weight_hh", "bias_hh"), g_fast, g_plain):
+    for name, a, b in zip(("x", "h0", "c0", "weight_ih", "weight_hh", "bias_ih", "bias_hh"), g_fast, g_plain):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
+    if masked:  # the padded outputs are zeros, as the plain scan's
+        np.testing.assert_array_equal(np.asarray(fast(*args)[0])[~np.asarray(mask)], 0.0)
 
 
 def test_check_grads_through_the_scan(x64):
