@@ -36,12 +36,7 @@ from scratchlm.commands.common import (
     setup_parallel,
     start_run,
 )
-from scratchlm.embeddings.word2vec.config import (
-    Word2VecConfig,
-    default_cpu_batch,
-    default_cpu_threads,
-    default_noise_share,
-)
+from scratchlm.embeddings.word2vec.config import Word2VecConfig, default_cpu_batch, default_noise_share
 from scratchlm.errors import ScratchlmError
 
 
@@ -75,10 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="divide a row's summed update by sqrt(its count in the step) (default: on for batches "
                              "above 2048)")
     parser.add_argument("--restrict-vocab", type=int, default=30_000, help="evaluate over the N most frequent words")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads running the steps' programs (default: skip-gram 1, CBOW 2, see "
-                             "scratchlm.embeddings.word2vec.config.default_cpu_threads; 0: XLA's default, one per "
-                             "CPU); compiling uses every CPU either way; ignored with a GPU/TPU or a mesh")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads running a step's ops (default 1: the step's ops are too small to share "
+                             "between threads, see scratchlm.commands.common.limit_intra_op_threads; 0: XLA's "
+                             "default, one per CPU); compiling uses every CPU either way; ignored with a GPU/TPU or a "
+                             "mesh")
     add_run_arguments(parser)
     add_parallel_arguments(parser)  # --mesh data=4,model=2 (tables by rows over model); multi-host flags
 
@@ -269,10 +265,9 @@ def run(args: argparse.Namespace) -> int:
     from scratchlm.training.phases import PhaseClock
 
     clock = PhaseClock()
-    threads = default_cpu_threads(args.model) if args.threads is None else args.threads
-    checks.at_least("threads", threads, 0)
-    if threads and args.mesh is None and args.coordinator is None and args.num_processes is None:
-        limit_intra_op_threads(threads)  # before anything starts JAX's backend
+    checks.at_least("threads", args.threads, 0)
+    if args.threads and args.mesh is None and args.coordinator is None and args.num_processes is None:
+        limit_intra_op_threads(args.threads)  # before anything starts JAX's backend
     import jax
 
     metrics = train_and_write(args, clock=clock)

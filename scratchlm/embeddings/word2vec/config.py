@@ -133,16 +133,3 @@ def default_noise_share(model: str, batch: int, accelerator: bool) -> int:
     if accelerator:
         return 1
     return math.gcd(32, batch) if model == "cbow" else 8
-
-
-def default_cpu_threads(model: str) -> int:
-    """Threads of XLA:CPU's pool running the training programs unless ``--threads`` says otherwise: 1
-    skip-gram, 2 CBOW.
-
-    XLA:CPU runs one program at a time per pool thread.  With two, CBOW draws the next dispatch's
-    batches (``training.word2vec.step_batches``) on the second core while the steps run on the first.
-    Skip-gram keeps one: its step is hundreds of ops of microseconds each, which two threads slowed
-    (1.32-1.46 against 1.76-2.09 ms a step, 2 vCPUs, benchmarks/RESULTS.md); CBOW's steps ran as fast
-    with two (1.04-1.18 against 1.07-1.39 ms).
-    """
-    return 2 if model == "cbow" else 1
