@@ -199,6 +199,7 @@ def _train_and_write(args, sentences, clock) -> dict:
     curve: list[dict] = []
 
     def on_progress(params, progress):
+        prepare_side()
         words = min(progress.words_done, total)
         bar.update(words - done["words"])
         done["words"] = words
@@ -212,11 +213,19 @@ def _train_and_write(args, sentences, clock) -> dict:
 
     # A second thread does the work of the phases after training that needs no trained vector while the
     # step runs on one CPU thread (pyplot's import, the evaluation sets), then draws the plots while
-    # this thread writes and scores the vectors: 1-1.5 s of a command on 2 cores.
+    # this thread writes and scores the vectors: 1-1.5 s of a command on 2 cores.  It starts after the
+    # first dispatch, once the steps' programs are traced: started before, its imports held the GIL
+    # while this thread traced them, and the first steps began 0.1-0.3 s later (CBOW, 2 cores).
     side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="word2vec-side")
-    if lead:
-        side.submit(plots.warm_up)
-    side.submit(lambda: (corpora.analogy_questions(), *map(corpora.word_pairs, ("wordsim353", "simlex999"))))
+
+    def prepare_side():
+        if done.get("side"):
+            return
+        done["side"] = True
+        if lead:
+            side.submit(plots.warm_up)
+        side.submit(lambda: (corpora.analogy_questions(), *map(corpora.word_pairs, ("wordsim353", "simlex999"))))
+
     t0 = time.perf_counter()
     with clock.phase("train"), run.training():
         params, loss, start_epoch = recipe.train_with_checkpoints(
@@ -224,6 +233,7 @@ def _train_and_write(args, sentences, clock) -> dict:
             resume=run.resume, checkpoint_every=run.config.checkpoint_every, mesh=mesh, callback=on_progress,
             log=recipe.logger.info)
     train_seconds = time.perf_counter() - t0
+    prepare_side()  # a run resumed at its end has no dispatch
     bar.close()
     wv = model.word_vectors(params, vocab)
 
