@@ -61,8 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None,
                         help="centre words per step (default on CPU: 384 skip-gram, 1024 CBOW; on an accelerator "
                              "up to 16384, halved until an epoch has at least 256 steps)")
-    parser.add_argument("--steps-per-call", type=int, default=W.steps_per_call,
-                        help="jitted steps per dispatch")
+    parser.add_argument("--steps-per-call", type=int, default=None,
+                        help=f"jitted steps per dispatch (default {W.steps_per_call}; CBOW on a CPU: the fewest "
+                             f"dispatches of at most {W.steps_per_call} steps that cover an epoch)")
     parser.add_argument("--noise-share", type=int, default=None,
                         help="centres sharing one set of noise words (default on CPU: skip-gram 8, CBOW 32 taken "
                              "across its runs; on an accelerator 1)")
@@ -97,7 +98,7 @@ def _config(args, counts=None):
     """The run's config; ``counts`` (the vocabulary's word counts) size an accelerator's default batch."""
     import jax
 
-    from scratchlm.embeddings.word2vec.model import accelerator_batch
+    from scratchlm.embeddings.word2vec.model import accelerator_batch, epoch_dispatch_steps
 
     accelerator = jax.devices()[0].platform != "cpu"
     if args.batch_size is not None:
@@ -110,9 +111,14 @@ def _config(args, counts=None):
     # plain sum scores as gensim (H100, the sample, 15 epochs: WordSim .459 plain vs .392 damped).
     normalize = args.normalize_duplicates if args.normalize_duplicates is not None else batch > 2048
     share = args.noise_share if args.noise_share is not None else default_noise_share(args.model, batch, accelerator)
+    steps_per_call = args.steps_per_call
+    if steps_per_call is None:
+        steps_per_call = Word2VecConfig.steps_per_call
+        if args.model == "cbow" and not accelerator and counts is not None:
+            steps_per_call = epoch_dispatch_steps(counts, args.sample, batch, cap=steps_per_call)
     return Word2VecConfig(model=args.model, dim=args.dim, window=args.window, negative=args.negative,
                           min_count=args.min_count, sample=args.sample, epochs=args.epochs, lr=args.lr,
-                          min_lr=args.min_lr, batch_size=batch, steps_per_call=args.steps_per_call,
+                          min_lr=args.min_lr, batch_size=batch, steps_per_call=steps_per_call,
                           normalize_duplicates=normalize, noise_share=share)
 
 
@@ -162,10 +168,13 @@ def _train_and_write(args, sentences, clock) -> dict:
     def run_settings(config) -> dict:
         return {"config": dataclasses.asdict(config), "seed": args.seed, "restrict_vocab": args.restrict_vocab}
 
-    known = run_settings(config)  # before the vocabulary: an accelerator's default batch follows the corpus size
+    known = run_settings(config)  # before the vocabulary: an accelerator's default batch (and CBOW's dispatch
+    # size) follows the corpus size
     if args.batch_size is None and jax.devices()[0].platform != "cpu":
         for derived in ("batch_size", "normalize_duplicates", "noise_share"):
             known["config"].pop(derived)
+    if args.steps_per_call is None:  # derived from the vocabulary's counts (CBOW on a CPU)
+        known["config"].pop("steps_per_call")
     if complete_run(args, command="word2vec", settings=known, data=digest, unit="epoch"):
         return json.loads((out / "metrics.json").read_text())
     with clock.phase("vocabulary"):
