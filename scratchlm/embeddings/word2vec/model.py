@@ -48,7 +48,7 @@ def epoch_dispatch_steps(counts: np.ndarray, sample: float, batch: int, *, cap: 
 
     A dispatch draws the batches of all its ``steps_per_call`` steps at once, also past the epoch's end:
     at 256 an epoch of 305 steps drew 512 batches (two dispatches), at 160 it draws 320 (CBOW on the
-    sample, 2 cores: 2.66 against 2.76 s for 15 epochs in one process).  The kept count varies a little
+    sample, 15 epochs in one process, 2 loaded cores: 2.48-2.70 against 2.59-2.80 s).  The kept count varies a little
     between epochs (subsampling draws each token): ``margin`` covers it; an epoch past it takes one more
     dispatch, the same numbers either way (a step's draws depend on its number alone).
     """
