@@ -239,6 +239,16 @@ def cbow_update(params, context, context_mask, target, noise, alpha, *, normaliz
     return params, loss, jnp.sum(count > 0)
 
 
+def _materialized(x):
+    """``x``, computed once into a buffer of its own: on CPU through a conditional, which XLA never fuses
+    (it strips ``lax.optimization_barrier`` before fusing, and fuses a cheap producer into each consumer)."""
+    def through_a_conditional(x):  # the predicate is data, so XLA cannot fold the conditional away
+        first = x.ravel()[0]
+        return jax.lax.cond(first == first, lambda x: x, lambda x: x + 0, x)
+
+    return jax.lax.platform_dependent(x, cpu=through_a_conditional, default=lambda x: x)
+
+
 def _shift(x, offset, run):
     """``x[offset : offset + run]``: a window's slot at ``offset``, for every centre of a position-major block."""
     return jax.lax.slice_in_dim(x, offset, offset + run, axis=0)
@@ -285,7 +295,7 @@ def cbow_block_update(params, block, context_mask, target, noise, alpha, *, norm
     h = sum(maskf[:, :, j, None] * _shift(v_block, W + o, L) for j, o in enumerate(offsets))
     h = h / jnp.maximum(count, 1.0)[..., None]  # [L, G, D]
     # materialised once: fused into its consumers, XLA:CPU recomputed the window sum in each of them
-    h = jax.lax.optimization_barrier(h).reshape(G * L, D)
+    h = _materialized(h).reshape(G * L, D)
     t = target.reshape(G * L)
     # Sets of S centres sharing K noise words are taken across runs, S consecutive centres of the
     # position-major order, from unrelated sentences.  Consecutive centres of one run, whose mean contexts
