@@ -193,8 +193,7 @@ def _train_and_write(args, sentences, clock) -> dict:
         return json.loads((out / "metrics.json").read_text())
     with clock.phase("init"):  # the tables and the corpus on the device (their programs compiled)
         corpus = recipe.make_corpus(ids, sentence, vocab.counts, config.sample)
-        k_init, k_train = jax.random.split(jax.random.key(args.seed))
-        params = model.init(k_init, len(vocab), config)
+        params, k_train = recipe.seeded_init(args.seed, len(vocab), config)
         jax.block_until_ready((params, corpus.ids, corpus.table))
     settings = {"config": dataclasses.asdict(config), "corpus": str(args.corpus), "seed": args.seed,
                 "vocab_size": len(vocab), "tokens": int(len(ids))}
