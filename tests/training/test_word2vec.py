@@ -124,6 +124,18 @@ def test_bit_reproducible_and_resumable():
         np.testing.assert_array_equal(np.asarray(resumed[name]), np.asarray(a[name]))
 
 
+def test_seeded_init_is_the_eager_split_and_init():
+    """The command's one-program start: key(seed) split into the tables' key and the training's, the tables
+    drawn from the first, bit for bit as the eager calls draw them."""
+    config = Word2VecConfig(dim=8)
+    params, k_train = w2v.seeded_init(7, 13, config)
+    k_init, k_expected = jax.random.split(jax.random.key(7))
+    expected = model.init(k_init, 13, config)
+    for name in ("v", "u"):
+        np.testing.assert_array_equal(np.asarray(params[name]), np.asarray(expected[name]))
+    np.testing.assert_array_equal(jax.random.key_data(k_train), jax.random.key_data(k_expected))
+
+
 def test_ahead_draws_items_on_another_thread_in_order_and_raises_their_error():
     """train's dispatches are drawn by w2v._ahead: the same items in the same order, made off the calling
     thread (the point: the next dispatch's batches drawn while this one's steps run), and an error raised
