@@ -6,9 +6,12 @@ at what learning rate, and runs the steps:
 
 - :func:`read_corpus`: the vocabulary and the encoded corpus (with several processes, each reads its
   share and the pieces are gathered);
-- :func:`run_steps`: ``steps_per_call`` steps in one ``lax.fori_loop`` per dispatch, their ids, masks
-  and draws built first as arrays (pair generation, subsampling and negative sampling on the device);
-- :func:`train`: the epochs from a given (epoch, step), bit-identical to an uninterrupted run;
+- :func:`seeded_init`: the tables and the training key from a seed, one program;
+- :func:`step_batches`: the ids, masks and draws of a dispatch's steps, built first as arrays (pair
+  generation, subsampling and negative sampling on the device);
+- :func:`run_steps`: ``steps_per_call`` steps in one ``lax.fori_loop`` per dispatch;
+- :func:`train`: the epochs from a given (epoch, step), bit-identical to an uninterrupted run, each
+  dispatch's batches drawn on a second thread while the one before runs;
 - :func:`train_with_checkpoints`: :func:`train` writing checkpoints after every epoch and every
   ``checkpoint_every`` seconds, and resuming from the latest one; :func:`fit`: all in one call.
 """
