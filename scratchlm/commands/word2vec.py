@@ -194,7 +194,7 @@ def _train_and_write(args, sentences, clock) -> dict:
     with clock.phase("init"):  # the tables and the corpus on the device (their programs compiled)
         corpus = recipe.make_corpus(ids, sentence, vocab.counts, config.sample)
         params, k_train = recipe.seeded_init(args.seed, len(vocab), config)
-        jax.block_until_ready((params, corpus.ids, corpus.table))
+        jax.block_until_ready((params, corpus.ids, corpus.noise_ends))
     settings = {"config": dataclasses.asdict(config), "corpus": str(args.corpus), "seed": args.seed,
                 "vocab_size": len(vocab), "tokens": int(len(ids))}
 

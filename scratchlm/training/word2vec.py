@@ -71,19 +71,21 @@ def read_corpus(sentences, min_count: int):
 
 @dataclass(frozen=True)
 class Corpus:
-    """What lives on the device: ``ids`` [N] int32, ``sentence`` [N] int32, ``p_keep`` [V], noise ``table`` [T]."""
+    """What lives on the device: ``ids`` [N] int32, ``sentence`` [N] int32, ``p_keep`` [V], and where each
+    word's slots of the noise table end, ``noise_ends`` [V - 1]
+    (:func:`~scratchlm.embeddings.word2vec.sampling.noise_ends`)."""
 
     ids: jax.Array
     sentence: jax.Array
     p_keep: jax.Array
-    table: jax.Array
+    noise_ends: jax.Array
 
 
 def make_corpus(ids: np.ndarray, sentence: np.ndarray, counts: np.ndarray, sample: float) -> Corpus:
     """The encoded corpus on the device, with each word's keep probability (threshold ``sample``) and the
-    noise table, both from the vocabulary's ``counts``."""
+    noise table's word ends, both from the vocabulary's ``counts``."""
     return Corpus(jnp.asarray(ids, jnp.int32), jnp.asarray(sentence, jnp.int32),
-                  jnp.asarray(sampling.keep_probability(counts, sample)), jnp.asarray(sampling.noise_table(counts)))
+                  jnp.asarray(sampling.keep_probability(counts, sample)), jnp.asarray(sampling.noise_ends(counts)))
 
 
 @partial(jax.jit, static_argnames=("vocab_size", "config"))
@@ -117,7 +119,7 @@ def _step_layout(config: Word2VecConfig) -> tuple[int, int, int]:
 
 
 @partial(jax.jit, static_argnames=("config", "mesh"))
-def step_batches(kept_ids, kept_sentence, n_kept, table, key, t_start, steps_in_epoch, *, config, mesh=None):
+def step_batches(kept_ids, kept_sentence, n_kept, noise_ends, key, t_start, steps_in_epoch, *, config, mesh=None):
     """The ids, masks and draws of steps ``t_start .. t_start + steps_per_call - 1`` of an epoch (pair
     generation and negative sampling on the device), for :func:`run_steps`: ``(context, mask, target,
     noise, block)``, each with a leading axis of ``steps_per_call``.
@@ -152,7 +154,7 @@ def step_batches(kept_ids, kept_sentence, n_kept, table, key, t_start, steps_in_
             b = sampling.reduced_windows(w_window, (B,), W)
             block = kept_ids[jnp.clip(run[:, None] * L - W + jnp.arange(L + 2 * W, dtype=jnp.int32), 0, last)]
         position, mask = sampling.context_positions(centre, b, kept_sentence, n_kept, W)  # [rows, 2W]
-        noise = sampling.draw_negatives(w_noise, table, (n_sets, K))  # one set per `share` rows
+        noise = sampling.draw_negatives(w_noise, noise_ends, (n_sets, K))  # one set per `share` rows
         context = kept_ids[position] if config.model == "skipgram" or mesh is not None else None
         return context, mask, kept_ids[jnp.clip(centre, 0, last)], noise, block
 
@@ -280,7 +282,7 @@ def train(params, corpus: Corpus, config: Word2VecConfig, *, key: jax.Array, sta
             S = max(1, math.ceil(int(n_kept) / config.batch_size))
             t = start_step if epoch == start_epoch else 0
             while t < S:
-                batches = step_batches(kept_ids, kept_sentence, n_kept, corpus.table, k_steps, t, S, config=config,
+                batches = step_batches(kept_ids, kept_sentence, n_kept, corpus.noise_ends, k_steps, t, S, config=config,
                                        mesh=mesh)
                 yield epoch, t, min(S, t + config.steps_per_call), S, jax.block_until_ready(batches)
                 t += config.steps_per_call
