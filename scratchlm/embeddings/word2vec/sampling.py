@@ -3,8 +3,8 @@ r"""What Word2Vec samples: the vocabulary, frequent-word subsampling, the noise 
 Host side (NumPy, once per run): :func:`build_vocab` (words seen at least ``min_count`` times, most
 frequent first; :func:`~scratchlm.tokenizers.vocab.word_counts` and :func:`vocab_from_counts`
 are its two halves, so that processes can merge their shards' counts in between), :func:`encode`
-(the corpus as one int32 id array plus each token's sentence number), :func:`keep_probability` and
-:func:`noise_table`.
+(the corpus as one int32 id array plus each token's sentence number), :func:`keep_probability`,
+:func:`noise_table` and its words' slot ends, :func:`noise_ends` (what training searches).
 
 Device side (JAX, inside the jitted training step): :func:`subsample` (one epoch's kept tokens,
 compacted so that windows span kept words only, as in the C tool), :func:`reduced_windows`,
