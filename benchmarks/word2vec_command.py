@@ -66,9 +66,11 @@ def _timed(cmd: list[str], env: dict) -> float:
     return seconds
 
 
-def run_ours(corpus: Path, out: Path, model: str, epochs: int, seed: int, env: dict) -> dict:
+def run_ours(corpus: Path, out: Path, model: str, epochs: int, seed: int, env: dict,
+             threads: int | None = None) -> dict:
     cmd = [sys.executable, "-m", "scratchlm.cli", "word2vec", "--corpus", str(corpus), "--model", model,
            "--epochs", str(epochs), "--seed", str(seed), "--out", str(out), "--overwrite", "--quiet"]
+    cmd += [] if threads is None else ["--threads", str(threads)]
     seconds = _timed(cmd, env)
     metrics = json.loads((out / "metrics.json").read_text())
     timings = metrics.get("timings", {})
@@ -98,6 +100,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side (first is cold)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="gensim threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="scratchlm word2vec's --threads (default: the command's own default)")
     parser.add_argument("--quick", action="store_true", help="2 epochs, a fifth of the sample, CBOW, 2 rounds")
     args = parser.parse_args(argv)
     fraction = 1.0
@@ -117,7 +121,7 @@ def main(argv=None) -> dict:
             env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(tmp / f"xla-{name}"), "PYTHONPATH": path}
             ours, theirs = [], []
             for _ in range(args.rounds):  # alternate the sides: the machine's load falls on both
-                ours.append(run_ours(corpus, tmp / f"ours-{name}", name, args.epochs, args.seed, env))
+                ours.append(run_ours(corpus, tmp / f"ours-{name}", name, args.epochs, args.seed, env, args.threads))
                 theirs.append(run_gensim(corpus, tmp, name, args.epochs, args.seed, args.workers, env))
             warm = ours[1:] or ours
             ours_s = statistics.median(r["seconds"] for r in warm)

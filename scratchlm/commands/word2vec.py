@@ -61,8 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None,
                         help="centre words per step (default on CPU: 384 skip-gram, 1024 CBOW; on an accelerator "
                              "up to 16384, halved until an epoch has at least 256 steps)")
-    parser.add_argument("--steps-per-call", type=int, default=W.steps_per_call,
-                        help="jitted steps per dispatch")
+    parser.add_argument("--steps-per-call", type=int, default=None,
+                        help=f"jitted steps per dispatch (default {W.steps_per_call}; CBOW on a CPU: the fewest "
+                             f"dispatches of at most {W.steps_per_call} steps that cover an epoch)")
     parser.add_argument("--noise-share", type=int, default=None,
                         help="centres sharing one set of noise words (default on CPU: skip-gram 8, CBOW 32 taken "
                              "across its runs; on an accelerator 1)")
@@ -97,7 +98,7 @@ def _config(args, counts=None):
     """The run's config; ``counts`` (the vocabulary's word counts) size an accelerator's default batch."""
     import jax
 
-    from scratchlm.embeddings.word2vec.model import accelerator_batch
+    from scratchlm.embeddings.word2vec.model import accelerator_batch, epoch_dispatch_steps
 
     accelerator = jax.devices()[0].platform != "cpu"
     if args.batch_size is not None:
@@ -110,9 +111,14 @@ def _config(args, counts=None):
     # plain sum scores as gensim (H100, the sample, 15 epochs: WordSim .459 plain vs .392 damped).
     normalize = args.normalize_duplicates if args.normalize_duplicates is not None else batch > 2048
     share = args.noise_share if args.noise_share is not None else default_noise_share(args.model, batch, accelerator)
+    steps_per_call = args.steps_per_call
+    if steps_per_call is None:
+        steps_per_call = Word2VecConfig.steps_per_call
+        if args.model == "cbow" and not accelerator and counts is not None:
+            steps_per_call = epoch_dispatch_steps(counts, args.sample, batch, cap=steps_per_call)
     return Word2VecConfig(model=args.model, dim=args.dim, window=args.window, negative=args.negative,
                           min_count=args.min_count, sample=args.sample, epochs=args.epochs, lr=args.lr,
-                          min_lr=args.min_lr, batch_size=batch, steps_per_call=args.steps_per_call,
+                          min_lr=args.min_lr, batch_size=batch, steps_per_call=steps_per_call,
                           normalize_duplicates=normalize, noise_share=share)
 
 
@@ -162,10 +168,13 @@ def _train_and_write(args, sentences, clock) -> dict:
     def run_settings(config) -> dict:
         return {"config": dataclasses.asdict(config), "seed": args.seed, "restrict_vocab": args.restrict_vocab}
 
-    known = run_settings(config)  # before the vocabulary: an accelerator's default batch follows the corpus size
+    known = run_settings(config)  # before the vocabulary: an accelerator's default batch (and CBOW's dispatch
+    # size) follows the corpus size
     if args.batch_size is None and jax.devices()[0].platform != "cpu":
         for derived in ("batch_size", "normalize_duplicates", "noise_share"):
             known["config"].pop(derived)
+    if args.steps_per_call is None:  # derived from the vocabulary's counts (CBOW on a CPU)
+        known["config"].pop("steps_per_call")
     if complete_run(args, command="word2vec", settings=known, data=digest, unit="epoch"):
         return json.loads((out / "metrics.json").read_text())
     with clock.phase("vocabulary"):
@@ -184,9 +193,8 @@ def _train_and_write(args, sentences, clock) -> dict:
         return json.loads((out / "metrics.json").read_text())
     with clock.phase("init"):  # the tables and the corpus on the device (their programs compiled)
         corpus = recipe.make_corpus(ids, sentence, vocab.counts, config.sample)
-        k_init, k_train = jax.random.split(jax.random.key(args.seed))
-        params = model.init(k_init, len(vocab), config)
-        jax.block_until_ready((params, corpus.ids, corpus.table))
+        params, k_train = recipe.seeded_init(args.seed, len(vocab), config)
+        jax.block_until_ready((params, corpus.ids, corpus.noise_ends))
     settings = {"config": dataclasses.asdict(config), "corpus": str(args.corpus), "seed": args.seed,
                 "vocab_size": len(vocab), "tokens": int(len(ids))}
 
@@ -199,6 +207,7 @@ def _train_and_write(args, sentences, clock) -> dict:
     curve: list[dict] = []
 
     def on_progress(params, progress):
+        prepare_side()
         words = min(progress.words_done, total)
         bar.update(words - done["words"])
         done["words"] = words
@@ -212,11 +221,19 @@ def _train_and_write(args, sentences, clock) -> dict:
 
     # A second thread does the work of the phases after training that needs no trained vector while the
     # step runs on one CPU thread (pyplot's import, the evaluation sets), then draws the plots while
-    # this thread writes and scores the vectors: 1-1.5 s of a command on 2 cores.
+    # this thread writes and scores the vectors: 1-1.5 s of a command on 2 cores.  It starts after the
+    # first dispatch, once the steps' programs are traced: started before, its imports held the GIL
+    # while this thread traced them, and the first steps began 0.1-0.3 s later (CBOW, 2 cores).
     side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="word2vec-side")
-    if lead:
-        side.submit(plots.warm_up)
-    side.submit(lambda: (corpora.analogy_questions(), *map(corpora.word_pairs, ("wordsim353", "simlex999"))))
+
+    def prepare_side():
+        if done.get("side"):
+            return
+        done["side"] = True
+        if lead:
+            side.submit(plots.warm_up)
+        side.submit(lambda: (corpora.analogy_questions(), *map(corpora.word_pairs, ("wordsim353", "simlex999"))))
+
     t0 = time.perf_counter()
     with clock.phase("train"), run.training():
         params, loss, start_epoch = recipe.train_with_checkpoints(
@@ -224,6 +241,7 @@ def _train_and_write(args, sentences, clock) -> dict:
             resume=run.resume, checkpoint_every=run.config.checkpoint_every, mesh=mesh, callback=on_progress,
             log=recipe.logger.info)
     train_seconds = time.perf_counter() - t0
+    prepare_side()  # a run resumed at its end has no dispatch
     bar.close()
     wv = model.word_vectors(params, vocab)
 

@@ -6,9 +6,12 @@ at what learning rate, and runs the steps:
 
 - :func:`read_corpus`: the vocabulary and the encoded corpus (with several processes, each reads its
   share and the pieces are gathered);
-- :func:`run_steps`: ``steps_per_call`` steps in one ``lax.fori_loop`` per dispatch, their ids, masks
-  and draws built first as arrays (pair generation, subsampling and negative sampling on the device);
-- :func:`train`: the epochs from a given (epoch, step), bit-identical to an uninterrupted run;
+- :func:`seeded_init`: the tables and the training key from a seed, one program;
+- :func:`step_batches`: the ids, masks and draws of a dispatch's steps, built first as arrays (pair
+  generation, subsampling and negative sampling on the device);
+- :func:`run_steps`: ``steps_per_call`` steps in one ``lax.fori_loop`` per dispatch;
+- :func:`train`: the epochs from a given (epoch, step), bit-identical to an uninterrupted run, each
+  dispatch's batches drawn on a second thread while the one before runs;
 - :func:`train_with_checkpoints`: :func:`train` writing checkpoints after every epoch and every
   ``checkpoint_every`` seconds, and resuming from the latest one; :func:`fit`: all in one call.
 """
@@ -20,7 +23,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -67,19 +71,31 @@ def read_corpus(sentences, min_count: int):
 
 @dataclass(frozen=True)
 class Corpus:
-    """What lives on the device: ``ids`` [N] int32, ``sentence`` [N] int32, ``p_keep`` [V], noise ``table`` [T]."""
+    """What lives on the device: ``ids`` [N] int32, ``sentence`` [N] int32, ``p_keep`` [V], and where each
+    word's slots of the noise table end, ``noise_ends`` [V - 1]
+    (:func:`~scratchlm.embeddings.word2vec.sampling.noise_ends`)."""
 
     ids: jax.Array
     sentence: jax.Array
     p_keep: jax.Array
-    table: jax.Array
+    noise_ends: jax.Array
 
 
 def make_corpus(ids: np.ndarray, sentence: np.ndarray, counts: np.ndarray, sample: float) -> Corpus:
     """The encoded corpus on the device, with each word's keep probability (threshold ``sample``) and the
-    noise table, both from the vocabulary's ``counts``."""
+    noise table's word ends, both from the vocabulary's ``counts``."""
     return Corpus(jnp.asarray(ids, jnp.int32), jnp.asarray(sentence, jnp.int32),
-                  jnp.asarray(sampling.keep_probability(counts, sample)), jnp.asarray(sampling.noise_table(counts)))
+                  jnp.asarray(sampling.keep_probability(counts, sample)), jnp.asarray(sampling.noise_ends(counts)))
+
+
+@partial(jax.jit, static_argnames=("vocab_size", "config"))
+def seeded_init(seed, vocab_size: int, config: Word2VecConfig):
+    """``(params, key)`` of a run from its integer ``seed``: ``key(seed)`` split into the tables'
+    (:func:`scratchlm.embeddings.word2vec.model.init`) and the training's key.  One program: as eager
+    calls, the key, its split and the initialiser's draws were five small programs to trace and load
+    (about 0.08 s of a command's start)."""
+    k_init, k_train = jax.random.split(jax.random.key(seed))
+    return model.init(k_init, vocab_size, config), k_train
 
 
 @jax.jit
@@ -94,31 +110,31 @@ def epoch_tokens(key, epoch, ids, sentence, p_keep):
     return (*sampling.subsample(k_keep, ids, sentence, p_keep), k_steps)
 
 
-@partial(jax.jit, static_argnames=("config", "mesh"), donate_argnums=(0,))
-def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_start, t_stop, steps_in_epoch, *, config,
-              mesh=None):
-    """Steps ``t_start .. t_stop-1`` (at most ``config.steps_per_call``) of one epoch in one dispatch;
-    returns (params, summed loss, pairs).
+def _step_layout(config: Word2VecConfig) -> tuple[int, int, int]:
+    """``(L, G, C)``: CBOW's G runs of L consecutive centres a step; skip-gram's C centres per window
+    group (sets of ``noise_share``)."""
+    B, W, share = config.batch_size, config.window, config.noise_share
+    L = cbow_run_length(config)
+    return L, B // L, -(-B // (W * share)) * share
+
+
+@partial(jax.jit, static_argnames=("config", "mesh"))
+def step_batches(kept_ids, kept_sentence, n_kept, noise_ends, key, t_start, steps_in_epoch, *, config, mesh=None):
+    """The ids, masks and draws of steps ``t_start .. t_start + steps_per_call - 1`` of an epoch (pair
+    generation and negative sampling on the device), for :func:`run_steps`: ``(context, mask, target,
+    noise, block)``, each with a leading axis of ``steps_per_call``.
 
     Step ``t`` takes centres at positions ``t + j·S`` (``j < batch_size``, ``S`` = steps in the epoch)
-    of the compacted corpus (CBOW: runs ``t + g·S`` of ``L`` consecutive positions ``(t + g·S)·L + l``);
-    its learning rate is the linear decay at progress ``(epoch + t/S)/epochs``.  Skip-gram groups the
-    step's centres by reduced window (:func:`scratchlm.embeddings.word2vec.sampling.window_groups`) and
-    computes each group at its own width (:func:`~scratchlm.embeddings.word2vec.kernels.skipgram_groups_update`).
-
-    With a ``mesh`` the tables are split by rows over its ``model`` axis and the step's centres over
-    ``data`` (:func:`scratchlm.embeddings.word2vec.sharded.make_sharded_word2vec_update`; CBOW through
-    :func:`~scratchlm.embeddings.word2vec.kernels.cbow_update`,
-    the same arithmetic for the same centres); the batch is drawn as on one device.
+    of the compacted corpus (CBOW: runs ``t + g·S`` of ``L`` consecutive positions ``(t + g·S)·L + l``).
+    Skip-gram groups the step's centres by reduced window
+    (:func:`scratchlm.embeddings.word2vec.sampling.window_groups`).  CBOW's context ids only with a
+    ``mesh`` (``None`` otherwise: one device reads them from the block).  A program of its own, so that
+    :func:`train` can draw the next dispatch's batches while the current one's steps run.
     """
     B, W, K = config.batch_size, config.window, config.negative
-    L = cbow_run_length(config)  # CBOW: G runs of L consecutive centres
-    G = B // L
+    L, G, C = _step_layout(config)
     last = kept_ids.shape[0] - 1
-
     share = config.noise_share
-    C = -(-B // (W * share)) * share  # skip-gram: centres per window group, sets of `share` centres
-
     n_window = W * C if config.model == "skipgram" else B  # random words for the windows, then the noise
     n_sets = n_window // share  # one noise set per `share` rows of the step
 
@@ -138,13 +154,35 @@ def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_star
             b = sampling.reduced_windows(w_window, (B,), W)
             block = kept_ids[jnp.clip(run[:, None] * L - W + jnp.arange(L + 2 * W, dtype=jnp.int32), 0, last)]
         position, mask = sampling.context_positions(centre, b, kept_sentence, n_kept, W)  # [rows, 2W]
-        noise = sampling.draw_negatives(w_noise, table, (n_sets, K))  # one set per `share` rows
-        return kept_ids[position], mask, kept_ids[jnp.clip(centre, 0, last)], noise, block
+        noise = sampling.draw_negatives(w_noise, noise_ends, (n_sets, K))  # one set per `share` rows
+        context = kept_ids[position] if config.model == "skipgram" or mesh is not None else None
+        return context, mask, kept_ids[jnp.clip(centre, 0, last)], noise, block
 
-    # every step's batch made at once, outside the loop, as arrays: XLA:CPU's threefry loop costs per
-    # call, not per number, and inside the loop XLA would fuse the masks' arithmetic into each consumer
-    # and redo it per element of [rows, 2W, D]
-    batches = jax.vmap(batch)(t_start + jnp.arange(config.steps_per_call))
+    # every step's batch made at once, as arrays: XLA:CPU's threefry loop costs per call, not per
+    # number, and inside the steps' loop XLA would fuse the masks' arithmetic into each consumer and
+    # redo it per element of [rows, 2W, D]
+    return jax.vmap(batch)(t_start + jnp.arange(config.steps_per_call))
+
+
+@partial(jax.jit, static_argnames=("config", "mesh"), donate_argnums=(0,))
+def run_steps(params, batches, epoch, t_start, t_stop, steps_in_epoch, *, config, mesh=None):
+    """Steps ``t_start .. t_stop-1`` (at most ``config.steps_per_call``) of one epoch in one dispatch, on
+    ``batches`` from :func:`step_batches` (drawn from the same ``t_start``); returns (params, summed
+    loss, pairs).
+
+    Step ``t``'s learning rate is the linear decay at progress ``(epoch + t/S)/epochs``.  Skip-gram
+    computes each window group at its own width
+    (:func:`~scratchlm.embeddings.word2vec.kernels.skipgram_groups_update`), CBOW its runs'
+    shared blocks (:func:`~scratchlm.embeddings.word2vec.kernels.cbow_block_update`).
+
+    With a ``mesh`` the tables are split by rows over its ``model`` axis and the step's centres over
+    ``data`` (:func:`scratchlm.embeddings.word2vec.sharded.make_sharded_word2vec_update`; CBOW through
+    :func:`~scratchlm.embeddings.word2vec.kernels.cbow_update`,
+    the same arithmetic for the same centres); the batch is drawn as on one device.
+    """
+    B, W, K = config.batch_size, config.window, config.negative
+    L, G, C = _step_layout(config)
+    share = config.noise_share
 
     def skipgram_step(params, context, mask, target, noise, alpha):
         if mesh is None:  # group b: its rows, and its slots at offsets -b..-1, 1..b (columns W-b .. W+b-1)
@@ -190,6 +228,21 @@ def run_steps(params, kept_ids, kept_sentence, n_kept, table, key, epoch, t_star
     return jax.lax.fori_loop(t_start, t_stop, step, (params, zero, jnp.zeros((), jnp.int32)))
 
 
+def _ahead(items: Iterator):
+    """``items``, each computed by a second thread while the caller works on the one before.
+
+    The next dispatch's subsampling and batches (:func:`epoch_tokens`, :func:`step_batches`) are then
+    drawn while the current dispatch's steps run: on two cores, with XLA:CPU's pool of two threads
+    (``scratchlm word2vec --threads 2``), side by side, as XLA:CPU runs one program at a time per
+    calling thread.  The same numbers in the same order as iterating ``items`` directly.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="word2vec-batches") as pool:
+        coming = pool.submit(next, items, None)
+        while (item := coming.result()) is not None:
+            coming = pool.submit(next, items, None)
+            yield item
+
+
 @dataclass(frozen=True)
 class Progress:
     epoch: int
@@ -221,22 +274,30 @@ def train(params, corpus: Corpus, config: Word2VecConfig, *, key: jax.Array, sta
     N = int(corpus.ids.shape[0])
     started = time.perf_counter()
     last_loss = float("nan")
-    for epoch in range(start_epoch, config.epochs):
-        kept_ids, kept_sentence, n_kept, k_steps = epoch_tokens(key, epoch, corpus.ids, corpus.sentence, corpus.p_keep)
-        S = max(1, math.ceil(int(n_kept) / config.batch_size))
-        t = start_step if epoch == start_epoch else 0
-        while t < S:
-            t_stop = min(S, t + config.steps_per_call)
-            params, loss, pairs = run_steps(params, kept_ids, kept_sentence, n_kept, corpus.table, k_steps,
-                                            epoch, t, t_stop, S, config=config, mesh=mesh)
-            last_loss = float(loss) / max(int(pairs), 1)
-            if not math.isfinite(last_loss):
-                raise NonFiniteLossError(f"word2vec loss became {last_loss} in epoch {epoch}, steps {t}..{t_stop}; "
-                                         f"lower --lr or --batch-size")
-            t = t_stop
-            if callback is not None:
-                words_done = int(N * (epoch + t / S))
-                callback(params, Progress(epoch, t, S, last_loss, words_done, time.perf_counter() - started))
+
+    def dispatches():  # (epoch, t, t_stop, S, batches) of every dispatch, in order
+        for epoch in range(start_epoch, config.epochs):
+            kept_ids, kept_sentence, n_kept, k_steps = epoch_tokens(key, epoch, corpus.ids, corpus.sentence,
+                                                                    corpus.p_keep)
+            S = max(1, math.ceil(int(n_kept) / config.batch_size))
+            t = start_step if epoch == start_epoch else 0
+            while t < S:
+                batches = step_batches(kept_ids, kept_sentence, n_kept, corpus.noise_ends, k_steps, t, S, config=config,
+                                       mesh=mesh)
+                yield epoch, t, min(S, t + config.steps_per_call), S, jax.block_until_ready(batches)
+                t += config.steps_per_call
+
+    # one process: the next dispatch's batches drawn on a second thread (several: every process launches its
+    # programs in one order)
+    for epoch, t, t_stop, S, batches in (_ahead if jax.process_count() == 1 else iter)(dispatches()):
+        params, loss, pairs = run_steps(params, batches, epoch, t, t_stop, S, config=config, mesh=mesh)
+        last_loss = float(loss) / max(int(pairs), 1)
+        if not math.isfinite(last_loss):
+            raise NonFiniteLossError(f"word2vec loss became {last_loss} in epoch {epoch}, steps {t}..{t_stop}; "
+                                     f"lower --lr or --batch-size")
+        if callback is not None:
+            callback(params, Progress(epoch, t_stop, S, last_loss, int(N * (epoch + t_stop / S)),
+                                      time.perf_counter() - started))
     return params, last_loss
 
 

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from tests.training.test_word2vec import FILLERS, ROLES, TOPICS, planted_corpus
@@ -52,9 +53,30 @@ def test_command_batch_and_duplicate_damping_defaults(argv, batch, normalize, sh
     assert (config.batch_size, config.normalize_duplicates, config.noise_share) == (batch, normalize, share)
 
 
+@pytest.mark.parametrize("argv, expected", [
+    (["--model", "cbow"], "epoch"),  # CBOW on a CPU: the fewest dispatches covering an epoch
+    ([], 256),  # skip-gram: the config's default (its curve and checkpoints keep their dispatches)
+    (["--model", "cbow", "--steps-per-call", "64"], 64),  # the flag wins
+])
+def test_command_steps_per_call_defaults(argv, expected):
+    import argparse
+
+    from scratchlm.commands import word2vec as command
+    from scratchlm.embeddings.word2vec import model
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args([*argv, "--out", "run"])
+    counts = np.array([5000, 3000, 2000, 900, 100] * 200)
+    assert command._config(args).steps_per_call == (256 if expected == "epoch" else expected)  # counts not read yet
+    if expected == "epoch":
+        expected = model.epoch_dispatch_steps(counts, args.sample, 1024)
+    assert command._config(args, counts).steps_per_call == expected
+
+
 def test_flags_default_to_the_configs_defaults():
-    """One source for each default: the flags read Word2VecConfig's (the batch and the noise sets are the
-    command's per-device choices, above)."""
+    """One source for each default: the flags read Word2VecConfig's (the batch, the noise sets and CBOW's
+    dispatch size are the command's per-device choices, above and below)."""
     import dataclasses
 
     from scratchlm.commands import word2vec as command
@@ -63,7 +85,7 @@ def test_flags_default_to_the_configs_defaults():
     args = command.command_args()
     config = Word2VecConfig()
     for field in dataclasses.fields(Word2VecConfig):
-        if field.name in ("batch_size", "noise_share", "normalize_duplicates", "run_length"):
+        if field.name in ("batch_size", "noise_share", "normalize_duplicates", "run_length", "steps_per_call"):
             continue
         assert getattr(args, field.name) == getattr(config, field.name), field.name
 

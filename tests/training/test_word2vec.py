@@ -124,6 +124,42 @@ def test_bit_reproducible_and_resumable():
         np.testing.assert_array_equal(np.asarray(resumed[name]), np.asarray(a[name]))
 
 
+def test_seeded_init_is_the_eager_split_and_init():
+    """The command's one-program start: key(seed) split into the tables' key and the training's, the tables
+    drawn from the first, bit for bit as the eager calls draw them."""
+    config = Word2VecConfig(dim=8)
+    params, k_train = w2v.seeded_init(7, 13, config)
+    k_init, k_expected = jax.random.split(jax.random.key(7))
+    expected = model.init(k_init, 13, config)
+    for name in ("v", "u"):
+        np.testing.assert_array_equal(np.asarray(params[name]), np.asarray(expected[name]))
+    np.testing.assert_array_equal(jax.random.key_data(k_train), jax.random.key_data(k_expected))
+
+
+def test_ahead_draws_items_on_another_thread_in_order_and_raises_their_error():
+    """train's dispatches are drawn by w2v._ahead: the same items in the same order, made off the calling
+    thread (the point: the next dispatch's batches drawn while this one's steps run), and an error raised
+    while drawing reaches the caller after the items before it."""
+    import threading
+
+    made_on = []
+
+    def items(n, fail=False):
+        for i in range(n):
+            made_on.append(threading.get_ident())
+            yield i
+        if fail:
+            raise ValueError("drawing failed")
+
+    assert list(w2v._ahead(items(5))) == [0, 1, 2, 3, 4]
+    assert threading.get_ident() not in made_on
+    got = []
+    with pytest.raises(ValueError, match="drawing failed"):
+        for i in w2v._ahead(items(2, fail=True)):
+            got.append(i)
+    assert got == [0, 1]
+
+
 def test_bad_inputs():
     with pytest.raises(CorpusError, match="no word"):
         w2v.fit([], Word2VecConfig(), key=jax.random.key(0))

@@ -71,10 +71,13 @@ all words of all epochs.  What follows the C tool / gensim, and where we choose 
   on ``1..window``, and each group is computed at its own width ``2b``
   (:func:`~scratchlm.embeddings.word2vec.kernels.skipgram_groups_update`), 6 context slots per centre on
   average at ``window`` 5 instead of 10 masked ones.
-- Pair generation, subsampling and negative sampling happen on the device inside the jitted step
+- Pair generation, subsampling and negative sampling happen on the device
   (see :mod:`scratchlm.embeddings.word2vec.sampling`); ``steps_per_call`` steps run in one ``lax.fori_loop``
   per dispatch, so Python never feeds the device pair by pair.  The ids, masks and draws of all the
-  dispatch's steps are built first, as arrays, and the loop runs only the updates.
+  dispatch's steps are built first, as arrays, by a program of their own
+  (:func:`scratchlm.training.word2vec.step_batches`), drawn for the next dispatch on a second thread
+  while the current one's steps run (side by side given ``--threads 2`` and a free core), and the loop
+  runs only the updates.
 - **Reproducibility.** Every random draw comes from ``jax.random`` keys folded from one seed (the
   epoch, then the step), so a run is bit-reproducible on a given device and backend — which gensim
   and the C tool are not with more than one thread.

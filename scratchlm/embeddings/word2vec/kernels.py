@@ -239,26 +239,19 @@ def cbow_update(params, context, context_mask, target, noise, alpha, *, normaliz
     return params, loss, jnp.sum(count > 0)
 
 
-def _shifted(x, offset, window, run):
-    """``x[:, W + offset : W + offset + run]`` of a block ``x`` [G, run + 2W, ...]: each centre's slot at ``offset``."""
-    return jax.lax.slice_in_dim(x, window + offset, window + offset + run, axis=1)
+def _materialized(x):
+    """``x``, computed once into a buffer of its own: on CPU through a conditional, which XLA never fuses
+    (it strips ``lax.optimization_barrier`` before fusing, and fuses a cheap producer into each consumer)."""
+    def through_a_conditional(x):  # the predicate is data, so XLA cannot fold the conditional away
+        first = x.ravel()[0]
+        return jax.lax.cond(first == first, lambda x: x, lambda x: x + 0, x)
+
+    return jax.lax.platform_dependent(x, cpu=through_a_conditional, default=lambda x: x)
 
 
-def _unshifted_sum(xs, offsets, window):
-    """The adjoint of :func:`_shifted`, summed: each ``x`` [G, run, ...] of ``xs`` added at block rows
-    ``W + offset ..`` of a zero block [G, run + 2W, ...].
-
-    Slice adds into one buffer: a sum of zero-padded copies is evaluated by XLA:CPU as one fusion
-    that tests every pad at every element, which took half of a CBOW step (2.3 of 5.1 ms at B = 1,024).
-    """
-    xs = list(xs)
-    shape = list(xs[0].shape)
-    run = shape[1]
-    shape[1] += 2 * window
-    total = jnp.zeros(shape, xs[0].dtype)
-    for x, offset in zip(xs, offsets):
-        total = total.at[:, window + offset:window + offset + run].add(x)
-    return total
+def _shift(x, offset, run):
+    """``x[offset : offset + run]``: a window's slot at ``offset``, for every centre of a position-major block."""
+    return jax.lax.slice_in_dim(x, offset, offset + run, axis=0)
 
 
 def cbow_block_update(params, block, context_mask, target, noise, alpha, *, normalize_duplicates=False):
@@ -291,48 +284,54 @@ def cbow_block_update(params, block, context_mask, target, noise, alpha, *, norm
     G, L, J = context_mask.shape
     W, D = J // 2, v.shape[1]
     offsets = [*range(-W, 0), *range(1, W + 1)]  # slot order of sampling.context_positions
-    maskf = context_mask.astype(v.dtype)
-    count = jnp.sum(maskf, axis=2)  # [G, L]
-    v_block = _rows(v, block)  # [G, L + 2W, D]
-    h = sum(maskf[:, :, j, None] * _shifted(v_block, o, W, L) for j, o in enumerate(offsets))
-    h = (h / jnp.maximum(count, 1.0)[..., None]).reshape(G * L, D)
-    if noise.ndim == 3:  # K noise words per centre
-        target, noise = target.reshape(G * L), noise.reshape(G * L, -1)
-        out = jnp.concatenate([target[:, None], noise], axis=1)  # [B, K+1]
-        out_mask = (jnp.concatenate([jnp.ones_like(target[:, None], bool), noise != target[:, None]], axis=1)
-                    & (count.reshape(-1) > 0)[:, None])
-        u_out = _rows(u, out)  # [B, K+1, D]
-        s = jnp.einsum("bd,bkd->bk", h, u_out)  # [B, K+1]
-        y = jnp.zeros(out.shape[1], s.dtype).at[0].set(1.0)
-        g = jnp.where(out_mask, jax.nn.sigmoid(s) - y, 0.0)
-        loss = -_masked_log_sigmoid_sum(jnp.where(y > 0, s, -s), out_mask)
-        d_h = jnp.einsum("bk,bkd->bd", g, u_out).reshape(G, L, D)
-        u_rows, d_u, u_uses = out, g[:, :, None] * h[:, None, :], None  # d_u [B, K+1, D]
-    else:  # sets of `share` centres, taken across runs, share K noise words
-        N = noise.shape[0]
-        share = G * L // N
-        # centres in position-major order (position l of every run, then l + 1, ...): a set holds the
-        # same position of `share` runs, centres from unrelated sentences.  Consecutive centres, whose
-        # mean contexts nearly coincide, would push a shared noise row `share` times the same way at
-        # once (analogy accuracy fell from .026-.029 to .018 at share 32 that way)
-        def across(x):
-            return jnp.swapaxes(x, 0, 1).reshape(N, share, *x.shape[2:])
-
-        t = across(target)
-        # skip-gram's shared-noise arithmetic with one input vector per centre, its mean context
-        d_h, d_t, d_n, loss = _shared_noise_grads(
-            across(h.reshape(G, L, 1, D)), _rows(u, t), _rows(u, noise), across(count > 0)[..., None],
-            noise[:, None, :] != t[..., None])
-        d_h = jnp.swapaxes(d_h.reshape(L, G, D), 0, 1)
-        u_rows = jnp.concatenate([t.reshape(-1), noise.reshape(-1)])
-        d_u = jnp.concatenate([d_t.reshape(-1, D), d_n.reshape(-1, D)])
-        u_uses = jnp.concatenate([jnp.ones(t.size, jnp.int32), jnp.full(noise.size, share, jnp.int32)])
-    # each block row collects d_h of every centre whose window holds it: the adjoint of the shifts above
-    d_block = _unshifted_sum((maskf[:, :, j, None] * d_h for j in range(J)), offsets, W)  # [G, L + 2W, D]
+    # Position-major throughout ([L, G, ...]: position l of every run, then l + 1): a window's shift is
+    # a slice of whole [G, D] planes, and a set of S centres taken across runs is S consecutive rows, so
+    # no step array is transposed (XLA:CPU's copies between the two orders took a sixth of a step).
+    block, target = block.T, target.T  # [L + 2W, G], [L, G]
+    maskf = jnp.swapaxes(context_mask, 0, 1).astype(v.dtype)  # [L, G, J]
+    count = jnp.sum(maskf, axis=2)  # [L, G]
+    real = count > 0
+    v_block = _rows(v, block)  # [L + 2W, G, D]
+    h = sum(maskf[:, :, j, None] * _shift(v_block, W + o, L) for j, o in enumerate(offsets))
+    h = h / jnp.maximum(count, 1.0)[..., None]  # [L, G, D]
+    # materialised once: fused into its consumers, XLA:CPU recomputed the window sum in each of them
+    h = _materialized(h).reshape(G * L, D)
+    t = target.reshape(G * L)
+    # Sets of S centres sharing K noise words are taken across runs, S consecutive centres of the
+    # position-major order, from unrelated sentences.  Consecutive centres of one run, whose mean contexts
+    # nearly coincide, would push a shared noise row S times the same way at once (analogy accuracy fell
+    # from .026-.029 to .018 at S = 32 that way)
+    if noise.ndim == 3:  # K noise words per centre: sets of one
+        noise = jnp.swapaxes(noise, 0, 1).reshape(G * L, -1)
+    N, K = noise.shape
+    S = G * L // N  # centres per noise set
+    h_s, t_s, real_s = h.reshape(N, S, D), t.reshape(N, S), real.reshape(N, S)
+    u_t, u_n = _rows(u, t).reshape(N, S, D), _rows(u, noise)  # [N, S, D], [N, K, D]
+    # g^+ = σ(u_o·h) − 1 and g^-_k = σ(u_k·h) per centre, the C tool's skip of a noise word equal to the centre
+    s_pos = jnp.einsum("nsd,nsd->ns", h_s, u_t)  # [N, S]
+    s_neg = jnp.einsum("nsd,nkd->nsk", h_s, u_n)  # [N, S, K]
+    w_neg = real_s[..., None] & (noise[:, None, :] != t_s[..., None])
+    g_pos = jnp.where(real_s, jax.nn.sigmoid(s_pos) - 1.0, 0.0)
+    g_neg = jnp.where(w_neg, jax.nn.sigmoid(s_neg), 0.0)
+    loss = -(_masked_log_sigmoid_sum(s_pos, real_s) + _masked_log_sigmoid_sum(-s_neg, w_neg))
+    d_h = g_pos[..., None] * u_t + jnp.einsum("nsk,nkd->nsd", g_neg, u_n)  # [N, S, D] = ∂ℓ/∂h
+    d_t = g_pos[..., None] * h_s  # [N, S, D]
+    d_n = jnp.einsum("nks,nsd->nkd", jax.lax.optimization_barrier(jnp.swapaxes(g_neg, 1, 2)), h_s)  # [N, K, D]
+    # each block row collects ∂ℓ/∂h of every centre whose window holds it, the adjoint of the window sum:
+    # Δ_r = Σ_j m_{r−W−o_j, j} d_{r−W−o_j}, a window sum over d and m zero-padded by 2W rows a side
+    # (padded once, apart: a pad fused into the sum tests every pad at every element)
+    pad = [(2 * W, 2 * W), (0, 0), (0, 0)]
+    d_pad, m_pad = jax.lax.optimization_barrier((jnp.pad(d_h.reshape(L, G, D), pad), jnp.pad(maskf, pad)))
+    back = [W - o for o in offsets]  # block row r reads padded row r + W − o_j
+    d_block = sum(_shift(m_pad[..., j, None], b, L + 2 * W) * _shift(d_pad, b, L + 2 * W)
+                  for j, b in enumerate(back))  # [L + 2W, G, D]
+    rows = block.reshape(-1)
     if normalize_duplicates:
-        uses = _unshifted_sum((maskf[:, :, j] for j in range(J)), offsets, W).reshape(-1)  # [G (L + 2W)]
-        m = jnp.maximum(jnp.zeros(v.shape[0], v.dtype).at[block.reshape(-1)].add(uses.astype(v.dtype)), 1.0)
+        uses = sum(_shift(m_pad[..., j], b, L + 2 * W) for j, b in enumerate(back))  # [L + 2W, G]
+        m = jnp.maximum(jnp.zeros(v.shape[0], v.dtype).at[rows].add(uses.reshape(-1)), 1.0)
         d_block = d_block * jax.lax.rsqrt(m)[block][..., None]
-    params = {"v": v.at[block.reshape(-1)].add(-alpha * d_block.reshape(-1, D), mode="promise_in_bounds"),
-              "u": _scatter(u, u_rows, d_u, alpha, normalize_duplicates, uses=u_uses)}
-    return params, loss, jnp.sum(count > 0)
+    params = {"v": v.at[rows].add(-alpha * d_block.reshape(-1, D), mode="promise_in_bounds"),
+              "u": _scatter(u, jnp.concatenate([t, noise.reshape(-1)]),
+                            jnp.concatenate([d_t.reshape(-1, D), d_n.reshape(-1, D)]), alpha, normalize_duplicates,
+                            uses=jnp.concatenate([jnp.ones(t.size, jnp.int32), jnp.full(noise.size, S, jnp.int32)]))}
+    return params, loss, jnp.sum(real)

@@ -3,8 +3,8 @@ r"""What Word2Vec samples: the vocabulary, frequent-word subsampling, the noise 
 Host side (NumPy, once per run): :func:`build_vocab` (words seen at least ``min_count`` times, most
 frequent first; :func:`~scratchlm.tokenizers.vocab.word_counts` and :func:`vocab_from_counts`
 are its two halves, so that processes can merge their shards' counts in between), :func:`encode`
-(the corpus as one int32 id array plus each token's sentence number), :func:`keep_probability` and
-:func:`noise_table`.
+(the corpus as one int32 id array plus each token's sentence number), :func:`keep_probability`,
+:func:`noise_table` and its words' slot ends, :func:`noise_ends` (what training searches).
 
 Device side (JAX, inside the jitted training step): :func:`subsample` (one epoch's kept tokens,
 compacted so that windows span kept words only, as in the C tool), :func:`reduced_windows`,
@@ -109,7 +109,18 @@ def noise_table(counts: np.ndarray, size: int = NOISE_TABLE_SIZE, power: float =
     ``InitUnigramTable``), so that a uniform slot index draws from :math:`P_n` with one gather.
 
     Slot ``i`` holds the word whose cumulative-probability interval contains ``(i + 1/2) / size``, so
-    each word gets ``P_n(w)·size`` slots up to rounding (±1).
+    each word gets ``P_n(w)·size`` slots up to rounding (±1).  Training reads it through
+    :func:`noise_ends` instead (the same words, without the table's ``size`` entries).
+    """
+    ends = noise_ends(counts, size, power)
+    return np.repeat(np.arange(len(counts), dtype=np.int32), np.diff(ends, prepend=0, append=size))
+
+
+def noise_ends(counts: np.ndarray, size: int = NOISE_TABLE_SIZE, power: float = NOISE_POWER) -> np.ndarray:
+    """Where each word's slots of :func:`noise_table` end, ``ends`` [V - 1] int32 (the last word's end at
+    ``size``): word ``w`` fills slots ``ends[w - 1] .. ends[w] - 1``, so slot ``i`` holds the number of
+    words ``w`` with ``ends[w] <= i``, one binary search (:func:`draw_negatives`) instead of a read
+    from the 2^23-slot table, which cost 0.05-0.15 s of a command's start to build and move to the device.
     """
     cumulative = np.cumsum(noise_probabilities(counts, power))
     # Slot i holds #{w : cumulative[w] <= slot_i}, slot_i = (i + 1/2) / size, capped at V - 1: word w
@@ -117,12 +128,11 @@ def noise_table(counts: np.ndarray, size: int = NOISE_TABLE_SIZE, power: float =
     # ceil(cumulative[w]·size - 1/2); the product can round either way, so each end is checked once
     # against the slots' own arithmetic.  Materialising the 2^23 slots to search them cost about
     # 0.3 s on a first call (fresh pages), most of a command's set-up.
-    V = len(counts)
-    c = cumulative[: V - 1]
+    c = cumulative[: len(counts) - 1]
     ends = np.clip(np.ceil(c * size - 0.5), 0, size).astype(np.int64)
     ends += (ends < size) & ((ends + 0.5) / size < c)  # slot `ends` still lies below c[w]
     ends -= (ends > 0) & ((ends - 0.5) / size >= c)  # slot `ends - 1` does not
-    return np.repeat(np.arange(V, dtype=np.int32), np.diff(ends, prepend=0, append=size))
+    return ends.astype(np.int32)
 
 
 # ----------------------------------------------------------------------------- on the device
@@ -207,15 +217,15 @@ def context_positions(centre: jax.Array, b: jax.Array, sentence: jax.Array, n: j
     return position, mask
 
 
-def draw_negatives(key: jax.Array, table: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    """Noise words drawn from :math:`P_n` through the table: one uniform slot and one gather each.
+def draw_negatives(key: jax.Array, ends: jax.Array, shape: tuple[int, ...], size: int = NOISE_TABLE_SIZE) -> jax.Array:
+    """Noise words drawn from :math:`P_n`: one uniform slot of :func:`noise_table`'s ``size`` each, and the
+    word that fills it, searched in its ``ends`` (:func:`noise_ends`): the table's word, without the table.
 
     One random 32-bit word per draw.  A table of :math:`2^m` slots (the default size) takes its top
     ``m`` bits, exactly uniform; any other size takes the word modulo the size, as the C tool does
     (``(next_random >> 16) % table_size``; the bias, size / 2^32, is far below sampling noise).
     ``key``: a PRNG key or the words (:func:`random_words`).
     """
-    size = table.shape[0]
     if size >= 1 << 31:
         raise ValueError(f"draw_negatives: a table of {size} slots; at most 2^31 - 1")
     words = random_words(key, shape)
@@ -224,4 +234,4 @@ def draw_negatives(key: jax.Array, table: jax.Array, shape: tuple[int, ...]) -> 
         slot = words >> (32 - m) if m else jnp.zeros(shape, jnp.uint32)
     else:
         slot = words % jnp.uint32(size)
-    return table[slot.astype(jnp.int32)]
+    return jnp.searchsorted(ends, slot.astype(jnp.int32), side="right").astype(jnp.int32)

@@ -1,4 +1,6 @@
-"""model.py and config.py: the C tool's initialisation, the accelerator's batch, the settings' checks."""
+"""model.py and config.py: the C tool's initialisation, the batch and dispatch sizes, the settings' checks."""
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -44,6 +46,19 @@ def test_accelerator_batch_is_the_largest_power_of_two_leaving_enough_steps(n_wo
     assert B == 16_384 or kept / (2 * B) < 256  # and no larger power of two would do
 
 
+@settings(max_examples=40)
+@given(n_words=st.integers(10, 3000), scale=st.floats(1.0, 5000.0), sample=st.sampled_from([0.0, 1e-3, 1e-5]),
+       batch=st.sampled_from([64, 384, 1024]))
+def test_epoch_dispatch_steps_cover_an_epoch_in_the_fewest_dispatches(n_words, scale, sample, batch):
+    counts = np.maximum(1, np.round(scale * 1000 / np.arange(1, n_words + 1))).astype(np.int64)  # Zipf-like
+    steps = float(np.sum(counts * sampling.keep_probability(counts, sample))) / batch * 1.02  # expected, 2 % spare
+    n = math.ceil(steps / 256)  # the fewest dispatches of at most 256 steps
+    per_call = model.epoch_dispatch_steps(counts, sample, batch, cap=256)
+    assert per_call % 8 == 0 or per_call == 256
+    assert per_call <= 256 and n * per_call >= steps  # n dispatches cover the epoch with the margin
+    assert (n * per_call - steps) < n * 8 or per_call == 256  # and draw at most a rounding's worth more
+
+
 def test_accelerator_batch_on_the_wikipedia_sample_sizes():
     # The sample's vocabulary (as the command builds it) keeps about 330 k tokens an epoch: B = 1,024,
     # the largest batch that scored as gensim on an H100; the sample repeated 100 times gets the cap.
@@ -51,3 +66,5 @@ def test_accelerator_batch_on_the_wikipedia_sample_sizes():
     vocab = sampling.build_vocab(load_tokenized_corpus("wiki"), 5)
     assert model.accelerator_batch(vocab.counts, 1e-3) == 1024
     assert model.accelerator_batch(vocab.counts * 100, 1e-3) == 16_384
+    # CBOW's CPU batch, 1,024: about 304 steps an epoch, so two dispatches of 160 (not 256 + 256)
+    assert model.epoch_dispatch_steps(vocab.counts, 1e-3, 1024) == 160

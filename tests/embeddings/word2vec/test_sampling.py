@@ -77,11 +77,23 @@ def test_noise_table_shares():
     assert (np.abs(np.bincount(table, minlength=5) - p * (1 << 16)) <= 1).all()
 
 
+@pytest.mark.parametrize("size", [1 << 12, 1000])  # top bits, modulo
+def test_negative_draws_are_the_tables_words(size):
+    """A draw searched in the ends is the word of the C tool's table at the same slot: the slots read
+    through ends = 1 .. size - 1 (slot i has i ends at or below it), then looked up in the table."""
+    counts = np.array([700, 300, 300, 20, 5, 1, 1])
+    key, n = jax.random.key(4), 20_000
+    slots = np.asarray(sampling.draw_negatives(key, jnp.arange(1, size, dtype=jnp.int32), (n,), size))
+    ends = jnp.asarray(sampling.noise_ends(counts, size))
+    np.testing.assert_array_equal(np.asarray(sampling.draw_negatives(key, ends, (n,), size)),
+                                  sampling.noise_table(counts, size)[slots])
+
+
 def test_negative_draws_follow_unigram_to_the_three_quarters():
     counts = np.array([5000, 1200, 300, 40, 3])
-    table = jnp.asarray(sampling.noise_table(counts))
+    ends = jnp.asarray(sampling.noise_ends(counts))
     n = 400_000
-    draws = np.asarray(sampling.draw_negatives(jax.random.key(1), table, (n,)))
+    draws = np.asarray(sampling.draw_negatives(jax.random.key(1), ends, (n,)))
     p = counts ** 0.75 / np.sum(counts ** 0.75)
     freq = np.bincount(draws, minlength=5) / n
     assert (np.abs(freq - p) <= 5 * np.sqrt(p * (1 - p) / n)).all()
@@ -93,7 +105,8 @@ def test_negative_draws_are_uniform_over_the_slots(size):
     """Each slot of a table of `size` slots is drawn with probability 1/size: over n draws, the counts of
     the slots in 16 equal bands are n/16 each within 5 binomial standard deviations, and every slot is in range."""
     n = 400_000
-    slots = np.asarray(sampling.draw_negatives(jax.random.key(5), jnp.arange(size, dtype=jnp.int32), (n,)))
+    # ends 1 .. size - 1: slot i has i ends at or below it, so each draw is its slot
+    slots = np.asarray(sampling.draw_negatives(jax.random.key(5), jnp.arange(1, size, dtype=jnp.int32), (n,), size))
     assert slots.min() >= 0 and slots.max() < size
     bands = np.bincount(slots * 16 // size, minlength=16) / n
     assert (np.abs(bands - 1 / 16) <= 5 * np.sqrt((1 / 16) * (15 / 16) / n)).all()
@@ -103,16 +116,16 @@ def test_samplers_take_a_key_or_the_words_drawn_from_it():
     """A step draws its words once and hands each sampler a slice: the same numbers as the key itself gives."""
     key = jax.random.key(6)
     words = jax.random.bits(key, (60,), jnp.uint32)
-    table = jnp.asarray(sampling.noise_table(np.array([50, 20, 5]), size=1 << 10))
+    ends = jnp.asarray(sampling.noise_ends(np.array([50, 20, 5]), size=1 << 10))
     np.testing.assert_array_equal(sampling.reduced_windows(words, (60,), 5), sampling.reduced_windows(key, (60,), 5))
     key_20, words_20 = jax.random.key(7), jax.random.bits(jax.random.key(7), (20,), jnp.uint32)  # 5 rows x 4 cells
     np.testing.assert_array_equal(sampling.window_groups(words_20, 11, 5, 2), sampling.window_groups(key_20, 11, 5, 2))
-    np.testing.assert_array_equal(sampling.draw_negatives(words.reshape(12, 5), table, (12, 5)),
-                                  sampling.draw_negatives(key, table, (12, 5)))
+    np.testing.assert_array_equal(sampling.draw_negatives(words.reshape(12, 5), ends, (12, 5), 1 << 10),
+                                  sampling.draw_negatives(key, ends, (12, 5), 1 << 10))
     with pytest.raises(ValueError, match="uint32"):
         sampling.reduced_windows(words[:59], (60,), 5)
     with pytest.raises(ValueError, match="uint32"):
-        sampling.draw_negatives(words.astype(jnp.int32), table, (60,))
+        sampling.draw_negatives(words.astype(jnp.int32), ends, (60,), 1 << 10)
 
 
 def test_reduced_window_is_uniform():
