@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from scratchlm.errors import ScratchlmError
+from scratchlm.fusion import materialized
 from scratchlm.nn.attention import dense, multi_head_attention
 from scratchlm.nn.functional import dropout, gelu, layer_norm
 
@@ -157,21 +158,13 @@ def stored_gradient(x: jax.Array) -> jax.Array:
     transposed copy a weight gradient reads) and so recomputes it once per layer: :math:`O(L^2)` work,
     1.7 of 6.3 seconds of a GPT-2-small training step on two cores.  ``lax.optimization_barrier``
     would say this, but the CPU compiler strips barriers before fusing; a conditional is never fused,
-    so on CPU the gradient passes through one (both branches the identity).  Elsewhere it is the
-    identity both ways.  Call it on the residual stream between layers.
+    so on CPU the gradient passes through one (:func:`scratchlm.fusion.materialized`).  Elsewhere it
+    is the identity both ways.  Call it on the residual stream between layers.
     """
     return x
 
 
-def _stored_gradient_bwd(_, g):
-    def through_a_conditional(g):  # the predicate is data, so XLA cannot fold the conditional away
-        first = g.ravel()[0]
-        return (jax.lax.cond(first == first, lambda g: g, lambda g: g + 0, g),)
-
-    return jax.lax.platform_dependent(g, cpu=through_a_conditional, default=lambda g: (g,))
-
-
-stored_gradient.defvjp(lambda x: (x, None), _stored_gradient_bwd)
+stored_gradient.defvjp(lambda x: (x, None), lambda _, g: (materialized(g),))
 
 
 def init_encoder(key: jax.Array, config: TransformerConfig) -> dict:

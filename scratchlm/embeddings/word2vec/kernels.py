@@ -24,6 +24,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from scratchlm.fusion import materialized
+
 
 def _log_sigmoid(x):
     r""":math:`\log\sigma(x) = \min(x, 0) - \log(1 + e^{-|x|})`, stable; on XLA:CPU 10x faster than
@@ -239,16 +241,6 @@ def cbow_update(params, context, context_mask, target, noise, alpha, *, normaliz
     return params, loss, jnp.sum(count > 0)
 
 
-def _materialized(x):
-    """``x``, computed once into a buffer of its own: on CPU through a conditional, which XLA never fuses
-    (it strips ``lax.optimization_barrier`` before fusing, and fuses a cheap producer into each consumer)."""
-    def through_a_conditional(x):  # the predicate is data, so XLA cannot fold the conditional away
-        first = x.ravel()[0]
-        return jax.lax.cond(first == first, lambda x: x, lambda x: x + 0, x)
-
-    return jax.lax.platform_dependent(x, cpu=through_a_conditional, default=lambda x: x)
-
-
 def _shift(x, offset, run):
     """``x[offset : offset + run]``: a window's slot at ``offset``, for every centre of a position-major block."""
     return jax.lax.slice_in_dim(x, offset, offset + run, axis=0)
@@ -295,7 +287,7 @@ def cbow_block_update(params, block, context_mask, target, noise, alpha, *, norm
     h = sum(maskf[:, :, j, None] * _shift(v_block, W + o, L) for j, o in enumerate(offsets))
     h = h / jnp.maximum(count, 1.0)[..., None]  # [L, G, D]
     # materialised once: fused into its consumers, XLA:CPU recomputed the window sum in each of them
-    h = _materialized(h).reshape(G * L, D)
+    h = materialized(h).reshape(G * L, D)
     t = target.reshape(G * L)
     # Sets of S centres sharing K noise words are taken across runs, S consecutive centres of the
     # position-major order, from unrelated sentences.  Consecutive centres of one run, whose mean contexts
@@ -307,16 +299,10 @@ def cbow_block_update(params, block, context_mask, target, noise, alpha, *, norm
     S = G * L // N  # centres per noise set
     h_s, t_s, real_s = h.reshape(N, S, D), t.reshape(N, S), real.reshape(N, S)
     u_t, u_n = _rows(u, t).reshape(N, S, D), _rows(u, noise)  # [N, S, D], [N, K, D]
-    # g^+ = σ(u_o·h) − 1 and g^-_k = σ(u_k·h) per centre, the C tool's skip of a noise word equal to the centre
-    s_pos = jnp.einsum("nsd,nsd->ns", h_s, u_t)  # [N, S]
-    s_neg = jnp.einsum("nsd,nkd->nsk", h_s, u_n)  # [N, S, K]
-    w_neg = real_s[..., None] & (noise[:, None, :] != t_s[..., None])
-    g_pos = jnp.where(real_s, jax.nn.sigmoid(s_pos) - 1.0, 0.0)
-    g_neg = jnp.where(w_neg, jax.nn.sigmoid(s_neg), 0.0)
-    loss = -(_masked_log_sigmoid_sum(s_pos, real_s) + _masked_log_sigmoid_sum(-s_neg, w_neg))
-    d_h = g_pos[..., None] * u_t + jnp.einsum("nsk,nkd->nsd", g_neg, u_n)  # [N, S, D] = ∂ℓ/∂h
-    d_t = g_pos[..., None] * h_s  # [N, S, D]
-    d_n = jnp.einsum("nks,nsd->nkd", jax.lax.optimization_barrier(jnp.swapaxes(g_neg, 1, 2)), h_s)  # [N, K, D]
+    # skip-gram's shared-noise arithmetic with one input vector per centre, its mean context (the C tool's
+    # skip of a noise word equal to the centre)
+    d_h, d_t, d_n, loss = _shared_noise_grads(h_s[:, :, None], u_t, u_n, real_s[..., None],
+                                              noise[:, None, :] != t_s[..., None])
     # each block row collects ∂ℓ/∂h of every centre whose window holds it, the adjoint of the window sum:
     # Δ_r = Σ_j m_{r−W−o_j, j} d_{r−W−o_j}, a window sum over d and m zero-padded by 2W rows a side
     # (padded once, apart: a pad fused into the sum tests every pad at every element)
