@@ -18,6 +18,8 @@ import jax
 
 def materialized(x: jax.Array) -> jax.Array:
     """``x``, computed once into a buffer of its own (on CPU through a conditional, which XLA never fuses)."""
+    if x.size == 0:  # nothing to store, and no element to test
+        return x
 
     def through_a_conditional(x):  # the predicate is data, so XLA cannot fold the conditional away
         first = x.ravel()[0]

@@ -48,7 +48,7 @@ from scratchlm.nn.attention import (
     scaled_dot_product_attention,
     update_kv_cache,
 )
-from scratchlm.nn.functional import dropout, gelu
+from scratchlm.nn.functional import dropout, gelu, matmul
 from scratchlm.nn.losses import softmax_cross_entropy
 from scratchlm.nn.sampling import sample_logits
 from scratchlm.nn.transformer import apply_layer_norm, init_layer_norm, stored_gradient
@@ -164,7 +164,7 @@ def conv1d(p: dict, x: jax.Array) -> jax.Array:
 
     Args: p {"weight": [d_in, d_out], "bias": [d_out]}; x [..., d_in].  Returns [..., d_out] in x's dtype.
     """
-    return jnp.einsum("...i,io->...o", x, p["weight"].astype(x.dtype)) + p["bias"].astype(x.dtype)
+    return matmul(x, p["weight"].astype(x.dtype)) + p["bias"].astype(x.dtype)
 
 
 def position_ids_from_mask(attention_mask: jax.Array) -> jax.Array:

@@ -276,3 +276,51 @@ def test_dropout_of_a_scalar_and_of_rows():
     assert y.shape == () and float(y) in (0.0, 2.0 / (F.keep_threshold(0.5) / 2**16))
     rows = np.asarray(F.dropout(jnp.ones((8, 64)), 0.5, key=jax.random.key(1), train=True)) != 0
     assert len({r.tobytes() for r in rows}) == 8
+
+
+# ---------------------------------------------------------------- matmul: the product with its backward written out
+
+
+def test_matmul_grads_and_closed_form(x64):
+    """y = xW: autodiff of the written-out backward pass against finite differences, and against the
+    docstring's x_bar = y_bar W^T, W_bar = x^T y_bar evaluated in NumPy, over the rows of every leading axis."""
+    rng = np.random.default_rng(5)
+    x, W, c = rng.normal(size=(2, 3, 4)), rng.normal(size=(4, 5)), rng.normal(size=(2, 3, 5))
+    f = lambda x, W: jnp.sum(c * F.matmul(x, W))  # noqa: E731
+    check_grads(f, (x, W))
+    check_closed_form_grad(f, lambda x, W: c @ W.T, (x, W), argnums=0)
+    check_closed_form_grad(f, lambda x, W: x.reshape(-1, 4).T @ c.reshape(-1, 5), (x, W), argnums=1)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(1, 6), st.integers(1, 6), st.integers(0, 99))
+def test_matmul_equals_the_plain_product_both_ways(B, T, d_in, d_out, seed):
+    """Any shape: the value and the gradients are the plain einsum's and autodiff's of it, the same float64
+    sums (of d_in <= 6 products for y, of B·T <= 20 for the gradients) in another order:
+    |error| <= n·eps·sum|terms| ~ 5e-15 of the summed magnitudes, so 1e-13 of them is a wide bound."""
+    rng = np.random.default_rng(seed)
+    x, W, c = rng.normal(size=(B, T, d_in)), rng.normal(size=(d_in, d_out)), rng.normal(size=(B, T, d_out))
+    with jax.enable_x64(True):
+        magnitudes = np.abs(x) @ np.abs(W)
+        np.testing.assert_array_less(np.abs(F.matmul(x, W) - x @ W), 1e-13 * magnitudes + 1e-300)
+        ours = jax.grad(lambda x, W: jnp.sum(c * F.matmul(x, W)), (0, 1))(x, W)
+        plain = jax.grad(lambda x, W: jnp.sum(c * jnp.einsum("bti,io->bto", x, W)), (0, 1))(x, W)
+        for got, want, s in zip(ours, plain, (np.abs(c) @ np.abs(W).T, np.einsum("bti,bto->io", np.abs(x), np.abs(c)))):
+            np.testing.assert_array_less(np.abs(got - want), 1e-13 * s + 1e-300)
+
+
+def test_matmul_weight_gradient_is_a_plain_product_on_cpu():
+    """The reason the function exists: autodiff's W_bar contracts both operands' leading axis (an Eigen dot
+    on XLA:CPU); matmul's contracts the left operand's last axis (YNNPACK's form), its left operand stored
+    through a conditional on CPU."""
+    x, W = jnp.ones((8, 16)), jnp.ones((16, 32))  # arguments: a constant x would fold the conditional away
+    ours = jax.jit(jax.grad(lambda W, x: jnp.sum(F.matmul(x, W) ** 2))).lower(W, x).compile().as_text()
+    plain = jax.jit(jax.grad(lambda W, x: jnp.sum((x @ W) ** 2))).lower(W, x).compile().as_text()
+    assert "lhs_contracting_dims={0}" in plain
+    assert "lhs_contracting_dims={0}" not in ours and " conditional(" in ours
+
+
+def test_matmul_of_no_rows():
+    x, W = jnp.zeros((0, 3)), jnp.ones((3, 2))
+    assert F.matmul(x, W).shape == (0, 2)
+    np.testing.assert_array_equal(jax.grad(lambda W: jnp.sum(F.matmul(x, W)))(W), np.zeros((3, 2)))
