@@ -5,7 +5,8 @@ forward+backward steps/s through scratchlm's ``lax.scan`` layers beside ``torch.
 One step = forward over [B, T, D] through L layers, a scalar loss on the outputs and the final states
 (h_n; and c_n for the LSTM), and the gradients of every weight.  Both sides start from the same weights
 and inputs; the first calls (JAX's compilation, cuDNN's plan selection) are excluded, every timed call
-blocks until the result is on the host side of the device.
+blocks until the result is on the host side of the device.  PyTorch's side runs in a process of its own
+(:func:`benchmarks.common.in_own_process`), so neither side is timed in the other's leftovers.
 
 On a GPU JAX's default float32 matmul precision may use TF32, as cuDNN's RNNs do by default in
 PyTorch (``torch.backends.cudnn.allow_tf32 = True``); ``--precision highest`` rules it out for JAX and
@@ -19,8 +20,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 
-from benchmarks.common import figure, report, time_call
+from benchmarks.common import figure, in_own_process, report, time_call
 
 
 def _finals(states) -> tuple:
@@ -28,15 +30,28 @@ def _finals(states) -> tuple:
     return states if isinstance(states, tuple) else (states,)
 
 
-def _torch_step(cell, args, state_dict, x, g_out, g_finals):
+def torch_seconds(cell: str, layers: int, input: int, hidden: int, precision: str, repeats: int, arrays: str) -> dict:
+    """The peer's side, run in a process of its own (:func:`benchmarks.common.in_own_process`): the PyTorch
+    twin's step timed as scratchlm's, from the weights, inputs and cotangents in the ``.npz`` file ``arrays``."""
+    import numpy as np
+
+    with np.load(arrays, allow_pickle=False) as f:
+        data = {k: f[k] for k in f.files}
+    state_dict = {k[len("w:"):]: v for k, v in data.items() if k.startswith("w:")}
+    g_finals = tuple(data[f"g_final{i}"] for i in range(sum(k.startswith("g_final") for k in data)))
+    step, name = _torch_step(cell, layers, input, hidden, precision, state_dict, data["x"], data["g_out"], g_finals)
+    return {**time_call(step, repeats=repeats, warmup=2), "name": name}
+
+
+def _torch_step(cell, layers, input, hidden, precision, state_dict, x, g_out, g_finals):
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
-        torch.backends.cudnn.allow_tf32 = args.precision != "highest"
-        torch.backends.cuda.matmul.allow_tf32 = args.precision != "highest"
+        torch.backends.cudnn.allow_tf32 = precision != "highest"
+        torch.backends.cuda.matmul.allow_tf32 = precision != "highest"
     module = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
-    model = module(args.input, args.hidden, num_layers=args.layers, batch_first=True).to(device)
+    model = module(input, hidden, num_layers=layers, batch_first=True).to(device)
     model.load_state_dict({k: torch.tensor(v) for k, v in state_dict.items()})
     x_t, g_out_t = (torch.tensor(a, device=device) for a in (x, g_out))
     g_finals_t = [torch.tensor(g, device=device) for g in g_finals]
@@ -154,11 +169,15 @@ def main(cell: str, doc: str, argv: list[str] | None = None) -> dict:
             lstm, params, g_out, g_finals, rng, args, best_unroll, precision)
 
     peer_rate, peer_name, peer = None, None, None
-    if not args.no_peers:
-        state_dict = {k: np.asarray(v) for k, v in params.items() if k != "config"}
-        torch_step, peer_name = _torch_step(cell, args, state_dict, x, g_out, g_finals)
-        peer = time_call(torch_step, repeats=args.repeats, warmup=2)
-        peer_rate = 1.0 / peer["median_seconds"]
+    if not args.no_peers:  # in a process of its own: each side timed alone
+        with tempfile.TemporaryDirectory(prefix="recurrent-bench-") as tmp:
+            arrays = os.path.join(tmp, "arrays.npz")
+            np.savez(arrays, x=x, g_out=g_out, **{f"g_final{i}": g for i, g in enumerate(g_finals)},
+                     **{f"w:{k}": np.asarray(v) for k, v in params.items() if k != "config"})
+            peer = in_own_process("benchmarks._recurrent", "torch_seconds", cell=cell, layers=args.layers,
+                                  input=args.input, hidden=args.hidden, precision=args.precision,
+                                  repeats=args.repeats, arrays=arrays)
+        peer_rate, peer_name = 1.0 / peer["median_seconds"], peer["name"]
 
     tokens = B * T
     figures = [

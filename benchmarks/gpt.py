@@ -19,6 +19,9 @@ Generation: greedy continuation of a 32-token prompt by ``--new-tokens`` tokens 
 scratchlm's static key/value cache (one prefill, one jitted step per token) and HuggingFace's
 ``generate(do_sample=False)`` with its dynamic cache; no end-of-text stop, so both generate every token.
 Generated tokens/s = B x new tokens / seconds, after one untimed call (compilation, warm-up).
+
+Each of the four measurements runs in a fresh process (:func:`benchmarks.common.in_own_process`): timed
+after scratchlm's steps in the same process, HuggingFace's training ran 15-20 % slower than alone.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-from benchmarks.common import figure, report, time_scratchlm_training, time_torch_training  # noqa: E402
+from benchmarks.common import figure, in_own_process, report, time_scratchlm_training, time_torch_training  # noqa: E402
 
 PROMPT = 32
 
@@ -48,7 +51,7 @@ def _config(quick: bool, bf16: bool, fused: bool):
                          bos_token_id=None, dtype="bfloat16" if bf16 else "float32", fused_attention=fused)
 
 
-def train_scratchlm(config, seq_len: int, batch: int, steps: int) -> dict:
+def train_scratchlm(quick: bool, bf16: bool, fused: bool, seq_len: int, batch: int, steps: int) -> dict:
     import jax
     import numpy as np
 
@@ -56,6 +59,7 @@ def train_scratchlm(config, seq_len: int, batch: int, steps: int) -> dict:
     from scratchlm.models.bert import count_params
     from scratchlm.training.causal_lm import lm_loss
 
+    config = _config(quick, bf16, fused)
     key = jax.random.key(0, impl="rbg")
     ids = np.random.default_rng(0).integers(0, config.vocab_size, (batch, seq_len)).astype(np.int32)
     data = jax.device_put({"input_ids": ids})
@@ -75,7 +79,8 @@ def _hf_model(config, device):
     return transformers.GPT2LMHeadModel(hf_config).to(device)
 
 
-def train_huggingface(config, seq_len: int, batch: int, steps: int, bf16: bool) -> dict | None:
+def train_huggingface(quick: bool, bf16: bool, fused: bool, seq_len: int, batch: int, steps: int) -> dict | None:
+    config = _config(quick, bf16, fused)
     try:
         import torch
         import transformers
@@ -97,12 +102,13 @@ def train_huggingface(config, seq_len: int, batch: int, steps: int, bf16: bool) 
                     + (", bf16 autocast" if bf16 else "") + ", sdpa)"}
 
 
-def generate_scratchlm(config, batch: int, new_tokens: int) -> dict:
+def generate_scratchlm(quick: bool, bf16: bool, fused: bool, batch: int, new_tokens: int) -> dict:
     import jax
     import numpy as np
 
     from scratchlm.models import gpt
 
+    config = _config(quick, bf16, fused)
     params = gpt.init(jax.random.key(0), config)
     ids = np.random.default_rng(1).integers(0, config.vocab_size, (batch, PROMPT))
     t0 = time.perf_counter()
@@ -114,7 +120,8 @@ def generate_scratchlm(config, batch: int, new_tokens: int) -> dict:
     return {"tokens_per_s": out.size / seconds, "first_call_seconds": first}
 
 
-def generate_huggingface(config, batch: int, new_tokens: int, bf16: bool) -> dict | None:
+def generate_huggingface(quick: bool, bf16: bool, fused: bool, batch: int, new_tokens: int) -> dict | None:
+    config = _config(quick, bf16, fused)
     try:
         import torch
         import transformers
@@ -168,8 +175,10 @@ def main(argv: list[str] | None = None) -> dict:
     peak = peak_flops()
     flops = gpt.flops_per_token(config, seq)
 
-    ours = train_scratchlm(config, seq, batch, steps)
-    peer = None if args.no_peers else train_huggingface(config, seq, batch, steps, args.bf16)
+    shape = {"quick": args.quick, "bf16": args.bf16, "fused": not args.no_fused}
+    ours = in_own_process("benchmarks.gpt", "train_scratchlm", **shape, seq_len=seq, batch=batch, steps=steps)
+    peer = None if args.no_peers else in_own_process("benchmarks.gpt", "train_huggingface", **shape, seq_len=seq,
+                                                     batch=batch, steps=steps)
     peer_tps, peer_name = (peer["tokens_per_s"], peer["name"]) if peer else (None, None)
     figures = [figure(f"training tokens/s, seq {seq}, batch {batch}", ours["tokens_per_s"], peer_tps,
                       unit="tokens/s", peer_name=peer_name)]
@@ -179,8 +188,9 @@ def main(argv: list[str] | None = None) -> dict:
                               peer_name=peer_name))
     generation = []
     for b in (int(x) for x in args.gen_batches.split(",")):
-        g_ours = generate_scratchlm(config, b, new_tokens)
-        g_peer = None if args.no_peers else generate_huggingface(config, b, new_tokens, args.bf16)
+        g_ours = in_own_process("benchmarks.gpt", "generate_scratchlm", **shape, batch=b, new_tokens=new_tokens)
+        g_peer = None if args.no_peers else in_own_process("benchmarks.gpt", "generate_huggingface", **shape,
+                                                           batch=b, new_tokens=new_tokens)
         figures.append(figure(f"greedy generation tokens/s, batch {b}, {new_tokens} new tokens",
                               g_ours["tokens_per_s"], g_peer["tokens_per_s"] if g_peer else None,
                               unit="tokens/s", peer_name=g_peer["name"] if g_peer else None))
