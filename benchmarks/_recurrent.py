@@ -6,7 +6,9 @@ One step = forward over [B, T, D] through L layers, a scalar loss on the outputs
 (h_n; and c_n for the LSTM), and the gradients of every weight.  Both sides start from the same weights
 and inputs; the first calls (JAX's compilation, cuDNN's plan selection) are excluded, every timed call
 blocks until the result is on the host side of the device.  PyTorch's side runs in a process of its own
-(:func:`benchmarks.common.in_own_process`), so neither side is timed in the other's leftovers.
+(:func:`benchmarks.common.in_own_process`), so neither side is timed in the other's leftovers, once
+before scratchlm's timing and once after (a process runs slower right after a heavy one); its figure is
+the mean of the two.
 
 On a GPU JAX's default float32 matmul precision may use TF32, as cuDNN's RNNs do by default in
 PyTorch (``torch.backends.cudnn.allow_tf32 = True``); ``--precision highest`` rules it out for JAX and
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 
 from benchmarks.common import figure, in_own_process, report, time_call
@@ -153,30 +156,39 @@ def main(cell: str, doc: str, argv: list[str] | None = None) -> dict:
 
     grad_step = jax.jit(jax.value_and_grad(loss), static_argnums=4)
     device_args = [jax.device_put(a) for a in (x, g_out, g_finals)]
-    by_unroll = {}
-    for unroll in (int(u) for u in args.unroll.split(",")):
-        def run(unroll=unroll):
-            return jax.block_until_ready(grad_step(params, *device_args, unroll))
 
-        by_unroll[unroll] = time_call(run, repeats=args.repeats, warmup=2)
-    best_unroll = min(by_unroll, key=lambda u: by_unroll[u]["median_seconds"])
-    ours = by_unroll[best_unroll]
-    ours_rate = 1.0 / ours["median_seconds"]
+    def peer_seconds(arrays):  # in a process of its own: each side timed alone
+        return in_own_process("benchmarks._recurrent", "torch_seconds", cell=cell, layers=args.layers,
+                              input=args.input, hidden=args.hidden, precision=args.precision, repeats=args.repeats,
+                              arrays=arrays)
 
-    extra = {}
-    if cell == "lstm":
-        extra["one_layer_recurrence_seconds"] = _one_layer_recurrence_seconds(
-            lstm, params, g_out, g_finals, rng, args, best_unroll, precision)
-
-    peer_rate, peer_name, peer = None, None, None
-    if not args.no_peers:  # in a process of its own: each side timed alone
-        with tempfile.TemporaryDirectory(prefix="recurrent-bench-") as tmp:
-            arrays = os.path.join(tmp, "arrays.npz")
+    peer_rate, peer_name, peer, peer_runs = None, None, None, []
+    with tempfile.TemporaryDirectory(prefix="recurrent-bench-") as tmp:
+        arrays = os.path.join(tmp, "arrays.npz")
+        if not args.no_peers:  # before and after scratchlm's timing: a process runs slower after a heavy one
             np.savez(arrays, x=x, g_out=g_out, **{f"g_final{i}": g for i, g in enumerate(g_finals)},
                      **{f"w:{k}": np.asarray(v) for k, v in params.items() if k != "config"})
-            peer = in_own_process("benchmarks._recurrent", "torch_seconds", cell=cell, layers=args.layers,
-                                  input=args.input, hidden=args.hidden, precision=args.precision,
-                                  repeats=args.repeats, arrays=arrays)
+            peer_runs.append(peer_seconds(arrays))
+        by_unroll = {}
+        for unroll in (int(u) for u in args.unroll.split(",")):
+            def run(unroll=unroll):
+                return jax.block_until_ready(grad_step(params, *device_args, unroll))
+
+            by_unroll[unroll] = time_call(run, repeats=args.repeats, warmup=2)
+        best_unroll = min(by_unroll, key=lambda u: by_unroll[u]["median_seconds"])
+        ours = by_unroll[best_unroll]
+        ours_rate = 1.0 / ours["median_seconds"]
+
+        extra = {}
+        if cell == "lstm":
+            extra["one_layer_recurrence_seconds"] = _one_layer_recurrence_seconds(
+                lstm, params, g_out, g_finals, rng, args, best_unroll, precision)
+
+        if not args.no_peers:
+            peer_runs.append(peer_seconds(arrays))
+    if peer_runs:
+        peer = {**peer_runs[0], "median_seconds": statistics.mean(r["median_seconds"] for r in peer_runs),
+                "median_seconds_runs": [r["median_seconds"] for r in peer_runs]}
         peer_rate, peer_name = 1.0 / peer["median_seconds"], peer["name"]
 
     tokens = B * T

@@ -20,14 +20,17 @@ scratchlm's static key/value cache (one prefill, one jitted step per token) and 
 ``generate(do_sample=False)`` with its dynamic cache; no end-of-text stop, so both generate every token.
 Generated tokens/s = B x new tokens / seconds, after one untimed call (compilation, warm-up).
 
-Each of the four measurements runs in a fresh process (:func:`benchmarks.common.in_own_process`): timed
-after scratchlm's steps in the same process, HuggingFace's training ran 15-20 % slower than alone.
+Each measurement runs in a fresh process (:func:`benchmarks.common.in_own_process`): timed after
+scratchlm's steps in the same process, HuggingFace's training ran 15-20 % slower than alone.  A process
+also runs 5-10 % slower right after another heavy one, so training runs ``--rounds`` times a side, the
+first side alternating (scratchlm, HF, HF, scratchlm, ...), and the figure is each side's median.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -159,6 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-fused", action="store_true", help="plain attention equations instead of the fused kernel")
     parser.add_argument("--quick", action="store_true", help="a tiny decoder (2 layers, 128 wide) for a smoke run")
     parser.add_argument("--no-peers", action="store_true", help="skip HuggingFace")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="training runs of each side, each its own process, first side alternating (medians)")
     args = parser.parse_args(argv)
 
     import jax
@@ -176,9 +181,17 @@ def main(argv: list[str] | None = None) -> dict:
     flops = gpt.flops_per_token(config, seq)
 
     shape = {"quick": args.quick, "bf16": args.bf16, "fused": not args.no_fused}
-    ours = in_own_process("benchmarks.gpt", "train_scratchlm", **shape, seq_len=seq, batch=batch, steps=steps)
-    peer = None if args.no_peers else in_own_process("benchmarks.gpt", "train_huggingface", **shape, seq_len=seq,
-                                                     batch=batch, steps=steps)
+    runs = {"scratchlm": [], "huggingface": []}
+    for r in range(args.rounds):  # ABBA: a process runs slower after a heavy one, so each side goes first in turn
+        order = ("scratchlm", "huggingface") if r % 2 == 0 else ("huggingface", "scratchlm")
+        for side in order if not args.no_peers else ("scratchlm",):
+            runs[side].append(in_own_process("benchmarks.gpt", f"train_{side}", **shape, seq_len=seq, batch=batch,
+                                             steps=steps))
+    ours = {**runs["scratchlm"][0], "tokens_per_s": statistics.median(x["tokens_per_s"] for x in runs["scratchlm"]),
+            "tokens_per_s_runs": [x["tokens_per_s"] for x in runs["scratchlm"]]}
+    peer = None if args.no_peers or None in runs["huggingface"] else {
+        **runs["huggingface"][0], "tokens_per_s": statistics.median(x["tokens_per_s"] for x in runs["huggingface"]),
+        "tokens_per_s_runs": [x["tokens_per_s"] for x in runs["huggingface"]]}
     peer_tps, peer_name = (peer["tokens_per_s"], peer["name"]) if peer else (None, None)
     figures = [figure(f"training tokens/s, seq {seq}, batch {batch}", ours["tokens_per_s"], peer_tps,
                       unit="tokens/s", peer_name=peer_name)]
