@@ -210,5 +210,6 @@ def main(cell: str, doc: str, argv: list[str] | None = None) -> dict:
         scratchlm_median_seconds=ours["median_seconds"],
         steps_per_s_by_unroll={u: 1.0 / t["median_seconds"] for u, t in by_unroll.items()},
         peer_median_seconds=peer["median_seconds"] if peer else None,
+        peer_median_seconds_runs=peer["median_seconds_runs"] if peer else None,  # before, after scratchlm
         **extra,
     )
