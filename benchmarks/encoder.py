@@ -42,7 +42,13 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-from benchmarks.common import figure, report, time_scratchlm_training, time_torch_training  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    figure,
+    in_own_process,
+    report,
+    time_scratchlm_training,
+    time_torch_training,
+)
 
 
 def _configs(quick: bool):
@@ -54,7 +60,7 @@ def _configs(quick: bool):
     return bert.BertConfig()  # BERT-base (Devlin et al. 2019): 12 x 768, 12 heads, 30,522
 
 
-def bench_scratchlm(config, seq_len: int, batch: int, steps: int, bf16: bool, fused: bool) -> dict:
+def bench_scratchlm(quick: bool, seq_len: int, batch: int, steps: int, bf16: bool, fused: bool) -> dict:
     import dataclasses
 
     import jax
@@ -63,6 +69,7 @@ def bench_scratchlm(config, seq_len: int, batch: int, steps: int, bf16: bool, fu
     from scratchlm.models import bert
     from scratchlm.training import pretrain as P
 
+    config = _configs(quick)
     cfg = dataclasses.replace(config, dtype="bfloat16" if bf16 else "float32", fused_attention=fused,
                               attention_probs_dropout_prob=0.0 if fused else config.attention_probs_dropout_prob)
     masking = P.MaskingConfig(mask_token_id=103, vocab_size=cfg.vocab_size)
@@ -80,8 +87,9 @@ def bench_scratchlm(config, seq_len: int, batch: int, steps: int, bf16: bool, fu
             "loss": run["loss"], "parameters": bert.count_params(run["state"].params)}
 
 
-def bench_huggingface(config, seq_len: int, batch: int, steps: int, bf16: bool, fused: bool,
+def bench_huggingface(quick: bool, seq_len: int, batch: int, steps: int, bf16: bool, fused: bool,
                       all_positions: bool = False) -> dict | None:
+    config = _configs(quick)
     try:
         import torch
         import transformers
@@ -168,9 +176,13 @@ def main(argv: list[str] | None = None) -> dict:
     peak = peak_flops()
     figures, runs = [], []
     for seq_len, batch in zip(seqs, batches):
-        ours = bench_scratchlm(config, seq_len, batch, steps, args.bf16, fused=not args.no_fused)
-        peer = None if args.no_peers else bench_huggingface(config, seq_len, batch, steps, args.bf16, not args.no_fused,
-                                                            args.hf_all_positions)
+        # each side in a fresh process: timed after scratchlm's steps in one process, a PyTorch peer ran 15-20 %
+        # slower (benchmarks/notes/2026-12-05-round7.md)
+        shape = {"quick": args.quick, "seq_len": seq_len, "batch": batch, "steps": steps, "bf16": args.bf16,
+                 "fused": not args.no_fused}
+        ours = in_own_process("benchmarks.encoder", "bench_scratchlm", **shape)
+        peer = None if args.no_peers else in_own_process("benchmarks.encoder", "bench_huggingface", **shape,
+                                                         all_positions=args.hf_all_positions)
         flops = bert.flops_per_token(config, seq_len, round(0.15 * seq_len))
         peer_tps = peer["tokens_per_s"] if peer else None
         figures.append(figure(f"MLM training tokens/s, seq {seq_len}, batch {batch}", ours["tokens_per_s"], peer_tps,
