@@ -27,7 +27,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import figure, report, time_call  # noqa: E402
+from benchmarks.common import figure, in_own_process, report, time_call  # noqa: E402
 
 BATCH = 32  # sentence-transformers' default batch size
 
@@ -46,13 +46,14 @@ def sentences(n: int) -> list[str]:
     return out[:n]
 
 
-def bench_scratchlm(texts: list[str], repeats: int) -> dict:
+def bench_scratchlm(n: int, repeats: int) -> dict:
     import jax
 
     from scratchlm import tokenizers
     from scratchlm.data.corpora import minilm_path
     from scratchlm.models import bert
 
+    texts = sentences(n)
     t0 = time.perf_counter()
     config, params = bert.from_pretrained("minilm")
     tok = tokenizers.load(minilm_path() / "tokenizer.json")
@@ -64,16 +65,18 @@ def bench_scratchlm(texts: list[str], repeats: int) -> dict:
         vectors[:] = [bert.encode(params, texts, config=config, tokenizer=tok, batch_size=BATCH, normalize=True)]
 
     timing = time_call(run, repeats=repeats)
-    return {"load": load, "first": timing["first_seconds"], "warm": timing["median_seconds"], "vectors": vectors[0]}
+    return {"load": load, "first": timing["first_seconds"], "warm": timing["median_seconds"],
+            "vectors": np.asarray(vectors[0]).tolist()}
 
 
-def bench_sentence_transformers(texts: list[str], repeats: int) -> dict | None:
+def bench_sentence_transformers(n: int, repeats: int) -> dict | None:
     try:
         import sentence_transformers
     except ImportError:
         return None
     from scratchlm.data.corpora import minilm_path
 
+    texts = sentences(n)
     t0 = time.perf_counter()
     model = sentence_transformers.SentenceTransformer(str(minilm_path()), device="cpu", local_files_only=True)
     load = time.perf_counter() - t0
@@ -83,8 +86,8 @@ def bench_sentence_transformers(texts: list[str], repeats: int) -> dict | None:
         vectors[:] = [model.encode(texts, batch_size=BATCH)]
 
     timing = time_call(run, repeats=repeats)
-    return {"load": load, "first": timing["first_seconds"], "warm": timing["median_seconds"], "vectors": vectors[0],
-            "version": sentence_transformers.__version__}
+    return {"load": load, "first": timing["first_seconds"], "warm": timing["median_seconds"],
+            "vectors": np.asarray(vectors[0]).tolist(), "version": sentence_transformers.__version__}
 
 
 def main(argv=None) -> dict:
@@ -95,9 +98,10 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     n = args.sentences or (200 if args.quick else 1000)
     repeats = 1 if args.quick else 3
-    texts = sentences(n)
-    ours = bench_scratchlm(texts, repeats)
-    peer = None if args.no_peers else bench_sentence_transformers(texts, repeats)
+    # each side in a fresh process (benchmarks/notes/2026-12-05-round7.md); the vectors come back as JSON lists
+    ours = in_own_process("benchmarks.encode", "bench_scratchlm", n=n, repeats=repeats)
+    peer = None if args.no_peers else in_own_process("benchmarks.encode", "bench_sentence_transformers", n=n,
+                                                     repeats=repeats)
     name = f"sentence-transformers {peer['version']}" if peer else None
 
     def pair(key):
@@ -112,7 +116,7 @@ def main(argv=None) -> dict:
     ]
     extra = {"sentences": n, "batch_size": BATCH, "repeats": repeats, "model": "all-MiniLM-L6-v2 (shipped)"}
     if peer:
-        extra["max_abs_difference"] = float(np.abs(ours["vectors"] - peer["vectors"]).max())
+        extra["max_abs_difference"] = float(np.abs(np.asarray(ours["vectors"]) - np.asarray(peer["vectors"])).max())
     return report("encode", figures, **extra)
 
 
