@@ -7,7 +7,8 @@ this", but XLA's CPU compiler strips barriers before it fuses; a conditional is 
 :func:`materialized` passes the value through one, both branches the identity, its predicate data so
 that XLA cannot fold it away; elsewhere it is the identity.
 
-A module of its own, below the layers: ``nn`` (:func:`scratchlm.nn.transformer.stored_gradient`) and
+A module of its own, below the layers: ``nn`` (:func:`scratchlm.nn.transformer.stored_gradient`, and
+:func:`scratchlm.nn.functional.matmul` for the transposed activations a weight's gradient reads) and
 ``embeddings`` (CBOW's kernel) both use it, and neither may import the other.
 """
 
