@@ -186,7 +186,7 @@ def embed(params: dict, input_ids: jax.Array, token_type_ids: jax.Array, *, conf
 
 
 def apply(params: dict, batch: dict, *, config: BertConfig, key: jax.Array | None = None,
-          train: bool = False) -> dict:
+          train: bool = False, cls_only: bool = False) -> dict:
     r"""The BERT encoder: embeddings, :math:`L` Transformer layers, and the pooler.
 
     .. math::  h^{(L)} = \mathrm{Encoder}(h^{(0)}), \qquad
@@ -196,6 +196,8 @@ def apply(params: dict, batch: dict, *, config: BertConfig, key: jax.Array | Non
     "token_type_ids": [B, T] (default all 0)}; key a PRNG key, required when training with dropout.
     Returns {"last_hidden_state": [B, T, H], "pooler_output": [B, H]} in the compute dtype
     (``pooler_output`` is None for params without a ``pooler``, as in HuggingFace's MLM checkpoints).
+    ``cls_only``: the last layer computes the ``[CLS]`` position only (:func:`scratchlm.nn.transformer.encoder`'s
+    ``keep_first``), so ``last_hidden_state`` is [B, 1, H]: what a sequence classifier reads, for less work.
     """
     validate_batch(batch, config)
     input_ids = batch["input_ids"]
@@ -207,7 +209,7 @@ def apply(params: dict, batch: dict, *, config: BertConfig, key: jax.Array | Non
     mask = padding_mask(attention_mask) if attention_mask is not None else None  # [B, 1, 1, T]
     k_emb, k_enc = jax.random.split(key) if key is not None else (None, None)
     h = embed(params, input_ids, token_type_ids, config=config, key=k_emb, train=train)
-    h = encoder(params["encoder"], h, mask, config=config, key=k_enc, train=train)
+    h = encoder(params["encoder"], h, mask, config=config, key=k_enc, train=train, keep_first=1 if cls_only else None)
     # a model saved without pooler (HuggingFace's BertForMaskedLM, scratchlm's pretraining) has none
     pooled = jnp.tanh(dense(params["pooler"]["dense"], h[:, 0])) if "pooler" in params else None
     return {"last_hidden_state": h, "pooler_output": pooled}

@@ -104,18 +104,19 @@ def attention_weights(Q: jax.Array, K: jax.Array, mask: jax.Array | None = None)
 
 def scaled_dot_product_attention(Q: jax.Array, K: jax.Array, V: jax.Array, mask: jax.Array | None = None, *,
                                  dropout_rate: float = 0.0, key: jax.Array | None = None,
-                                 train: bool = False) -> jax.Array:
+                                 train: bool = False, dropout_shape: tuple[int, ...] | None = None) -> jax.Array:
     r"""Scaled dot-product attention (Vaswani et al. 2017, eq. 1), with dropout on the weights as BERT does.
 
     .. math::  \mathrm{Attention}(Q, K, V) = \mathrm{dropout}(A)\, V, \qquad
                A = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}} + M\right)
 
     Args: Q [B, T, h, d_k]; K [B, S, h, d_k]; V [B, S, h, d_v]; mask bool broadcastable to
-    [B, h, T, S]; dropout_rate the drop probability of attention weights (training only).
+    [B, h, T, S]; dropout_rate the drop probability of attention weights (training only); dropout_shape
+    the weights' shape when Q holds only the first T of more queries (:func:`dropout`'s ``of_shape``).
     Returns [B, T, h, d_v] in the dtype of V.
     """
     A = attention_weights(Q, K, mask)  # [B, h, T, S] float32
-    A = dropout(A, dropout_rate, key=key, train=train)
+    A = dropout(A, dropout_rate, key=key, train=train, of_shape=dropout_shape)
     return jnp.einsum("bhts,bshd->bthd", A.astype(V.dtype), V)
 
 
@@ -145,7 +146,7 @@ def fused_attention(Q: jax.Array, K: jax.Array, V: jax.Array, mask: jax.Array | 
 
 def multi_head_attention(p: dict, x: jax.Array, mask: jax.Array | None = None, *, num_heads: int,
                          dropout_rate: float = 0.0, key: jax.Array | None = None, train: bool = False,
-                         fused: bool = False) -> jax.Array:
+                         fused: bool = False, queries: int | None = None) -> jax.Array:
     r"""Multi-head self-attention (Vaswani et al. 2017, §3.2.2).
 
     .. math::  \mathrm{MultiHead}(X) = \mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm{head}_h)\, W^O,
@@ -159,20 +160,27 @@ def multi_head_attention(p: dict, x: jax.Array, mask: jax.Array | None = None, *
     Args: p the ``attention`` subtree of one encoder layer; x [B, T, H]; mask bool broadcastable to
     [B, h, T, T]; fused selects :func:`fused_attention` (which has no attention dropout, so it
     refuses ``dropout_rate > 0`` when training, a setting
-    the user chose: :class:`ScratchlmError`).  Returns [B, T, H] in the dtype of x.
+    the user chose: :class:`ScratchlmError`).  ``queries``: only the first ``queries`` positions attend
+    (every position is still a key and a value), as when only the ``[CLS]`` output is read; the result is
+    then [B, queries, H], the first rows of the full result, with the same dropout masks.
+    Returns [B, T, H] in the dtype of x.
     """
     B, T, H = x.shape
     if H % num_heads:
         raise ValueError(f"hidden size {H} is not divisible by num_heads={num_heads}")
     d_k = H // num_heads
-    Q = dense(p["self"]["query"], x).reshape(B, T, num_heads, d_k)  # [B, T, H] -> [B, T, h, d_k]
+    n = T if queries is None else queries
+    Q = dense(p["self"]["query"], x[:, :n]).reshape(B, n, num_heads, d_k)  # [B, T, H] -> [B, T, h, d_k]
     K = dense(p["self"]["key"], x).reshape(B, T, num_heads, d_k)
     V = dense(p["self"]["value"], x).reshape(B, T, num_heads, d_k)
+    if n != T and mask is not None and mask.ndim == 4 and mask.shape[2] == T:
+        mask = mask[:, :, :n]  # a mask with a query axis (causal): the kept queries' rows
     if fused:
         if train and dropout_rate > 0.0:
             raise ScratchlmError("fused attention has no dropout on the attention weights: set "
                                  "attention_probs_dropout_prob=0 or use the plain path (fused_attention=False)")
         heads = fused_attention(Q, K, V, mask)
     else:
-        heads = scaled_dot_product_attention(Q, K, V, mask, dropout_rate=dropout_rate, key=key, train=train)
-    return dense(p["output"]["dense"], heads.reshape(B, T, H))  # concat heads: [B, T, h, d_k] -> [B, T, H]
+        heads = scaled_dot_product_attention(Q, K, V, mask, dropout_rate=dropout_rate, key=key, train=train,
+                                             dropout_shape=None if n == T else (B, num_heads, T, T))
+    return dense(p["output"]["dense"], heads.reshape(B, n, H))  # concat heads: [B, T, h, d_k] -> [B, T, H]

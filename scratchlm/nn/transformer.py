@@ -113,7 +113,7 @@ def feed_forward(p: dict, x: jax.Array, *, config: TransformerConfig) -> jax.Arr
 
 
 def encoder_layer(p: dict, x: jax.Array, mask: jax.Array | None, *, config: TransformerConfig,
-                  key: jax.Array | None = None, train: bool = False) -> jax.Array:
+                  key: jax.Array | None = None, train: bool = False, keep_first: int | None = None) -> jax.Array:
     r"""One encoder layer: post-LN as in BERT (Vaswani et al. 2017 §3.1; Devlin et al. 2019), or pre-LN.
 
     Post-LN (default):
@@ -129,23 +129,29 @@ def encoder_layer(p: dict, x: jax.Array, mask: jax.Array | None, *, config: Tran
     :math:`\mathrm{LN}_1` is ``attention.output.LayerNorm``, :math:`\mathrm{LN}_2` is ``output.LayerNorm``.
 
     Args: p one layer's params; x [B, T, H] in the compute dtype; mask bool broadcastable to
-    [B, h, T, T]; key required when training with dropout.  Returns [B, T, H].
+    [B, h, T, T]; key required when training with dropout; keep_first: compute the output at the first
+    ``keep_first`` positions only (every position is still attended to), ``[B, keep_first, H]``, the
+    first rows of the full output with the same dropout masks.  Returns [B, T, H].
     """
     k_att, k_drop1, k_drop2 = jax.random.split(key, 3) if key is not None else (None, None, None)
     ln_1, ln_2 = p["attention"]["output"]["LayerNorm"], p["output"]["LayerNorm"]
     eps, rate = config.layer_norm_eps, config.hidden_dropout_prob
+    full = x.shape  # the dropout masks are the full layer's, restricted to the kept positions
+    x_q = x if keep_first is None else x[:, :keep_first]  # the positions whose output is computed
 
     def attend(h):
         return multi_head_attention(p["attention"], h, mask, num_heads=config.num_attention_heads,
                                     dropout_rate=config.attention_probs_dropout_prob, key=k_att, train=train,
-                                    fused=config.fused_attention)
+                                    fused=config.fused_attention, queries=keep_first)
+
+    def drop(h, k):
+        return dropout(h, rate, key=k, train=train, of_shape=full)
 
     if config.pre_layer_norm:
-        u = x + dropout(attend(apply_layer_norm(ln_1, x, eps)), rate, key=k_drop1, train=train)
-        return u + dropout(feed_forward(p, apply_layer_norm(ln_2, u, eps), config=config), rate, key=k_drop2,
-                           train=train)
-    u = apply_layer_norm(ln_1, x + dropout(attend(x), rate, key=k_drop1, train=train), eps)
-    return apply_layer_norm(ln_2, u + dropout(feed_forward(p, u, config=config), rate, key=k_drop2, train=train), eps)
+        u = x_q + drop(attend(apply_layer_norm(ln_1, x, eps)), k_drop1)
+        return u + drop(feed_forward(p, apply_layer_norm(ln_2, u, eps), config=config), k_drop2)
+    u = apply_layer_norm(ln_1, x_q + drop(attend(x), k_drop1), eps)
+    return apply_layer_norm(ln_2, u + drop(feed_forward(p, u, config=config), k_drop2), eps)
 
 
 @jax.custom_vjp
@@ -176,19 +182,30 @@ def init_encoder(key: jax.Array, config: TransformerConfig) -> dict:
 
 
 def encoder(p: dict, x: jax.Array, mask: jax.Array | None, *, config: TransformerConfig,
-            key: jax.Array | None = None, train: bool = False) -> jax.Array:
+            key: jax.Array | None = None, train: bool = False, keep_first: int | None = None) -> jax.Array:
     r"""The stack of :math:`L` encoder layers, :math:`h^{(l)} = \mathrm{Layer}_l(h^{(l-1)})`, :math:`h^{(0)} = x`.
 
     With pre-LN the residual stream is un-normalised, so a final :math:`\mathrm{LN}(h^{(L)})` follows
     (``encoder.LayerNorm``, Xiong et al. 2020).
 
-    Args: p {"layer": [...]}; x [B, T, H]; mask bool broadcastable to [B, h, T, T].  Returns [B, T, H].
+    ``keep_first``: the last layer computes its output at the first ``keep_first`` positions only. A head
+    that reads only the ``[CLS]`` state (BERT's pooler, Devlin et al. 2019 §3) needs no more: position
+    t's last-layer output is read by nothing else, so its queries, attention output, feed-forward
+    network and layer norms are skipped, while every position's keys and values are still computed.
+    The result is the first rows of the full stack's, with the same dropout masks (:func:`dropout`'s
+    ``of_shape``); the same numbers up to the rounding of products over fewer rows.  For MiniLM (6
+    layers) it is about 14 % fewer matrix-product FLOPs in a fine-tuning step.
+
+    Args: p {"layer": [...]}; x [B, T, H]; mask bool broadcastable to [B, h, T, T].  Returns [B, T, H]
+    ([B, keep_first, H] with ``keep_first``).
     """
     if len(p["layer"]) != config.num_hidden_layers:
         raise ValueError(f"config says {config.num_hidden_layers} layers, params hold {len(p['layer'])}")
     keys = jax.random.split(key, len(p["layer"])) if key is not None else [None] * len(p["layer"])
-    for p_l, k_l in zip(p["layer"], keys):
-        x = encoder_layer(p_l, x, mask, config=config, key=k_l, train=train)
+    last = len(p["layer"]) - 1
+    for i, (p_l, k_l) in enumerate(zip(p["layer"], keys)):
+        x = encoder_layer(p_l, x, mask, config=config, key=k_l, train=train,
+                          keep_first=keep_first if i == last else None)
         if config.pre_layer_norm:  # post-LN ends each layer's gradient chain in a layer norm's reductions
             x = stored_gradient(x)
     if config.pre_layer_norm:

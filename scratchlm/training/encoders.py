@@ -101,7 +101,8 @@ class BertEncoder:
 
         def encode(params, batch, *, key, train):
             inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
-            return apply(params, inputs, config=config, key=key, train=train)[feature]
+            # the pooler reads only [CLS]: the last layer computes no other position (same numbers, less work)
+            return apply(params, inputs, config=config, key=key, train=train, cls_only=task != "token")[feature]
 
         def linear(p, h, *, key, train):
             return heads.linear(p, h, rate=config.hidden_dropout_prob, key=key, train=train)

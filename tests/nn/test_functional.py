@@ -43,6 +43,27 @@ def test_dropout_grads(x64):
     check_grads(lambda x: F.dropout(x, 0.3, key=key, train=True), (np.arange(1.0, 9.0),))
 
 
+@settings(max_examples=25, deadline=None)
+@given(full=st.lists(st.integers(1, 7), min_size=1, max_size=3), data=st.data())
+def test_dropout_of_shape_is_the_full_masks_leading_block(full, data):
+    """A leading block of x dropped out with of_shape=x.shape gets exactly the entries the whole x's dropout
+    gives there (what encoder(keep_first=...) relies on to draw the same masks as the full model)."""
+    block = tuple(data.draw(st.integers(1, n)) for n in full)
+    x = jnp.asarray(np.random.default_rng(len(full)).standard_normal(full), jnp.float32)
+    key = jax.random.key(7, impl="rbg")
+    whole = np.asarray(F.dropout(x, 0.3, key=key, train=True))
+    index = tuple(slice(0, n) for n in block)
+    part = np.asarray(F.dropout(x[index], 0.3, key=key, train=True, of_shape=tuple(full)))
+    np.testing.assert_array_equal(part, whole[index])
+
+
+def test_dropout_of_shape_must_hold_x():
+    with pytest.raises(ValueError, match="not a leading block"):
+        F.dropout(jnp.ones((2, 5)), 0.1, key=jax.random.key(0), train=True, of_shape=(2, 4))
+    with pytest.raises(ValueError, match="not a leading block"):
+        F.dropout(jnp.ones((2, 5)), 0.1, key=jax.random.key(0), train=True, of_shape=(10,))
+
+
 # ---------------------------------------------------------------- closed-form gradients (float64)
 
 

@@ -187,6 +187,50 @@ def test_dropout_is_keyed_and_off_at_inference():
         transformer.encoder(params, x, mask, config=cfg, train=True)
 
 
+@pytest.mark.parametrize("pre_ln", [False, True])
+def test_keep_first_is_the_full_encoders_first_rows_with_their_gradients(x64, pre_ln):
+    """encoder(keep_first=k) computes the last layer at the first k positions only: the full stack's first k
+    rows, dropout masks included, and the same gradients of anything read from them (float64).
+
+    Tolerance: the two differ only in the rounding of products over fewer rows, O(eps) = 1e-16 per
+    operation on O(1) values through two layers; 1e-12 leaves margin, and a wrong mask or a missed
+    residual moves the outputs by O(0.1)."""
+    cfg = dataclasses.replace(CFG, hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.2, pre_layer_norm=pre_ln)
+    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), random_params(transformer.init_encoder, cfg, seed=5))
+    x, keep = _x_mask(5, T=6)
+    x, mask = jnp.asarray(x, jnp.float64), padding_mask(jnp.asarray(keep))
+    key = jax.random.key(4, impl="rbg")
+    c = jnp.asarray(np.random.default_rng(6).standard_normal((2, 2, cfg.hidden_size)))  # a cotangent on 2 rows
+
+    def read(p, k):
+        out = transformer.encoder(p, x, mask, config=cfg, key=key, train=True, keep_first=k)
+        return out[:, :2], jnp.sum(c * out[:, :2])
+
+    full = jax.value_and_grad(lambda p: read(p, None)[1])(params)
+    first = jax.value_and_grad(lambda p: read(p, 2)[1])(params)
+    assert read(params, 2)[0].shape == (2, 2, cfg.hidden_size)
+    np.testing.assert_allclose(np.asarray(read(params, 2)[0]), np.asarray(read(params, None)[0]), atol=1e-12, rtol=0)
+    for a, b in zip(jax.tree.leaves(first[1]), jax.tree.leaves(full[1])):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-12, rtol=0)
+    # at inference too (no masks), and through bert.apply(cls_only=True)
+    np.testing.assert_allclose(
+        np.asarray(transformer.encoder(params, x, mask, config=cfg, keep_first=1)),
+        np.asarray(transformer.encoder(params, x, mask, config=cfg)[:, :1]), atol=1e-12, rtol=0)
+
+
+def test_cls_only_gives_the_full_models_cls_state_and_pooler():
+    params = random_params(bert.init, BERT, seed=3)
+    ids = jnp.asarray(np.random.default_rng(3).integers(0, BERT.vocab_size, (3, 7)), jnp.int32)
+    batch = {"input_ids": ids, "attention_mask": jnp.asarray(np.arange(7)[None] < np.array([[7], [4], [2]]), jnp.int32)}
+    full = bert.apply(params, batch, config=BERT)
+    cls = bert.apply(params, batch, config=BERT, cls_only=True)
+    assert cls["last_hidden_state"].shape == (3, 1, BERT.hidden_size)
+    # float32, O(1) values through 2 layers: products over fewer rows round differently at ~1e-7
+    np.testing.assert_allclose(np.asarray(cls["last_hidden_state"]), np.asarray(full["last_hidden_state"][:, :1]),
+                               atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.asarray(cls["pooler_output"]), np.asarray(full["pooler_output"]), atol=1e-5, rtol=0)
+
+
 def test_encoder_layer_equals_huggingface_bert_layer(x64):
     """One post-LN layer against ``transformers``' ``BertLayer`` with the same tensors (loaded by the names the
     params mirror), in float64 with a padding mask: both evaluate the same formulas, so they agree to ~1e-15
