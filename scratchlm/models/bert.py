@@ -239,9 +239,14 @@ _embed = jax.jit(sentence_embeddings, static_argnames=("config", "normalize"))
 
 
 def _bucket(n: int, max_length: int) -> int:
-    """The padded length of a batch whose longest text has ``n`` tokens: the next power of two from 8,
-    capped at ``max_length``, so that ``encode`` compiles at most ~7 shapes."""
-    return min(max(8, 1 << (n - 1).bit_length()), max_length)
+    """The padded length of a batch whose longest text has ``n`` tokens: the next multiple of 16 up to 128
+    (at most 8 shapes for sentences), of 64 beyond, capped at ``max_length``.
+
+    Powers of two padded 1,000 polarity sentences (batches of 32, sorted by length) to 41,216 positions
+    for 27,735 real tokens, 43 % more than each batch's longest (28,736); multiples of 16 pad them to
+    35,840 with the same 5 shapes, so the same compilations."""
+    step = 16 if n <= 128 else 64
+    return min(max(16, -(-n // step) * step), max_length)
 
 
 def encode(params: dict, texts, *, config: BertConfig, tokenizer, batch_size: int = 32, normalize: bool = False,
@@ -255,7 +260,7 @@ def encode(params: dict, texts, *, config: BertConfig, tokenizer, batch_size: in
     are tokenized with ``tokenizer`` (a :class:`scratchlm.tokenizers.Tokenizer`; ``[CLS] text [SEP]``,
     cut at ``max_length`` tokens, default the model's ``max_position_embeddings``; sentence-transformers
     cuts all-MiniLM-L6-v2 at 256), sorted by length and cut into batches of ``batch_size``; each batch is
-    padded to the next power of two of its longest text (:func:`_bucket`) and the last one filled up with
+    padded to a length bucket just above its longest text (:func:`_bucket`) and the last one filled up with
     copies of its first text, so the jitted forward pass compiles once per length bucket.
 
     Args: ``texts`` a str or a sequence of str.  Returns float32 NumPy [N, H] in the order of ``texts``

@@ -391,7 +391,9 @@ def test_encode_compiles_once_per_length_bucket(minilm, minilm_tok):
     others = ["a b c d e f g h i j", "the movie was great fun and long too"] * 3
     encode(params, others, config=config, tokenizer=minilm_tok, batch_size=4)
     assert bert._embed._cache_size() == compiled
-    assert [bert._bucket(n, 512) for n in (1, 8, 9, 16, 17, 300, 600)] == [8, 8, 16, 16, 32, 512, 512]
+    assert [bert._bucket(n, 512) for n in (1, 8, 9, 16, 17, 128, 129, 300, 600)] == [16, 16, 16, 16, 32, 128, 192,
+                                                                                    320, 512]
+    assert bert._bucket(90, 100) == 96 and bert._bucket(99, 100) == 100  # capped at max_length
 
 
 def test_encode_matches_sentence_transformers(minilm, minilm_tok):
