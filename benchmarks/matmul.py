@@ -22,12 +22,11 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import figure, in_own_process, report  # noqa: E402
+from benchmarks.common import figure, in_own_process, report, time_call  # noqa: E402
 
 # (M, K, N, what): M rows (batch × sequence), K inputs, N outputs
 SHAPES = [(1024, 384, 384, "MiniLM attention"), (1024, 384, 1536, "MiniLM FFN in"),
@@ -38,18 +37,17 @@ QUICK = [(256, 128, 128, "small"), (256, 256, 512, "small")]
 
 
 def _median_seconds(fn, sync, seconds: float = 0.2) -> float:
-    sync(fn())
-    t = time.perf_counter()
-    sync(fn())
-    n = max(3, int(seconds / max(time.perf_counter() - t, 1e-6)))
-    runs = []
-    for _ in range(5):
-        t = time.perf_counter()
+    """Seconds per ``fn()`` call: :func:`benchmarks.common.time_call` over loops of n calls, n sized so a loop
+    takes about ``seconds`` (one product of the small shapes is too short to time alone)."""
+    once = time_call(lambda: sync(fn()), repeats=1, warmup=1)["median_seconds"]
+    n = max(3, int(seconds / max(once, 1e-6)))
+
+    def loop():
         for _ in range(n):
             out = fn()
         sync(out)
-        runs.append((time.perf_counter() - t) / n)
-    return statistics.median(runs)
+
+    return time_call(loop, repeats=5, warmup=0)["median_seconds"] / n
 
 
 def side(name: str, shapes: list) -> list[dict]:
