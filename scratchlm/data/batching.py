@@ -113,6 +113,97 @@ def take(data: dict, index: np.ndarray) -> dict:
     return {k: rows(k, v) for k, v in data.items()}
 
 
+def unpad_layout(attention_mask: np.ndarray, rows: int | None = None) -> dict:
+    """The unpadded layout of a right-padded batch (:mod:`scratchlm.nn.unpadding`): its real tokens end to end.
+
+    ``token_index`` [N]: the grid position ``b * T + t`` of each unpadded row, each text's first token
+    first (rows ``0..B-1``, in text order), then every other real token in reading order, then filler
+    rows holding ``B * T`` up to ``rows`` (default: the real tokens rounded up to a multiple of 32).
+    ``grid_index`` [B, T]: the unpadded row of each grid position, ``N`` at padding.
+
+    Args: attention_mask [B, T] 1/0, each row's ones leading, none empty.  Returns int32 arrays.
+    """
+    mask = np.asarray(attention_mask) > 0
+    B, T = mask.shape
+    lengths = mask.sum(1)
+    if (lengths == 0).any() or (mask != (np.arange(T)[None] < lengths[:, None])).any():
+        raise ValueError("unpad_layout needs right padding and at least one real token in every row")
+    grid = np.arange(B * T).reshape(B, T)
+    real = np.concatenate([grid[:, 0], grid[:, 1:][mask[:, 1:]]])  # first tokens lead
+    N = unpadded_rows(int(lengths.sum())) if rows is None else rows
+    if N < len(real):
+        raise ValueError(f"{len(real)} real tokens do not fit in {N} unpadded rows")
+    token_index = np.full(N, B * T, np.int32)
+    token_index[: len(real)] = real
+    grid_index = np.full(B * T, N, np.int32)
+    grid_index[real] = np.arange(len(real))
+    return {"token_index": token_index, "grid_index": grid_index.reshape(B, T)}
+
+
+def unpadded_rows(tokens: int, multiple: int = 32) -> int:
+    """The unpadded rows of a batch of ``tokens`` real tokens: rounded up to a multiple of ``multiple``."""
+    return max(multiple, -(-tokens // multiple) * multiple)
+
+
+def plan_shapes(needs: Sequence[tuple[int, ...]], cost, compile_cost: float) -> list[tuple[int, ...]]:
+    r"""The few batch shapes a run pads its steps to, chosen knowing every step's ``needs``.
+
+    A jitted step compiles once per batch shape, and on a CPU one compilation of a BERT step costs as
+    much as a dozen steps; the batch order is a function of the step, so a run knows every batch
+    before its first.  ``needs`` holds each step's smallest shape (for an unpadded batch ``(N, T)``:
+    its rows and its grid's width); a shape covers a need when it is at least as large on every axis,
+    and each step takes the cheapest covering shape of the plan (:func:`cheapest_cover`).
+
+    Greedy: start from every distinct need plus their axis-wise maximum (which covers all), then drop
+    the shape whose loss adds least to the steps' work :math:`\sum_{steps} \mathrm{cost}(\text{shape})`,
+    as long as that addition is below ``compile_cost``, the compilation it saves (same units);
+    shapes no step takes are dropped too.  Returns the plan in ascending order.
+    """
+    counts: dict[tuple[int, ...], int] = {}
+    for need in needs:
+        counts[tuple(need)] = counts.get(tuple(need), 0) + 1
+    if not counts:
+        return []
+    top = tuple(max(axis) for axis in zip(*counts))
+
+    def work(shapes):
+        return sum(n * cost(cheapest_cover(shapes, need, cost)) for need, n in counts.items())
+
+    plan = sorted(set(counts) | {top})
+    current = work(plan)
+    while len(plan) > 1:
+        options = [(work([t for t in plan if t != s]), s) for s in plan if s != top]  # top covers every need
+        if not options or min(options)[0] - current >= compile_cost:
+            break
+        current, drop = min(options)
+        plan.remove(drop)
+    return sorted({cheapest_cover(plan, need, cost) for need in counts})
+
+
+def fit_shape(batch: dict, shape: tuple[int, int]) -> dict:
+    """``batch`` padded to the grid width ``T`` of ``shape = (N, T)`` (mask 0, label ``IGNORE``), with the
+    :func:`unpad_layout` of ``N`` rows as ``batch["layout"]``."""
+    N, T = shape
+    width = batch["attention_mask"].shape[1]
+
+    def widen(k, v):
+        if v.ndim != 2 or width == T:
+            return v
+        return np.pad(v, ((0, 0), (0, T - width)), constant_values=IGNORE if k == "labels" else 0)
+
+    out = {k: widen(k, v) for k, v in batch.items()}
+    out["layout"] = unpad_layout(out["attention_mask"], N)
+    return out
+
+
+def cheapest_cover(shapes: Sequence[tuple[int, ...]], need: tuple[int, ...], cost) -> tuple[int, ...]:
+    """The cheapest of ``shapes`` at least as large as ``need`` on every axis (ValueError when none is)."""
+    covers = [s for s in shapes if all(a >= b for a, b in zip(s, need))]
+    if not covers:
+        raise ValueError(f"no planned shape covers {need}: {list(shapes)}")
+    return min(covers, key=cost)
+
+
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Full batches per epoch of ``n`` examples (the ``n mod B`` left over are skipped; ``B <= n``)."""
     return n // min(batch_size, n)

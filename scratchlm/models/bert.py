@@ -47,6 +47,7 @@ from scratchlm.nn.transformer import (
     init_encoder,
     init_layer_norm,
 )
+from scratchlm.nn.unpadding import pad, unpad
 
 # transformers' BERT is post-LN with an absolute position table.  An encoder that is neither (pre-LN, or no
 # position table) is written with this model_type, which transformers refuses ("Unrecognized model") rather
@@ -152,6 +153,10 @@ def validate_batch(batch: dict, config: BertConfig) -> None:
     for name in ("attention_mask", "token_type_ids"):
         if name in batch and batch[name] is not None and tuple(batch[name].shape) != (B, T):
             raise ScratchlmError(f"expected {name} [B, T] = {(B, T)} like input_ids, got {tuple(batch[name].shape)}")
+    layout = batch.get("layout")
+    if layout is not None and (tuple(layout["grid_index"].shape) != (B, T) or layout["token_index"].ndim != 1):
+        raise ScratchlmError(f"expected layout grid_index [B, T] = {(B, T)} and token_index [N], got "
+                             f"{tuple(layout['grid_index'].shape)} and {tuple(layout['token_index'].shape)}")
     if config.position_embedding_type == "absolute" and T > config.max_position_embeddings:
         raise ScratchlmError(f"sequence length {T} exceeds the position table ({config.max_position_embeddings} "
                              "positions): truncate the input to max_position_embeddings tokens")
@@ -169,17 +174,20 @@ def validate_batch(batch: dict, config: BertConfig) -> None:
 
 
 def embed(params: dict, input_ids: jax.Array, token_type_ids: jax.Array, *, config: BertConfig,
-          key: jax.Array | None = None, train: bool = False) -> jax.Array:
+          key: jax.Array | None = None, train: bool = False, position_ids: jax.Array | None = None) -> jax.Array:
     r"""BERT's input representation (Devlin et al. 2019, §3, Figure 2).
 
     .. math::  h^{(0)}_t = \mathrm{dropout}\big(\mathrm{LN}(E^{tok}_{x_t} + E^{pos}_t + E^{type}_{s_t})\big)
 
-    Args: input_ids x [B, T]; token_type_ids s [B, T].  Returns [B, T, H] in the compute dtype.
+    Args: input_ids x [B, T]; token_type_ids s [B, T]; position_ids t [B, T] (default 0..T-1 in every
+    row; an unpadded batch gives each token its own).  Returns [B, T, H] in the compute dtype.
     """
     B, T = input_ids.shape
     p = params["embeddings"]
     e = p["word_embeddings"]["weight"][input_ids] + p["token_type_embeddings"]["weight"][token_type_ids]
-    if config.position_embedding_type == "absolute":
+    if config.position_embedding_type == "absolute" and position_ids is not None:
+        e = e + p["position_embeddings"]["weight"][position_ids]
+    elif config.position_embedding_type == "absolute":
         e = e + p["position_embeddings"]["weight"][:T][None]  # positions 0..T-1, broadcast over B
     h = apply_layer_norm(p["LayerNorm"], e, config.layer_norm_eps).astype(config.compute_dtype)
     return dropout(h, config.hidden_dropout_prob, key=key, train=train)
@@ -198,7 +206,15 @@ def apply(params: dict, batch: dict, *, config: BertConfig, key: jax.Array | Non
     (``pooler_output`` is None for params without a ``pooler``, as in HuggingFace's MLM checkpoints).
     ``cls_only``: the last layer computes the ``[CLS]`` position only (:func:`scratchlm.nn.transformer.encoder`'s
     ``keep_first``), so ``last_hidden_state`` is [B, 1, H]: what a sequence classifier reads, for less work.
+
+    ``batch["layout"]`` (:func:`scratchlm.data.batching.unpad_layout`, right padding): the layers run
+    unpadded, on the real tokens only (:mod:`scratchlm.nn.unpadding`), and the outputs are the same
+    function of them as without it, at the same shapes (padding positions of ``last_hidden_state`` are
+    zero).  Their dropout masks are drawn over the unpadded rows, so with dropout they differ from the
+    padded model's masks (not in distribution).
     """
+    if batch.get("layout") is not None:
+        return _apply_unpadded(params, batch, config=config, key=key, train=train, cls_only=cls_only)
     validate_batch(batch, config)
     input_ids = batch["input_ids"]
     B, T = input_ids.shape
@@ -213,6 +229,31 @@ def apply(params: dict, batch: dict, *, config: BertConfig, key: jax.Array | Non
     # a model saved without pooler (HuggingFace's BertForMaskedLM, scratchlm's pretraining) has none
     pooled = jnp.tanh(dense(params["pooler"]["dense"], h[:, 0])) if "pooler" in params else None
     return {"last_hidden_state": h, "pooler_output": pooled}
+
+
+def _apply_unpadded(params: dict, batch: dict, *, config: BertConfig, key: jax.Array | None, train: bool,
+                    cls_only: bool) -> dict:
+    """:func:`apply` on ``batch["layout"]``'s unpadded rows [1, N, H]: each text's first token leads them."""
+    validate_batch(batch, config)
+    layout = batch["layout"]
+    input_ids = batch["input_ids"]
+    B, T = input_ids.shape
+    token_type_ids = batch.get("token_type_ids")
+    token_type_ids = jnp.zeros((B, T), jnp.int32) if token_type_ids is None else token_type_ids
+
+    def flat(a):  # [B, T] ints -> [1, N], at the unpadded rows (filler rows read 0)
+        return unpad(a[..., None], layout)[..., 0]
+
+    positions = flat(jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T)))
+    mask = padding_mask(layout["grid_index"] < layout["token_index"].shape[0])  # [B, 1, 1, T], the real tokens
+    k_emb, k_enc = jax.random.split(key) if key is not None else (None, None)
+    h = embed(params, flat(input_ids), flat(token_type_ids), config=config, key=k_emb, train=train,
+              position_ids=positions)
+    h = encoder(params["encoder"], h, mask, config=config, key=k_enc, train=train, keep_first=B if cls_only else None,
+                layout=layout)
+    first = h[0, :B]  # text b's [CLS] is unpadded row b
+    pooled = jnp.tanh(dense(params["pooler"]["dense"], first)) if "pooler" in params else None
+    return {"last_hidden_state": first[:, None] if cls_only else pad(h, layout), "pooler_output": pooled}
 
 
 def mean_pool(last_hidden_state: jax.Array, attention_mask: jax.Array) -> jax.Array:

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.nn.functional import dropout, softmax
+from scratchlm.nn.unpadding import pad, unpad
 
 
 def dense(p: dict, x: jax.Array) -> jax.Array:
@@ -146,7 +147,7 @@ def fused_attention(Q: jax.Array, K: jax.Array, V: jax.Array, mask: jax.Array | 
 
 def multi_head_attention(p: dict, x: jax.Array, mask: jax.Array | None = None, *, num_heads: int,
                          dropout_rate: float = 0.0, key: jax.Array | None = None, train: bool = False,
-                         fused: bool = False, queries: int | None = None) -> jax.Array:
+                         fused: bool = False, queries: int | None = None, layout: dict | None = None) -> jax.Array:
     r"""Multi-head self-attention (Vaswani et al. 2017, §3.2.2).
 
     .. math::  \mathrm{MultiHead}(X) = \mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm{head}_h)\, W^O,
@@ -164,7 +165,17 @@ def multi_head_attention(p: dict, x: jax.Array, mask: jax.Array | None = None, *
     (every position is still a key and a value), as when only the ``[CLS]`` output is read; the result is
     then [B, queries, H], the first rows of the full result, with the same dropout masks.
     Returns [B, T, H] in the dtype of x.
+
+    ``layout`` (:mod:`scratchlm.nn.unpadding`): x is unpadded, [1, N, H], the real tokens of a
+    [B, T] grid end to end; the projections run on those N rows, and Q, K and V go to the grid
+    (:func:`~scratchlm.nn.unpadding.pad`) only for the attention itself, whose result comes back
+    (:func:`~scratchlm.nn.unpadding.unpad`) before :math:`W^O`.  ``mask`` is then the grid's.
+    ``queries`` must be B or None there: the leading B rows, each text's first token.  Returns
+    [1, N, H] ([1, B, H] with ``queries``).
     """
+    if layout is not None:
+        return _unpadded_attention(p, x, mask, layout, num_heads=num_heads, dropout_rate=dropout_rate, key=key,
+                                   train=train, fused=fused, queries=queries)
     B, T, H = x.shape
     if H % num_heads:
         raise ValueError(f"hidden size {H} is not divisible by num_heads={num_heads}")
@@ -175,12 +186,40 @@ def multi_head_attention(p: dict, x: jax.Array, mask: jax.Array | None = None, *
     V = dense(p["self"]["value"], x).reshape(B, T, num_heads, d_k)
     if n != T and mask is not None and mask.ndim == 4 and mask.shape[2] == T:
         mask = mask[:, :, :n]  # a mask with a query axis (causal): the kept queries' rows
+    heads = _attention(Q, K, V, mask, dropout_rate=dropout_rate, key=key, train=train, fused=fused)
+    return dense(p["output"]["dense"], heads.reshape(B, n, H))  # concat heads: [B, T, h, d_k] -> [B, T, H]
+
+
+def _attention(Q, K, V, mask, *, dropout_rate, key, train, fused):
+    """Eq. 1 on [B, T_q, h, d_k] queries of [B, T, h, d_k] keys: the plain or the fused path; the dropout
+    masks are those of all T queries' weights, restricted to the first T_q."""
     if fused:
         if train and dropout_rate > 0.0:
             raise ScratchlmError("fused attention has no dropout on the attention weights: set "
                                  "attention_probs_dropout_prob=0 or use the plain path (fused_attention=False)")
-        heads = fused_attention(Q, K, V, mask)
-    else:
-        heads = scaled_dot_product_attention(Q, K, V, mask, dropout_rate=dropout_rate, key=key, train=train,
-                                             dropout_shape=None if n == T else (B, num_heads, T, T))
-    return dense(p["output"]["dense"], heads.reshape(B, n, H))  # concat heads: [B, T, h, d_k] -> [B, T, H]
+        return fused_attention(Q, K, V, mask)
+    (B, n, h, _), T = Q.shape, K.shape[1]
+    return scaled_dot_product_attention(Q, K, V, mask, dropout_rate=dropout_rate, key=key, train=train,
+                                        dropout_shape=None if n == T else (B, h, T, T))
+
+
+def _unpadded_attention(p, x, mask, layout, *, num_heads, dropout_rate, key, train, fused, queries):
+    """:func:`multi_head_attention` on unpadded x [1, N, H]: projections over the N rows, attention on the grid."""
+    _, N, H = x.shape
+    B, T = layout["grid_index"].shape
+    if H % num_heads:
+        raise ValueError(f"hidden size {H} is not divisible by num_heads={num_heads}")
+    if queries not in (None, B):
+        raise ValueError(f"unpadded attention computes every token or each text's first (queries={B}), got {queries}")
+    d_k = H // num_heads
+    K = pad(dense(p["self"]["key"], x), layout).reshape(B, T, num_heads, d_k)
+    V = pad(dense(p["self"]["value"], x), layout).reshape(B, T, num_heads, d_k)
+    if queries is None:
+        Q = pad(dense(p["self"]["query"], x), layout).reshape(B, T, num_heads, d_k)
+    else:  # row b of the leading block is text b's first token, grid position (b, 0)
+        Q = dense(p["self"]["query"], x[:, :B]).reshape(B, 1, num_heads, d_k)
+        if mask is not None and mask.ndim == 4 and mask.shape[2] == T:
+            mask = mask[:, :, :1]
+    heads = _attention(Q, K, V, mask, dropout_rate=dropout_rate, key=key, train=train, fused=fused)
+    heads = unpad(heads.reshape(B, T, H), layout) if queries is None else heads.reshape(1, B, H)
+    return dense(p["output"]["dense"], heads)

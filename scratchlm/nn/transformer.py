@@ -113,7 +113,8 @@ def feed_forward(p: dict, x: jax.Array, *, config: TransformerConfig) -> jax.Arr
 
 
 def encoder_layer(p: dict, x: jax.Array, mask: jax.Array | None, *, config: TransformerConfig,
-                  key: jax.Array | None = None, train: bool = False, keep_first: int | None = None) -> jax.Array:
+                  key: jax.Array | None = None, train: bool = False, keep_first: int | None = None,
+                  layout: dict | None = None) -> jax.Array:
     r"""One encoder layer: post-LN as in BERT (Vaswani et al. 2017 §3.1; Devlin et al. 2019), or pre-LN.
 
     Post-LN (default):
@@ -131,7 +132,9 @@ def encoder_layer(p: dict, x: jax.Array, mask: jax.Array | None, *, config: Tran
     Args: p one layer's params; x [B, T, H] in the compute dtype; mask bool broadcastable to
     [B, h, T, T]; key required when training with dropout; keep_first: compute the output at the first
     ``keep_first`` positions only (every position is still attended to), ``[B, keep_first, H]``, the
-    first rows of the full output with the same dropout masks.  Returns [B, T, H].
+    first rows of the full output with the same dropout masks; layout: x is unpadded, [1, N, H]
+    (:mod:`scratchlm.nn.unpadding`; only attention sees the [B, T] grid, and ``mask`` is the grid's),
+    and ``keep_first`` then B, each text's first token.  Returns [B, T, H] ([1, N, H] unpadded).
     """
     k_att, k_drop1, k_drop2 = jax.random.split(key, 3) if key is not None else (None, None, None)
     ln_1, ln_2 = p["attention"]["output"]["LayerNorm"], p["output"]["LayerNorm"]
@@ -142,7 +145,7 @@ def encoder_layer(p: dict, x: jax.Array, mask: jax.Array | None, *, config: Tran
     def attend(h):
         return multi_head_attention(p["attention"], h, mask, num_heads=config.num_attention_heads,
                                     dropout_rate=config.attention_probs_dropout_prob, key=k_att, train=train,
-                                    fused=config.fused_attention, queries=keep_first)
+                                    fused=config.fused_attention, queries=keep_first, layout=layout)
 
     def drop(h, k):
         return dropout(h, rate, key=k, train=train, of_shape=full)
@@ -182,7 +185,8 @@ def init_encoder(key: jax.Array, config: TransformerConfig) -> dict:
 
 
 def encoder(p: dict, x: jax.Array, mask: jax.Array | None, *, config: TransformerConfig,
-            key: jax.Array | None = None, train: bool = False, keep_first: int | None = None) -> jax.Array:
+            key: jax.Array | None = None, train: bool = False, keep_first: int | None = None,
+            layout: dict | None = None) -> jax.Array:
     r"""The stack of :math:`L` encoder layers, :math:`h^{(l)} = \mathrm{Layer}_l(h^{(l-1)})`, :math:`h^{(0)} = x`.
 
     With pre-LN the residual stream is un-normalised, so a final :math:`\mathrm{LN}(h^{(L)})` follows
@@ -196,8 +200,13 @@ def encoder(p: dict, x: jax.Array, mask: jax.Array | None, *, config: Transforme
     ``of_shape``); the same numbers up to the rounding of products over fewer rows.  For MiniLM (6
     layers) it is about 14 % fewer matrix-product FLOPs in a fine-tuning step.
 
-    Args: p {"layer": [...]}; x [B, T, H]; mask bool broadcastable to [B, h, T, T].  Returns [B, T, H]
-    ([B, keep_first, H] with ``keep_first``).
+    ``layout``: x is unpadded, [1, N, H], the real tokens of a [B, T] grid end to end
+    (:mod:`scratchlm.nn.unpadding`): every layer's position-wise work runs on the N tokens, and only
+    attention on the grid.  The same function of the real tokens as the padded stack's, for about N/(BT)
+    of its matrix-product work; ``keep_first`` is then B (each text's first token leads the rows).
+
+    Args: p {"layer": [...]}; x [B, T, H] (or [1, N, H] with ``layout``); mask bool broadcastable to
+    [B, h, T, T].  Returns x's shape ([B, keep_first, H] or [1, keep_first, H] with ``keep_first``).
     """
     if len(p["layer"]) != config.num_hidden_layers:
         raise ValueError(f"config says {config.num_hidden_layers} layers, params hold {len(p['layer'])}")
@@ -205,7 +214,7 @@ def encoder(p: dict, x: jax.Array, mask: jax.Array | None, *, config: Transforme
     last = len(p["layer"]) - 1
     for i, (p_l, k_l) in enumerate(zip(p["layer"], keys)):
         x = encoder_layer(p_l, x, mask, config=config, key=k_l, train=train,
-                          keep_first=keep_first if i == last else None)
+                          keep_first=keep_first if i == last else None, layout=layout)
         if config.pre_layer_norm:  # post-LN ends each layer's gradient chain in a layer norm's reductions
             x = stored_gradient(x)
     if config.pre_layer_norm:

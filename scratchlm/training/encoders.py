@@ -50,6 +50,7 @@ class BertEncoder:
     lora_targets: ClassVar[tuple[str, ...]] = ("query", "value")  # PEFT's default for BERT (Hu et al. 2021, §7.1)
     freeze_layout: ClassVar[freeze.FreezeLayout] = freeze.BERT
     peft_layout: ClassVar[peft_format.Layout] = peft_format.BERT
+    unpads: ClassVar[bool] = True  # bert.apply runs a batch with a "layout" on its real tokens only
 
     @property
     def vocab_size(self) -> int:
@@ -100,7 +101,7 @@ class BertEncoder:
         config = self.config
 
         def encode(params, batch, *, key, train):
-            inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+            inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "layout") if k in batch}
             # the pooler reads only [CLS]: the last layer computes no other position (same numbers, less work)
             return apply(params, inputs, config=config, key=key, train=train, cls_only=task != "token")[feature]
 
@@ -134,6 +135,7 @@ class GPTEncoder:
     lora_targets: ClassVar[tuple[str, ...]] = ("c_attn",)  # PEFT's default for GPT-2: W_q, W_k, W_v in one Conv1D
     freeze_layout: ClassVar[freeze.FreezeLayout] = freeze.GPT2
     peft_layout: ClassVar[peft_format.Layout] = peft_format.GPT2
+    unpads: ClassVar[bool] = False  # GPT-2's batches stay padded (its last real token is read per row)
 
     @property
     def vocab_size(self) -> int:

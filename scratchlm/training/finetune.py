@@ -49,14 +49,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from scratchlm import checks
-from scratchlm.data.batching import steps_per_epoch, subset, take, train_batch
+from scratchlm.data.batching import (
+    cheapest_cover,
+    fit_shape,
+    plan_shapes,
+    steps_per_epoch,
+    subset,
+    take,
+    train_batch,
+    unpadded_rows,
+)
 from scratchlm.data.tasks import word_predictions
 from scratchlm.errors import ScratchlmError
 from scratchlm.models import heads
 from scratchlm.nn import lora
 from scratchlm.training import classify, loop, seqeval
 from scratchlm.training.cv import cross_validate as cross_validate_folds
-from scratchlm.training.cv import dev_split
+from scratchlm.training.cv import dev_split, kfold
 from scratchlm.training.encoders import Encoder
 from scratchlm.training.epoch_timing import EpochClock
 from scratchlm.training.freeze import parse_freeze, trainable_mask
@@ -126,6 +135,13 @@ class FinetuneConfig:
     patience: int | None = None  # epochs without a better dev metric before stopping; None: never stop
     seed: int = 0
     lora: lora.LoraConfig | None = None  # low-rank adapters (Hu et al. 2021): only A, B and the head train
+    # BERT's training steps on the batch's real tokens only (scratchlm.nn.unpadding), on one device: the same
+    # function, for ~40 % less work on short texts; off: the padded grid (dropout masks then differ)
+    unpad: bool = True
+    # what compiling one more step program costs, in steps: the unpadded batches' shapes are planned
+    # (plan_steps) so that a shape is compiled only when padding its steps up would cost more (a MiniLM
+    # step compiles in 4-5 s on 2 CPU cores and runs in ~0.3 s)
+    compile_steps: float = 12.0
 
     def __post_init__(self):
         recipe = FULL if self.lora is None else LORA
@@ -372,6 +388,36 @@ class _Step:
         return self.step(state, batch)
 
 
+def step_need(batch: dict) -> tuple[int, int]:
+    """The smallest shape an unpadded step of ``batch`` takes: (its real tokens rounded up to a multiple
+    of 8 B, its grid width), so that few distinct shapes arise (four filler rows a text on average)."""
+    B, T = batch["attention_mask"].shape
+    return unpadded_rows(int(np.sum(batch["attention_mask"])), 8 * B), T
+
+
+def step_work(encoder: Encoder, batch: dict) -> Callable[[tuple[int, int]], float]:
+    """A BERT step's work at shape (N, T) for B texts, in FLOPs a layer: the position-wise products over N
+    unpadded rows, :math:`N(4H^2 + 2HI)`, and attention on the B x T x T grid, :math:`2HBT^2`, the latter
+    weighted 6x: its small products, softmax and dropout ran at about a sixth of the projections' FLOP rate
+    on a 2-core CPU (MiniLM: 312 ms at N 512, T 64; 402 ms at T 96)."""
+    H, I = encoder.config.hidden_size, encoder.config.intermediate_size
+    B = batch["attention_mask"].shape[0]
+    return lambda shape: shape[0] * (4 * H * H + 2 * H * I) + 6 * 2 * H * B * shape[1] ** 2
+
+
+def plan_steps(trains: list[dict], *, encoder: Encoder, config: FinetuneConfig) -> list[tuple[int, int]]:
+    """The batch shapes (unpadded rows, grid width) of a run training on each of ``trains`` for
+    ``config.epochs`` (:func:`scratchlm.data.batching.plan_shapes` over every step's :func:`step_need`,
+    a compilation priced at ``config.compile_steps`` steps of the commonest need)."""
+    batches = [train_batch(train, t, config.batch_size, config.seed)
+               for train in trains for t in range(config.epochs * steps_per_epoch(len(train["labels"]),
+                                                                                   config.batch_size))]
+    needs = [step_need(b) for b in batches]
+    cost = step_work(encoder, batches[0])
+    commonest = max(set(needs), key=needs.count)
+    return plan_shapes(needs, cost, config.compile_steps * cost(commonest))
+
+
 @dataclass
 class FitResult:
     params: dict  # the best dev checkpoint's params (the last ones without a dev set)
@@ -390,7 +436,7 @@ class FitResult:
 def fit(params: dict, train: dict, dev: dict | None, *, encoder: Encoder, config: FinetuneConfig,
         dev_eval: Callable[[dict], dict] | None = None, checkpoint_dir: str | Path | None = None,
         metrics_path: str | Path | None = None, progress: bool | None = False, mesh=None,
-        checkpoint_seconds: float = 0.0) -> FitResult:
+        checkpoint_seconds: float = 0.0, shapes: list[tuple[int, int]] | None = None) -> FitResult:
     """Fine-tune ``params`` (holding a head: :func:`init_classifier`) on ``train``; evaluate ``dev`` every epoch.
 
     ``dev_eval(params) -> metrics`` overrides the default dev evaluation (:func:`evaluate`);
@@ -402,6 +448,10 @@ def fit(params: dict, train: dict, dev: dict | None, *, encoder: Encoder, config
     (:func:`scratchlm.distributed.on_mesh`, which also places a resumed state on the mesh); evaluation
     and the returned params are host copies.  With several processes each feeds its slice of every
     batch and keeps its own checkpoints (``checkpoint_dir/process<i>``).
+
+    Without a mesh, a BERT step runs unpadded (``config.unpad``): each batch is padded to the cheapest
+    of ``shapes`` (unpadded rows, grid width) that holds it, :func:`plan_steps`' plan of this run's
+    steps by default (k folds pass one plan for all, so they share its compiled programs).
     """
     from scratchlm import distributed as par
 
@@ -430,12 +480,18 @@ def fit(params: dict, train: dict, dev: dict | None, *, encoder: Encoder, config
         if jax.process_count() > 1 and checkpoint_dir is not None:
             checkpoint_dir = Path(checkpoint_dir) / f"process{jax.process_index()}"
     first_step: list[int] = []
+    # a mesh shards the batch's rows, which an unpadded batch has given up: there the grid stays
+    unpadded = config.unpad and encoder.unpads and mesh is None
+    if unpadded and shapes is None:
+        shapes = plan_steps([train], encoder=encoder, config=config)
 
     def batch_fn(t):
         clock.start()
         if not first_step:
             first_step.append(t)
         batch = train_batch(train, t, config.batch_size, config.seed)
+        if unpadded:
+            batch = fit_shape(batch, cheapest_cover(shapes, step_need(batch), step_work(encoder, batch)))
         if mesh is not None and jax.process_count() > 1:  # this process's rows of the global batch
             batch = {k: np.asarray(par.process_shard(v)) for k, v in batch.items()}
         return batch
@@ -489,6 +545,11 @@ def cross_validate(params: dict, data: dict, *, encoder: Encoder, config: Finetu
     key and batches, and ends on the bytes an uninterrupted run writes.
     """
     labels = data["labels"]
+    shapes = None
+    if config.unpad and encoder.unpads and mesh is None:  # one plan for every fold's steps, resumed or not
+        fits = [dev_split(labels, train, dev_fraction, config.seed + f)[0]
+                for f, (train, _) in enumerate(kfold(len(labels), folds, config.seed, stratify_by=labels))]
+        shapes = plan_steps([subset(data, i) for i in fits], encoder=encoder, config=config)
 
     def run_fold(f: int, train_index: np.ndarray, test_index: np.ndarray) -> dict:
         record = done(f)
@@ -503,7 +564,7 @@ def cross_validate(params: dict, data: dict, *, encoder: Encoder, config: Finetu
             result = fit(start, subset(data, fit_index), subset(data, dev_index), encoder=encoder,
                          config=config, checkpoint_dir=checkpoints,
                          metrics_path=directory and directory / "metrics.jsonl", progress=progress, mesh=mesh,
-                         checkpoint_seconds=checkpoint_seconds)
+                         checkpoint_seconds=checkpoint_seconds, shapes=shapes)
             # the test fold in batches of the dev set's rows: the dev evaluation's compiled forward passes serve it
             predicted = predict(result.params, subset(data, test_index), encoder=encoder, config=config,
                                 batch_size=batch_rows(len(dev_index)), forward=forward_program(encoder, config))

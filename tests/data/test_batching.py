@@ -1,6 +1,9 @@
 """scratchlm.data.batching: padding by hand, length buckets, and the step-determined minibatch order."""
 
 import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scratchlm.data import batching
 
@@ -80,3 +83,49 @@ def test_pad_batch_rejects_rows_that_do_not_fit_or_disagree():
         batching.pad_batch([[1, 2]], [[0, 0]], pad=0, labels=[[1]])
     with pytest.raises(ScratchlmError, match="no examples"):
         batching.pad_batch([], [], pad=0)
+
+
+_needs = st.lists(st.tuples(st.sampled_from([32, 64, 96, 128, 160]), st.sampled_from([8, 16, 32, 48])),
+                  min_size=1, max_size=40)
+
+
+def _work(shape):  # strictly increasing on each axis, as a step's work is
+    return shape[0] + shape[1] ** 2 // 20  # integers: sums compare exactly
+
+
+@settings(max_examples=80, deadline=None)
+@given(_needs, st.floats(0, 2000))
+def test_plan_shapes_covers_every_step_and_trades_compilations_for_padding(needs, compile_cost):
+    """Every need has a covering shape; the plan only holds needs and their axis-wise maximum; its steps' work
+    is at most the single covering shape's and each shape it keeps saves at least ``compile_cost``, or is
+    the last one dropping it would leave uncovered."""
+    plan = batching.plan_shapes(needs, _work, compile_cost)
+    top = (max(n for n, _ in needs), max(t for _, t in needs))
+    assert plan == sorted(set(plan)) and set(plan) <= set(needs) | {top}
+    work = sum(_work(batching.cheapest_cover(plan, n, _work)) for n in needs)
+    assert work <= len(needs) * _work(top)
+    for shape in plan:
+        rest = [s for s in plan if s != shape]
+        if rest and all(any(all(a >= b for a, b in zip(s, n)) for s in rest) for n in needs):
+            without = sum(_work(batching.cheapest_cover(rest, n, _work)) for n in needs)
+            assert without - work >= compile_cost or shape == top
+
+
+def test_plan_shapes_at_the_extremes():
+    needs = [(64, 16)] * 5 + [(96, 16)] * 3 + [(64, 32)]
+    assert batching.plan_shapes(needs, _work, 0.0) == [(64, 16), (64, 32), (96, 16)]  # compiling is free
+    assert batching.plan_shapes(needs, _work, float("inf")) == [(96, 32)]  # one program, the cover of all
+    assert batching.plan_shapes([], _work, 1.0) == []
+    with pytest.raises(ValueError, match="no planned shape covers"):
+        batching.cheapest_cover([(64, 16)], (96, 16), _work)
+
+
+def test_fit_shape_widens_the_grid_and_lays_out_the_rows():
+    batch = {"input_ids": np.array([[1, 5, 2], [1, 2, 0]], np.int32),
+             "attention_mask": np.array([[1, 1, 1], [1, 1, 0]]),
+             "labels": np.array([[-100, 3, -100], [-100, -100, -100]])}
+    out = batching.fit_shape(batch, (8, 5))
+    assert out["input_ids"].shape == out["labels"].shape == (2, 5)
+    np.testing.assert_array_equal(out["labels"][0], [-100, 3, -100, -100, -100])
+    np.testing.assert_array_equal(out["layout"]["token_index"], [0, 5, 1, 2, 6, 10, 10, 10])
+    assert out["layout"]["grid_index"].shape == (2, 5)

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchlm.data.batching import unpad_layout
 from scratchlm.errors import ScratchlmError
 from scratchlm.models import bert
 from scratchlm.testing import check_grads
@@ -72,10 +73,15 @@ def minilm():
     return config, params, batch, ref
 
 
-def test_minilm_hidden_states_equal_huggingface(minilm):
+@pytest.mark.parametrize("unpadded", [False, True])
+def test_minilm_hidden_states_equal_huggingface(minilm, unpadded):
+    """Padded, and unpadded (the real tokens end to end, :mod:`scratchlm.nn.unpadding`, as fine-tuning runs it)."""
     config, params, batch, ref = minilm
     assert batch["token_type_ids"].max() == 1 and batch["attention_mask"].min() == 0  # pairs and padding present
-    out = _apply(params, {k: jnp.asarray(v) for k, v in batch.items()}, config=config)
+    inputs = {k: jnp.asarray(v) for k, v in batch.items()}
+    if unpadded:
+        inputs["layout"] = {k: jnp.asarray(v) for k, v in unpad_layout(batch["attention_mask"]).items()}
+    out = _apply(params, inputs, config=config)
     real = batch["attention_mask"].astype(bool)
     h, h_ref = np.asarray(out["last_hidden_state"]), ref.last_hidden_state.numpy()
     assert h.shape == h_ref.shape == (*batch["input_ids"].shape, config.hidden_size)

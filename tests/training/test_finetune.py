@@ -76,8 +76,9 @@ def test_each_head_overfits_one_batch_and_frozen_parameters_stay_bitwise(base_pa
         assert scores["entity_f1"] == 1.0 and "pooler" not in result.params  # a token head has no pooler
 
 
+@pytest.mark.parametrize("unpadded", [False, True])
 @pytest.mark.parametrize("name", ["sequence-softmax", "token-softmax"])
-def test_steps_equal_huggingface_steps_from_the_same_params_and_batch(base_params, name, tmp_path):
+def test_steps_equal_huggingface_steps_from_the_same_params_and_batch(base_params, name, unpadded, tmp_path):
     r"""scratchlm's step against the benchmark's PyTorch recipe (``benchmarks/finetune.py``: AdamW,
     clipping, linear decay) on ``BertFor{Sequence,Token}Classification`` loaded from the same weights:
     three steps on the same batch, dropout off; and the same tensors in AdamW's weight-decay group.
@@ -91,7 +92,9 @@ def test_steps_equal_huggingface_steps_from_the_same_params_and_batch(base_param
     norm is 4e-3) and a handful of terms per sum, so :math:`|\delta g| \lesssim 10^{-10}` and one step differs by
     at most :math:`\eta\,\delta g / \epsilon \approx 10^{-2}\,\eta`; three steps, each no more sensitive than the
     first (:math:`\hat v` only grows), give :math:`3 \cdot 10^{-2}\,\eta`.  Leaving out the clip on one side
-    moved parameters by 0.2 :math:`\eta`, above that bound, so the test catches it."""
+    moved parameters by 0.2 :math:`\eta`, above that bound, so the test catches it.  ``unpadded``: scratchlm's
+    step runs on the batch's real tokens only (:func:`scratchlm.data.batching.fit_shape`, as :func:`fit` does),
+    the same function, so the same bounds hold."""
     pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     from benchmarks import finetune as bench
@@ -115,7 +118,7 @@ def test_steps_equal_huggingface_steps_from_the_same_params_and_batch(base_param
     model.train()
     for t in range(3):
         batch = batching.train_batch(data, t, BATCH, config.seed)
-        state, metrics = step(state, batch)
+        state, metrics = step(state, batching.fit_shape(batch, ft.step_need(batch)) if unpadded else batch)
         theirs_loss = bench.hf_step(model, optimizer, schedule, batch, config)
         assert float(metrics["loss"]) == pytest.approx(theirs_loss, rel=1e-5)
     theirs = {k.removeprefix("bert."): v.numpy() for k, v in model.state_dict().items()}
