@@ -44,7 +44,7 @@ TOPICS: tuple[Topic, ...] = (
           ("*lstm*", "*rnn_classifier*", "scratchlm.training.recurrent")),
     Topic("Transformer", "scaled dot-product attention, the encoder layer, BERT", "003 §4.2",
           "Vaswani et al. 2017; Devlin et al. 2019", ("*attention*", "*transformer*", "*bert*", "*encoder*",
-                                                       "scratchlm.models.hub")),
+                                                       "*unpadding*", "scratchlm.models.hub")),
     Topic("Pretraining", "masked-language-model pretraining", "004 (the series' pretraining recipe)",
           "Devlin et al. 2019", ("*pretrain*", "*mlm*", "*masking*")),
     Topic("Fine-tuning", "task heads, AdamW, freezing, LoRA adapters, early stopping, NER and its classification "
