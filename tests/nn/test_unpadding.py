@@ -49,13 +49,18 @@ def test_pad_and_unpad_are_transposes_and_inverses_on_real_tokens(batch, seed):
     with jax.enable_x64(True):
         x = jnp.asarray(rng.standard_normal((1, N, 3)))
         y = jnp.asarray(rng.standard_normal((B, T, 3)))
+        sides = _identities(x, y, layout)
         real_rows = (np.arange(N) < mask.sum())[None, :, None]
-        np.testing.assert_allclose(float(jnp.sum(unpadding.pad(x, layout) * y)),
-                                   float(jnp.sum(x * unpadding.unpad(y, layout))), rtol=1e-12, atol=1e-12)
-        np.testing.assert_array_equal(np.asarray(unpadding.pad(unpadding.unpad(y, layout), layout)),
-                                      np.asarray(y) * mask[..., None])
-        np.testing.assert_array_equal(np.asarray(unpadding.unpad(unpadding.pad(x, layout), layout)),
-                                      np.asarray(x) * real_rows)
+        np.testing.assert_allclose(float(sides[0]), float(sides[1]), rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(np.asarray(sides[2]), np.asarray(y) * mask[..., None])
+        np.testing.assert_array_equal(np.asarray(sides[3]), np.asarray(x) * real_rows)
+
+
+@jax.jit
+def _identities(x, y, layout):  # one program per shape, not one per operation
+    pad, unpad = unpadding.pad, unpadding.unpad
+    return (jnp.sum(pad(x, layout) * y), jnp.sum(x * unpad(y, layout)), pad(unpad(y, layout), layout),
+            unpad(pad(x, layout), layout))
 
 
 @settings(max_examples=30, deadline=None)
@@ -169,3 +174,18 @@ def test_a_layout_of_the_wrong_grid_is_refused():
     batch["layout"] = unpad_layout(np.asarray(batch["attention_mask"])[:, :6])
     with pytest.raises(bert.ScratchlmError, match="layout grid_index"):
         bert.apply(random_params(bert.init, BERT, seed=0), batch, config=BERT)
+
+
+def test_unpadded_fused_attention_equals_the_padded_plain_path():
+    """The fused kernel's path (``jax.nn.dot_product_attention``; cuDNN's flash attention on a GPU in bfloat16)
+    through the unpadded layers, against the padded plain equations (float32: O(1) values through two layers,
+    rounding at ~1e-7; a wrong position moves them by O(0.1))."""
+    cfg = dataclasses.replace(BERT, fused_attention=True)
+    params = random_params(bert.init, cfg, seed=8)
+    batch = _batch(9)
+    unpadded = {**batch, "layout": {k: jnp.asarray(v) for k, v in unpad_layout(batch["attention_mask"]).items()}}
+    apply = jax.jit(bert.apply, static_argnames=("config",))
+    out, ref = apply(params, unpadded, config=cfg), apply(params, batch, config=BERT)
+    real = np.asarray(batch["attention_mask"], bool)
+    np.testing.assert_allclose(np.asarray(out["last_hidden_state"])[real], np.asarray(ref["last_hidden_state"])[real],
+                               atol=1e-5, rtol=0)
