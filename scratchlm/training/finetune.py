@@ -159,6 +159,8 @@ class FinetuneConfig:
             if getattr(self, name) < 1:
                 raise ScratchlmError(f"{flag} must be at least 1, got {getattr(self, name)}")
         checks.positive("lr", self.lr)
+        if self.compile_steps < 0:
+            raise ScratchlmError(f"compile_steps must be 0 or more, got {self.compile_steps}")
         checks.fraction("warmup_fraction", self.warmup_fraction)
         if self.schedule not in SCHEDULES:
             raise ScratchlmError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
@@ -388,6 +390,12 @@ class _Step:
         return self.step(state, batch)
 
 
+def _unpads(config: FinetuneConfig, encoder: Encoder, mesh) -> bool:
+    """Whether the run's steps are unpadded: asked for, a BERT, one device (a mesh shards a batch's rows,
+    which an unpadded batch has given up, so there the grid stays)."""
+    return config.unpad and encoder.unpads and mesh is None
+
+
 def step_need(batch: dict) -> tuple[int, int]:
     """The smallest shape an unpadded step of ``batch`` takes: (its real tokens rounded up to a multiple
     of 8 B, its grid width), so that few distinct shapes arise (four filler rows a text on average)."""
@@ -412,6 +420,8 @@ def plan_steps(trains: list[dict], *, encoder: Encoder, config: FinetuneConfig) 
     batches = [train_batch(train, t, config.batch_size, config.seed)
                for train in trains for t in range(config.epochs * steps_per_epoch(len(train["labels"]),
                                                                                    config.batch_size))]
+    if not batches:
+        return []
     needs = [step_need(b) for b in batches]
     cost = step_work(encoder, batches[0])
     commonest = max(set(needs), key=needs.count)
@@ -480,8 +490,7 @@ def fit(params: dict, train: dict, dev: dict | None, *, encoder: Encoder, config
         if jax.process_count() > 1 and checkpoint_dir is not None:
             checkpoint_dir = Path(checkpoint_dir) / f"process{jax.process_index()}"
     first_step: list[int] = []
-    # a mesh shards the batch's rows, which an unpadded batch has given up: there the grid stays
-    unpadded = config.unpad and encoder.unpads and mesh is None
+    unpadded = _unpads(config, encoder, mesh)
     if unpadded and shapes is None:
         shapes = plan_steps([train], encoder=encoder, config=config)
 
@@ -546,7 +555,7 @@ def cross_validate(params: dict, data: dict, *, encoder: Encoder, config: Finetu
     """
     labels = data["labels"]
     shapes = None
-    if config.unpad and encoder.unpads and mesh is None:  # one plan for every fold's steps, resumed or not
+    if _unpads(config, encoder, mesh):  # one plan for every fold's steps, resumed or not
         fits = [dev_split(labels, train, dev_fraction, config.seed + f)[0]
                 for f, (train, _) in enumerate(kfold(len(labels), folds, config.seed, stratify_by=labels))]
         shapes = plan_steps([subset(data, i) for i in fits], encoder=encoder, config=config)

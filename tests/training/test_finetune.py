@@ -150,7 +150,8 @@ def test_trainable_mask_rejects_unknown_policies(base_params):
 @pytest.mark.parametrize("field,value,match", [("freeze", "bogus", "freeze must be"), ("epochs", 0, "epochs"),
                                                ("head", "tanh", "head"), ("warmup_fraction", 1.5, "warmup-fraction"),
                                                ("class_weights", (1.0,), "class-weights"),
-                                               ("schedule", "warmup", "--schedule must be one of")])
+                                               ("schedule", "warmup", "--schedule must be one of"),
+                                               ("compile_steps", -1.0, "compile_steps must be 0 or more")])
 def test_finetune_config_raises_scratchlm_errors(field, value, match):
     with pytest.raises(ScratchlmError, match=match):
         ft.FinetuneConfig(task="sequence", num_labels=2, **{field: value})
