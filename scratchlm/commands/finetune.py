@@ -86,7 +86,7 @@ _CV_CHECKPOINTS = ("; with --folds, a fold writes checkpoints (and its best dev 
                    "--checkpoint-every or --keep-checkpoints is given: otherwise a finished fold's result.json is "
                    "the checkpoint, and a fold cut short starts again from its beginning, exactly")
 _FLAGS = {name: name for name in ("lr", "epochs", "batch_size", "freeze", "head", "dropout", "weight_decay",
-                                  "warmup_fraction", "schedule", "clip_norm", "patience", "seed")}
+                                  "warmup_fraction", "schedule", "clip_norm", "patience", "seed", "unpad")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,6 +115,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patience", type=int, help="early-stopping patience in epochs (default: never stop)")
     parser.add_argument("--class-weights", default=None, help="comma-separated w_j (sequence tasks; default: all 1)")
     parser.add_argument("--max-length", type=int, default=128, help="sub-tokens per example, specials included")
+    config_flag(parser, "--unpad", action=argparse.BooleanOptionalAction, help="BERT's training steps on the "
+                "real tokens only, attention on the padded grid (the same function; --no-unpad: the padded "
+                "batches, whose dropout masks differ)", source=ft + "unpad")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N examples of each split "
                         "(default: all)")
     lo = "scratchlm.nn.lora:LoraConfig."

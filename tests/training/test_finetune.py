@@ -378,3 +378,13 @@ def test_cross_validation_cut_mid_fold_resumes_to_an_uninterrupted_runs_bytes(ti
         else:
             assert _read(killed / f) == _read(tmp_path / "straight" / f), f
     assert not list(killed.rglob("ckpt_*.msgpack")) and not list(killed.rglob("best.msgpack"))
+
+
+@pytest.mark.parametrize("argv,unpad", [([], True), (["--unpad"], True), (["--no-unpad"], False)])
+def test_unpad_flag_sets_the_config_and_is_recorded(argv, unpad):
+    """``--no-unpad`` runs the padded grid; left out, FinetuneConfig's default, which the run's settings then name."""
+    from scratchlm import cli
+    from scratchlm.commands import finetune as command
+
+    args = cli.build_parser("finetune").parse_args(["finetune", "--task", "polarity", "--out", "run", *argv])
+    assert command.finetune_config(args, "sequence", 2).unpad is unpad and args.unpad is unpad
