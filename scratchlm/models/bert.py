@@ -213,8 +213,6 @@ def apply(params: dict, batch: dict, *, config: BertConfig, key: jax.Array | Non
     zero).  Their dropout masks are drawn over the unpadded rows, so with dropout they differ from the
     padded model's masks (not in distribution).
     """
-    if batch.get("layout") is not None:
-        return _apply_unpadded(params, batch, config=config, key=key, train=train, cls_only=cls_only)
     validate_batch(batch, config)
     input_ids = batch["input_ids"]
     B, T = input_ids.shape
@@ -222,38 +220,30 @@ def apply(params: dict, batch: dict, *, config: BertConfig, key: jax.Array | Non
     token_type_ids = batch.get("token_type_ids")
     if token_type_ids is None:
         token_type_ids = jnp.zeros((B, T), jnp.int32)
-    mask = padding_mask(attention_mask) if attention_mask is not None else None  # [B, 1, 1, T]
+    layout = batch.get("layout")
     k_emb, k_enc = jax.random.split(key) if key is not None else (None, None)
-    h = embed(params, input_ids, token_type_ids, config=config, key=k_emb, train=train)
-    h = encoder(params["encoder"], h, mask, config=config, key=k_enc, train=train, keep_first=1 if cls_only else None)
+    if layout is None:
+        mask = padding_mask(attention_mask) if attention_mask is not None else None  # [B, 1, 1, T]
+        h = embed(params, input_ids, token_type_ids, config=config, key=k_emb, train=train)
+        h = encoder(params["encoder"], h, mask, config=config, key=k_enc, train=train,
+                    keep_first=1 if cls_only else None)
+        first, last = h[:, 0], h
+    else:  # the rows [1, N, H] of the real tokens, each text's first token leading: text b's [CLS] is row b
+
+        def flat(a):  # [B, T] ints -> [1, N], at the unpadded rows (filler rows read 0)
+            return unpad(a[..., None], layout)[..., 0]
+
+        mask = padding_mask(layout["grid_index"] < layout["token_index"].shape[0])  # [B, 1, 1, T], the real tokens
+        positions = flat(jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T)))
+        h = embed(params, flat(input_ids), flat(token_type_ids), config=config, key=k_emb, train=train,
+                  position_ids=positions)
+        h = encoder(params["encoder"], h, mask, config=config, key=k_enc, train=train,
+                    keep_first=B if cls_only else None, layout=layout)
+        first = h[0, :B]
+        last = first[:, None] if cls_only else pad(h, layout)
     # a model saved without pooler (HuggingFace's BertForMaskedLM, scratchlm's pretraining) has none
-    pooled = jnp.tanh(dense(params["pooler"]["dense"], h[:, 0])) if "pooler" in params else None
-    return {"last_hidden_state": h, "pooler_output": pooled}
-
-
-def _apply_unpadded(params: dict, batch: dict, *, config: BertConfig, key: jax.Array | None, train: bool,
-                    cls_only: bool) -> dict:
-    """:func:`apply` on ``batch["layout"]``'s unpadded rows [1, N, H]: each text's first token leads them."""
-    validate_batch(batch, config)
-    layout = batch["layout"]
-    input_ids = batch["input_ids"]
-    B, T = input_ids.shape
-    token_type_ids = batch.get("token_type_ids")
-    token_type_ids = jnp.zeros((B, T), jnp.int32) if token_type_ids is None else token_type_ids
-
-    def flat(a):  # [B, T] ints -> [1, N], at the unpadded rows (filler rows read 0)
-        return unpad(a[..., None], layout)[..., 0]
-
-    positions = flat(jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T)))
-    mask = padding_mask(layout["grid_index"] < layout["token_index"].shape[0])  # [B, 1, 1, T], the real tokens
-    k_emb, k_enc = jax.random.split(key) if key is not None else (None, None)
-    h = embed(params, flat(input_ids), flat(token_type_ids), config=config, key=k_emb, train=train,
-              position_ids=positions)
-    h = encoder(params["encoder"], h, mask, config=config, key=k_enc, train=train, keep_first=B if cls_only else None,
-                layout=layout)
-    first = h[0, :B]  # text b's [CLS] is unpadded row b
     pooled = jnp.tanh(dense(params["pooler"]["dense"], first)) if "pooler" in params else None
-    return {"last_hidden_state": first[:, None] if cls_only else pad(h, layout), "pooler_output": pooled}
+    return {"last_hidden_state": last, "pooler_output": pooled}
 
 
 def mean_pool(last_hidden_state: jax.Array, attention_mask: jax.Array) -> jax.Array:
