@@ -22,15 +22,19 @@ few steps on the sample itself to train it (see ``benchmarks/RESULTS.md``).
 
     python -m benchmarks.word2vec --model skipgram            # CPU, 2 cores
     python -m benchmarks.word2vec --model both --quick         # a smoke run
-    python -m benchmarks.word2vec --model both --batch-size 1024 --normalize-duplicates \
-        --steps-per-call 64                                        # GPU, the sample
-    python -m benchmarks.word2vec --model skipgram --batch-size 16384 --normalize-duplicates --steps-per-call 64 \
-        --no-gensim --epochs 1 --repeat-corpus 100 --speed-epochs 2   # GPU speed (H100: 29.8 M words/s)
+    python -m benchmarks.word2vec --model both                 # GPU, the sample
+    python -m benchmarks.word2vec --model cbow --no-gensim --epochs 1 --repeat-corpus 100 \
+        --speed-epochs 2                                           # GPU speed (H100: 52.9 M words/s)
+
+Settings left out are the command's (:func:`scratchlm.embeddings.word2vec.model.run_config`) for this
+device and corpus: on an accelerator the batch follows the corpus size (1,024 on the sample, 16,384 on the
+sample x100, damped above 2,048), so the speed run's batch is not the sample run's.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 from benchmarks.common import figure, report
@@ -85,12 +89,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--lr", type=float, default=0.025,
                         help="starting learning rate, the same for both (gensim's alpha)")
     parser.add_argument("--batch-size", type=int, default=None, help="scratchlm centre words per step "
-                        "(default: the command's CPU default, 384 skip-gram, 1024 CBOW)")
-    parser.add_argument("--steps-per-call", type=int, default=256)
-    parser.add_argument("--normalize-duplicates", action="store_true")
+                        "(default: the command's for the device and corpus)")
+    parser.add_argument("--steps-per-call", type=int, default=None, help="default: the command's")
+    parser.add_argument("--normalize-duplicates", action="store_true", default=None,
+                        help="default: the command's (on above 2,048 centres a step)")
     parser.add_argument("--noise-share", type=int, default=None,
-                        help="centres sharing one noise set "
-                             "(default as the command: on CPU skip-gram 8, CBOW 32; else 1)")
+                        help="centres sharing one noise set (default: the command's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="gensim threads")
     parser.add_argument("--restrict-vocab", type=int, default=30_000)
@@ -111,7 +115,8 @@ def main(argv=None) -> dict:
 
     from scratchlm.data.corpora import load_tokenized_corpus
     from scratchlm.embeddings.evaluate import standard_scores
-    from scratchlm.embeddings.word2vec.config import Word2VecConfig, default_cpu_batch, default_noise_share
+    from scratchlm.embeddings.word2vec.model import run_config
+    from scratchlm.embeddings.word2vec.sampling import build_vocab
 
     sentences = load_tokenized_corpus("wiki")
     if args.quick:
@@ -121,14 +126,18 @@ def main(argv=None) -> dict:
     figures, extra = [], {}
     import jax
 
-    on_cpu = jax.devices()[0].platform == "cpu"
+    accelerator = jax.devices()[0].platform != "cpu"
+    counts = build_vocab(sentences, args.min_count).counts
+
+    def make_config(name, counts, min_count, epochs):
+        return run_config(accelerator=accelerator, counts=counts, model=name, dim=args.dim, window=args.window,
+                          negative=args.negative, min_count=min_count, sample=args.sample, epochs=epochs,
+                          lr=args.lr, batch_size=args.batch_size, steps_per_call=args.steps_per_call,
+                          normalize_duplicates=args.normalize_duplicates, noise_share=args.noise_share)
+
     for name in models:
-        batch = args.batch_size or default_cpu_batch(name)
-        share = args.noise_share or default_noise_share(name, batch, accelerator=not on_cpu)
-        config = Word2VecConfig(model=name, dim=args.dim, window=args.window, negative=args.negative,
-                                min_count=args.min_count, sample=args.sample, epochs=args.epochs, lr=args.lr,
-                                batch_size=batch, steps_per_call=args.steps_per_call,
-                                normalize_duplicates=args.normalize_duplicates, noise_share=share)
+        config = make_config(name, counts, args.min_count, args.epochs)
+        extra[f"{name}_config"] = dataclasses.asdict(config)
         wv, ours = _scratchlm(sentences, config, args.seed)
         ours.update(standard_scores(wv, restrict_vocab=args.restrict_vocab))
         ours["words_per_second"] = raw_words * args.epochs / ours["train_seconds"]
@@ -155,13 +164,11 @@ def main(argv=None) -> dict:
         extra[f"{name}_final_loss"] = ours["loss"]
 
     if args.repeat_corpus > 1:
-        import dataclasses
-
         big = sentences * args.repeat_corpus
         # min_count scaled with the copies, so the speed run keeps the sample's vocabulary (a word seen
         # once in the sample is seen N times here) and its scores compare with the runs above.
-        config = dataclasses.replace(config, model=models[0], epochs=args.speed_epochs,
-                                     min_count=args.min_count * args.repeat_corpus)
+        config = make_config(models[0], counts * args.repeat_corpus, args.min_count * args.repeat_corpus,
+                             args.speed_epochs)
         _scratchlm(big, dataclasses.replace(config, epochs=1), args.seed)  # warm-up: compiles for this corpus size
         wv, speed = _scratchlm(big, config, args.seed)
         figures.append(figure(f"{models[0]} words/s, sample x{args.repeat_corpus}",
@@ -170,7 +177,8 @@ def main(argv=None) -> dict:
         # The speed run's vectors, scored like the others: large batches take few steps on the small
         # sample, so "quality unchanged" at the speed run's batch is read here, on the corpus it ran on.
         speed.update(standard_scores(wv, restrict_vocab=args.restrict_vocab))
-        extra["speed_run"] = {"raw_words": raw_words * args.repeat_corpus, "epochs": args.speed_epochs, **speed}
+        extra["speed_run"] = {"raw_words": raw_words * args.repeat_corpus, "epochs": args.speed_epochs,
+                              "config": dataclasses.asdict(config), **speed}
 
     settings = {k: v for k, v in vars(args).items()}
     return report("word2vec", figures, settings=settings, raw_words=raw_words, threads_limited=threads_limited, **extra)

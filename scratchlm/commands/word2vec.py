@@ -36,7 +36,7 @@ from scratchlm.commands.common import (
     setup_parallel,
     start_run,
 )
-from scratchlm.embeddings.word2vec.config import Word2VecConfig, default_cpu_batch, default_noise_share
+from scratchlm.embeddings.word2vec.config import Word2VecConfig
 from scratchlm.errors import ScratchlmError
 
 
@@ -95,31 +95,17 @@ def command_args(**overrides) -> argparse.Namespace:
 
 
 def _config(args, counts=None):
-    """The run's config; ``counts`` (the vocabulary's word counts) size an accelerator's default batch."""
+    """The run's config (:func:`scratchlm.embeddings.word2vec.model.run_config`); ``counts`` (the vocabulary's
+    word counts) size an accelerator's default batch and CBOW's dispatches on a CPU."""
     import jax
 
-    from scratchlm.embeddings.word2vec.model import accelerator_batch, epoch_dispatch_steps
+    from scratchlm.embeddings.word2vec.model import run_config
 
-    accelerator = jax.devices()[0].platform != "cpu"
-    if args.batch_size is not None:
-        batch = args.batch_size
-    elif accelerator:
-        batch = 16_384 if counts is None else accelerator_batch(counts, args.sample)
-    else:
-        batch = default_cpu_batch(args.model)
-    # Large batches hit a frequent word's rows many times a step: damp them.  At 1,024 and below the
-    # plain sum scores as gensim (H100, the sample, 15 epochs: WordSim .459 plain vs .392 damped).
-    normalize = args.normalize_duplicates if args.normalize_duplicates is not None else batch > 2048
-    share = args.noise_share if args.noise_share is not None else default_noise_share(args.model, batch, accelerator)
-    steps_per_call = args.steps_per_call
-    if steps_per_call is None:
-        steps_per_call = Word2VecConfig.steps_per_call
-        if args.model == "cbow" and not accelerator and counts is not None:
-            steps_per_call = epoch_dispatch_steps(counts, args.sample, batch, cap=steps_per_call)
-    return Word2VecConfig(model=args.model, dim=args.dim, window=args.window, negative=args.negative,
-                          min_count=args.min_count, sample=args.sample, epochs=args.epochs, lr=args.lr,
-                          min_lr=args.min_lr, batch_size=batch, steps_per_call=steps_per_call,
-                          normalize_duplicates=normalize, noise_share=share)
+    return run_config(accelerator=jax.devices()[0].platform != "cpu", counts=counts, model=args.model, dim=args.dim,
+                      window=args.window, negative=args.negative, min_count=args.min_count, sample=args.sample,
+                      epochs=args.epochs, lr=args.lr, min_lr=args.min_lr, batch_size=args.batch_size,
+                      steps_per_call=args.steps_per_call, normalize_duplicates=args.normalize_duplicates,
+                      noise_share=args.noise_share)
 
 
 def train_and_write(args, sentences=None, clock=None) -> dict:

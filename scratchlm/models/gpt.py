@@ -49,7 +49,7 @@ from scratchlm.nn.attention import (
     update_kv_cache,
 )
 from scratchlm.nn.functional import dropout, gelu, matmul
-from scratchlm.nn.losses import softmax_cross_entropy
+from scratchlm.nn.losses import linear_cross_entropy
 from scratchlm.nn.sampling import sample_logits
 from scratchlm.nn.transformer import apply_layer_norm, init_layer_norm, stored_gradient
 
@@ -303,16 +303,22 @@ def apply(params: dict, batch: dict, *, config: GPTConfig, key: jax.Array | None
     Returns {"logits": [B, T, V] float32, "last_hidden_state": [B, T, H]}.  Logits at padding positions
     are not meaningful (a padding query may see no key).
     """
+    h = _hidden(params, batch, config=config, key=key, train=train)
+    return {"logits": lm_logits(params, h), "last_hidden_state": h}
+
+
+def _hidden(params: dict, batch: dict, *, config: GPTConfig, key: jax.Array | None, train: bool) -> jax.Array:
+    """:func:`apply`'s batch checked and read (positions and masks defaulted as HuggingFace does), through
+    :func:`decoder`: the final hidden states [B, T, H]."""
     validate_batch(batch, config)
     input_ids = batch["input_ids"]
-    B, T = input_ids.shape
+    T = input_ids.shape[1]
     position_ids = batch.get("position_ids")
     position_ids = jnp.arange(T)[None] if position_ids is None else position_ids
     mask = causal_mask(T)  # [1, 1, T, T]
     if batch.get("attention_mask") is not None:
         mask = mask & padding_mask(batch["attention_mask"])  # [B, 1, T, T]
-    h, _ = decoder(params, input_ids, position_ids, mask, config=config, key=key, train=train)
-    return {"logits": lm_logits(params, h), "last_hidden_state": h}
+    return decoder(params, input_ids, position_ids, mask, config=config, key=key, train=train)[0]
 
 
 def causal_lm_loss(params: dict, batch: dict, *, config: GPTConfig, key: jax.Array | None = None,
@@ -323,11 +329,15 @@ def causal_lm_loss(params: dict, batch: dict, *, config: GPTConfig, key: jax.Arr
 
     Args: batch as :func:`apply` (right padding).  Returns a scalar.
     """
-    logits = apply(params, batch, config=config, key=key, train=train)["logits"][:, :-1]  # [B, T-1, V]
+    h = _hidden(params, batch, config=config, key=key, train=train)
     targets = batch["input_ids"][:, 1:]
     if batch.get("attention_mask") is not None:
         targets = jnp.where(batch["attention_mask"][:, 1:] > 0, targets, -100)
-    return softmax_cross_entropy(logits, targets)
+    # position t predicts x_{t+1}; the last position predicts nothing.  Shifting the targets instead of
+    # slicing h keeps the hidden states whole (no copy), and the head and the loss run fused
+    # (:func:`~scratchlm.nn.losses.linear_cross_entropy`: the [B, T, V] logits are never made whole)
+    targets = jnp.pad(targets, ((0, 0), (0, 1)), constant_values=-100)  # [B, T]
+    return linear_cross_entropy(h, params["wte"]["weight"].astype(h.dtype), targets)
 
 
 def last_token_state(hidden: jax.Array, attention_mask: jax.Array) -> jax.Array:

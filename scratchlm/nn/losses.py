@@ -7,6 +7,8 @@ log-likelihood as in every textbook and in PyTorch).
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -88,6 +90,108 @@ def softmax_cross_entropy(
     if reduction == "sum":
         return total
     return total / jnp.maximum(jnp.sum(keep), 1)
+
+
+def linear_cross_entropy(h: jax.Array, W: jax.Array, labels: jax.Array, *, ignore_index: int = -100,
+                         chunk_size: int = 4096) -> jax.Array:
+    r"""Mean softmax cross-entropy of the logits :math:`z_i = W h_i`, computed a chunk of rows at a time so the
+    [N, V] logits never exist whole: :func:`softmax_cross_entropy` of ``h @ W.T``, fused with the linear layer.
+
+    .. math::  \mathcal{L} = -\frac{1}{N} \sum_{i:\, y_i \ne \text{ignore}}
+               \Big(z_{i y_i} - \log \sum_{v=1}^{V} e^{z_{iv}}\Big), \qquad z_i = W h_i
+
+    with the gradient of the softmax regression (Bishop 2006, eq. 4.109):
+
+    .. math::  \frac{\partial \mathcal{L}}{\partial z_i} = \frac{1}{N}\big(\mathrm{softmax}(z_i) - e_{y_i}\big),
+               \qquad \frac{\partial \mathcal{L}}{\partial h_i} = W^\top \frac{\partial \mathcal{L}}{\partial z_i},
+               \qquad \frac{\partial \mathcal{L}}{\partial W}
+               = \sum_i \frac{\partial \mathcal{L}}{\partial z_i}\, h_i^\top
+
+    Why: a language model's head makes logits of N tokens by V words, 3.3 GB in float32 for GPT-2 at 16
+    sequences of 1,024 tokens, and autodiff writes and reads them several times; on an H100 the head's loss
+    and gradient took 26 of a 61 ms step (``benchmarks/notes/2026-12-05-round10.md``).  Here each chunk's
+    logits are made, reduced to their log-sum-exp, turned into :math:`\partial \mathcal{L}/\partial z` and
+    multiplied into both gradients in one pass when differentiated (the gradient computed with the loss, as
+    Liger-Kernel's fused linear cross-entropy does; the backward pass only scales it), and into the loss
+    alone otherwise.  The logits and their statistics are float32 or wider; ``dz`` is cast to ``h``'s dtype
+    before its two products, as a bfloat16 linear layer's gradient is.
+
+    Args: h [..., H]; W [V, H] in ``h``'s dtype; labels [...] integer classes or ``ignore_index``;
+    chunk_size rows per chunk (the rows are split into equal chunks of at most this many).  Returns a
+    scalar; 0 when every label is ignored, as :func:`softmax_cross_entropy`.
+    """
+    if labels.shape != h.shape[:-1]:
+        raise ValueError(f"linear_cross_entropy: h {h.shape} needs labels of shape {h.shape[:-1]}, "
+                         f"got {labels.shape}")
+    if W.ndim != 2 or W.shape[1] != h.shape[-1]:
+        raise ValueError(f"linear_cross_entropy: W must be [V, {h.shape[-1]}], got {W.shape}")
+    H = h.shape[-1]
+    h2, y = h.reshape(-1, H), labels.reshape(-1).astype(jnp.int32)
+    N = h2.shape[0]
+    n = max(1, -(-N // chunk_size))
+    C = -(-N // n)
+    h2 = jnp.pad(h2, ((0, n * C - N), (0, 0)))
+    y = jnp.pad(y, (0, n * C - N), constant_values=ignore_index)
+    total = _linear_nll_sum(h2.reshape(n, C, H), W, y.reshape(n, C), ignore_index)
+    return total / jnp.maximum(jnp.sum(y != ignore_index), 1)
+
+
+def _linear_nll_chunk(h, W, y, ignore_index):
+    """One chunk: the logits [C, V] (float32 or wider), their log-sum-exp, the one-hot labels, the kept rows
+    and the summed negative log-likelihood."""
+    z = jnp.einsum("ch,vh->cv", h, W, preferred_element_type=jnp.promote_types(h.dtype, jnp.float32))
+    m = jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
+    lse = m[:, 0] + jnp.log(jnp.sum(jnp.exp(z - m), axis=-1))
+    keep = y != ignore_index
+    onehot = jnp.arange(W.shape[0]) == jnp.where(keep, y, 0)[:, None]
+    z_y = jnp.sum(jnp.where(onehot, z, 0.0), axis=-1)  # the select, not a gather (softmax_cross_entropy's reason)
+    return z, lse, onehot, keep, jnp.sum(jnp.where(keep, lse - z_y, 0.0))
+
+
+def _over_chunks(body, carry, xs):
+    """``lax.scan`` over the leading axis, or the body called once when there is one chunk (a CPU's usual
+    case: no loop for XLA to keep)."""
+    if xs[0].shape[0] == 1:
+        carry, out = body(carry, jax.tree.map(lambda x: x[0], xs))
+        return carry, jax.tree.map(lambda x: x[None], out)
+    return jax.lax.scan(body, carry, xs)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _linear_nll_sum(h, W, y, ignore_index):
+    """The summed negative log-likelihood over chunks h [n, C, H], y [n, C]."""
+    acc = jnp.promote_types(h.dtype, jnp.float32)
+
+    def body(total, xs):
+        return total + _linear_nll_chunk(xs[0], W, xs[1], ignore_index)[-1], None
+
+    return _over_chunks(body, jnp.zeros((), acc), (h, y))[0]
+
+
+def _linear_nll_sum_fwd(h, W, y, ignore_index):
+    acc = jnp.promote_types(h.dtype, jnp.float32)
+
+    def body(carry, xs):
+        total, dW = carry
+        h_c, y_c = xs
+        z, lse, onehot, keep, nll = _linear_nll_chunk(h_c, W, y_c, ignore_index)
+        dz = jnp.where(keep[:, None], jnp.exp(z - lse[:, None]) - onehot, 0.0).astype(h.dtype)  # softmax - e_y
+        dh = jnp.einsum("cv,vh->ch", dz, W, preferred_element_type=acc)
+        dW = dW + jnp.einsum("cv,ch->vh", dz, h_c, preferred_element_type=acc)
+        return (total + nll, dW), dh
+
+    (total, dW), dh = _over_chunks(body, (jnp.zeros((), acc), jnp.zeros(W.shape, acc)), (h, y))
+    # kept wide until scaled by the incoming cotangent, so each gradient is rounded to its dtype once;
+    # the empty arrays carry the primal dtypes to the backward rule
+    return total, (dh, dW, jnp.zeros((0,), h.dtype), jnp.zeros((0,), W.dtype))
+
+
+def _linear_nll_sum_bwd(ignore_index, residuals, g):
+    dh, dW, h_type, W_type = residuals
+    return (g * dh).astype(h_type.dtype), (g * dW).astype(W_type.dtype), None
+
+
+_linear_nll_sum.defvjp(_linear_nll_sum_fwd, _linear_nll_sum_bwd)
 
 
 def top1_correct(logits: jax.Array, labels: jax.Array) -> jax.Array:

@@ -1,5 +1,6 @@
 """scratchlm.nn.losses: gradient checks, the document's formulas, hypothesis properties, PyTorch."""
 
+import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -187,3 +188,93 @@ def test_against_pytorch(x64):
                 counted = labels != -100
                 ref = ref * w[labels[counted]].sum() / counted.sum()
             np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0, err_msg=f"weight={weight}, {reduction}")
+
+
+# --- linear_cross_entropy: the head and the loss fused, chunk by chunk ---------------------------------
+
+def _linear_case(rng, n, v, hdim, ignored):
+    h = rng.normal(size=(n, hdim))
+    W = rng.normal(size=(v, hdim))
+    y = rng.integers(0, v, size=n)
+    y[rng.random(n) < ignored] = -100
+    return h, W, y
+
+
+# (rows, words, width, chunk_size): one chunk; chunks with padded rows; a row a chunk; one row
+_LINEAR_SHAPES = [(12, 7, 3, 64), (23, 13, 4, 5), (6, 5, 2, 1), (1, 2, 1, 8)]
+
+
+@functools.cache
+def _fused_and_plain(chunk):
+    def fused(h, W, y):
+        return L.linear_cross_entropy(h, W, y, chunk_size=chunk)
+
+    def plain(h, W, y):
+        return L.softmax_cross_entropy(h @ W.T, y)
+
+    return tuple(jax.jit(jax.value_and_grad(f, (0, 1))) for f in (fused, plain))
+
+
+@settings(max_examples=24, deadline=None)
+@given(st.sampled_from(_LINEAR_SHAPES), st.sampled_from([0.0, 0.3, 1.0]), st.integers(0, 2**31 - 1))
+def test_linear_cross_entropy_equals_the_unfused_head_and_loss(shape, ignored, seed):
+    # the same sums in another order (chunks, one-pass statistics): float64 rounding, ~(V + H) eps of the
+    # O(1)-O(10) terms, far under 1e-12
+    n, v, hdim, chunk = shape
+    with jax.enable_x64(True):
+        h, W, y = _linear_case(np.random.default_rng(seed), n, v, hdim, ignored)
+        fused, plain = _fused_and_plain(chunk)
+        (loss, grads), (want, want_grads) = fused(h, W, y), plain(h, W, y)
+        np.testing.assert_allclose(loss, want, rtol=0, atol=1e-12)
+        for got, expected in zip(grads, want_grads):
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_linear_cross_entropy_gradient_is_the_softmax_regressions(x64):
+    # the closed form: dz_i = (softmax(z_i) - e_{y_i}) / N, dh = dz W, dW = dz^T h, over three chunks
+    h, W, y = _linear_case(np.random.default_rng(2), 11, 9, 4, 0.3)
+    dh, dW = jax.grad(lambda h, W: L.linear_cross_entropy(h, W, y, chunk_size=4), (0, 1))(h, W)
+    z = h @ W.T
+    p = np.exp(z - z.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    keep = y >= 0
+    dz = (p - np.eye(9)[np.where(keep, y, 0)]) * keep[:, None] / keep.sum()
+    np.testing.assert_allclose(dh, dz @ W, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dW, dz.T @ h, rtol=1e-12, atol=1e-14)
+    check_grads(lambda h, W: L.linear_cross_entropy(h, W, y, chunk_size=4), (h, W))
+
+
+def test_linear_cross_entropy_in_bfloat16_is_the_float64_head_rounded_once():
+    # bf16 inputs, float32 logits: the loss is the float64 loss of the same (rounded) inputs up to float32
+    # sums of H exact products and V exponentials, ~(H + V) 2^-24 relative.  The gradient's dz is rounded to
+    # bf16 (unit roundoff u = 2^-8) before its products, which sum in float32, and the result is rounded
+    # once, so each element of dh lies within u (sum_v |dz_v W_v| + |dh|) of the exact one (dW likewise),
+    # plus float32's share.
+    rng = np.random.default_rng(3)
+    h, W, y = (jnp.asarray(a, jnp.bfloat16) if a.dtype.kind == "f" else a
+               for a in _linear_case(rng, 64, 50, 16, 0.1))
+    loss, (dh, dW) = jax.value_and_grad(lambda h, W: L.linear_cross_entropy(h, W, y, chunk_size=24), (0, 1))(h, W)
+    h64, W64 = np.asarray(h, np.float64), np.asarray(W, np.float64)
+    z = h64 @ W64.T
+    lse = np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1)) + z.max(-1)
+    keep = y >= 0
+    N = keep.sum()
+    want = np.sum((lse - z[np.arange(64), np.where(keep, y, 0)]) * keep) / N
+    assert abs(float(loss) - want) <= (16 + 50) * 2.0**-24 * np.abs(z).max() * 4
+    dz = (np.exp(z - lse[:, None]) - np.eye(50)[np.where(keep, y, 0)]) * keep[:, None] / N
+    u, f32 = 2.0**-8, (16 + 50) * 2.0**-24
+    bound_h = u * (np.abs(dz) @ np.abs(W64) + np.abs(dz @ W64)) + f32 * (np.abs(dz) @ np.abs(W64))
+    bound_W = u * (np.abs(dz).T @ np.abs(h64) + np.abs(dz.T @ h64)) + f32 * (np.abs(dz).T @ np.abs(h64))
+    assert np.all(np.abs(np.asarray(dh, np.float64) - dz @ W64) <= bound_h + 1e-30)
+    assert np.all(np.abs(np.asarray(dW, np.float64) - dz.T @ h64) <= bound_W + 1e-30)
+
+
+def test_linear_cross_entropy_all_ignored_and_shapes():
+    h, W = jnp.ones((3, 4)), jnp.ones((5, 4))
+    y = jnp.full((3,), -100)
+    loss, grads = jax.value_and_grad(lambda h, W: L.linear_cross_entropy(h, W, y), (0, 1))(h, W)
+    assert float(loss) == 0.0 and all(np.all(np.asarray(g) == 0) for g in grads)
+    with pytest.raises(ValueError, match="labels of shape"):
+        L.linear_cross_entropy(h, W, jnp.zeros((4,), jnp.int32))
+    with pytest.raises(ValueError, match="W must be"):
+        L.linear_cross_entropy(h, jnp.ones((5, 3)), y)

@@ -1,5 +1,6 @@
-r"""Word2Vec's two tables (:func:`init`), the word vectors kept at the end (:func:`word_vectors`), and the
-batch an accelerator takes for a corpus (:func:`accelerator_batch`)."""
+r"""Word2Vec's two tables (:func:`init`), the word vectors kept at the end (:func:`word_vectors`), the
+batch an accelerator takes for a corpus (:func:`accelerator_batch`), and the settings a run uses on its
+device (:func:`run_config`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from scratchlm.embeddings.formats import WordVectors
 from scratchlm.embeddings.word2vec import sampling
-from scratchlm.embeddings.word2vec.config import Word2VecConfig
+from scratchlm.embeddings.word2vec.config import Word2VecConfig, default_cpu_batch, default_noise_share
 
 
 def init(key: jax.Array, vocab_size: int, config: Word2VecConfig) -> dict[str, jax.Array]:
@@ -56,6 +57,43 @@ def epoch_dispatch_steps(counts: np.ndarray, sample: float, batch: int, *, cap: 
     steps = float(np.sum(counts * sampling.keep_probability(counts, sample))) / batch * (1 + margin)
     per_call = math.ceil(steps / math.ceil(steps / cap))
     return min(cap, -(-per_call // multiple) * multiple)
+
+
+def run_config(*, accelerator: bool, counts: np.ndarray | None = None, batch_size: int | None = None,
+               normalize_duplicates: bool | None = None, noise_share: int | None = None,
+               steps_per_call: int | None = None, **settings) -> Word2VecConfig:
+    """The config a run uses on its device: the settings given, and for each of the four left ``None`` the
+    default measured for the device and corpus.  ``scratchlm word2vec`` and ``benchmarks/word2vec.py`` both
+    take their settings from here, so a benchmark times what the command runs.
+
+    - ``batch_size``: on an accelerator :func:`accelerator_batch` of the vocabulary's ``counts`` (16,384
+      before they are known); on a CPU :func:`~scratchlm.embeddings.word2vec.config.default_cpu_batch`.
+    - ``normalize_duplicates``: above 2,048 centres a step.  Large batches hit a frequent word's rows many
+      times a step: damp them.  At 1,024 and below the plain sum scores as gensim (H100, the sample,
+      15 epochs: WordSim .459 plain against .392 damped).
+    - ``noise_share``: :func:`~scratchlm.embeddings.word2vec.config.default_noise_share`.
+    - ``steps_per_call``: the config's, except CBOW on a CPU once ``counts`` are known, which takes
+      :func:`epoch_dispatch_steps`.
+
+    ``settings`` are :class:`~scratchlm.embeddings.word2vec.config.Word2VecConfig`'s other fields.
+    """
+    model = settings.get("model", Word2VecConfig.model)
+    sample = settings.get("sample", Word2VecConfig.sample)
+    if batch_size is None:
+        if accelerator:
+            batch_size = 16_384 if counts is None else accelerator_batch(counts, sample)
+        else:
+            batch_size = default_cpu_batch(model)
+    if normalize_duplicates is None:
+        normalize_duplicates = batch_size > 2048
+    if noise_share is None:
+        noise_share = default_noise_share(model, batch_size, accelerator)
+    if steps_per_call is None:
+        steps_per_call = Word2VecConfig.steps_per_call
+        if model == "cbow" and not accelerator and counts is not None:
+            steps_per_call = epoch_dispatch_steps(counts, sample, batch_size, cap=steps_per_call)
+    return Word2VecConfig(**settings, batch_size=batch_size, normalize_duplicates=normalize_duplicates,
+                          noise_share=noise_share, steps_per_call=steps_per_call)
 
 
 def word_vectors(params, vocab: sampling.Vocab) -> WordVectors:

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# One GPU lease's accelerator checks (issues 25, 27, 28), in the order they matter, in one call:
+#
+#   bash benchmarks/device.sh            # on the lent machine, from the repository root, .whl carried
+#
+# Each benchmark prints its one JSON line; they are collected in $OUT/results.jsonl and every line of output in
+# $OUT/log, so a run cut off by its time limit still returns what finished. gensim is not in the device image:
+# its wheel travels in .whl (the Word2Vec corpus is gensim's test data). Every step has its own time limit
+# (seconds, first argument of `step`) so one slow benchmark cannot starve the rest.
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD
+fi
+{ date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv,noheader
+  python3 -c "import jax, torch, transformers; print('jax', jax.__version__, jax.devices(), '| torch', torch.__version__,
+  torch.backends.cudnn.version(), '| transformers', transformers.__version__)"; } 2>&1 | tee -a "$OUT/log"
+
+step() {  # step SECONDS NAME ARGS...: one benchmark, its JSON lines kept, its whole output logged
+  local limit=$1 name=$2; shift 2
+  local t0=$SECONDS
+  echo "=== $name $* (limit ${limit}s)" | tee -a "$OUT/log"
+  timeout "$limit" python3 -m "benchmarks.$name" "$@" > "$OUT/step.txt" 2>&1
+  local rc=$?
+  cat "$OUT/step.txt" >> "$OUT/log"
+  grep '^{' "$OUT/step.txt" | sed "s/^{/{\"step\": \"$name $*\", /" >> "$OUT/results.jsonl"
+  echo "=== $name rc=$rc $((SECONDS - t0))s" | tee -a "$OUT/log"
+  tail -n 3 "$OUT/step.txt" | cut -c1-400
+}
+
+# Issue 27: GPT-2 small (12 x 768, seq 1024, batch 16) bf16 training MFU beside HF; cached generation, batch 1 and 32.
+step 170 gpt --bf16 --rounds 1
+# Issues 25 and 28: the 2 x 512 LSTM (T 64) forward+backward beside torch.nn.LSTM (cuDNN).
+step 60 lstm --batch-size 32 --unroll 1,4,8
+step 60 lstm --batch-size 256 --unroll 1,4,8
+# Issue 28: BERT-base MLM training, bf16, seq 512, batch 64, beside HF.
+step 110 encoder --bf16 --seq 512
+# Issue 28: Word2Vec words/s on the sample x100 (45 M tokens), 2 timed epochs after a warm-up one.
+step 110 word2vec --model both --epochs 1 --repeat-corpus 100 --speed-epochs 2 --no-gensim
+# Issue 28: a GloVe epoch over 100 M non-zeros.
+step 70 glove --synthetic-nnz 1e8 --batch-size 1048576 --epochs 3
+# Issue 28: the GRU beside cuDNN, re-measured on today's code.
+step 45 gru --batch-size 32 --unroll 1,4
+step 45 gru --batch-size 256 --unroll 4,8
+rm -f "$OUT/step.txt"
+echo "=== done $SECONDS s" | tee -a "$OUT/log"
