@@ -206,10 +206,11 @@ def test_keep_first_is_the_full_encoders_first_rows_with_their_gradients(x64, pr
         out = transformer.encoder(p, x, mask, config=cfg, key=key, train=True, keep_first=k)
         return out[:, :2], jnp.sum(c * out[:, :2])
 
-    full = jax.value_and_grad(lambda p: read(p, None)[1])(params)
-    first = jax.value_and_grad(lambda p: read(p, 2)[1])(params)
-    assert read(params, 2)[0].shape == (2, 2, cfg.hidden_size)
-    np.testing.assert_allclose(np.asarray(read(params, 2)[0]), np.asarray(read(params, None)[0]), atol=1e-12, rtol=0)
+    # jitted: one program each instead of op-by-op dispatch of a float64 stack and its gradient
+    (rows_full, full) = jax.jit(lambda p: (read(p, None)[0], jax.value_and_grad(lambda p: read(p, None)[1])(p)))(params)
+    (rows_first, first) = jax.jit(lambda p: (read(p, 2)[0], jax.value_and_grad(lambda p: read(p, 2)[1])(p)))(params)
+    assert rows_first.shape == (2, 2, cfg.hidden_size)
+    np.testing.assert_allclose(np.asarray(rows_first), np.asarray(rows_full), atol=1e-12, rtol=0)
     for a, b in zip(jax.tree.leaves(first[1]), jax.tree.leaves(full[1])):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-12, rtol=0)
     # at inference too (no masks), and through bert.apply(cls_only=True)

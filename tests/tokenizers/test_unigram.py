@@ -2,6 +2,7 @@
 Viterbi segmentation, the unknown-piece rule and byte fallback; and tokenizer.json files of the common
 families, built locally with HuggingFace's classes, encoded id-, token- and offset-identically."""
 
+import functools
 import json
 import math
 
@@ -265,18 +266,29 @@ def test_sampling_follows_the_sharpened_posterior(alpha):
         assert abs(counts.get(seg, 0) / draws - p) <= 5 * math.sqrt(p * (1 - p) / draws)
 
 
+@functools.cache
+def _metaspace_vocab() -> list[tuple[str, float]]:
+    """A Unigram vocabulary trained once behind Metaspace(split=False), so pieces may hold '▁' inside (words
+    joined); every scheme and split below encodes with it (HuggingFace's trainer takes 6 s a run here)."""
+    tok = hf.Tokenizer(hf.models.Unigram())
+    tok.normalizer = N.NFKC()
+    tok.pre_tokenizer = P.Metaspace(prepend_scheme="always", split=False)
+    _train(tok, T.UnigramTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], unk_token="<unk>",
+                                 show_progress=False))
+    return [(piece, score) for piece, score in json.loads(tok.to_str())["model"]["vocab"]]
+
+
 @pytest.mark.parametrize("scheme", ["first", "always", "never"])
 @pytest.mark.parametrize("split", [True, False])
 def test_metaspace_schemes_around_added_tokens(scheme, split):
     """prepend_scheme 'first' puts the '▁' only before the text that begins the input, not after an added
     token; 'always' before every stretch between added tokens.  With a normalized added token and one whose
     content starts with a space (lstrip)."""
-    tok = hf.Tokenizer(hf.models.Unigram())
+    tok = hf.Tokenizer(hf.models.Unigram(_metaspace_vocab(), 0, False))
     tok.normalizer = N.NFKC()
     tok.pre_tokenizer = P.Metaspace(prepend_scheme=scheme, split=split)
     tok.decoder = D.Metaspace(prepend_scheme=scheme, split=split)
-    _train(tok, T.UnigramTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], unk_token="<unk>",
-                                 show_progress=False))
+    tok.add_special_tokens(["<unk>", "<s>", "</s>"])
     tok.add_tokens(["Mixed", hf.AddedToken(" <mask>", lstrip=True, special=True, normalized=False)])
     ours = hf_json.from_json(json.loads(tok.to_str()))
     for text in ["<s>hello world</s>", "hello <s> world", " <s>x", "a Mixed  <mask> thing", "ﬁ<s>ﬁ", "MIXED", ""]:
