@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=None, help="training batch (default GPU 16, CPU 4, quick 4)")
     parser.add_argument("--steps", type=int, default=None, help="timed training steps (default GPU 20, CPU 3)")
     parser.add_argument("--new-tokens", type=int, default=None, help="generated tokens (default 128, quick 16)")
-    parser.add_argument("--gen-batches", default="1,32", help="generation batch sizes, comma-separated")
+    parser.add_argument("--gen-batches", default="1,32",
+                        help="generation batch sizes, comma-separated ('': no generation)")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 compute (HF: autocast / bf16 weights)")
     parser.add_argument("--no-fused", action="store_true", help="plain attention equations instead of the fused kernel")
     parser.add_argument("--quick", action="store_true", help="a tiny decoder (2 layers, 128 wide) for a smoke run")
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
                               peer_tps * flops / peak if peer_tps else None, unit="fraction of peak bf16",
                               peer_name=peer_name))
     generation = []
-    for b in (int(x) for x in args.gen_batches.split(",")):
+    for b in (int(x) for x in args.gen_batches.split(",") if x.strip()):
         g_ours = in_own_process("benchmarks.gpt", "generate_scratchlm", **shape, batch=b, new_tokens=new_tokens)
         g_peer = None if args.no_peers else in_own_process("benchmarks.gpt", "generate_huggingface", **shape,
                                                            batch=b, new_tokens=new_tokens)
