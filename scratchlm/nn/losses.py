@@ -114,7 +114,8 @@ def linear_cross_entropy(h: jax.Array, W: jax.Array, labels: jax.Array, *, ignor
     multiplied into both gradients in one pass when differentiated (the gradient computed with the loss, as
     Liger-Kernel's fused linear cross-entropy does; the backward pass only scales it), and into the loss
     alone otherwise.  The logits and their statistics are float32 or wider; ``dz`` is cast to ``h``'s dtype
-    before its two products, as a bfloat16 linear layer's gradient is.
+    before its two products, as a bfloat16 linear layer's gradient is.  Reverse mode only (a custom VJP):
+    ``jax.jvp`` and ``jax.jacfwd`` of it raise; use ``softmax_cross_entropy(h @ W.T, labels)`` for those.
 
     Args: h [..., H]; W [V, H] in ``h``'s dtype; labels [...] integer classes or ``ignore_index``;
     chunk_size rows per chunk (the rows are split into equal chunks of at most this many).  Returns a

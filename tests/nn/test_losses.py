@@ -1,6 +1,7 @@
 """scratchlm.nn.losses: gradient checks, the document's formulas, hypothesis properties, PyTorch."""
 
 import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
