@@ -5,7 +5,11 @@
 #
 # Each benchmark prints its one JSON line; they are collected in $OUT/results.jsonl and every line of output in
 # $OUT/log, so a run cut off by its time limit still returns what finished. gensim is not in the device image:
-# its wheel travels in .whl (the Word2Vec corpus is gensim's test data). Every step has its own time limit
+# its wheel travels in .whl (the Word2Vec corpus is gensim's test data), fetched here, in the repository root:
+#   echo /.whl/ >> .git/info/exclude
+#   python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 -d .whl gensim==4.4.0 smart_open==9.0.4
+# and named in the call's carry. Every step has its own time limit
 # (seconds, first argument of `step`) so one slow benchmark cannot starve the rest.
 set -u
 OUT=${OUT:-/tmp/out}
