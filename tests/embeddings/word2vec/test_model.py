@@ -68,3 +68,19 @@ def test_accelerator_batch_on_the_wikipedia_sample_sizes():
     assert model.accelerator_batch(vocab.counts * 100, 1e-3) == 16_384
     # CBOW's CPU batch, 1,024: about 304 steps an epoch, so two dispatches of 160 (not 256 + 256)
     assert model.epoch_dispatch_steps(vocab.counts, 1e-3, 1024) == 160
+
+
+def test_run_config_takes_what_is_given_and_derives_the_rest_per_device():
+    # the one place the command and benchmarks/word2vec.py take their settings from
+    counts = np.full(2000, 1000.0)  # 2 M tokens, all kept at sample 1e-3 (each word is 1/2000 of the corpus)
+    gpu = model.run_config(accelerator=True, counts=counts, model="skipgram", dim=8)
+    assert gpu.batch_size == model.accelerator_batch(counts, Word2VecConfig.sample) > 2048
+    assert gpu.normalize_duplicates and gpu.noise_share == 1 and gpu.dim == 8
+    assert model.run_config(accelerator=True, model="skipgram").batch_size == 16_384  # before the counts
+    cpu = model.run_config(accelerator=False, counts=counts, model="cbow")
+    assert (cpu.batch_size, cpu.normalize_duplicates, cpu.noise_share) == (1024, False, 32)
+    assert cpu.steps_per_call == model.epoch_dispatch_steps(counts, Word2VecConfig.sample, 1024)
+    assert model.run_config(accelerator=False, model="skipgram").steps_per_call == Word2VecConfig.steps_per_call
+    kept = model.run_config(accelerator=True, counts=counts, model="cbow", batch_size=512, normalize_duplicates=True,
+                            noise_share=4, steps_per_call=7)
+    assert (kept.batch_size, kept.normalize_duplicates, kept.noise_share, kept.steps_per_call) == (512, True, 4, 7)
