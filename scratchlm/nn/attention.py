@@ -173,12 +173,12 @@ def multi_head_attention(p: dict, x: jax.Array, mask: jax.Array | None = None, *
     ``queries`` must be B or None there: the leading B rows, each text's first token.  Returns
     [1, N, H] ([1, B, H] with ``queries``).
     """
+    if x.shape[-1] % num_heads:
+        raise ValueError(f"hidden size {x.shape[-1]} is not divisible by num_heads={num_heads}")
     if layout is not None:
         return _unpadded_attention(p, x, mask, layout, num_heads=num_heads, dropout_rate=dropout_rate, key=key,
                                    train=train, fused=fused, queries=queries)
     B, T, H = x.shape
-    if H % num_heads:
-        raise ValueError(f"hidden size {H} is not divisible by num_heads={num_heads}")
     d_k = H // num_heads
     n = T if queries is None else queries
     Q = dense(p["self"]["query"], x[:, :n]).reshape(B, n, num_heads, d_k)  # [B, T, H] -> [B, T, h, d_k]
@@ -207,8 +207,6 @@ def _unpadded_attention(p, x, mask, layout, *, num_heads, dropout_rate, key, tra
     """:func:`multi_head_attention` on unpadded x [1, N, H]: projections over the N rows, attention on the grid."""
     _, N, H = x.shape
     B, T = layout["grid_index"].shape
-    if H % num_heads:
-        raise ValueError(f"hidden size {H} is not divisible by num_heads={num_heads}")
     if queries not in (None, B):
         raise ValueError(f"unpadded attention computes every token or each text's first (queries={B}), got {queries}")
     d_k = H // num_heads

@@ -141,7 +141,7 @@ def _linear_nll_chunk(h, W, y, ignore_index):
     """One chunk: the logits [C, V] (float32 or wider), their log-sum-exp, the one-hot labels, the kept rows
     and the summed negative log-likelihood."""
     z = jnp.einsum("ch,vh->cv", h, W, preferred_element_type=jnp.promote_types(h.dtype, jnp.float32))
-    m = jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
+    m = jnp.max(z, axis=-1, keepdims=True)
     lse = m[:, 0] + jnp.log(jnp.sum(jnp.exp(z - m), axis=-1))
     keep = y != ignore_index
     onehot = jnp.arange(W.shape[0]) == jnp.where(keep, y, 0)[:, None]

@@ -554,16 +554,18 @@ def cross_validate(params: dict, data: dict, *, encoder: Encoder, config: Finetu
     key and batches, and ends on the bytes an uninterrupted run writes.
     """
     labels = data["labels"]
+    # each fold's (fit, dev) split of its training part, known before any fold runs so that one plan of
+    # batch shapes serves every fold's steps, resumed or not
+    splits = [dev_split(labels, train, dev_fraction, config.seed + f)
+              for f, (train, _) in enumerate(kfold(len(labels), folds, config.seed, stratify_by=labels))]
     shapes = None
-    if _unpads(config, encoder, mesh):  # one plan for every fold's steps, resumed or not
-        fits = [dev_split(labels, train, dev_fraction, config.seed + f)[0]
-                for f, (train, _) in enumerate(kfold(len(labels), folds, config.seed, stratify_by=labels))]
-        shapes = plan_steps([subset(data, i) for i in fits], encoder=encoder, config=config)
+    if _unpads(config, encoder, mesh):
+        shapes = plan_steps([subset(data, fit_index) for fit_index, _ in splits], encoder=encoder, config=config)
 
     def run_fold(f: int, train_index: np.ndarray, test_index: np.ndarray) -> dict:
         record = done(f)
         if record is None:
-            fit_index, dev_index = dev_split(labels, train_index, dev_fraction, config.seed + f)
+            fit_index, dev_index = splits[f]  # the split of train_index, the same kfold's fold f
             start = init_classifier(jax.random.fold_in(key, f), params, encoder, config)
             directory = fold_dir(f)
             checkpoints = directory and directory / "checkpoints"
