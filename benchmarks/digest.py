@@ -10,7 +10,7 @@ MFU, dates) are removed from JSON before hashing; everything else counts.
     python -m benchmarks.digest > after.txt      # on the new one
     diff before.txt after.txt                    # empty: same behaviour
 
-``--only NAME[,NAME]`` runs a subset (tokenize, classify, word2vec, glove, gru-lm, pretrain, pretrain-gpt,
+``--only NAME[,NAME]`` runs a subset (tokenize, classify, classify-rnn, word2vec, glove, gru-lm, pretrain, pretrain-gpt,
 finetune).
 Takes about three minutes on 2 CPU cores.
 """
@@ -93,6 +93,12 @@ def runs(root: Path) -> dict[str, list[list[str]]]:
         "classify": [
             ["classify", "--folds", "2", "--dim", "16", "--steps", "30", "--lr", "0.05", "--seed", "1",
              "--out", f"{r}/classify"],
+        ],
+        "classify-rnn": [
+            ["classify", "--encoder", "lstm", "--folds", "2", "--dim", "16", "--hidden", "16", "--epochs", "2",
+             "--lr", "0.01", "--seed", "1", "--out", f"{r}/classify-lstm"],
+            ["classify", "--encoder", "gru", "--folds", "2", "--dim", "16", "--hidden", "16", "--epochs", "2",
+             "--lr", "0.01", "--seed", "1", "--out", f"{r}/classify-gru"],
         ],
         "word2vec": [
             ["word2vec", "--corpus", "lee", "--model", "skipgram", "--dim", "16", "--epochs", "1", "--seed", "1",
