@@ -5,10 +5,14 @@ forward+backward steps/s through scratchlm's ``lax.scan`` layers beside ``torch.
 One step = forward over [B, T, D] through L layers, a scalar loss on the outputs and the final states
 (h_n; and c_n for the LSTM), and the gradients of every weight.  Both sides start from the same weights
 and inputs; the first calls (JAX's compilation, cuDNN's plan selection) are excluded, every timed call
-blocks until the result is on the host side of the device.  PyTorch's side runs in a process of its own
-(:func:`benchmarks.common.in_own_process`), so neither side is timed in the other's leftovers, once
-before scratchlm's timing and once after (a process runs slower right after a heavy one); its figure is
-the mean of the two.
+blocks until the result is on the host side of the device.  Each side runs in processes of its own
+(:func:`benchmarks.common.in_own_process`), so neither is timed in the other's leftovers: ``--rounds`` rounds
+(3 on a CPU), each running both sides, the first side alternating (a process runs slower right after a
+heavy one); each side's figure is the median of its rounds.  On these 2-core hosts one side's time moves by
+up to 10 % from run to run (PyTorch's LSTM step: 205-240 ms, round 11), more than the gap being measured.
+With ``--rounds 0`` (the default on a GPU, where the spread is small and device time scarce) scratchlm is timed
+in this process and PyTorch once before and once after, its figure the mean of the two.  The ``--unroll``
+sweep and the one-layer comparison always run in this process.
 
 On a GPU JAX's default float32 matmul precision may use TF32, as cuDNN's RNNs do by default in
 PyTorch (``torch.backends.cudnn.allow_tf32 = True``); ``--precision highest`` rules it out for JAX and
@@ -36,14 +40,50 @@ def _finals(states) -> tuple:
 def torch_seconds(cell: str, layers: int, input: int, hidden: int, precision: str, repeats: int, arrays: str) -> dict:
     """The peer's side, run in a process of its own (:func:`benchmarks.common.in_own_process`): the PyTorch
     twin's step timed as scratchlm's, from the weights, inputs and cotangents in the ``.npz`` file ``arrays``."""
+    state_dict, data, g_finals = _load(arrays)
+    step, name = _torch_step(cell, layers, input, hidden, precision, state_dict, data["x"], data["g_out"], g_finals)
+    return {**time_call(step, repeats=repeats, warmup=2), "name": name}
+
+
+def _load(arrays: str) -> tuple[dict, dict, tuple]:
+    """The ``.npz`` file both sides read: (PyTorch's state_dict, the other arrays, the final states' cotangents)."""
     import numpy as np
 
     with np.load(arrays, allow_pickle=False) as f:
         data = {k: f[k] for k in f.files}
     state_dict = {k[len("w:"):]: v for k, v in data.items() if k.startswith("w:")}
     g_finals = tuple(data[f"g_final{i}"] for i in range(sum(k.startswith("g_final") for k in data)))
-    step, name = _torch_step(cell, layers, input, hidden, precision, state_dict, data["x"], data["g_out"], g_finals)
-    return {**time_call(step, repeats=repeats, warmup=2), "name": name}
+    return state_dict, data, g_finals
+
+
+def _scratchlm_step(nn, precision):
+    """scratchlm's step: ``grad_step(params, x, g_out, g_finals, unroll)``, jitted (``unroll`` static)."""
+    import jax
+    import jax.numpy as jnp
+
+    precision = None if precision == "default" else precision
+
+    def loss(params, x, g_out, g_finals, unroll):
+        outputs, states = nn.apply(params, x, unroll=unroll, precision=precision)
+        return jnp.sum(outputs * g_out) + sum(jnp.sum(s * g) for s, g in zip(_finals(states), g_finals))
+
+    return jax.jit(jax.value_and_grad(loss), static_argnums=4)
+
+
+def scratchlm_seconds(cell: str, precision: str, repeats: int, arrays: str, unroll: int) -> dict:
+    """scratchlm's side in a process of its own: the step of :func:`main`, from the same ``.npz`` file's
+    weights (through ``params_from_torch``), inputs and cotangents."""
+    import jax
+
+    from scratchlm.nn import gru, lstm
+
+    nn = {"gru": gru, "lstm": lstm}[cell]
+    state_dict, data, g_finals = _load(arrays)
+    params = nn.params_from_torch(state_dict)
+    grad_step = _scratchlm_step(nn, precision)
+    device_args = [jax.device_put(a) for a in (data["x"], data["g_out"], g_finals)]
+    return time_call(lambda: jax.block_until_ready(grad_step(params, *device_args, unroll)), repeats=repeats,
+                     warmup=2)
 
 
 def _torch_step(cell, layers, input, hidden, precision, state_dict, x, g_out, g_finals):
@@ -126,6 +166,9 @@ def main(cell: str, doc: str, argv: list[str] | None = None) -> dict:
     parser.add_argument("--precision", default="default", choices=["default", "high", "highest"])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-peers", action="store_true", help="time scratchlm only")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds of both sides, each in a process of its own, first side alternating "
+                             "(default: 3 on a CPU, 0 on a GPU: scratchlm in this process, PyTorch before and after)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: batch 8, sequence 16, 3 repeats")
     args = parser.parse_args(argv)
     if args.quick:
@@ -134,12 +177,13 @@ def main(cell: str, doc: str, argv: list[str] | None = None) -> dict:
     # JAX and PyTorch share one GPU here: JAX must not take 75% of its memory up front.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     from scratchlm.nn import gru, lstm
 
     nn = {"gru": gru, "lstm": lstm}[cell]
+    if args.rounds is None:
+        args.rounds = 3 if jax.default_backend() == "cpu" else 0
     config = {"gru": gru.GRUConfig, "lstm": lstm.LSTMConfig}[cell](args.input, args.hidden, args.layers)
     params = nn.init(jax.random.key(0), config)
     rng = np.random.default_rng(0)
@@ -150,11 +194,7 @@ def main(cell: str, doc: str, argv: list[str] | None = None) -> dict:
     g_finals = tuple(rng.standard_normal((n_finals, args.layers, B, args.hidden), dtype=np.float32))
     precision = None if args.precision == "default" else args.precision
 
-    def loss(params, x, g_out, g_finals, unroll):
-        outputs, states = nn.apply(params, x, unroll=unroll, precision=precision)
-        return jnp.sum(outputs * g_out) + sum(jnp.sum(s * g) for s, g in zip(_finals(states), g_finals))
-
-    grad_step = jax.jit(jax.value_and_grad(loss), static_argnums=4)
+    grad_step = _scratchlm_step(nn, args.precision)
     device_args = [jax.device_put(a) for a in (x, g_out, g_finals)]
 
     def peer_seconds(arrays):  # in a process of its own: each side timed alone
@@ -162,12 +202,12 @@ def main(cell: str, doc: str, argv: list[str] | None = None) -> dict:
                               input=args.input, hidden=args.hidden, precision=args.precision, repeats=args.repeats,
                               arrays=arrays)
 
-    peer_rate, peer_name, peer, peer_runs = None, None, None, []
+    peer_rate, peer_name, peer, peer_runs, rounds = None, None, None, [], []
     with tempfile.TemporaryDirectory(prefix="recurrent-bench-") as tmp:
         arrays = os.path.join(tmp, "arrays.npz")
-        if not args.no_peers:  # before and after scratchlm's timing: a process runs slower after a heavy one
-            np.savez(arrays, x=x, g_out=g_out, **{f"g_final{i}": g for i, g in enumerate(g_finals)},
-                     **{f"w:{k}": np.asarray(v) for k, v in params.items() if k != "config"})
+        np.savez(arrays, x=x, g_out=g_out, **{f"g_final{i}": g for i, g in enumerate(g_finals)},
+                 **{f"w:{k}": np.asarray(v) for k, v in params.items() if k != "config"})
+        if not args.no_peers and not args.rounds:  # before and after: a process runs slower after a heavy one
             peer_runs.append(peer_seconds(arrays))
         by_unroll = {}
         for unroll in (int(u) for u in args.unroll.split(",")):
@@ -176,7 +216,7 @@ def main(cell: str, doc: str, argv: list[str] | None = None) -> dict:
 
             by_unroll[unroll] = time_call(run, repeats=args.repeats, warmup=2)
         best_unroll = min(by_unroll, key=lambda u: by_unroll[u]["median_seconds"])
-        ours = by_unroll[best_unroll]
+        ours = in_process = by_unroll[best_unroll]
         ours_rate = 1.0 / ours["median_seconds"]
 
         extra = {}
@@ -184,9 +224,22 @@ def main(cell: str, doc: str, argv: list[str] | None = None) -> dict:
             extra["one_layer_recurrence_seconds"] = _one_layer_recurrence_seconds(
                 lstm, params, g_out, g_finals, rng, args, best_unroll, precision)
 
-        if not args.no_peers:
+        if not args.no_peers and not args.rounds:
             peer_runs.append(peer_seconds(arrays))
-    if peer_runs:
+        for r in range(0 if args.no_peers else args.rounds):
+            sides = ["peer", "scratchlm"] if r % 2 == 0 else ["scratchlm", "peer"]
+            times = {side: peer_seconds(arrays) if side == "peer" else in_own_process(
+                "benchmarks._recurrent", "scratchlm_seconds", cell=cell, precision=args.precision,
+                repeats=args.repeats, arrays=arrays, unroll=best_unroll) for side in sides}
+            rounds.append({"first": sides[0], **{side: times[side]["median_seconds"] for side in sides}})
+            peer_runs.append(times["peer"])
+    if rounds:  # the headline: each side's median over the rounds, both in processes of their own
+        ours = {**ours, "median_seconds": statistics.median(r["scratchlm"] for r in rounds)}
+        ours_rate = 1.0 / ours["median_seconds"]
+        peer = {**peer_runs[0], "median_seconds": statistics.median(r["peer"] for r in rounds),
+                "median_seconds_runs": [r["peer"] for r in rounds]}
+        peer_rate, peer_name = 1.0 / peer["median_seconds"], peer["name"]
+    elif peer_runs:
         peer = {**peer_runs[0], "median_seconds": statistics.mean(r["median_seconds"] for r in peer_runs),
                 "median_seconds_runs": [r["median_seconds"] for r in peer_runs]}
         peer_rate, peer_name = 1.0 / peer["median_seconds"], peer["name"]
@@ -206,10 +259,12 @@ def main(cell: str, doc: str, argv: list[str] | None = None) -> dict:
     return report(
         cell, figures,
         settings=settings,
-        compile_seconds=ours["first_seconds"] - ours["median_seconds"],
+        compile_seconds=in_process["first_seconds"] - in_process["median_seconds"],
         scratchlm_median_seconds=ours["median_seconds"],
         steps_per_s_by_unroll={u: 1.0 / t["median_seconds"] for u, t in by_unroll.items()},
         peer_median_seconds=peer["median_seconds"] if peer else None,
-        peer_median_seconds_runs=peer["median_seconds_runs"] if peer else None,  # before, after scratchlm
+        peer_median_seconds_runs=peer["median_seconds_runs"] if peer else None,  # the rounds', or before, after
+        rounds=rounds,  # each round's seconds a step, each side in its own process
+        ratio_by_round=[r["peer"] / r["scratchlm"] for r in rounds],
         **extra,
     )
