@@ -9,7 +9,7 @@ blocks until the result is on the host side of the device.  Each side runs in pr
 (:func:`benchmarks.common.in_own_process`), so neither is timed in the other's leftovers: ``--rounds`` rounds
 (3 on a CPU), each running both sides, the first side alternating (a process runs slower right after a
 heavy one); each side's figure is the median of its rounds.  On these 2-core hosts one side's time moves by
-up to 10 % from run to run (PyTorch's LSTM step: 205-240 ms, round 11), more than the gap being measured.
+up to 10 % from run to run (PyTorch's LSTM step: 196-240 ms, round 11), more than the gap being measured.
 With ``--rounds 0`` (the default on a GPU, where the spread is small and device time scarce) scratchlm is timed
 in this process and PyTorch once before and once after, its figure the mean of the two.  The ``--unroll``
 sweep and the one-layer comparison always run in this process.
