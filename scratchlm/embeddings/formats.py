@@ -132,7 +132,11 @@ def _read_binary_rows(f, path: Path, n: int, V: int, D: int) -> tuple[list[str],
                 raise ScratchlmError(f"{path}: unexpected end of file at word {i} of {V} (the header promises {V})")
             offset += len(more)
             buf, pos = buf[pos:] + more, 0
-        words.append(_decode(buf[pos:space].lstrip(b"\n"), path, offset - len(buf) + pos))
+        word = buf[pos:space].lstrip(b"\n")
+        if b"\n" in word:  # a word never spans lines: these bytes are text rows read as floats
+            raise ScratchlmError(f"{path}: record {i} holds a line break, so this is not the binary format "
+                                 "(a text file? read it with binary=False)")
+        words.append(_decode(word, path, offset - len(buf) + pos))
         vectors[i] = np.frombuffer(buf, dtype="<f4", count=D, offset=space + 1)
         pos = space + 1 + width
     return words, vectors, bool(buf[pos:].strip() or f.read(chunk).strip())

@@ -118,6 +118,40 @@ class WordVectors:
         r""":math:`\cos(w_1, w_2) = \hat x_{w_1}^\top \hat x_{w_2}` (gensim's ``similarity``)."""
         return float(self.unit[self.row(w1)] @ self.unit[self.row(w2)])
 
+    # gensim's KeyedVectors names, for readers arriving from it
+    @property
+    def key_to_index(self) -> dict[str, int]:
+        """word -> row, gensim's name for :attr:`index`."""
+        return self.index
+
+    @property
+    def index_to_key(self) -> tuple[str, ...]:
+        """row -> word, gensim's name for :attr:`words`."""
+        return self.words
+
+    def get_vector(self, word: str, norm: bool = False) -> np.ndarray:
+        r"""gensim's ``get_vector``: :math:`x_w`, or :math:`\hat x_w` with ``norm``."""
+        return (self.unit if norm else self.vectors)[self.row(word)]
+
+    def n_similarity(self, ws1: Sequence[str], ws2: Sequence[str]) -> float:
+        r"""gensim's ``n_similarity``: the cosine of the two sets' mean vectors (of the raw vectors, as gensim),
+
+        .. math::  \cos\Big(\tfrac{1}{|S_1|} \textstyle\sum_{w \in S_1} x_w,\ \tfrac{1}{|S_2|} \sum_{w \in S_2} x_w\Big)
+
+        A word without a vector raises, as :meth:`similarity` does (gensim leaves it out of the mean)."""
+        if not (len(ws1) and len(ws2)):
+            raise ScratchlmError("n_similarity needs two non-empty lists of words")
+        return float(cosine_similarity(self[list(ws1)].mean(0), self[list(ws2)].mean(0)))
+
+    def doesnt_match(self, words: Sequence[str]) -> str:
+        r"""gensim's ``doesnt_match``: the word least similar to the centre of them all,
+        :math:`\arg\min_w \hat x_w^\top \hat c`, :math:`c = \frac{1}{n} \sum_w \hat x_w`.  A word without a
+        vector raises (gensim leaves it out with a warning)."""
+        if not len(words):
+            raise ScratchlmError("doesnt_match needs at least one word")
+        unit = self.unit[[self.row(w) for w in words]]
+        return list(words)[int(np.argmin(unit @ unit_rows(unit.mean(0))))]
+
     # ---------------------------------------------------------------------------------- queries
 
     def most_similar(self, positive=None, negative=None, topn: int | None = 10,

@@ -212,6 +212,10 @@ def apply(params: dict, batch: dict, *, config: BertConfig, key: jax.Array | Non
     function of them as without it, at the same shapes (padding positions of ``last_hidden_state`` are
     zero).  Their dropout masks are drawn over the unpadded rows, so with dropout they differ from the
     padded model's masks (not in distribution).
+
+    Differentiate it in reverse mode (``jax.grad``, ``vjp``, ``jacrev``): a pre-LN stack and the unpadded
+    path have custom VJPs (:func:`scratchlm.nn.transformer.stored_gradient`, :mod:`scratchlm.nn.unpadding`),
+    which ``jax.jvp``, ``jacfwd`` and ``hessian`` cannot run through.
     """
     validate_batch(batch, config)
     input_ids = batch["input_ids"]

@@ -302,6 +302,10 @@ def apply(params: dict, batch: dict, *, config: GPTConfig, key: jax.Array | None
     padding)}; key a PRNG key, required when training with dropout.
     Returns {"logits": [B, T, V] float32, "last_hidden_state": [B, T, H]}.  Logits at padding positions
     are not meaningful (a padding query may see no key).
+
+    Differentiate it in reverse mode (``jax.grad``, ``vjp``, ``jacrev``): its products and residual stream
+    have custom VJPs (:func:`scratchlm.nn.functional.matmul`, :func:`scratchlm.nn.transformer.stored_gradient`),
+    which ``jax.jvp``, ``jacfwd`` and ``hessian`` cannot run through.
     """
     h = _hidden(params, batch, config=config, key=key, train=train)
     return {"logits": lm_logits(params, h), "last_hidden_state": h}

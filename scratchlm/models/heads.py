@@ -82,6 +82,7 @@ def loss(logits: jax.Array, labels: jax.Array, *, kind: str, class_weights=None,
     weights [B] row weights (sigmoid) or None.
     """
     if kind == "sigmoid":
+        _one_logit(logits)
         z = logits[:, 0]
         if weights is None:
             ell = jnp.mean(binary_cross_entropy_with_logits(z, labels))
@@ -114,7 +115,17 @@ def softmax_rows(head: dict, labels) -> dict:
     raise ScratchlmError(f"{len(labels)} label names for a classifier of {C} outputs")
 
 
+def _one_logit(logits) -> None:
+    # a binary sigmoid head that went through save_pretrained comes back as softmax_rows' two rows (0, w): read
+    # as a sigmoid head, its first logit would be the constant 0, and every prediction the same class
+    if logits.shape[-1] != 1:
+        raise ScratchlmError(f"the sigmoid head has one logit, got {logits.shape[-1]} (a binary sigmoid head "
+                             "saved in HuggingFace's layout loads as the two softmax rows (0, w): use kind='softmax')")
+
+
 def predict(logits, kind: str) -> np.ndarray:
     """Class ids from logits (NumPy): ``z > 0`` for the sigmoid head, the argmax for softmax."""
     z = np.asarray(logits)
+    if kind == "sigmoid":
+        _one_logit(z)
     return (z[..., 0] > 0).astype(np.int64) if kind == "sigmoid" else z.argmax(-1)

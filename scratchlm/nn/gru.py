@@ -45,7 +45,7 @@ import numpy as np
 from jax import lax
 
 from scratchlm.errors import ScratchlmError
-from scratchlm.nn.recurrent import load_torch_tensors, register_config, stacked, torch_layout_params
+from scratchlm.nn.recurrent import load_torch_tensors, promote, register_config, stacked, torch_layout_params
 
 VARIANTS = ("cho", "cudnn")
 
@@ -93,6 +93,11 @@ def params_from_torch(state_dict: Mapping[str, Any], *, variant: str = "cudnn") 
     num_layers = 1 + max(int(k.split("_l")[1].split("_")[0]) for k in state_dict if k.startswith("weight_ih_l"))
     bidirectional = "weight_ih_l0_reverse" in state_dict
     three_h, D = np.shape(state_dict["weight_ih_l0"])
+    if three_h % 3:
+        raise ScratchlmError(f"state_dict['weight_ih_l0'] has {three_h} rows: a GRU has 3H (an LSTM has 4H)")
+    if "weight_hh_l0" in state_dict and np.shape(state_dict["weight_hh_l0"]) != (three_h, three_h // 3):
+        raise ScratchlmError(f"state_dict['weight_hh_l0'] has shape {np.shape(state_dict['weight_hh_l0'])}: "
+                             f"a GRU's is [3H, H], here ({three_h}, {three_h // 3}) (an LSTM's is [4H, H])")
     config = GRUConfig(D, three_h // 3, num_layers, bidirectional, variant)
     return load_torch_tensors(state_dict, config, init, model="a GRU", unsupported="bias=False is not supported")
 
@@ -267,19 +272,25 @@ def apply(
       unroll: ``lax.scan``'s unroll factor (speed only, same result).
       precision: ``lax.Precision`` for the matmuls (e.g. ``"highest"`` to rule out TF32 on GPUs).
 
-    Returns: outputs [B, T, dirs·H] of the top layer, h_n [L·dirs, B, H].
+    Returns: outputs [B, T, dirs·H] of the top layer, h_n [L·dirs, B, H], in the dtype ``jnp`` promotes the
+    weights, ``x`` and ``h0`` to (each gradient comes back in its own leaf's dtype).
+
+    The ``"cudnn"`` variant's backward pass is written out as a custom VJP: differentiate it in reverse mode
+    (``jax.grad``, ``vjp``, ``jacrev``), which ``jax.jvp``, ``jacfwd`` and ``hessian`` cannot run through;
+    ``"cho"`` is differentiated by autodiff, both ways.
     """
     config: GRUConfig = params["config"]
     L, dirs, H = config.num_layers, config.num_directions, config.hidden_size
     if x.ndim != 3 or x.shape[-1] != config.input_size:
         raise ValueError(f"gru.apply: expected x [B, T, {config.input_size}], got {x.shape}")
     B, T, _ = x.shape
-    if h0 is None:
-        h0 = jnp.zeros((L * dirs, B, H), x.dtype)
-    elif h0.shape != (L * dirs, B, H):
+    if h0 is not None and h0.shape != (L * dirs, B, H):
         raise ValueError(f"gru.apply: expected h0 [{L * dirs}, {B}, {H}], got {h0.shape}")
     if mask is not None and mask.shape != (B, T):
         raise ValueError(f"gru.apply: expected mask [{B}, {T}], got {mask.shape}")
+    params, x, (h0,) = promote(params, x, (h0,))  # one dtype for the scan's carry
+    if h0 is None:
+        h0 = jnp.zeros((L * dirs, B, H), x.dtype)
 
     def direction(s, layer_input, states, step_mask, reverse):
         out, h_T = _scan_direction(params, s, layer_input, states[0], step_mask, variant=config.variant,

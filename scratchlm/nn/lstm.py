@@ -53,7 +53,7 @@ from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
 from scratchlm.errors import ScratchlmError
-from scratchlm.nn.recurrent import load_torch_tensors, register_config, stacked, torch_layout_params
+from scratchlm.nn.recurrent import load_torch_tensors, promote, register_config, stacked, torch_layout_params
 
 
 @register_config  # it travels inside params, and so inside checkpoints
@@ -319,22 +319,27 @@ def apply(
       unroll: ``lax.scan``'s unroll factor (speed only, same result).
       precision: ``lax.Precision`` for the matmuls (e.g. ``"highest"`` to rule out TF32 on GPUs).
 
-    Returns: outputs [B, T, dirs·H] of the top layer, ``(h_n, c_n)`` each [L·dirs, B, H].
+    Returns: outputs [B, T, dirs·H] of the top layer, ``(h_n, c_n)`` each [L·dirs, B, H], in the dtype ``jnp``
+    promotes the weights, ``x`` and the initial state to (each gradient comes back in its own leaf's dtype).
+
+    Differentiate it in reverse mode (``jax.grad``, ``vjp``, ``jacrev``; second order too): its backward pass
+    is written out as a custom VJP, which ``jax.jvp``, ``jacfwd`` and ``hessian`` cannot run through; for those,
+    :func:`scan_recurrence` is the same layer differentiated by autodiff.
     """
     config: LSTMConfig = params["config"]
     L, dirs, H = config.num_layers, config.num_directions, config.hidden_size
     if x.ndim != 3 or x.shape[-1] != config.input_size:
         raise ValueError(f"lstm.apply: expected x [B, T, {config.input_size}], got {x.shape}")
     B, T, _ = x.shape
-    if initial_state is None:
-        h0 = c0 = jnp.zeros((L * dirs, B, H), x.dtype)
-    else:
-        h0, c0 = initial_state
-        if h0.shape != (L * dirs, B, H) or c0.shape != (L * dirs, B, H):
-            raise ValueError(f"lstm.apply: expected initial_state (h0, c0) each [{L * dirs}, {B}, {H}], "
-                             f"got {h0.shape} and {c0.shape}")
+    h0, c0 = (None, None) if initial_state is None else initial_state
+    if initial_state is not None and (h0.shape != (L * dirs, B, H) or c0.shape != (L * dirs, B, H)):
+        raise ValueError(f"lstm.apply: expected initial_state (h0, c0) each [{L * dirs}, {B}, {H}], "
+                         f"got {h0.shape} and {c0.shape}")
     if mask is not None and mask.shape != (B, T):
         raise ValueError(f"lstm.apply: expected mask [{B}, {T}], got {mask.shape}")
+    params, x, (h0, c0) = promote(params, x, (h0, c0))  # one dtype for the scan's carry
+    if h0 is None:
+        h0 = c0 = jnp.zeros((L * dirs, B, H), x.dtype)
 
     def direction(s, layer_input, states, step_mask, reverse):
         out, h_T, c_T = recurrence(layer_input, *states, params["weight_ih" + s], params["weight_hh" + s],

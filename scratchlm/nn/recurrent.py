@@ -67,20 +67,35 @@ def load_torch_tensors(state_dict: Mapping[str, Any], config, init: Callable, *,
     ``init`` draws must be there with its shape, and no other (a :class:`ScratchlmError` naming it otherwise;
     ``model`` and ``unsupported`` word the message about extra tensors)."""
     expected = jax.eval_shape(lambda: init(jax.random.key(0), config))
+    # extra tensors first: proj_size's weight_hr also changes weight_hh's shape, and its name says why
+    extra = sorted(set(state_dict) - set(expected))
+    if extra:
+        raise ScratchlmError(f"state_dict holds tensors {model} does not have: {extra} ({unsupported})")
     params: dict = {"config": config}
     for name, spec in expected.items():
         if name == "config":
             continue
         if name not in state_dict:
-            raise ScratchlmError(f"state_dict lacks {name!r} (expected {spec.shape})")
+            raise ScratchlmError(f"state_dict lacks {name!r} (expected {spec.shape})"
+                                 + (f"; {unsupported}" if name.startswith("bias") else ""))
         value = np.asarray(state_dict[name], dtype=np.float32)
         if value.shape != spec.shape:
             raise ScratchlmError(f"state_dict[{name!r}] has shape {value.shape}, expected {spec.shape}")
         params[name] = jnp.asarray(value)
-    extra = sorted(set(state_dict) - set(params))
-    if extra:
-        raise ScratchlmError(f"state_dict holds tensors {model} does not have: {extra} ({unsupported})")
     return params
+
+
+def promote(params: dict, x: jax.Array, states: tuple) -> tuple[dict, jax.Array, tuple]:
+    """The weights, the inputs and the initial states cast to the one dtype ``jnp`` promotes them to (float32
+    weights and bfloat16 inputs run in float32), so that the scan's carry keeps one dtype; ``astype``'s own
+    gradient returns each leaf's gradient in that leaf's dtype.  Arrays already of that dtype pass untouched."""
+    arrays = {k: v for k, v in params.items() if k != "config"}
+    dtype = jnp.result_type(x, *arrays.values(), *(s for s in states if s is not None))
+
+    def cast(a):
+        return a if a is None or a.dtype == dtype else a.astype(dtype)
+
+    return {**params, **{k: cast(v) for k, v in arrays.items()}}, cast(x), tuple(cast(s) for s in states)
 
 
 def stacked(

@@ -81,3 +81,8 @@ def test_bad_inputs(tmp_path):
         load_word2vec(tmp_path / "trunc", binary=True)
     with pytest.raises(ScratchlmError, match="does not exist"):
         load_glove(tmp_path / "missing")
+    # a text file read as binary: its rows' digits would become floats; a record spanning a line break says so
+    words = tuple(f"w{i}" for i in range(50))
+    save_word2vec(WordVectors(words, np.ones((50, 4), np.float32) / 3), tmp_path / "text", binary=False)
+    with pytest.raises(ScratchlmError, match="not the binary format"):
+        load_word2vec(tmp_path / "text", binary=True)

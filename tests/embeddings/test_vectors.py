@@ -141,6 +141,24 @@ def test_similarity_lookup_and_missing_words(pair):
         wv.similar_by_vector(np.zeros(3))
 
 
+def test_gensims_names_equal_gensim(pair):
+    wv, kv = pair
+    assert wv.key_to_index == kv.key_to_index and list(wv.index_to_key) == kv.index_to_key
+    np.testing.assert_array_equal(wv.get_vector("w7"), kv.get_vector("w7"))
+    # float32 norms and division on both sides: a few ulps apart
+    np.testing.assert_allclose(wv.get_vector("w7", norm=True), kv.get_vector("w7", norm=True), rtol=1e-6)
+    for ws1, ws2 in ((["w1", "w2"], ["w3"]), (["w4", "w5", "w6"], ["w7", "w8"])):
+        assert wv.n_similarity(ws1, ws2) == pytest.approx(float(kv.n_similarity(ws1, ws2)), abs=ATOL)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        words = [f"w{i}" for i in rng.choice(V, size=5, replace=False)]
+        assert wv.doesnt_match(words) == kv.doesnt_match(words)
+    with pytest.raises(ScratchlmError, match="non-empty"):
+        wv.n_similarity([], ["w1"])
+    with pytest.raises(KeyError, match="zzz"):
+        wv.doesnt_match(["w1", "zzz"])
+
+
 def test_ties_go_to_the_more_frequent_word():
     wv = WordVectors(("q", "b", "a", "c"), np.array([[1, 0], [1, 1], [1, 1], [0, 1]], np.float32))
     assert [w for w, _ in wv.most_similar("q", topn=2)] == ["b", "a"]

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from scratchlm.errors import ScratchlmError
 from scratchlm.models import heads
 
 
@@ -38,6 +39,17 @@ def test_inits_and_logistic_head():
 def test_predict():
     np.testing.assert_array_equal(heads.predict(np.array([[0.3], [-0.1]]), "sigmoid"), [1, 0])
     np.testing.assert_array_equal(heads.predict(np.array([[0.3, 0.9], [2.0, -1.0]]), "softmax"), [1, 0])
+
+
+def test_a_saved_sigmoid_head_read_as_sigmoid_is_refused():
+    # save_pretrained writes a binary sigmoid head w as the softmax rows (0, w); read back as a sigmoid head,
+    # its first logit is the constant 0: both readers refuse it and say what it is
+    head = heads.softmax_rows({"weight": np.ones((1, 4)), "bias": np.ones(1)}, ["neg", "pos"])
+    z = heads.linear(head, jnp.ones((3, 4)))
+    for read in (lambda: heads.predict(z, "sigmoid"), lambda: heads.loss(z, jnp.ones(3), kind="sigmoid")):
+        with pytest.raises(ScratchlmError, match="kind='softmax'"):
+            read()
+    np.testing.assert_array_equal(heads.predict(z, "softmax"), [1, 1, 1])  # softmax(0, 5)_1 = sigma(5)
 
 
 def test_losses_by_hand():

@@ -318,3 +318,24 @@ def test_bad_inputs_raise_clear_errors():
         gru.params_from_torch({**state_dict, "weight_hh_l1": np.zeros((12, 3))})
     with pytest.raises(ScratchlmError, match="weight_ih_l0"):
         gru.params_from_torch({"weight": np.zeros(3)})
+    # an LSTM's weights are named as an LSTM's, whether or not 4H divides by 3 (H 2: 8 rows; H 3: 12)
+    for hidden in (2, 3):
+        lstm_weights = {k: v.detach().numpy() for k, v in torch.nn.LSTM(3, hidden).state_dict().items()}
+        with pytest.raises(ScratchlmError, match="LSTM"):
+            gru.params_from_torch(lstm_weights)
+    with pytest.raises(ScratchlmError, match="bias=False"):
+        gru.params_from_torch({k: v.detach().numpy() for k, v in torch.nn.GRU(3, 4, bias=False).state_dict().items()})
+
+
+@pytest.mark.parametrize("variant", ["cudnn", "cho"])
+def test_mixed_dtypes_promote_and_each_gradient_keeps_its_leafs_dtype(variant):
+    # as the LSTM's: one dtype for the scan's carry, each gradient in its own leaf's dtype
+    params = gru.init(jax.random.key(0), gru.GRUConfig(3, 4, num_layers=2, bidirectional=True, variant=variant))
+    x = jax.random.normal(jax.random.key(1), (2, 5, 3)).astype(jnp.bfloat16)
+    out, h_n = gru.apply(params, x)
+    assert out.dtype == h_n.dtype == jnp.float32
+    np.testing.assert_array_equal(out, gru.apply(params, x.astype(jnp.float32))[0])
+    assert jax.grad(lambda x: gru.apply(params, x)[0].sum())(x).dtype == jnp.bfloat16
+    half = jax.tree.map(lambda a: a.astype(jnp.bfloat16), params)
+    grads = jax.grad(lambda p: gru.apply(p, x.astype(jnp.float32))[0].sum())(half)
+    assert {g.dtype for g in jax.tree.leaves(grads)} == {jnp.dtype(jnp.bfloat16)}

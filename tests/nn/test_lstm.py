@@ -392,3 +392,23 @@ def test_bad_inputs_raise_clear_errors():
         lstm.params_from_torch({**state_dict, "weight_hr_l0": np.zeros((2, 4))})
     with pytest.raises(ScratchlmError, match="weight_ih_l0"):
         lstm.params_from_torch({"weight": np.zeros(3)})
+    # PyTorch's options this cell lacks are named, not reported as a mis-shaped tensor
+    for module, option in ((torch.nn.LSTM(3, 4, proj_size=2), "proj_size"),
+                           (torch.nn.LSTM(3, 4, bias=False), "bias=False")):
+        with pytest.raises(ScratchlmError, match=option):
+            lstm.params_from_torch({k: v.detach().numpy() for k, v in module.state_dict().items()})
+
+
+def test_mixed_dtypes_promote_and_each_gradient_keeps_its_leafs_dtype():
+    # jnp's promotion over weights, inputs and states gives the scan's carry one dtype; astype's own
+    # gradient casts each leaf's gradient back (optax's update then keeps the params' dtypes)
+    params = lstm.init(jax.random.key(0), lstm.LSTMConfig(3, 4, num_layers=2, bidirectional=True))
+    x = jax.random.normal(jax.random.key(1), (2, 5, 3)).astype(jnp.bfloat16)
+    out, (h_n, c_n) = lstm.apply(params, x)
+    assert out.dtype == h_n.dtype == c_n.dtype == jnp.float32
+    # bf16 -> f32 is exact, so the numbers are float32 inputs' holding the same values, bit for bit
+    np.testing.assert_array_equal(out, lstm.apply(params, x.astype(jnp.float32))[0])
+    assert jax.grad(lambda x: lstm.apply(params, x)[0].sum())(x).dtype == jnp.bfloat16
+    half = jax.tree.map(lambda a: a.astype(jnp.bfloat16), params)
+    grads = jax.grad(lambda p: lstm.apply(p, x.astype(jnp.float32))[0].sum())(half)
+    assert {g.dtype for g in jax.tree.leaves(grads)} == {jnp.dtype(jnp.bfloat16)}
