@@ -32,6 +32,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser whose mistakes are one line, ``scratchlm CMD: error: ...`` and exit status 2, as every
+    other mistake of a command (argparse prints its whole usage first; ``--help`` still shows it)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _CommandParser(_Parser):
+    """A sub-command's parser: an argument it does not know is its own error, named with its prefix
+    (argparse hands it up to ``scratchlm``'s parser, whose message names no command)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
 def _named_command(argv: list[str] | None) -> str | None:
     """The sub-command ``argv`` runs, when its first argument names one (else None: help, a typo)."""
     return argv[0] if argv and argv[0] in COMMANDS else None
@@ -41,9 +60,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """Every command's parser; with ``only``, that command's alone is filled in (the others keep their
     names and help lines for ``scratchlm --help``), so running one command imports no other's module
     (0.3-0.45 s of every run on 2 busy cores: the demo's module alone imports most of the others)."""
-    parser = argparse.ArgumentParser(prog="scratchlm", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="scratchlm", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"scratchlm {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser)
     for name, (module_name, help_text) in COMMANDS.items():
         if only is not None and name != only:
             sub.add_parser(name, help=help_text, description=help_text)

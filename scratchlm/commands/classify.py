@@ -26,7 +26,7 @@ from pathlib import Path
 
 from scratchlm import checks, jsonio
 from scratchlm.commands.common import add_run_arguments, check_run_folder, complete_run, start_run
-from scratchlm.commands.flags import config_flag
+from scratchlm.commands.flags import config_flag, seed
 from scratchlm.errors import ScratchlmError
 
 # A finished outer fold's record, beside its log (fold0.jsonl -> fold0.result.json): the checkpoint of a run whose
@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     config_flag(parser, "--weight-decay", type=float, help="AdamW's decoupled weight decay", source=cv + "weight_decay")
     config_flag(parser, "--dropout", type=float, help="drop rate on the token embeddings while training",
                 source=cv + "dropout")
-    config_flag(parser, "--seed", type=int, help="folds, initialisation and dropout", source=cv + "seed")
+    config_flag(parser, "--seed", type=seed, help="folds, initialisation and dropout", source=cv + "seed")
     config_flag(parser, "--hidden", type=int, help="--encoder lstm|gru: units of each recurrent layer",
                 source=rnn + "hidden_size")
     config_flag(parser, "--epochs", type=int, help="--encoder lstm|gru: passes over each fold's training part",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from scratchlm import checks, jsonio
 from scratchlm.commands.common import configure_logging
+from scratchlm.commands.flags import seed
 from scratchlm.errors import ScratchlmError
 from scratchlm.training.run import RunConfig
 
@@ -56,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="artefact folder: each step's run folder is OUT/quick/STEP or OUT/full/STEP "
                              "(default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="train the steps again, replacing their runs")
-    parser.add_argument("--seed", type=int, default=0, help="every step's seed")
+    parser.add_argument("--seed", type=seed, default=0, help="every step's seed")
     parser.add_argument(
         "--steps",
         default=",".join(name for name, _ in STEPS),
@@ -68,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
     wanted = [s.strip() for s in args.steps.split(",") if s.strip()]
     known = dict(STEPS)
     unknown = [s for s in wanted if s not in known]
-    if unknown:
-        raise ScratchlmError(f"scratchlm demo: unknown step(s) {unknown}; choose from {list(known)}")
+    if unknown or not wanted:
+        raise ScratchlmError(f"--steps: unknown step(s) {unknown}; choose from {list(known)}" if unknown else
+                             f"--steps names no step; choose from {list(known)}")
     checks.output_folder(args.out)
     configure_logging(args)
     root = args.out / ("quick" if args.quick else "full")

@@ -75,7 +75,7 @@ from scratchlm.commands.common import (
     setup_parallel,
     start_run,
 )
-from scratchlm.commands.flags import config_flag
+from scratchlm.commands.flags import config_flag, seed
 from scratchlm.errors import ScratchlmError
 
 # Defaults live once, in training/finetune.py's FinetuneConfig (Devlin et al. 2019, appendix A.3, with
@@ -102,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     config_flag(parser, "--batch-size", type=int, help="examples per step", source=ft + "batch_size")
     config_flag(parser, "--freeze", help="none | embeddings | encoder | all-but-top-N", source=ft + "freeze")
     parser.add_argument("--folds", type=int, default=None, help="k-fold cross-validation (default 5 for polarity)")
-    config_flag(parser, "--seed", type=int, help="split, initialisation, dropout and order", source=ft + "seed")
+    config_flag(parser, "--seed", type=seed, help="split, initialisation, dropout and order", source=ft + "seed")
     config_flag(parser, "--head", choices=("softmax", "sigmoid"), help="sigmoid: binary tasks", source=ft + "head")
     parser.add_argument("--dropout", type=float, help="drop rate (default: the checkpoint's, 0.1 for MiniLM)")
     config_flag(parser, "--weight-decay", type=float, help="AdamW's decoupled weight decay", source=ft + "weight_decay")
@@ -161,6 +161,9 @@ def _given(args: argparse.Namespace) -> dict:
         except ValueError:
             raise ScratchlmError(f"--class-weights: comma-separated numbers expected, "
                                  f"got {args.class_weights!r}") from None
+        from scratchlm.training.finetune import check_class_weights
+
+        check_class_weights(given["class_weights"])  # before the task is read (the count needs its labels)
     return given
 
 

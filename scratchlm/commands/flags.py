@@ -18,8 +18,25 @@ import re
 # argparse takes an argument for a value rather than an option when it looks like a negative number,
 # but its own pattern (``^-\d+$|^-\d*\.\d+$``) knows no exponent: ``--lr -1e-3`` would be read as an
 # unknown option ``-1e-3``.  No scratchlm option looks like a number, so every number is a value and
-# reaches the command's range check ("--lr must be a positive ...").
-NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
+# reaches the command's range check ("--lr must be a positive ...").  So does a comma-separated list that
+# starts with one (``--class-weights -1,1``).
+_NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf|infinity|nan"
+NEGATIVE_NUMBER = re.compile(rf"^-(?:{_NUMBER})(?:,-?(?:{_NUMBER}))*$", re.IGNORECASE)
+
+
+SEED_LIMIT = 2**32  # NumPy's and JAX's generators both take it, with room for the offsets added per fold or step
+
+
+def seed(text: str) -> int:
+    """``--seed``'s type: a whole number in [0, 2^32), checked when the flags are read (a larger one overflowed
+    deep inside the first random draw, after the run folder was made)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number expected, got {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be in [0, {SEED_LIMIT - 1}], got {value}")
+    return value
 
 
 def config_flag(parser, *names: str, source: str, otherwise: tuple[str, str] | None = None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scratchlm.commands.flags import config_flag
+from scratchlm.commands.flags import config_flag, seed
 
 _SAMPLE = "scratchlm.models.gpt:generate_text."
 
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     config_flag(parser, "--top-k", type=int, help="0: no top-k cut", source=_SAMPLE + "top_k")
     config_flag(parser, "--top-p", type=float, help="nucleus mass, a fraction in (0, 1]", source=_SAMPLE + "top_p")
     config_flag(parser, "--samples", type=int, help="continuations to print", source=_SAMPLE + "samples")
-    parser.add_argument("--seed", type=int, default=0, help="the sampling draws")
+    parser.add_argument("--seed", type=seed, default=0, help="the sampling draws")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -42,6 +42,7 @@ from scratchlm.commands.common import (
     setup_parallel,
     start_run,
 )
+from scratchlm.commands.flags import seed
 from scratchlm.embeddings.glove.config import GloveConfig
 from scratchlm.embeddings.glove.cooccurrence import CooccurrenceConfig
 
@@ -75,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-memory-mb", type=float, default=C.max_memory_mb,
                         help="ceiling for the counting buffers, in MB")
     parser.add_argument("--restrict", type=int, default=RESTRICT, help="evaluate over the N most frequent words")
-    parser.add_argument("--seed", type=int, default=0, help="initialisation and minibatch order")
+    parser.add_argument("--seed", type=seed, default=0, help="initialisation and minibatch order")
     parser.add_argument("--save-cooccurrence", action="store_true", help="also write DIR/cooccurrence.npz")
     add_run_arguments(parser)
     add_parallel_arguments(parser)  # --mesh data=4,model=2 (tables by rows over model); multi-host flags

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from scratchlm import checks, jsonio
 from scratchlm.commands.common import add_run_arguments, check_run_folder, complete_run, start_run
-from scratchlm.commands.flags import config_flag
+from scratchlm.commands.flags import config_flag, seed
 from scratchlm.data.codec import MAX_VOCAB, MIN_COUNT
 from scratchlm.io import atomic_write_text
 
@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 source=lm + "valid_fraction")
     config_flag(t, "--eval-every", type=int, help="held-out perplexity every N steps, 0: at the end only",
                 source=lm + "eval_every")
-    config_flag(t, "--seed", type=int, help="initialisation, dropout and stream order", source=lm + "seed")
+    config_flag(t, "--seed", type=seed, help="initialisation, dropout and stream order", source=lm + "seed")
     add_run_arguments(t)
 
     g = sub.add_parser("generate", help="continue a prompt")
@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     config_flag(g, "--top-k", type=int, help="0: no top-k cut", source=sample + "top_k")
     config_flag(g, "--top-p", type=float, help="nucleus mass, a fraction in (0, 1]", source=sample + "top_p")
     config_flag(g, "--samples", type=int, help="continuations to print", source=sample + "samples")
-    g.add_argument("--seed", type=int, default=0, help="the sampling draws")
+    g.add_argument("--seed", type=seed, default=0, help="the sampling draws")
 
     c = sub.add_parser("classify", help="fine-tune a classification head on the polarity sentences")
     c.add_argument("--checkpoint", type=Path, required=True, help="a folder written by `gru-lm train`")
@@ -88,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     config_flag(c, "--batch-size", type=int, help="sentences per step", source=holdout + "batch_size")
     config_flag(c, "--test-fraction", type=float, help="share of the sentences held out",
                 source=holdout + "test_fraction")
-    config_flag(c, "--seed", type=int, help="split, initialisation and order", source=holdout + "seed")
+    config_flag(c, "--seed", type=seed, help="split, initialisation and order", source=holdout + "seed")
 
 
 def _given(args: argparse.Namespace, flags: dict[str, str]) -> dict:

@@ -51,7 +51,7 @@ from scratchlm.commands.common import (
     setup_parallel,
     start_run,
 )
-from scratchlm.commands.flags import config_flag
+from scratchlm.commands.flags import config_flag, seed
 
 # Defaults live once, in the library's config dataclasses (training/pretrain.py: PretrainConfig, and
 # SMALL_BERT, the encoder built when no --init is given; models/bert.py: BertConfig).  A flag left out
@@ -95,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N documents (default: all)")
     config_flag(parser, "--eval-every", type=int, help="held-out evaluation every N steps, 0: at the start and the "
                 "end only", source=run + "eval_every")
-    config_flag(parser, "--seed", type=int, help="masking, dropout, initialisation and batch order",
+    config_flag(parser, "--seed", type=seed, help="masking, dropout, initialisation and batch order",
                 source=run + "seed")
     add_run_arguments(parser)
     add_parallel_arguments(parser)  # --mesh data=8 | data=4,model=2; --coordinator/--num-processes/--process-id

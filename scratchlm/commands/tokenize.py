@@ -49,6 +49,12 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "train":
         if args.byte_level and args.model != "bpe":
             raise ScratchlmError("--byte-level applies to --model bpe only")
+        if args.model != "wordpiece" and (args.cased or args.score != "frequency"):
+            raise ScratchlmError(f"--{'cased' if args.cased else 'score'} applies to --model wordpiece only")
+        if args.model == "unigram" and args.min_frequency:
+            raise ScratchlmError("--min-frequency applies to the merge models (bpe, wordpiece), not unigram")
+        if any(not token.strip() for token in args.special) or len(set(args.special)) != len(args.special):
+            raise ScratchlmError(f"--special takes distinct, non-blank tokens, got {args.special}")
         checks.at_least("vocab_size", args.vocab_size, 1)
         checks.at_least("min_frequency", args.min_frequency, 0)
         checks.source(args.corpus, "--corpus")
@@ -57,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         tok = train(args.model, texts, args.vocab_size, byte_level=args.byte_level, special_tokens=args.special,
                     min_frequency=args.min_frequency, lowercase=not args.cased, score=args.score)
+        args.out.parent.mkdir(parents=True, exist_ok=True)  # checked above: a folder it can create
         tok.save(args.out)
         print(f"trained {args.model}{' (byte-level)' if args.byte_level else ''}: {tok.get_vocab_size()} tokens "
               f"from {len(texts)} texts in {time.perf_counter() - started:.1f} s -> {args.out}", file=sys.stderr)

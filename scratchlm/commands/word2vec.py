@@ -36,6 +36,7 @@ from scratchlm.commands.common import (
     setup_parallel,
     start_run,
 )
+from scratchlm.commands.flags import seed
 from scratchlm.embeddings.word2vec.config import Word2VecConfig
 from scratchlm.errors import ScratchlmError
 
@@ -57,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the C tool's -alpha)")
     parser.add_argument("--min-lr", type=float, default=W.min_lr,
                         help="the learning rate at the end of the last epoch (gensim's min_alpha)")
-    parser.add_argument("--seed", type=int, default=0, help="initialisation, subsampling and noise draws")
+    parser.add_argument("--seed", type=seed, default=0, help="initialisation, subsampling and noise draws")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="centre words per step (default on CPU: 384 skip-gram, 1024 CBOW; on an accelerator "
                              "up to 16384, halved until an epoch has at least 256 steps)")

@@ -31,6 +31,7 @@ import dataclasses
 import functools
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -442,6 +443,9 @@ def generate(params: dict, input_ids, *, config: GPTConfig, max_new_tokens: int,
         raise ScratchlmError(f"attention_mask {mask.shape} must match input_ids {(B, T0)}")
     if np.any(mask[:, -1] == 0):
         raise ScratchlmError("generate needs left padding: each prompt's last position must be a real token")
+    if T0 >= config.n_positions:
+        raise ScratchlmError(f"the prompt's {T0} tokens leave no room to generate: the model has "
+                             f"{config.n_positions} positions")
     if max_new_tokens < 1 or T0 + max_new_tokens > config.n_positions:
         raise ScratchlmError(f"max_new_tokens must be in [1, {config.n_positions - T0}] (n_positions "
                              f"{config.n_positions} minus the prompt's {T0}), got {max_new_tokens}")
@@ -485,7 +489,10 @@ def generate_text(params: dict, prompt: str, *, config: GPTConfig, tokenizer, ke
         raise ScratchlmError(f"the prompt {prompt!r} holds no token: give some text to continue")
     if samples < 1:
         raise ScratchlmError(f"samples must be at least 1, got {samples}")
-    max_new_tokens = min(max_new_tokens, config.n_positions - len(ids))
+    if 0 < config.n_positions - len(ids) < max_new_tokens:  # HuggingFace's generate warns, and stops there too
+        warnings.warn(f"max_new_tokens {max_new_tokens} cut to {config.n_positions - len(ids)}: the model has "
+                      f"{config.n_positions} positions and the prompt takes {len(ids)}", stacklevel=2)
+        max_new_tokens = config.n_positions - len(ids)
     new = generate(params, np.tile(np.asarray(ids, np.int32), (samples, 1)), config=config, key=key,
                    max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                    eos_token_id=config.eos_token_id)

@@ -72,7 +72,13 @@ class BertEncoder:
         return {k: v for k, v in params.items() if k in ("embeddings", "encoder", "pooler")}
 
     def special_ids(self, tok) -> SpecialIds:
-        return SpecialIds(cls=tok.cls_token_id, sep=tok.sep_token_id, pad=tok.pad_token_id, unk=tok.unk_token_id)
+        ids = SpecialIds(cls=tok.cls_token_id, sep=tok.sep_token_id, pad=tok.pad_token_id, unk=tok.unk_token_id)
+        missing = [name for name, i in (("[CLS]", ids.cls), ("[SEP]", ids.sep), ("[PAD]", ids.pad)) if i is None]
+        if missing:  # BERT's input is [CLS] text [SEP], padded: a tokenizer without them cannot make it
+            raise ScratchlmError(f"the model's tokenizer has no {', '.join(missing)} token: a BERT encoder reads "
+                                 "[CLS] text [SEP] padded with [PAD] (a WordPiece tokenizer trained with "
+                                 "--special [PAD] [UNK] [CLS] [SEP] [MASK] has them)")
+        return ids
 
     def init_head(self, key: jax.Array, params: dict, task: str, outputs: int) -> dict:
         """``params`` with a fresh ``classifier`` (:math:`W \\sim N(0, 0.02^2)`, :math:`b = 0`).

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,12 @@ class Recipe:
 # peak 1e-4 is chosen by evidence (FinetuneConfig's docstring).
 FULL = Recipe(lr=1e-4, epochs=3)
 LORA = Recipe(lr=2e-3, epochs=6)  # LoRA (Hu et al. 2021): a higher rate for longer (FinetuneConfig's docstring)
+
+
+def check_class_weights(weights: tuple[float, ...]) -> None:
+    """:math:`w_j` scale each class's loss: a negative one rewards the wrong class, and all zeros train nothing."""
+    if not (all(math.isfinite(w) and w >= 0 for w in weights) and sum(weights) > 0):
+        raise ScratchlmError(f"--class-weights must be finite, at least 0 and not all 0, got {tuple(weights)}")
 
 
 @dataclass(frozen=True)
@@ -174,6 +181,8 @@ class FinetuneConfig:
         if self.class_weights is not None and len(self.class_weights) != self.num_labels:
             raise ScratchlmError(f"--class-weights needs one weight per label ({self.num_labels}), "
                                  f"got {self.class_weights}")
+        if self.class_weights is not None:
+            check_class_weights(self.class_weights)
         if self.lora is not None and self.freeze != "none":
             raise ScratchlmError(f"--lora-rank freezes the whole encoder but its adapters; --freeze {self.freeze} "
                                  "cannot be combined with it")

@@ -116,6 +116,15 @@ BEFORE_ANY_WORK = [
     ("finetune --task polarity --folds 1", "--folds must be at least 2"),
     ("finetune --task polarity --limit 0", "--limit must be at least 1"),
     ("tokenize train --model bpe --vocab-size 0 --corpus lee", "--vocab-size must be at least 1"),
+    # options of another model, or of nothing: refused rather than ignored
+    ("tokenize train --model bpe --vocab-size 50 --corpus lee --cased", "--cased applies to --model wordpiece only"),
+    ("tokenize train --model unigram --vocab-size 50 --corpus lee --score likelihood", "--score applies to"),
+    ("tokenize train --model unigram --vocab-size 50 --corpus lee --min-frequency 2", "--min-frequency applies"),
+    ("tokenize train --model bpe --vocab-size 50 --corpus lee --special [PAD] [PAD]", "distinct, non-blank"),
+    ("glove --epochs 0", "--epochs must be at least 1"),
+    ("finetune --task polarity --class-weights -1,1", "--class-weights must be finite, at least 0"),
+    ("finetune --task polarity --class-weights 0,0", "not all 0"),
+    ("demo --steps ,", "--steps names no step"),
     # input paths: missing, a folder, not UTF-8
     *[(f"{cmd} --corpus {{{kind}}}", phrase)
       for cmd in ("word2vec", "glove", "gru-lm train", "pretrain", "tokenize train --model bpe --vocab-size 50")
@@ -211,6 +220,36 @@ def test_bad_input_is_one_error_line_before_any_work(line, phrase, files, no_wor
     assert not files["out"].exists() or not any(files["out"].iterdir())
 
 
+# Mistakes argparse finds (a flag it does not know, a value of the wrong type): one line too, with the
+# command's prefix, not argparse's usage block first (scratchlm.cli._Parser).
+ARGPARSE = [
+    ("word2vec --corpus lee --dimm 5", "word2vec", "unrecognized arguments: --dimm 5"),
+    ("word2vec --corpus lee --dim abc", "word2vec", "argument --dim: invalid int value: 'abc'"),
+    ("word2vec --corpus lee --quiet --verbose", "word2vec", "not allowed with argument --quiet"),
+    ("gru-lm train --corpus lee --bogus 1", "gru-lm train", "unrecognized arguments: --bogus 1"),
+    # a seed the random generators cannot take overflowed in the first draw, after the run folder was made
+    *[(f"{cmd} --seed {value}", cmd.split(" --")[0], "argument --seed: must be in [0, 4294967295]")
+      for cmd in ("word2vec --corpus lee", "glove --corpus lee", "finetune --task polarity", "pretrain")
+      for value in ("99999999999999999999", "-1")],
+    ("generate --model x --prompt the --seed 2.5", "generate", "argument --seed: a whole number expected"),
+    ("", "", "the following arguments are required: COMMAND"),
+]
+
+
+@pytest.mark.parametrize("line, command, phrase", ARGPARSE)
+def test_argparse_mistakes_are_one_error_line(line, command, phrase, files, no_work, capsys):
+    argv = [part.format(**files) for part in line.split()]
+    if argv and argv[0] not in ("generate",) and "--out" not in argv:
+        argv += ["--out", str(files["out"])]
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert stop.value.code == 2 and len(lines) == 1, err
+    assert lines[0].startswith(" ".join(["scratchlm", command]).strip() + ": error: ") and phrase in lines[0], err
+    assert not files["out"].exists()
+
+
 @pytest.mark.parametrize("line, phrase", DAMAGED)
 def test_damaged_input_files_are_one_error_line(line, phrase, files, capsys):
     command, argv = _argv(line, files)
@@ -251,6 +290,26 @@ def test_the_tokenizer_and_the_model_must_agree(files, tmp_path, capsys):
     rc = cli.main(["finetune", "--task", "polarity", "--init", str(small), "--limit", "8", "--epochs", "1",
                    "--max-length", "64", "--out", str(tmp_path / "ft")])  # within the model's 64 positions
     assert "is outside [0, 50)" in _one_error_line(capsys, "finetune", rc)
+
+
+def test_a_bert_needs_a_tokenizer_with_its_special_tokens(tmp_path, capsys):
+    """A BERT folder whose tokenizer.json has no [CLS], [SEP] or [PAD] (a byte-level BPE put beside it): named,
+    before the run folder is made (it was a traceback from the batch padder)."""
+    import jax
+
+    from scratchlm.data import corpora
+    from scratchlm.models import bert
+    from scratchlm.tokenizers import pipelines
+
+    tok = pipelines.train_bpe(corpora.lee_corpus()[:40], 300, byte_level=True)
+    config = bert.BertConfig(vocab_size=300, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=16, max_position_embeddings=64)
+    small = tmp_path / "small"
+    bert.save_pretrained(small, bert.init(jax.random.key(0), config), config, tokenizer=tok)
+    rc = cli.main(["finetune", "--task", "polarity", "--init", str(small), "--limit", "8", "--epochs", "1",
+                   "--max-length", "64", "--out", str(tmp_path / "ft")])
+    assert "has no [CLS], [SEP], [PAD] token" in _one_error_line(capsys, "finetune", rc)
+    assert not (tmp_path / "ft").exists()
 
 
 def test_help_shows_every_default(capsys):

@@ -73,3 +73,17 @@ def test_the_demo_step_trains_samples_and_fine_tunes(tmp_path):
     assert 0.0 <= r["polarity_test_accuracy"] <= 1.0 and "polarity acc" in r["result"]
     # the GRU LM scored on the GPT's held-out tokens: a perplexity (above 1, finite) beside the GPT's
     assert 1.0 < r["gru_perplexity"] < float("inf") and "GRU LM" in r["result"]
+
+
+def test_the_model_length_bounds_the_continuation(tmp_path, capsys):
+    """n_positions 32: more new tokens than fit are cut, with a warning (HuggingFace's generate warns too);
+    a prompt that fills every position is one error line that says so."""
+    import pytest
+
+    _model_folder(tmp_path)
+    with pytest.warns(UserWarning, match="max_new_tokens 100 cut to"):
+        assert main(["generate", "--model", str(tmp_path), "--prompt", "the cat", "--max-new-tokens", "100"]) == 0
+    capsys.readouterr()
+    assert main(["generate", "--model", str(tmp_path), "--prompt", " ".join(TEXT), "--max-new-tokens", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("scratchlm generate: error: the prompt's") and "leave no room" in err

@@ -22,7 +22,7 @@ def corpus(tmp_path):
 @pytest.mark.parametrize("model, extra", [("bpe", ["--byte-level"]), ("bpe", []),
                                           ("wordpiece", ["--special", "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])])
 def test_train_writes_a_file_huggingface_reads(corpus, tmp_path, model, extra):
-    out = tmp_path / "tok.json"
+    out = tmp_path / "new" / "folder" / "tok.json"  # folders that do not exist yet are made
     assert cli.main(["tokenize", "train", "--model", model, "--vocab-size", "400", "--corpus", str(corpus),
                      "--out", str(out), *extra]) == 0
     ours, hf = tokenizers.load(out), hf_tokenizers.Tokenizer.from_file(str(out))

@@ -32,7 +32,7 @@ class GloveConfig:
 
     def __post_init__(self):
         checks.at_least("dim", self.dim, 1)
-        checks.at_least("epochs", self.epochs, 0)
+        checks.at_least("epochs", self.epochs, 1)
         checks.at_least("batch_size", self.batch_size, 1)
         checks.positive("x_max", self.x_max)
         checks.at_least("alpha", self.alpha, 0)
