@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except ScratchlmError as err:
+        if "scratchlm.training.run" in sys.modules:  # a run folder opened before the mistake was found
+            sys.modules["scratchlm.training.run"].release_unstarted()
         print(f"scratchlm {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -94,9 +94,10 @@ class OptimizerConfig:
     clip_norm: float | None = None  # global gradient-norm clip
 
     def __post_init__(self):
-        if not self.learning_rate > 0 or self.steps < 1 or self.warmup_steps < 0 or self.weight_decay < 0:
-            raise ScratchlmError(f"learning rate > 0, steps >= 1, warm-up >= 0 and weight decay >= 0 expected, got "
-                                 f"{self.learning_rate}, {self.steps}, {self.warmup_steps}, {self.weight_decay}")
+        checks.positive("lr", self.learning_rate)  # each named as its flag is
+        checks.at_least("steps", self.steps, 1)
+        checks.at_least("warmup_steps", self.warmup_steps, 0)
+        checks.at_least("weight_decay", self.weight_decay, 0)
 
 
 def make_optimizer(optimizer: OptimizerConfig, *, trainable=None):

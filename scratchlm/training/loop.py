@@ -340,7 +340,7 @@ def train(
             if not math.isfinite(loss):
                 raise NonFiniteLossError(
                     f"loss is {loss} at step {s} (batch_fn({s})); last good checkpoint: "
-                    + (str(last_ckpt) if last_ckpt else "none (set LoopConfig.checkpoint_dir to keep one)")
+                    + (str(last_ckpt) if last_ckpt else "none (no checkpoint was written before it)")
                 )
         now = time.perf_counter()
         record = {"step": fetched[-1][0] + 1, "split": "train"}

@@ -191,6 +191,17 @@ class Run:
 _TRAINING: dict[Path, Run] = {}
 
 
+def release_unstarted() -> None:
+    """After a mistake found once a run folder was opened (a check that needs the data, such as more folds
+    than examples), while nothing but ``run.json`` has been written: this process's new runs give their
+    folders back, so the corrected command starts afresh there instead of meeting "holds another run".
+    Only this process's own new runs, so another process's run is never touched."""
+    for out, run in list(_TRAINING.items()):
+        if run.lead and run.state == "new" and run.out.is_dir() and [p.name for p in run.out.iterdir()] == [RUN_FILE]:
+            (run.out / RUN_FILE).unlink()
+            _TRAINING.pop(out, None)
+
+
 def checkpoint_written(path: Path) -> None:
     """Called by :func:`scratchlm.training.checkpoint.save_checkpoint` after each checkpoint is in place
     (from its writer thread too): the run training into a folder above ``path`` records it in ``run.json``."""

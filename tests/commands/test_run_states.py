@@ -389,3 +389,16 @@ def test_probe_finetune_again_with_another_lr_is_refused(tiny_encoder, tmp_path,
     assert main([*argv, "--lr", "0.001"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (out / "metrics.json").read_bytes() == metrics
+
+
+def test_a_mistake_found_after_the_folder_was_opened_gives_it_back(tmp_path, capsys):
+    """GloVe learns that no word reaches --min-count only once it counts, after its run folder is opened: the
+    error leaves nothing there, and the corrected command trains into the same folder (it was refused as
+    "holds another run", asking for --overwrite)."""
+    out = tmp_path / "glove"
+    argv = ["glove", "--corpus", "lee", "--dim", "4", "--epochs", "1", "--out", str(out)]
+    assert main([*argv, "--min-count", "100000"]) == 2
+    assert "no word occurs at least min_count=100000" in capsys.readouterr().err
+    assert not any(out.iterdir())
+    assert main([*argv, "--min-count", "5"]) == 0
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"

@@ -80,8 +80,10 @@ def test_configs_raise_scratchlm_errors():
         bag.CVConfig(folds=1)
     with pytest.raises(ScratchlmError, match="test-fraction"):
         classify.HoldoutConfig(test_fraction=1.0)
-    with pytest.raises(ScratchlmError, match="learning rate"):
+    with pytest.raises(ScratchlmError, match="--lr must be a positive"):
         classify.OptimizerConfig(0.0, 10)
+    with pytest.raises(ScratchlmError, match="--weight-decay must be at least 0"):  # named as its flag
+        classify.OptimizerConfig(0.1, 10, weight_decay=-1.0)
     with pytest.raises(ScratchlmError, match="dropout"):
         C.ClassifierConfig(vocab_size=7, dropout=1.0)
     with pytest.raises(ScratchlmError, match="--layers"):
