@@ -66,7 +66,11 @@ def find_benchmarks(explicit: Path | None = None) -> Path:
 
     if explicit is not None:
         if not explicit.is_dir():
-            raise ScratchlmError(f"--benchmarks {explicit}: no such folder")
+            raise ScratchlmError(f"--benchmarks {explicit}: " + ("a file, not a folder" if explicit.exists() else
+                                                                  "no such folder"))
+        if not (explicit / "common.py").is_file():
+            raise ScratchlmError(f"--benchmarks {explicit}: not a benchmarks/ folder (no common.py, which every "
+                                 "suite imports)")
         return explicit.resolve()
     installed = Path(scratchlm.__file__).resolve().parents[1] / "benchmarks"
     if (installed / "common.py").is_file():
@@ -271,6 +275,10 @@ def run(args: argparse.Namespace) -> int:
     present = available_suites(folder)
     if args.suite:
         suites = [s.strip() for s in args.suite.split(",") if s.strip()]
+        unknown = [s for s in suites if s not in SUITES and s not in present]
+        if unknown or not suites:  # a suite of SUITES not written yet is still reported, as "not available"
+            raise ScratchlmError(f"--suite: unknown suite(s) {unknown}; choose from "
+                                 f"{', '.join(sorted(set(SUITES) | set(present)))}")
     else:
         suites = list(SUITES) + [s for s in present if s not in SUITES]
     no_quick = [s for s in suites if args.quick and (folder / f"{s}.py").is_file()

@@ -95,6 +95,9 @@ def evaluate(args_like) -> dict:
     if getattr(args_like, "encoder", "bag") != "bag":
         return _evaluate_recurrent(args_like)
     _refuse(args_like, [f for f in _RECURRENT_FLAGS.values() if f not in _FLAGS.values()], "--encoder lstm|gru")
+    if getattr(args_like, "init", "random") != "random" and getattr(args_like, "dim", None) is not None:
+        # it was ignored, and recorded as the embedding's width
+        raise ScratchlmError(f"--dim sizes a random embedding; --init {args_like.init} brings its vectors' width")
     given = {field: getattr(args_like, flag) for field, flag in _FLAGS.items()
              if getattr(args_like, flag, None) is not None}
     if getattr(args_like, "lr", None) is not None:

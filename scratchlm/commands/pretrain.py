@@ -133,6 +133,7 @@ def _given(args: argparse.Namespace, flags: dict[str, str]) -> dict:
 def check_flags(args: argparse.Namespace) -> None:
     """The flags that no config dataclass checks, and the paths: before any work."""
     from scratchlm import checks
+    from scratchlm.errors import ScratchlmError
 
     check_run_folder(args)
     for name in ("vocab_size", "intermediate", "limit"):
@@ -143,6 +144,13 @@ def check_flags(args: argparse.Namespace) -> None:
         checks.input_file(args.tokenizer, "--tokenizer")
     if args.init:
         init_source(args.init)
+        shaping = [flag for flag, value in (("--layers", args.layers), ("--hidden", args.hidden),
+                                            ("--heads", args.heads), ("--intermediate", args.intermediate),
+                                            ("--pre-ln", args.pre_ln or None)) if value is not None]
+        if shaping:  # they were ignored, and recorded as if they had shaped the model
+            raise ScratchlmError(f"{', '.join(shaping)} shape a new model; --init {args.init} brings its own")
+    if args.tokenizer is not None and args.vocab_size is not None:
+        raise ScratchlmError("--vocab-size sizes the tokenizer pretrain trains; --tokenizer brings its own")
 
 
 def _read_inputs(args: argparse.Namespace, init_path, from_pretrained, compute: dict):
@@ -157,7 +165,11 @@ def _read_inputs(args: argparse.Namespace, init_path, from_pretrained, compute: 
     tok_path = args.tokenizer or init_path / "tokenizer.json"
     if not Path(tok_path).is_file():
         raise ScratchlmError(f"--init {args.init}: no tokenizer.json in {init_path}; pass --tokenizer")
-    return config, params, tokenizers.load(tok_path)
+    tokenizer = tokenizers.load(tok_path)
+    if args.tokenizer and tokenizer.get_vocab_size() != config.vocab_size:  # its ids would mean other tokens
+        raise ScratchlmError(f"--tokenizer {args.tokenizer} has {tokenizer.get_vocab_size()} tokens, the model of "
+                             f"--init {args.init} {config.vocab_size}: continue a model with its own tokenizer")
+    return config, params, tokenizer
 
 
 def pretrain_command(args: argparse.Namespace, *, progress: bool | None = None) -> dict:

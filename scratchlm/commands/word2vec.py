@@ -249,7 +249,10 @@ def _train_and_write(args, sentences, clock) -> dict:
             if lead:
                 save_word2vec(wv, out / "vectors.txt")
         with clock.phase("score"):  # what is left of the scoring once the vectors are written
-            scores = scoring.result()
+            try:
+                scores = scoring.result()
+            except ScratchlmError as err:  # gensim's data not installed, or no pair in a tiny vocabulary:
+                scores = {"evaluation_error": str(err)}  # the vectors stand, unscored (as GloVe's command does)
     trained_words = raw_words * (config.epochs - start_epoch)
     metrics = {"model": config.model, "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
                "raw_words": raw_words, "vocab_size": len(vocab), "epochs": config.epochs,
@@ -277,9 +280,10 @@ def run(args: argparse.Namespace) -> int:
 
     metrics = train_and_write(args, clock=clock)
     written = f"vectors in {args.out / 'vectors.txt'}" if jax.process_index() == 0 else "process 0 writes the vectors"
-    print(f"{metrics['words_per_second']:,.0f} words/s, loss {metrics['final_loss']:.3f}, analogy "
-          f"{metrics['analogy_accuracy']:.3f}, WordSim-353 {metrics['wordsim353_spearman']:.3f}, "
-          f"SimLex-999 {metrics['simlex999_spearman']:.3f}; {written}")
+    scores = (f"not evaluated ({metrics['evaluation_error']})" if "evaluation_error" in metrics else
+              f"analogy {metrics['analogy_accuracy']:.3f}, WordSim-353 {metrics['wordsim353_spearman']:.3f}, "
+              f"SimLex-999 {metrics['simlex999_spearman']:.3f}")
+    print(f"{metrics['words_per_second']:,.0f} words/s, loss {metrics['final_loss']:.3f}, {scores}; {written}")
     return 0
 
 

@@ -122,6 +122,10 @@ BEFORE_ANY_WORK = [
     ("tokenize train --model unigram --vocab-size 50 --corpus lee --min-frequency 2", "--min-frequency applies"),
     ("tokenize train --model bpe --vocab-size 50 --corpus lee --special [PAD] [PAD]", "distinct, non-blank"),
     ("glove --epochs 0", "--epochs must be at least 1"),
+    # flags another flag makes meaningless were ignored, and recorded as settings
+    ("classify --init minilm --dim 32", "--dim sizes a random embedding; --init minilm brings"),
+    ("pretrain --init minilm --layers 2 --pre-ln", "--layers, --pre-ln shape a new model; --init minilm brings"),
+    ("pretrain --tokenizer {tokenizer} --vocab-size 50", "--vocab-size sizes the tokenizer pretrain trains"),
     ("finetune --task polarity --class-weights -1,1", "--class-weights must be finite, at least 0"),
     ("finetune --task polarity --class-weights 0,0", "not all 0"),
     ("demo --steps ,", "--steps names no step"),
@@ -155,6 +159,9 @@ BEFORE_ANY_WORK = [
     (f"tokenize train --model bpe --vocab-size 50 --corpus lee --out {UNWRITABLE}/tok.json", "cannot write"),
     ("bench --benchmarks {missing}", "--benchmarks"),
     ("bench --timeout 0", "--timeout must be a positive"),
+    ("bench --suite banana --quick", "--suite: unknown suite(s) ['banana']"),
+    ("bench --benchmarks {folder}", "not a benchmarks/ folder"),
+    ("bench --benchmarks {a_file}", "a file, not a folder"),
     ("bench --json {folder}", "--json"),
     (f"docs --out {UNWRITABLE}", "cannot write"),
     ("docs --katex {missing}", "--katex"),
@@ -310,6 +317,14 @@ def test_a_bert_needs_a_tokenizer_with_its_special_tokens(tmp_path, capsys):
                    "--max-length", "64", "--out", str(tmp_path / "ft")])
     assert "has no [CLS], [SEP], [PAD] token" in _one_error_line(capsys, "finetune", rc)
     assert not (tmp_path / "ft").exists()
+    # continuing it with a tokenizer of another vocabulary: its ids would name other rows of the table
+    wordpiece = pipelines.train_bert_wordpiece(corpora.lee_corpus()[:40], 200,
+                                               special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    wordpiece.save(tmp_path / "wp.json")
+    rc = cli.main(["pretrain", "--init", str(small), "--tokenizer", str(tmp_path / "wp.json"), "--corpus", "lee",
+                   "--limit", "20", "--out", str(tmp_path / "pt")])
+    assert "has 200 tokens, the model of --init" in _one_error_line(capsys, "pretrain", rc)
+    assert not (tmp_path / "pt").exists()
 
 
 def test_help_shows_every_default(capsys):

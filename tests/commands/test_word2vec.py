@@ -34,6 +34,28 @@ def test_command_writes_vectors_gensim_loads_and_resumes(tmp_path):
     assert (tmp_path / "o" / "vectors.txt").read_bytes() == full
 
 
+def test_without_the_evaluation_data_the_vectors_stand_unscored(tmp_path, monkeypatch, capsys):
+    """gensim's evaluation files missing: the run finishes with its vectors, says why it has no scores, and exits
+    0 (as GloVe's command does); it had trained, then failed at the end with exit 2 and an unfinished run."""
+    from scratchlm.cli import main
+    from scratchlm.embeddings import evaluate
+    from scratchlm.errors import ScratchlmError
+
+    def missing(*args, **kwargs):
+        raise ScratchlmError('the analogy questions come from the gensim wheel: pip install "scratchlm[data]"')
+
+    monkeypatch.setattr(evaluate, "standard_scores", missing)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(" ".join(s) for s in planted_corpus(400, seed=1)) + "\n")
+    argv = ["word2vec", "--corpus", str(corpus), "--epochs", "2", "--dim", "8", "--min-count", "1", "--sample", "1e-2",
+            "--batch-size", "16", "--steps-per-call", "8", "--quiet", "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    assert "not evaluated (the analogy questions come from the gensim wheel" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert "pip install" in metrics["evaluation_error"] and (tmp_path / "o" / "vectors.txt").is_file()
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["status"] == "complete"
+
+
 @pytest.mark.parametrize("argv, batch, normalize, share", [
     ([], 384, False, 8),  # this CPU: the command's CPU default, sets of 8 centres sharing noise words
     (["--model", "cbow"], 1024, False, 32),  # CBOW: sets of 32 centres across runs
