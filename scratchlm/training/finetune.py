@@ -162,9 +162,11 @@ class FinetuneConfig:
         if self.head == "sigmoid" and (self.task != "sequence" or self.num_labels != 2):
             raise ScratchlmError("--head sigmoid is for binary sequence tasks (num_labels == 2)")
         parse_freeze(self.freeze)
-        for name, flag in (("epochs", "--epochs"), ("batch_size", "--batch-size"), ("num_labels", "labels")):
+        for name, flag in (("epochs", "--epochs"), ("batch_size", "--batch-size")):
             if getattr(self, name) < 1:
                 raise ScratchlmError(f"{flag} must be at least 1, got {getattr(self, name)}")
+        if self.num_labels < 2:  # one class: the loss is 0 from the start and nothing is learnt
+            raise ScratchlmError(f"the task has {self.num_labels} label(s); a classifier needs at least 2")
         checks.positive("lr", self.lr)
         if self.compile_steps < 0:
             raise ScratchlmError(f"compile_steps must be 0 or more, got {self.compile_steps}")

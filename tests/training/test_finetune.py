@@ -150,11 +150,13 @@ def test_trainable_mask_rejects_unknown_policies(base_params):
 @pytest.mark.parametrize("field,value,match", [("freeze", "bogus", "freeze must be"), ("epochs", 0, "epochs"),
                                                ("head", "tanh", "head"), ("warmup_fraction", 1.5, "warmup-fraction"),
                                                ("class_weights", (1.0,), "class-weights"),
+                                               ("class_weights", (-1.0, 1.0), "at least 0 and not all 0"),
+                                               ("num_labels", 1, "a classifier needs at least 2"),
                                                ("schedule", "warmup", "--schedule must be one of"),
                                                ("compile_steps", -1.0, "compile_steps must be 0 or more")])
 def test_finetune_config_raises_scratchlm_errors(field, value, match):
     with pytest.raises(ScratchlmError, match=match):
-        ft.FinetuneConfig(task="sequence", num_labels=2, **{field: value})
+        ft.FinetuneConfig(**{"task": "sequence", "num_labels": 2, field: value})
 
 
 @pytest.mark.parametrize("name", list(ft.SCHEDULES))

@@ -58,6 +58,10 @@ def test_load_trained_and_sample_text(tmp_path):
     params = gru_lm.init(jax.random.key(0), model)
     with pytest.raises(ScratchlmError, match="not a `gru-lm train` output folder"):
         load_trained(tmp_path)
+    (tmp_path / "run.json").write_text(json.dumps({"command": "gru-lm train", "status": "running"}))
+    with pytest.raises(ScratchlmError, match="unfinished `gru-lm train` run: run the same train command again"):
+        load_trained(tmp_path)  # killed before its model was written: it has checkpoints only
+    (tmp_path / "run.json").unlink()
     (tmp_path / "config.json").write_text(json.dumps({"model": model.__dict__}))
     codec.save(tmp_path)
     checkpoint.save_params(tmp_path / "params.msgpack", params)
