@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from scratchlm.errors import ScratchlmError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("site"), help="output folder (default: site/)")
@@ -34,6 +36,14 @@ def run(args: argparse.Namespace) -> int:
     from scratchlm.docsite import build_site
 
     checks.output_folder(args.out)
+    from scratchlm.docsite.build import MARKER
+
+    if args.out.is_dir() and any(args.out.iterdir()) and not (args.out / MARKER).is_file():
+        # its pages would land among someone's files, and a later build could not tell which are whose
+        raise ScratchlmError(f"--out {args.out} is not empty and holds no site scratchlm built; give a new or "
+                             "empty folder")
+    if args.screenshot is not None and not args.check:
+        raise ScratchlmError("--screenshot goes with --check (the browser takes it)")
     if args.screenshot is not None:
         checks.output_file(args.screenshot, "--screenshot")
     katex_dir = args.katex or os.environ.get("SCRATCHLM_KATEX_DIR") or None

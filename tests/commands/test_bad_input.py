@@ -165,6 +165,8 @@ BEFORE_ANY_WORK = [
     ("bench --json {folder}", "--json"),
     (f"docs --out {UNWRITABLE}", "cannot write"),
     ("docs --katex {missing}", "--katex"),
+    ("docs --out {not_run}", "is not empty and holds no site scratchlm built"),
+    ("docs --out {out} --screenshot {out}/x.png", "--screenshot goes with --check"),
 ]
 
 # Damaged model files, found when they are read.
