@@ -41,6 +41,7 @@ import numpy as np
 
 from scratchlm.errors import ScratchlmError
 from scratchlm.io import read_text
+from scratchlm.models import hub
 from scratchlm.models.bert import check_tensors, flatten_params, unflatten_params
 from scratchlm.nn.attention import (
     causal_mask,
@@ -519,12 +520,14 @@ def from_pretrained(path: str | Path, **config_overrides) -> tuple[GPTConfig, di
 
     ``lm_head.weight``, when written, must equal ``wte.weight`` (the head is tied).  Any tensor missing,
     left over, or of the wrong shape raises :class:`ScratchlmError` naming every such tensor.
-    ``config_overrides`` set compute options (``dtype``, ``fused_attention``, dropout).
+    ``config_overrides`` set compute options (``dtype``, ``fused_attention``, dropout).  ``path`` is a folder
+    or a HuggingFace Hub id (``"gpt2"``), found in the Hub cache or fetched through ``huggingface_hub`` when
+    installed, as :func:`scratchlm.models.bert.from_pretrained` takes it (:func:`scratchlm.models.hub.resolve`).
     Returns (config, params) with float32 parameters.
     """
     from safetensors.numpy import load_file
 
-    path = Path(path)
+    path = hub.resolve(path)
     config_file, weights_file = path / "config.json", path / "model.safetensors"
     for f in (config_file, weights_file):
         if not f.is_file():

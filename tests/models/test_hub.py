@@ -94,3 +94,18 @@ def test_names_that_are_nothing(tmp_path):
     (tmp_path / "f.txt").write_text("x")
     with pytest.raises(ScratchlmError, match="is a file"):
         bert.from_pretrained(tmp_path / "f.txt")
+
+
+def test_gpt_from_pretrained_takes_a_hub_id_as_bert_does(tmp_path, monkeypatch):
+    """``gpt.from_pretrained("gpt2")`` goes through hub.resolve, as BERT's loader does (it read the id as a
+    local path and said "gpt2/config.json not found"); the Hub's fetch is replaced by a saved folder here."""
+    from scratchlm.models import gpt
+
+    config = gpt.GPTConfig(vocab_size=30, n_positions=16, n_embd=8, n_layer=1, n_head=2)
+    params = random_params(gpt.init, config)
+    gpt.save_pretrained(tmp_path / "snapshot", params, config)
+    monkeypatch.setattr(hub, "_from_hub", lambda repo_id: tmp_path / "snapshot" if repo_id == "acme/tiny-gpt" else
+                        pytest.fail(repo_id))
+    loaded_config, loaded = gpt.from_pretrained("acme/tiny-gpt")
+    assert loaded_config.n_embd == 8
+    np.testing.assert_array_equal(loaded["wte"]["weight"], np.asarray(params["wte"]["weight"], np.float32))
