@@ -251,6 +251,12 @@ def _run(args: argparse.Namespace, clock) -> int:
     folds = args.folds if args.folds is not None else (5 if args.task == "polarity" else None)
     if task["kind"] == "token" and folds:
         raise ScratchlmError("--folds is for sequence tasks; token tasks use their train/dev/test splits")
+    n = len(task.get("examples", ()))
+    if task["kind"] == "sequence" and (n < 10 if not folds else n < folds):
+        # without --folds a tenth is the test set and a tenth the dev set (a 10-fold stratified split)
+        raise ScratchlmError(f"the task has {n} examples: too few for " + (
+            f"{folds}-fold cross-validation (--folds)" if folds else
+            "its test and dev tenths (at least 10 are needed; or cross-validate with --folds)"))
     init_kind = init_source(args.init)
     init_path = resolve_init(args.init)  # fetched once (a Hub id); load_init reads the folder
     arch = encoders.init_arch(model_folder(init_path), args.init)

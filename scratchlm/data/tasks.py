@@ -224,6 +224,11 @@ def load_task(spec: str, limit: int | None = None) -> dict:
         names = label_vocabulary([y for _, _, y in raw])
         examples = [(a, b, names.index(y)) for a, b, y in raw]
         return {"kind": "sequence", "labels": names, "examples": examples[:limit] if limit else examples}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        head = f.read(4096)
+    if head.lstrip().startswith("__label__"):  # it would read as CoNLL: token __label__X, tag its last word
+        raise ScratchlmError(f"--task {spec}: fastText '__label__X text' lines; a sequence task is a .jsonl of "
+                             '{"text": ..., "label": ...} lines (scratchlm classify --data reads fastText files)')
     sentences = read_conll(path)
     part = [i % 10 for i in range(len(sentences))]  # 80/10/10 in file order, interleaved
     splits = {"test": [s for s, p in zip(sentences, part) if p == 0],

@@ -294,7 +294,8 @@ def open_run(config: RunConfig, *, command: str, settings: dict, data: str, tota
                 diff = differences({"command": theirs["command"]}, {"command": command})
                 diff += differences(theirs["settings"] if isinstance(theirs["settings"], dict) else {}, settings)
                 if theirs["data"] != data:
-                    diff.append("data: other contents (digest of the input data differs)")
+                    diff.append("data: other contents (the digest of the inputs differs: the corpus, task, vectors "
+                                "or --init model)")
                 raise ScratchlmError(f"{out} holds another run ({'; '.join(diff)}); add --overwrite to replace it, "
                                      "or choose another --out")
             total = old.get("total_steps", total_steps)

@@ -56,6 +56,8 @@ def files(tmp_path):
     f["not_run"] = tmp_path / "notes"  # a folder of the user's, not a run folder
     f["not_run"].mkdir()
     (f["not_run"] / "notes.txt").write_text("keep me\n")
+    f["fasttext"] = tmp_path / "labels.txt"
+    f["fasttext"].write_text("__label__pos a fine film\n__label__neg a dull one\n")
     f["out"] = tmp_path / "out"
     return f
 
@@ -166,6 +168,7 @@ BEFORE_ANY_WORK = [
     (f"docs --out {UNWRITABLE}", "cannot write"),
     ("docs --katex {missing}", "--katex"),
     ("docs --out {not_run}", "is not empty and holds no site scratchlm built"),
+    ("demo --quick --out {not_run}", "is not empty and is not a demo folder"),
     ("docs --out {out} --screenshot {out}/x.png", "--screenshot goes with --check"),
 ]
 
@@ -181,6 +184,10 @@ DAMAGED = [
     ("gru-lm classify --checkpoint {gru_json}", "config.json is damaged"),
     ("tokenize encode --tokenizer {tokenizer}", "is not a tokenizer.json"),
     ("classify --init {vectors}", "vectors.txt"),
+    # too few examples for the split, found once the task is read (before the model is); a fastText file
+    ("finetune --task {fasttext}", "fastText '__label__X text' lines"),
+    ("finetune --task polarity --limit 3", "the task has 3 examples: too few for 5-fold cross-validation"),
+    ("finetune --task polarity --limit 6 --folds 8", "too few for 8-fold cross-validation"),
 ]
 
 _OUT_FLAGS = {"tokenize", "gru-lm generate", "gru-lm classify", "bench", "docs"}
