@@ -107,7 +107,7 @@ def mesh_results(runs) -> dict:
 def test_parse_mesh():
     assert par.parse_mesh("data=8") == {"data": 8}
     assert par.parse_mesh("data=4, model=2") == {"data": 4, "model": 2}
-    for bad in ("data", "data=0", "pipe=2", "data=2,data=2", "data=x"):
+    for bad in ("data", "data=0", "pipe=2", "data=2,data=2", "data=x", "", " "):  # "": it ran on every device
         with pytest.raises(ScratchlmError, match="mesh"):
             par.parse_mesh(bad)
 
@@ -117,6 +117,8 @@ def test_make_mesh_on_one_device_and_too_many():
     assert dict(mesh.shape) == {"data": len(jax.devices()), "model": 1}
     with pytest.raises(ScratchlmError, match="needs 16 devices"):
         par.make_mesh(data=8, model=2)
+    with pytest.raises(ScratchlmError, match="data=1 x model=16 needs 16 devices"):  # it said "needs 0"
+        par.make_mesh(model=16)
     assert par.rules_for(mesh) == par.DATA_PARALLEL_RULES
 
 

@@ -181,8 +181,14 @@ def setup_parallel(args):
     import jax
 
     from scratchlm.distributed import initialize_distributed, make_mesh, parse_mesh
+    from scratchlm.errors import ScratchlmError
 
     coordinator, count = getattr(args, "coordinator", None), getattr(args, "num_processes", None)
+    process_id = getattr(args, "process_id", None)
+    if process_id is not None and coordinator is None and count is None:  # it was ignored
+        raise ScratchlmError("--process-id goes with --coordinator and --num-processes")
+    if count is not None and count < 1:  # before --process-id's range, which it bounds
+        raise ScratchlmError(f"--num-processes must be at least 1, got {count}")
     if coordinator is not None or count is not None:
         if not jax.distributed.is_initialized():
             initialize_distributed(coordinator, count, getattr(args, "process_id", None))

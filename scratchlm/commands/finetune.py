@@ -117,7 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=128, help="sub-tokens per example, specials included")
     config_flag(parser, "--unpad", action=argparse.BooleanOptionalAction, help="BERT's training steps on the "
                 "real tokens only, attention on the padded grid (the same function; --no-unpad: the padded "
-                "batches, whose dropout masks differ)", source=ft + "unpad")
+                "batches, whose dropout masks differ); one device only: with --mesh the batches stay padded",
+                source=ft + "unpad")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N examples of each split "
                         "(default: all)")
     lo = "scratchlm.nn.lora:LoraConfig."
@@ -242,6 +243,11 @@ def _run(args: argparse.Namespace, clock) -> int:
 
     check_flags(args)
     mesh = setup_parallel(args)  # before any other JAX call
+    if mesh is not None:  # a mesh shards the padded batches' rows, which an unpadded batch has given up
+        if args.unpad:
+            raise ScratchlmError("--unpad runs on one device: a --mesh shards the padded batches' rows (leave "
+                                 "--unpad out)")
+        args.unpad = False  # recorded as it runs: one device's default (unpadded) trains other dropout masks
     started = time.perf_counter()
     clock.seconds["imports"] = started - clock.started
     with clock.phase("task"):

@@ -16,6 +16,8 @@ AXES = ("data", "model")
 def parse_mesh(text: str) -> dict[str, int]:
     """``"data=4,model=2"`` -> ``{"data": 4, "model": 2}`` (missing axes are filled in by :func:`make_mesh`)."""
     sizes: dict[str, int] = {}
+    if not text.strip():  # it ran on every device, as if --mesh had been left out
+        raise ScratchlmError(f"--mesh expects axis=size pairs over {AXES} like 'data=4,model=2'; got {text!r}")
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, eq, value = part.partition("=")
         name = name.strip()
@@ -36,7 +38,7 @@ def make_mesh(data: int | None = None, model: int = 1, *, devices: Sequence[jax.
     """
     devices = list(jax.devices() if devices is None else devices)
     if data is None:
-        data = len(devices) // model
+        data = max(1, len(devices) // model)  # model > devices: the message below names model's own count
     if data < 1 or model < 1 or data * model > len(devices):
         raise ScratchlmError(f"a mesh data={data} x model={model} needs {data * model} devices; "
                              f"{len(devices)} available ({devices[0].platform})")

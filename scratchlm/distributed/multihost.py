@@ -27,9 +27,14 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
         raise ScratchlmError(f"--process-id must be in [0, {num_processes}), got {process_id}")
     bind = None if coordinator is None else coordinator_bind_address(coordinator)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # used only by the CPU backend
-    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id,
-                               initialization_timeout=timeout_s, heartbeat_timeout_seconds=timeout_s,
-                               shutdown_timeout_seconds=timeout_s, coordinator_bind_address=bind)
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                                   process_id=process_id, initialization_timeout=timeout_s,
+                                   heartbeat_timeout_seconds=timeout_s, shutdown_timeout_seconds=timeout_s,
+                                   coordinator_bind_address=bind)
+    except ValueError as err:  # JAX found no cluster to read the missing ones from (SLURM, Open MPI, Cloud TPU)
+        raise ScratchlmError(f"cannot start the processes ({err}): give --coordinator HOST:PORT, --num-processes and "
+                             "--process-id, or run under a cluster manager JAX reads them from") from None
 
 
 def coordinator_bind_address(coordinator: str, environ=os.environ) -> str:

@@ -10,6 +10,7 @@ data is read.  Damaged model files are found when they are read, so those cases 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -161,6 +162,8 @@ BEFORE_ANY_WORK = [
     (f"tokenize train --model bpe --vocab-size 50 --corpus lee --out {UNWRITABLE}/tok.json", "cannot write"),
     ("bench --benchmarks {missing}", "--benchmarks"),
     ("bench --timeout 0", "--timeout must be a positive"),
+    ("word2vec --process-id 0", "--process-id goes with --coordinator and --num-processes"),
+    ("glove --coordinator 127.0.0.1:23456 --num-processes 0 --process-id 0", "--num-processes must be at least 1"),
     ("bench --suite banana --quick", "--suite: unknown suite(s) ['banana']"),
     ("bench --benchmarks {folder}", "not a benchmarks/ folder"),
     ("bench --benchmarks {a_file}", "a file, not a folder"),
@@ -370,3 +373,17 @@ def test_pretrain_default_warmup_fits_one_step():
     assert PretrainConfig(steps=1).resolved_warmup_steps == 0
     assert PretrainConfig(steps=4).resolved_warmup_steps == 1  # as before the change (max(1, 4 // 10))
     assert PretrainConfig(steps=1000).resolved_warmup_steps == 100
+
+
+def test_processes_without_a_coordinator_is_one_error_line(tmp_path):
+    """``--num-processes`` alone, outside a cluster manager JAX reads: JAX's ValueError was a traceback.  In a
+    process of its own, as a user runs it (jax.distributed must start before anything else of JAX)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "scratchlm.cli", "word2vec", "--corpus", "lee", "--num-processes",
+                           "1", "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("scratchlm word2vec: error: cannot start the processes"), proc.stderr

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -402,3 +403,23 @@ def test_a_mistake_found_after_the_folder_was_opened_gives_it_back(tmp_path, cap
     assert not any(out.iterdir())
     assert main([*argv, "--min-count", "5"]) == 0
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
+
+
+def test_finetune_on_a_mesh_records_its_padded_steps(tiny_encoder, tmp_path, capsys):
+    """A mesh shards the padded batches' rows, so its steps are never unpadded: the run records unpad false (it
+    said true), --unpad given with a mesh is refused (it was ignored), and a run made on one device (unpadded by
+    default, other dropout masks) is not resumed on a mesh, which mixed the two silently."""
+    argv = ["finetune", "--task", "polarity", "--folds", "2", "--epochs", "1", "--limit", "16", "--max-length", "16",
+            "--batch-size", "4", "--init", str(tiny_encoder), "--quiet"]
+    assert main([*argv, "--mesh", "data=1", "--unpad", "--out", str(tmp_path / "a")]) == 2
+    assert "--unpad runs on one device" in capsys.readouterr().err and not (tmp_path / "a").exists()
+    assert main([*argv, "--mesh", "data=1", "--out", str(tmp_path / "mesh")]) == 0
+    assert json.loads((tmp_path / "mesh" / "run.json").read_text())["settings"]["unpad"] is False
+    (tmp_path / "one").mkdir()
+    shutil.copy(tmp_path / "mesh" / "run.json", tmp_path / "one" / "run.json")
+    record = json.loads((tmp_path / "one" / "run.json").read_text())
+    (tmp_path / "one" / "run.json").write_text(json.dumps({**record, "status": "running",
+                                                           "settings": {**record["settings"], "unpad": None}}))
+    capsys.readouterr()
+    assert main([*argv, "--mesh", "data=1", "--out", str(tmp_path / "one")]) == 2  # a one-device run's folder
+    assert "unpad" in capsys.readouterr().err
