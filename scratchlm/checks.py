@@ -137,6 +137,15 @@ def output_folder(path: str | Path, name: str = "--out") -> Path:
     return path
 
 
+def not_foreign(path: str | Path, marks: set[str], why: str, name: str = "--out") -> None:
+    """``path`` is new, empty, or holds one of the entries ``marks`` (a folder this command made): a command
+    never writes its files among someone else's.  ``why`` says what the folder is not."""
+    path = Path(path)
+    entries = {p.name for p in path.iterdir()} if path.is_dir() else set()
+    if entries and not entries & marks:
+        raise ScratchlmError(f"{flag(name)} {path} is not empty and {why}; give a new or empty folder")
+
+
 def output_file(path: str | Path, name: str = "--out") -> Path:
     """``path`` names a file scratchlm can write (not a folder), in a folder it can write into or create."""
     path = Path(path)

@@ -73,10 +73,7 @@ def run(args: argparse.Namespace) -> int:
         raise ScratchlmError(f"--steps: unknown step(s) {unknown}; choose from {list(known)}" if unknown else
                              f"--steps names no step; choose from {list(known)}")
     checks.output_folder(args.out)
-    if args.out.is_dir() and any(args.out.iterdir()) and not {p.name for p in args.out.iterdir()} & {"quick", "full"}:
-        # its steps' folders would land among someone's files (a demo folder holds quick/ or full/)
-        raise ScratchlmError(f"--out {args.out} is not empty and is not a demo folder (no quick/ or full/); "
-                             "give a new or empty folder")
+    checks.not_foreign(args.out, {"quick", "full"}, "is not a demo folder (no quick/ or full/)")
     configure_logging(args)
     root = args.out / ("quick" if args.quick else "full")
     root.mkdir(parents=True, exist_ok=True)

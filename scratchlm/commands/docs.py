@@ -38,10 +38,8 @@ def run(args: argparse.Namespace) -> int:
     checks.output_folder(args.out)
     from scratchlm.docsite.build import MARKER
 
-    if args.out.is_dir() and any(args.out.iterdir()) and not (args.out / MARKER).is_file():
-        # its pages would land among someone's files, and a later build could not tell which are whose
-        raise ScratchlmError(f"--out {args.out} is not empty and holds no site scratchlm built; give a new or "
-                             "empty folder")
+    # its pages would land among someone's files, and a later build could not tell which are whose
+    checks.not_foreign(args.out, {MARKER}, "holds no site scratchlm built")
     if args.screenshot is not None and not args.check:
         raise ScratchlmError("--screenshot goes with --check (the browser takes it)")
     if args.screenshot is not None:

@@ -82,6 +82,7 @@ from scratchlm.errors import ScratchlmError
 # reasons there).  A flag left out is None here and takes that default when the command runs: reading the
 # dataclass while the parser is built would import JAX before ``cli.use_compile_cache`` sets the
 # environment JAX reads at import.  The run's settings (metrics.json) record the resolved values.
+HOLDOUT_PARTS = 10  # without --folds, a sequence task's stratified tenths: one the test set, one the dev set
 _CV_CHECKPOINTS = ("; with --folds, a fold writes checkpoints (and its best dev params, best.msgpack) only when "
                    "--checkpoint-every or --keep-checkpoints is given: otherwise a finished fold's result.json is "
                    "the checkpoint, and a fold cut short starts again from its beginning, exactly")
@@ -258,11 +259,10 @@ def _run(args: argparse.Namespace, clock) -> int:
     if task["kind"] == "token" and folds:
         raise ScratchlmError("--folds is for sequence tasks; token tasks use their train/dev/test splits")
     n = len(task.get("examples", ()))
-    if task["kind"] == "sequence" and (n < 10 if not folds else n < folds):
-        # without --folds a tenth is the test set and a tenth the dev set (a 10-fold stratified split)
+    if task["kind"] == "sequence" and n < (folds or HOLDOUT_PARTS):
         raise ScratchlmError(f"the task has {n} examples: too few for " + (
             f"{folds}-fold cross-validation (--folds)" if folds else
-            "its test and dev tenths (at least 10 are needed; or cross-validate with --folds)"))
+            f"its test and dev tenths (at least {HOLDOUT_PARTS} are needed; or cross-validate with --folds)"))
     init_kind = init_source(args.init)
     init_path = resolve_init(args.init)  # fetched once (a Hub id); load_init reads the folder
     arch = encoders.init_arch(model_folder(init_path), args.init)
@@ -377,7 +377,7 @@ def _run(args: argparse.Namespace, clock) -> int:
     else:
         if config.task == "sequence":
             index = np.arange(len(data["labels"]))
-            parts = kfold(len(index), 10, args.seed, stratify_by=data["labels"])
+            parts = kfold(len(index), HOLDOUT_PARTS, args.seed, stratify_by=data["labels"])
             test_index, dev_index = parts[0][1], parts[1][1]
             train_index = np.setdiff1d(index, np.concatenate([test_index, dev_index]))
             splits = {"train": (subset(data, train_index), None), "dev": (subset(data, dev_index), None),

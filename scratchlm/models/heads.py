@@ -128,4 +128,5 @@ def predict(logits, kind: str) -> np.ndarray:
     z = np.asarray(logits)
     if kind == "sigmoid":
         _one_logit(z)
-    return (z[..., 0] > 0).astype(np.int64) if kind == "sigmoid" else z.argmax(-1)
+        return (z[..., 0] > 0).astype(np.int64)
+    return z.argmax(-1)

@@ -29,6 +29,7 @@ from scratchlm.errors import ScratchlmError
 from scratchlm.io import read_text
 from scratchlm.models import gru_lm
 from scratchlm.training import checkpoint, loop
+from scratchlm.training.run import read_record
 
 
 @dataclass(frozen=True)
@@ -141,12 +142,9 @@ def load_trained(folder: Path) -> tuple[dict, gru_lm.GRULMConfig, TextCodec]:
     (``config.json``'s ``model``, ``params.msgpack``, ``vocab.json`` or ``tokenizer.json``)."""
     folder = Path(folder)
     if not (folder / "config.json").is_file() or not (folder / "params.msgpack").is_file():
-        try:
-            record = json.loads(read_text(folder / "run.json")) if (folder / "run.json").is_file() else {}
-        except (json.JSONDecodeError, ScratchlmError):
-            record = {}
-        if isinstance(record, dict) and str(record.get("command", "")).startswith("gru-lm") \
-                and record.get("status") != "complete":  # a killed or running run has checkpoints, no model yet
+        record = read_record(folder) or {}
+        if str(record.get("command", "")).startswith("gru-lm") and record.get("status") != "complete":
+            # a killed or running run has checkpoints, no model yet
             raise ScratchlmError(f"{folder} holds an unfinished `gru-lm train` run: run the same train command "
                                  "again to resume it, then use the folder")
         raise ScratchlmError(f"{folder} is not a `gru-lm train` output folder "

@@ -325,6 +325,18 @@ def _training(run: Run) -> Run:
     return run
 
 
+def read_record(out: str | Path) -> dict | None:
+    """``out``'s ``run.json`` as a dict; None where there is none, or it is damaged (:func:`open_run` names that)."""
+    record_path = Path(out) / RUN_FILE
+    if not record_path.is_file():
+        return None
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def finished(config: RunConfig, *, command: str, settings: dict, data: str, unit: str = "step") -> Run | None:
     """The run in ``config.out`` if it is this one and complete (same ``command`` and ``data``, and every
     value in ``settings`` equal to the recorded one; a dict given may name only some of its keys), else
@@ -332,14 +344,8 @@ def finished(config: RunConfig, *, command: str, settings: dict, data: str, unit
     vocabulary, so that a complete run is reported at once; ``settings`` is then what the command knows
     before that work (what follows from it and the data is recorded too, and needs no comparing).
     Any other state is left to :func:`open_run`, which names what differs."""
-    record_path = Path(config.out) / RUN_FILE
-    if config.overwrite or not record_path.is_file():
-        return None
-    try:
-        old = json.loads(record_path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(old, dict) or old.get("status") != "complete" or old.get("command") != command \
+    old = None if config.overwrite else read_record(config.out)
+    if old is None or old.get("status") != "complete" or old.get("command") != command \
             or old.get("data") != data or not _agrees(_plain(settings), old.get("settings")):
         return None
     total = old.get("total_steps")
